@@ -1,0 +1,7 @@
+"""Allow ``python -m agentd``."""
+
+import sys
+
+from agentd.cli import main
+
+sys.exit(main())

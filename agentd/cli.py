@@ -1,0 +1,149 @@
+"""agentd: the daemon's command line.
+
+``agentd serve`` runs the daemon in the foreground (systemd's way);
+``agentd demo`` shows the product doing its job on an embedded default;
+the rest are tools around them. Exit status 78 means invalid configuration:
+nothing was started and nothing was written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
+
+from agentd import __version__
+from agentd.errors import AgentdError, ConfigInvalid
+
+EXIT_CONFIG = 78
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _load(config: str | None):  # type: ignore[no-untyped-def]
+    from agentd.config import load_settings
+
+    return load_settings(config)
+
+
+def cmd_serve(ns: argparse.Namespace) -> int:
+    """Run the daemon in the foreground until SIGTERM."""
+    import anyio
+
+    from agentd.daemon import run_daemon
+    from agentd.logs import setup_logging, shutdown_logging
+
+    settings = _load(ns.config)
+    try:
+        log_file = setup_logging(settings)
+    except OSError as exc:
+        print(
+            f"agentd: cannot create log folder {settings.resolved_log_dir}: {exc.strerror}",
+            file=sys.stderr,
+        )
+        return 1
+    try:
+        return anyio.run(lambda: run_daemon(settings, log_file=log_file))
+    except AgentdError as exc:
+        from loguru import logger
+
+        logger.error("agentd could not start: {}", exc.message)
+        return EXIT_CONFIG if isinstance(exc, ConfigInvalid) else 1
+    finally:
+        shutdown_logging()
+
+
+def cmd_check_config(ns: argparse.Namespace) -> int:
+    """Validate the configuration and print what the daemon would use."""
+    import json
+
+    settings = _load(ns.config)
+    data = settings.model_dump(mode="json")
+    data["config_file"] = str(settings.config_file) if settings.config_file else None
+    data["socket_path"] = str(settings.resolved_socket_path)
+    data["log_dir"] = str(settings.resolved_log_dir)
+    data["database"] = str(settings.database_path)
+    print(json.dumps(data, indent=2))
+    return 0
+
+
+def cmd_demo(ns: argparse.Namespace) -> int:
+    """Run the demo."""
+    from agentd.demo import run_demo
+
+    return run_demo(state_dir=ns.dir, keep_running=ns.keep_running)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the argument parser."""
+    parser = _Parser(prog="agentd", description="The autonomous-operations daemon.")
+    parser.add_argument("--version", action="version", version=f"agentd {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    p = sub.add_parser(
+        "serve",
+        help="Run the daemon in the foreground (systemd's way).",
+        description="Run the daemon in the foreground until SIGTERM or SIGINT.",
+        epilog="Example: agentd serve --config /etc/agentd/agentd.toml",
+    )
+    p.add_argument(
+        "--config",
+        metavar="PATH",
+        help="configuration file (default: $AGENTD_CONFIG, "
+        "then /etc/agentd/agentd.toml, else built-in defaults)",
+    )
+    p.set_defaults(run=cmd_serve)
+
+    p = sub.add_parser(
+        "check-config",
+        help="Validate the configuration and print it resolved.",
+        description="Validate the configuration and print it resolved, as JSON.",
+        epilog="Example: agentd check-config --config config/agentd.toml",
+    )
+    p.add_argument("--config", metavar="PATH", help="configuration file")
+    p.set_defaults(run=cmd_check_config)
+
+    p = sub.add_parser(
+        "demo",
+        help="Show the product doing its job, offline, on a local state folder.",
+        description="Start the daemon on a demo state folder and show what it does.",
+        epilog="Example: agentd demo --keep-running",
+    )
+    p.add_argument(
+        "--dir",
+        default="demo-state",
+        metavar="PATH",
+        help="demo state folder (default ./demo-state; wiped at start)",
+    )
+    p.add_argument(
+        "--keep-running",
+        action="store_true",
+        help="leave the daemon running for exploration with agentctl",
+    )
+    p.set_defaults(run=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the agentd command line; return the exit status."""
+    ns = build_parser().parse_args(argv)
+    try:
+        return int(ns.run(ns))
+    except ConfigInvalid as exc:
+        print(f"agentd: {exc.message}", file=sys.stderr)
+        return EXIT_CONFIG
+    except AgentdError as exc:
+        print(f"agentd: {exc.message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,223 @@
+"""Command registry, access rules and the dispatcher."""
+
+from __future__ import annotations
+
+import grp
+import os
+import pwd
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import TYPE_CHECKING, Any
+
+from loguru import logger
+
+from agentd.core.audit import AuditEvent, AuditEventType
+from agentd.errors import AgentdError, ErrorCode, PermissionDenied, UnknownCommand
+
+if TYPE_CHECKING:
+    from agentd.daemon import App
+
+
+class Access(IntEnum):
+    """Who may run a command.
+
+    READ: any permitted peer (root, the daemon's user, the control group).
+    OPERATE: root, the daemon's user, or a member of the approvers group.
+    APPROVE: root or a member of the approvers group.
+    """
+
+    READ = 0
+    OPERATE = 1
+    APPROVE = 2
+
+
+@dataclass(frozen=True)
+class Peer:
+    """The process on the other end of a connection (from SO_PEERCRED)."""
+
+    pid: int
+    uid: int
+    gid: int
+    user: str
+    groups: frozenset[str] = frozenset()
+
+    @classmethod
+    def from_ids(cls, pid: int, uid: int, gid: int) -> Peer:
+        """Resolve names for a peer's ids."""
+        try:
+            user = pwd.getpwuid(uid).pw_name
+        except KeyError:
+            user = str(uid)
+        names: set[str] = set()
+        try:
+            gids = os.getgrouplist(user, gid) if user != str(uid) else [gid]
+        except OSError:
+            gids = [gid]
+        for g in gids:
+            try:
+                names.add(grp.getgrgid(g).gr_name)
+            except KeyError:
+                names.add(str(g))
+        return cls(pid=pid, uid=uid, gid=gid, user=user, groups=frozenset(names))
+
+    @classmethod
+    def myself(cls) -> Peer:
+        """Return the current process as a peer (for in-process calls)."""
+        return cls.from_ids(os.getpid(), os.getuid(), os.getgid())
+
+
+@dataclass(frozen=True)
+class AccessPolicy:
+    """Which peers may do what, from the control settings."""
+
+    daemon_uid: int
+    group: str | None = None
+    approvers_group: str | None = None
+
+    def _privileged(self, peer: Peer) -> bool:
+        return peer.uid == 0
+
+    def is_approver(self, peer: Peer) -> bool:
+        """Return True when the peer may approve and reject."""
+        return self._privileged(peer) or (
+            self.approvers_group is not None and self.approvers_group in peer.groups
+        )
+
+    def permitted(self, peer: Peer) -> bool:
+        """Return True when the peer may talk to the daemon at all."""
+        return (
+            self._privileged(peer)
+            or peer.uid == self.daemon_uid
+            or (self.group is not None and self.group in peer.groups)
+            or self.is_approver(peer)
+        )
+
+    def allows(self, peer: Peer, access: Access) -> bool:
+        """Return True when the peer may run a command needing ``access``."""
+        if not self.permitted(peer):
+            return False
+        if access is Access.READ:
+            return True
+        if access is Access.OPERATE:
+            return peer.uid == self.daemon_uid or self.is_approver(peer)
+        return self.is_approver(peer)
+
+
+Emit = Callable[[Any], Awaitable[None]]
+
+
+async def _no_emit(_: Any) -> None:
+    return None
+
+
+@dataclass
+class CommandContext:
+    """What a handler gets: the app, the caller, the arguments, a stream."""
+
+    app: App
+    peer: Peer
+    args: dict[str, Any]
+    emit: Emit = _no_emit
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def actor(self) -> str:
+        """Return the name recorded in audit records for this caller."""
+        return self.peer.user
+
+
+Handler = Callable[[CommandContext], Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class Command:
+    """A registered command."""
+
+    name: str
+    handler: Handler
+    access: Access
+    summary: str
+
+
+REGISTRY: dict[str, Command] = {}
+
+
+def command(
+    name: str, *, access: Access = Access.READ, summary: str = ""
+) -> Callable[[Handler], Handler]:
+    """Register a handler under ``name``."""
+
+    def register(fn: Handler) -> Handler:
+        if name in REGISTRY:
+            raise RuntimeError(f"command {name!r} registered twice")
+        REGISTRY[name] = Command(name, fn, access, summary or (fn.__doc__ or "").strip())
+        return fn
+
+    return register
+
+
+class Dispatcher:
+    """Run commands for peers: access check, errors, refusals audited."""
+
+    def __init__(self, app: App, policy: AccessPolicy) -> None:
+        self.app = app
+        self.policy = policy
+
+    async def refuse(self, peer: Peer, what: str, reason: str) -> PermissionDenied:
+        """Log and audit a refusal; return the error to send."""
+        logger.warning(
+            "refused {} for {} (uid {}, pid {}): {}", what, peer.user, peer.uid, peer.pid, reason
+        )
+        try:
+            await self.app.audit(
+                AuditEvent(
+                    AuditEventType.ACCESS_REFUSED,
+                    actor=peer.user,
+                    subject=what,
+                    data={"uid": peer.uid, "pid": peer.pid, "reason": reason},
+                )
+            )
+        except AgentdError as exc:  # refusing must not depend on the store
+            logger.error("could not audit a refusal: {}", exc)
+        return PermissionDenied(f"{peer.user} (uid {peer.uid}) may not {what}: {reason}")
+
+    async def dispatch(
+        self, peer: Peer, cmd: str, args: dict[str, Any], emit: Emit = _no_emit
+    ) -> Any:
+        """Run one command and return its result.
+
+        :raises AgentdError: the command failed; unexpected exceptions become INTERNAL.
+        """
+        spec = REGISTRY.get(cmd)
+        if spec is None:
+            raise UnknownCommand(f"unknown command {cmd!r}", details={"known": sorted(REGISTRY)})
+        if not self.policy.allows(peer, spec.access):
+            needed = {Access.OPERATE: "operator", Access.APPROVE: "approver"}.get(
+                spec.access, "reader"
+            )
+            raise await self.refuse(peer, f"run {cmd!r}", f"needs the {needed} role")
+        ctx = CommandContext(app=self.app, peer=peer, args=args, emit=emit)
+        try:
+            return await spec.handler(ctx)
+        except AgentdError:
+            raise
+        except Exception as exc:
+            logger.opt(exception=exc).error("command {} failed", cmd)
+            err = AgentdError(
+                f"internal error in {cmd!r} ({type(exc).__name__}); see the daemon log"
+            )
+            err.code = ErrorCode.INTERNAL
+            raise err from exc
+
+
+class InProcessClient:
+    """Call commands without a socket (tests, the demo): same rules, same errors."""
+
+    def __init__(self, dispatcher: Dispatcher, peer: Peer | None = None) -> None:
+        self.dispatcher = dispatcher
+        self.peer = peer or Peer.myself()
+
+    async def call(self, cmd: str, args: dict[str, Any] | None = None) -> Any:
+        """Run a command as this client's peer."""
+        return await self.dispatcher.dispatch(self.peer, cmd, args or {})

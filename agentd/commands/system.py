@@ -1,0 +1,48 @@
+"""Commands about the daemon itself: ping, status."""
+
+from __future__ import annotations
+
+import os
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from agentd import __version__
+from agentd.commands.registry import CommandContext, command
+
+
+@command("ping", summary="Check that the daemon answers.")
+async def ping(ctx: CommandContext) -> dict[str, Any]:
+    """Answer with the daemon's time."""
+    return {"pong": True, "time": datetime.now(UTC).isoformat(timespec="seconds")}
+
+
+@command("status", summary="Show version, state, uptime, schema and paths.")
+async def status(ctx: CommandContext) -> dict[str, Any]:
+    """Describe the running daemon."""
+    app = ctx.app
+    info = await app.store.info()
+    settings = app.settings
+    result: dict[str, Any] = {
+        "version": __version__,
+        "pid": os.getpid(),
+        "state": app.state,
+        "started_at": app.started_at.isoformat(timespec="seconds"),
+        "uptime_s": round(time.monotonic() - app.started_monotonic, 3),
+        "schema_version": info.schema_version,
+        "latest_schema_version": info.latest_schema_version,
+        "store": {
+            "backend": info.backend,
+            "location": info.location,
+            "synchronous": info.synchronous,
+            "journal_mode": info.journal_mode,
+        },
+        "config_file": str(settings.config_file) if settings.config_file else None,
+        "state_dir": str(settings.state_dir),
+        "socket_path": str(settings.resolved_socket_path),
+        "log_file": str(app.log_file) if app.log_file else None,
+        "peer": {"user": ctx.peer.user, "uid": ctx.peer.uid},
+    }
+    for contribute in app.status_contributors:
+        result.update(await contribute())
+    return result

@@ -1,0 +1,284 @@
+"""The daemon's configuration: one TOML file plus ``AGENTD_*`` overrides.
+
+Precedence, highest first: environment (``AGENTD_STATE_DIR``,
+``AGENTD_CONTROL__READ_TIMEOUT_S`` — ``__`` separates nesting), then the TOML
+file, then the defaults below (which ``config/agentd.toml`` repeats, and a test
+keeps the two equal). Every model forbids unknown keys: a typo is an error
+naming the file and the key, never silently ignored.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import difflib
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from agentd import paths
+from agentd.errors import ConfigInvalid
+
+EX_CONFIG = 78  # sysexits.h: configuration error
+MAX_SOCKET_PATH = 107  # sun_path is 108 bytes including the NUL
+
+
+class Section(BaseModel):
+    """Base of every configuration section: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ControlSettings(Section):
+    """The control socket that ``agentctl`` talks to."""
+
+    socket_mode: int = Field(
+        0o660, description="File mode of the socket (0600 or 0660; octal in TOML: 0o660)."
+    )
+    group: str | None = Field(
+        None,
+        description="Group whose members may use agentctl (besides root and the daemon's user).",
+    )
+    approvers_group: str | None = Field(
+        None, description="Group whose members may approve and reject (root always may)."
+    )
+    max_message_bytes: int = Field(
+        1_048_576, ge=1024, le=256 * 1_048_576, description="Largest request accepted, in bytes."
+    )
+    read_timeout_s: float = Field(
+        10.0, gt=0, le=3600, description="A client must send its request within this time."
+    )
+    max_connections: int = Field(
+        256, ge=1, le=10_000, description="Requests served at once; more wait their turn."
+    )
+
+    @field_validator("socket_mode")
+    @classmethod
+    def _restrictive(cls, value: int) -> int:
+        if value not in (0o600, 0o660):
+            raise ValueError(f"must be 0o600 or 0o660, not {oct(value)}")
+        return value
+
+
+class StoreSettings(Section):
+    """The SQLite store."""
+
+    path: Path | None = Field(
+        None, description="Database file (default: STATE_DIR/agentd.sqlite3)."
+    )
+    synchronous: Literal["FULL", "NORMAL"] = Field(
+        "FULL",
+        description=(
+            "SQLite synchronous mode. FULL (default): a decision acknowledged to a client "
+            "survives power loss; group commit keeps it fast. NORMAL survives a crash of the "
+            "daemon but may lose the last transactions on power loss."
+        ),
+    )
+    busy_timeout_ms: int = Field(5000, ge=0, le=600_000, description="Wait this long for a lock.")
+
+
+class LogSettings(Section):
+    """Logging: readable lines to stderr (journald), JSON lines to a rotating file."""
+
+    level: Literal["TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    file_name: str = Field("agentd.jsonl", description="JSON-lines log file inside LOG_DIR.")
+    rotation: str = Field("20 MB", description="Rotate the JSON log at this size.")
+    retention: int = Field(10, ge=1, le=1000, description="Rotated JSON log files kept.")
+
+    @field_validator("file_name")
+    @classmethod
+    def _plain_name(cls, value: str) -> str:
+        if not value or "/" in value or value in (".", ".."):
+            raise ValueError("must be a plain file name")
+        return value
+
+
+class DaemonSettings(Section):
+    """The daemon's own behaviour."""
+
+    shutdown_timeout_s: float = Field(
+        10.0, gt=0, le=600, description="On SIGTERM, wait this long for work in flight."
+    )
+    health_timeout_s: float = Field(
+        5.0,
+        gt=0,
+        le=600,
+        description="A health check slower than this withholds the watchdog ping.",
+    )
+
+
+_FILE_DATA: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("_FILE_DATA")
+
+
+class _TomlSource(PydanticBaseSettingsSource):
+    """Feed the already parsed TOML file into pydantic-settings."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return _FILE_DATA.get({}).get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(_FILE_DATA.get({}))
+
+
+class Settings(BaseSettings):
+    """Everything the daemon reads at start-up (and on ``agentctl reload``)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="AGENTD_", env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+
+    state_dir: Path = Field(
+        default_factory=paths.default_state_dir,
+        description="Folder for the database and everything else the daemon keeps.",
+    )
+    socket_path: Path | None = Field(
+        None, description="Control socket (default: $RUNTIME_DIRECTORY or STATE_DIR/agentd.sock)."
+    )
+    log_dir: Path | None = Field(
+        None, description="Folder for the JSON log (default: $LOGS_DIRECTORY or STATE_DIR/logs)."
+    )
+    control: ControlSettings = ControlSettings()
+    store: StoreSettings = StoreSettings()
+    log: LogSettings = LogSettings()
+    daemon: DaemonSettings = DaemonSettings()
+
+    # Where the values came from; set by load_settings, not by the file.
+    config_file: Path | None = Field(None, exclude=True)
+
+    @field_validator("state_dir", "socket_path", "log_dir")
+    @classmethod
+    def _absolute(cls, value: Path | None) -> Path | None:
+        # A daemon's working directory is not a place to keep state.
+        return value.expanduser().absolute() if value is not None else None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _TomlSource(settings_cls))
+
+    @property
+    def resolved_socket_path(self) -> Path:
+        """Return the socket path, applying the default when unset."""
+        return self.socket_path or paths.default_socket_path(self.state_dir)
+
+    @property
+    def resolved_log_dir(self) -> Path:
+        """Return the log folder, applying the default when unset."""
+        return self.log_dir or paths.default_log_dir(self.state_dir)
+
+    @property
+    def database_path(self) -> Path:
+        """Return the SQLite file, applying the default when unset."""
+        return self.store.path or self.state_dir / "agentd.sqlite3"
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError as exc:
+        raise ConfigInvalid(
+            f"{path}: configuration file not found", details={"file": str(path)}
+        ) from exc
+    except PermissionError as exc:
+        raise ConfigInvalid(
+            f"{path}: cannot read configuration file: permission denied",
+            details={"file": str(path)},
+        ) from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigInvalid(f"{path}: not valid TOML: {exc}", details={"file": str(path)}) from exc
+
+
+def _env_name(loc: tuple[Any, ...]) -> str:
+    return "AGENTD_" + "__".join(str(part).upper() for part in loc)
+
+
+def _in_file(data: dict[str, Any], loc: tuple[Any, ...]) -> bool:
+    node: Any = data
+    for part in loc:
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+    return True
+
+
+def _known_keys(loc: tuple[Any, ...]) -> list[str]:
+    model: Any = Settings
+    for part in loc[:-1]:
+        field = model.model_fields.get(part) if hasattr(model, "model_fields") else None
+        if field is None or not isinstance(field.annotation, type):
+            return []
+        model = field.annotation
+    return list(getattr(model, "model_fields", {}))
+
+
+def _describe(exc: ValidationError, path: Path | None, data: dict[str, Any]) -> ConfigInvalid:
+    lines = []
+    problems = []
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        key = ".".join(str(p) for p in loc)
+        env_name = _env_name(loc)
+        if env_name in os.environ and not _in_file(data, loc):
+            source = f"environment variable {env_name}"
+        else:
+            source = str(path) if path else "built-in defaults"
+        if err["type"] == "extra_forbidden":
+            what = "unknown key"
+            close = difflib.get_close_matches(str(loc[-1]), _known_keys(loc), n=1)
+            if close:
+                what += f" (did you mean {close[0]!r}?)"
+        else:
+            what = err["msg"]
+            if "input" in err and not isinstance(err["input"], dict):
+                what += f" (got {err['input']!r})"
+        lines.append(f"{source}: {key}: {what}")
+        problems.append({"source": source, "key": key, "problem": what})
+    message = "invalid configuration:\n  " + "\n  ".join(lines)
+    return ConfigInvalid(message, details={"file": str(path) if path else None, "errors": problems})
+
+
+def load_settings(config: str | os.PathLike[str] | None = None) -> Settings:
+    """Read and validate the configuration; nothing is created or written.
+
+    :raises ConfigInvalid: the file is missing or malformed, or a value is wrong
+        (the message names the file or variable, the key and the problem).
+    """
+    path = paths.resolve_config_path(config)
+    data = _read_toml(path) if path else {}
+    token = _FILE_DATA.set(data)
+    try:
+        settings = Settings(config_file=path)
+    except ValidationError as exc:
+        raise _describe(exc, path, data) from None
+    finally:
+        _FILE_DATA.reset(token)
+    sock = settings.resolved_socket_path
+    if len(os.fsencode(sock)) > MAX_SOCKET_PATH:
+        if "AGENTD_SOCKET_PATH" in os.environ:
+            source = "environment variable AGENTD_SOCKET_PATH"
+        else:
+            source = str(path) if path else "built-in defaults"
+        raise ConfigInvalid(
+            f"invalid configuration:\n  {source}: socket_path: {sock} is longer than the "
+            f"{MAX_SOCKET_PATH} bytes a Unix socket path may have; set a shorter socket_path",
+            details={
+                "file": str(path) if path else None,
+                "errors": [{"source": source, "key": "socket_path", "problem": "too long"}],
+            },
+        )
+    return settings

@@ -1,0 +1,189 @@
+"""The audit trail's hash chain: pure functions over plain records.
+
+Each record's hash covers its own fields and the previous record's hash, so
+altering a record breaks its hash and removing one breaks the next record's
+link (and leaves a gap in the sequence numbers).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+GENESIS = "0" * 64
+
+
+class AuditEventType(StrEnum):
+    """Audit event names (SPEC §6 and the rest of the product)."""
+
+    DAEMON_STARTED = "DAEMON_STARTED"
+    DAEMON_STOPPED = "DAEMON_STOPPED"
+    ACCESS_REFUSED = "ACCESS_REFUSED"
+    CONFIG_RELOADED = "CONFIG_RELOADED"
+    CONFIG_RELOAD_FAILED = "CONFIG_RELOAD_FAILED"
+    ACCOUNTS_IMPORTED = "ACCOUNTS_IMPORTED"
+    ACCOUNT_UPDATED = "ACCOUNT_UPDATED"
+    PROPOSAL_CREATED = "PROPOSAL_CREATED"
+    PROPOSAL_APPROVED = "PROPOSAL_APPROVED"
+    PROPOSAL_REJECTED = "PROPOSAL_REJECTED"
+    PROPOSAL_AUTO_APPROVED = "PROPOSAL_AUTO_APPROVED"
+    PROPOSAL_BLOCKED = "PROPOSAL_BLOCKED"
+    PROPOSAL_EXPIRED = "PROPOSAL_EXPIRED"
+    APPROVAL_REFUSED = "APPROVAL_REFUSED"
+    EXECUTION_QUEUED = "EXECUTION_QUEUED"
+    EXECUTION_STARTED = "EXECUTION_STARTED"
+    EXECUTION_COMPLETED = "EXECUTION_COMPLETED"
+    EXECUTION_FAILED = "EXECUTION_FAILED"
+    EXECUTION_ROLLED_BACK = "EXECUTION_ROLLED_BACK"
+    ROLLBACK_FAILED = "ROLLBACK_FAILED"
+    ROLLBACK_ESCALATED = "ROLLBACK_ESCALATED"
+    ROLLBACK_DEADLINE_EXTENDED = "ROLLBACK_DEADLINE_EXTENDED"
+    OPERATION_STEP = "OPERATION_STEP"
+    OPERATION_REFUSED_COMMAND = "OPERATION_REFUSED_COMMAND"
+    CONSENT_GRANTED = "CONSENT_GRANTED"
+    CONSENT_REVOKED = "CONSENT_REVOKED"
+    SECRET_SET = "SECRET_SET"
+    SECRET_ACCESSED = "SECRET_ACCESSED"
+    SECRET_REMOVED = "SECRET_REMOVED"
+    LEVEL_CHANGED = "LEVEL_CHANGED"
+    KILL_SWITCH_CHANGED = "KILL_SWITCH_CHANGED"
+    BREAKER_TRIPPED = "BREAKER_TRIPPED"
+    BREAKER_RESET = "BREAKER_RESET"
+    INCIDENT_OPENED = "INCIDENT_OPENED"
+    INCIDENT_RESOLVED = "INCIDENT_RESOLVED"
+    TASK_FAILED = "TASK_FAILED"
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    """An event to append; the store assigns sequence, time and hashes."""
+
+    event: str
+    actor: str
+    subject: str | None = None
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    """One stored audit record."""
+
+    seq: int
+    at: str
+    event: str
+    actor: str
+    subject: str | None
+    data: Mapping[str, Any]
+    prev_hash: str
+    hash: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the record as a JSON-ready dict (the export format)."""
+        return {
+            "seq": self.seq,
+            "at": self.at,
+            "event": self.event,
+            "actor": self.actor,
+            "subject": self.subject,
+            "data": dict(self.data),
+            "prev_hash": self.prev_hash,
+            "hash": self.hash,
+        }
+
+
+def canonical_data(data: Mapping[str, Any]) -> str:
+    """Return the canonical JSON text of a record's data (what is stored and hashed)."""
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def record_hash(
+    prev_hash: str, seq: int, at: str, event: str, actor: str, subject: str | None, data_json: str
+) -> str:
+    """Return the hash of one record given its predecessor's hash."""
+    body = json.dumps(
+        [prev_hash, seq, at, event, actor, subject, data_json],
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class ChainVerdict:
+    """The outcome of verifying a chain."""
+
+    intact: bool
+    count: int
+    first_broken_seq: int | None = None
+    problem: str | None = None
+
+
+class ChainVerifier:
+    """Check a chain incrementally, one row at a time, in sequence order.
+
+    Rows are ``(seq, at, event, actor, subject, data_json, prev_hash, hash)``.
+    The first record must link to GENESIS and sequence numbers must be
+    consecutive from 1.
+    """
+
+    def __init__(self) -> None:
+        self._prev = GENESIS
+        self._seq = 1
+        self.count = 0
+        self.failure: ChainVerdict | None = None
+
+    def feed(self, row: tuple[int, str, str, str, str | None, str, str, str]) -> bool:
+        """Check one row; return False once the chain is broken."""
+        if self.failure is not None:
+            return False
+        seq, at, event, actor, subject, data_json, prev, digest = row
+        if seq != self._seq:
+            self.failure = ChainVerdict(
+                False, self.count, self._seq, f"record {self._seq} is missing"
+            )
+        elif prev != self._prev:
+            self.failure = ChainVerdict(
+                False, self.count, seq, f"record {seq} does not link to record {seq - 1}"
+            )
+        elif record_hash(prev, seq, at, event, actor, subject, data_json) != digest:
+            self.failure = ChainVerdict(
+                False, self.count, seq, f"record {seq} was altered (hash mismatch)"
+            )
+        if self.failure is not None:
+            return False
+        self._prev = digest
+        self._seq += 1
+        self.count += 1
+        return True
+
+    def finish(self, head_seq: int | None = None, head_hash: str | None = None) -> ChainVerdict:
+        """Return the verdict; ``head_*`` is the last record the store says it wrote."""
+        if self.failure is not None:
+            return self.failure
+        if head_seq is not None and head_seq > self.count:
+            return ChainVerdict(
+                False,
+                self.count,
+                self.count + 1,
+                f"records {self.count + 1}..{head_seq} are missing (trail was truncated)",
+            )
+        if head_seq is not None and head_seq == self.count and head_hash not in (None, self._prev):
+            return ChainVerdict(False, self.count, head_seq, f"record {head_seq} was replaced")
+        return ChainVerdict(True, self.count)
+
+
+def verify_chain(
+    records: Iterable[tuple[int, str, str, str, str | None, str, str, str]],
+    head_seq: int | None = None,
+    head_hash: str | None = None,
+) -> ChainVerdict:
+    """Check a whole chain given in sequence order (see :class:`ChainVerifier`)."""
+    verifier = ChainVerifier()
+    for row in records:
+        if not verifier.feed(row):
+            break
+    return verifier.finish(head_seq, head_hash)

@@ -1,0 +1,99 @@
+"""A blocking control-socket client (standard library only, for a fast start)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import tomllib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from agentd import paths, protocol
+from agentd.errors import AgentdError, from_dict
+
+
+class Unreachable(Exception):
+    """The daemon could not be reached on the socket."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"cannot reach agentd at {path}: {reason}")
+        self.path = path
+        self.reason = reason
+
+
+def resolve_socket(explicit: str | None, config: str | None = None) -> Path:
+    """Find the socket: ``--socket``, then ``AGENTD_SOCKET_PATH``, then the configuration."""
+    if explicit:
+        return Path(explicit)
+    env = os.environ
+    if env.get("AGENTD_SOCKET_PATH"):
+        return Path(env["AGENTD_SOCKET_PATH"])
+    data: dict[str, Any] = {}
+    cfg = paths.resolve_config_path(config)
+    if cfg is not None:
+        try:
+            with cfg.open("rb") as fh:
+                data = tomllib.load(fh)
+        except (OSError, tomllib.TOMLDecodeError):
+            data = {}  # the daemon reports a bad file; we just fall back
+    if isinstance(data.get("socket_path"), str):
+        return Path(data["socket_path"]).expanduser()
+    state = env.get("AGENTD_STATE_DIR") or data.get("state_dir")
+    state_dir = Path(state).expanduser() if isinstance(state, str) else paths.default_state_dir()
+    return paths.default_socket_path(state_dir.absolute())
+
+
+def call(
+    path: Path,
+    cmd: str,
+    args: dict[str, Any] | None = None,
+    *,
+    timeout: float = 30.0,
+    on_event: Callable[[Any], None] | None = None,
+) -> Any:
+    """Send one request and return the result.
+
+    :raises Unreachable: no daemon answers on ``path``.
+    :raises AgentdError: the daemon answered with an error.
+    """
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(timeout)
+    try:
+        try:
+            sock.connect(os.fspath(path))
+        except FileNotFoundError:
+            raise Unreachable(path, "no socket there (is agentd running?)") from None
+        except ConnectionRefusedError:
+            raise Unreachable(
+                path, "connection refused (stale socket; is agentd running?)"
+            ) from None
+        except PermissionError:
+            raise Unreachable(path, "permission denied (are you in the agentd group?)") from None
+        except OSError as exc:
+            raise Unreachable(path, exc.strerror or str(exc)) from None
+        try:
+            sock.sendall(protocol.encode_request(cmd, args))
+            buffer = protocol.LineBuffer(256 * 1024 * 1024)
+            while True:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    raise Unreachable(path, "the daemon closed the connection without answering")
+                for line in buffer.feed(chunk):
+                    msg = protocol.decode_response(line)
+                    if "event" in msg:
+                        if on_event is not None:
+                            on_event(msg["event"])
+                        continue
+                    if msg.get("ok"):
+                        return msg.get("result")
+                    raise from_dict(msg.get("error") or {})
+        except TimeoutError:
+            raise Unreachable(path, f"no answer within {timeout:g} s") from None
+        except (BrokenPipeError, ConnectionResetError):
+            raise Unreachable(path, "connection reset by the daemon") from None
+    finally:
+        sock.close()
+
+
+__all__ = ["AgentdError", "Unreachable", "call", "resolve_socket"]

@@ -1,0 +1,176 @@
+"""agentctl: the operator's command-line client of the control socket.
+
+Exit status: 0 success, 1 the daemon answered with an error, 2 usage error,
+3 the daemon is unreachable. ``--json`` prints machine-readable output with
+stable field names: the result object on success, ``{"error": {...}}`` on a
+daemon error.
+
+Imports stay in the standard library so the client starts fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NoReturn
+
+from agentd.ctl import render
+from agentd.ctl.client import Unreachable, call, resolve_socket
+from agentd.errors import AgentdError
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
+
+
+@dataclass
+class Session:
+    """What a subcommand needs: the socket, output mode, and a caller."""
+
+    socket: Path
+    json: bool
+    timeout: float
+
+    def call(
+        self,
+        cmd: str,
+        args: dict[str, Any] | None = None,
+        on_event: Callable[[Any], None] | None = None,
+    ) -> Any:
+        """Send one request to the daemon."""
+        return call(self.socket, cmd, args, timeout=self.timeout, on_event=on_event)
+
+    def out(self, result: Any, human: Callable[[Any], str]) -> None:
+        """Print ``result`` as JSON or through ``human``."""
+        if self.json:
+            print(json.dumps(result, indent=2, ensure_ascii=False, default=str))
+        else:
+            text = human(result)
+            if text:
+                print(text)
+
+
+Runner = Callable[[Session, argparse.Namespace], int]
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def _human_status(r: dict[str, Any]) -> str:
+    lines = {
+        "version": r.get("version"),
+        "state": r.get("state"),
+        "pid": r.get("pid"),
+        "uptime": f"{r.get('uptime_s', 0):.1f} s",
+        "schema version": f"{r.get('schema_version')} (latest {r.get('latest_schema_version')})",
+        "store": f"{r['store']['backend']} {r['store']['location']} "
+        f"(journal {r['store']['journal_mode']}, synchronous {r['store']['synchronous']})",
+        "config file": r.get("config_file") or "(built-in defaults)",
+        "state folder": r.get("state_dir"),
+        "socket": r.get("socket_path"),
+        "log file": r.get("log_file"),
+    }
+    known = {
+        "version",
+        "state",
+        "pid",
+        "uptime_s",
+        "schema_version",
+        "latest_schema_version",
+        "store",
+        "config_file",
+        "state_dir",
+        "socket_path",
+        "log_file",
+        "peer",
+        "started_at",
+    }
+    extra = {k: v for k, v in r.items() if k not in known}
+    return render.kv({**lines, **extra})
+
+
+def cmd_status(s: Session, ns: argparse.Namespace) -> int:
+    s.out(s.call("status"), _human_status)
+    return EXIT_OK
+
+
+def cmd_ping(s: Session, ns: argparse.Namespace) -> int:
+    s.out(s.call("ping"), lambda r: f"pong ({r['time']})")
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the argument parser with every subcommand."""
+    parser = _Parser(
+        prog="agentctl",
+        description="Control a running agentd over its Unix socket.",
+        epilog="Example: agentctl status",
+    )
+    parser.add_argument(
+        "--socket",
+        metavar="PATH",
+        help="control socket (default: $AGENTD_SOCKET_PATH, then the configuration)",
+    )
+    parser.add_argument(
+        "--config",
+        metavar="PATH",
+        help="configuration file to read the socket path from (default: $AGENTD_CONFIG)",
+    )
+    parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=30.0,
+        metavar="S",
+        help="seconds to wait for the daemon (default 30)",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    def add(name: str, run: Runner, summary: str, example: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=summary, description=summary, epilog=f"Example: {example}")
+        p.set_defaults(run=run)
+        return p
+
+    add(
+        "status",
+        cmd_status,
+        "Show the daemon's version, state, uptime, schema and paths.",
+        "agentctl status --json",
+    )
+    add("ping", cmd_ping, "Check that the daemon answers.", "agentctl ping")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run agentctl; return the exit status."""
+    parser = build_parser()
+    ns = parser.parse_args(argv)
+    session = Session(socket=resolve_socket(ns.socket, ns.config), json=ns.json, timeout=ns.timeout)
+    try:
+        return int(ns.run(session, ns))
+    except Unreachable as exc:
+        if session.json:
+            print(
+                json.dumps(
+                    {"error": {"name": "UNREACHABLE", "message": str(exc), "socket": str(exc.path)}}
+                )
+            )
+        print(f"agentctl: {exc}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    except AgentdError as exc:
+        if session.json:
+            print(json.dumps({"error": exc.to_dict()}, ensure_ascii=False))
+        print(f"agentctl: error {exc.code.name} ({int(exc.code)}): {exc.message}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

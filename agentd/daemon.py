@@ -1,0 +1,186 @@
+"""The daemon: the one place that wires adapters to services and runs them.
+
+Start-up: open the store (migrations), bind the control socket, tell systemd
+READY=1. Then one task group holds the control server, the watchdog and the
+workers. SIGTERM or SIGINT: tell systemd STOPPING=1, stop intake, drain work
+in flight for up to ``daemon.shutdown_timeout_s``, cancel the rest, close.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import anyio
+from loguru import logger
+
+from agentd import __version__
+from agentd.commands import Dispatcher
+from agentd.commands.registry import AccessPolicy
+from agentd.config import Settings
+from agentd.core.audit import AuditEvent, AuditEventType
+from agentd.errors import AgentdError, StoreError
+from agentd.sdnotify import SystemdNotifier
+from agentd.server import ControlServer
+from agentd.store.sqlite import SqliteStore
+
+StatusContributor = Callable[[], Awaitable[dict[str, Any]]]
+
+
+class App:
+    """Everything a command handler or a worker may need, in one place."""
+
+    def __init__(
+        self, settings: Settings, store: SqliteStore, *, log_file: Path | None = None
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.log_file = log_file
+        self.state = "starting"
+        self.started_at = datetime.now(UTC)
+        self.started_monotonic = time.monotonic()
+        self.status_contributors: list[StatusContributor] = []
+        self.store_schema = 0
+
+    async def audit(self, *events: AuditEvent) -> None:
+        """Append events to the audit trail in one transaction."""
+        await self.store.append_audit(list(events), datetime.now(UTC))
+
+    def status_line(self) -> str:
+        """Return the one-line summary systemd shows as the service status."""
+        return f"{self.state}; schema v{self.store_schema}"
+
+
+def build_app(settings: Settings, *, log_file: Path | None = None) -> App:
+    """Create the app and its adapters (nothing is opened yet)."""
+    store = SqliteStore(
+        settings.database_path,
+        synchronous=settings.store.synchronous,
+        busy_timeout_ms=settings.store.busy_timeout_ms,
+    )
+    return App(settings, store, log_file=log_file)
+
+
+def build_dispatcher(app: App) -> Dispatcher:
+    """Create the dispatcher with the access rules from the settings."""
+    control = app.settings.control
+    policy = AccessPolicy(
+        daemon_uid=os.getuid(), group=control.group, approvers_group=control.approvers_group
+    )
+    return Dispatcher(app, policy)
+
+
+async def _watchdog(app: App, notifier: SystemdNotifier, interval: float) -> None:
+    """Ping systemd's watchdog only while the loop and the store are healthy."""
+    timeout = app.settings.daemon.health_timeout_s
+    while True:
+        started = time.monotonic()
+        await anyio.sleep(interval)
+        lag = time.monotonic() - started - interval
+        try:
+            with anyio.fail_after(timeout):
+                await app.store.health_check()
+        except (TimeoutError, StoreError) as exc:
+            logger.error("health check failed, withholding the watchdog ping: {}", exc)
+            notifier.notify(STATUS=f"unhealthy: {exc}")
+            continue
+        if lag > interval:
+            logger.warning("event loop lagged {:.1f}s, withholding the watchdog ping", lag)
+            continue
+        notifier.notify(WATCHDOG=1)
+
+
+async def run_daemon(
+    settings: Settings,
+    *,
+    notifier: SystemdNotifier | None = None,
+    log_file: Path | None = None,
+    ready: Callable[[App], None] | None = None,
+) -> int:
+    """Run until SIGTERM or SIGINT; return the exit status.
+
+    :raises AgentdError: start-up failed (store, socket); nothing was left running.
+    """
+    notifier = notifier or SystemdNotifier()
+    app = build_app(settings, log_file=log_file)
+    dispatcher = build_dispatcher(app)
+    control = settings.control
+    server = ControlServer(
+        settings.resolved_socket_path,
+        dispatcher,
+        mode=control.socket_mode,
+        group=control.group,
+        max_message_bytes=control.max_message_bytes,
+        read_timeout_s=control.read_timeout_s,
+        max_connections=control.max_connections,
+    )
+    notifier.notify(STATUS="opening store")
+    await app.store.open()
+    try:
+        info = await app.store.info()
+        app.store_schema = info.schema_version
+        await server.bind()
+    except BaseException:
+        await app.store.close()
+        raise
+    # Signals are caught from here on, so a SIGTERM right after READY=1
+    # still leads to a clean stop rather than the default termination.
+    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        try:
+            await app.audit(
+                AuditEvent(
+                    AuditEventType.DAEMON_STARTED,
+                    actor="agentd",
+                    data={
+                        "version": __version__,
+                        "pid": os.getpid(),
+                        "schema": info.schema_version,
+                    },
+                )
+            )
+            app.state = "running"
+            logger.info(
+                "agentd {} serving on {} (store {}, schema v{})",
+                __version__,
+                server.path,
+                info.location,
+                info.schema_version,
+            )
+            notifier.notify(READY=1, STATUS=app.status_line(), MAINPID=os.getpid())
+            if ready is not None:
+                ready(app)
+            await _serve(app, server, notifier, signals)
+        finally:
+            app.state = "stopped"
+            with anyio.CancelScope(shield=True):
+                await server.stop_intake()
+                try:
+                    await app.audit(AuditEvent(AuditEventType.DAEMON_STOPPED, actor="agentd"))
+                except AgentdError as exc:
+                    logger.error("could not audit the stop: {}", exc)
+                await app.store.close()
+            notifier.close()
+            logger.info("agentd stopped")
+    return 0
+
+
+async def _serve(app: App, server: ControlServer, notifier: SystemdNotifier, signals: Any) -> None:
+    timeout = app.settings.daemon.shutdown_timeout_s
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(server.serve)
+        if notifier.watchdog_interval:
+            tg.start_soon(_watchdog, app, notifier, notifier.watchdog_interval)
+        async for signum in signals:
+            logger.info("received {}, shutting down", signal.Signals(signum).name)
+            break
+        app.state = "stopping"
+        notifier.notify(STOPPING=1, STATUS="stopping")
+        await server.stop_intake()
+        if not await server.drain(timeout):
+            logger.warning("requests still running after {:g}s; cancelling them", timeout)
+        tg.cancel_scope.cancel()

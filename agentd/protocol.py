@@ -1,0 +1,134 @@
+"""Control protocol framing: one JSON object per line, pure functions only.
+
+A client sends one request line and reads response lines until a final one:
+
+    -> {"cmd": "status", "args": {}}
+    <- {"ok": true, "result": {...}}
+    <- {"ok": false, "error": {"code": 30, "name": "NOT_FOUND", "message": "..."}}
+
+A streaming command first sends any number of event lines, then the final one:
+
+    <- {"event": {...}}
+    <- {"ok": true, "result": {...}}
+
+One request per connection. Lines are UTF-8 JSON terminated by ``\\n``; a line
+longer than the configured maximum is refused with MESSAGE_TOO_LARGE. This
+module is imported by ``agentctl``: standard library only, no I/O.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from agentd.errors import AgentdError, BadRequest, MessageTooLarge
+
+PROTOCOL_VERSION = 1
+DEFAULT_MAX_MESSAGE_BYTES = 1_048_576
+_COMMAND_RE = re.compile(r"^[a-z][a-z0-9_.-]{0,63}$")
+
+
+@dataclass(frozen=True)
+class Request:
+    """One decoded request."""
+
+    cmd: str
+    args: dict[str, Any] = field(default_factory=dict)
+
+
+def encode(obj: dict[str, Any]) -> bytes:
+    """Encode one protocol object as a line."""
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, default=str).encode() + b"\n"
+
+
+def encode_request(cmd: str, args: dict[str, Any] | None = None) -> bytes:
+    """Encode a request line."""
+    return encode({"cmd": cmd, "args": args or {}})
+
+
+def decode_request(line: bytes) -> Request:
+    """Decode and check a request line.
+
+    :raises BadRequest: not UTF-8 JSON, not an object, or a malformed command or args.
+    """
+    try:
+        obj = json.loads(line.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BadRequest(f"request is not valid JSON: {exc}") from None
+    if not isinstance(obj, dict):
+        raise BadRequest("request must be a JSON object")
+    cmd = obj.get("cmd")
+    if not isinstance(cmd, str) or not _COMMAND_RE.match(cmd):
+        raise BadRequest("request needs a 'cmd' string such as \"status\"")
+    args = obj.get("args", {})
+    if args is None:
+        args = {}
+    if not isinstance(args, dict):
+        raise BadRequest("'args' must be a JSON object")
+    unknown = set(obj) - {"cmd", "args", "v"}
+    if unknown:
+        raise BadRequest(f"unknown request fields: {', '.join(sorted(unknown))}")
+    return Request(cmd=cmd, args=args)
+
+
+def ok(result: Any) -> bytes:
+    """Encode a final success line."""
+    return encode({"ok": True, "result": result})
+
+
+def error(err: AgentdError) -> bytes:
+    """Encode a final error line."""
+    return encode({"ok": False, "error": err.to_dict()})
+
+
+def event(data: Any) -> bytes:
+    """Encode one streamed event line."""
+    return encode({"event": data})
+
+
+def decode_response(line: bytes) -> dict[str, Any]:
+    """Decode a response line (final or event).
+
+    :raises BadRequest: the line is not a protocol object.
+    """
+    try:
+        obj = json.loads(line.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BadRequest(f"response is not valid JSON: {exc}") from None
+    if not isinstance(obj, dict) or not ({"ok", "event"} & set(obj)):
+        raise BadRequest("response is not a protocol object")
+    return obj
+
+
+class LineBuffer:
+    """Accumulate bytes and split them into lines no longer than ``limit``.
+
+    :raises MessageTooLarge: from :meth:`feed` when a line outgrows the limit.
+    """
+
+    def __init__(self, limit: int = DEFAULT_MAX_MESSAGE_BYTES) -> None:
+        self.limit = limit
+        self._buf = bytearray()
+
+    def feed(self, data: bytes) -> list[bytes]:
+        """Add received bytes; return the complete lines they finish, without newlines."""
+        self._buf += data
+        lines: list[bytes] = []
+        while True:
+            idx = self._buf.find(b"\n")
+            if idx < 0:
+                break
+            if idx > self.limit:
+                raise MessageTooLarge(f"message exceeds {self.limit} bytes")
+            lines.append(bytes(self._buf[:idx]))
+            del self._buf[: idx + 1]
+        if len(self._buf) > self.limit:
+            raise MessageTooLarge(f"message exceeds {self.limit} bytes")
+        return lines
+
+    @property
+    def pending(self) -> int:
+        """Return how many bytes wait for a newline."""
+        return len(self._buf)

@@ -1,0 +1,240 @@
+"""The control socket: a Unix stream server, one request per connection.
+
+Per connection: check the peer's credentials (SO_PEERCRED), read one request
+line within the read timeout and the size limit, dispatch it, write the
+response (and any streamed events before it), close. Misbehaving clients get
+an error or a timeout; nothing they do reaches the other connections.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+import stat
+import struct
+from pathlib import Path
+
+import anyio
+from anyio.abc import SocketAttribute, SocketStream
+from loguru import logger
+
+from agentd import protocol
+from agentd.commands.registry import Dispatcher, Peer
+from agentd.errors import (
+    AgentdError,
+    BadRequest,
+    ConfigInvalid,
+    MessageTooLarge,
+    RequestTimeout,
+    ShuttingDown,
+)
+
+_UCRED = struct.Struct("3i")
+
+
+class SocketInUse(AgentdError):
+    """Another daemon is already serving on the socket path."""
+
+
+def peer_credentials(sock: socket.socket) -> tuple[int, int, int]:
+    """Return ``(pid, uid, gid)`` of the process connected to ``sock``."""
+    raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size)
+    pid, uid, gid = _UCRED.unpack(raw)
+    return pid, uid, gid
+
+
+def prepare_socket_path(path: Path) -> None:
+    """Make ``path`` free to bind: remove a stale socket, refuse a live one.
+
+    :raises SocketInUse: a daemon answers on it.
+    :raises ConfigInvalid: something that is not a socket sits there.
+    """
+    try:
+        st = path.lstat()
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
+        return
+    if not stat.S_ISSOCK(st.st_mode):
+        raise ConfigInvalid(f"{path} exists and is not a socket; refusing to replace it")
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    probe.settimeout(1.0)
+    try:
+        probe.connect(os.fspath(path))
+    except OSError as exc:
+        if exc.errno in (errno.ECONNREFUSED, errno.ENOENT):
+            logger.info("removing stale socket {} left by a daemon that did not stop cleanly", path)
+            path.unlink(missing_ok=True)
+            return
+        raise SocketInUse(f"cannot check socket {path}: {exc.strerror}") from exc
+    else:
+        raise SocketInUse(
+            f"another agentd is already serving on {path}; stop it first "
+            "(or point socket_path elsewhere)"
+        )
+    finally:
+        probe.close()
+
+
+class ControlServer:
+    """Serve the control protocol on a Unix socket."""
+
+    def __init__(
+        self,
+        path: Path,
+        dispatcher: Dispatcher,
+        *,
+        mode: int = 0o660,
+        group: str | None = None,
+        max_message_bytes: int = protocol.DEFAULT_MAX_MESSAGE_BYTES,
+        read_timeout_s: float = 10.0,
+        max_connections: int = 256,
+    ) -> None:
+        self.path = path
+        self.dispatcher = dispatcher
+        self.mode = mode
+        self.group = group
+        self.max_message_bytes = max_message_bytes
+        self.read_timeout_s = read_timeout_s
+        self._limiter = anyio.CapacityLimiter(max_connections)
+        self._listener: anyio.abc.Listener[SocketStream] | None = None
+        self._accepting = False
+        self._in_flight = 0
+        self._idle = anyio.Event()
+        self._idle.set()
+
+    async def bind(self) -> None:
+        """Create the socket file with a restrictive mode.
+
+        :raises SocketInUse: another daemon serves on the path.
+        """
+        prepare_socket_path(self.path)
+        # The umask closes the window between bind() and chmod() in which the
+        # socket would otherwise be reachable with the default mode.
+        old = os.umask(0o177)
+        try:
+            self._listener = await anyio.create_unix_listener(self.path)
+        finally:
+            os.umask(old)
+        os.chmod(self.path, self.mode)
+        if self.group:
+            import grp
+
+            try:
+                gid = grp.getgrnam(self.group).gr_gid
+                os.chown(self.path, -1, gid)
+            except (KeyError, PermissionError) as exc:
+                logger.warning("cannot give socket to group {}: {}", self.group, exc)
+        self._accepting = True
+
+    async def serve(self) -> None:
+        """Accept connections until :meth:`stop_intake` is called."""
+        listener = self._listener
+        assert listener is not None, "bind() first"
+        async with anyio.create_task_group() as tg:
+            while self._accepting:
+                try:
+                    stream = await listener.accept()
+                except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+                    break
+                except OSError as exc:  # e.g. EMFILE: back off instead of spinning
+                    logger.error("accept failed: {}", exc)
+                    await anyio.sleep(0.1)
+                    continue
+                tg.start_soon(self._serve_one, stream)
+
+    async def stop_intake(self) -> None:
+        """Stop accepting new connections and remove the socket file."""
+        self._accepting = False
+        listener, self._listener = self._listener, None
+        if listener is None:
+            return  # never bound, or already stopped: the file is not ours
+        await listener.aclose()
+        self.path.unlink(missing_ok=True)
+
+    async def drain(self, timeout: float) -> bool:
+        """Wait for requests in flight; return False if some were still running."""
+        with anyio.move_on_after(timeout):
+            await self._idle.wait()
+            return True
+        return self._in_flight == 0
+
+    async def _serve_one(self, stream: SocketStream) -> None:
+        async with self._limiter:
+            self._in_flight += 1
+            self._idle = anyio.Event() if self._in_flight == 1 else self._idle
+            try:
+                await self._handle(stream)
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError, anyio.EndOfStream):
+                pass  # the client went away; nothing to tell it
+            except Exception as exc:  # one connection must never take the server down
+                logger.opt(exception=exc).error("control connection failed")
+            finally:
+                with anyio.CancelScope(shield=True):
+                    await stream.aclose()
+                self._in_flight -= 1
+                if self._in_flight == 0:
+                    self._idle.set()
+
+    async def _send(self, stream: SocketStream, data: bytes) -> None:
+        with anyio.fail_after(self.read_timeout_s):
+            await stream.send(data)
+
+    async def _handle(self, stream: SocketStream) -> None:
+        raw = stream.extra(SocketAttribute.raw_socket)
+        pid, uid, gid = peer_credentials(raw)
+        peer = Peer.from_ids(pid, uid, gid)
+        if not self.dispatcher.policy.permitted(peer):
+            err = await self.dispatcher.refuse(
+                peer,
+                "use the control socket",
+                "not root, the daemon's user or a member of the control group",
+            )
+            await self._send(stream, protocol.error(err))
+            return
+        try:
+            line = await self._read_line(stream)
+        except AgentdError as err:
+            await self._send(stream, protocol.error(err))
+            return
+        if line is None:
+            return  # connected and left without a request
+        try:
+            request = protocol.decode_request(line)
+        except BadRequest as err:
+            await self._send(stream, protocol.error(err))
+            return
+        if not self._accepting:
+            await self._send(stream, protocol.error(ShuttingDown("the daemon is shutting down")))
+            return
+
+        async def emit(data: object) -> None:
+            await self._send(stream, protocol.event(data))
+
+        try:
+            result = await self.dispatcher.dispatch(peer, request.cmd, request.args, emit)
+        except AgentdError as err:
+            await self._send(stream, protocol.error(err))
+            return
+        await self._send(stream, protocol.ok(result))
+
+    async def _read_line(self, stream: SocketStream) -> bytes | None:
+        buffer = protocol.LineBuffer(self.max_message_bytes)
+        try:
+            with anyio.fail_after(self.read_timeout_s):
+                while True:
+                    try:
+                        chunk = await stream.receive(65536)
+                    except anyio.EndOfStream:
+                        if buffer.pending:
+                            raise BadRequest("connection closed before the request ended") from None
+                        return None
+                    lines = buffer.feed(chunk)
+                    if lines:
+                        return lines[0]
+        except TimeoutError:
+            raise RequestTimeout(
+                f"no complete request within {self.read_timeout_s:g} s; closing"
+            ) from None
+        except MessageTooLarge:
+            raise

@@ -1,0 +1,381 @@
+"""SQLite implementation of the store (aiosqlite, WAL).
+
+Two connections: one writer, behind a lock, that runs every write as one
+``BEGIN IMMEDIATE`` transaction; one reader (``query_only``) so reads never
+queue behind writes — WAL lets them see the last committed state meanwhile.
+
+Durability: ``synchronous`` is FULL by default, so a transaction the daemon
+has acknowledged survives power loss, not only a crash of the daemon. Hot
+paths stay fast by grouping many decisions into one transaction (one fsync),
+not by weakening that promise. NORMAL is available for hosts that prefer
+throughput; WAL keeps the file consistent either way.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+import anyio
+
+from agentd.core.audit import (
+    GENESIS,
+    AuditEvent,
+    AuditRecord,
+    ChainVerdict,
+    ChainVerifier,
+    canonical_data,
+    record_hash,
+)
+from agentd.errors import StoreError
+from agentd.store.base import StoreInfo
+
+
+def _migrations() -> list[tuple[int, str, str]]:
+    found = []
+    for entry in resources.files("agentd.store.migrations").iterdir():
+        name = entry.name
+        if name.endswith(".sql") and name[:4].isdigit():
+            found.append((int(name[:4]), name, entry.read_text(encoding="utf-8")))
+    found.sort()
+    for expected, (version, name, _) in enumerate(found, start=1):
+        if version != expected:
+            raise StoreError(f"migration {name} is out of sequence (expected {expected:04d})")
+    return found
+
+
+MIGRATIONS = _migrations()
+LATEST_SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def iso(dt: datetime) -> str:
+    """Return the stored form of a time: UTC, ISO 8601, microseconds."""
+    if dt.tzinfo is None:
+        raise ValueError("naive datetime")
+    return dt.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+class Tx:
+    """One write transaction: statements plus buffered audit events."""
+
+    def __init__(self, conn: aiosqlite.Connection, now: datetime) -> None:
+        self.conn = conn
+        self.now = now
+        self._audit: list[AuditEvent] = []
+
+    async def execute(
+        self, sql: str, params: Sequence[Any] | dict[str, Any] = ()
+    ) -> aiosqlite.Cursor:
+        """Run one statement inside the transaction."""
+        return await self.conn.execute(sql, params)
+
+    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        """Run one statement for many rows inside the transaction."""
+        await self.conn.executemany(sql, rows)
+
+    async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Row | None:
+        """Read one row inside the transaction (sees its own writes)."""
+        async with self.conn.execute(sql, params) as cur:
+            return await cur.fetchone()
+
+    async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        """Read rows inside the transaction (sees its own writes)."""
+        async with self.conn.execute(sql, params) as cur:
+            return list(await cur.fetchall())
+
+    def audit(self, event: AuditEvent) -> None:
+        """Append an audit event when the transaction commits."""
+        self._audit.append(event)
+
+
+class SqliteStore:
+    """The embedded store: one SQLite file under the state folder."""
+
+    backend = "sqlite"
+
+    def __init__(
+        self, path: Path, *, synchronous: str = "FULL", busy_timeout_ms: int = 5000
+    ) -> None:
+        self.path = path
+        self.synchronous = synchronous
+        self.busy_timeout_ms = busy_timeout_ms
+        self._writer: aiosqlite.Connection | None = None
+        self._reader: aiosqlite.Connection | None = None
+        self._lock = anyio.Lock()
+        self._head_seq = 0
+        self._head_hash = GENESIS
+
+    # -- lifecycle ---------------------------------------------------------
+
+    async def _connect(self, *, readonly: bool) -> aiosqlite.Connection:
+        conn = await aiosqlite.connect(self.path, isolation_level=None)
+        conn.row_factory = sqlite3.Row
+        await conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
+        await conn.execute("PRAGMA foreign_keys = ON")
+        if readonly:
+            await conn.execute("PRAGMA query_only = ON")
+        else:
+            await conn.execute("PRAGMA journal_mode = WAL")
+            await conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+        return conn
+
+    async def open(self) -> None:
+        """Open both connections and apply pending migrations.
+
+        :raises StoreError: the file cannot be opened, is not a database, or
+            was written by a newer agentd.
+        """
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            self._writer = await self._connect(readonly=False)
+            await self._migrate()
+            self._reader = await self._connect(readonly=True)
+            await self._load_head()
+        except sqlite3.Error as exc:
+            await self.close()
+            raise StoreError(f"cannot open database {self.path}: {exc}") from exc
+        except OSError as exc:
+            await self.close()
+            raise StoreError(f"cannot open database {self.path}: {exc.strerror}") from exc
+        except StoreError:
+            await self.close()
+            raise
+
+    async def close(self) -> None:
+        """Close both connections; safe to call twice."""
+        for name in ("_reader", "_writer"):
+            conn = getattr(self, name)
+            setattr(self, name, None)
+            if conn is not None:
+                with anyio.CancelScope(shield=True):
+                    await conn.close()
+
+    async def _user_version(self) -> int:
+        assert self._writer is not None
+        async with self._writer.execute("PRAGMA user_version") as cur:
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+    async def _migrate(self) -> None:
+        assert self._writer is not None
+        current = await self._user_version()
+        if current > LATEST_SCHEMA_VERSION:
+            raise StoreError(
+                f"database {self.path} has schema version {current}, newer than this agentd "
+                f"understands ({LATEST_SCHEMA_VERSION}); upgrade agentd or restore a backup"
+            )
+        for version, name, sql in MIGRATIONS[current:]:
+            script = (
+                f"BEGIN IMMEDIATE;\n{sql}\n"
+                f"INSERT OR REPLACE INTO meta(key, value) VALUES "
+                f"('migration.{version:04d}', '{name} {iso(datetime.now(UTC))}');\n"
+                f"PRAGMA user_version = {version};\nCOMMIT;"
+            )
+            try:
+                await self._writer.executescript(script)
+            except sqlite3.Error as exc:
+                if self._writer.in_transaction:
+                    await self._writer.execute("ROLLBACK")
+                raise StoreError(f"migration {name} failed: {exc}") from exc
+
+    async def _load_head(self) -> None:
+        row = await self._read_one("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
+        if row is not None:
+            self._head_seq, self._head_hash = int(row[0]), str(row[1])
+
+    async def info(self) -> StoreInfo:
+        """Return backend facts for status output."""
+        row = await self._read_one("PRAGMA user_version")
+        journal = await self._read_one("PRAGMA journal_mode")
+        return StoreInfo(
+            backend=self.backend,
+            location=str(self.path),
+            schema_version=int(row[0]) if row else 0,
+            latest_schema_version=LATEST_SCHEMA_VERSION,
+            synchronous=self.synchronous,
+            journal_mode=str(journal[0]) if journal else "?",
+        )
+
+    async def health_check(self) -> None:
+        """Read through both connections.
+
+        :raises StoreError: a connection does not answer.
+        """
+        try:
+            await self._read_one("SELECT 1")
+            assert self._writer is not None
+            async with self._writer.execute("SELECT 1") as cur:
+                await cur.fetchone()
+        except (sqlite3.Error, AssertionError, ValueError) as exc:
+            raise StoreError(f"store health check failed: {exc}") from exc
+
+    # -- primitives used by every repository ---------------------------------
+
+    @asynccontextmanager
+    async def write(self, now: datetime | None = None) -> AsyncIterator[Tx]:
+        """Run a block as one write transaction; audit events commit with it.
+
+        :raises StoreError: the store is closed or SQLite refused the write.
+        """
+        async with self._lock:
+            conn = self._writer
+            if conn is None:
+                raise StoreError("store is closed")
+            tx = Tx(conn, now or datetime.now(UTC))
+            try:
+                await conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot start a transaction: {exc}") from exc
+            try:
+                yield tx
+                head = await self._flush_audit(tx)
+                # A commit in flight must finish even if our caller is
+                # cancelled, or the in-memory chain head would disagree.
+                with anyio.CancelScope(shield=True):
+                    await conn.execute("COMMIT")
+            except BaseException as exc:
+                with anyio.CancelScope(shield=True):
+                    if conn.in_transaction:
+                        await conn.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.Error):
+                    raise StoreError(f"write failed: {exc}") from exc
+                raise
+            self._head_seq, self._head_hash = head
+
+    async def _flush_audit(self, tx: Tx) -> tuple[int, str]:
+        seq, prev = self._head_seq, self._head_hash
+        if not tx._audit:
+            return seq, prev
+        at = iso(tx.now)
+        rows = []
+        for ev in tx._audit:
+            seq += 1
+            data_json = canonical_data(ev.data)
+            digest = record_hash(prev, seq, at, ev.event, ev.actor, ev.subject, data_json)
+            rows.append((seq, at, ev.event, ev.actor, ev.subject, data_json, prev, digest))
+            prev = digest
+        await tx.executemany(
+            "INSERT INTO audit(seq, at, event, actor, subject, data, prev_hash, hash) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+        await tx.execute(
+            "INSERT OR REPLACE INTO meta(key, value) VALUES ('audit.head', ?)", (f"{seq}:{prev}",)
+        )
+        return seq, prev
+
+    async def _read_one(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Row | None:
+        conn = self._reader or self._writer
+        if conn is None:
+            raise StoreError("store is closed")
+        async with conn.execute(sql, params) as cur:
+            return await cur.fetchone()
+
+    async def read_all(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        """Run a query on the reader connection."""
+        conn = self._reader or self._writer
+        if conn is None:
+            raise StoreError("store is closed")
+        try:
+            async with conn.execute(sql, params) as cur:
+                return list(await cur.fetchall())
+        except sqlite3.Error as exc:
+            raise StoreError(f"read failed: {exc}") from exc
+
+    async def read_one(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Row | None:
+        """Run a query on the reader connection and return its first row."""
+        try:
+            return await self._read_one(sql, params)
+        except sqlite3.Error as exc:
+            raise StoreError(f"read failed: {exc}") from exc
+
+    # -- meta ------------------------------------------------------------------
+
+    async def get_meta(self, key: str) -> str | None:
+        """Return a metadata value, or None."""
+        row = await self.read_one("SELECT value FROM meta WHERE key = ?", (key,))
+        return str(row[0]) if row else None
+
+    async def set_meta(self, key: str, value: str) -> None:
+        """Set a metadata value."""
+        async with self.write() as tx:
+            await tx.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
+
+    # -- audit -----------------------------------------------------------------
+
+    async def append_audit(self, events: Sequence[AuditEvent], now: datetime) -> list[AuditRecord]:
+        """Append events atomically, in order; return the stored records."""
+        async with self.write(now) as tx:
+            for ev in events:
+                tx.audit(ev)
+        return await self.audit_tail(len(events)) if events else []
+
+    async def audit_tail(self, n: int) -> list[AuditRecord]:
+        """Return the last ``n`` records, oldest first."""
+        rows = await self.read_all(
+            "SELECT * FROM (SELECT seq, at, event, actor, subject, data, prev_hash, hash "
+            "FROM audit ORDER BY seq DESC LIMIT ?) ORDER BY seq",
+            (max(0, n),),
+        )
+        return [_record(r) for r in rows]
+
+    async def audit_records(
+        self, after_seq: int = 0, batch: int = 2000
+    ) -> AsyncIterator[AuditRecord]:
+        """Yield every record after ``after_seq`` in order, in batches."""
+        last = after_seq
+        while True:
+            rows = await self.read_all(
+                "SELECT seq, at, event, actor, subject, data, prev_hash, hash FROM audit "
+                "WHERE seq > ? ORDER BY seq LIMIT ?",
+                (last, batch),
+            )
+            for r in rows:
+                yield _record(r)
+            if len(rows) < batch:
+                return
+            last = int(rows[-1][0])
+
+    async def verify_audit(self) -> ChainVerdict:
+        """Recompute the chain and report the first broken record, if any."""
+        head = await self.get_meta("audit.head")
+        head_seq: int | None = None
+        head_hash: str | None = None
+        if head:
+            seq_text, _, head_hash = head.partition(":")
+            head_seq = int(seq_text)
+        verifier = ChainVerifier()
+        last = 0
+        while True:
+            rows = await self.read_all(
+                "SELECT seq, at, event, actor, subject, data, prev_hash, hash FROM audit "
+                "WHERE seq > ? ORDER BY seq LIMIT 5000",
+                (last,),
+            )
+            for r in rows:
+                if not verifier.feed(tuple(r)):  # type: ignore[arg-type]
+                    return verifier.finish()
+            if len(rows) < 5000:
+                break
+            last = int(rows[-1][0])
+        return verifier.finish(head_seq, head_hash)
+
+
+def _record(r: sqlite3.Row) -> AuditRecord:
+    return AuditRecord(
+        seq=int(r[0]),
+        at=str(r[1]),
+        event=str(r[2]),
+        actor=str(r[3]),
+        subject=r[4],
+        data=json.loads(r[5]),
+        prev_hash=str(r[6]),
+        hash=str(r[7]),
+    )
