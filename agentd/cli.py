@@ -79,6 +79,40 @@ def cmd_demo(ns: argparse.Namespace) -> int:
     return run_demo(state_dir=ns.dir, keep_running=ns.keep_running)
 
 
+def _demo_site(argv: list[str]) -> int:
+    from agentd.demosite.cli import main as demo_site_main
+
+    return demo_site_main(argv)
+
+
+def _kb(argv: list[str]) -> int:
+    from agentd.kb import main as kb_main
+
+    return kb_main(argv)
+
+
+def _vault(argv: list[str]) -> int:
+    from agentd.vault import main as vault_main
+
+    return vault_main(argv)
+
+
+# Tools with their own argument parsers: everything after the name is theirs.
+PASSTHROUGH = {
+    "demo-site": (
+        _demo_site,
+        "Serve the demo back-office in the foreground.",
+        "agentd demo-site --port 8765",
+    ),
+    "kb": (_kb, "Build or check the knowledge base extracted from workflows/.", "agentd kb build"),
+    "vault": (
+        _vault,
+        "Create a vault key file or show a key's fingerprint.",
+        "agentd vault init-key /etc/agentd/vault.key",
+    ),
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser."""
     parser = _Parser(prog="agentd", description="The autonomous-operations daemon.")
@@ -127,12 +161,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="leave the daemon running for exploration with agentctl",
     )
     p.set_defaults(run=cmd_demo)
+
+    for name, (_, summary, example) in PASSTHROUGH.items():
+        p = sub.add_parser(
+            name, help=summary, description=summary, epilog=f"Example: {example}", add_help=False
+        )
+        p.add_argument("rest", nargs=argparse.REMAINDER)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the agentd command line; return the exit status."""
-    ns = build_parser().parse_args(argv)
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] in PASSTHROUGH:
+        try:
+            return PASSTHROUGH[args[0]][0](args[1:])
+        except AgentdError as exc:
+            print(f"agentd {args[0]}: {exc.message}", file=sys.stderr)
+            return EXIT_CONFIG if isinstance(exc, ConfigInvalid) else 1
+    ns = build_parser().parse_args(args)
     try:
         return int(ns.run(ns))
     except ConfigInvalid as exc:

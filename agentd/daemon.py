@@ -46,6 +46,13 @@ class App:
         self.started_monotonic = time.monotonic()
         self.status_contributors: list[StatusContributor] = []
         self.store_schema = 0
+        self._stop = anyio.Event()
+
+    def request_stop(self, why: str = "requested") -> None:
+        """Ask the daemon to shut down as on SIGTERM."""
+        if not self._stop.is_set():
+            logger.info("shutting down: {}", why)
+            self._stop.set()
 
     async def audit(self, *events: AuditEvent) -> None:
         """Append events to the audit trail in one transaction."""
@@ -175,9 +182,13 @@ async def _serve(app: App, server: ControlServer, notifier: SystemdNotifier, sig
         tg.start_soon(server.serve)
         if notifier.watchdog_interval:
             tg.start_soon(_watchdog, app, notifier, notifier.watchdog_interval)
-        async for signum in signals:
-            logger.info("received {}, shutting down", signal.Signals(signum).name)
-            break
+
+        async def on_signal() -> None:
+            async for signum in signals:
+                app.request_stop(f"received {signal.Signals(signum).name}")
+
+        tg.start_soon(on_signal)
+        await app._stop.wait()
         app.state = "stopping"
         notifier.notify(STOPPING=1, STATUS="stopping")
         await server.stop_intake()

@@ -28,8 +28,7 @@ def _say(text: str) -> None:
 def _prepare(state_dir: Path) -> None:
     if state_dir.exists() and any(state_dir.iterdir()) and not (state_dir / MARKER).exists():
         raise SystemExit(
-            f"agentd demo: {state_dir} exists and is not a demo folder; "
-            "choose another with --dir"
+            f"agentd demo: {state_dir} exists and is not a demo folder; choose another with --dir"
         )
     if state_dir.exists():
         shutil.rmtree(state_dir)
@@ -68,13 +67,17 @@ def run_demo(state_dir: str | os.PathLike[str] = "demo-state", keep_running: boo
     _say(f"      ready: pid {daemon.pid}, socket {sock}")
     _say("[2/3] asking it for its status over the control socket (agentctl status) ...")
     status = call(sock, "status")
-    _say(render.kv({
-        "version": status["version"],
-        "state": status["state"],
-        "schema version": status["schema_version"],
-        "database": status["store"]["location"],
-        "log file": status["log_file"],
-    }))
+    _say(
+        render.kv(
+            {
+                "version": status["version"],
+                "state": status["state"],
+                "schema version": status["schema_version"],
+                "database": status["store"]["location"],
+                "log file": status["log_file"],
+            }
+        )
+    )
     if keep_running:
         daemon.close()
         _say("[3/3] leaving the daemon running. Explore it with:")
@@ -90,12 +93,16 @@ def run_demo(state_dir: str | os.PathLike[str] = "demo-state", keep_running: boo
     _say(f"      stopped {verdict}.")
     _say("")
     _say("Summary")
-    _say(render.kv({
-        "state folder": str(root),
-        "database": status["store"]["location"],
-        "daemon log": str(root / "daemon.log"),
-        "json log": status["log_file"],
-    }))
+    _say(
+        render.kv(
+            {
+                "state folder": str(root),
+                "database": status["store"]["location"],
+                "daemon log": str(root / "daemon.log"),
+                "json log": status["log_file"],
+            }
+        )
+    )
     _say("Next: agentd demo --keep-running, then agentctl status / agentctl --help")
     return 0 if code == 0 else 1
 

@@ -8,10 +8,16 @@ format.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING
 
 from loguru import logger
+
+if TYPE_CHECKING:
+    from loguru import Record
 
 from agentd.config import Settings
 
@@ -35,14 +41,15 @@ class _InterceptHandler(logging.Handler):
         except ValueError:
             level = record.levelno
         # Find the caller outside the logging module so loguru reports it.
-        frame, depth = logging.currentframe(), 2
+        frame: FrameType | None = logging.currentframe()
+        depth = 2
         while frame is not None and frame.f_code.co_filename == logging.__file__:
             frame = frame.f_back
             depth += 1
         logger.opt(depth=depth, exception=record.exc_info).log(level, record.getMessage())
 
 
-def _stderr_format(record: dict) -> str:  # type: ignore[type-arg]
+def _stderr_format(record: Record) -> str:
     prio = _SYSLOG_PRIORITY.get(record["level"].name, 6)
     return f"<{prio}>{{level}}: {{message}}\n{{exception}}"
 
@@ -56,7 +63,7 @@ def setup_logging(settings: Settings, *, journald_prefix: bool | None = None) ->
     log_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
     path = log_dir / settings.log.file_name
     if journald_prefix is None:
-        journald_prefix = "JOURNAL_STREAM" in __import__("os").environ
+        journald_prefix = "JOURNAL_STREAM" in os.environ
     logger.remove()
     if journald_prefix:
         logger.add(sys.stderr, level=settings.log.level, format=_stderr_format, colorize=False)

@@ -16,7 +16,7 @@ import struct
 from pathlib import Path
 
 import anyio
-from anyio.abc import SocketAttribute, SocketStream
+from anyio.abc import SocketAttribute, SocketListener, SocketStream
 from loguru import logger
 
 from agentd import protocol
@@ -97,7 +97,7 @@ class ControlServer:
         self.max_message_bytes = max_message_bytes
         self.read_timeout_s = read_timeout_s
         self._limiter = anyio.CapacityLimiter(max_connections)
-        self._listener: anyio.abc.Listener[SocketStream] | None = None
+        self._listener: SocketListener | None = None
         self._accepting = False
         self._in_flight = 0
         self._idle = anyio.Event()
@@ -152,9 +152,9 @@ class ControlServer:
         await listener.aclose()
         self.path.unlink(missing_ok=True)
 
-    async def drain(self, timeout: float) -> bool:
+    async def drain(self, grace_s: float) -> bool:
         """Wait for requests in flight; return False if some were still running."""
-        with anyio.move_on_after(timeout):
+        with anyio.move_on_after(grace_s):
             await self._idle.wait()
             return True
         return self._in_flight == 0

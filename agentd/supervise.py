@@ -50,7 +50,7 @@ class DaemonProcess:
         cmd = [sys.executable, "-m", "agentd", "serve"]
         if config is not None:
             cmd += ["--config", str(config)]
-        self._log = open(log_path, "ab") if log_path else None  # noqa: SIM115
+        self._log = open(log_path, "ab") if log_path else None
         self.proc = subprocess.Popen(
             cmd,
             env=full_env,
@@ -91,7 +91,10 @@ class DaemonProcess:
             if self.saw("READY", "1"):
                 return
             if self.proc.poll() is not None:
-                raise DaemonFailed(f"agentd exited with status {self.proc.returncode} before READY=1: {self.stderr_text()}")
+                raise DaemonFailed(
+                    f"agentd exited with status {self.proc.returncode} before READY=1: "
+                    f"{self.stderr_text()}"
+                )
             time.sleep(0.02)
         raise DaemonFailed(f"agentd did not send READY=1 within {timeout:g} s")
 

@@ -230,7 +230,10 @@ class SqliteStore:
                 raise StoreError("store is closed")
             tx = Tx(conn, now or datetime.now(UTC))
             try:
-                await conn.execute("BEGIN IMMEDIATE")
+                # Shielded: a cancel landing here must not leave the
+                # connection inside a transaction nobody owns.
+                with anyio.CancelScope(shield=True):
+                    await conn.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
                 raise StoreError(f"cannot start a transaction: {exc}") from exc
             try:
@@ -360,7 +363,7 @@ class SqliteStore:
                 (last,),
             )
             for r in rows:
-                if not verifier.feed(tuple(r)):  # type: ignore[arg-type]
+                if not verifier.feed(tuple(r)):
                     return verifier.finish()
             if len(rows) < 5000:
                 break

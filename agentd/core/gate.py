@@ -1,0 +1,810 @@
+"""The gate: one decision per intent, in the order of SPEC §3.3.
+
+:func:`evaluate` runs the checks below in this order and stops at the first
+one that decides; every check that ran leaves a :class:`TraceEntry`, so the
+last entry names the deciding check (or, for ``AUTO_APPROVED``, the budget
+check that let the intent through).
+
+1. ``hard_stop``, ``forbidden_change_type``, ``tier`` — guardrails.
+2. ``allowlist`` — the account's own allowlist when it has one, else the tenant's.
+3. ``autonomy_mode``, ``autonomy_level``, ``kill_switch``, ``action_type_paused``,
+   ``trusted_mode``.
+4. ``risk``, ``confidence`` — policy.
+5. ``idempotency`` — an intent already ``RESERVED`` or ``PUBLISHED``.
+6. ``budget`` — daily limits per tenant, account and action type.
+7. Auto-approval: consume budget, reserve, publish.
+
+Settings that exist both per tenant and globally combine to the stricter:
+the lower of the tenant's and the global autonomy level applies, and either
+kill switch stops auto-execution. The outcome only *describes* its effects
+(``consume_budget``, ``reserve``, ``publish``); the caller applies them, or
+does not (``policy check``).
+
+A human approval skips checks 2–4 and the budget: the caller first re-checks
+:func:`approval_blocker` (the tables may have been reloaded since the intent
+was queued), then applies :func:`approval_effects` for the intent's
+idempotency state.
+
+Idempotency is fifth, as the SPEC orders it, so a resubmitted intent that an
+earlier check now stops (the kill switch went on) gets that check's answer.
+The caller should therefore answer a known intent id from its stored decision
+without evaluating again, and finish a RESERVED hand-off found after a crash
+with ``approval_effects(RESERVED)`` rather than through :func:`evaluate`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from enum import StrEnum
+from types import MappingProxyType
+from typing import Any
+
+from agentd.core.guardrails import Classification, GuardrailPolicy, Tier, classify, is_forbidden
+from agentd.core.intents import ACTION_TYPE_RE, IDENTIFIER_RE, ActionIntent, IntentSource
+from agentd.core.risk import RiskAssessment, RiskLevel, RiskPolicy, RiskReason, assess_risk
+from agentd.errors import ConfigInvalid, InvalidArgument
+
+# An operator who leaves out a confidence vouches for the intent; a planner or
+# governance intent without one has not earned auto-execution.
+_MISSING_CONFIDENCE = {
+    IntentSource.OPERATOR: 1.0,
+    IntentSource.PLANNER: 0.0,
+    IntentSource.GOVERNANCE: 0.0,
+}
+
+
+class Decision(StrEnum):
+    """The gate's verdict."""
+
+    AUTO_EXECUTE = "AUTO_EXECUTE"
+    REQUIRE_APPROVAL = "REQUIRE_APPROVAL"
+    BLOCKED = "BLOCKED"
+
+
+class Reason(StrEnum):
+    """Why the gate decided as it did; stable codes shown by ``agentctl explain``."""
+
+    HARD_STOP = "HARD_STOP"
+    FORBIDDEN_CHANGE_TYPE = "FORBIDDEN_CHANGE_TYPE"
+    APPROVAL_REQUIRED_TIER = "APPROVAL_REQUIRED_TIER"
+    STAGE_GATED = "STAGE_GATED"
+    UNKNOWN_ACTION_TYPE = "UNKNOWN_ACTION_TYPE"
+    ACTION_TYPE_NOT_ALLOWLISTED = "ACTION_TYPE_NOT_ALLOWLISTED"
+    AUTONOMY_MODE_MANUAL = "AUTONOMY_MODE_MANUAL"
+    AUTONOMY_LEVEL_L3 = "AUTONOMY_LEVEL_L3"
+    KILL_SWITCH = "KILL_SWITCH"
+    ACTION_TYPE_PAUSED = "ACTION_TYPE_PAUSED"
+    TRUST_NOT_ACTIVE = "TRUST_NOT_ACTIVE"
+    RISK_ABOVE_LEVEL = "RISK_ABOVE_LEVEL"
+    LOW_CONFIDENCE = "LOW_CONFIDENCE"
+    ALREADY_PUBLISHED = "ALREADY_PUBLISHED"
+    RESUME_PUBLISH = "RESUME_PUBLISH"
+    BUDGET_EXHAUSTED = "BUDGET_EXHAUSTED"
+    AUTO_APPROVED = "AUTO_APPROVED"
+    HUMAN_APPROVED = "HUMAN_APPROVED"
+
+
+class ApprovalSource(StrEnum):
+    """Who approved an executed intent; written once, never rewritten."""
+
+    POLICY = "POLICY"
+    HUMAN = "HUMAN"
+
+
+class AutonomyMode(StrEnum):
+    """Whether auto-execution is on for a tenant, account or action type."""
+
+    AUTO = "AUTO"
+    MANUAL = "MANUAL"
+
+
+class AutonomyLevel(StrEnum):
+    """The ladder of risk appetite for auto-execution (SPEC §2)."""
+
+    L3 = "L3"
+    L3_PLUS = "L3+"
+    L4 = "L4"
+    L4_PLUS = "L4+"
+
+    @property
+    def rank(self) -> int:
+        """Return the position on the ladder, 0 for L3."""
+        return _LEVELS.index(self)
+
+    def allows(self, risk: RiskLevel) -> bool:
+        """Return True when intents of ``risk`` may auto-execute at this level."""
+        return risk in _LEVEL_ALLOWS[self]
+
+    def stricter(self, other: AutonomyLevel) -> AutonomyLevel:
+        """Return the lower of this level and ``other``."""
+        return self if self.rank <= other.rank else other
+
+
+_LEVELS = tuple(AutonomyLevel)
+_LEVEL_ALLOWS: Mapping[AutonomyLevel, frozenset[RiskLevel]] = MappingProxyType(
+    {
+        AutonomyLevel.L3: frozenset(),
+        AutonomyLevel.L3_PLUS: frozenset({RiskLevel.LOW}),
+        AutonomyLevel.L4: frozenset({RiskLevel.LOW, RiskLevel.MEDIUM}),
+        AutonomyLevel.L4_PLUS: frozenset(RiskLevel),
+    }
+)
+
+
+class TrustedMode(StrEnum):
+    """The customer's grant of auto-approval for an account."""
+
+    NONE = "NONE"
+    ACTIVE = "ACTIVE"
+    PAUSED = "PAUSED"
+    REVOKED = "REVOKED"
+
+
+class IdempotencyState(StrEnum):
+    """How far an approved intent got: budget consumed and reserved, or handed off."""
+
+    RESERVED = "RESERVED"
+    PUBLISHED = "PUBLISHED"
+
+
+def _empty() -> Mapping[Any, Any]:
+    return MappingProxyType({})
+
+
+@dataclass(frozen=True)
+class AutonomyModes:
+    """Autonomy modes of one tenant, by account, action type, or both.
+
+    The most specific setting wins: an (account, action type) pair, then the
+    account and the action type (MANUAL if either says MANUAL), then
+    ``default``. AUTO only means the mode does not stand in the way; the
+    allowlist and the level still do.
+    """
+
+    default: AutonomyMode = AutonomyMode.AUTO
+    accounts: Mapping[str, AutonomyMode] = field(default_factory=_empty, hash=False)
+    action_types: Mapping[str, AutonomyMode] = field(default_factory=_empty, hash=False)
+    account_action_types: Mapping[tuple[str, str], AutonomyMode] = field(
+        default_factory=_empty, hash=False
+    )
+
+    def resolve(self, account: str, action_type: str) -> tuple[AutonomyMode, str]:
+        """Return the mode for ``account`` and ``action_type`` and the scope it came from."""
+        pair = self.account_action_types.get((account, action_type))
+        if pair is not None:
+            return pair, "account+action_type"
+        found = [
+            (mode, scope)
+            for mode, scope in (
+                (self.accounts.get(account), "account"),
+                (self.action_types.get(action_type), "action_type"),
+            )
+            if mode is not None
+        ]
+        for mode, scope in found:
+            if mode is AutonomyMode.MANUAL:
+                return mode, scope
+        if found:
+            return found[0]
+        return self.default, "tenant"
+
+
+@dataclass(frozen=True)
+class AutonomySettings:
+    """One tenant's autonomy: level, auto-execute allowlist, floor, kill switch, modes."""
+
+    level: AutonomyLevel = AutonomyLevel.L3
+    allowlist: frozenset[str] = frozenset()
+    confidence_floor: float = 0.7
+    kill_switch: bool = False
+    modes: AutonomyModes = field(default_factory=AutonomyModes)
+
+
+@dataclass(frozen=True)
+class BudgetLimits:
+    """Daily auto-execution limits; a limit of 0 disables auto-execution."""
+
+    per_tenant_daily: int = 50
+    per_account_daily: int = 10
+    per_action_type_daily: int = 25
+
+
+@dataclass(frozen=True)
+class BudgetUsage:
+    """Auto-executions already counted today for the intent's tenant, account
+    and action type (within the tenant)."""
+
+    tenant: int = 0
+    account: int = 0
+    action_type: int = 0
+
+
+@dataclass(frozen=True)
+class TenantPolicy:
+    """Everything the gate applies to one tenant, overrides resolved."""
+
+    tenant: str
+    guardrails: GuardrailPolicy
+    risk: RiskPolicy
+    autonomy: AutonomySettings
+    budget: BudgetLimits
+
+
+@dataclass(frozen=True)
+class GatePolicy:
+    """The gate's configuration: shared tables, defaults, per-tenant overrides."""
+
+    guardrails: GuardrailPolicy = field(default_factory=GuardrailPolicy)
+    risk: RiskPolicy = field(default_factory=RiskPolicy)
+    autonomy: AutonomySettings = field(default_factory=AutonomySettings)
+    budget: BudgetLimits = field(default_factory=BudgetLimits)
+    tenant_autonomy: Mapping[str, AutonomySettings] = field(default_factory=_empty, hash=False)
+    tenant_budgets: Mapping[str, BudgetLimits] = field(default_factory=_empty, hash=False)
+
+    def for_tenant(self, tenant: str) -> TenantPolicy:
+        """Return the policy for ``tenant``: its overrides, else the defaults."""
+        return TenantPolicy(
+            tenant=tenant,
+            guardrails=self.guardrails,
+            risk=self.risk,
+            autonomy=self.tenant_autonomy.get(tenant, self.autonomy),
+            budget=self.tenant_budgets.get(tenant, self.budget),
+        )
+
+    def validate(self) -> GatePolicy:
+        """Check every table and setting and return the policy unchanged.
+
+        :raises ConfigInvalid: naming the bad key in ``details["field"]``.
+        """
+        self.guardrails.validate()
+        self.risk.validate()
+        _check_autonomy(self.autonomy, "autonomy", self.guardrails)
+        _check_budget(self.budget, "budget")
+        for where, table in (("tenants", self.tenant_autonomy), ("tenants", self.tenant_budgets)):
+            for tenant in table:
+                if not isinstance(tenant, str) or not IDENTIFIER_RE.fullmatch(tenant):
+                    raise _config(where, f"{tenant!r} is not a valid tenant id", tenant)
+        for tenant, settings in self.tenant_autonomy.items():
+            _check_autonomy(settings, f"tenants.{tenant}.autonomy", self.guardrails)
+        for tenant, limits in self.tenant_budgets.items():
+            _check_budget(limits, f"tenants.{tenant}.budget")
+        return self
+
+
+def _config(where: str, message: str, value: Any) -> ConfigInvalid:
+    return ConfigInvalid(f"{where}: {message}", details={"field": where, "value": value})
+
+
+def _check_autonomy(settings: AutonomySettings, where: str, guardrails: GuardrailPolicy) -> None:
+    if not isinstance(settings.level, AutonomyLevel):
+        raise _config(f"{where}.level", "must be one of L3, L3+, L4, L4+", settings.level)
+    floor = settings.confidence_floor
+    if isinstance(floor, bool) or not isinstance(floor, int | float) or not 0.0 <= floor <= 1.0:
+        raise _config(f"{where}.confidence_floor", "must be a number between 0 and 1", floor)
+    if not isinstance(settings.kill_switch, bool):
+        raise _config(f"{where}.kill_switch", "must be true or false", settings.kill_switch)
+    for name in sorted(settings.allowlist):
+        if not ACTION_TYPE_RE.fullmatch(name):
+            raise _config(f"{where}.allowlist", f"{name!r} is not a valid action type", name)
+        if name in guardrails.hard_stop:
+            raise _config(f"{where}.allowlist", f"{name} is a hard-stop action type", name)
+    modes = settings.modes
+    entries = [("default", modes.default)]
+    entries += [(f"accounts.{k}", v) for k, v in modes.accounts.items()]
+    entries += [(f"action_types.{k}", v) for k, v in modes.action_types.items()]
+    entries += [
+        (f"account_action_types.{a}.{t}", v) for (a, t), v in modes.account_action_types.items()
+    ]
+    for key, mode in entries:
+        if not isinstance(mode, AutonomyMode):
+            raise _config(f"{where}.modes.{key}", "must be AUTO or MANUAL", mode)
+
+
+def _check_budget(limits: BudgetLimits, where: str) -> None:
+    for name in ("per_tenant_daily", "per_account_daily", "per_action_type_daily"):
+        value = getattr(limits, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise _config(f"{where}.{name}", "must be a whole number of at least 0", value)
+
+
+@dataclass(frozen=True)
+class GateContext:
+    """What the gate needs to know about the world right now, as plain values.
+
+    ``stage`` and ``trusted_mode`` describe the account; ``account_allowlist``
+    is the account's own allowlist, or None to use the tenant's.
+    ``global_kill_switch`` and ``global_level`` are the daemon-wide settings
+    (governance and breakers move them); ``usage`` is today's budget use
+    before this intent.
+    """
+
+    stage: str
+    trusted_mode: TrustedMode = TrustedMode.NONE
+    account_allowlist: frozenset[str] | None = None
+    global_kill_switch: bool = False
+    global_level: AutonomyLevel = AutonomyLevel.L3
+    paused_action_types: frozenset[str] = frozenset()
+    idempotency: IdempotencyState | None = None
+    usage: BudgetUsage = field(default_factory=BudgetUsage)
+
+
+@dataclass(frozen=True)
+class TraceEntry:
+    """One check that ran: its name, what it saw (JSON), what it said, and
+    whether the intent got past it."""
+
+    check: str
+    saw: Mapping[str, Any] = field(hash=False)
+    said: str
+    passed: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the JSON form."""
+        return {
+            "check": self.check,
+            "saw": dict(self.saw),
+            "said": self.said,
+            "passed": self.passed,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TraceEntry:
+        """Rebuild an entry from :meth:`to_dict` output."""
+        return cls(str(data["check"]), dict(data["saw"]), str(data["said"]), bool(data["passed"]))
+
+
+@dataclass(frozen=True)
+class Effects:
+    """What the caller must do after a decision, in one transaction where possible.
+
+    ``consume_budget`` then ``reserve`` (mark the intent RESERVED) then
+    ``publish`` (hand it to execution, then mark it PUBLISHED). ``approval_source``
+    and ``auto_executed`` are None when the values written earlier stand.
+    """
+
+    consume_budget: bool = False
+    reserve: bool = False
+    publish: bool = False
+    approval_source: ApprovalSource | None = None
+    auto_executed: bool | None = None
+
+
+@dataclass(frozen=True)
+class GateOutcome:
+    """The gate's decision on one intent, with its trace and effects."""
+
+    decision: Decision
+    reason: Reason
+    tier: Tier
+    risk: RiskAssessment
+    trace: tuple[TraceEntry, ...]
+    message: str = ""
+    consume_budget: bool = False
+    reserve: bool = False
+    publish: bool = False
+    approval_source: ApprovalSource | None = None
+    auto_executed: bool | None = None
+
+    @property
+    def effects(self) -> Effects:
+        """Return the effect flags as one value."""
+        return Effects(
+            self.consume_budget,
+            self.reserve,
+            self.publish,
+            self.approval_source,
+            self.auto_executed,
+        )
+
+    @property
+    def checks(self) -> tuple[str, ...]:
+        """Return the names of the checks that ran, in order."""
+        return tuple(entry.check for entry in self.trace)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the JSON form stored with the decision."""
+        return {
+            "decision": str(self.decision),
+            "reason": str(self.reason),
+            "tier": str(self.tier),
+            "risk": self.risk.to_dict(),
+            "trace": [entry.to_dict() for entry in self.trace],
+            "message": self.message,
+            "consume_budget": self.consume_budget,
+            "reserve": self.reserve,
+            "publish": self.publish,
+            "approval_source": None if self.approval_source is None else str(self.approval_source),
+            "auto_executed": self.auto_executed,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> GateOutcome:
+        """Rebuild an outcome from :meth:`to_dict` output."""
+        risk = data["risk"]
+        source = data.get("approval_source")
+        return cls(
+            decision=Decision(data["decision"]),
+            reason=Reason(data["reason"]),
+            tier=Tier(data["tier"]),
+            risk=RiskAssessment(
+                RiskLevel(risk["level"]), RiskReason(risk["reason"]), int(risk["items"])
+            ),
+            trace=tuple(TraceEntry.from_dict(entry) for entry in data["trace"]),
+            message=str(data.get("message", "")),
+            consume_budget=bool(data.get("consume_budget", False)),
+            reserve=bool(data.get("reserve", False)),
+            publish=bool(data.get("publish", False)),
+            approval_source=None if source is None else ApprovalSource(source),
+            auto_executed=data.get("auto_executed"),
+        )
+
+
+@dataclass(frozen=True)
+class _Facts:
+    """Everything the checks look at, resolved once per evaluation."""
+
+    intent: ActionIntent
+    tp: TenantPolicy
+    ctx: GateContext
+    cls: Classification
+    risk: RiskAssessment
+    level: AutonomyLevel
+
+
+@dataclass(frozen=True)
+class _Step:
+    """What one check saw and said; ``stop`` is set when it decides."""
+
+    saw: dict[str, Any]
+    said: str
+    stop: tuple[Decision, Reason] | None = None
+    effects: Effects = field(default_factory=Effects)
+
+
+def _hard_stop(f: _Facts) -> _Step:
+    saw = {"action_type": f.intent.action_type, "tier": str(f.cls.base_tier), "known": f.cls.known}
+    if f.cls.base_tier is Tier.HARD_STOP:
+        said = "hard-stop action type: never executes, not even with approval"
+        return _Step(saw, said, (Decision.BLOCKED, Reason.HARD_STOP))
+    return _Step(saw, "not a hard-stop action type")
+
+
+def _forbidden(f: _Facts) -> _Step:
+    domain, change_type = f.intent.domain, f.intent.change_type
+    saw = {"domain": domain, "change_type": change_type}
+    if is_forbidden(f.tp.guardrails, domain, change_type):
+        said = f"change type {change_type} is forbidden in domain {domain}"
+        return _Step(saw, said, (Decision.BLOCKED, Reason.FORBIDDEN_CHANGE_TYPE))
+    return _Step(saw, "change type not forbidden")
+
+
+def _tier(f: _Facts) -> _Step:
+    action_type, cls = f.intent.action_type, f.cls
+    saw = {
+        "action_type": action_type,
+        "stage": f.ctx.stage,
+        "base_tier": str(cls.base_tier),
+        "tier": str(cls.tier),
+        "stage_gated": cls.stage_gated,
+        "known": cls.known,
+    }
+    if cls.tier is Tier.AUTONOMOUS:
+        return _Step(saw, "autonomous tier")
+    if cls.stage_gated:
+        said, reason = f"stage {f.ctx.stage} needs a person to approve", Reason.STAGE_GATED
+    elif not cls.known:
+        said = f"unknown action type {action_type}: a person must approve it"
+        reason = Reason.UNKNOWN_ACTION_TYPE
+    else:
+        said = f"{action_type} is in the approval_required tier"
+        reason = Reason.APPROVAL_REQUIRED_TIER
+    return _Step(saw, said, (Decision.REQUIRE_APPROVAL, reason))
+
+
+def _allowlist(f: _Facts) -> _Step:
+    # Cheap, and the hard limit on blast radius should the policy be too permissive.
+    own = f.ctx.account_allowlist
+    allowlist = own if own is not None else f.tp.autonomy.allowlist
+    whose = "account" if own is not None else "tenant"
+    saw = {
+        "action_type": f.intent.action_type,
+        "allowlist_of": whose,
+        "allowlist": sorted(allowlist),
+    }
+    if f.intent.action_type not in allowlist:
+        said = f"{f.intent.action_type} is not on the {whose}'s auto-execute allowlist"
+        return _Step(saw, said, (Decision.REQUIRE_APPROVAL, Reason.ACTION_TYPE_NOT_ALLOWLISTED))
+    return _Step(saw, f"on the {whose}'s auto-execute allowlist")
+
+
+def _autonomy_mode(f: _Facts) -> _Step:
+    mode, scope = f.tp.autonomy.modes.resolve(f.intent.account, f.intent.action_type)
+    saw = {"mode": str(mode), "scope": scope}
+    if mode is AutonomyMode.MANUAL:
+        return _Step(
+            saw,
+            f"autonomy mode is MANUAL (set for the {scope})",
+            (Decision.REQUIRE_APPROVAL, Reason.AUTONOMY_MODE_MANUAL),
+        )
+    return _Step(saw, f"autonomy mode is AUTO (set for the {scope})")
+
+
+def _autonomy_level(f: _Facts) -> _Step:
+    saw = {
+        "tenant_level": str(f.tp.autonomy.level),
+        "global_level": str(f.ctx.global_level),
+        "level": str(f.level),
+    }
+    if f.level is AutonomyLevel.L3:
+        said = "autonomy level L3: nothing auto-executes"
+        return _Step(saw, said, (Decision.REQUIRE_APPROVAL, Reason.AUTONOMY_LEVEL_L3))
+    return _Step(saw, f"autonomy level {f.level}")
+
+
+def _kill_switch(f: _Facts) -> _Step:
+    on_global, on_tenant = f.ctx.global_kill_switch, f.tp.autonomy.kill_switch
+    saw = {"global": on_global, "tenant": on_tenant}
+    if on_global or on_tenant:
+        said = f"the {'global' if on_global else 'tenant'} kill switch is on"
+        return _Step(saw, said, (Decision.REQUIRE_APPROVAL, Reason.KILL_SWITCH))
+    return _Step(saw, "kill switch off")
+
+
+def _paused(f: _Facts) -> _Step:
+    action_type = f.intent.action_type
+    saw = {"action_type": action_type, "paused": sorted(f.ctx.paused_action_types)}
+    if action_type in f.ctx.paused_action_types:
+        said = f"{action_type} is paused by a circuit breaker"
+        return _Step(saw, said, (Decision.REQUIRE_APPROVAL, Reason.ACTION_TYPE_PAUSED))
+    return _Step(saw, "action type not paused")
+
+
+def _trusted_mode(f: _Facts) -> _Step:
+    mode = f.ctx.trusted_mode
+    saw = {"trusted_mode": str(mode)}
+    if mode is not TrustedMode.ACTIVE:
+        said = f"trusted mode is {mode}; only ACTIVE accounts get auto-approval"
+        return _Step(saw, said, (Decision.REQUIRE_APPROVAL, Reason.TRUST_NOT_ACTIVE))
+    return _Step(saw, "trusted mode ACTIVE")
+
+
+def _risk(f: _Facts) -> _Step:
+    risk, level = f.risk, f.level
+    saw = {
+        **risk.to_dict(),
+        "change_type": f.intent.change_type,
+        "autonomy_level": str(level),
+        "allowed": [str(r) for r in RiskLevel if level.allows(r)],
+    }
+    if not level.allows(risk.level):
+        said = f"{risk.level} risk is above what level {level} allows"
+        return _Step(saw, said, (Decision.REQUIRE_APPROVAL, Reason.RISK_ABOVE_LEVEL))
+    return _Step(saw, f"{risk.level} risk allowed at level {level}")
+
+
+def _confidence(f: _Facts) -> _Step:
+    given = f.intent.confidence
+    counted = given if given is not None else _MISSING_CONFIDENCE[f.intent.source]
+    floor = f.tp.autonomy.confidence_floor
+    saw = {
+        "confidence": given,
+        "counted_as": counted,
+        "floor": floor,
+        "source": str(f.intent.source),
+    }
+    if counted < floor:
+        said = f"confidence {counted} is below the floor {floor}"
+        return _Step(saw, said, (Decision.REQUIRE_APPROVAL, Reason.LOW_CONFIDENCE))
+    return _Step(saw, f"confidence {counted} meets the floor {floor}")
+
+
+def _idempotency(f: _Facts) -> _Step:
+    # Budget is consumed at most once per intent id, whatever retries happen.
+    state = f.ctx.idempotency
+    saw = {"intent_id": f.intent.intent_id, "state": None if state is None else str(state)}
+    if state is IdempotencyState.PUBLISHED:
+        return _Step(
+            saw,
+            "already published: nothing more to do",
+            (Decision.AUTO_EXECUTE, Reason.ALREADY_PUBLISHED),
+        )
+    if state is IdempotencyState.RESERVED:
+        return _Step(
+            saw,
+            "reserved earlier: retry the hand-off only",
+            (Decision.AUTO_EXECUTE, Reason.RESUME_PUBLISH),
+            Effects(publish=True),
+        )
+    return _Step(saw, "new intent")
+
+
+def _budget(f: _Facts) -> _Step:
+    # Exhausted means a person decides, never a silent drop.
+    limits, usage = f.tp.budget, f.ctx.usage
+    counters = (
+        ("per_tenant_daily", usage.tenant, limits.per_tenant_daily),
+        ("per_account_daily", usage.account, limits.per_account_daily),
+        ("per_action_type_daily", usage.action_type, limits.per_action_type_daily),
+    )
+    saw: dict[str, Any] = {name: {"used": used, "limit": limit} for name, used, limit in counters}
+    spent = [(name, used, limit) for name, used, limit in counters if used >= limit]
+    saw["exhausted"] = [name for name, _, _ in spent]
+    if spent:
+        said = "daily budget exhausted: " + ", ".join(
+            f"{name} ({used} of {limit} used)" for name, used, limit in spent
+        )
+        return _Step(saw, said, (Decision.REQUIRE_APPROVAL, Reason.BUDGET_EXHAUSTED))
+    return _Step(saw, "within the daily budget")
+
+
+# The order of SPEC §3.3; evaluation stops at the first check that decides.
+_CHECKS: tuple[tuple[str, Callable[[_Facts], _Step]], ...] = (
+    ("hard_stop", _hard_stop),
+    ("forbidden_change_type", _forbidden),
+    ("tier", _tier),
+    ("allowlist", _allowlist),
+    ("autonomy_mode", _autonomy_mode),
+    ("autonomy_level", _autonomy_level),
+    ("kill_switch", _kill_switch),
+    ("action_type_paused", _paused),
+    ("trusted_mode", _trusted_mode),
+    ("risk", _risk),
+    ("confidence", _confidence),
+    ("idempotency", _idempotency),
+    ("budget", _budget),
+)
+CHECKS: tuple[str, ...] = tuple(name for name, _ in _CHECKS)
+
+_AUTO_APPROVED = Effects(
+    consume_budget=True,
+    reserve=True,
+    publish=True,
+    approval_source=ApprovalSource.POLICY,
+    auto_executed=True,
+)
+
+
+def evaluate(intent: ActionIntent, policy: GatePolicy, ctx: GateContext) -> GateOutcome:
+    """Decide what happens to ``intent``: auto-execute, wait for approval, or never.
+
+    Pure: reads nothing but its arguments and changes nothing.
+    """
+    tp = policy.for_tenant(intent.tenant)
+    facts = _Facts(
+        intent=intent,
+        tp=tp,
+        ctx=ctx,
+        cls=classify(tp.guardrails, intent.action_type, ctx.stage),
+        risk=assess_risk(tp.risk, intent.change_type, intent.diff),
+        level=tp.autonomy.level.stricter(ctx.global_level),
+    )
+    trace: list[TraceEntry] = []
+    decision, reason, effects = Decision.AUTO_EXECUTE, Reason.AUTO_APPROVED, _AUTO_APPROVED
+    message = "every check passed: auto-approved"
+    for name, check in _CHECKS:
+        step = check(facts)
+        passed = step.stop is None or step.stop[0] is Decision.AUTO_EXECUTE
+        trace.append(TraceEntry(name, MappingProxyType(step.saw), step.said, passed))
+        if step.stop is not None:
+            (decision, reason), effects, message = step.stop, step.effects, step.said
+            break
+    return GateOutcome(
+        decision=decision,
+        reason=reason,
+        tier=facts.cls.tier,
+        risk=facts.risk,
+        trace=tuple(trace),
+        message=message,
+        consume_budget=effects.consume_budget,
+        reserve=effects.reserve,
+        publish=effects.publish,
+        approval_source=effects.approval_source,
+        auto_executed=effects.auto_executed,
+    )
+
+
+def can_approve(decision: Decision) -> bool:
+    """Return True when a person may approve an intent with this decision.
+
+    Only intents waiting for approval can be approved: BLOCKED ones never,
+    and AUTO_EXECUTE ones need no approval.
+    """
+    return decision is Decision.REQUIRE_APPROVAL
+
+
+def approval_blocker(
+    guardrails: GuardrailPolicy, intent: ActionIntent, stage: str
+) -> Reason | None:
+    """Return HARD_STOP or FORBIDDEN_CHANGE_TYPE if the intent may no longer run at all.
+
+    Called when a person approves, because the tables may have changed since
+    the intent was queued; None means the approval may proceed.
+    """
+    if classify(guardrails, intent.action_type, stage).base_tier is Tier.HARD_STOP:
+        return Reason.HARD_STOP
+    if is_forbidden(guardrails, intent.domain, intent.change_type):
+        return Reason.FORBIDDEN_CHANGE_TYPE
+    return None
+
+
+def approval_effects(state: IdempotencyState | None) -> tuple[Reason, Effects]:
+    """Return what a human approval does given the intent's idempotency state.
+
+    A new intent is reserved and published with ``approval_source = HUMAN``;
+    no autonomy budget is consumed. A reserved one only retries the hand-off;
+    a published one needs nothing.
+    """
+    if state is IdempotencyState.PUBLISHED:
+        return Reason.ALREADY_PUBLISHED, Effects()
+    if state is IdempotencyState.RESERVED:
+        return Reason.RESUME_PUBLISH, Effects(publish=True)
+    return Reason.HUMAN_APPROVED, Effects(
+        reserve=True, publish=True, approval_source=ApprovalSource.HUMAN, auto_executed=False
+    )
+
+
+def budget_day(now: datetime) -> date:
+    """Return the UTC day that ``now`` counts against for daily budgets.
+
+    :raises InvalidArgument: ``now`` has no time zone.
+    """
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise InvalidArgument("now: must be timezone-aware", details={"field": "now"})
+    return now.astimezone(UTC).date()
+
+
+class BudgetLedger:
+    """Today's budget counters for a batch of intents decided in one transaction.
+
+    Seed it with the stored usage, then for each intent in turn: evaluate with
+    :meth:`usage`, and :meth:`consume` when the outcome says so. Later intents
+    then see the budget the earlier ones used, so a batch never exceeds a
+    limit. The only mutable object of the core.
+    """
+
+    def __init__(self) -> None:
+        self._tenant: dict[tuple[date, str], int] = {}
+        self._account: dict[tuple[date, str, str], int] = {}
+        self._action_type: dict[tuple[date, str, str], int] = {}
+
+    def _keys(
+        self, intent: ActionIntent, day: date
+    ) -> tuple[tuple[date, str], tuple[date, str, str], tuple[date, str, str]]:
+        return (
+            (day, intent.tenant),
+            (day, intent.tenant, intent.account),
+            (day, intent.tenant, intent.action_type),
+        )
+
+    def is_seeded(self, intent: ActionIntent, day: date) -> bool:
+        """Return True when all three counters for ``intent`` on ``day`` are known."""
+        t, a, x = self._keys(intent, day)
+        return t in self._tenant and a in self._account and x in self._action_type
+
+    def seed(self, intent: ActionIntent, day: date, stored: BudgetUsage) -> None:
+        """Load stored usage for the intent's counters, keeping any already loaded.
+
+        Counters already present are left alone: they may include what this
+        batch has consumed since.
+        """
+        t, a, x = self._keys(intent, day)
+        self._tenant.setdefault(t, stored.tenant)
+        self._account.setdefault(a, stored.account)
+        self._action_type.setdefault(x, stored.action_type)
+
+    def usage(self, intent: ActionIntent, day: date) -> BudgetUsage:
+        """Return the usage the gate should see for ``intent`` (0 when never seeded)."""
+        t, a, x = self._keys(intent, day)
+        return BudgetUsage(
+            self._tenant.get(t, 0), self._account.get(a, 0), self._action_type.get(x, 0)
+        )
+
+    def consume(self, intent: ActionIntent, day: date) -> BudgetUsage:
+        """Count one auto-execution of ``intent`` on ``day`` and return the new usage."""
+        t, a, x = self._keys(intent, day)
+        self._tenant[t] = self._tenant.get(t, 0) + 1
+        self._account[a] = self._account.get(a, 0) + 1
+        self._action_type[x] = self._action_type.get(x, 0) + 1
+        return self.usage(intent, day)

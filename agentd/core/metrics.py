@@ -1,0 +1,246 @@
+"""Governance metrics: counts, the four rates, and the Prometheus text form.
+
+Rates (seed 003), each ``None`` when its denominator is zero — "no data", not
+a perfect or a failing score, so a fresh install never reads as 100 % success
+and a readiness check on it never passes by accident:
+
+=================  ==============================================================
+``success_rate``   executions succeeded / (succeeded + failed)
+``approval_rate``  approved / (approved + rejected + expired): of the intents put
+                   before a person, the share approved (an expired approval is a
+                   rejection, SPEC §3.4); auto-executed and blocked intents never
+                   reach a person and are left out
+``rollback_rate``  executions rolled back / executions succeeded
+``error_rate``     executions failed / intents total: failures against all the
+                   work the agent took on (the breaker's error rate differs: it
+                   only sees executions, see :mod:`agentd.core.breakers`)
+=================  ==============================================================
+
+``executions_succeeded`` counts every execution that completed, including
+those later rolled back (``executions_rolled_back`` is a subset of it).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from datetime import datetime
+
+from agentd.errors import InvalidArgument
+
+PREFIX = "agentd_"
+_LABEL_NAME_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+INCIDENT_SEVERITIES = ("critical", "high", "medium", "low")
+# Labels the metric families use themselves; a caller's label of the same name would clash.
+_RESERVED_LABELS = frozenset({"outcome", "result", "severity", "kind"})
+
+
+@dataclass(frozen=True)
+class MetricCounts:
+    """Counts of what the agent did over a period (or since the store began).
+
+    ``intents_approved`` counts human approvals; policy approvals are
+    ``intents_auto_executed``. ``incidents_by_severity`` maps a severity
+    (critical, high, medium, low) to a count.
+    """
+
+    intents_total: int = 0
+    intents_auto_executed: int = 0
+    intents_approved: int = 0
+    intents_rejected: int = 0
+    intents_blocked: int = 0
+    intents_expired: int = 0
+    executions_succeeded: int = 0
+    executions_failed: int = 0
+    executions_rolled_back: int = 0
+    incidents_by_severity: Mapping[str, int] = field(default_factory=dict, hash=False)
+    incidents_from_autonomous: int = 0
+    constraint_violations: int = 0
+    emergency_aborts: int = 0
+    gate_triggers: int = 0
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, int) and value < 0:
+                raise InvalidArgument(f"{f.name} must not be negative", details={"field": f.name})
+        for severity, count in self.incidents_by_severity.items():
+            if count < 0:
+                raise InvalidArgument(
+                    f"incident count for {severity!r} must not be negative",
+                    details={"field": "incidents_by_severity"},
+                )
+
+    @property
+    def incidents_total(self) -> int:
+        """Return the number of incidents of every severity."""
+        return sum(self.incidents_by_severity.values())
+
+    @property
+    def critical_incidents(self) -> int:
+        """Return the number of critical incidents."""
+        return self.incidents_by_severity.get("critical", 0)
+
+
+@dataclass(frozen=True)
+class Rates:
+    """The four governance rates as fractions in [0, 1], ``None`` when undefined."""
+
+    success_rate: float | None
+    approval_rate: float | None
+    rollback_rate: float | None
+    error_rate: float | None
+
+
+def _ratio(numerator: int, denominator: int) -> float | None:
+    return None if denominator == 0 else numerator / denominator
+
+
+def compute_rates(counts: MetricCounts) -> Rates:
+    """Compute the four rates (see the module notes for definitions and ``None``)."""
+    finished = counts.executions_succeeded + counts.executions_failed
+    reviewed = counts.intents_approved + counts.intents_rejected + counts.intents_expired
+    return Rates(
+        success_rate=_ratio(counts.executions_succeeded, finished),
+        approval_rate=_ratio(counts.intents_approved, reviewed),
+        rollback_rate=_ratio(counts.executions_rolled_back, counts.executions_succeeded),
+        error_rate=_ratio(counts.executions_failed, counts.intents_total),
+    )
+
+
+def escape_label_value(value: str) -> str:
+    """Escape a label value for the Prometheus text format (backslash, quote, newline)."""
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _escape_help(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("\n", "\\n")
+
+
+def _number(value: float) -> str:
+    if isinstance(value, int):
+        return str(value)
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    return repr(float(value))
+
+
+class _Writer:
+    def __init__(self, labels: Mapping[str, str]) -> None:
+        self.lines: list[str] = []
+        self.base = tuple(sorted(labels.items()))
+
+    def family(
+        self,
+        name: str,
+        kind: str,
+        help_text: str,
+        samples: list[tuple[dict[str, str], float]],
+    ) -> None:
+        if not samples:
+            return
+        full = PREFIX + name
+        self.lines.append(f"# HELP {full} {_escape_help(help_text)}")
+        self.lines.append(f"# TYPE {full} {kind}")
+        for extra, value in samples:
+            pairs = [*self.base, *extra.items()]
+            rendered = ",".join(f'{k}="{escape_label_value(v)}"' for k, v in pairs)
+            label_part = "{" + rendered + "}" if rendered else ""
+            self.lines.append(f"{full}{label_part} {_number(value)}")
+
+
+def render_prometheus(
+    counts: MetricCounts, rates: Rates, labels: Mapping[str, str], now: datetime
+) -> str:
+    """Render counts and rates in the Prometheus text exposition format.
+
+    Meant for node_exporter's textfile collector, which refuses sample
+    timestamps: ``now`` is exported as the gauge
+    ``agentd_metrics_generated_timestamp_seconds`` instead. Counts are exposed
+    as counters, so they should be totals since the store began; ``rates`` may
+    be computed over any period (they are gauges). An undefined rate is left
+    out rather than written as 0. ``labels`` (``tenant="acme"``) go on every
+    sample.
+
+    :raises InvalidArgument: a label name that Prometheus would reject or that a
+        family already uses (outcome, result, severity, kind), or a naive ``now``.
+    """
+    for name, label_value in labels.items():
+        if not _LABEL_NAME_RE.match(name) or name.startswith("__") or name in _RESERVED_LABELS:
+            raise InvalidArgument(f"bad metric label name {name!r}", details={"field": name})
+        if not isinstance(label_value, str):
+            raise InvalidArgument(f"label {name!r} must be a string", details={"field": name})
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise InvalidArgument("now must be timezone-aware", details={"field": "now"})
+    out = _Writer(labels)
+    out.family(
+        "intents_total",
+        "counter",
+        "Action intents submitted to the gate.",
+        [({}, counts.intents_total)],
+    )
+    out.family(
+        "intent_outcomes_total",
+        "counter",
+        "Action intents by how they ended.",
+        [
+            ({"outcome": "auto_executed"}, counts.intents_auto_executed),
+            ({"outcome": "approved"}, counts.intents_approved),
+            ({"outcome": "rejected"}, counts.intents_rejected),
+            ({"outcome": "blocked"}, counts.intents_blocked),
+            ({"outcome": "expired"}, counts.intents_expired),
+        ],
+    )
+    out.family(
+        "executions_total",
+        "counter",
+        "Executions by result (rolled_back counts succeeded executions later undone).",
+        [
+            ({"result": "succeeded"}, counts.executions_succeeded),
+            ({"result": "failed"}, counts.executions_failed),
+            ({"result": "rolled_back"}, counts.executions_rolled_back),
+        ],
+    )
+    severities = list(INCIDENT_SEVERITIES) + sorted(
+        s for s in counts.incidents_by_severity if s not in INCIDENT_SEVERITIES
+    )
+    out.family(
+        "incidents_total",
+        "counter",
+        "Incidents by severity.",
+        [({"severity": s}, counts.incidents_by_severity.get(s, 0)) for s in severities],
+    )
+    out.family(
+        "incidents_from_autonomous_actions_total",
+        "counter",
+        "Incidents attributed to autonomously executed actions.",
+        [({}, counts.incidents_from_autonomous)],
+    )
+    out.family(
+        "safety_events_total",
+        "counter",
+        "Safety events by kind.",
+        [
+            ({"kind": "constraint_violation"}, counts.constraint_violations),
+            ({"kind": "emergency_abort"}, counts.emergency_aborts),
+            ({"kind": "gate_trigger"}, counts.gate_triggers),
+        ],
+    )
+    for name, value, help_text in (
+        ("success_ratio", rates.success_rate, "Executions succeeded / finished."),
+        ("approval_ratio", rates.approval_rate, "Intents approved / put before a person."),
+        ("rollback_ratio", rates.rollback_rate, "Executions rolled back / succeeded."),
+        ("error_ratio", rates.error_rate, "Executions failed / intents submitted."),
+    ):
+        out.family(name, "gauge", help_text, [] if value is None else [({}, value)])
+    out.family(
+        "metrics_generated_timestamp_seconds",
+        "gauge",
+        "Unix time at which these metrics were written.",
+        [({}, now.timestamp())],
+    )
+    return "\n".join(out.lines) + "\n"

@@ -1,0 +1,615 @@
+"""The agent's knowledge base: workflows extracted from the E2E tests under ``workflows/``.
+
+The end-to-end tests of a back-office are the source of truth for how to do a
+task. Each test calls a ``step(run, intent=..., action=..., target=..., ...)``
+helper with literal arguments, so ``agentd kb build`` can read the steps with
+:mod:`ast` (never executing the tests) and write them to
+``knowledge_base/AGENT_KNOWLEDGE_BASE.json``. The registry loads that file and
+refuses it when the tests changed since it was built.
+
+Step semantics (shared by the workflow tests and the browser agents):
+
+- ``target`` is a path relative to the site's base URL for ``goto`` and
+  ``expect_url`` (the current path must equal it, query ignored), the text the
+  dialog's message must contain for ``accept_dialog`` (it arms acceptance of the
+  next dialog; any other dialog is dismissed), and a CSS selector otherwise.
+- ``value`` is what ``fill``, ``select_option`` and ``press`` type, pick or press.
+- ``expect`` is text that must be visible once the step is done: inside the
+  target for ``expect_text``, anywhere on the page for the other actions.
+- ``extract`` reads the target's input value (or its text) into ``result``;
+  an element marked ``data-secret="true"`` is never extracted.
+- ``{name}`` is a run-time parameter; ``{secret:name}`` a vault secret, allowed
+  only as the ``value`` of ``fill``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import hashlib
+import json
+import os
+import re
+import sys
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from agentd.errors import AgentdError, ConfigInvalid, InvalidArgument, NotFound, StaleKnowledgeBase
+
+FORMAT_VERSION = 1
+DEFAULT_WORKFLOWS_DIR = Path("workflows")
+DEFAULT_KB_PATH = Path("knowledge_base/AGENT_KNOWLEDGE_BASE.json")
+STEP_FUNCTION = "step"
+SOURCE_GLOB = "test_*.py"
+REBUILD_HINT = "run `agentd kb build` to refresh it"
+
+
+class Action(StrEnum):
+    """The browser methods a workflow may use: the agent's method allowlist."""
+
+    GOTO = "goto"
+    CLICK = "click"
+    FILL = "fill"
+    SELECT_OPTION = "select_option"
+    CHECK = "check"
+    PRESS = "press"
+    WAIT_FOR = "wait_for"
+    EXPECT_TEXT = "expect_text"
+    EXPECT_URL = "expect_url"
+    EXTRACT = "extract"
+    ACCEPT_DIALOG = "accept_dialog"
+
+
+ALLOWED_ACTIONS: frozenset[str] = frozenset(a.value for a in Action)
+_NEEDS_VALUE = frozenset({Action.FILL, Action.SELECT_OPTION, Action.PRESS})
+_STEP_FIELDS = ("intent", "action", "target", "value", "expect", "result")
+_PLACEHOLDER_RE = re.compile(r"\{(secret:)?([A-Za-z_][A-Za-z0-9_]*)\}")
+_RESULT_RE = re.compile(r"^[a-z_][a-z0-9_]*$")
+
+
+def placeholders(text: str | None) -> tuple[list[str], list[str]]:
+    """Return the (parameters, secrets) named in a step string, in order of appearance."""
+    params: list[str] = []
+    secret_names: list[str] = []
+    for match in _PLACEHOLDER_RE.finditer(text or ""):
+        bucket = secret_names if match.group(1) else params
+        if match.group(2) not in bucket:
+            bucket.append(match.group(2))
+    return params, secret_names
+
+
+def substitute(
+    text: str, params: Mapping[str, str], secrets: Mapping[str, str] | None = None
+) -> str:
+    """Replace ``{name}`` and ``{secret:name}`` placeholders.
+
+    :raises InvalidArgument: a placeholder has no value.
+    """
+
+    def one(match: re.Match[str]) -> str:
+        source = secrets if match.group(1) else params
+        kind = "secret" if match.group(1) else "parameter"
+        if source is None or match.group(2) not in source:
+            raise InvalidArgument(f"missing {kind} {match.group(2)!r}", details={kind: match[2]})
+        return str(source[match.group(2)])
+
+    return _PLACEHOLDER_RE.sub(one, text)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of a workflow; ``line`` is where it is written in its test file."""
+
+    index: int
+    intent: str
+    action: Action
+    target: str
+    value: str | None = None
+    expect: str | None = None
+    result: str | None = None
+    line: int = 0
+
+    def render(self, params: Mapping[str, str], secrets: Mapping[str, str]) -> Step:
+        """Return this step with its placeholders filled in.
+
+        The rendered step may hold secret values: audit and log the unrendered one.
+
+        :raises InvalidArgument: a parameter or secret is missing.
+        """
+        return replace(
+            self,
+            target=substitute(self.target, params),
+            value=None if self.value is None else substitute(self.value, params, secrets),
+            expect=None if self.expect is None else substitute(self.expect, params),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "intent": self.intent,
+            "action": self.action.value,
+            "target": self.target,
+            "value": self.value,
+            "expect": self.expect,
+            "result": self.result,
+            "line": self.line,
+        }
+
+
+@dataclass(frozen=True)
+class Workflow:
+    """A task the agent knows how to do, as written in one E2E test."""
+
+    name: str
+    description: str
+    source: str
+    parameters: tuple[str, ...]
+    secrets: tuple[str, ...]
+    steps: tuple[Step, ...]
+
+    @property
+    def results(self) -> tuple[str, ...]:
+        """Return the names of the values the workflow extracts, in step order."""
+        return tuple(s.result for s in self.steps if s.result)
+
+    def check_parameters(self, params: Mapping[str, str]) -> None:
+        """Check that every parameter the workflow uses is given.
+
+        :raises InvalidArgument: some are missing (``details["missing"]``).
+        """
+        missing = [p for p in self.parameters if p not in params]
+        if missing:
+            raise InvalidArgument(
+                f"workflow {self.name!r} needs parameters: {', '.join(missing)}",
+                details={"workflow": self.name, "missing": missing},
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "description": self.description,
+            "source": self.source,
+            "parameters": list(self.parameters),
+            "secrets": list(self.secrets),
+            "results": list(self.results),
+            "steps": [s.to_dict() for s in self.steps],
+        }
+
+
+@dataclass(frozen=True)
+class KnowledgeBase:
+    """Every workflow, with the hashes of the test files they came from."""
+
+    generated_at: str
+    sources: Mapping[str, str]
+    workflows: tuple[Workflow, ...]
+    format_version: int = FORMAT_VERSION
+    _by_name: Mapping[str, Workflow] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_by_name", {w.name: w for w in self.workflows})
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(w.name for w in self.workflows)
+
+    def workflow(self, name: str) -> Workflow:
+        """Return a workflow by name.
+
+        :raises NotFound: no workflow of that name.
+        """
+        found = self._by_name.get(name)
+        if found is None:
+            raise NotFound(
+                f"no workflow named {name!r} in the knowledge base "
+                f"(known: {', '.join(self.names) or 'none'})",
+                details={"workflow": name},
+            )
+        return found
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format_version": self.format_version,
+            "generated_at": self.generated_at,
+            "generator": "agentd kb build",
+            "allowed_actions": sorted(ALLOWED_ACTIONS),
+            "sources": dict(self.sources),
+            "workflows": {w.name: w.to_dict() for w in self.workflows},
+        }
+
+
+# -- extraction ---------------------------------------------------------------------------
+
+
+def _is_step_call(node: ast.AST) -> bool:
+    return (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name | ast.Attribute)
+        and (node.func.id if isinstance(node.func, ast.Name) else node.func.attr) == STEP_FUNCTION
+    )
+
+
+def _statement_call(stmt: ast.stmt) -> ast.Call | None:
+    value = stmt.value if isinstance(stmt, ast.Expr | ast.Assign | ast.AnnAssign) else None
+    return value if isinstance(value, ast.Call) and _is_step_call(value) else None
+
+
+def _step_from_call(call: ast.Call, index: int, where: str, problems: list[str]) -> Step | None:
+    at = f"{where}:{call.lineno}"
+    args: dict[str, str | None] = {}
+    ok = True
+    if len(call.args) != 1:
+        problems.append(f"{at}: step() takes the run as its only positional argument")
+        ok = False
+    for kw in call.keywords:
+        if kw.arg is None or kw.arg not in _STEP_FIELDS:
+            problems.append(f"{at}: unknown step argument {kw.arg or '**'!r}")
+            ok = False
+        elif not isinstance(kw.value, ast.Constant) or not isinstance(
+            kw.value.value, str | type(None)
+        ):
+            problems.append(f"{at}: step argument {kw.arg!r} must be a literal string")
+            ok = False
+        else:
+            args[kw.arg] = kw.value.value
+    if not ok:
+        return None
+    action, target = args.get("action"), args.get("target")
+    if not args.get("intent"):
+        problems.append(f"{at}: step has no intent")
+    if action not in ALLOWED_ACTIONS:
+        allowed = ", ".join(sorted(ALLOWED_ACTIONS))
+        problems.append(f"{at}: action {action!r} is not allowed (allowed: {allowed})")
+        return None
+    if not target:
+        problems.append(f"{at}: {action} step has no target")
+    step = Step(
+        index,
+        args.get("intent") or "",
+        Action(action),
+        target or "",
+        args.get("value"),
+        args.get("expect"),
+        args.get("result"),
+        call.lineno,
+    )
+    problems.extend(f"{at}: {msg}" for msg in _step_problems(step))
+    return step
+
+
+def _step_problems(step: Step) -> list[str]:
+    """Return what is wrong with a step beyond its action and target (shared with loading)."""
+    out: list[str] = []
+    if step.action in _NEEDS_VALUE and not step.value:
+        out.append(f"{step.action} step needs a value")
+    if step.action is Action.EXPECT_TEXT and not step.expect:
+        out.append("expect_text step needs an expect text")
+    if step.action is Action.EXTRACT:
+        if not step.result or not _RESULT_RE.match(step.result):
+            out.append("extract step needs a result name (lowercase identifier)")
+    elif step.result:
+        out.append(f"only extract steps have a result, not {step.action}")
+    # Navigation stays on the site the workflow was written for: paths only, never URLs.
+    is_navigation = step.action in (Action.GOTO, Action.EXPECT_URL)
+    if is_navigation and step.target and not re.match(r"^/(?!/)", step.target):
+        out.append(f"{step.action} target must be a path on the site starting with '/'")
+    for name, text in (("target", step.target), ("expect", step.expect)):
+        if placeholders(text)[1]:
+            out.append(f"secrets may only be used as a fill value, not in {name}")
+    if placeholders(step.value)[1] and step.action is not Action.FILL:
+        out.append("secrets may only be used as a fill value")
+    is_password = step.action is Action.FILL and "password" in step.target.lower()
+    if is_password and not re.fullmatch(r"\{secret:[A-Za-z_][A-Za-z0-9_]*\}", step.value or ""):
+        out.append("a password must come from the vault: use value='{secret:NAME}'")
+    return out
+
+
+def extract_workflows(path: Path, source: str) -> tuple[list[Workflow], list[str]]:
+    """Parse one test file; return its workflows and the problems found (``file:line: ...``)."""
+    problems: list[str] = []
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    except SyntaxError as exc:
+        return [], [f"{source}:{exc.lineno}: cannot parse: {exc.msg}"]
+    workflows: list[Workflow] = []
+    for func in tree.body:
+        if not isinstance(func, ast.FunctionDef) or not func.name.startswith("test_"):
+            continue
+        steps: list[Step] = []
+        for stmt in func.body:
+            call = _statement_call(stmt)
+            if call is not None:
+                step = _step_from_call(call, len(steps) + 1, source, problems)
+                if step is not None:
+                    steps.append(step)
+                continue
+            for node in ast.walk(stmt):
+                if _is_step_call(node):
+                    problems.append(
+                        f"{source}:{getattr(node, 'lineno', stmt.lineno)}: step() must be a "
+                        "statement of the test function itself (not nested), so runs are linear"
+                    )
+        if not steps:
+            continue  # a test without steps is not a workflow
+        description = ast.get_docstring(func)
+        if not description:
+            problems.append(f"{source}:{func.lineno}: {func.name} needs a docstring (its intent)")
+        params: list[str] = []
+        secret_names: list[str] = []
+        for step in steps:
+            for text in (step.target, step.value, step.expect):
+                found_params, found_secrets = placeholders(text)
+                params += [p for p in found_params if p not in params]
+                secret_names += [s for s in found_secrets if s not in secret_names]
+        workflows.append(
+            Workflow(
+                func.name.removeprefix("test_"),
+                description or "",
+                source,
+                tuple(params),
+                tuple(secret_names),
+                tuple(steps),
+            )
+        )
+    return workflows, problems
+
+
+def source_hashes(workflows_dir: Path) -> dict[str, str]:
+    """Return {path relative to the workflows folder: sha256} of every workflow test file."""
+    return {
+        path.relative_to(workflows_dir).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(workflows_dir.glob(SOURCE_GLOB))
+        if path.is_file()
+    }
+
+
+def build_knowledge_base(
+    workflows_dir: Path, out_path: Path, *, now: datetime | None = None
+) -> KnowledgeBase:
+    """Extract every workflow under ``workflows_dir`` and write the knowledge base atomically.
+
+    :raises NotFound: the folder does not exist.
+    :raises InvalidArgument: a step is invalid (every problem listed as ``file:line: ...``),
+        two workflows share a name, or there are no workflows.
+    """
+    if not workflows_dir.is_dir():
+        raise NotFound(f"workflows folder {workflows_dir} does not exist")
+    sources = source_hashes(workflows_dir)
+    workflows: list[Workflow] = []
+    problems: list[str] = []
+    seen: dict[str, str] = {}
+    for rel in sources:
+        found, file_problems = extract_workflows(workflows_dir / rel, rel)
+        problems += file_problems
+        for wf in found:
+            if wf.name in seen:
+                problems.append(f"{rel}: workflow {wf.name!r} is also defined in {seen[wf.name]}")
+            seen[wf.name] = rel
+            workflows.append(wf)
+    if problems:
+        raise InvalidArgument(
+            "invalid workflow steps:\n  " + "\n  ".join(problems), details={"problems": problems}
+        )
+    if not workflows:
+        raise InvalidArgument(f"no workflows found in {workflows_dir} ({SOURCE_GLOB})")
+    stamp = (now or datetime.now(UTC)).astimezone(UTC).isoformat(timespec="seconds")
+    kb = KnowledgeBase(stamp, sources, tuple(sorted(workflows, key=lambda w: w.name)))
+    _write_atomically(out_path, json.dumps(kb.to_dict(), indent=2, sort_keys=True) + "\n")
+    return kb
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+# -- loading ------------------------------------------------------------------------------
+
+
+def _require(data: Mapping[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:
+    if key not in data:
+        raise ConfigInvalid(f"{where}.{key} is missing")
+    value = data[key]
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is int):
+        raise ConfigInvalid(f"{where}.{key} has the wrong type ({type(value).__name__})")
+    return value
+
+
+def _optional_str(data: Mapping[str, Any], key: str, where: str) -> str | None:
+    value = data.get(key)
+    if value is not None and not isinstance(value, str):
+        raise ConfigInvalid(f"{where}.{key} must be a string or null")
+    return value
+
+
+def _strings(value: Any, where: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigInvalid(f"{where} must be a list of strings")
+    return tuple(value)
+
+
+def _parse_step(data: Any, where: str) -> Step:
+    if not isinstance(data, dict):
+        raise ConfigInvalid(f"{where} must be an object")
+    action = _require(data, "action", str, where)
+    if action not in ALLOWED_ACTIONS:
+        raise ConfigInvalid(f"{where}.action {action!r} is not an allowed action")
+    step = Step(
+        index=_require(data, "index", int, where),
+        intent=_require(data, "intent", str, where),
+        action=Action(action),
+        target=_require(data, "target", str, where),
+        value=_optional_str(data, "value", where),
+        expect=_optional_str(data, "expect", where),
+        result=_optional_str(data, "result", where),
+        line=_require(data, "line", int, where),
+    )
+    problems = ([] if step.target else ["step has no target"]) + _step_problems(step)
+    if problems:
+        raise ConfigInvalid(f"{where}: {problems[0]}")
+    return step
+
+
+def _parse(data: Any) -> KnowledgeBase:
+    if not isinstance(data, dict):
+        raise ConfigInvalid("the knowledge base must be a JSON object")
+    version = _require(data, "format_version", int, "kb")
+    if version != FORMAT_VERSION:
+        raise ConfigInvalid(f"knowledge base format {version} is not {FORMAT_VERSION}")
+    sources = _require(data, "sources", dict, "kb")
+    if not all(isinstance(v, str) for v in sources.values()):
+        raise ConfigInvalid("kb.sources must map file names to sha256 strings")
+    workflows: list[Workflow] = []
+    for name, raw in sorted(_require(data, "workflows", dict, "kb").items()):
+        where = f"kb.workflows.{name}"
+        if not isinstance(raw, dict):
+            raise ConfigInvalid(f"{where} must be an object")
+        raw_steps = _require(raw, "steps", list, where)
+        steps = tuple(_parse_step(s, f"{where}.steps[{i}]") for i, s in enumerate(raw_steps))
+        if not steps:
+            raise ConfigInvalid(f"{where} has no steps")
+        workflows.append(
+            Workflow(
+                name=name,
+                description=_require(raw, "description", str, where),
+                source=_require(raw, "source", str, where),
+                parameters=_strings(
+                    _require(raw, "parameters", list, where), f"{where}.parameters"
+                ),
+                secrets=_strings(_require(raw, "secrets", list, where), f"{where}.secrets"),
+                steps=steps,
+            )
+        )
+    return KnowledgeBase(_require(data, "generated_at", str, "kb"), dict(sources), tuple(workflows))
+
+
+def check_fresh(kb: KnowledgeBase, workflows_dir: Path, kb_path: Path | str = "") -> None:
+    """Check the knowledge base against the workflow tests it was built from.
+
+    :raises StaleKnowledgeBase: a source file was changed, added or removed
+        (``details`` lists each).
+    """
+    current = source_hashes(workflows_dir)
+    changed = sorted(p for p in current.keys() & kb.sources.keys() if current[p] != kb.sources[p])
+    added = sorted(current.keys() - kb.sources.keys())
+    removed = sorted(kb.sources.keys() - current.keys())
+    if not (changed or added or removed):
+        return
+    parts = [
+        f"{label}: {', '.join(f'{workflows_dir.name}/{p}' for p in paths)}"
+        for label, paths in (("changed", changed), ("added", added), ("removed", removed))
+        if paths
+    ]
+    raise StaleKnowledgeBase(
+        f"knowledge base {kb_path or DEFAULT_KB_PATH} is stale: the workflow tests changed since "
+        f"it was built ({'; '.join(parts)}); {REBUILD_HINT}",
+        details={"changed": changed, "added": added, "removed": removed},
+    )
+
+
+def load_knowledge_base(path: Path, workflows_dir: Path | None = None) -> KnowledgeBase:
+    """Load and validate the knowledge base; with ``workflows_dir``, refuse a stale one.
+
+    :raises NotFound: the file does not exist.
+    :raises ConfigInvalid: the file is not a valid knowledge base.
+    :raises StaleKnowledgeBase: the workflow tests changed since it was built.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise NotFound(f"knowledge base {path} does not exist; {REBUILD_HINT}") from None
+    except OSError as exc:
+        raise ConfigInvalid(f"cannot read knowledge base {path}: {exc}") from exc
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigInvalid(
+            f"knowledge base {path} is not valid JSON (line {exc.lineno}): {exc.msg}; "
+            + REBUILD_HINT
+        ) from exc
+    try:
+        kb = _parse(data)
+    except ConfigInvalid as exc:
+        raise ConfigInvalid(
+            f"knowledge base {path} is invalid: {exc.message}; {REBUILD_HINT}"
+        ) from exc
+    if workflows_dir is not None:
+        check_fresh(kb, workflows_dir, path)
+    return kb
+
+
+# -- command line -------------------------------------------------------------------------
+
+
+def _parser(prog: str, out_flag: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog)
+    parser.add_argument(
+        "--workflows",
+        type=Path,
+        default=DEFAULT_WORKFLOWS_DIR,
+        help=f"folder of workflow tests (default {DEFAULT_WORKFLOWS_DIR})",
+    )
+    parser.add_argument(
+        out_flag,
+        dest="kb",
+        type=Path,
+        default=DEFAULT_KB_PATH,
+        help=f"knowledge base file (default {DEFAULT_KB_PATH})",
+    )
+    return parser
+
+
+def main_build(argv: Sequence[str] | None = None) -> int:
+    """``agentd kb build [--workflows DIR] [--out FILE]``: extract and write the knowledge base."""
+    args = _parser("agentd kb build", "--out").parse_args(argv)
+    try:
+        kb = build_knowledge_base(args.workflows, args.kb)
+    except AgentdError as exc:
+        print(f"agentd kb build: error: {exc.message}", file=sys.stderr)
+        return 1
+    steps = sum(len(w.steps) for w in kb.workflows)
+    print(
+        f"wrote {args.kb}: {len(kb.workflows)} workflows, {steps} steps "
+        f"from {len(kb.sources)} files"
+    )
+    return 0
+
+
+def main_check(argv: Sequence[str] | None = None) -> int:
+    """``agentd kb check [--workflows DIR] [--kb FILE]``: exit 1 if the knowledge base is stale."""
+    args = _parser("agentd kb check", "--kb").parse_args(argv)
+    try:
+        kb = load_knowledge_base(args.kb, args.workflows)
+    except AgentdError as exc:
+        print(f"agentd kb check: error: {exc.message}", file=sys.stderr)
+        return 1
+    print(f"{args.kb} is up to date: {', '.join(kb.names)}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``agentd kb build|check ...``."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] not in {"build", "check"}:
+        print("usage: agentd kb {build,check} [options]", file=sys.stderr)
+        return 2
+    return main_build(args[1:]) if args[0] == "build" else main_check(args[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,5 @@
+"""Test doubles and stub servers shipped with agentd, shared by its tests and its users.
+
+- :mod:`agentd.testing.anthropic_stub`: a local Messages API server for the
+  real ``anthropic`` client, with scriptable answers and failures.
+"""

@@ -1,0 +1,156 @@
+"""The SQLite store on a real file: migrations, durability settings, audit trail."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime
+from pathlib import Path
+
+import anyio
+import pytest
+
+from agentd.core.audit import AuditEvent
+from agentd.errors import StoreError
+from agentd.store.sqlite import LATEST_SCHEMA_VERSION, SqliteStore
+
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+async def store(tmp_path: Path):  # type: ignore[no-untyped-def]
+    s = SqliteStore(tmp_path / "db" / "agentd.sqlite3")
+    await s.open()
+    yield s
+    await s.close()
+
+
+async def test_open_applies_migrations_and_reports_them(store: SqliteStore) -> None:
+    info = await store.info()
+    assert info.schema_version == LATEST_SCHEMA_VERSION >= 1
+    assert info.journal_mode == "wal"
+    assert info.synchronous == "FULL"
+    raw = sqlite3.connect(store.path)
+    assert raw.execute("PRAGMA user_version").fetchone()[0] == LATEST_SCHEMA_VERSION
+    assert raw.execute("SELECT value FROM meta WHERE key='migration.0001'").fetchone()
+
+
+async def test_reopen_keeps_data_and_version(tmp_path: Path) -> None:
+    path = tmp_path / "a.sqlite3"
+    s = SqliteStore(path)
+    await s.open()
+    await s.set_meta("k", "v")
+    await s.close()
+    s = SqliteStore(path)
+    await s.open()
+    assert await s.get_meta("k") == "v"
+    assert (await s.info()).schema_version == LATEST_SCHEMA_VERSION
+    await s.close()
+
+
+async def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "b.sqlite3"
+    raw = sqlite3.connect(path)
+    raw.execute(f"PRAGMA user_version = {LATEST_SCHEMA_VERSION + 5}")
+    raw.close()
+    s = SqliteStore(path)
+    with pytest.raises(StoreError, match="newer than this agentd"):
+        await s.open()
+
+
+async def test_not_a_database_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "c.sqlite3"
+    path.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(StoreError, match="cannot open database"):
+        await SqliteStore(path).open()
+
+
+async def test_audit_chain_survives_reopen_and_verifies(tmp_path: Path) -> None:
+    path = tmp_path / "d.sqlite3"
+    s = SqliteStore(path)
+    await s.open()
+    await s.append_audit([AuditEvent("A", "alice", "x", {"n": 1}), AuditEvent("B", "bob")], NOW)
+    await s.close()
+    s = SqliteStore(path)
+    await s.open()
+    await s.append_audit([AuditEvent("C", "carol", data={"nested": {"k": [1, 2]}})], NOW)
+    verdict = await s.verify_audit()
+    assert verdict.intact and verdict.count == 3
+    tail = await s.audit_tail(2)
+    assert [r.event for r in tail] == ["B", "C"]
+    assert tail[1].prev_hash == tail[0].hash
+    assert [r.seq async for r in s.audit_records()] == [1, 2, 3]
+    await s.close()
+
+
+async def test_audit_is_append_only_for_the_daemon(store: SqliteStore) -> None:
+    await store.append_audit([AuditEvent("A", "x")], NOW)
+    with pytest.raises(StoreError, match="append-only"):
+        async with store.write() as tx:
+            await tx.execute("DELETE FROM audit")
+    assert (await store.verify_audit()).count == 1
+
+
+def _tamper(path: Path, sql: str) -> None:
+    raw = sqlite3.connect(path)
+    raw.execute("DROP TRIGGER audit_no_update")
+    raw.execute("DROP TRIGGER audit_no_delete")
+    raw.execute(sql)
+    raw.commit()
+    raw.close()
+
+
+@pytest.mark.parametrize(
+    ("sql", "broken"),
+    [
+        ("UPDATE audit SET actor = 'mallory' WHERE seq = 3", 3),
+        ("UPDATE audit SET data = '{\"n\":99}' WHERE seq = 2", 2),
+        ("DELETE FROM audit WHERE seq = 2", 2),
+        ("DELETE FROM audit WHERE seq = 5", 5),
+    ],
+)
+async def test_tampering_is_found(tmp_path: Path, sql: str, broken: int) -> None:
+    path = tmp_path / "e.sqlite3"
+    s = SqliteStore(path)
+    await s.open()
+    await s.append_audit([AuditEvent("E", "a", data={"n": i}) for i in range(5)], NOW)
+    await s.close()
+    _tamper(path, sql)
+    s = SqliteStore(path)
+    await s.open()
+    verdict = await s.verify_audit()
+    await s.close()
+    assert not verdict.intact
+    assert verdict.first_broken_seq == broken
+
+
+async def test_failed_transaction_leaves_no_audit(store: SqliteStore) -> None:
+    with pytest.raises(RuntimeError):
+        async with store.write() as tx:
+            tx.audit(AuditEvent("LOST", "x"))
+            await tx.execute("INSERT INTO meta(key, value) VALUES ('half', 'written')")
+            raise RuntimeError("boom")
+    assert await store.get_meta("half") is None
+    assert (await store.audit_tail(10)) == []
+    await store.append_audit([AuditEvent("KEPT", "x")], NOW)
+    verdict = await store.verify_audit()
+    assert verdict.intact and verdict.count == 1
+
+
+async def test_concurrent_writers_keep_one_chain(store: SqliteStore) -> None:
+    async def writer(i: int) -> None:
+        for j in range(10):
+            await store.append_audit([AuditEvent("W", f"w{i}", data={"j": j})], NOW)
+
+    async with anyio.create_task_group() as tg:
+        for i in range(20):
+            tg.start_soon(writer, i)
+    verdict = await store.verify_audit()
+    assert verdict.intact and verdict.count == 200
+
+
+async def test_cancelled_writer_does_not_break_the_chain(store: SqliteStore) -> None:
+    with anyio.move_on_after(0.001):
+        for _ in range(1000):
+            await store.append_audit([AuditEvent("C", "x")], NOW)
+    await store.append_audit([AuditEvent("AFTER", "x")], NOW)
+    assert (await store.verify_audit()).intact

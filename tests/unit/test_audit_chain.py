@@ -1,0 +1,75 @@
+"""The audit hash chain, on plain rows."""
+
+from __future__ import annotations
+
+import pytest
+
+from agentd.core.audit import GENESIS, canonical_data, record_hash, verify_chain
+
+
+def chain(n: int) -> list[tuple[int, str, str, str, str | None, str, str, str]]:
+    rows = []
+    prev = GENESIS
+    for seq in range(1, n + 1):
+        data = canonical_data({"n": seq})
+        digest = record_hash(prev, seq, "2026-01-01T00:00:00+00:00", "E", "a", None, data)
+        rows.append((seq, "2026-01-01T00:00:00+00:00", "E", "a", None, data, prev, digest))
+        prev = digest
+    return rows
+
+
+def test_intact_chain() -> None:
+    verdict = verify_chain(chain(5), head_seq=5, head_hash=chain(5)[-1][7])
+    assert verdict.intact and verdict.count == 5
+
+
+def test_empty_chain_is_intact() -> None:
+    assert verify_chain([]).intact
+
+
+@pytest.mark.parametrize("field", [1, 2, 3, 4, 5])
+def test_altered_field_is_found(field: int) -> None:
+    rows = chain(5)
+    row = list(rows[2])
+    row[field] = "tampered" if field != 4 else "subject"
+    rows[2] = tuple(row)  # type: ignore[assignment]
+    verdict = verify_chain(rows)
+    assert not verdict.intact and verdict.first_broken_seq == 3
+
+
+def test_removed_record_is_found() -> None:
+    rows = chain(5)
+    del rows[1]
+    verdict = verify_chain(rows)
+    assert not verdict.intact and verdict.first_broken_seq == 2
+    assert "missing" in (verdict.problem or "")
+
+
+def test_rehashed_record_breaks_the_next_link() -> None:
+    rows = chain(4)
+    seq, at, ev, actor, subj, _, prev, _ = rows[1]
+    data = canonical_data({"n": "forged"})
+    rows[1] = (
+        seq,
+        at,
+        ev,
+        actor,
+        subj,
+        data,
+        prev,
+        record_hash(prev, seq, at, ev, actor, subj, data),
+    )
+    verdict = verify_chain(rows)
+    assert not verdict.intact and verdict.first_broken_seq == 3
+
+
+def test_truncated_tail_is_found_with_head() -> None:
+    rows = chain(5)
+    verdict = verify_chain(rows[:3], head_seq=5, head_hash=rows[-1][7])
+    assert not verdict.intact and verdict.first_broken_seq == 4
+
+
+def test_canonical_data_is_order_independent() -> None:
+    assert canonical_data({"b": 1, "a": [1, {"d": 2, "c": 3}]}) == canonical_data(
+        {"a": [1, {"c": 3, "d": 2}], "b": 1}
+    )

@@ -1,0 +1,1 @@
+"""End-to-end workflow tests of the demo back-office: the agent's knowledge base source."""
