@@ -37,3 +37,25 @@ def daemon_env(short_tmp: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, st
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     return env
+
+
+@pytest.fixture(autouse=True)
+def _no_leaked_sqlite_threads() -> Iterator[None]:
+    """Fail a test that leaves an aiosqlite connection open (it would hang the run at exit)."""
+    import threading
+    import time
+
+    def leaked() -> list[str]:
+        return [
+            t.name
+            for t in threading.enumerate()
+            if "_connection_worker_thread" in t.name and t.is_alive()
+        ]
+
+    before = set(leaked())
+    yield
+    deadline = time.monotonic() + 2.0
+    while set(leaked()) - before and time.monotonic() < deadline:
+        time.sleep(0.01)
+    left = set(leaked()) - before
+    assert not left, f"test left aiosqlite connections open: {sorted(left)}"

@@ -116,14 +116,21 @@ class SqliteStore:
 
     async def _connect(self, *, readonly: bool) -> aiosqlite.Connection:
         conn = await aiosqlite.connect(self.path, isolation_level=None)
-        conn.row_factory = sqlite3.Row
-        await conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
-        await conn.execute("PRAGMA foreign_keys = ON")
-        if readonly:
-            await conn.execute("PRAGMA query_only = ON")
-        else:
-            await conn.execute("PRAGMA journal_mode = WAL")
-            await conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+        try:
+            conn.row_factory = sqlite3.Row
+            await conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
+            await conn.execute("PRAGMA foreign_keys = ON")
+            if readonly:
+                await conn.execute("PRAGMA query_only = ON")
+            else:
+                await conn.execute("PRAGMA journal_mode = WAL")
+                await conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+        except BaseException:
+            # aiosqlite runs each connection in a thread of its own: an
+            # unclosed one keeps the process from exiting.
+            with anyio.CancelScope(shield=True):
+                await conn.close()
+            raise
         return conn
 
     async def open(self) -> None:
