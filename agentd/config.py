@@ -136,7 +136,7 @@ class Settings(BaseSettings):
     )
 
     state_dir: Path = Field(
-        default_factory=paths.default_state_dir,
+        default_factory=lambda: Path(paths.default_state_dir()),
         description="Folder for the database and everything else the daemon keeps.",
     )
     socket_path: Path | None = Field(
@@ -173,12 +173,12 @@ class Settings(BaseSettings):
     @property
     def resolved_socket_path(self) -> Path:
         """Return the socket path, applying the default when unset."""
-        return self.socket_path or paths.default_socket_path(self.state_dir)
+        return self.socket_path or Path(paths.default_socket_path(self.state_dir))
 
     @property
     def resolved_log_dir(self) -> Path:
         """Return the log folder, applying the default when unset."""
-        return self.log_dir or paths.default_log_dir(self.state_dir)
+        return self.log_dir or Path(paths.default_log_dir(self.state_dir))
 
     @property
     def database_path(self) -> Path:
@@ -258,7 +258,8 @@ def load_settings(config: str | os.PathLike[str] | None = None) -> Settings:
     :raises ConfigInvalid: the file is missing or malformed, or a value is wrong
         (the message names the file or variable, the key and the problem).
     """
-    path = paths.resolve_config_path(config)
+    found = paths.resolve_config_path(config)
+    path = Path(found) if found else None
     data = _read_toml(path) if path else {}
     token = _FILE_DATA.set(data)
     try:

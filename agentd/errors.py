@@ -10,7 +10,10 @@ This module is imported by ``agentctl``: standard library only.
 from __future__ import annotations
 
 from enum import IntEnum
-from typing import Any
+
+TYPE_CHECKING = False  # typing itself is not imported: agentctl must start fast
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class ErrorCode(IntEnum):

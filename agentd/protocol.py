@@ -19,23 +19,38 @@ module is imported by ``agentctl``: standard library only, no I/O.
 from __future__ import annotations
 
 import json
-import re
-from dataclasses import dataclass, field
-from typing import Any
 
 from agentd.errors import AgentdError, BadRequest, MessageTooLarge
 
+TYPE_CHECKING = False  # typing itself is not imported: agentctl must start fast
+if TYPE_CHECKING:
+    from typing import Any
+
 PROTOCOL_VERSION = 1
 DEFAULT_MAX_MESSAGE_BYTES = 1_048_576
-_COMMAND_RE = re.compile(r"^[a-z][a-z0-9_.-]{0,63}$")
+_COMMAND_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_.-")
 
 
-@dataclass(frozen=True)
 class Request:
     """One decoded request."""
 
-    cmd: str
-    args: dict[str, Any] = field(default_factory=dict)
+    __slots__ = ("args", "cmd")
+
+    def __init__(self, cmd: str, args: dict[str, Any]) -> None:
+        self.cmd = cmd
+        self.args = args
+
+
+def _valid_command(cmd: object) -> bool:
+    # Checked by hand: importing re would cost agentctl start-up time.
+    return (
+        isinstance(cmd, str)
+        and 0 < len(cmd) <= 64
+        and cmd[0].isascii()
+        and cmd[0].isalpha()
+        and cmd[0].islower()
+        and set(cmd) <= _COMMAND_CHARS
+    )
 
 
 def encode(obj: dict[str, Any]) -> bytes:
@@ -60,7 +75,7 @@ def decode_request(line: bytes) -> Request:
     if not isinstance(obj, dict):
         raise BadRequest("request must be a JSON object")
     cmd = obj.get("cmd")
-    if not isinstance(cmd, str) or not _COMMAND_RE.match(cmd):
+    if not isinstance(cmd, str) or not _valid_command(cmd):
         raise BadRequest("request needs a 'cmd' string such as \"status\"")
     args = obj.get("args", {})
     if args is None:

@@ -4,48 +4,51 @@ from __future__ import annotations
 
 import os
 import socket
-import tomllib
-from collections.abc import Callable
-from pathlib import Path
-from typing import Any
 
 from agentd import paths, protocol
 from agentd.errors import AgentdError, from_dict
+
+TYPE_CHECKING = False  # typing itself is not imported: agentctl must start fast
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
 
 
 class Unreachable(Exception):
     """The daemon could not be reached on the socket."""
 
-    def __init__(self, path: Path, reason: str) -> None:
+    def __init__(self, path: str, reason: str) -> None:
         super().__init__(f"cannot reach agentd at {path}: {reason}")
         self.path = path
         self.reason = reason
 
 
-def resolve_socket(explicit: str | None, config: str | None = None) -> Path:
+def resolve_socket(explicit: str | None, config: str | None = None) -> str:
     """Find the socket: ``--socket``, then ``AGENTD_SOCKET_PATH``, then the configuration."""
     if explicit:
-        return Path(explicit)
+        return explicit
     env = os.environ
     if env.get("AGENTD_SOCKET_PATH"):
-        return Path(env["AGENTD_SOCKET_PATH"])
+        return env["AGENTD_SOCKET_PATH"]
     data: dict[str, Any] = {}
     cfg = paths.resolve_config_path(config)
     if cfg is not None:
+        import tomllib  # only when the socket is not given directly
+
         try:
-            with cfg.open("rb") as fh:
+            with open(cfg, "rb") as fh:
                 data = tomllib.load(fh)
         except (OSError, tomllib.TOMLDecodeError):
             data = {}  # the daemon reports a bad file; we just fall back
     if isinstance(data.get("socket_path"), str):
-        return Path(data["socket_path"]).expanduser()
+        return paths.absolute(data["socket_path"])
     state = env.get("AGENTD_STATE_DIR") or data.get("state_dir")
-    state_dir = Path(state).expanduser() if isinstance(state, str) else paths.default_state_dir()
-    return paths.default_socket_path(state_dir.absolute())
+    state_dir = state if isinstance(state, str) else paths.default_state_dir()
+    return paths.default_socket_path(paths.absolute(state_dir))
 
 
 def call(
-    path: Path,
+    path: str | os.PathLike[str],
     cmd: str,
     args: dict[str, Any] | None = None,
     *,
@@ -57,11 +60,12 @@ def call(
     :raises Unreachable: no daemon answers on ``path``.
     :raises AgentdError: the daemon answered with an error.
     """
+    path = os.fspath(path)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.settimeout(timeout)
     try:
         try:
-            sock.connect(os.fspath(path))
+            sock.connect(path)
         except FileNotFoundError:
             raise Unreachable(path, "no socket there (is agentd running?)") from None
         except ConnectionRefusedError:

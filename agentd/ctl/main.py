@@ -13,25 +13,27 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, NoReturn
 
 from agentd.ctl import render
 from agentd.ctl.client import Unreachable, call, resolve_socket
 from agentd.errors import AgentdError
 
+TYPE_CHECKING = False  # typing itself is not imported: agentctl must start fast
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+    from typing import Any, NoReturn
+
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 
 
-@dataclass
 class Session:
     """What a subcommand needs: the socket, output mode, and a caller."""
 
-    socket: Path
-    json: bool
-    timeout: float
+    # A plain class: dataclasses would cost agentctl several ms of start-up.
+    def __init__(self, socket: str, json: bool, timeout: float) -> None:
+        self.socket = socket
+        self.json = json
+        self.timeout = timeout
 
     def call(
         self,
@@ -52,7 +54,8 @@ class Session:
                 print(text)
 
 
-Runner = Callable[[Session, argparse.Namespace], int]
+if TYPE_CHECKING:
+    Runner = Callable[[Session, argparse.Namespace], int]
 
 
 class _Parser(argparse.ArgumentParser):

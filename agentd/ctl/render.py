@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Mapping
+
+TYPE_CHECKING = False  # typing itself is not imported: agentctl must start fast
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import Any
 
 
 def scalar(value: Any) -> str:
