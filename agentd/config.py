@@ -25,6 +25,14 @@ from pydantic_settings import (
 )
 
 from agentd import paths
+from agentd.core.guardrails import (
+    DEFAULT_APPROVAL_REQUIRED,
+    DEFAULT_AUTONOMOUS,
+    DEFAULT_FORBIDDEN,
+    DEFAULT_GATED_STAGES,
+    DEFAULT_HARD_STOP,
+)
+from agentd.core.risk import DEFAULT_HIGH_CHANGE_TYPES, DEFAULT_MEDIUM_MIN_ITEMS
 from agentd.errors import ConfigInvalid
 
 EX_CONFIG = 78  # sysexits.h: configuration error
@@ -58,6 +66,9 @@ class ControlSettings(Section):
     )
     max_connections: int = Field(
         256, ge=1, le=10_000, description="Requests served at once; more wait their turn."
+    )
+    max_upload_bytes: int = Field(
+        268_435_456, ge=1024, description="Largest file agentctl may upload (imports)."
     )
 
     @field_validator("socket_mode")
@@ -115,6 +126,99 @@ class DaemonSettings(Section):
     )
 
 
+def _sorted(values: frozenset[str]) -> list[str]:
+    return sorted(values)
+
+
+class AutonomyConfig(Section):
+    """Auto-execution policy (SPEC §3.3); per tenant under [tenants.NAME.autonomy]."""
+
+    level: Literal["L3", "L3+", "L4", "L4+"] = Field(
+        "L3", description="L3: nothing auto-executes; L3+: LOW risk; L4: LOW+MEDIUM; L4+: all."
+    )
+    allowlist: list[str] = Field(
+        default_factory=lambda: _sorted(DEFAULT_AUTONOMOUS),
+        description="Action types that may auto-execute (default: the autonomous tier).",
+    )
+    confidence_floor: float = Field(
+        0.7, ge=0, le=1, description="Minimum confidence to auto-execute."
+    )
+    approval_ttl_hours: float = Field(
+        72, gt=0, le=24 * 365, description="Pending approvals expire (fail closed) after this."
+    )
+    kill_switch: bool = Field(False, description="True stops all auto-execution.")
+    manual_action_types: list[str] = Field(
+        default_factory=list, description="Action types whose autonomy mode is MANUAL."
+    )
+    manual_accounts: list[str] = Field(
+        default_factory=list, description="Accounts whose autonomy mode is MANUAL."
+    )
+
+
+class TenantAutonomyConfig(Section):
+    """A tenant's overrides of [autonomy]; unset keys inherit."""
+
+    level: Literal["L3", "L3+", "L4", "L4+"] | None = None
+    allowlist: list[str] | None = None
+    confidence_floor: float | None = Field(None, ge=0, le=1)
+    kill_switch: bool | None = None
+    manual_action_types: list[str] | None = None
+    manual_accounts: list[str] | None = None
+
+
+class BudgetConfig(Section):
+    """Daily auto-execution limits (UTC days); exhausted means REQUIRE_APPROVAL."""
+
+    per_tenant_daily: int = Field(50, ge=0)
+    per_account_daily: int = Field(10, ge=0)
+    per_action_type_daily: int = Field(25, ge=0)
+
+
+class TenantBudgetConfig(Section):
+    """A tenant's overrides of [budget]; unset keys inherit."""
+
+    per_tenant_daily: int | None = Field(None, ge=0)
+    per_account_daily: int | None = Field(None, ge=0)
+    per_action_type_daily: int | None = Field(None, ge=0)
+
+
+class TenantConfig(Section):
+    """Per-tenant overrides."""
+
+    autonomy: TenantAutonomyConfig = TenantAutonomyConfig()
+    budget: TenantBudgetConfig = TenantBudgetConfig()
+
+
+class GuardrailsConfig(Section):
+    """The three tiers (SPEC §3.1) and the stages that gate autonomous actions."""
+
+    autonomous: list[str] = Field(default_factory=lambda: _sorted(DEFAULT_AUTONOMOUS))
+    approval_required: list[str] = Field(default_factory=lambda: _sorted(DEFAULT_APPROVAL_REQUIRED))
+    hard_stop: list[str] = Field(default_factory=lambda: _sorted(DEFAULT_HARD_STOP))
+    gated_stages: list[str] = Field(default_factory=lambda: _sorted(DEFAULT_GATED_STAGES))
+
+
+class RiskConfig(Section):
+    """Risk levels (SPEC §3.2): HIGH by change type, MEDIUM by size or bulk, else LOW."""
+
+    high_change_types: list[str] = Field(default_factory=lambda: _sorted(DEFAULT_HIGH_CHANGE_TYPES))
+    medium_min_items: int = Field(DEFAULT_MEDIUM_MIN_ITEMS, ge=1)
+
+
+class GateConfig(Section):
+    """How the gate runs."""
+
+    max_batch: int = Field(
+        256, ge=1, le=10_000, description="Most decisions grouped into one transaction."
+    )
+    idempotency_retention_days: int = Field(
+        90, ge=1, le=3650, description="Idempotency records older than this are pruned."
+    )
+    housekeeping_interval_s: float = Field(
+        60, gt=0, le=86_400, description="How often expiry and pruning run."
+    )
+
+
 _FILE_DATA: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("_FILE_DATA")
 
 
@@ -149,6 +253,16 @@ class Settings(BaseSettings):
     store: StoreSettings = StoreSettings()
     log: LogSettings = LogSettings()
     daemon: DaemonSettings = DaemonSettings()
+    autonomy: AutonomyConfig = AutonomyConfig()
+    budget: BudgetConfig = BudgetConfig()
+    guardrails: GuardrailsConfig = GuardrailsConfig()
+    risk: RiskConfig = RiskConfig()
+    forbidden: dict[str, list[str]] = Field(
+        default_factory=lambda: {d: _sorted(v) for d, v in DEFAULT_FORBIDDEN.items()},
+        description="Forbidden change types per domain (BLOCKED, FORBIDDEN_CHANGE_TYPE).",
+    )
+    tenants: dict[str, TenantConfig] = Field(default_factory=dict)
+    gate: GateConfig = GateConfig()
 
     # Where the values came from; set by load_settings, not by the file.
     config_file: Path | None = Field(None, exclude=True)

@@ -12,7 +12,7 @@ import os
 import signal
 import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +22,14 @@ from loguru import logger
 from agentd import __version__
 from agentd.commands import Dispatcher
 from agentd.commands.registry import AccessPolicy
-from agentd.config import Settings
+from agentd.config import Settings, load_settings
 from agentd.core.audit import AuditEvent, AuditEventType
-from agentd.errors import AgentdError, StoreError
+from agentd.core.gate import GatePolicy
+from agentd.errors import AgentdError, ConfigInvalid, StoreError
+from agentd.policy import gate_policy
 from agentd.sdnotify import SystemdNotifier
 from agentd.server import ControlServer
+from agentd.services.gate import GateService
 from agentd.store.sqlite import SqliteStore
 
 StatusContributor = Callable[[], Awaitable[dict[str, Any]]]
@@ -41,12 +44,57 @@ class App:
         self.settings = settings
         self.store = store
         self.log_file = log_file
+        self.policy: GatePolicy = gate_policy(settings)
+        self.gate = GateService(
+            store,
+            lambda: self.policy,
+            approval_ttl=self._approval_ttl,
+            max_batch=settings.gate.max_batch,
+        )
         self.state = "starting"
         self.started_at = datetime.now(UTC)
         self.started_monotonic = time.monotonic()
         self.status_contributors: list[StatusContributor] = []
         self.store_schema = 0
         self._stop = anyio.Event()
+
+    def _approval_ttl(self, tenant: str) -> timedelta:
+        return timedelta(hours=self.settings.autonomy.approval_ttl_hours)
+
+    async def reload(self, actor: str) -> dict[str, Any]:
+        """Re-read the configuration file and apply its policy.
+
+        A bad file changes nothing: the old policy keeps running and the
+        error is returned (and audited). Settings other than policy (paths,
+        socket, store) need a restart.
+
+        :raises ConfigInvalid: the new configuration is invalid.
+        """
+        try:
+            settings = load_settings(self.settings.config_file)
+            policy = gate_policy(settings)
+        except ConfigInvalid as exc:
+            await self.audit(
+                AuditEvent(AuditEventType.CONFIG_RELOAD_FAILED, actor, None, {"error": exc.message})
+            )
+            logger.error("reload refused, keeping the running policy: {}", exc.message)
+            raise
+        self.settings = settings
+        self.policy = policy
+        self.gate.max_batch = settings.gate.max_batch
+        await self.audit(
+            AuditEvent(
+                AuditEventType.CONFIG_RELOADED,
+                actor,
+                None,
+                {"file": str(settings.config_file) if settings.config_file else None},
+            )
+        )
+        logger.info("configuration reloaded by {}", actor)
+        return {
+            "reloaded": True,
+            "config_file": str(settings.config_file) if settings.config_file else None,
+        }
 
     def request_stop(self, why: str = "requested") -> None:
         """Ask the daemon to shut down as on SIGTERM."""
@@ -102,6 +150,18 @@ async def _watchdog(app: App, notifier: SystemdNotifier, interval: float) -> Non
         notifier.notify(WATCHDOG=1)
 
 
+async def _housekeeping(app: App) -> None:
+    """Expire pending approvals and prune old idempotency records, periodically."""
+    while True:
+        try:
+            await app.gate.expire_due()
+            retention = timedelta(days=app.settings.gate.idempotency_retention_days)
+            await app.gate.prune_idempotency(retention)
+        except AgentdError as exc:
+            logger.error("housekeeping failed (will retry): {}", exc)
+        await anyio.sleep(app.settings.gate.housekeeping_interval_s)
+
+
 async def run_daemon(
     settings: Settings,
     *,
@@ -125,14 +185,17 @@ async def run_daemon(
         max_message_bytes=control.max_message_bytes,
         read_timeout_s=control.read_timeout_s,
         max_connections=control.max_connections,
+        max_upload_bytes=control.max_upload_bytes,
     )
     notifier.notify(STATUS="opening store")
     await app.store.open()
     try:
         info = await app.store.info()
         app.store_schema = info.schema_version
+        await app.gate.recover()
         await server.bind()
     except BaseException:
+        app.gate.close()
         await app.store.close()
         raise
     # Signals are caught from here on, so a SIGTERM right after READY=1
@@ -170,6 +233,7 @@ async def run_daemon(
                     await app.audit(AuditEvent(AuditEventType.DAEMON_STOPPED, actor="agentd"))
                 except AgentdError as exc:
                     logger.error("could not audit the stop: {}", exc)
+                app.gate.close()
                 await app.store.close()
             notifier.close()
             logger.info("agentd stopped")
@@ -180,6 +244,8 @@ async def _serve(app: App, server: ControlServer, notifier: SystemdNotifier, sig
     timeout = app.settings.daemon.shutdown_timeout_s
     async with anyio.create_task_group() as tg:
         tg.start_soon(server.serve)
+        tg.start_soon(app.gate.run)
+        tg.start_soon(_housekeeping, app)
         if notifier.watchdog_interval:
             tg.start_soon(_watchdog, app, notifier, notifier.watchdog_interval)
 

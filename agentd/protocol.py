@@ -126,6 +126,24 @@ class LineBuffer:
     def __init__(self, limit: int = DEFAULT_MAX_MESSAGE_BYTES) -> None:
         self.limit = limit
         self._buf = bytearray()
+        self._unread: list[bytes] = []
+        self.closed = False
+
+    def unread(self, lines: list[bytes]) -> None:
+        """Keep complete lines for :meth:`take` (the start of an upload)."""
+        self._unread.extend(lines)
+
+    def take(self) -> list[bytes]:
+        """Return and forget the lines kept by :meth:`unread`."""
+        lines, self._unread = self._unread, []
+        return lines
+
+    def finish(self) -> bytes:
+        """Return the bytes after the last newline (a final line without one)."""
+        self.closed = True
+        tail = bytes(self._buf)
+        self._buf.clear()
+        return tail
 
     def feed(self, data: bytes) -> list[bytes]:
         """Add received bytes; return the complete lines they finish, without newlines."""

@@ -13,6 +13,7 @@ import os
 import socket
 import stat
 import struct
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import anyio
@@ -89,6 +90,7 @@ class ControlServer:
         max_message_bytes: int = protocol.DEFAULT_MAX_MESSAGE_BYTES,
         read_timeout_s: float = 10.0,
         max_connections: int = 256,
+        max_upload_bytes: int = 256 * 1_048_576,
     ) -> None:
         self.path = path
         self.dispatcher = dispatcher
@@ -96,6 +98,7 @@ class ControlServer:
         self.group = group
         self.max_message_bytes = max_message_bytes
         self.read_timeout_s = read_timeout_s
+        self.max_upload_bytes = max_upload_bytes
         self._limiter = anyio.CapacityLimiter(max_connections)
         self._listener: SocketListener | None = None
         self._accepting = False
@@ -192,8 +195,9 @@ class ControlServer:
             )
             await self._send(stream, protocol.error(err))
             return
+        buffer = protocol.LineBuffer(self.max_message_bytes)
         try:
-            line = await self._read_line(stream)
+            line = await self._read_line(stream, buffer)
         except AgentdError as err:
             await self._send(stream, protocol.error(err))
             return
@@ -211,15 +215,54 @@ class ControlServer:
         async def emit(data: object) -> None:
             await self._send(stream, protocol.event(data))
 
+        body = None
+        if request.args.get("upload") is True:
+            body = self._body(stream, buffer)
         try:
-            result = await self.dispatcher.dispatch(peer, request.cmd, request.args, emit)
+            result = await self.dispatcher.dispatch(
+                peer, request.cmd, request.args, emit, body=body
+            )
         except AgentdError as err:
             await self._send(stream, protocol.error(err))
             return
         await self._send(stream, protocol.ok(result))
 
-    async def _read_line(self, stream: SocketStream) -> bytes | None:
-        buffer = protocol.LineBuffer(self.max_message_bytes)
+    async def _body(
+        self, stream: SocketStream, buffer: protocol.LineBuffer
+    ) -> AsyncIterator[bytes]:
+        """Yield the upload that follows the request line, line by line, until EOF.
+
+        Each read must arrive within the read timeout; the whole upload may
+        not exceed ``max_upload_bytes``.
+        """
+        total = 0
+        pending = buffer.take()
+        while True:
+            for raw_line in pending:
+                yield raw_line
+            if buffer.closed:
+                return
+            try:
+                with anyio.fail_after(self.read_timeout_s):
+                    chunk = await stream.receive(65536)
+            except anyio.EndOfStream:
+                tail = buffer.finish()
+                if tail:
+                    yield tail
+                return
+            except TimeoutError:
+                raise RequestTimeout(
+                    f"upload stalled for {self.read_timeout_s:g} s; closing"
+                ) from None
+            total += len(chunk)
+            if total > self.max_upload_bytes:
+                raise MessageTooLarge(
+                    f"upload exceeds {self.max_upload_bytes} bytes "
+                    "(control.max_upload_bytes); nothing was imported"
+                )
+            pending = buffer.feed(chunk)
+
+    async def _read_line(self, stream: SocketStream, buffer: protocol.LineBuffer) -> bytes | None:
         try:
             with anyio.fail_after(self.read_timeout_s):
                 while True:
@@ -231,10 +274,10 @@ class ControlServer:
                         return None
                     lines = buffer.feed(chunk)
                     if lines:
+                        # Anything after the first line is the start of an upload.
+                        buffer.unread(lines[1:])
                         return lines[0]
         except TimeoutError:
             raise RequestTimeout(
                 f"no complete request within {self.read_timeout_s:g} s; closing"
             ) from None
-        except MessageTooLarge:
-            raise

@@ -5,7 +5,7 @@ from __future__ import annotations
 import grp
 import os
 import pwd
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import TYPE_CHECKING, Any
@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from loguru import logger
 
 from agentd.core.audit import AuditEvent, AuditEventType
-from agentd.errors import AgentdError, ErrorCode, PermissionDenied, UnknownCommand
+from agentd.errors import AgentdError, BadRequest, ErrorCode, PermissionDenied, UnknownCommand
 
 if TYPE_CHECKING:
     from agentd.daemon import App
@@ -119,7 +119,17 @@ class CommandContext:
     peer: Peer
     args: dict[str, Any]
     emit: Emit = _no_emit
+    body: AsyncIterator[bytes] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def require_body(self) -> AsyncIterator[bytes]:
+        """Return the upload that came with the request.
+
+        :raises BadRequest: the request carried none.
+        """
+        if self.body is None:
+            raise BadRequest("this command needs an upload (send the file after the request)")
+        return self.body
 
     @property
     def actor(self) -> str:
@@ -183,7 +193,12 @@ class Dispatcher:
         return PermissionDenied(f"{peer.user} (uid {peer.uid}) may not {what}: {reason}")
 
     async def dispatch(
-        self, peer: Peer, cmd: str, args: dict[str, Any], emit: Emit = _no_emit
+        self,
+        peer: Peer,
+        cmd: str,
+        args: dict[str, Any],
+        emit: Emit = _no_emit,
+        body: AsyncIterator[bytes] | None = None,
     ) -> Any:
         """Run one command and return its result.
 
@@ -197,7 +212,7 @@ class Dispatcher:
                 spec.access, "reader"
             )
             raise await self.refuse(peer, f"run {cmd!r}", f"needs the {needed} role")
-        ctx = CommandContext(app=self.app, peer=peer, args=args, emit=emit)
+        ctx = CommandContext(app=self.app, peer=peer, args=args, emit=emit, body=body)
         try:
             return await spec.handler(ctx)
         except AgentdError:
@@ -218,6 +233,16 @@ class InProcessClient:
         self.dispatcher = dispatcher
         self.peer = peer or Peer.myself()
 
-    async def call(self, cmd: str, args: dict[str, Any] | None = None) -> Any:
-        """Run a command as this client's peer."""
-        return await self.dispatcher.dispatch(self.peer, cmd, args or {})
+    async def call(
+        self, cmd: str, args: dict[str, Any] | None = None, *, upload: bytes | None = None
+    ) -> Any:
+        """Run a command as this client's peer (``upload``: the file body, if any)."""
+        body = None
+        if upload is not None:
+
+            async def lines() -> AsyncIterator[bytes]:
+                for line in upload.splitlines():
+                    yield line
+
+            body = lines()
+        return await self.dispatcher.dispatch(self.peer, cmd, args or {}, body=body)

@@ -54,8 +54,13 @@ def call(
     *,
     timeout: float = 30.0,
     on_event: Callable[[Any], None] | None = None,
+    upload: Any = None,
 ) -> Any:
     """Send one request and return the result.
+
+    ``upload`` is a binary file object sent after the request line (the
+    request's args then carry ``"upload": true``); the daemon reads it as a
+    stream, so a large file is never held whole on either side.
 
     :raises Unreachable: no daemon answers on ``path``.
     :raises AgentdError: the daemon answered with an error.
@@ -77,7 +82,16 @@ def call(
         except OSError as exc:
             raise Unreachable(path, exc.strerror or str(exc)) from None
         try:
+            if upload is not None:
+                args = {**(args or {}), "upload": True}
             sock.sendall(protocol.encode_request(cmd, args))
+            if upload is not None:
+                try:
+                    while chunk := upload.read(1 << 20):
+                        sock.sendall(chunk)
+                    sock.shutdown(socket.SHUT_WR)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the daemon stopped reading early: its answer says why
             buffer = protocol.LineBuffer(256 * 1024 * 1024)
             while True:
                 chunk = sock.recv(65536)

@@ -14,6 +14,7 @@ import argparse
 import json
 import sys
 
+from agentd.ctl import gate as gate_commands
 from agentd.ctl import render
 from agentd.ctl.client import Unreachable, call, resolve_socket
 from agentd.errors import AgentdError
@@ -40,9 +41,11 @@ class Session:
         cmd: str,
         args: dict[str, Any] | None = None,
         on_event: Callable[[Any], None] | None = None,
+        upload: Any = None,
     ) -> Any:
-        """Send one request to the daemon."""
-        return call(self.socket, cmd, args, timeout=self.timeout, on_event=on_event)
+        """Send one request to the daemon (``upload``: a binary file sent after it)."""
+        clean = {k: v for k, v in (args or {}).items() if v is not None}
+        return call(self.socket, cmd, clean, timeout=self.timeout, on_event=on_event, upload=upload)
 
     def out(self, result: Any, human: Callable[[Any], str]) -> None:
         """Print ``result`` as JSON or through ``human``."""
@@ -147,6 +150,24 @@ def build_parser() -> argparse.ArgumentParser:
         "agentctl status --json",
     )
     add("ping", cmd_ping, "Check that the daemon answers.", "agentctl ping")
+
+    def group(name: str, summary: str) -> Callable[..., argparse.ArgumentParser]:
+        g = sub.add_parser(name, help=summary, description=summary)
+        inner = g.add_subparsers(dest=f"{name}_command", metavar="COMMAND", parser_class=_Parser)
+        inner.required = True
+
+        def add_inner(
+            sub_name: str, run: Runner, sub_summary: str, example: str
+        ) -> argparse.ArgumentParser:
+            p = inner.add_parser(
+                sub_name, help=sub_summary, description=sub_summary, epilog=f"Example: {example}"
+            )
+            p.set_defaults(run=run)
+            return p
+
+        return add_inner
+
+    gate_commands.register(add, group)
     return parser
 
 
@@ -171,6 +192,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(json.dumps({"error": exc.to_dict()}, ensure_ascii=False))
         print(f"agentctl: error {exc.code.name} ({int(exc.code)}): {exc.message}", file=sys.stderr)
         return EXIT_ERROR
+    except gate_commands.UsageError as exc:
+        print(f"agentctl: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
 
