@@ -382,6 +382,23 @@ def load_settings(config: str | os.PathLike[str] | None = None) -> Settings:
         raise _describe(exc, path, data) from None
     finally:
         _FILE_DATA.reset(token)
+    # The policy tables are checked here too, so a bad table stops start-up
+    # (and reload) before anything runs.
+    from agentd.policy import gate_policy
+
+    try:
+        gate_policy(settings)
+    except ConfigInvalid as exc:
+        source = str(path) if path else "built-in defaults"
+        raise ConfigInvalid(
+            f"invalid configuration:\n  {source}: {exc.message}",
+            details={
+                "file": str(path) if path else None,
+                "errors": [
+                    {"source": source, "key": exc.details.get("field"), "problem": exc.message}
+                ],
+            },
+        ) from None
     sock = settings.resolved_socket_path
     if len(os.fsencode(sock)) > MAX_SOCKET_PATH:
         if "AGENTD_SOCKET_PATH" in os.environ:

@@ -8,19 +8,19 @@ import os
 import socket
 import stat
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import anyio
 import pytest
 
-from agentd.config import Settings, load_settings
+from agentd.config import load_settings
 from agentd.ctl.client import call
 from agentd.daemon import App, run_daemon
 from agentd.errors import ConfigInvalid, ErrorCode
 from agentd.sdnotify import SystemdNotifier
 from agentd.server import SocketInUse
+from tests.helpers import ask, serving
 
 
 @dataclass
@@ -54,28 +54,6 @@ async def running(
     async with serving(settings, notifier) as app:
         yield Running(app, settings.resolved_socket_path, dgram)
     dgram.close()
-
-
-@asynccontextmanager
-async def serving(settings: Settings, notifier: SystemdNotifier) -> AsyncIterator[App]:
-    """Run the daemon in a task group until the block ends."""
-    ready = anyio.Event()
-    apps: list[App] = []
-
-    def on_ready(app: App) -> None:
-        apps.append(app)
-        ready.set()
-
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(lambda: run_daemon(settings, notifier=notifier, ready=on_ready))
-        with anyio.fail_after(10):
-            await ready.wait()
-        yield apps[0]
-        apps[0].request_stop("test finished")
-
-
-async def ask(path: Path, cmd: str, args: dict | None = None) -> object:  # type: ignore[type-arg]
-    return await anyio.to_thread.run_sync(lambda: call(path, cmd, args, timeout=10))
 
 
 async def raw_exchange(path: Path, payload: bytes, *, close_write: bool = False) -> dict:  # type: ignore[type-arg]

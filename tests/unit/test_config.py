@@ -137,3 +137,37 @@ def test_loading_writes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     Settings()
     load_settings(None)
     assert not (tmp_path / "never").exists()
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ('[guardrails]\nhard_stop = ["send_follow_up_email"]\n', "send_follow_up_email"),
+        ('[autonomy]\nallowlist = ["commit_pricing"]\n', "hard-stop"),
+        ('[guardrails]\ngated_stages = ["limbo"]\n', "limbo"),
+        ('[tenants."Bad Tenant!".budget]\nper_tenant_daily = 3\n', "Bad Tenant!"),
+        ("[budget]\nper_account_daily = -1\n", "budget.per_account_daily"),
+        ('[autonomy]\nlevel = "L5"\n', "autonomy.level"),
+    ],
+)
+def test_bad_policy_tables_name_file_and_problem(tmp_path: Path, text: str, fragment: str) -> None:
+    cfg = write(tmp_path, text)
+    with pytest.raises(ConfigInvalid) as info:
+        load_settings(cfg)
+    assert str(cfg) in info.value.message
+    assert fragment in info.value.message
+
+
+def test_tenant_overrides_inherit(tmp_path: Path) -> None:
+    from agentd.policy import gate_policy
+
+    cfg = write(
+        tmp_path,
+        '[autonomy]\nlevel = "L4"\n[tenants.acme.autonomy]\nkill_switch = true\n'
+        "[tenants.acme.budget]\nper_account_daily = 2\n",
+    )
+    policy = gate_policy(load_settings(cfg))
+    acme, other = policy.for_tenant("acme"), policy.for_tenant("other")
+    assert acme.autonomy.level == other.autonomy.level == "L4"
+    assert acme.autonomy.kill_switch and not other.autonomy.kill_switch
+    assert acme.budget.per_account_daily == 2 and acme.budget.per_tenant_daily == 50
