@@ -330,7 +330,7 @@ class GateContext:
     usage: BudgetUsage = field(default_factory=BudgetUsage)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TraceEntry:
     """One check that ran: its name, what it saw (JSON), what it said, and
     whether the intent got past it."""
@@ -441,7 +441,7 @@ class GateOutcome:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class _Facts:
     """Everything the checks look at, resolved once per evaluation."""
 
@@ -453,7 +453,7 @@ class _Facts:
     level: AutonomyLevel
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class _Step:
     """What one check saw and said; ``stop`` is set when it decides."""
 
@@ -686,7 +686,8 @@ def evaluate(intent: ActionIntent, policy: GatePolicy, ctx: GateContext) -> Gate
     for name, check in _CHECKS:
         step = check(facts)
         passed = step.stop is None or step.stop[0] is Decision.AUTO_EXECUTE
-        trace.append(TraceEntry(name, MappingProxyType(step.saw), step.said, passed))
+        # The step's dict is fresh and never shared, so no read-only copy is needed.
+        trace.append(TraceEntry(name, step.saw, step.said, passed))
         if step.stop is not None:
             (decision, reason), effects, message = step.stop, step.effects, step.said
             break

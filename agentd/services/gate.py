@@ -68,16 +68,28 @@ class GlobalState:
     paused_action_types: frozenset[str] = frozenset()
 
 
-async def read_global_state(read: Callable[[str], Any]) -> GlobalState:
-    """Read the global state from meta via ``read(key)`` (a coroutine function)."""
-    level = await read("autonomy.level")
-    kill = await read("autonomy.kill_switch")
-    paused = await read("breakers.paused_action_types")
+GLOBAL_KEYS = ("autonomy.level", "autonomy.kill_switch", "breakers.paused_action_types")
+
+
+def global_state_from(values: dict[str, str]) -> GlobalState:
+    """Build the global state from meta values (missing keys mean the defaults)."""
+    level = values.get("autonomy.level")
+    kill = values.get("autonomy.kill_switch")
+    paused = values.get("breakers.paused_action_types")
     return GlobalState(
         level=AutonomyLevel(level) if level else None,
         kill_switch=kill == "1",
         paused_action_types=frozenset(json.loads(paused)) if paused else frozenset(),
     )
+
+
+async def read_global_state(store: SqliteStore) -> GlobalState:
+    """Read the global state on the store's reader connection."""
+    rows = await store.read_all(
+        f"SELECT key, value FROM meta WHERE key IN ({','.join('?' * len(GLOBAL_KEYS))})",
+        GLOBAL_KEYS,
+    )
+    return global_state_from({r[0]: r[1] for r in rows})
 
 
 @dataclass
@@ -209,7 +221,11 @@ class GateService:
         day = budget_day(now).isoformat()
         policy = self.policy()
         async with self.store.write(now) as tx:
-            state = await read_global_state(lambda k: _meta(tx, k))
+            rows = await tx.fetchall(
+                f"SELECT key, value FROM meta WHERE key IN ({','.join('?' * len(GLOBAL_KEYS))})",
+                GLOBAL_KEYS,
+            )
+            state = global_state_from({r[0]: r[1] for r in rows})
             ids = [p.intent.intent_id for p in batch]
             stored = await gate_sql.intents_by_id(tx, ids)
             idem = await gate_sql.idempotency_states(tx, ids)
@@ -281,6 +297,8 @@ class GateService:
                 expires = (
                     iso(now + self.approval_ttl(intent.tenant)) if status == "pending" else None
                 )
+                # Serialised once: the stored decision and the answer share it.
+                outcome_dict = outcome.to_dict()
                 inserts.append(
                     gate_sql.intent_insert_row(
                         intent,
@@ -290,6 +308,7 @@ class GateService:
                         created_at=at,
                         created_by=p.actor,
                         expires_at=expires,
+                        outcome_json=json.dumps(outcome_dict),
                     )
                 )
                 row = IntentRow(
@@ -307,7 +326,11 @@ class GateService:
                     None,
                 )
                 decided_here[intent.intent_id] = row
-                p.result = decision_view(row)
+                p.result = {
+                    **row.to_dict(with_trace=False),
+                    "trace": outcome_dict["trace"],
+                    "duplicate": False,
+                }
                 self._audit_decision(tx, row, p.actor)
             if inserts:
                 await tx.executemany(gate_sql.INSERT_INTENT, inserts)
@@ -361,7 +384,7 @@ class GateService:
         now = self.clock()
         policy = self.policy()
         account = _check_account(intent, await gate_sql.get_account(self.store, intent.account))
-        state = await read_global_state(self.store.get_meta)
+        state = await read_global_state(self.store)
         existing = await gate_sql.get_intent(self.store, intent.intent_id)
         day = budget_day(now).isoformat()
         t, a, x = gate_sql.budget_keys(intent.tenant, intent.account, intent.action_type)
@@ -600,8 +623,3 @@ def _outcome_view(intent: ActionIntent, outcome: GateOutcome) -> dict[str, Any]:
         "auto_executed": outcome.auto_executed,
         "trace": [entry.to_dict() for entry in outcome.trace],
     }
-
-
-async def _meta(tx: Tx, key: str) -> str | None:
-    row = await tx.fetchone("SELECT value FROM meta WHERE key = ?", (key,))
-    return None if row is None else str(row[0])

@@ -282,8 +282,11 @@ def intent_insert_row(
     created_at: str,
     created_by: str,
     expires_at: str | None,
+    outcome_json: str | None = None,
 ) -> tuple[Any, ...]:
     """Return the parameters of :data:`INSERT_INTENT` for one decision."""
+    if outcome_json is None:
+        outcome_json = json.dumps(outcome.to_dict())
     return (
         intent.intent_id,
         fingerprint,
@@ -292,18 +295,18 @@ def intent_insert_row(
         intent.action_type,
         intent.domain,
         intent.change_type,
-        json.dumps(dict(intent.diff), sort_keys=True),
+        json.dumps(intent.diff),
         intent.rationale,
         intent.confidence,
         str(intent.source),
-        json.dumps(dict(intent.serves), sort_keys=True),
+        json.dumps(intent.serves),
         created_at,
         created_by,
         str(outcome.decision),
         str(outcome.reason),
         str(outcome.tier),
         str(outcome.risk.level),
-        json.dumps(outcome.to_dict(), sort_keys=True),
+        outcome_json,
         status,
         expires_at,
         None if outcome.approval_source is None else str(outcome.approval_source),
