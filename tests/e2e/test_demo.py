@@ -1,0 +1,83 @@
+"""``agentd demo`` in a temporary folder: what it claims is what the store holds."""
+
+from __future__ import annotations
+
+import os
+import re
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+
+def test_demo_runs_and_its_summary_matches_the_store(short_tmp: Path) -> None:
+    folder = short_tmp / "demo"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AGENTD_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "agentd", "demo", "--dir", str(folder)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        cwd=short_tmp,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert "stopped cleanly" in out
+
+    def claimed(label: str) -> int:
+        match = re.search(rf"^{label}:\s+(\d+)$", out, re.M)
+        assert match, f"{label} missing from the summary:\n{out}"
+        return int(match.group(1))
+
+    db = sqlite3.connect(folder / "agentd.sqlite3")
+    q = lambda sql: db.execute(sql).fetchone()[0]  # noqa: E731
+    assert claimed("accounts") == q("SELECT count(*) FROM accounts")
+    assert claimed("intents decided") == q("SELECT count(*) FROM intents")
+    assert claimed("auto-executed") == q(
+        "SELECT count(*) FROM intents WHERE decision='AUTO_EXECUTE'"
+    )
+    assert claimed("blocked") == q("SELECT count(*) FROM intents WHERE status='blocked'")
+    assert claimed("waiting for approval") == q(
+        "SELECT count(*) FROM intents WHERE status='pending'"
+    )
+    assert claimed("approved by a person") == q(
+        "SELECT count(*) FROM intents WHERE approval_source='HUMAN'"
+    )
+    assert claimed("handed to execution") == q("SELECT count(*) FROM execution_queue")
+    assert (
+        claimed("audit records") == q("SELECT count(*) FROM audit") - 1
+    )  # DAEMON_STOPPED came after
+    assert (
+        claimed("blocked") >= 1
+        and claimed("auto-executed") >= 1
+        and claimed("waiting for approval") >= 1
+    )
+    db.close()
+    # The trail verifies and nothing is left running.
+    from agentd.core.audit import verify_chain
+
+    db = sqlite3.connect(folder / "agentd.sqlite3")
+    rows = db.execute(
+        "SELECT seq, at, event, actor, subject, data, prev_hash, hash FROM audit ORDER BY seq"
+    ).fetchall()
+    db.close()
+    assert verify_chain(rows).intact
+    pid = int(re.search(r"ready: pid (\d+)", out).group(1))  # type: ignore[union-attr]
+    assert not Path(f"/proc/{pid}").exists()
+    assert not (folder / "agentd.sock").exists()
+
+
+def test_demo_refuses_a_folder_it_did_not_create(short_tmp: Path) -> None:
+    folder = short_tmp / "precious"
+    folder.mkdir()
+    (folder / "data.txt").write_text("keep me")
+    result = subprocess.run(
+        [sys.executable, "-m", "agentd", "demo", "--dir", str(folder)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert "not a demo folder" in result.stderr + result.stdout
+    assert (folder / "data.txt").read_text() == "keep me"
