@@ -89,7 +89,8 @@ def run_demo(state_dir: str | os.PathLike[str] = "demo-state", keep_running: boo
     )
     _say(f"      {imported['imported']} accounts")
     _say(
-        f"[3/{STEPS}] proposing actions through the gate (agentctl propose --file intents.jsonl) ..."
+        f"[3/{STEPS}] proposing actions through the gate "
+        "(agentctl propose --file intents.jsonl) ..."
     )
     batch = call(
         sock,
