@@ -288,11 +288,13 @@ class GateService:
                     )
                     touched.update((t, a, x))
                     consumed.append((intent.intent_id, day, at))
-                if outcome.reserve:
-                    idem_rows.append((intent.intent_id, IdempotencyState.RESERVED, at))
+                # Reserve and publish happen in this one transaction, so only the
+                # final state is ever visible: write that one row, not both.
                 if outcome.publish:
                     queue_rows.append((intent.intent_id, "POLICY", at))
                     idem_rows.append((intent.intent_id, IdempotencyState.PUBLISHED, at))
+                elif outcome.reserve:
+                    idem_rows.append((intent.intent_id, IdempotencyState.RESERVED, at))
                 status = STATUS_FOR[outcome.decision]
                 expires = (
                     iso(now + self.approval_ttl(intent.tenant)) if status == "pending" else None
@@ -363,10 +365,9 @@ class GateService:
                     AuditEventType.PROPOSAL_AUTO_APPROVED,
                     "agentd",
                     intent.intent_id,
-                    {"approval_source": "POLICY", "auto_executed": True},
+                    {"approval_source": "POLICY", "auto_executed": True, "handed_off": True},
                 )
             )
-            tx.audit(AuditEvent(AuditEventType.EXECUTION_QUEUED, "agentd", intent.intent_id, {}))
         elif outcome.decision is Decision.BLOCKED:
             tx.audit(
                 AuditEvent(
@@ -457,10 +458,14 @@ class GateService:
                             AuditEventType.PROPOSAL_APPROVED,
                             actor,
                             intent_id,
-                            {"approval_source": "HUMAN", "note": note, "reason": str(reason)},
+                            {
+                                "approval_source": "HUMAN",
+                                "note": note,
+                                "reason": str(reason),
+                                "handed_off": effects.publish,
+                            },
                         )
                     )
-                    tx.audit(AuditEvent(AuditEventType.EXECUTION_QUEUED, "agentd", intent_id, {}))
             if refused is not None:
                 tx.audit(
                     AuditEvent(
