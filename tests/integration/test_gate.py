@@ -456,3 +456,36 @@ async def test_audit_export_streams_every_record(gate: Gate) -> None:
     verdict = await gate.call("audit.verify")
     assert result["count"] == len(seen) == verdict["count"]
     assert [r["seq"] for r in seen] == list(range(1, len(seen) + 1))
+
+
+async def test_idempotency_records_pruned_after_retention(gate: Gate) -> None:
+    from datetime import timedelta
+
+    r = await gate.call("propose", intent(rationale="old"))
+    con = sqlite3.connect(gate.db)
+    con.execute("UPDATE idempotency SET updated_at = '2020-01-01T00:00:00+00:00'")
+    con.commit()
+    con.close()
+    await gate.call("propose", intent(rationale="fresh"))
+    assert await gate.app.gate.prune_idempotency(timedelta(days=90)) == 1
+    assert gate.count("SELECT count(*) FROM idempotency") == 1
+    # The intent itself stays: resubmitting it still answers from the stored decision.
+    again = await gate.call("propose", intent(rationale="old"))
+    assert again["duplicate"] is True and again["intent_id"] == r["intent_id"]
+    assert gate.count("SELECT count(*) FROM budget_consumption") == 2
+
+
+async def test_reader_group_may_read_but_not_propose(
+    daemon_env: dict[str, str], short_tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AGENTD_CONTROL__GROUP", "agentd-readers-test")
+    async for g in start(daemon_env, short_tmp, monkeypatch):
+        reader = InProcessClient(
+            build_dispatcher(g.app), Peer(1, 4400, 4400, "rita", frozenset({"agentd-readers-test"}))
+        )
+        assert (await reader.call("pending"))["pending"] == []
+        with pytest.raises(AgentdError) as info:
+            await reader.call("propose", intent())
+        assert info.value.code == ErrorCode.PERMISSION_DENIED
+        assert "operator" in info.value.message
+        assert g.count("SELECT count(*) FROM intents") == 0
