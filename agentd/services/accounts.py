@@ -22,7 +22,8 @@ from agentd.core.guardrails import STAGES
 from agentd.core.intents import IDENTIFIER_RE
 from agentd.errors import InvalidArgument, NotFound
 from agentd.store import gate_sql
-from agentd.store.sqlite import SqliteStore, iso
+from agentd.store.base import Store
+from agentd.store.sqlite import iso
 
 DOMAINS = ("SEO", "CONTENT", "ADS", "CRO", "SALES")
 REQUIRED = ("id", "tenant", "name", "stage")
@@ -186,7 +187,7 @@ def detect_format(name: str, fmt: str | None) -> str:
 
 
 async def import_accounts(
-    store: SqliteStore,
+    store: Store,
     lines: AsyncIterator[bytes],
     *,
     source: str,
@@ -258,7 +259,7 @@ async def import_accounts(
 
 
 async def set_account(
-    store: SqliteStore,
+    store: Store,
     account_id: str,
     *,
     stage: str | None,

@@ -49,8 +49,9 @@ from agentd.errors import (
     NotFound,
 )
 from agentd.store import gate_sql
+from agentd.store.base import Store, Transaction
 from agentd.store.gate_sql import AccountRow, IntentRow
-from agentd.store.sqlite import SqliteStore, Tx, iso
+from agentd.store.sqlite import iso
 
 STATUS_FOR = {
     Decision.AUTO_EXECUTE: "approved",
@@ -83,7 +84,7 @@ def global_state_from(values: dict[str, str]) -> GlobalState:
     )
 
 
-async def read_global_state(store: SqliteStore) -> GlobalState:
+async def read_global_state(store: Store) -> GlobalState:
     """Read the global state on the store's reader connection."""
     rows = await store.read_all(
         f"SELECT key, value FROM meta WHERE key IN ({','.join('?' * len(GLOBAL_KEYS))})",
@@ -142,7 +143,7 @@ class GateService:
 
     def __init__(
         self,
-        store: SqliteStore,
+        store: Store,
         policy: Callable[[], GatePolicy],
         *,
         approval_ttl: Callable[[str], timedelta],
@@ -347,7 +348,7 @@ class GateService:
         self.decided += len(inserts)
 
     @staticmethod
-    def _audit_decision(tx: Tx, row: IntentRow, actor: str) -> None:
+    def _audit_decision(tx: Transaction, row: IntentRow, actor: str) -> None:
         intent, outcome = row.intent, row.outcome
         summary = {
             "tenant": intent.tenant,
@@ -522,7 +523,9 @@ class GateService:
         assert stored is not None
         return decision_view(stored)
 
-    async def _pending_row(self, tx: Tx, intent_id: str, now: datetime) -> IntentRow | AgentdError:
+    async def _pending_row(
+        self, tx: Transaction, intent_id: str, now: datetime
+    ) -> IntentRow | AgentdError:
         row = (await gate_sql.intents_by_id(tx, [intent_id])).get(intent_id)
         if row is None:
             raise NotFound(f"no intent {intent_id}", details={"intent_id": intent_id})
@@ -550,7 +553,7 @@ class GateService:
 
     # -- housekeeping -------------------------------------------------------------
 
-    async def _expire(self, tx: Tx, rows: Sequence[IntentRow], at: str) -> None:
+    async def _expire(self, tx: Transaction, rows: Sequence[IntentRow], at: str) -> None:
         await tx.executemany(
             "UPDATE intents SET status = 'expired', decided_by = 'agentd', decided_at = ?, "
             "decision_note = 'approval expired', updated_at = ? "

@@ -7,10 +7,11 @@ without the services changing.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from agentd.core.audit import AuditEvent, AuditRecord, ChainVerdict
 
@@ -47,8 +48,59 @@ class AuditLog(Protocol):
         ...
 
 
+class Row(Protocol):
+    """A result row: by column name or by position."""
+
+    def __getitem__(self, key: int | str) -> Any: ...
+
+
+class Transaction(Protocol):
+    """One atomic unit of writes; audit events commit (or vanish) with it.
+
+    Statements are SQL in SQLite's dialect with ``?`` parameters; another
+    backend translates them in its adapter.
+    """
+
+    now: datetime
+
+    async def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> Any:
+        """Run one statement."""
+        ...
+
+    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        """Run one statement for many rows."""
+        ...
+
+    async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
+        """Read one row, seeing this transaction's own writes."""
+        ...
+
+    async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> Sequence[Row]:
+        """Read rows, seeing this transaction's own writes."""
+        ...
+
+    def audit(self, event: AuditEvent) -> None:
+        """Append an audit event when the transaction commits."""
+        ...
+
+
 class Store(AuditLog, Protocol):
     """Everything the daemon keeps."""
+
+    def write(self, now: datetime | None = None) -> AbstractAsyncContextManager[Transaction]:
+        """Open a write transaction (one writer at a time).
+
+        :raises StoreError: the store is closed or refused the write.
+        """
+        ...
+
+    async def read_all(self, sql: str, params: Sequence[Any] = ()) -> Sequence[Row]:
+        """Read rows from the last committed state (never waits for a writer)."""
+        ...
+
+    async def read_one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
+        """Read the first row from the last committed state."""
+        ...
 
     async def open(self) -> None:
         """Open the store and apply pending migrations.

@@ -8,14 +8,13 @@ take the store.
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from agentd.core.gate import GateOutcome, IdempotencyState
 from agentd.core.intents import ActionIntent, IntentSource
-from agentd.store.sqlite import SqliteStore, Tx
+from agentd.store.base import Row, Store, Transaction
 
 
 @dataclass(frozen=True)
@@ -49,7 +48,7 @@ class AccountRow:
         }
 
 
-def _account(row: sqlite3.Row) -> AccountRow:
+def _account(row: Row) -> AccountRow:
     return AccountRow(
         id=row["id"],
         tenant=row["tenant"],
@@ -122,7 +121,7 @@ _INTENT_COLUMNS = (
 )
 
 
-def _intent(row: sqlite3.Row) -> IntentRow:
+def _intent(row: Row) -> IntentRow:
     intent = ActionIntent(
         intent_id=row["id"],
         tenant=row["tenant"],
@@ -160,7 +159,7 @@ def _marks(n: int) -> str:
 # -- accounts -----------------------------------------------------------------
 
 
-async def accounts_by_id(tx: Tx, ids: Sequence[str]) -> dict[str, AccountRow]:
+async def accounts_by_id(tx: Transaction, ids: Sequence[str]) -> dict[str, AccountRow]:
     """Return the accounts among ``ids`` that exist."""
     found: dict[str, AccountRow] = {}
     unique = list(dict.fromkeys(ids))
@@ -173,7 +172,7 @@ async def accounts_by_id(tx: Tx, ids: Sequence[str]) -> dict[str, AccountRow]:
     return found
 
 
-async def upsert_accounts(tx: Tx, rows: Iterable[dict[str, Any]], now: str) -> None:
+async def upsert_accounts(tx: Transaction, rows: Iterable[dict[str, Any]], now: str) -> None:
     """Insert or update accounts from validated import rows."""
     await tx.executemany(
         "INSERT INTO accounts(id, tenant, name, stage, trusted_mode, domains, allowed_hosts, "
@@ -199,7 +198,9 @@ async def upsert_accounts(tx: Tx, rows: Iterable[dict[str, Any]], now: str) -> N
     )
 
 
-async def update_account(tx: Tx, account_id: str, changes: dict[str, Any], now: str) -> None:
+async def update_account(
+    tx: Transaction, account_id: str, changes: dict[str, Any], now: str
+) -> None:
     """Set columns of one account (names come from the caller, never the client)."""
     sets = ", ".join(f"{column} = ?" for column in changes)
     await tx.execute(
@@ -209,7 +210,7 @@ async def update_account(tx: Tx, account_id: str, changes: dict[str, Any], now: 
 
 
 async def list_accounts(
-    store: SqliteStore, *, tenant: str | None = None, limit: int = 1000, offset: int = 0
+    store: Store, *, tenant: str | None = None, limit: int = 1000, offset: int = 0
 ) -> list[AccountRow]:
     """Return accounts ordered by tenant and id."""
     where, params = ("WHERE tenant = ?", [tenant]) if tenant else ("", [])
@@ -220,13 +221,13 @@ async def list_accounts(
     return [_account(r) for r in rows]
 
 
-async def get_account(store: SqliteStore, account_id: str) -> AccountRow | None:
+async def get_account(store: Store, account_id: str) -> AccountRow | None:
     """Return one account or None."""
     row = await store.read_one("SELECT * FROM accounts WHERE id = ?", (account_id,))
     return _account(row) if row else None
 
 
-async def known_tenants(store: SqliteStore) -> set[str]:
+async def known_tenants(store: Store) -> set[str]:
     """Return every tenant that has an account."""
     return {r[0] for r in await store.read_all("SELECT DISTINCT tenant FROM accounts")}
 
@@ -234,7 +235,7 @@ async def known_tenants(store: SqliteStore) -> set[str]:
 # -- intents --------------------------------------------------------------------
 
 
-async def intents_by_id(tx: Tx, ids: Sequence[str]) -> dict[str, IntentRow]:
+async def intents_by_id(tx: Transaction, ids: Sequence[str]) -> dict[str, IntentRow]:
     """Return the stored intents among ``ids`` (inside a transaction)."""
     found: dict[str, IntentRow] = {}
     unique = list(dict.fromkeys(ids))
@@ -248,14 +249,14 @@ async def intents_by_id(tx: Tx, ids: Sequence[str]) -> dict[str, IntentRow]:
     return found
 
 
-async def get_intent(store: SqliteStore, intent_id: str) -> IntentRow | None:
+async def get_intent(store: Store, intent_id: str) -> IntentRow | None:
     """Return one stored intent or None (reader connection)."""
     row = await store.read_one(f"SELECT {_INTENT_COLUMNS} FROM intents WHERE id = ?", (intent_id,))
     return _intent(row) if row else None
 
 
 async def list_intents(
-    store: SqliteStore, *, status: str | None = None, tenant: str | None = None, limit: int = 200
+    store: Store, *, status: str | None = None, tenant: str | None = None, limit: int = 200
 ) -> list[IntentRow]:
     """Return intents, newest first."""
     clauses, params = [], []
@@ -336,7 +337,7 @@ def budget_keys(tenant: str, account: str, action_type: str) -> tuple[tuple[str,
 
 
 async def budget_usage(
-    tx: Tx, day: str, keys: Iterable[tuple[str, str]]
+    tx: Transaction, day: str, keys: Iterable[tuple[str, str]]
 ) -> dict[tuple[str, str], int]:
     """Return the stored counters for ``keys`` on ``day`` (missing ones are 0)."""
     wanted = list(dict.fromkeys(keys))
@@ -354,7 +355,7 @@ async def budget_usage(
     return found
 
 
-async def write_budget(tx: Tx, day: str, counters: dict[tuple[str, str], int]) -> None:
+async def write_budget(tx: Transaction, day: str, counters: dict[tuple[str, str], int]) -> None:
     """Store the final counters of a batch."""
     await tx.executemany(
         "INSERT INTO budget_usage(day, scope, key, used) VALUES (?, ?, ?, ?) "
@@ -363,7 +364,7 @@ async def write_budget(tx: Tx, day: str, counters: dict[tuple[str, str], int]) -
     )
 
 
-async def idempotency_states(tx: Tx, ids: Sequence[str]) -> dict[str, IdempotencyState]:
+async def idempotency_states(tx: Transaction, ids: Sequence[str]) -> dict[str, IdempotencyState]:
     """Return the idempotency state of each intent among ``ids`` that has one."""
     found: dict[str, IdempotencyState] = {}
     unique = list(dict.fromkeys(ids))
@@ -378,7 +379,7 @@ async def idempotency_states(tx: Tx, ids: Sequence[str]) -> dict[str, Idempotenc
     return found
 
 
-async def set_idempotency(tx: Tx, rows: Iterable[tuple[str, str, str]]) -> None:
+async def set_idempotency(tx: Transaction, rows: Iterable[tuple[str, str, str]]) -> None:
     """Upsert (intent_id, state, at) idempotency records."""
     await tx.executemany(
         "INSERT INTO idempotency(intent_id, state, updated_at) VALUES (?, ?, ?) "
@@ -388,7 +389,7 @@ async def set_idempotency(tx: Tx, rows: Iterable[tuple[str, str, str]]) -> None:
     )
 
 
-async def enqueue(tx: Tx, rows: Iterable[tuple[str, str, str]]) -> None:
+async def enqueue(tx: Transaction, rows: Iterable[tuple[str, str, str]]) -> None:
     """Hand (intent_id, approval_source, at) to execution; a second hand-off is a no-op."""
     await tx.executemany(
         "INSERT INTO execution_queue(intent_id, approval_source, enqueued_at, updated_at) "
@@ -397,15 +398,27 @@ async def enqueue(tx: Tx, rows: Iterable[tuple[str, str, str]]) -> None:
     )
 
 
-async def record_consumption(tx: Tx, rows: Iterable[tuple[str, str, str]]) -> None:
+async def record_consumption(tx: Transaction, rows: Iterable[tuple[str, str, str]]) -> None:
     """Record (intent_id, day, at) budget consumptions; a duplicate is an error."""
     await tx.executemany(
         "INSERT INTO budget_consumption(intent_id, day, at) VALUES (?, ?, ?)", rows
     )
 
 
+QUEUE_COLUMNS = (
+    "seq",
+    "intent_id",
+    "approval_source",
+    "enqueued_at",
+    "state",
+    "tenant",
+    "account",
+    "action_type",
+)
+
+
 async def list_queue(
-    store: SqliteStore, *, state: str | None = None, limit: int = 200
+    store: Store, *, state: str | None = None, limit: int = 200
 ) -> list[dict[str, Any]]:
     """Return hand-off queue rows with their intents' summaries, oldest first."""
     where, params = ("WHERE q.state = ?", [state]) if state else ("", [])
@@ -415,4 +428,4 @@ async def list_queue(
         f"JOIN intents i ON i.id = q.intent_id {where} ORDER BY q.seq LIMIT ?",
         [*params, limit],
     )
-    return [dict(r) for r in rows]
+    return [{k: r[k] for k in QUEUE_COLUMNS} for r in rows]
