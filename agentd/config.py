@@ -16,7 +16,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -33,16 +33,20 @@ from agentd.core.guardrails import (
     DEFAULT_HARD_STOP,
 )
 from agentd.core.risk import DEFAULT_HIGH_CHANGE_TYPES, DEFAULT_MEDIUM_MIN_ITEMS
-from agentd.errors import ConfigInvalid
+from agentd.errors import ConfigInvalid, InvalidArgument
+from agentd.ops_config import BrowserSettings, VaultSettings
+from agentd.proactive_config import (
+    DigestConfig,
+    GoalsConfig,
+    InboxConfig,
+    LLMConfig,
+    PatternsConfig,
+    SchedulerConfig,
+)
+from agentd.sections import Section
 
 EX_CONFIG = 78  # sysexits.h: configuration error
 MAX_SOCKET_PATH = 107  # sun_path is 108 bytes including the NUL
-
-
-class Section(BaseModel):
-    """Base of every configuration section: unknown keys are errors."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class ControlSettings(Section):
@@ -214,9 +218,6 @@ class GateConfig(Section):
     idempotency_retention_days: int = Field(
         90, ge=1, le=3650, description="Idempotency records older than this are pruned."
     )
-    housekeeping_interval_s: float = Field(
-        60, gt=0, le=86_400, description="How often expiry and pruning run."
-    )
 
 
 _FILE_DATA: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("_FILE_DATA")
@@ -263,6 +264,14 @@ class Settings(BaseSettings):
     )
     tenants: dict[str, TenantConfig] = Field(default_factory=dict)
     gate: GateConfig = GateConfig()
+    scheduler: SchedulerConfig = SchedulerConfig()
+    patterns: PatternsConfig = PatternsConfig()
+    goals: GoalsConfig = GoalsConfig()
+    digest: DigestConfig = DigestConfig()
+    inbox: InboxConfig = InboxConfig()
+    llm: LLMConfig = LLMConfig()
+    browser: BrowserSettings = BrowserSettings()
+    vault: VaultSettings = VaultSettings()
 
     # Where the values came from; set by load_settings, not by the file.
     config_file: Path | None = Field(None, exclude=True)
@@ -388,7 +397,8 @@ def load_settings(config: str | os.PathLike[str] | None = None) -> Settings:
 
     try:
         gate_policy(settings)
-    except ConfigInvalid as exc:
+        settings.patterns.rules()
+    except (ConfigInvalid, InvalidArgument) as exc:
         source = str(path) if path else "built-in defaults"
         raise ConfigInvalid(
             f"invalid configuration:\n  {source}: {exc.message}",

@@ -26,13 +26,29 @@ from agentd.config import Settings, load_settings
 from agentd.core.audit import AuditEvent, AuditEventType
 from agentd.core.gate import GatePolicy
 from agentd.errors import AgentdError, ConfigInvalid, StoreError
+from agentd.kb import load_knowledge_base
+from agentd.llm import make_model
 from agentd.policy import gate_policy
 from agentd.sdnotify import SystemdNotifier
 from agentd.server import ControlServer
 from agentd.services.gate import GateService
+from agentd.services.operations import OperationsService
+from agentd.services.scheduler import ProactiveLoop
 from agentd.store.sqlite import SqliteStore
+from agentd.vault import Vault, load_key
 
 StatusContributor = Callable[[], Awaitable[dict[str, Any]]]
+
+
+def _vault(settings: Settings) -> Vault | None:
+    """Open the credential vault when a key is configured.
+
+    :raises VaultError: a key is configured but unusable (start-up is refused).
+    """
+    vault = settings.vault
+    if vault.key_file is None and not os.environ.get("CREDENTIALS_DIRECTORY"):
+        return None  # no key: secrets commands answer that the vault is off
+    return Vault(load_key(key_file=vault.key_file, credential_name=vault.credential_name))
 
 
 class App:
@@ -50,6 +66,19 @@ class App:
             lambda: self.policy,
             approval_ttl=self._approval_ttl,
             max_batch=settings.gate.max_batch,
+        )
+        model = make_model(settings.llm.llm_settings())
+        self.proactive = ProactiveLoop(store, self.gate, lambda: self.settings, model=model)
+        browser = settings.browser
+        self.operations = OperationsService(
+            store,
+            browser,
+            state_dir=settings.state_dir,
+            vault=_vault(settings),
+            model=model,
+            knowledge_base=lambda: load_knowledge_base(
+                browser.knowledge_base, browser.workflows_dir
+            ),
         )
         self.state = "starting"
         self.started_at = datetime.now(UTC)
@@ -150,18 +179,6 @@ async def _watchdog(app: App, notifier: SystemdNotifier, interval: float) -> Non
         notifier.notify(WATCHDOG=1)
 
 
-async def _housekeeping(app: App) -> None:
-    """Expire pending approvals and prune old idempotency records, periodically."""
-    while True:
-        try:
-            await app.gate.expire_due()
-            retention = timedelta(days=app.settings.gate.idempotency_retention_days)
-            await app.gate.prune_idempotency(retention)
-        except AgentdError as exc:
-            logger.error("housekeeping failed (will retry): {}", exc)
-        await anyio.sleep(app.settings.gate.housekeeping_interval_s)
-
-
 async def run_daemon(
     settings: Settings,
     *,
@@ -193,6 +210,7 @@ async def run_daemon(
         info = await app.store.info()
         app.store_schema = info.schema_version
         await app.gate.recover()
+        await app.operations.recover()
         await server.bind()
     except BaseException:
         app.gate.close()
@@ -233,6 +251,8 @@ async def run_daemon(
                     await app.audit(AuditEvent(AuditEventType.DAEMON_STOPPED, actor="agentd"))
                 except AgentdError as exc:
                     logger.error("could not audit the stop: {}", exc)
+                await app.proactive.aclose()
+                await app.operations.close()
                 app.gate.close()
                 await app.store.close()
             notifier.close()
@@ -245,7 +265,10 @@ async def _serve(app: App, server: ControlServer, notifier: SystemdNotifier, sig
     async with anyio.create_task_group() as tg:
         tg.start_soon(server.serve)
         tg.start_soon(app.gate.run)
-        tg.start_soon(_housekeeping, app)
+        # The scheduler runs the proactive tasks and the housekeeping
+        # (approval expiry, idempotency pruning, the inbox).
+        await tg.start(app.proactive.run)
+        tg.start_soon(app.operations.run)
         if notifier.watchdog_interval:
             tg.start_soon(_watchdog, app, notifier, notifier.watchdog_interval)
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from agentd.supervise import DaemonProcess  # noqa: E402
+from agentd.supervise import DaemonProcess
 
 BIN = Path(sys.executable).parent
 
@@ -62,7 +62,9 @@ def main() -> int:
         floor = timed([sys.executable, "-c", "pass"], env, ns.runs)
         probe = subprocess.run(
             [sys.executable, "-X", "importtime", "-m", "agentd.ctl.main", "status"],
-            env=env, capture_output=True, text=True,
+            env=env,
+            capture_output=True,
+            text=True,
         )
     finally:
         daemon.stop()
@@ -70,15 +72,25 @@ def main() -> int:
         shutil.rmtree(tmp, ignore_errors=True)
 
     stdlib = set(sys.stdlib_module_names)
-    foreign = sorted({
-        line.split("|")[-1].strip().split(".")[0]
-        for line in probe.stderr.splitlines()
-        if line.startswith("import time:") and "|" in line
-    } - stdlib - {"agentd", "package", "_distutils_hack"})
+    foreign = sorted(
+        {
+            line.split("|")[-1].strip().split(".")[0]
+            for line in probe.stderr.splitlines()
+            if line.startswith("import time:") and "|" in line
+        }
+        - stdlib
+        - {"agentd", "package", "_distutils_hack"}
+    )
     med_c, med_f = statistics.median(client), statistics.median(floor)
-    print(f"agentctl status   median {med_c * 1000:7.1f} ms   p90 {p90(client) * 1000:7.1f} ms   ({ns.runs} runs)")
-    print(f"python -c pass    median {med_f * 1000:7.1f} ms   p90 {p90(floor) * 1000:7.1f} ms   (baseline)")
-    print(f"ratio agentctl / bare interpreter: {med_c / med_f:.2f}x   (client's own cost {1000 * (med_c - med_f):.1f} ms)")
+    print(
+        f"agentctl status   median {med_c * 1000:7.1f} ms   p90 {p90(client) * 1000:7.1f} ms   ({ns.runs} runs)"
+    )
+    print(
+        f"python -c pass    median {med_f * 1000:7.1f} ms   p90 {p90(floor) * 1000:7.1f} ms   (baseline)"
+    )
+    print(
+        f"ratio agentctl / bare interpreter: {med_c / med_f:.2f}x   (client's own cost {1000 * (med_c - med_f):.1f} ms)"
+    )
     print(f"non-stdlib modules imported by agentctl: {', '.join(foreign) or 'none'}")
     return 0
 

@@ -28,10 +28,10 @@ import anyio
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from agentd.config import load_settings  # noqa: E402
-from agentd.core.intents import make_intent  # noqa: E402
-from agentd.daemon import build_app  # noqa: E402
-from agentd.services.accounts import import_accounts  # noqa: E402
+from agentd.config import load_settings
+from agentd.core.intents import make_intent
+from agentd.daemon import build_app
+from agentd.services.accounts import import_accounts
 
 CONFIG = """
 [autonomy]
@@ -61,7 +61,9 @@ def raw_commits(folder: Path, n: int, sync: str) -> float:
     return n / elapsed
 
 
-async def gate_decisions(folder: Path, n: int, submitters: int, sync: str) -> tuple[float, list[float], int]:
+async def gate_decisions(
+    folder: Path, n: int, submitters: int, sync: str
+) -> tuple[float, list[float], int]:
     cfg = folder / "agentd.toml"
     cfg.write_text(CONFIG.format(sync=sync))
     os.environ["AGENTD_STATE_DIR"] = str(folder / "state")
@@ -70,23 +72,29 @@ async def gate_decisions(folder: Path, n: int, submitters: int, sync: str) -> tu
     await app.store.open()
     accounts = [f"acct{i:03d}" for i in range(200)]
     csv = "id,tenant,name,stage,trusted_mode\n" + "".join(
-        f"{a},t1,{a},prospect,ACTIVE\n" for a in accounts)
+        f"{a},t1,{a},prospect,ACTIVE\n" for a in accounts
+    )
 
     async def lines():  # type: ignore[no-untyped-def]
         for line in io.BytesIO(csv.encode()):
             yield line.rstrip(b"\n")
 
-    await import_accounts(app.store, lines(), source="bench.csv", fmt="csv", skip_bad=False,
-                          actor="bench")
+    await import_accounts(
+        app.store, lines(), source="bench.csv", fmt="csv", skip_bad=False, actor="bench"
+    )
     per = n // submitters
     latencies: list[float] = []
     decisions: list[str] = []
 
     async def submitter(k: int) -> None:
         for j in range(per):
-            intent = make_intent(tenant="t1", account=accounts[(k * per + j) % len(accounts)],
-                                 action_type="send_follow_up_email", rationale=f"bench {k}/{j}",
-                                 source="operator")
+            intent = make_intent(
+                tenant="t1",
+                account=accounts[(k * per + j) % len(accounts)],
+                action_type="send_follow_up_email",
+                rationale=f"bench {k}/{j}",
+                source="operator",
+            )
             t0 = time.perf_counter()
             r = await app.gate.submit(intent, "bench")
             latencies.append(time.perf_counter() - t0)
@@ -128,9 +136,11 @@ def main() -> int:
     p99 = lat[int(len(lat) * 0.99) - 1] * 1000
     print(f"disk folder: {Path(ns.dir or '.').resolve()}   synchronous={ns.sync}, WAL")
     print(f"raw sqlite3 single-row commits:  {raw:10.0f} /s")
-    print(f"gate decisions (AUTO_EXECUTE):   {rate:10.0f} /s   "
-          f"({len(lat)} decisions, {ns.submitters} submitters, {batches} transactions, "
-          f"{len(lat) / batches:.1f} per transaction)")
+    print(
+        f"gate decisions (AUTO_EXECUTE):   {rate:10.0f} /s   "
+        f"({len(lat)} decisions, {ns.submitters} submitters, {batches} transactions, "
+        f"{len(lat) / batches:.1f} per transaction)"
+    )
     print(f"ratio gate / raw commits:        {rate / raw:10.2f}x")
     print(f"gate decision latency:           p50 {p50:.2f} ms   p99 {p99:.2f} ms")
     return 0

@@ -15,6 +15,8 @@ import json
 import sys
 
 from agentd.ctl import gate as gate_commands
+from agentd.ctl import ops as ops_commands
+from agentd.ctl import proactive as proactive_commands
 from agentd.ctl import render
 from agentd.ctl.client import Unreachable, call, resolve_socket
 from agentd.errors import AgentdError
@@ -168,6 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
         return add_inner
 
     gate_commands.register(add, group)
+    proactive_commands.register(add, group)
+    ops_commands.register(add, group)
     return parser
 
 

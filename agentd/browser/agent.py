@@ -1,0 +1,555 @@
+"""The audited agent loop: one operation, step by step, in a fresh browser context.
+
+verify consent → fetch credentials → launch → load workflow → per step:
+screenshot (masked; path and SHA-256 audited), decide the command (from the
+workflow, or from the LLM planner when the recorded selector is unusable or no
+longer matches), check it against the method and host allowlists, execute it
+with a timeout, audit it with its progress (one transaction), re-check consent
+and cancellation at the boundary → extract the results. A failure ends with a
+final screenshot, the error, state ``failed`` and an audit event.
+
+Secret values live only in the rendered step handed to the browser: audit,
+step rows, logs and prompts get the unrendered step (placeholders).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import anyio
+from anyio.abc import TaskGroup
+from loguru import logger
+
+from agentd.browser import StepFailed, StepProblem, host_allowed
+from agentd.browser.playwright_browser import BrowserSession, PlaywrightBrowser
+from agentd.core.audit import AuditEvent, AuditEventType
+from agentd.errors import AgentdError, Conflict, ExternalError, VaultError
+from agentd.kb import ALLOWED_ACTIONS, Action, KnowledgeBase, Step, Workflow, placeholders
+from agentd.llm import AnthropicModel, ModelAnswerInvalid, ModelRefused, PlannedCommand, redact
+from agentd.ops_config import BrowserSettings
+from agentd.store import gate_sql, ops_sql
+from agentd.store.base import Store
+from agentd.store.sqlite import iso
+from agentd.vault import SecretValue, Vault
+
+ACTOR = "agentd"
+# Event names the audit trail has no member for yet (see AuditEventType).
+OPERATION_STARTED = "OPERATION_STARTED"
+OPERATION_COMPLETED = "OPERATION_COMPLETED"
+OPERATION_FAILED = "OPERATION_FAILED"
+OPERATION_CANCELLED = "OPERATION_CANCELLED"
+REPLANNABLE = frozenset({StepProblem.NOT_FOUND, StepProblem.BAD_SELECTOR})
+_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@dataclass
+class StopSignal:
+    """Set from outside (cancel, consent revoked, kill switch); read at each step boundary."""
+
+    reason: str | None = None
+    message: str = ""
+
+    def set(self, reason: str, message: str) -> None:
+        """Ask the operation to stop before its next step (the first reason wins)."""
+        if self.reason is None:
+            self.reason, self.message = reason, message
+
+
+class OperationEnded(AgentdError):
+    """Internal: the operation ends in ``state`` for ``reason``."""
+
+    def __init__(self, state: str, reason: str, message: str) -> None:
+        super().__init__(message, details={"state": state, "reason": reason})
+        self.state = state
+        self.reason = reason
+
+
+@dataclass
+class _Run:
+    op: ops_sql.OperationRow
+    attempt: int
+    folder: Path
+    workflow: Workflow | None = None
+    session: BrowserSession | None = None
+    secrets: dict[str, SecretValue] = field(default_factory=dict)
+    results: dict[str, str] = field(default_factory=dict)
+    refusals: list[tuple[int, str, str, str]] = field(default_factory=list)
+    record_error: AgentdError | None = None
+    shots: int = 0
+
+
+class BrowserAgent:
+    """Run operations as audited browser sessions.
+
+    :param model: the step planner; without one, a step whose selector is
+        unusable fails clearly.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        browser: PlaywrightBrowser,
+        settings: BrowserSettings,
+        *,
+        knowledge_base: Callable[[], KnowledgeBase],
+        vault: Vault | None,
+        model: AnthropicModel | None = None,
+        folder: Path,
+        owner: str,
+        on_change: Callable[[str], None] = lambda op_id: None,
+    ) -> None:
+        self.store = store
+        self.browser = browser
+        self.settings = settings
+        self.knowledge_base = knowledge_base
+        self.vault = vault
+        self.model = model
+        self.folder = folder
+        self.owner = owner
+        self.on_change = on_change
+
+    # -- the loop -------------------------------------------------------------------------
+
+    async def run(self, op: ops_sql.OperationRow, stop: StopSignal) -> ops_sql.OperationRow:
+        """Run a claimed operation to its end; return it as stored.
+
+        :raises Conflict: the operation's lease was taken over by another runner.
+        """
+        run = _Run(op, op.attempts, self.folder / op.id)
+        try:
+            await self._prepare(run)
+            await self._steps(run, stop)
+            await self._finish(run, "completed", None, None)
+        except OperationEnded as end:
+            await self._finish(run, end.state, end.reason, end.message)
+        except Conflict:
+            raise
+        except AgentdError as exc:
+            await self._finish(run, "failed", "error", exc.message)
+        except Exception as exc:
+            logger.opt(exception=exc).error("operation {} crashed", op.id)
+            await self._finish(run, "failed", "internal", f"internal error: {type(exc).__name__}")
+        finally:
+            if run.session is not None:
+                with anyio.CancelScope(shield=True):
+                    await run.session.close()
+        row = await ops_sql.get_operation(self.store, op.id)
+        assert row is not None
+        return row
+
+    async def _prepare(self, run: _Run) -> None:
+        op = run.op
+        consent = await ops_sql.active_consent(self.store, op.account, op.service, op.workflow)
+        if consent is None:
+            raise OperationEnded(
+                "cancelled", "consent_missing", f"no consent in force for {op.workflow}"
+            )
+        try:
+            run.workflow = self.knowledge_base().workflow(op.workflow)
+        except AgentdError as exc:
+            raise OperationEnded("failed", "workflow", exc.message) from exc
+        account = await gate_sql.get_account(self.store, op.account)
+        if account is None:
+            raise OperationEnded("failed", "unknown_account", f"unknown account {op.account!r}")
+        service = self.settings.services.get(op.service)
+        if service is None:
+            raise OperationEnded(
+                "failed",
+                "unknown_service",
+                f"service {op.service!r} has no [browser.services.{op.service}] base_url",
+            )
+        run.secrets = await self._credentials(run, run.workflow)
+        run.folder.mkdir(parents=True, exist_ok=True)
+        try:
+            run.session = await self.browser.new_session(
+                account.allowed_hosts,
+                run.folder,
+                base_url=service.base_url,
+                settings=self.settings,
+            )
+        except ExternalError as exc:
+            raise OperationEnded("failed", "browser", exc.message) from exc
+
+    async def _credentials(self, run: _Run, workflow: Workflow) -> dict[str, SecretValue]:
+        op, names = run.op, list(workflow.secrets)
+        if not names:
+            return {}
+        if self.vault is None:
+            raise OperationEnded("failed", "vault", "no vault key is configured ([vault] key_file)")
+        blobs = await ops_sql.secret_blobs(self.store, op.account, op.service, names)
+        missing = [n for n in names if n not in blobs]
+        if missing:
+            raise OperationEnded(
+                "failed",
+                "missing_secret",
+                f"secret {', '.join(missing)} for {op.account}/{op.service} is not in the vault; "
+                f"set it with `agentctl secret set {op.account} {op.service} {missing[0]}`",
+            )
+        try:
+            values = {
+                n: self.vault.open_secret(op.account, op.service, n, b) for n, b in blobs.items()
+            }
+        except VaultError as exc:
+            raise OperationEnded("failed", "vault", exc.message) from exc
+        await self.store.append_audit(
+            [
+                AuditEvent(
+                    AuditEventType.SECRET_ACCESSED,
+                    ACTOR,
+                    f"{op.account}/{op.service}",
+                    {"operation": op.id, "names": names},
+                )
+            ],
+            datetime.now(UTC),
+        )
+        return values
+
+    async def _steps(self, run: _Run, stop: StopSignal) -> None:
+        assert run.workflow is not None and run.session is not None
+        plain = {n: v.reveal() for n, v in run.secrets.items()}
+        ended: OperationEnded | None = None
+        async with anyio.create_task_group() as tg:
+            recorded: anyio.Event | None = None
+            for template in run.workflow.steps:
+                try:
+                    recorded = await self._step(run, stop, template, plain, recorded, tg)
+                except OperationEnded as exc:
+                    # Raised outside the task group, which would wrap it in a group.
+                    ended = exc
+                    break
+            if recorded is not None:
+                await recorded.wait()
+        if ended is not None:
+            raise ended
+        if run.record_error is not None:
+            raise run.record_error
+
+    async def _step(
+        self,
+        run: _Run,
+        stop: StopSignal,
+        template: Step,
+        plain: Mapping[str, str],
+        recorded: anyio.Event | None,
+        tg: TaskGroup,
+    ) -> anyio.Event:
+        """Run one step; return the event set when its record has committed."""
+        assert run.session is not None
+        session = run.session
+        # The boundary checks and the screenshot overlap the previous step's
+        # transaction; that transaction must commit before this step's.
+        await self._boundary(run, stop)
+        started = time.perf_counter()
+        # Before the first navigation there is nothing to see (and Chromium has no
+        # frame to capture).
+        shot = b"" if session.url() == "about:blank" else await session.screenshot()
+        saved: dict[str, str] = {}
+        source, error, problem = "workflow", None, None
+        async with anyio.create_task_group() as inner:
+            # Writing and hashing the screenshot overlaps the step itself.
+            inner.start_soon(self._save, run, shot, template.index, saved)
+            try:
+                source = await self._execute(run, template, shot, plain)
+            except StepFailed as exc:
+                # A library message might quote what a step typed: never let a secret out.
+                typed = [plain[n] for n in placeholders(template.value)[1] if n in plain]
+                error, problem = redact(exc.message, typed), exc
+        duration = (time.perf_counter() - started) * 1000
+        if recorded is not None:
+            await recorded.wait()
+        if run.record_error is not None:
+            raise run.record_error
+        if problem is not None:
+            await self._record(run, template, "failed", saved, duration, source, error)
+            reason = "refused_command" if problem.problem is StepProblem.REFUSED else "step_failed"
+            raise OperationEnded(
+                "failed", reason, f"step {template.index} ({template.intent}): {error}"
+            )
+        done = anyio.Event()
+        tg.start_soon(self._record_soon, done, run, template, saved, duration, source)
+        return done
+
+    async def _record_soon(
+        self,
+        done: anyio.Event,
+        run: _Run,
+        template: Step,
+        saved: Mapping[str, str],
+        duration: float,
+        source: str,
+    ) -> None:
+        try:
+            await self._record(run, template, "ok", saved, duration, source, None)
+        except AgentdError as exc:
+            run.record_error = exc  # raised by the loop at the next boundary
+        finally:
+            done.set()
+
+    async def _boundary(self, run: _Run, stop: StopSignal) -> None:
+        op = run.op
+        if stop.reason is not None:
+            state = "cancelled"
+            raise OperationEnded(state, stop.reason, stop.message)
+        if await ops_sql.active_consent(self.store, op.account, op.service, op.workflow) is None:
+            raise OperationEnded(
+                "cancelled", "consent_revoked", f"consent for {op.workflow} was revoked"
+            )
+
+    async def _execute(
+        self, run: _Run, template: Step, shot: bytes, plain: Mapping[str, str]
+    ) -> str:
+        """Run one step (re-planned if its selector fails); return its source."""
+        assert run.session is not None
+        rendered = self._render(template, run.op.params, plain)
+        self._check(run, template, rendered, "workflow")
+        try:
+            await self._perform(run, template, rendered)
+            return "workflow"
+        except StepFailed as exc:
+            if exc.problem not in REPLANNABLE:
+                raise
+            if self.model is None:
+                raise StepFailed(
+                    exc.problem, f"{exc.message}; no model is configured to re-plan the step"
+                ) from exc
+            first_error = exc.message
+        planned = await self._plan(run, template, shot, plain)
+        rendered = self._render(planned, run.op.params, plain)
+        self._check(run, planned, rendered, "planner")
+        logger.info("op {} step {}: re-planned after {}", run.op.id, template.index, first_error)
+        await self._perform(run, planned, rendered)
+        return "planner"
+
+    def _render(self, step: Step, params: Mapping[str, str], plain: Mapping[str, str]) -> Step:
+        try:
+            return step.render(params, plain)
+        except AgentdError as exc:
+            raise StepFailed(StepProblem.REFUSED, exc.message) from exc
+
+    def _check(self, run: _Run, template: Step, rendered: Step, source: str) -> None:
+        """Refuse a command outside the method or host allowlist (audited by the caller)."""
+        assert run.session is not None
+        problem = None
+        if rendered.action.value not in ALLOWED_ACTIONS:
+            problem = f"method {rendered.action.value!r} is not allowed"
+        elif rendered.action is Action.GOTO:
+            url = run.session.absolute(rendered.target)
+            if not host_allowed(url, run.session.allowed_hosts):
+                problem = f"goto {url} leaves the account's host allowlist"
+        if problem:
+            run.refusals.append((template.index, source, problem, template.target))
+            raise StepFailed(StepProblem.REFUSED, problem)
+
+    async def _perform(self, run: _Run, template: Step, rendered: Step) -> None:
+        assert run.session is not None
+        uses_secret = bool(placeholders(template.value)[1])
+        if uses_secret:
+            await run.session.pause_trace()
+        try:
+            with anyio.fail_after(self.settings.step_timeout_s * 3 + 5):
+                extracted = await run.session.perform(rendered)
+        except TimeoutError:
+            raise StepFailed(StepProblem.TIMEOUT, f"{template.action} did not finish") from None
+        finally:
+            if uses_secret:
+                await run.session.resume_trace()
+        if template.result and extracted is not None:
+            run.results[template.result] = extracted
+
+    async def _plan(self, run: _Run, template: Step, shot: bytes, plain: Mapping[str, str]) -> Step:
+        assert run.session is not None and self.model is not None and run.workflow is not None
+        if not shot.startswith(_PNG_MAGIC):
+            shot = await run.session.masked_screenshot("png")
+        try:
+            cmd: PlannedCommand = await self.model.plan_step(
+                intent=template.intent,
+                allowed_methods=sorted(ALLOWED_ACTIONS),
+                screenshot_png=shot,
+                page_url=run.session.url(),
+                page_outline=await run.session.outline(),
+                placeholders=[f"{{secret:{n}}}" for n in run.workflow.secrets],
+                secrets=list(plain.values()),
+            )
+        except ModelAnswerInvalid as exc:
+            run.refusals.append((template.index, "planner", exc.message, template.target))
+            raise StepFailed(
+                StepProblem.REFUSED, f"the planner's answer was refused: {exc.message}"
+            ) from exc
+        except ModelRefused as exc:
+            raise StepFailed(StepProblem.REFUSED, exc.message) from exc
+        except ExternalError as exc:
+            raise StepFailed(StepProblem.TIMEOUT, f"the planner failed: {exc.message}") from exc
+        if cmd.method not in ALLOWED_ACTIONS:
+            run.refusals.append(
+                (template.index, "planner", f"method {cmd.method!r}", template.target)
+            )
+            raise StepFailed(StepProblem.REFUSED, f"the planner chose method {cmd.method!r}")
+        action = Action(cmd.method)
+        if action is Action.GOTO:
+            target, value = cmd.value or cmd.selector or "", None
+        else:
+            target, value = cmd.selector or "", cmd.value
+        if not target:
+            raise StepFailed(StepProblem.REFUSED, f"the planner's {action} command has no target")
+        if placeholders(target)[1] or (placeholders(value)[1] and action is not Action.FILL):
+            raise StepFailed(StepProblem.REFUSED, "the planner put a secret outside a fill value")
+        same = action is template.action
+        return replace(
+            template,
+            action=action,
+            target=target,
+            value=value,
+            expect=template.expect if same else None,
+            result=template.result if same else None,
+        )
+
+    # -- evidence and progress ------------------------------------------------------------
+
+    async def _save(self, run: _Run, shot: bytes, index: int, out: dict[str, str]) -> None:
+        if not shot:
+            return
+        run.shots += 1
+        ext = "png" if shot.startswith(_PNG_MAGIC) else "jpg"
+        path = run.folder / f"a{run.attempt}-{run.shots:03d}-step{index:02d}.{ext}"
+
+        def write() -> str:
+            path.write_bytes(shot)
+            return hashlib.sha256(shot).hexdigest()
+
+        out["sha256"] = await anyio.to_thread.run_sync(write)
+        out["screenshot"] = str(path)
+
+    async def _record(
+        self,
+        run: _Run,
+        template: Step,
+        status: str,
+        saved: Mapping[str, str],
+        duration_ms: float,
+        source: str,
+        error: str | None,
+    ) -> None:
+        op = run.op
+        now = datetime.now(UTC)
+        refusals, run.refusals = run.refusals, []
+        async with self.store.write(now) as tx:
+            await self._own(tx, op.id)
+            row = {
+                "op_id": op.id,
+                "attempt": run.attempt,
+                "idx": template.index,
+                "intent": template.intent,
+                "action": template.action.value,
+                "target": template.target,
+                "source": source,
+                "status": status,
+                "error": error,
+                "screenshot": saved.get("screenshot"),
+                "sha256": saved.get("sha256"),
+                "duration_ms": duration_ms,
+                "at": iso(now),
+            }
+            await ops_sql.insert_step(tx, row)
+            changes: dict[str, Any] = {
+                "updated_at": iso(now),
+                "lease_until": iso(now + timedelta(seconds=self.settings.lease_s)),
+            }
+            if status == "ok":
+                changes["step"] = template.index
+            await ops_sql.update_operation(tx, op.id, changes)
+            for index, src, problem, target in refusals:
+                tx.audit(
+                    AuditEvent(
+                        AuditEventType.OPERATION_REFUSED_COMMAND,
+                        ACTOR,
+                        op.id,
+                        {"step": index, "source": src, "problem": problem, "target": target},
+                    )
+                )
+            data = {k: v for k, v in row.items() if k not in ("op_id", "at", "attempt")}
+            tx.audit(AuditEvent(AuditEventType.OPERATION_STEP, ACTOR, op.id, data))
+        self.on_change(op.id)
+
+    async def _own(self, tx: Any, op_id: str) -> None:
+        current = await ops_sql.operation_in_tx(tx, op_id)
+        if current is None or current.lease_owner != self.owner or current.finished:
+            raise Conflict(
+                f"operation {op_id} is no longer run by this process", details={"op": op_id}
+            )
+
+    async def _finish(self, run: _Run, state: str, reason: str | None, error: str | None) -> None:
+        op = run.op
+        saved: dict[str, str] = {}
+        if run.session is not None:
+            try:
+                with anyio.fail_after(self.settings.step_timeout_s + 5):
+                    shot = await run.session.screenshot()
+                await self._save(run, shot, 0, saved)
+            except (AgentdError, TimeoutError) as exc:
+                logger.warning("op {}: no final screenshot: {}", op.id, exc)
+        now = datetime.now(UTC)
+        event = {
+            "completed": OPERATION_COMPLETED,
+            "failed": OPERATION_FAILED,
+            "cancelled": OPERATION_CANCELLED,
+        }[state]
+        async with self.store.write(now) as tx:
+            await self._own(tx, op.id)
+            if saved:
+                await ops_sql.insert_step(
+                    tx,
+                    {
+                        "op_id": op.id,
+                        "attempt": run.attempt,
+                        "idx": 0,
+                        "intent": "final screenshot",
+                        "action": "screenshot",
+                        "target": "",
+                        "source": "agent",
+                        "status": "final",
+                        "error": error,
+                        "screenshot": saved["screenshot"],
+                        "sha256": saved["sha256"],
+                        "at": iso(now),
+                    },
+                )
+            await ops_sql.update_operation(
+                tx,
+                op.id,
+                {
+                    "state": state,
+                    "reason": reason,
+                    "error": error,
+                    "result": run.results,
+                    "folder": str(run.folder),
+                    "lease_owner": None,
+                    "lease_until": None,
+                    "updated_at": iso(now),
+                    "finished_at": iso(now),
+                },
+            )
+            tx.audit(
+                AuditEvent(
+                    event,
+                    ACTOR,
+                    op.id,
+                    {
+                        "workflow": op.workflow,
+                        "account": op.account,
+                        "state": state,
+                        "reason": reason,
+                        "error": error,
+                        "results": sorted(run.results),
+                        "screenshot": saved.get("screenshot"),
+                        "sha256": saved.get("sha256"),
+                    },
+                )
+            )
+        logger.info("op {} {}{}", op.id, state, f" ({reason}: {error})" if reason else "")
+        self.on_change(op.id)

@@ -1,0 +1,428 @@
+"""Chromium through Playwright's async API: one browser, a fresh context per operation.
+
+Every request a page makes — not only the navigations the agent starts — goes
+through :meth:`BrowserSession._route`, which lets it out only when its host is
+on the account's allowlist. Screenshots mask secret fields (``data-secret``
+elements and password inputs) with a solid colour. A trace per operation is
+kept beside its screenshots; steps that type a secret are left out of it,
+because a trace records the values a ``fill`` typed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urljoin, urlsplit
+
+from loguru import logger
+from playwright.async_api import (
+    Browser,
+    BrowserContext,
+    CDPSession,
+    Dialog,
+    Page,
+    Playwright,
+    Request,
+    Route,
+    async_playwright,
+    expect,
+)
+from playwright.async_api import Error as PlaywrightError
+from playwright.async_api import TimeoutError as PlaywrightTimeout
+
+from agentd.browser import StepFailed, StepProblem, host_allowed
+from agentd.errors import ExternalError
+from agentd.kb import Action, Step
+from agentd.ops_config import BrowserSettings
+
+CHROMIUM_ARGS = (
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+)
+SECRET_SELECTOR = '[data-secret="true"], input[type="password"]'
+MASK_COLOR = "#FF00FF"
+# Installed in every page before its own scripts run, so each capture is masked
+# without a per-screenshot round trip: secret fields become solid blocks.
+MASK_STYLE = (
+    f"{SECRET_SELECTOR} {{ background: {MASK_COLOR} !important;"
+    f" border-color: {MASK_COLOR} !important; color: transparent !important;"
+    " -webkit-text-fill-color: transparent !important; text-shadow: none !important;"
+    " caret-color: transparent !important; }"
+    ' [data-secret="true"]::placeholder, input[type="password"]::placeholder'
+    " { color: transparent !important; }"
+)
+MASK_SCRIPT = f"""(() => {{
+  const install = () => {{
+    const style = document.createElement('style');
+    style.setAttribute('data-agentd-mask', '');
+    style.textContent = {MASK_STYLE!r};
+    (document.head || document.documentElement).appendChild(style);
+  }};
+  if (document.documentElement) install();
+  else document.addEventListener('DOMContentLoaded', install, {{ once: true }});
+}})();"""
+INPUT_TAGS = frozenset({"INPUT", "TEXTAREA", "SELECT"})
+SELECTOR_ACTIONS = frozenset(
+    {
+        Action.CLICK,
+        Action.FILL,
+        Action.SELECT_OPTION,
+        Action.CHECK,
+        Action.PRESS,
+        Action.WAIT_FOR,
+        Action.EXPECT_TEXT,
+        Action.EXTRACT,
+    }
+)
+
+
+class PlaywrightBrowser:
+    """One Chromium process shared by every operation, launched on first use."""
+
+    def __init__(self, settings: BrowserSettings) -> None:
+        self.settings = settings
+        self._playwright: Playwright | None = None
+        self._browser: Browser | None = None
+        self._lock = asyncio.Lock()
+
+    async def _ensure(self) -> Browser:
+        async with self._lock:
+            if self._browser is not None and self._browser.is_connected():
+                return self._browser
+            path = self.settings.executable_path
+            if not path.is_file():
+                raise ExternalError(
+                    f"Chromium not found at {path}; install it (apt install chromium) or set "
+                    "[browser] executable_path",
+                    details={"path": str(path)},
+                )
+            try:
+                if self._playwright is None:
+                    self._playwright = await async_playwright().start()
+                self._browser = await self._playwright.chromium.launch(
+                    executable_path=str(path),
+                    headless=self.settings.headless,
+                    chromium_sandbox=False,
+                    args=list(CHROMIUM_ARGS),
+                )
+            except PlaywrightError as exc:
+                raise ExternalError(f"cannot launch Chromium at {path}: {exc.message}") from exc
+            return self._browser
+
+    async def new_session(
+        self,
+        allowed_hosts: Sequence[str],
+        folder: Path,
+        *,
+        base_url: str,
+        settings: BrowserSettings | None = None,
+    ) -> BrowserSession:
+        """Open a fresh context for one operation, with its host allowlist and trace.
+
+        ``settings`` (timeouts, viewport, screenshots, trace) default to the browser's.
+
+        :raises ExternalError: Chromium cannot be launched.
+        """
+        browser = await self._ensure()
+        settings = settings or self.settings
+        try:
+            context = await browser.new_context(
+                viewport={"width": settings.viewport_width, "height": settings.viewport_height},
+                service_workers="block",  # a worker's fetches would bypass route interception
+            )
+        except PlaywrightError as exc:
+            raise ExternalError(f"cannot open a browser context: {exc.message}") from exc
+        session = BrowserSession(context, allowed_hosts, folder, settings, base_url)
+        await session.open()
+        return session
+
+    async def close(self) -> None:
+        """Close Chromium and Playwright; safe to call twice."""
+        browser, self._browser = self._browser, None
+        playwright, self._playwright = self._playwright, None
+        if browser is not None:
+            try:
+                await browser.close()
+            except PlaywrightError as exc:
+                logger.warning("closing Chromium failed: {}", exc.message)
+        if playwright is not None:
+            await playwright.stop()
+
+
+class BrowserSession:
+    """One operation's browser context and page."""
+
+    def __init__(
+        self,
+        context: BrowserContext,
+        allowed_hosts: Sequence[str],
+        folder: Path,
+        settings: BrowserSettings,
+        base_url: str,
+    ) -> None:
+        self.context = context
+        self.allowed_hosts = tuple(allowed_hosts)
+        self.folder = folder
+        self.settings = settings
+        self.base_url = base_url.rstrip("/")
+        self.timeout_ms = settings.step_timeout_s * 1000
+        self.blocked: list[str] = []
+        self._page: Page | None = None
+        self._armed: tuple[str, asyncio.Future[None]] | None = None
+        self._dialog_problem: str | None = None
+        self._tracing = False
+        self._chunks = 0
+        self._cdp: CDPSession | None = None
+
+    @property
+    def page(self) -> Page:
+        assert self._page is not None, "session not open"
+        return self._page
+
+    async def open(self) -> None:
+        """Install the allowlist, start the trace and open the page."""
+        self.context.set_default_timeout(self.timeout_ms)
+        self.context.set_default_navigation_timeout(self.timeout_ms)
+        await self.context.route("**/*", self._route)
+        if self.settings.trace:
+            # No DOM snapshots: they would record secret field values.
+            await self.context.tracing.start(snapshots=False, screenshots=False)
+            await self.context.tracing.start_chunk()
+            self._tracing = True
+        await self.context.add_init_script(MASK_SCRIPT)
+        self._page = await self.context.new_page()
+        self._page.on("dialog", self._on_dialog)
+        self._cdp = await self.context.new_cdp_session(self._page)
+
+    async def _route(self, route: Route, request: Request) -> None:
+        if host_allowed(request.url, self.allowed_hosts):
+            await route.continue_()
+            return
+        self.blocked.append(request.url)
+        logger.warning("blocked a request off the allowlist: {}", request.url)
+        await route.abort("blockedbyclient")
+
+    async def _on_dialog(self, dialog: Dialog) -> None:
+        armed = self._armed
+        if armed is not None and armed[0] in dialog.message and not armed[1].done():
+            await dialog.accept()
+            armed[1].set_result(None)
+            return
+        self._dialog_problem = f"unexpected dialog {dialog.message!r}" + (
+            f" (waiting for one containing {armed[0]!r})" if armed else ""
+        )
+        await dialog.dismiss()
+
+    # -- evidence -------------------------------------------------------------------------
+
+    async def screenshot(self, kind: Literal["png", "jpeg"] | None = None) -> bytes:
+        """Return a screenshot of the viewport with every secret field painted over.
+
+        The page's mask stylesheet paints the fields; Chromium is asked directly
+        (optimised for speed, one round trip), since a step's screenshot is on the
+        agent's critical path. Playwright's own ``mask`` is the fallback.
+        """
+        kind = kind or self.settings.screenshot_format
+        params: dict[str, Any] = {"format": kind, "optimizeForSpeed": True}
+        if kind == "jpeg":
+            params["quality"] = 60
+        for _ in range(2):
+            try:
+                if self._cdp is None:
+                    self._cdp = await self.context.new_cdp_session(self.page)
+                answer = await self._cdp.send("Page.captureScreenshot", params)
+                return base64.b64decode(answer["data"])
+            except PlaywrightError as exc:
+                # A navigation may swap the page's renderer and detach the session.
+                logger.debug("fast screenshot failed: {}", exc.message)
+                self._cdp = None
+        return await self.masked_screenshot(kind)
+
+    async def masked_screenshot(self, kind: Literal["png", "jpeg"] = "png") -> bytes:
+        """Return a screenshot through Playwright with its ``mask`` over secret fields."""
+        page = self.page
+        try:
+            return await page.screenshot(
+                type=kind,
+                quality=60 if kind == "jpeg" else None,
+                mask=[page.locator(SECRET_SELECTOR)],
+                mask_color=MASK_COLOR,
+                animations="disabled",
+                caret="hide",
+                timeout=self.timeout_ms,
+            )
+        except PlaywrightError as exc:
+            raise ExternalError(f"screenshot failed: {exc.message}") from exc
+
+    async def pause_trace(self) -> None:
+        """Close the current trace chunk (before a step that types a secret)."""
+        if self._tracing:
+            self._chunks += 1
+            await self.context.tracing.stop_chunk(path=self.folder / f"trace-{self._chunks}.zip")
+            self._tracing = False
+
+    async def resume_trace(self) -> None:
+        """Start a new trace chunk."""
+        if self.settings.trace and not self._tracing:
+            await self.context.tracing.start_chunk()
+            self._tracing = True
+
+    async def close(self) -> None:
+        """Save the trace and close the context."""
+        try:
+            await self.pause_trace()
+            if self.settings.trace:
+                await self.context.tracing.stop()
+        except PlaywrightError as exc:
+            logger.warning("could not save the trace in {}: {}", self.folder, exc.message)
+        try:
+            await self.context.close()
+        except PlaywrightError as exc:
+            logger.warning("closing a browser context failed: {}", exc.message)
+
+    def url(self) -> str:
+        """Return the page's current URL."""
+        return self.page.url
+
+    async def outline(self, limit: int = 4000) -> str:
+        """Return a short text outline of the page (for the planner; secrets excluded)."""
+        script = """(limit) => {
+          const out = [];
+          const wanted = 'a,button,input,select,textarea,h1,h2,label,[data-testid]';
+          for (const el of document.querySelectorAll(wanted)) {
+            if (el.closest('[data-secret="true"]') || el.type === 'password') continue;
+            const id = el.getAttribute('data-testid');
+            const label = el.innerText || el.getAttribute('aria-label') || el.name || '';
+            const text = label.trim().slice(0, 60);
+            out.push(`${el.tagName.toLowerCase()}${id ? `[data-testid="${id}"]` : ''} ${text}`);
+          }
+          return out.join('\\n').slice(0, limit);
+        }"""
+        try:
+            return str(await self.page.evaluate(script, limit))
+        except PlaywrightError:
+            return ""
+
+    # -- steps ----------------------------------------------------------------------------
+
+    def absolute(self, target: str) -> str:
+        """Return the URL a ``goto`` target points at (paths are relative to the site)."""
+        if target.startswith(("http://", "https://")):
+            return target
+        return urljoin(self.base_url + "/", target.lstrip("/"))
+
+    async def perform(self, step: Step) -> str | None:
+        """Carry out one rendered step; return the extracted value for ``extract``.
+
+        :raises StepFailed: the step did not do what it should (``problem`` says how).
+        """
+        armed_before = self._armed
+        try:
+            extracted = await self._perform(step)
+            if step.expect and step.action is not Action.EXPECT_TEXT:
+                await expect(self.page.locator("body")).to_contain_text(
+                    step.expect, timeout=self.timeout_ms
+                )
+            if armed_before is not None and step.action is not Action.ACCEPT_DIALOG:
+                await self._await_dialog(armed_before)
+        except StepFailed:
+            raise
+        except AssertionError as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else "assertion failed"
+            raise StepFailed(StepProblem.EXPECTATION, first) from exc
+        except PlaywrightTimeout as exc:
+            raise await self._timeout_problem(step) from exc
+        except PlaywrightError as exc:
+            raise self._error_problem(step, exc) from exc
+        if self._dialog_problem:
+            problem, self._dialog_problem = self._dialog_problem, None
+            raise StepFailed(StepProblem.DIALOG, problem)
+        return extracted
+
+    async def _await_dialog(self, armed: tuple[str, asyncio.Future[None]]) -> None:
+        self._armed = None
+        try:
+            await asyncio.wait_for(asyncio.shield(armed[1]), self.settings.step_timeout_s)
+        except TimeoutError:
+            raise StepFailed(
+                StepProblem.DIALOG,
+                f"the dialog containing {armed[0]!r} never appeared "
+                f"within {self.settings.step_timeout_s:g}s",
+            ) from None
+
+    async def _perform(self, s: Step) -> str | None:
+        page = self.page
+        locator = page.locator(s.target)
+        match s.action:
+            case Action.GOTO:
+                response = await page.goto(self.absolute(s.target))
+                if response is None or response.status >= 400:
+                    status = response.status if response else "no response"
+                    raise StepFailed(StepProblem.NAVIGATION, f"goto {s.target} answered {status}")
+            case Action.CLICK:
+                await locator.click()
+            case Action.FILL:
+                await locator.fill(s.value or "")
+            case Action.SELECT_OPTION:
+                await locator.select_option(s.value or "")
+            case Action.CHECK:
+                await locator.check()
+            case Action.PRESS:
+                await locator.press(s.value or "")
+            case Action.WAIT_FOR:
+                await locator.wait_for(state="visible")
+            case Action.EXPECT_TEXT:
+                await expect(locator).to_contain_text(s.expect or "", timeout=self.timeout_ms)
+            case Action.EXPECT_URL:
+                await page.wait_for_url(lambda url: urlsplit(url).path == s.target)
+            case Action.EXTRACT:
+                return await self._extract(s.target)
+            case Action.ACCEPT_DIALOG:
+                self._armed = (s.target, asyncio.get_running_loop().create_future())
+        return None
+
+    async def _extract(self, target: str) -> str:
+        locator = self.page.locator(target)
+        await locator.wait_for(state="attached")
+        # Secrets are shown once for a person; an agent never reads them back.
+        if await locator.get_attribute("data-secret") == "true":
+            raise StepFailed(
+                StepProblem.REFUSED, f"refusing to extract {target}: it is marked data-secret"
+            )
+        tag = str(await locator.evaluate("element => element.tagName"))
+        if tag in INPUT_TAGS:
+            return await locator.input_value()
+        return (await locator.inner_text()).strip()
+
+    async def _timeout_problem(self, s: Step) -> StepFailed:
+        limit = f"{self.settings.step_timeout_s:g}s"
+        if s.action in SELECTOR_ACTIONS:
+            try:
+                count = await self.page.locator(s.target).count()
+            except PlaywrightError:
+                count = -1
+            if count == 0:
+                return StepFailed(
+                    StepProblem.NOT_FOUND,
+                    f"{s.action} target {s.target} matched nothing in {limit}",
+                )
+        return StepFailed(StepProblem.TIMEOUT, f"{s.action} {s.target} timed out after {limit}")
+
+    def _error_problem(self, s: Step, exc: PlaywrightError) -> StepFailed:
+        message = exc.message.strip().splitlines()[0] if exc.message else str(exc)
+        if "ERR_BLOCKED_BY_CLIENT" in message:
+            return StepFailed(
+                StepProblem.NAVIGATION,
+                f"{s.action} {s.target}: the host is not on the account's allowlist",
+            )
+        if s.action in SELECTOR_ACTIONS and ("selector" in message.lower()):
+            return StepFailed(StepProblem.BAD_SELECTOR, f"unusable selector {s.target}: {message}")
+        if "net::" in message or s.action is Action.GOTO:
+            return StepFailed(StepProblem.NAVIGATION, f"{s.action} {s.target} failed: {message}")
+        return StepFailed(StepProblem.TIMEOUT, f"{s.action} {s.target} failed: {message}")

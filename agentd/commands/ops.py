@@ -1,0 +1,168 @@
+"""Commands of browser operations: operations, consents and secrets."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from agentd.commands.registry import Access, CommandContext, command
+from agentd.errors import InvalidArgument, NoExecutor
+from agentd.vault import SecretValue
+
+if TYPE_CHECKING:
+    from agentd.services.operations import OperationsService
+
+MAX_SECRET_BYTES = 64 * 1024
+
+
+def _ops(ctx: CommandContext) -> OperationsService:
+    service: OperationsService | None = getattr(ctx.app, "operations", None)
+    if service is None:
+        raise NoExecutor("browser operations are not enabled in this daemon")
+    return service
+
+
+def _text(ctx: CommandContext, name: str, *, required: bool = True) -> Any:
+    value = ctx.args.get(name)
+    if value is None or value == "":
+        if required:
+            raise InvalidArgument(f"missing argument {name!r}", details={"field": name})
+        return None
+    if not isinstance(value, str):
+        raise InvalidArgument(f"{name} must be text", details={"field": name})
+    return value
+
+
+def _limit(ctx: CommandContext) -> int:
+    value = ctx.args.get("limit", 200)
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 10_000:
+        raise InvalidArgument("limit must be a whole number from 1 to 10000")
+    return value
+
+
+# -- operations -------------------------------------------------------------------------
+
+
+@command("ops.list", summary="List browser operations.")
+async def ops_list(ctx: CommandContext) -> dict[str, Any]:
+    """List operations, newest first, optionally in one state."""
+    rows = await _ops(ctx).list_operations(
+        state=_text(ctx, "status", required=False), limit=_limit(ctx)
+    )
+    return {"operations": [r.to_dict() for r in rows]}
+
+
+@command("ops.show", summary="Show an operation and its steps (follow: stream them).")
+async def ops_show(ctx: CommandContext) -> dict[str, Any]:
+    """Show one operation; with ``follow``, stream step events until it ends."""
+    service = _ops(ctx)
+    op_id = _text(ctx, "id")
+    if ctx.args.get("follow"):
+        async for event in service.follow(op_id):
+            if event["type"] == "end":
+                break
+            await ctx.emit(event)
+    op = await service.get(op_id)
+    return {**op.to_dict(), "steps": [s.to_dict() for s in await service.steps(op_id)]}
+
+
+@command("ops.run", access=Access.OPERATE, summary="Start a workflow as an operation.")
+async def ops_run(ctx: CommandContext) -> dict[str, Any]:
+    """Create an operation (it waits for consent when there is none)."""
+    params = ctx.args.get("params") or {}
+    if not isinstance(params, dict):
+        raise InvalidArgument(
+            "params must be an object of text values", details={"field": "params"}
+        )
+    op = await _ops(ctx).start_operation(
+        _text(ctx, "workflow"),
+        _text(ctx, "account"),
+        params=params,
+        service=_text(ctx, "service", required=False),
+        actor=ctx.actor,
+    )
+    return op.to_dict()
+
+
+@command("ops.cancel", access=Access.OPERATE, summary="Cancel an operation.")
+async def ops_cancel(ctx: CommandContext) -> dict[str, Any]:
+    """Cancel at once if not started, else at the next step boundary."""
+    return (await _ops(ctx).cancel(_text(ctx, "id"), ctx.actor)).to_dict()
+
+
+# -- consent ----------------------------------------------------------------------------
+
+
+@command("consent.grant", access=Access.OPERATE, summary="Record a customer's consent.")
+async def consent_grant(ctx: CommandContext) -> dict[str, Any]:
+    """Grant consent for an account, service and operation (``*``: every workflow)."""
+    permissions = ctx.args.get("permissions") or []
+    if not isinstance(permissions, list) or not all(isinstance(p, str) for p in permissions):
+        raise InvalidArgument(
+            "permissions must be a list of names", details={"field": "permissions"}
+        )
+    row = await _ops(ctx).grant_consent(
+        _text(ctx, "account"),
+        _text(ctx, "service"),
+        _text(ctx, "operation", required=False) or "*",
+        permissions=permissions,
+        actor=ctx.actor,
+    )
+    return row.to_dict()
+
+
+@command("consent.revoke", access=Access.OPERATE, summary="Revoke a consent.")
+async def consent_revoke(ctx: CommandContext) -> dict[str, Any]:
+    """Revoke a consent; running operations it covered stop at their next step."""
+    row = await _ops(ctx).revoke_consent(
+        _text(ctx, "account"),
+        _text(ctx, "service"),
+        _text(ctx, "operation", required=False) or "*",
+        actor=ctx.actor,
+    )
+    return row.to_dict()
+
+
+@command("consent.list", summary="List consents.")
+async def consent_list(ctx: CommandContext) -> dict[str, Any]:
+    """List consents, active and revoked."""
+    rows = await _ops(ctx).list_consents(_text(ctx, "account", required=False))
+    return {"consents": [r.to_dict() for r in rows]}
+
+
+# -- secrets ----------------------------------------------------------------------------
+
+
+@command("secret.set", access=Access.OPERATE, summary="Store a secret (value as the upload).")
+async def secret_set(ctx: CommandContext) -> dict[str, Any]:
+    """Seal the uploaded value into the vault; it never travels in the arguments."""
+    if "value" in ctx.args:
+        raise InvalidArgument("a secret value is sent as the upload, never as an argument")
+    chunks: list[bytes] = []
+    size = 0
+    async for line in ctx.require_body():
+        size += len(line)
+        if size > MAX_SECRET_BYTES:
+            raise InvalidArgument(f"a secret is at most {MAX_SECRET_BYTES} bytes")
+        chunks.append(line)
+    try:
+        text = b"\n".join(chunks).decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidArgument("the secret value must be UTF-8 text") from None
+    value = SecretValue(text.rstrip("\r\n"))
+    return await _ops(ctx).set_secret(
+        _text(ctx, "account"), _text(ctx, "service"), _text(ctx, "name"), value, actor=ctx.actor
+    )
+
+
+@command("secret.list", summary="List secret names (never values).")
+async def secret_list(ctx: CommandContext) -> dict[str, Any]:
+    """List the secrets of every account, or of one."""
+    return {"secrets": await _ops(ctx).list_secrets(_text(ctx, "account", required=False))}
+
+
+@command("secret.rm", access=Access.OPERATE, summary="Remove a secret.")
+async def secret_rm(ctx: CommandContext) -> dict[str, Any]:
+    """Delete one secret."""
+    account, service, name = _text(ctx, "account"), _text(ctx, "service"), _text(ctx, "name")
+    await _ops(ctx).remove_secret(account, service, name, actor=ctx.actor)
+    return {"account": account, "service": service, "name": name, "removed": True}

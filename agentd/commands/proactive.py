@@ -1,0 +1,137 @@
+"""Commands of the proactive loop: interactions, patterns, goals, tasks, digest, summaries."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from agentd.commands.registry import Access, CommandContext, command
+from agentd.errors import InvalidArgument, InvalidState
+from agentd.services import interactions as interactions_service
+from agentd.services.accounts import detect_format
+from agentd.services.digest import parse_day
+from agentd.services.scheduler import ProactiveLoop, check_task_name
+from agentd.store import proactive_sql
+
+
+def _loop(ctx: CommandContext) -> ProactiveLoop:
+    loop = getattr(ctx.app, "proactive", None)
+    if not isinstance(loop, ProactiveLoop):
+        raise InvalidState("the proactive loop is not running in this daemon")
+    return loop
+
+
+def _text(ctx: CommandContext, name: str, *, required: bool = True) -> str | None:
+    value = ctx.args.get(name)
+    if value is None or value == "":
+        if required:
+            raise InvalidArgument(f"missing argument {name!r}", details={"field": name})
+        return None
+    if not isinstance(value, str):
+        raise InvalidArgument(f"{name} must be text", details={"field": name})
+    return value
+
+
+def _limit(ctx: CommandContext, default: int) -> int:
+    value = ctx.args.get("limit", default)
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 100_000:
+        raise InvalidArgument(
+            "limit must be a whole number from 1 to 100000", details={"field": "limit"}
+        )
+    return value
+
+
+@command(
+    "interactions.import", access=Access.OPERATE, summary="Import interactions from CSV or JSONL."
+)
+async def interactions_import(ctx: CommandContext) -> dict[str, Any]:
+    """Import the uploaded interactions file (all or nothing unless skip_bad)."""
+    loop = _loop(ctx)
+    name = _text(ctx, "name", required=False) or "upload"
+    fmt = detect_format(name, ctx.args.get("format"))
+    report = await interactions_service.import_upload(
+        loop.store,
+        ctx.require_body(),
+        spool_dir=loop.spool_dir,
+        source=name,
+        fmt=fmt,
+        skip_bad=bool(ctx.args.get("skip_bad")),
+        actor=ctx.actor,
+    )
+    return report.to_dict()
+
+
+@command("patterns", summary="List detected patterns, newest first.")
+async def patterns_list(ctx: CommandContext) -> dict[str, Any]:
+    """List stored patterns, optionally of one account."""
+    loop = _loop(ctx)
+    rows = await proactive_sql.list_patterns(
+        loop.store,
+        account=_text(ctx, "account", required=False),
+        since=_text(ctx, "since", required=False),
+        limit=_limit(ctx, 200),
+    )
+    return {"patterns": rows}
+
+
+@command("goals.add", access=Access.OPERATE, summary="Create a goal.")
+async def goals_add(ctx: CommandContext) -> dict[str, Any]:
+    """Validate and store a goal; errors name the field."""
+    target = ctx.args.get("target")
+    if target is None:
+        raise InvalidArgument("goal target: missing", details={"field": "target"})
+    return await _loop(ctx).goals.add(
+        tenant=_text(ctx, "tenant") or "",
+        goal_type=_text(ctx, "type") or "",
+        target=target,
+        start=_text(ctx, "start") or "",
+        end=_text(ctx, "end") or "",
+        name=_text(ctx, "name", required=False),
+        actor=ctx.actor,
+    )
+
+
+@command("goals.list", summary="List goals (active ones unless all).")
+async def goals_list(ctx: CommandContext) -> dict[str, Any]:
+    """List goals with their last stored progress."""
+    goals = await _loop(ctx).goals.list_goals(include_final=bool(ctx.args.get("all")))
+    return {"goals": goals}
+
+
+@command("goals.show", summary="Show a goal with its verdict and suggested actions.")
+async def goals_show(ctx: CommandContext) -> dict[str, Any]:
+    """Show one goal, evaluated now."""
+    return await _loop(ctx).goals.show(_text(ctx, "id") or "")
+
+
+@command("tasks", summary="List scheduled tasks.")
+async def tasks(ctx: CommandContext) -> dict[str, Any]:
+    """List tasks: interval, last run and result, next run, failures."""
+    return {"tasks": await _loop(ctx).scheduler.table()}
+
+
+@command("task.run", access=Access.OPERATE, summary="Run a scheduled task now.")
+async def task_run(ctx: CommandContext) -> dict[str, Any]:
+    """Run a task now; with wait, answer with its result."""
+    name = check_task_name(ctx.args.get("name"))
+    return await _loop(ctx).scheduler.run_now(name, wait=bool(ctx.args.get("wait")))
+
+
+@command("digest", summary="Find (and show) a daily digest.")
+async def digest(ctx: CommandContext) -> dict[str, Any]:
+    """Return a day's digest path, and its content with show."""
+    loop = _loop(ctx)
+    day = parse_day(_text(ctx, "date", required=False), datetime.now(UTC).date())
+    return await loop.digest.find(day, content=bool(ctx.args.get("show")))
+
+
+@command("summary", summary="Show an account's context summary.")
+async def summary(ctx: CommandContext) -> dict[str, Any]:
+    """Return an account's stored summary."""
+    return await _loop(ctx).summaries.show(_text(ctx, "account") or "")
+
+
+@command("summary.refresh", access=Access.OPERATE, summary="Summarise an account now.")
+async def summary_refresh(ctx: CommandContext) -> dict[str, Any]:
+    """Make, store and return a new summary of an account."""
+    return await _loop(ctx).summaries.summarize_account(_text(ctx, "account") or "")

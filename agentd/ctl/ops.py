@@ -1,0 +1,223 @@
+"""agentctl commands of browser operations: ops, op, consent, secret."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import io
+import json
+import sys
+
+from agentd.ctl import render
+from agentd.ctl.gate import UsageError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+    from agentd.ctl.main import Session
+
+    Adder = Callable[..., argparse.ArgumentParser]
+
+STATES = ("awaiting_consent", "pending", "in_progress", "completed", "failed", "cancelled")
+OP_COLUMNS = ("id", "state", "progress", "workflow", "account", "reason", "created_at")
+
+
+def parse_params(pairs: list[str] | None) -> dict[str, str]:
+    """Turn ``k=v`` arguments into a dict.
+
+    :raises UsageError: an argument has no ``=`` or an empty key.
+    """
+    out: dict[str, str] = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--param wants KEY=VALUE, got {pair!r}")
+        out[key.strip()] = value
+    return out
+
+
+def _step_line(e: dict[str, Any]) -> str:
+    mark = {"ok": "ok ", "failed": "-> ", "final": "[] "}.get(e["status"], "   ")
+    where = f" {e['target']}" if e.get("target") else ""
+    text = f"{mark}{e['index']:>3} {e['action']}{where}: {e['intent']}"
+    if e.get("error"):
+        text += f"\n        error: {e['error']}"
+    if e.get("screenshot"):
+        text += f"\n        screenshot: {e['screenshot']} (sha256 {e['sha256'][:16]}…)"
+    return text
+
+
+def _op_text(r: dict[str, Any]) -> str:
+    head = {k: v for k, v in r.items() if k not in ("steps", "params", "result")}
+    lines = [render.kv(head)]
+    if r.get("params"):
+        lines.append("params:\n" + render.kv(r["params"], indent=2))
+    if r.get("result"):
+        lines.append("result:\n" + render.kv(r["result"], indent=2))
+    if r.get("steps"):
+        lines.append("steps:")
+        lines.extend("  " + _step_line(s).replace("\n", "\n  ") for s in r["steps"])
+    return "\n".join(lines)
+
+
+def ops_list(s: Session, ns: argparse.Namespace) -> int:
+    r = s.call("ops.list", {"status": ns.status, "limit": ns.limit})
+    s.out(r, lambda r: render.table(r["operations"], OP_COLUMNS, empty="no operations"))
+    return 0
+
+
+def op_show(s: Session, ns: argparse.Namespace) -> int:
+    if not ns.follow:
+        s.out(s.call("ops.show", {"id": ns.id}), _op_text)
+        return 0
+
+    def on_event(event: Any) -> None:
+        if s.json:
+            print(json.dumps(event, ensure_ascii=False), flush=True)
+        elif event.get("type") == "step":
+            print(_step_line(event), flush=True)
+        elif event.get("type") == "state":
+            print(f"state: {event['state']} ({event['progress']})", flush=True)
+
+    r = s.call("ops.show", {"id": ns.id, "follow": True}, on_event=on_event)
+    s.out(
+        r,
+        lambda r: (
+            f"{r['id']}: {r['state']} ({r['progress']})"
+            + (f" {r['reason']}: {r['error']}" if r.get("reason") else "")
+        ),
+    )
+    return 0 if r["state"] == "completed" else 1
+
+
+def op_run(s: Session, ns: argparse.Namespace) -> int:
+    args = {
+        "workflow": ns.workflow,
+        "account": ns.account,
+        "service": ns.service,
+        "params": parse_params(ns.param),
+    }
+    s.out(s.call("ops.run", args), lambda r: f"{r['id']}: {r['state']} ({r['workflow']})")
+    return 0
+
+
+def op_cancel(s: Session, ns: argparse.Namespace) -> int:
+    s.out(s.call("ops.cancel", {"id": ns.id}), lambda r: f"{r['id']}: {r['state']}")
+    return 0
+
+
+def consent_grant(s: Session, ns: argparse.Namespace) -> int:
+    perms = [p for p in (ns.permissions or "").split(",") if p]
+    args = {
+        "account": ns.account,
+        "service": ns.service,
+        "operation": ns.operation,
+        "permissions": perms,
+    }
+    s.out(s.call("consent.grant", args), render.kv)
+    return 0
+
+
+def consent_revoke(s: Session, ns: argparse.Namespace) -> int:
+    args = {"account": ns.account, "service": ns.service, "operation": ns.operation}
+    s.out(s.call("consent.revoke", args), render.kv)
+    return 0
+
+
+def consent_list(s: Session, ns: argparse.Namespace) -> int:
+    r = s.call("consent.list", {"account": ns.account})
+    columns = ("account", "service", "operation", "permissions", "version", "active", "granted_at")
+    s.out(r, lambda r: render.table(r["consents"], columns, empty="no consents"))
+    return 0
+
+
+def secret_set(s: Session, ns: argparse.Namespace) -> int:
+    # The value comes from stdin only: a command line is visible to every user.
+    if sys.stdin.isatty():
+        value = getpass.getpass(f"value of {ns.account}/{ns.service}/{ns.name}: ")
+        data = value.encode("utf-8")
+    else:
+        data = sys.stdin.buffer.read()
+    if not data.strip():
+        raise UsageError("no secret value on stdin")
+    args = {"account": ns.account, "service": ns.service, "name": ns.name}
+    r = s.call("secret.set", args, upload=io.BytesIO(data))
+    s.out(
+        r,
+        lambda r: (
+            f"{'replaced' if r['replaced'] else 'stored'} {ns.account}/{ns.service}/{ns.name}"
+        ),
+    )
+    return 0
+
+
+def secret_list(s: Session, ns: argparse.Namespace) -> int:
+    r = s.call("secret.list", {"account": ns.account})
+    columns = ("account", "service", "name", "key_fingerprint", "updated_at")
+    s.out(r, lambda r: render.table(r["secrets"], columns, empty="no secrets"))
+    return 0
+
+
+def secret_rm(s: Session, ns: argparse.Namespace) -> int:
+    args = {"account": ns.account, "service": ns.service, "name": ns.name}
+    s.out(s.call("secret.rm", args), lambda r: f"removed {ns.account}/{ns.service}/{ns.name}")
+    return 0
+
+
+def register(add: Adder, sub_parser: Callable[[str, str], Any]) -> None:
+    """Add the browser-operation commands to agentctl's parser."""
+    p = add("ops", ops_list, "List browser operations.", "agentctl ops --status failed")
+    p.add_argument("--status", choices=STATES)
+    p.add_argument("--limit", type=int, default=200)
+
+    op = sub_parser("op", "Show, run and cancel one browser operation.")
+    p = op("show", op_show, "Show an operation and its steps.", "agentctl op show op_0123 --follow")
+    p.add_argument("id")
+    p.add_argument("--follow", action="store_true", help="stream step progress until the end")
+    p = op(
+        "run",
+        op_run,
+        "Start a workflow (it waits for consent when there is none).",
+        "agentctl op run product_seo_update --account acme --param product_id=103",
+    )
+    p.add_argument("workflow")
+    p.add_argument("--account", required=True)
+    p.add_argument("--service", help="default: [browser] default_service")
+    p.add_argument("--param", action="append", metavar="KEY=VALUE", help="repeatable")
+    p = op("cancel", op_cancel, "Cancel an operation.", "agentctl op cancel op_0123")
+    p.add_argument("id")
+
+    consent = sub_parser("consent", "Grant, revoke and list customer consents.")
+    for name, run, summary in (
+        ("grant", consent_grant, "Record a consent (a new version each time)."),
+        ("revoke", consent_revoke, "Revoke a consent; running operations stop at the next step."),
+    ):
+        p = consent(
+            name, run, summary, f"agentctl consent {name} acme backoffice product_seo_update"
+        )
+        p.add_argument("account")
+        p.add_argument("service")
+        p.add_argument("operation", nargs="?", default="*", help="workflow name (default: *)")
+        if name == "grant":
+            p.add_argument("--permissions", help="comma-separated, e.g. read,write")
+    p = consent("list", consent_list, "List consents.", "agentctl consent list --account acme")
+    p.add_argument("--account")
+
+    secret = sub_parser("secret", "Store, list and remove vault secrets.")
+    p = secret(
+        "set",
+        secret_set,
+        "Store a secret read from stdin (never from the command line).",
+        'printf %s "$PASSWORD" | agentctl secret set acme backoffice admin_password',
+    )
+    for arg in ("account", "service", "name"):
+        p.add_argument(arg)
+    p = secret("list", secret_list, "List secret names, never values.", "agentctl secret list")
+    p.add_argument("--account")
+    p = secret(
+        "rm", secret_rm, "Remove a secret.", "agentctl secret rm acme backoffice admin_password"
+    )
+    for arg in ("account", "service", "name"):
+        p.add_argument(arg)

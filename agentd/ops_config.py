@@ -1,0 +1,88 @@
+"""Configuration sections of browser operations: ``[browser]`` and ``[vault]``.
+
+Both are :class:`~agentd.config.Section` models (unknown keys are errors), to
+be added to :class:`~agentd.config.Settings` as ``browser`` and ``vault``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from agentd.sections import Section
+from agentd.vault import DEFAULT_CREDENTIAL_NAME
+
+DEFAULT_CHROMIUM = Path("/usr/lib/chromium/chromium")
+DEFAULT_SERVICE = "backoffice"
+
+
+# The project's folder: the knowledge base and the workflows it was extracted
+# from ship beside the package (the daemon's working directory is no guide).
+PROJECT = Path(__file__).resolve().parent.parent
+
+
+class ServiceConfig(Section):
+    """A web back-office the agents may drive."""
+
+    base_url: str = Field(description="Base URL the workflow paths are relative to.")
+
+    @field_validator("base_url")
+    @classmethod
+    def _http(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+
+class BrowserSettings(Section):
+    """Browser agents: Chromium, concurrency, timeouts and where evidence is kept."""
+
+    executable_path: Path = Field(DEFAULT_CHROMIUM, description="Chromium binary.")
+    headless: bool = Field(True, description="Run Chromium without a window.")
+    max_browsers: int = Field(2, ge=1, le=32, description="Operations running at once.")
+    step_timeout_s: float = Field(10.0, gt=0, le=600, description="Longest one step may take.")
+    lease_s: float = Field(
+        60.0, ge=5, le=3600, description="An operation not renewed for this long is orphaned."
+    )
+    screenshots_dir: Path | None = Field(
+        None, description="Screenshots and traces (default: STATE_DIR/operations)."
+    )
+    screenshot_format: Literal["png", "jpeg"] = Field(
+        "png", description="png (exact, for masking checks) or jpeg (smaller, faster)."
+    )
+    viewport_width: int = Field(1280, ge=320, le=3840)
+    viewport_height: int = Field(900, ge=240, le=2160)
+    trace: bool = Field(True, description="Keep a Playwright trace per operation.")
+    knowledge_base: Path = Field(
+        PROJECT / "knowledge_base" / "AGENT_KNOWLEDGE_BASE.json",
+        description="Workflow registry file (default: the one shipped with agentd).",
+    )
+    workflows_dir: Path | None = Field(
+        PROJECT / "workflows",
+        description="Workflow tests the knowledge base came from; a stale one is refused.",
+    )
+    default_service: str = Field(DEFAULT_SERVICE, description="Service of `op run` by default.")
+    services: dict[str, ServiceConfig] = Field(
+        default_factory=dict, description="Back-offices by service name: [browser.services.NAME]."
+    )
+
+    @field_validator("knowledge_base", "workflows_dir", "screenshots_dir")
+    @classmethod
+    def _absolute(cls, value: Path | None) -> Path | None:
+        # A daemon's working directory is not a place to find files.
+        return value.expanduser().absolute() if value is not None else None
+
+    def resolved_screenshots_dir(self, state_dir: Path) -> Path:
+        """Return the evidence folder, applying the default under ``state_dir``."""
+        return self.screenshots_dir or state_dir / "operations"
+
+
+class VaultSettings(Section):
+    """Where the vault key comes from (a systemd credential wins over the file)."""
+
+    key_file: Path | None = Field(None, description="Key file, mode 0600.")
+    credential_name: str = Field(
+        DEFAULT_CREDENTIAL_NAME, description="Name of the systemd credential holding the key."
+    )

@@ -1,0 +1,170 @@
+"""Configuration sections of the proactive loop (SPEC §4).
+
+``[scheduler]`` intervals, ``[patterns]`` rule thresholds, ``[goals]``,
+``[digest]``, ``[inbox]`` and ``[llm]``. Defaults are the documented ones;
+every section forbids unknown keys like the rest of the configuration.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+
+from agentd.core.patterns import PatternRules
+from agentd.llm import DEFAULT_MODEL, LLMSettings
+from agentd.sections import Section
+
+_DAY = 86_400.0
+
+
+class SchedulerConfig(Section):
+    """Scheduled tasks (SPEC §4.1): how often each runs, in seconds."""
+
+    enabled: bool = Field(
+        True, description="False runs no task on a schedule (run-task still works)."
+    )
+    pattern_scan_interval_s: float = Field(6 * 3600, gt=0, le=30 * _DAY)
+    proactive_outreach_check_interval_s: float = Field(3600, gt=0, le=30 * _DAY)
+    goal_progress_update_interval_s: float = Field(_DAY, gt=0, le=30 * _DAY)
+    daily_digest_generation_interval_s: float = Field(_DAY, gt=0, le=30 * _DAY)
+    context_summarization_interval_s: float = Field(_DAY, gt=0, le=30 * _DAY)
+    approval_expiry_interval_s: float = Field(
+        60, gt=0, le=_DAY, description="Expire pending approvals past their deadline."
+    )
+    idempotency_pruning_interval_s: float = Field(
+        _DAY, gt=0, le=30 * _DAY, description="Prune old idempotency records."
+    )
+    inbox_poll_interval_s: float = Field(
+        10, gt=0, le=_DAY, description="Look for files renamed into the inbox folder."
+    )
+    misfire_grace_time_s: int = Field(
+        3600,
+        ge=1,
+        le=7 * 86_400,
+        description="A run late by up to this much (a busy loop, a suspended host) still runs.",
+    )
+    drain_timeout_s: float = Field(
+        30, gt=0, le=3600, description="On shutdown, wait this long for running tasks."
+    )
+
+    def interval(self, task: str) -> timedelta:
+        """Return the configured interval of ``task``."""
+        return timedelta(seconds=float(getattr(self, f"{task}_interval_s")))
+
+
+class PatternsConfig(Section):
+    """Pattern-scan rules (see ``agentd.core.patterns`` for what each threshold does)."""
+
+    buying_pricing_visits: int = Field(2, gt=0)
+    buying_window_days: float = Field(14.0, gt=0)
+    buying_combo_days: float = Field(7.0, gt=0)
+    sentiment_window_days: float = Field(14.0, gt=0)
+    sentiment_sample: int = Field(5, gt=0)
+    sentiment_min_samples: int = Field(2, gt=0)
+    critical_sentiment: float = Field(-0.5, ge=-1, le=1)
+    medium_sentiment: float = Field(-0.2, ge=-1, le=1)
+    critical_tickets: int = Field(3, gt=0)
+    critical_tickets_days: float = Field(7.0, gt=0)
+    medium_tickets: int = Field(2, gt=0)
+    medium_tickets_days: float = Field(14.0, gt=0)
+    silence_days: float = Field(30.0, gt=0)
+    silence_active_days: float = Field(60.0, gt=0)
+    silence_min_prior_inbound: int = Field(3, gt=0)
+    engagement_window_days: float = Field(14.0, gt=0)
+    engagement_change_ratio: float = Field(0.5, gt=0)
+    engagement_min_count: int = Field(4, gt=0)
+    engagement_inbound_only: bool = True
+    key_period_days: float = Field(14.0, gt=0)
+
+    def rules(self) -> PatternRules:
+        """Return the rules for the core (which checks their consistency).
+
+        :raises InvalidArgument: inconsistent thresholds (the field is named).
+        """
+        return PatternRules(**self.model_dump())
+
+
+class GoalsConfig(Section):
+    """Goal tracking and goal-driven planning."""
+
+    accounts_per_goal: int = Field(
+        3, ge=1, le=100, description="Accounts a goal that is behind gets corrective intents for."
+    )
+    max_patterns_per_check: int = Field(
+        5000, ge=1, le=1_000_000, description="Unplanned patterns one outreach check takes."
+    )
+
+
+class DigestConfig(Section):
+    """The daily digest files."""
+
+    dir: Path = Field(Path("digest"), description="Folder of the digests (relative: STATE_DIR/…).")
+
+
+class InboxConfig(Section):
+    """The interactions inbox folder.
+
+    Producers write elsewhere on the same file system and rename the finished
+    file into the folder; the daemon imports it and moves it to ``done/`` or
+    ``failed/`` (with ``NAME.reason.txt`` beside it).
+    """
+
+    dir: Path = Field(Path("inbox"), description="Inbox folder (relative: STATE_DIR/…).")
+    skip_bad: bool = Field(
+        False, description="Import the good rows of a file with bad ones (else reject it whole)."
+    )
+    max_file_bytes: int = Field(
+        1_073_741_824, ge=1, description="Larger files are moved to failed/ unread."
+    )
+
+
+class LLMConfig(Section):
+    """The Anthropic model (optional) and context summarisation."""
+
+    api_key: SecretStr | None = Field(
+        None, description="Anthropic API key; better: AGENTD_LLM__API_KEY or api_key_file."
+    )
+    api_key_file: Path | None = Field(
+        None, description="File holding the key (e.g. a systemd credential)."
+    )
+    base_url: str | None = Field(None, description="API base URL (default: Anthropic's).")
+    model: str = DEFAULT_MODEL
+    timeout_s: float = Field(30.0, gt=0, le=600)
+    max_tokens: int = Field(1024, ge=1, le=64_000)
+    max_retries: int = Field(2, ge=0, le=10)
+    summary_period_days: float = Field(
+        30.0, gt=0, le=365, description="Interactions summarised: those of the last N days."
+    )
+    summary_refresh_days: float = Field(
+        7.0, gt=0, le=365, description="A summary older than this is refreshed even if unchanged."
+    )
+    summary_max_sentences: int = Field(5, ge=0, le=50)
+    summary_max_accounts: int = Field(
+        200, ge=1, le=100_000, description="Accounts summarised per run (most recent first)."
+    )
+
+    @field_validator("base_url")
+    @classmethod
+    def _http(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value
+
+    def llm_settings(self) -> LLMSettings:
+        """Return the client settings, reading ``api_key_file`` when set.
+
+        :raises OSError: the key file cannot be read.
+        """
+        key = self.api_key.get_secret_value() if self.api_key else None
+        if not key and self.api_key_file is not None:
+            key = self.api_key_file.read_text(encoding="utf-8").strip()
+        return LLMSettings(
+            api_key=key or None,
+            base_url=self.base_url,
+            model=self.model,
+            timeout_s=self.timeout_s,
+            max_tokens=self.max_tokens,
+            max_retries=self.max_retries,
+        )

@@ -1,0 +1,547 @@
+"""Durable browser operations: consent, secrets, scheduling, leases and crash recovery.
+
+States: ``awaiting_consent`` → ``pending`` → ``in_progress`` → ``completed`` |
+``failed`` | ``cancelled``. An operation without consent waits and starts when
+consent arrives; a revoke stops a running one at its next step boundary. At
+most ``max_browsers`` run at once.
+
+A running operation holds a lease (owner and deadline), renewed at every step.
+After a crash, :meth:`OperationsService.recover` decides each orphan's fate
+with :func:`recovery_decision`: an operation that cannot yet have changed the
+site starts again from its first step; any other fails with reason
+``interrupted`` — never silently run twice.
+"""
+
+from __future__ import annotations
+
+import secrets as token
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import anyio
+from loguru import logger
+
+from agentd.browser.agent import (
+    ACTOR,
+    OPERATION_CANCELLED,
+    OPERATION_FAILED,
+    OPERATION_STARTED,
+    BrowserAgent,
+    StopSignal,
+)
+from agentd.browser.playwright_browser import PlaywrightBrowser
+from agentd.core.audit import AuditEvent, AuditEventType
+from agentd.errors import AgentdError, Conflict, InvalidArgument, InvalidState, NotFound, VaultError
+from agentd.kb import Action, KnowledgeBase, Step
+from agentd.llm import AnthropicModel
+from agentd.ops_config import BrowserSettings
+from agentd.store import gate_sql, ops_sql
+from agentd.store.base import Store
+from agentd.store.sqlite import iso
+from agentd.vault import SecretValue, Vault
+
+OPERATION_CREATED = AuditEventType.OPERATION_CREATED
+OPERATION_RESUMED = "OPERATION_RESUMED"
+STATES = ("awaiting_consent", "pending", "in_progress", "completed", "failed", "cancelled")
+# Steps that may submit something to the site: once one may have started, a
+# re-run could do it twice.
+COMMITTING_ACTIONS = frozenset({Action.CLICK, Action.PRESS})
+
+
+class Recovery(StrEnum):
+    """What to do with an operation found ``in_progress`` after a crash."""
+
+    RESTART = "restart"
+    INTERRUPTED = "interrupted"
+
+
+def recovery_decision(steps: Sequence[Step] | None, steps_done: int) -> Recovery:
+    """Decide an orphan's fate from its workflow and the steps it completed.
+
+    Step ``steps_done + 1`` may have started. A fresh browser has no session,
+    so the only safe resume point is the first step, and only while no step
+    that can commit a change may have run.
+    """
+    if steps is None:
+        return Recovery.INTERRUPTED
+    reached = [s for s in steps if s.index <= steps_done + 1]
+    if any(s.action in COMMITTING_ACTIONS for s in reached):
+        return Recovery.INTERRUPTED
+    return Recovery.RESTART
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class OperationsService:
+    """Run browser operations durably, a few at a time.
+
+    :param knowledge_base: returns the workflow registry (called per operation,
+        so a rebuilt or stale knowledge base is noticed).
+    :param vault: seals and opens secrets; ``None`` when no key is configured.
+    :param model: the LLM step planner, or ``None``.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        settings: BrowserSettings,
+        *,
+        state_dir: Path,
+        knowledge_base: Callable[[], KnowledgeBase],
+        vault: Vault | None,
+        model: AnthropicModel | None = None,
+        browser: PlaywrightBrowser | None = None,
+        owner: str | None = None,
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.knowledge_base = knowledge_base
+        self.vault = vault
+        self.owner = owner or f"agentd-{token.token_hex(6)}"
+        self.folder = settings.resolved_screenshots_dir(state_dir)
+        self.browser = browser or PlaywrightBrowser(settings)
+        self._own_browser = browser is None
+        self.agent = BrowserAgent(
+            store,
+            self.browser,
+            settings,
+            knowledge_base=knowledge_base,
+            vault=vault,
+            model=model,
+            folder=self.folder,
+            owner=self.owner,
+            on_change=self._notify,
+        )
+        self._running: dict[str, StopSignal] = {}
+        self._wake = anyio.Event()
+        self._changed = anyio.Event()
+        self._closed = False
+
+    # -- starting, listing, cancelling ----------------------------------------------------
+
+    async def start_operation(
+        self,
+        workflow: str,
+        account: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        service: str | None = None,
+        actor: str,
+        intent_id: str | None = None,
+    ) -> ops_sql.OperationRow:
+        """Create an operation: ``pending`` with consent, else ``awaiting_consent``.
+
+        :raises NotFound: unknown workflow, account or service.
+        :raises InvalidArgument: missing or non-text parameters.
+        """
+        service = service or self.settings.default_service
+        values = dict(params or {})
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in values.items()):
+            raise InvalidArgument("operation parameters must be text", details={"field": "params"})
+        flow = self.knowledge_base().workflow(workflow)
+        # The operation's account is the workflow's {account} unless given.
+        if "account" in flow.parameters:
+            values.setdefault("account", account)
+        flow.check_parameters(values)
+        if await gate_sql.get_account(self.store, account) is None:
+            raise NotFound(f"unknown account {account!r}", details={"account": account})
+        if service not in self.settings.services:
+            known = ", ".join(sorted(self.settings.services)) or "none configured"
+            raise NotFound(
+                f"unknown service {service!r} (known: {known})", details={"service": service}
+            )
+        op_id = f"op_{token.token_hex(8)}"
+        now = _now()
+        async with self.store.write(now) as tx:
+            consent = await ops_sql.active_consent_in_tx(tx, account, service, workflow)
+            state = "pending" if consent else "awaiting_consent"
+            await ops_sql.insert_operation(
+                tx,
+                {
+                    "id": op_id,
+                    "account": account,
+                    "service": service,
+                    "workflow": workflow,
+                    "params": values,
+                    "state": state,
+                    "total": len(flow.steps),
+                    "intent_id": intent_id,
+                    "folder": str(self.folder / op_id),
+                    "created_by": actor,
+                    "created_at": iso(now),
+                    "updated_at": iso(now),
+                },
+            )
+            tx.audit(
+                AuditEvent(
+                    OPERATION_CREATED,
+                    actor,
+                    op_id,
+                    {"workflow": workflow, "account": account, "service": service, "state": state},
+                )
+            )
+        self._wake.set()
+        self._notify(op_id)
+        return await self.get(op_id)
+
+    async def get(self, op_id: str) -> ops_sql.OperationRow:
+        """Return one operation.
+
+        :raises NotFound: no such operation.
+        """
+        row = await ops_sql.get_operation(self.store, op_id)
+        if row is None:
+            raise NotFound(f"unknown operation {op_id!r}", details={"operation": op_id})
+        return row
+
+    async def list_operations(
+        self, *, state: str | None = None, limit: int = 200
+    ) -> list[ops_sql.OperationRow]:
+        """Return operations, newest first.
+
+        :raises InvalidArgument: unknown state.
+        """
+        if state is not None and state not in STATES:
+            raise InvalidArgument(f"state must be one of {', '.join(STATES)}")
+        return await ops_sql.list_operations(self.store, state=state, limit=limit)
+
+    async def steps(self, op_id: str, after_seq: int = 0) -> list[ops_sql.StepRow]:
+        """Return an operation's audited steps."""
+        return await ops_sql.list_steps(self.store, op_id, after_seq)
+
+    async def cancel(self, op_id: str, actor: str) -> ops_sql.OperationRow:
+        """Cancel an operation: at once if it has not started, else at its next step.
+
+        :raises NotFound: no such operation.
+        :raises InvalidState: it has already ended.
+        """
+        now = _now()
+        async with self.store.write(now) as tx:
+            op = await ops_sql.operation_in_tx(tx, op_id)
+            if op is None:
+                raise NotFound(f"unknown operation {op_id!r}", details={"operation": op_id})
+            if op.finished:
+                raise InvalidState(f"operation {op_id} has already ended ({op.state})")
+            if op.state in ("awaiting_consent", "pending"):
+                await self._end(tx, op, "cancelled", "cancelled", f"cancelled by {actor}", actor)
+        signal = self._running.get(op_id)
+        if signal is not None:
+            signal.set("cancelled", f"cancelled by {actor}")
+        self._notify(op_id)
+        return await self.get(op_id)
+
+    def stop_all(self, reason: str, message: str) -> int:
+        """Stop every running operation at its next step boundary (the kill switch)."""
+        for signal in self._running.values():
+            signal.set(reason, message)
+        return len(self._running)
+
+    async def _end(
+        self, tx: Any, op: ops_sql.OperationRow, state: str, reason: str, error: str, actor: str
+    ) -> None:
+        await ops_sql.update_operation(
+            tx,
+            op.id,
+            {
+                "state": state,
+                "reason": reason,
+                "error": error,
+                "lease_owner": None,
+                "lease_until": None,
+                "updated_at": iso(tx.now),
+                "finished_at": iso(tx.now),
+            },
+        )
+        event = OPERATION_CANCELLED if state == "cancelled" else OPERATION_FAILED
+        tx.audit(
+            AuditEvent(event, actor, op.id, {"state": state, "reason": reason, "error": error})
+        )
+
+    # -- following ------------------------------------------------------------------------
+
+    def _notify(self, op_id: str) -> None:
+        changed, self._changed = self._changed, anyio.Event()
+        changed.set()
+
+    async def follow(
+        self, op_id: str, poll_s: float = 1.0, heartbeat_s: float = 10.0
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Yield an operation's state changes and step events as they happen, then its end.
+
+        Events: ``{"type": "state"}`` on each change of state, ``{"type": "step"}``
+        per audited step, ``{"type": "heartbeat"}`` after ``heartbeat_s`` of quiet
+        (so a client waiting on consent knows the daemon is alive), ``{"type": "end"}``.
+
+        :raises NotFound: no such operation.
+        """
+        await self.get(op_id)
+        last, state, quiet = 0, "", 0.0
+        while True:
+            changed = self._changed
+            op = await self.get(op_id)
+            if op.state != state and not op.finished:
+                state, quiet = op.state, 0.0
+                yield {"type": "state", "state": op.state, "progress": f"{op.step}/{op.total}"}
+            for step in await self.steps(op_id, last):
+                last, quiet = step.seq, 0.0
+                yield {"type": "step", **step.to_dict()}
+            if op.finished:
+                yield {"type": "end", **op.to_dict()}
+                return
+            if quiet >= heartbeat_s:
+                quiet = 0.0
+                yield {"type": "heartbeat", "state": op.state}
+            started = anyio.current_time()
+            with anyio.move_on_after(poll_s):  # another process may write too
+                await changed.wait()
+            quiet += anyio.current_time() - started
+
+    async def wait(self, op_id: str, timeout_s: float = 120.0) -> ops_sql.OperationRow:
+        """Wait until an operation ends; return it.
+
+        :raises TimeoutError: it did not end in time.
+        """
+        with anyio.fail_after(timeout_s):
+            while True:
+                changed = self._changed
+                op = await self.get(op_id)
+                if op.finished:
+                    return op
+                with anyio.move_on_after(0.5):
+                    await changed.wait()
+
+    # -- consent --------------------------------------------------------------------------
+
+    async def grant_consent(
+        self,
+        account: str,
+        service: str,
+        operation: str = "*",
+        *,
+        permissions: Sequence[str] = (),
+        actor: str,
+    ) -> ops_sql.ConsentRow:
+        """Grant consent (a new version) and release the operations waiting for it.
+
+        :raises InvalidArgument: an empty account, service or operation.
+        """
+        _names(account=account, service=service, operation=operation)
+        async with self.store.write() as tx:
+            row = await ops_sql.upsert_consent(tx, account, service, operation, permissions, actor)
+            tx.audit(AuditEvent(AuditEventType.CONSENT_GRANTED, actor, account, row.to_dict()))
+            released = 0
+            for op in await ops_sql.operations_in_state(tx, ["awaiting_consent"]):
+                matches = operation in ("*", op.workflow)
+                if op.account == account and op.service == service and matches:
+                    await ops_sql.update_operation(
+                        tx, op.id, {"state": "pending", "updated_at": iso(tx.now)}
+                    )
+                    released += 1
+        if released:
+            logger.info("consent for {}/{} released {} operations", account, service, released)
+            self._wake.set()
+            self._notify("")
+        return row
+
+    async def revoke_consent(
+        self, account: str, service: str, operation: str = "*", *, actor: str
+    ) -> ops_sql.ConsentRow:
+        """Revoke a consent; running operations it covered stop at their next step.
+
+        :raises NotFound: no such consent in force.
+        """
+        _names(account=account, service=service, operation=operation)
+        async with self.store.write() as tx:
+            row = await ops_sql.revoke_consent(tx, account, service, operation, actor)
+            if row is None:
+                raise NotFound(
+                    f"no consent in force for {account}/{service}/{operation}",
+                    details={"account": account, "service": service, "operation": operation},
+                )
+            tx.audit(AuditEvent(AuditEventType.CONSENT_REVOKED, actor, account, row.to_dict()))
+            running = await ops_sql.operations_in_state(tx, ["in_progress"])
+        for op in running:
+            if op.account == account and op.service == service and op.id in self._running:
+                if await ops_sql.active_consent(self.store, account, service, op.workflow) is None:
+                    self._running[op.id].set("consent_revoked", f"consent revoked by {actor}")
+        return row
+
+    async def list_consents(self, account: str | None = None) -> list[ops_sql.ConsentRow]:
+        """Return consents, active and revoked."""
+        return await ops_sql.list_consents(self.store, account)
+
+    # -- secrets --------------------------------------------------------------------------
+
+    def _vault(self) -> Vault:
+        if self.vault is None:
+            raise VaultError(
+                "no vault key is configured: set [vault] key_file or the systemd credential"
+            )
+        return self.vault
+
+    async def set_secret(
+        self, account: str, service: str, name: str, value: SecretValue, *, actor: str
+    ) -> dict[str, Any]:
+        """Seal and store a secret (replacing one of the same name); audited without its value.
+
+        :raises VaultError: no vault key is configured.
+        :raises InvalidArgument: an empty name or value.
+        """
+        if not value.reveal():
+            raise InvalidArgument("the secret value is empty", details={"field": "value"})
+        vault = self._vault()
+        blob = vault.seal(account, service, name, value.reveal())
+        async with self.store.write() as tx:
+            replaced = await ops_sql.upsert_secret(
+                tx, account, service, name, blob, vault.fingerprint, actor
+            )
+            data = {"service": service, "name": name, "replaced": replaced}
+            tx.audit(AuditEvent(AuditEventType.SECRET_SET, actor, account, data))
+        return {"account": account, "service": service, "name": name, "replaced": replaced}
+
+    async def list_secrets(self, account: str | None = None) -> list[dict[str, Any]]:
+        """Return secret names and metadata, never values."""
+        return await ops_sql.list_secrets(self.store, account)
+
+    async def remove_secret(self, account: str, service: str, name: str, *, actor: str) -> None:
+        """Delete a secret.
+
+        :raises NotFound: there is no such secret.
+        """
+        async with self.store.write() as tx:
+            if not await ops_sql.delete_secret(tx, account, service, name):
+                raise NotFound(f"no secret {account}/{service}/{name}")
+            data = {"service": service, "name": name}
+            tx.audit(AuditEvent(AuditEventType.SECRET_REMOVED, actor, account, data))
+
+    # -- running --------------------------------------------------------------------------
+
+    async def recover(self) -> list[ops_sql.OperationRow]:
+        """Settle operations left ``in_progress`` by a process that is gone; return them.
+
+        At start-up this process is the only runner, so every ``in_progress``
+        operation owned by another is orphaned, whatever its lease says.
+        """
+        try:
+            kb: KnowledgeBase | None = self.knowledge_base()
+        except AgentdError as exc:
+            logger.error("recovery without a knowledge base: {}", exc.message)
+            kb = None
+        settled: list[str] = []
+        async with self.store.write() as tx:
+            for op in await ops_sql.operations_in_state(tx, ["in_progress"]):
+                if op.lease_owner == self.owner:
+                    continue
+                steps = None
+                if kb is not None and op.workflow in kb.names:
+                    steps = kb.workflow(op.workflow).steps
+                decision = recovery_decision(steps, op.step)
+                if decision is Recovery.RESTART:
+                    await ops_sql.update_operation(
+                        tx,
+                        op.id,
+                        {
+                            "state": "pending",
+                            "step": 0,
+                            "lease_owner": None,
+                            "lease_until": None,
+                            "updated_at": iso(tx.now),
+                        },
+                    )
+                    data = {"from_step": 1, "steps_done": op.step, "attempts": op.attempts}
+                    tx.audit(AuditEvent(OPERATION_RESUMED, ACTOR, op.id, data))
+                else:
+                    began = op.step + 1
+                    await self._end(
+                        tx,
+                        op,
+                        "failed",
+                        "interrupted",
+                        f"interrupted during step {began} of {op.total} (lease holder "
+                        f"{op.lease_owner} is gone); it may have changed the site, so it is "
+                        "not re-run: check the site and start it again",
+                        ACTOR,
+                    )
+                settled.append(op.id)
+        self._wake.set()
+        return [await self.get(op_id) for op_id in settled]
+
+    async def run(self) -> None:
+        """Start pending operations as browsers free up, until cancelled."""
+        limiter = anyio.CapacityLimiter(self.settings.max_browsers)
+        try:
+            async with anyio.create_task_group() as tg:
+                while True:
+                    self._wake = anyio.Event()
+                    free = int(limiter.available_tokens)
+                    for op in await self._claim(free) if free else []:
+                        await limiter.acquire_on_behalf_of(op.id)
+                        tg.start_soon(self._run_one, op, limiter)
+                    with anyio.move_on_after(self.settings.lease_s / 2):
+                        await self._wake.wait()
+        finally:
+            for signal in self._running.values():
+                signal.set("shutdown", "the daemon stopped")
+
+    async def _claim(self, n: int) -> list[ops_sql.OperationRow]:
+        claimed: list[str] = []
+        now = _now()
+        async with self.store.write(now) as tx:
+            for op in (await ops_sql.operations_in_state(tx, ["pending"]))[:n]:
+                if (
+                    await ops_sql.active_consent_in_tx(tx, op.account, op.service, op.workflow)
+                    is None
+                ):
+                    await ops_sql.update_operation(
+                        tx, op.id, {"state": "awaiting_consent", "updated_at": iso(now)}
+                    )
+                    continue
+                await ops_sql.update_operation(
+                    tx,
+                    op.id,
+                    {
+                        "state": "in_progress",
+                        "step": 0,
+                        "attempts": op.attempts + 1,
+                        "lease_owner": self.owner,
+                        "lease_until": iso(now + timedelta(seconds=self.settings.lease_s)),
+                        "started_at": iso(now),
+                        "updated_at": iso(now),
+                    },
+                )
+                data = {"workflow": op.workflow, "account": op.account, "attempt": op.attempts + 1}
+                tx.audit(AuditEvent(OPERATION_STARTED, ACTOR, op.id, data))
+                claimed.append(op.id)
+        for op_id in claimed:
+            self._running[op_id] = StopSignal()
+        return [await self.get(op_id) for op_id in claimed]
+
+    async def _run_one(self, op: ops_sql.OperationRow, limiter: anyio.CapacityLimiter) -> None:
+        try:
+            await self.agent.run(op, self._running[op.id])
+        except Conflict as exc:
+            logger.warning("op {} abandoned: {}", op.id, exc.message)
+        except AgentdError as exc:
+            logger.error("op {} could not be settled: {}", op.id, exc.message)
+        finally:
+            self._running.pop(op.id, None)
+            limiter.release_on_behalf_of(op.id)
+            self._wake.set()
+            self._notify(op.id)
+
+    async def close(self) -> None:
+        """Close the browser this service launched."""
+        if self._own_browser and not self._closed:
+            self._closed = True
+            await self.browser.close()
+
+
+def _names(**values: str) -> None:
+    for label, value in values.items():
+        if not isinstance(value, str) or not value.strip():
+            raise InvalidArgument(f"{label} must not be empty", details={"field": label})

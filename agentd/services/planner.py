@@ -1,0 +1,202 @@
+"""``proactive_outreach_check``: turn new patterns and goals behind into gated intents.
+
+The plan is the pure core's (:func:`agentd.core.planning.plan_outreach`). This
+service gathers its inputs, gives each planned intent a content-derived id
+(``plan_<PlannedIntent.content_id()>``), and submits it through the gate like
+any other intent. What the intent serves — the pattern key, the goal and the
+tracker's verdict on it, and the planning steps — is written into its
+``serves``, so ``agentctl explain`` shows why it was proposed.
+
+Re-running never duplicates: an id already stored is not submitted again (and
+the gate would answer a resubmission with its earlier decision, consuming
+nothing). An intent serving only a goal that is completed or missed by now is
+not submitted at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import anyio
+from loguru import logger
+
+from agentd.core.goals import Verdict
+from agentd.core.intents import ActionIntent, IntentSource, make_intent
+from agentd.core.planning import CandidateAccount, PlannedIntent, plan_outreach, submittable
+from agentd.errors import AgentdError, Conflict
+from agentd.services.gate import GateService
+from agentd.services.goals import GoalService
+from agentd.store import proactive_sql
+from agentd.store.sqlite import SqliteStore, iso
+
+ACTOR = "planner"
+
+
+@dataclass(frozen=True)
+class OutreachReport:
+    """What one outreach check did."""
+
+    patterns: int
+    goals_behind: int
+    planned: int
+    submitted: int
+    already_planned: int
+    not_submitted: int
+    failed: int
+    decisions: dict[str, int]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the protocol form."""
+        return {
+            "patterns": self.patterns,
+            "goals_behind": self.goals_behind,
+            "planned": self.planned,
+            "submitted": self.submitted,
+            "already_planned": self.already_planned,
+            "not_submitted": self.not_submitted,
+            "failed": self.failed,
+            "decisions": dict(self.decisions),
+        }
+
+    def describe(self) -> str:
+        """Return a one-line summary for the task table."""
+        decided = ", ".join(f"{n} {d}" for d, n in sorted(self.decisions.items())) or "none"
+        return (
+            f"{self.planned} planned from {self.patterns} patterns and {self.goals_behind} goals"
+            f" behind: {self.submitted} submitted ({decided}), {self.already_planned} known,"
+            f" {self.not_submitted} not submitted, {self.failed} failed"
+        )
+
+
+def planned_to_intent(planned: PlannedIntent) -> ActionIntent:
+    """Return the gate's intent for a planned one, under its content-derived id.
+
+    :raises InvalidArgument: a field the gate would refuse (named).
+    """
+    serves: dict[str, Any] = dict(planned.serves)
+    serves["planning"] = [dict(step) for step in planned.trace]
+    return make_intent(
+        tenant=planned.tenant,
+        account=planned.account,
+        action_type=planned.action_type,
+        domain=planned.domain,
+        diff=planned.diff,
+        rationale=planned.rationale[:2000],
+        confidence=planned.confidence,
+        source=IntentSource.PLANNER,
+        serves=serves,
+        intent_id=f"plan_{planned.content_id()}",
+    )
+
+
+class OutreachPlanner:
+    """Plan for unplanned patterns and goals behind, and gate the plan."""
+
+    def __init__(
+        self,
+        store: SqliteStore,
+        gate: GateService,
+        goals: GoalService,
+        *,
+        accounts_per_goal: Callable[[], int] = lambda: 3,
+        max_patterns: Callable[[], int] = lambda: 5000,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.store = store
+        self.gate = gate
+        self.goals = goals
+        self.accounts_per_goal = accounts_per_goal
+        self.max_patterns = max_patterns
+        self.clock = clock
+
+    async def check(self) -> OutreachReport:
+        """Run one outreach check.
+
+        :raises StoreError: the database cannot be read or written.
+        """
+        patterns = await proactive_sql.unplanned_patterns(self.store, self.max_patterns())
+        tenants = await proactive_sql.account_tenants(self.store, (p.account for p in patterns))
+        evaluated = await self.goals.active()
+        goals = [(r.goal, e) for r, e in evaluated]
+        verdicts: dict[str, Verdict] = {r.goal.id: e.verdict for r, e in evaluated}
+        behind = sorted({g.tenant for g, e in goals if e.verdict is Verdict.BEHIND})
+        candidates = [
+            CandidateAccount(
+                tenant=str(r[0]),
+                account=str(r[1]),
+                stage=str(r[2]),
+                last_activity=None if r[3] is None else datetime.fromtimestamp(r[3], UTC),
+            )
+            for r in await proactive_sql.candidate_rows(self.store, behind)
+        ]
+        plan = plan_outreach(
+            patterns, tenants, goals, candidates, accounts_per_goal=self.accounts_per_goal()
+        )
+        to_submit: list[ActionIntent] = []
+        not_submitted = 0
+        for planned in plan:
+            if not submittable(planned, verdicts):
+                not_submitted += 1
+                continue
+            try:
+                to_submit.append(planned_to_intent(planned))
+            except AgentdError as exc:
+                not_submitted += 1
+                logger.warning("planned intent for {} not valid: {}", planned.account, exc)
+        known = await proactive_sql.intent_ids_known(self.store, [i.intent_id for i in to_submit])
+        fresh = [i for i in to_submit if i.intent_id not in known]
+        decisions: dict[str, int] = {}
+        failures: list[str] = []
+        retry_keys: set[str] = set()
+        already = len(to_submit) - len(fresh)
+
+        async def submit(intent: ActionIntent) -> None:
+            nonlocal already
+            try:
+                result = await self.gate.submit(intent, ACTOR)
+            except Conflict:
+                # Planned before with other wording (a goal's progress moved): same intent.
+                already += 1
+                return
+            except AgentdError as exc:
+                failures.append(f"{intent.intent_id}: {exc.message}")
+                if "pattern" in intent.serves:
+                    retry_keys.add(str(intent.serves["pattern"]))
+                return
+            if result.get("duplicate"):
+                already += 1
+                return
+            decision = str(result["decision"])
+            decisions[decision] = decisions.get(decision, 0) + 1
+
+        # Submitted together so the gate decides them in a few grouped transactions.
+        async with anyio.create_task_group() as tg:
+            for intent in fresh:
+                tg.start_soon(submit, intent)
+        for failure in failures[:20]:
+            logger.warning("outreach intent not decided: {}", failure)
+        # A pattern whose intent was not decided stays unplanned: the next check retries it.
+        done = [p.key for p in patterns if p.key not in retry_keys]
+        if done:
+            async with self.store.write(self.clock()) as tx:
+                await proactive_sql.mark_planned(tx, done, iso(tx.now))
+        report = OutreachReport(
+            patterns=len(patterns),
+            goals_behind=sum(e.verdict is Verdict.BEHIND for _, e in goals),
+            planned=len(plan),
+            submitted=sum(decisions.values()),
+            already_planned=already,
+            not_submitted=not_submitted,
+            failed=len(failures),
+            decisions=decisions,
+        )
+        logger.info("outreach check: {}", report.describe())
+        if failures:
+            raise AgentdError(
+                f"outreach check: {len(failures)} intents not decided (first: {failures[0]})",
+                details={"report": report.to_dict()},
+            )
+        return report

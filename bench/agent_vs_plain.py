@@ -1,0 +1,176 @@
+"""The audited browser agent vs a plain Playwright script, on the product-SEO-update workflow.
+
+Run: .venv/bin/python bench/agent_vs_plain.py [--runs N] [--format png|jpeg] [--viewport WxH]
+
+Both sides drive the same Chromium against the same local demo back-office
+and do the same steps (sign in, open the product, read, change and save its
+SEO fields, read them back). The plain side is a straight Playwright script
+in one fresh context per run. The agent side is the real OperationsService
+on a real SqliteStore (FULL sync): consent and vault checks, the host
+allowlist on every request, a masked screenshot before every step (written
+and hashed off the event loop), one transaction per step (step row, progress,
+lease, audit record), a final screenshot and a Playwright trace. Runs
+alternate between the sides; the medians and their ratio are printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import anyio
+from playwright.async_api import Page, async_playwright, expect
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from agentd.browser.playwright_browser import CHROMIUM_ARGS, PlaywrightBrowser
+from agentd.demosite import DemoSite
+from agentd.kb import load_knowledge_base
+from agentd.ops_config import BrowserSettings, ServiceConfig
+from agentd.services.operations import OperationsService
+from agentd.store import gate_sql
+from agentd.store.sqlite import SqliteStore
+from agentd.vault import SecretValue, Vault
+
+REPO = Path(__file__).resolve().parents[1]
+PRODUCT = "103"
+
+
+def params(i: int) -> dict[str, str]:
+    return {
+        "product_id": PRODUCT,
+        "seo_title": f"Gooseneck Kettle {i} | Brightside",
+        "meta_description": f"Pour-over precision, run {i}.",
+    }
+
+
+async def plain_run(page: Page, site: DemoSite, p: dict[str, str]) -> None:
+    """The product SEO update written as an ordinary Playwright script."""
+    await page.goto(f"{site.url}/login")
+    await expect(page.locator("body")).to_contain_text("Sign in")
+    await page.locator('[data-testid="login-username"]').fill(site.admin_user)
+    await page.locator('[data-testid="login-password"]').fill(site.admin_password)
+    await page.locator('[data-testid="login-submit"]').click()
+    await page.wait_for_url(f"{site.url}/admin")
+    await page.locator('[data-testid="nav-products"]').click()
+    await page.locator(f'[data-testid="edit-product-{p["product_id"]}"]').click()
+    await page.wait_for_url(f"{site.url}/admin/products/{p['product_id']}/edit")
+    seo = page.locator('[data-testid="product-seo-title"]')
+    meta = page.locator('[data-testid="product-meta-description"]')
+    before = (await seo.input_value(), await meta.input_value())
+    await seo.fill(p["seo_title"])
+    await meta.fill(p["meta_description"])
+    await page.locator('[data-testid="product-save"]').click()
+    await expect(page.locator('[data-testid="notice"]')).to_contain_text("Product updated.")
+    after = (await seo.input_value(), await meta.input_value())
+    assert after == (p["seo_title"], p["meta_description"]) and before
+
+
+async def main(runs: int, fmt: str, viewport: str) -> int:
+    tmp = Path(tempfile.mkdtemp(prefix="bench-agent-"))
+    site = DemoSite().start()
+    settings = BrowserSettings(
+        screenshots_dir=tmp / "operations",
+        screenshot_format=fmt,
+        viewport_width=int(viewport.split("x")[0]),
+        viewport_height=int(viewport.split("x")[1]),
+        services={"backoffice": ServiceConfig(base_url=site.url)},
+    )
+    kb = load_knowledge_base(REPO / "knowledge_base" / "AGENT_KNOWLEDGE_BASE.json")
+    store = SqliteStore(tmp / "agentd.sqlite3")
+    await store.open()
+    browser = PlaywrightBrowser(settings)
+    svc = OperationsService(
+        store,
+        settings,
+        state_dir=tmp,
+        knowledge_base=lambda: kb,
+        vault=Vault(os.urandom(32)),
+        browser=browser,
+        owner="bench",
+    )
+    plain_times: list[float] = []
+    agent_times: list[float] = []
+    try:
+        async with store.write() as tx:
+            await gate_sql.upsert_accounts(
+                tx,
+                [
+                    {
+                        "id": "brightside",
+                        "tenant": "t1",
+                        "name": "Brightside",
+                        "stage": "discovery",
+                        "trusted_mode": "ACTIVE",
+                        "domains": ["SEO"],
+                        "allowed_hosts": [f"127.0.0.1:{site.port}"],
+                    }
+                ],
+                tx.now.isoformat(),
+            )
+        for name, value in (
+            ("admin_user", site.admin_user),
+            ("admin_password", site.admin_password),
+        ):
+            await svc.set_secret(
+                "brightside", "backoffice", name, SecretValue(value), actor="bench"
+            )
+        await svc.grant_consent("brightside", "backoffice", actor="bench")
+        async with async_playwright() as pw:
+            chromium = await pw.chromium.launch(
+                executable_path=str(settings.executable_path),
+                headless=True,
+                chromium_sandbox=False,
+                args=list(CHROMIUM_ARGS),
+            )
+            size = {"width": settings.viewport_width, "height": settings.viewport_height}
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(svc.run)
+                for i in range(runs + 1):  # run 0 warms both sides up
+                    started = time.perf_counter()
+                    context = await chromium.new_context(viewport=size)  # type: ignore[arg-type]
+                    await plain_run(await context.new_page(), site, params(i))
+                    await context.close()
+                    plain = time.perf_counter() - started
+                    started = time.perf_counter()
+                    op = await svc.start_operation(
+                        "product_seo_update", "brightside", params=params(i), actor="bench"
+                    )
+                    done = await svc.wait(op.id, 120)
+                    agent = time.perf_counter() - started
+                    if done.state != "completed":
+                        print(f"agent run failed: {done.reason}: {done.error}", file=sys.stderr)
+                        return 1
+                    if i:
+                        plain_times.append(plain)
+                        agent_times.append(agent)
+                tg.cancel_scope.cancel()
+            await chromium.close()
+    finally:
+        await svc.close()
+        await store.close()
+        site.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+    plain_ms = statistics.median(plain_times) * 1000
+    agent_ms = statistics.median(agent_times) * 1000
+    steps = len(kb.workflow("product_seo_update").steps)
+    print(f"product_seo_update, {steps} steps, {runs} runs each, {fmt} screenshots at {viewport}")
+    print(f"plain Playwright script: {plain_ms:8.1f} ms (median)")
+    print(f"audited agent:           {agent_ms:8.1f} ms (median)")
+    print(f"ratio agent/plain:       {agent_ms / plain_ms:8.2f}x (aim <= 1.3x)")
+    return 0
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--format", choices=("png", "jpeg"), default="png")
+    parser.add_argument("--viewport", default="1280x900", help="WIDTHxHEIGHT, both sides")
+    args = parser.parse_args()
+    sys.exit(anyio.run(main, args.runs, args.format, args.viewport))

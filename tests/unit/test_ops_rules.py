@@ -1,0 +1,141 @@
+"""Pure rules of browser operations: the host allowlist, crash recovery, agentctl arguments."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from agentd.browser import host_allowed
+from agentd.ctl.gate import UsageError
+from agentd.ctl.ops import parse_params, register
+from agentd.kb import Action, Step
+from agentd.services.operations import Recovery, recovery_decision
+
+ALLOW = ["127.0.0.1:8000", "shop.example.com", "*.cdn.example.net"]
+
+
+@pytest.mark.parametrize(
+    ("url", "allowed"),
+    [
+        ("http://127.0.0.1:8000/admin", True),
+        ("http://127.0.0.1:8001/pixel.png", False),  # same host, other port
+        ("http://127.0.0.1/", False),
+        ("https://shop.example.com/login", True),
+        ("https://shop.example.com:8443/login", True),  # a host entry allows any port
+        ("https://evil.example.com/", False),
+        ("https://shop.example.com.evil.org/", False),
+        ("https://img.cdn.example.net/a.png", True),
+        ("https://cdn.example.net/a.png", False),  # the wildcard wants a subdomain
+        ("https://CDN1.Cdn.Example.Net/x", True),
+        ("about:blank", True),
+        ("data:image/png;base64,AAAA", True),
+        ("ws://127.0.0.1:9000/socket", False),
+        ("file:///etc/passwd", False),
+        ("not a url", False),
+    ],
+)
+def test_host_allowlist(url: str, allowed: bool) -> None:
+    assert host_allowed(url, ALLOW) is allowed
+
+
+def test_empty_allowlist_blocks_every_network_request() -> None:
+    assert not host_allowed("http://127.0.0.1:8000/", [])
+    assert host_allowed("about:blank", [])
+
+
+def _steps(*actions: Action) -> tuple[Step, ...]:
+    return tuple(
+        Step(i, f"step {i}", a, "/x" if a is Action.GOTO else "#x")
+        for i, a in enumerate(actions, start=1)
+    )
+
+
+LOGIN = _steps(Action.GOTO, Action.FILL, Action.FILL, Action.CLICK, Action.EXPECT_URL)
+
+
+@pytest.mark.parametrize(
+    ("steps", "done", "decision"),
+    [
+        (LOGIN, 0, Recovery.RESTART),  # step 1 may have started: a goto
+        (LOGIN, 2, Recovery.RESTART),  # step 3 may have started: a fill
+        (LOGIN, 3, Recovery.INTERRUPTED),  # the click may have started
+        (LOGIN, 5, Recovery.INTERRUPTED),
+        (_steps(Action.GOTO, Action.EXTRACT, Action.EXPECT_TEXT), 3, Recovery.RESTART),
+        (_steps(Action.PRESS), 0, Recovery.INTERRUPTED),
+        (None, 0, Recovery.INTERRUPTED),  # the workflow is gone from the knowledge base
+    ],
+)
+def test_recovery_decision(steps: tuple[Step, ...] | None, done: int, decision: Recovery) -> None:
+    assert recovery_decision(steps, done) is decision
+
+
+@pytest.mark.parametrize(
+    ("pairs", "expected"),
+    [
+        (None, {}),
+        (["a=1"], {"a": "1"}),
+        (["a=1", "b=x=y"], {"a": "1", "b": "x=y"}),
+        (["a="], {"a": ""}),
+        (["a=1", "a=2"], {"a": "2"}),
+    ],
+)
+def test_parse_params(pairs: list[str] | None, expected: dict[str, str]) -> None:
+    assert parse_params(pairs) == expected
+
+
+@pytest.mark.parametrize("bad", ["novalue", "=x", " =x"])
+def test_parse_params_refuses(bad: str) -> None:
+    with pytest.raises(UsageError):
+        parse_params([bad])
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="agentctl")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add(name: str, run: Callable[..., int], summary: str, example: str) -> Any:
+        p = sub.add_parser(name)
+        p.set_defaults(run=run)
+        return p
+
+    def group(name: str, summary: str) -> Callable[..., Any]:
+        inner = sub.add_parser(name).add_subparsers(dest=f"{name}_cmd", required=True)
+
+        def add_inner(sub_name: str, run: Callable[..., int], s: str, e: str) -> Any:
+            p = inner.add_parser(sub_name)
+            p.set_defaults(run=run)
+            return p
+
+        return add_inner
+
+    register(add, group)
+    return parser
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["ops", "--status", "failed"], {"status": "failed"}),
+        (["op", "show", "op_1", "--follow"], {"id": "op_1", "follow": True}),
+        (
+            ["op", "run", "read_product_seo", "--account", "acme", "--param", "product_id=1"],
+            {"workflow": "read_product_seo", "account": "acme", "param": ["product_id=1"]},
+        ),
+        (["op", "cancel", "op_1"], {"id": "op_1"}),
+        (["consent", "grant", "acme", "shop"], {"operation": "*", "permissions": None}),
+        (["consent", "revoke", "acme", "shop", "add_note"], {"operation": "add_note"}),
+        (["secret", "set", "acme", "shop", "admin_password"], {"name": "admin_password"}),
+        (["secret", "rm", "acme", "shop", "admin_password"], {"service": "shop"}),
+    ],
+)
+def test_agentctl_arguments(argv: list[str], expected: dict[str, Any]) -> None:
+    ns = vars(_parser().parse_args(argv))
+    assert {k: ns[k] for k in expected} == expected
+
+
+def test_secret_value_is_never_an_argument() -> None:
+    with pytest.raises(SystemExit):
+        _parser().parse_args(["secret", "set", "acme", "shop", "admin_password", "hunter2"])
