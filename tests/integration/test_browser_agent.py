@@ -326,3 +326,14 @@ async def test_screenshots_mask_secret_fields(
     # The dashboard has no secret field: nothing is painted over.
     dashboard = next(i for i, s in steps.items() if s.intent == "Open the REST API settings")
     assert magenta_box(Path(steps[dashboard].screenshot or "").read_bytes())[0] == 0
+
+
+async def test_the_operations_account_fills_the_workflows_account_parameter(
+    tmp: Path, site: DemoSite, shared_browser: PlaywrightBrowser
+) -> None:
+    site.add_account(ACCOUNT, "Brightside Goods")
+    async with harness(tmp, site, shared_browser) as h:
+        op = await h.run("add_note", {"note": "Called about pricing"})
+        assert (op.state, op.error) == ("completed", None)
+        assert op.params["account"] == ACCOUNT
+        assert [n.text for n in site.state.notes_for(ACCOUNT)][-1] == "Called about pricing"
