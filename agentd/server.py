@@ -235,9 +235,15 @@ class ControlServer:
         Each read must arrive within the read timeout; the whole upload may
         not exceed ``max_upload_bytes``.
         """
-        total = 0
         pending = buffer.take()
+        # What arrived with the request line counts toward the limit too.
+        total = sum(len(line) + 1 for line in pending) + buffer.pending
         while True:
+            if total > self.max_upload_bytes:
+                raise MessageTooLarge(
+                    f"upload exceeds {self.max_upload_bytes} bytes "
+                    "(control.max_upload_bytes); nothing was imported"
+                )
             for raw_line in pending:
                 yield raw_line
             if buffer.closed:
@@ -255,11 +261,6 @@ class ControlServer:
                     f"upload stalled for {self.read_timeout_s:g} s; closing"
                 ) from None
             total += len(chunk)
-            if total > self.max_upload_bytes:
-                raise MessageTooLarge(
-                    f"upload exceeds {self.max_upload_bytes} bytes "
-                    "(control.max_upload_bytes); nothing was imported"
-                )
             pending = buffer.feed(chunk)
 
     async def _read_line(self, stream: SocketStream, buffer: protocol.LineBuffer) -> bytes | None:

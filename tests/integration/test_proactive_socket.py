@@ -93,3 +93,27 @@ async def test_import_scan_plan_digest_over_the_socket(
         with pytest.raises(AgentdError) as info:
             await ask(sock, "task.run", {"name": "no_such_task"})
         assert info.value.code in (ErrorCode.NOT_FOUND, ErrorCode.INVALID_ARGUMENT)
+
+
+async def test_an_oversized_upload_is_refused_and_imports_nothing(
+    daemon_env: dict[str, str], short_tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AGENTD_CONTROL__MAX_UPLOAD_BYTES", "4096")
+    monkeypatch.setenv("AGENTD_SCHEDULER__ENABLED", "false")
+    settings = load_settings(None)
+    sock = settings.resolved_socket_path
+    async with serving(settings) as app:
+        await ask(sock, "accounts.import", {"name": "a.csv"}, upload=ACCOUNTS.encode())
+        now = datetime.now(UTC)
+        lines = ["id,account,kind,direction,at,sentiment,summary"] + [
+            f"big{i},acme,email,in,{(now - timedelta(hours=i)).isoformat()},,x" for i in range(500)
+        ]
+        with pytest.raises(AgentdError) as info:
+            await ask(
+                sock, "interactions.import", {"name": "big.csv"}, upload="\n".join(lines).encode()
+            )
+        assert info.value.code == ErrorCode.MESSAGE_TOO_LARGE
+        assert "nothing was imported" in info.value.message
+        rows = await app.store.read_all("SELECT count(*) FROM interactions")
+        assert rows[0][0] == 0
+        assert (await ask(sock, "ping"))["pong"]  # the daemon goes on
