@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -36,8 +36,6 @@ from agentd.services.operations import OperationsService
 from agentd.services.scheduler import ProactiveLoop
 from agentd.store.sqlite import SqliteStore
 from agentd.vault import Vault, load_key
-
-StatusContributor = Callable[[], Awaitable[dict[str, Any]]]
 
 
 def _vault(settings: Settings) -> Vault | None:
@@ -83,7 +81,6 @@ class App:
         self.state = "starting"
         self.started_at = datetime.now(UTC)
         self.started_monotonic = time.monotonic()
-        self.status_contributors: list[StatusContributor] = []
         self.store_schema = 0
         self._stop = anyio.Event()
 

@@ -43,6 +43,4 @@ async def status(ctx: CommandContext) -> dict[str, Any]:
         "log_file": str(app.log_file) if app.log_file else None,
         "peer": {"user": ctx.peer.user, "uid": ctx.peer.uid},
     }
-    for contribute in app.status_contributors:
-        result.update(await contribute())
     return result

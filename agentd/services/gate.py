@@ -13,7 +13,7 @@ none of it, so a crash can never leave budget consumed without its decision.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -49,7 +49,7 @@ from agentd.errors import (
     NotFound,
 )
 from agentd.store import gate_sql
-from agentd.store.base import Store, Transaction
+from agentd.store.base import Row, Store, Transaction
 from agentd.store.gate_sql import AccountRow, IntentRow
 from agentd.store.sqlite import iso
 
@@ -69,28 +69,25 @@ class GlobalState:
     paused_action_types: frozenset[str] = frozenset()
 
 
-GLOBAL_KEYS = ("autonomy.level", "autonomy.kill_switch", "breakers.paused_action_types")
+_GLOBAL_KEYS = ("autonomy.level", "autonomy.kill_switch", "breakers.paused_action_types")
+_GLOBAL_SQL = f"SELECT key, value FROM meta WHERE key IN ({','.join('?' * len(_GLOBAL_KEYS))})"
 
 
-def global_state_from(values: dict[str, str]) -> GlobalState:
-    """Build the global state from meta values (missing keys mean the defaults)."""
+async def read_global_state(
+    read_all: Callable[[str, Sequence[Any]], Awaitable[Sequence[Row]]],
+) -> GlobalState:
+    """Read the global state with ``read_all`` (the store's reader, or a transaction's).
+
+    Missing keys mean the defaults.
+    """
+    values = {r[0]: r[1] for r in await read_all(_GLOBAL_SQL, _GLOBAL_KEYS)}
     level = values.get("autonomy.level")
-    kill = values.get("autonomy.kill_switch")
     paused = values.get("breakers.paused_action_types")
     return GlobalState(
         level=AutonomyLevel(level) if level else None,
-        kill_switch=kill == "1",
+        kill_switch=values.get("autonomy.kill_switch") == "1",
         paused_action_types=frozenset(json.loads(paused)) if paused else frozenset(),
     )
-
-
-async def read_global_state(store: Store) -> GlobalState:
-    """Read the global state on the store's reader connection."""
-    rows = await store.read_all(
-        f"SELECT key, value FROM meta WHERE key IN ({','.join('?' * len(GLOBAL_KEYS))})",
-        GLOBAL_KEYS,
-    )
-    return global_state_from({r[0]: r[1] for r in rows})
 
 
 @dataclass
@@ -222,11 +219,7 @@ class GateService:
         day = budget_day(now).isoformat()
         policy = self.policy()
         async with self.store.write(now) as tx:
-            rows = await tx.fetchall(
-                f"SELECT key, value FROM meta WHERE key IN ({','.join('?' * len(GLOBAL_KEYS))})",
-                GLOBAL_KEYS,
-            )
-            state = global_state_from({r[0]: r[1] for r in rows})
+            state = await read_global_state(tx.fetchall)
             ids = [p.intent.intent_id for p in batch]
             stored = await gate_sql.intents_by_id(tx, ids)
             idem = await gate_sql.idempotency_states(tx, ids)
@@ -386,7 +379,7 @@ class GateService:
         now = self.clock()
         policy = self.policy()
         account = _check_account(intent, await gate_sql.get_account(self.store, intent.account))
-        state = await read_global_state(self.store)
+        state = await read_global_state(self.store.read_all)
         existing = await gate_sql.get_intent(self.store, intent.intent_id)
         day = budget_day(now).isoformat()
         t, a, x = gate_sql.budget_keys(intent.tenant, intent.account, intent.action_type)
