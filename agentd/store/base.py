@@ -53,6 +53,10 @@ class Row(Protocol):
 
     def __getitem__(self, key: int | str) -> Any: ...
 
+    def keys(self) -> list[str]:
+        """Return the column names."""
+        ...
+
 
 class Transaction(Protocol):
     """One atomic unit of writes; audit events commit (or vanish) with it.

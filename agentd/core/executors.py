@@ -1,0 +1,347 @@
+"""Executors: how an approved intent becomes browser operations, and how it is undone.
+
+An executor turns an intent into a :class:`ChangePlan` — the workflow that
+makes the change, the read-only workflow that snapshots what it will change,
+and the fields meant to change — and knows how to undo its change from the
+snapshots. Pure: the execution engine runs the operations.
+
+Shipped executors (workflows of the demo back-office):
+
+=============  =========================  =====================  ==========================
+executor       change workflow            snapshot workflow      undo
+=============  =========================  =====================  ==========================
+message        send_follow_up_message     read_account_activity  none: a sent message stays sent
+meeting        schedule_meeting           read_account_activity  none (no cancel workflow)
+note           add_note                   read_account_activity  none (no delete workflow)
+product_seo    product_seo_update         read_product_seo       product_seo_update (old values)
+api_key        api_key_generation         none (nothing to read) api_key_revocation
+=============  =========================  =====================  ==========================
+
+A change without an undo workflow can still be "rolled back" in the sense of
+SPEC §6: the rollback escalates (an incident, a notification, nothing changed
+automatically), because only a person can take back a sent message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from agentd.errors import InvalidArgument
+
+MAX_TEXT = 2000
+
+
+@dataclass(frozen=True)
+class Step:
+    """One browser operation: a workflow and its parameters."""
+
+    workflow: str
+    params: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ChangePlan:
+    """What an executor will do for one intent.
+
+    ``diff`` holds the snapshot fields the change sets and their new values;
+    for a change that adds something (a note) it is the counter it bumps.
+    """
+
+    executor: str
+    change: Step
+    snapshot: Step | None
+    diff: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class IntentView:
+    """The parts of an intent an executor reads."""
+
+    intent_id: str
+    account: str
+    action_type: str
+    diff: Mapping[str, Any]
+    rationale: str = ""
+    domain: str | None = None
+    change_type: str | None = None
+
+
+def _text(diff: Mapping[str, Any], key: str, default: str | None = None) -> str:
+    value = diff.get(key, default)
+    if value is None:
+        raise InvalidArgument(f"the intent's diff needs {key!r}", details={"field": key})
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise InvalidArgument(f"diff field {key!r} must be text", details={"field": key})
+    text = str(value).strip()
+    if not text:
+        raise InvalidArgument(f"diff field {key!r} must not be empty", details={"field": key})
+    if len(text) > MAX_TEXT:
+        raise InvalidArgument(f"diff field {key!r} is too long", details={"field": key})
+    return text
+
+
+def _count(values: Mapping[str, str], key: str) -> int:
+    raw = values.get(key)
+    try:
+        return int(str(raw).strip())
+    except (TypeError, ValueError):
+        raise InvalidArgument(
+            f"the snapshot's {key!r} is not a number: {raw!r}", details={"field": key}
+        ) from None
+
+
+def _activity(counter: str) -> Callable[[Mapping[str, str]], dict[str, Any]]:
+    def read(values: Mapping[str, str]) -> dict[str, Any]:
+        return {counter: _count(values, counter)}
+
+    return read
+
+
+@dataclass(frozen=True)
+class Executor:
+    """One kind of change (see the module table).
+
+    ``plan`` validates the intent (raising :class:`InvalidArgument` with the
+    missing or bad field) and returns the plan; ``read`` turns a snapshot
+    operation's extracted values into the snapshot; ``expected`` says what the
+    snapshot should look like after the change; ``undo`` returns the operation
+    that takes the change back (``hard``: restore the whole before snapshot,
+    else only the diffed fields), or None when there is none.
+    """
+
+    name: str
+    plan: Callable[[IntentView, datetime], ChangePlan]
+    read: Callable[[Mapping[str, str]], dict[str, Any]]
+    expected: Callable[[Mapping[str, Any], ChangePlan], dict[str, Any]]
+    undo: Callable[
+        [ChangePlan, Mapping[str, Any], Mapping[str, Any], Mapping[str, str], bool], Step | None
+    ]
+    finish: Callable[[ChangePlan, Mapping[str, Any]], ChangePlan] | None = None
+
+    @property
+    def reversible(self) -> bool:
+        """Return whether the executor has an undo workflow."""
+        return self.name in REVERSIBLE
+
+
+def _bump(counter: str) -> Callable[[Mapping[str, Any], ChangePlan], dict[str, Any]]:
+    def expected(before: Mapping[str, Any], plan: ChangePlan) -> dict[str, Any]:
+        return {counter: int(before[counter]) + 1}
+
+    return expected
+
+
+def _no_undo(*_: Any) -> Step | None:
+    return None
+
+
+# -- message, meeting, note ----------------------------------------------------------------
+
+
+def _message(intent: IntentView, now: datetime) -> ChangePlan:
+    subject = _text(intent.diff, "subject", "Following up")
+    body = _text(intent.diff, "body", intent.rationale or None)
+    params = {"account": intent.account, "subject": subject, "body": body}
+    snapshot = Step("read_account_activity", {"account": intent.account})
+    return ChangePlan(
+        "message", Step("send_follow_up_message", params), snapshot, {"message_count": "+1"}
+    )
+
+
+MEETING_DURATIONS = ("15", "30", "45", "60", "90")
+
+
+def next_business_day(now: datetime) -> date:
+    """Return the first Monday-to-Friday day after ``now``'s date."""
+    day = now.date() + timedelta(days=1)
+    while day.weekday() >= 5:
+        day += timedelta(days=1)
+    return day
+
+
+def _meeting(intent: IntentView, now: datetime) -> ChangePlan:
+    title = _text(intent.diff, "title", "Follow-up meeting")
+    day = _text(intent.diff, "date", next_business_day(now).isoformat())
+    try:
+        if date.fromisoformat(day) < now.date():
+            raise InvalidArgument(f"meeting date {day} is in the past", details={"field": "date"})
+    except ValueError:
+        raise InvalidArgument(
+            f"meeting date {day!r} is not YYYY-MM-DD", details={"field": "date"}
+        ) from None
+    at = _text(intent.diff, "time", "10:00")
+    duration = _text(intent.diff, "duration", "30")
+    if duration not in MEETING_DURATIONS:
+        raise InvalidArgument(
+            f"meeting duration {duration!r} is not one of {', '.join(MEETING_DURATIONS)} minutes",
+            details={"field": "duration"},
+        )
+    params = {
+        "account": intent.account,
+        "title": title,
+        "date": day,
+        "time": at,
+        "duration": duration,
+    }
+    snapshot = Step("read_account_activity", {"account": intent.account})
+    return ChangePlan(
+        "meeting", Step("schedule_meeting", params), snapshot, {"meeting_count": "+1"}
+    )
+
+
+def _note(intent: IntentView, now: datetime) -> ChangePlan:
+    note = _text(intent.diff, "note", intent.rationale or None)
+    snapshot = Step("read_account_activity", {"account": intent.account})
+    params = {"account": intent.account, "note": note}
+    return ChangePlan("note", Step("add_note", params), snapshot, {"note_count": "+1"})
+
+
+# -- product SEO ---------------------------------------------------------------------------
+
+SEO_FIELDS = ("seo_title", "meta_description")
+
+
+def _seo(intent: IntentView, now: datetime) -> ChangePlan:
+    product = _text(intent.diff, "product_id")
+    if not product.isdigit():
+        raise InvalidArgument(
+            f"product_id {product!r} is not a number", details={"field": "product_id"}
+        )
+    diff = {f: _text(intent.diff, f) for f in SEO_FIELDS if f in intent.diff}
+    if not diff:
+        raise InvalidArgument(
+            "an SEO change needs seo_title or meta_description in its diff",
+            details={"field": "seo_title"},
+        )
+    # The unchanged field is filled from the before snapshot by ``_seo_finish``.
+    change = Step("product_seo_update", {"product_id": product, **diff})
+    return ChangePlan(
+        "product_seo", change, Step("read_product_seo", {"product_id": product}), diff
+    )
+
+
+def _seo_finish(plan: ChangePlan, before: Mapping[str, Any]) -> ChangePlan:
+    params = dict(plan.change.params)
+    for f in SEO_FIELDS:
+        params.setdefault(f, str(before.get(f, "")))
+    return ChangePlan(plan.executor, Step(plan.change.workflow, params), plan.snapshot, plan.diff)
+
+
+def _seo_read(values: Mapping[str, str]) -> dict[str, Any]:
+    missing = [f for f in SEO_FIELDS if f not in values]
+    if missing:
+        raise InvalidArgument(f"the snapshot lacks {missing[0]!r}", details={"field": missing[0]})
+    return {f: values[f] for f in SEO_FIELDS}
+
+
+def _seo_expected(before: Mapping[str, Any], plan: ChangePlan) -> dict[str, Any]:
+    return {**{f: before.get(f) for f in SEO_FIELDS}, **plan.diff}
+
+
+def _seo_undo(
+    plan: ChangePlan,
+    before: Mapping[str, Any],
+    after: Mapping[str, Any],
+    result: Mapping[str, str],
+    hard: bool,
+) -> Step | None:
+    fields = SEO_FIELDS if hard else tuple(f for f in SEO_FIELDS if f in plan.diff)
+    params = {f: str(after.get(f, "")) for f in SEO_FIELDS}
+    params.update({f: str(before.get(f, "")) for f in fields})
+    return Step("product_seo_update", {"product_id": plan.change.params["product_id"], **params})
+
+
+# -- API keys ------------------------------------------------------------------------------
+
+KEY_PERMISSIONS = ("read", "write", "read_write")
+
+
+def _api_key(intent: IntentView, now: datetime) -> ChangePlan:
+    description = _text(intent.diff, "description", f"agentd {intent.intent_id}")
+    permissions = _text(intent.diff, "permissions", "read")
+    if permissions not in KEY_PERMISSIONS:
+        raise InvalidArgument(
+            f"permissions {permissions!r} is not one of {', '.join(KEY_PERMISSIONS)}",
+            details={"field": "permissions"},
+        )
+    change = Step("api_key_generation", {"description": description, "permissions": permissions})
+    return ChangePlan("api_key", change, None, {"key_id": "new"})
+
+
+def _api_key_undo(
+    plan: ChangePlan,
+    before: Mapping[str, Any],
+    after: Mapping[str, Any],
+    result: Mapping[str, str],
+    hard: bool,
+) -> Step | None:
+    key_id = result.get("key_id")
+    return Step("api_key_revocation", {"key_id": key_id}) if key_id else None
+
+
+EXECUTORS: dict[str, Executor] = {
+    "message": Executor(
+        "message", _message, _activity("message_count"), _bump("message_count"), _no_undo
+    ),
+    "meeting": Executor(
+        "meeting", _meeting, _activity("meeting_count"), _bump("meeting_count"), _no_undo
+    ),
+    "note": Executor("note", _note, _activity("note_count"), _bump("note_count"), _no_undo),
+    "product_seo": Executor(
+        "product_seo", _seo, _seo_read, _seo_expected, _seo_undo, finish=_seo_finish
+    ),
+    "api_key": Executor("api_key", _api_key, lambda _v: {}, lambda _b, _p: {}, _api_key_undo),
+}
+REVERSIBLE = frozenset({"product_seo", "api_key"})
+
+
+def executor_for(
+    mapping: Mapping[str, str], action_type: str, domain: str | None, change_type: str | None
+) -> Executor | None:
+    """Return the executor configured for an intent (DOMAIN.change_type first), or None."""
+    keys = [f"{domain.upper()}.{change_type}"] if domain and change_type else []
+    for key in (*keys, action_type):
+        name = mapping.get(key)
+        if name is not None:
+            return EXECUTORS[name]
+    return None
+
+
+def plan_change(mapping: Mapping[str, str], intent: IntentView, now: datetime) -> ChangePlan:
+    """Return the plan for ``intent``.
+
+    :raises InvalidArgument: no executor for it (code ``NO_EXECUTOR`` in details)
+        or a bad or missing diff field.
+    """
+    executor = executor_for(mapping, intent.action_type, intent.domain, intent.change_type)
+    if executor is None:
+        what = intent.action_type
+        if intent.domain and intent.change_type:
+            what += f" ({intent.domain.upper()}.{intent.change_type})"
+        raise InvalidArgument(
+            f"no executor carries out {what}; add one under [execution.executors]",
+            details={"reason": "NO_EXECUTOR", "action_type": intent.action_type},
+        )
+    return executor.plan(intent, now)
+
+
+def matches(current: Mapping[str, Any], expected: Mapping[str, Any]) -> bool:
+    """Return whether every expected field has its expected value in ``current``."""
+    return all(current.get(k) == v for k, v in expected.items())
+
+
+def target_state(
+    current: Mapping[str, Any], before: Mapping[str, Any], expected_after: Mapping[str, Any]
+) -> str:
+    """Say what state a target is in after a failed change: unchanged, applied, partial, unknown."""
+    if not expected_after:
+        return "unknown"
+    if matches(current, expected_after):
+        return "applied"
+    changed = [k for k in expected_after if current.get(k) != before.get(k)]
+    if not changed:
+        return "unchanged"
+    return "partial"

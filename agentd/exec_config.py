@@ -1,0 +1,115 @@
+"""Configuration of execution, rollback and notifications ([execution], [notify])."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator, model_validator
+
+from agentd.core.executors import EXECUTORS
+from agentd.core.windows import ExecutionWindow, validate_window
+from agentd.errors import InvalidArgument
+from agentd.sections import Section
+
+# What carries out each kind of change, by action type or by "DOMAIN.change_type"
+# (the domain/change-type key wins when an intent has both).
+DEFAULT_EXECUTORS: dict[str, str] = {
+    "send_follow_up_email": "message",
+    "send_routine_response": "message",
+    "schedule_meeting": "meeting",
+    "update_account_context": "note",
+    "log_interaction": "note",
+    "SEO.meta_update": "product_seo",
+    "API.api_key_setup": "api_key",
+}
+
+
+class WindowConfig(Section):
+    """When changes may run: days and hours in a time zone (end may be past midnight)."""
+
+    timezone: str = Field("UTC", description="IANA time zone the hours are in.")
+    days: list[str] = Field(
+        default_factory=lambda: ["mon", "tue", "wed", "thu", "fri", "sat", "sun"],
+        description="Days the window opens (mon..sun).",
+    )
+    start: str = Field("00:00", description="Opening time, HH:MM.")
+    end: str = Field("00:00", description="Closing time, HH:MM (equal to start: all day).")
+
+    @model_validator(mode="after")
+    def _valid(self) -> WindowConfig:
+        try:
+            self.window()
+        except InvalidArgument as exc:
+            raise ValueError(exc.message) from None
+        return self
+
+    def window(self) -> ExecutionWindow:
+        """Return the window as the pure core takes it."""
+        return validate_window(self.timezone, self.days, self.start, self.end)
+
+
+class ExecutionConfig(Section):
+    """How approved intents are carried out (SPEC §6)."""
+
+    enabled: bool = Field(True, description="False leaves approved intents queued.")
+    daily_limit: int = Field(50, ge=0, le=100_000, description="Executions per tenant per day.")
+    trusted_mode_required: bool = Field(
+        True, description="Run only for accounts whose trusted mode is ACTIVE."
+    )
+    poll_interval_s: float = Field(
+        5.0, gt=0, le=3600, description="Longest wait before looking at the queue again."
+    )
+    window: WindowConfig | None = Field(
+        None, description="Default execution window (none: always open); per tenant in tenants."
+    )
+    windows: dict[str, WindowConfig] = Field(
+        default_factory=dict, description="Execution window per tenant: [execution.windows.NAME]."
+    )
+    executors: dict[str, str] = Field(
+        default_factory=lambda: dict(DEFAULT_EXECUTORS),
+        description="Executor by action type or DOMAIN.change_type.",
+    )
+    operation_timeout_s: float = Field(
+        300.0,
+        gt=0,
+        le=86_400,
+        description="Longest one browser operation of an execution may take.",
+    )
+
+    @field_validator("executors")
+    @classmethod
+    def _known_executors(cls, value: dict[str, str]) -> dict[str, str]:
+        for key, name in value.items():
+            if name not in EXECUTORS:
+                known = ", ".join(sorted(EXECUTORS))
+                raise ValueError(f"executor {name!r} for {key!r} is unknown (known: {known})")
+        return value
+
+    def window_for(self, tenant: str) -> ExecutionWindow | None:
+        """Return the tenant's window, the default, or None (always open)."""
+        chosen = self.windows.get(tenant, self.window)
+        return chosen.window() if chosen is not None else None
+
+
+class NotifyConfig(Section):
+    """Where notifications for the emergency contact go (incidents, breaker trips)."""
+
+    folder: Path | None = Field(
+        None, description="One JSON file per notification (default: STATE_DIR/notifications)."
+    )
+    log: bool = Field(True, description="Also write each notification to the log.")
+    webhook_url: str | None = Field(
+        None, description="POST each notification as JSON here (http or https)."
+    )
+    webhook_timeout_s: float = Field(5.0, gt=0, le=120)
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _http(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("webhook_url must start with http:// or https://")
+        return value
+
+    def resolved_folder(self, state_dir: Path) -> Path:
+        """Return the notifications folder, applying the default under ``state_dir``."""
+        return self.folder or state_dir / "notifications"
