@@ -29,9 +29,11 @@ from agentd.errors import AgentdError, ConfigInvalid, StoreError
 from agentd.kb import load_knowledge_base
 from agentd.llm import make_model
 from agentd.policy import gate_policy
+from agentd.notifiers import FanoutNotifier, FileNotifier, LogNotifier, Notifier, WebhookNotifier
 from agentd.sdnotify import SystemdNotifier
 from agentd.server import ControlServer
 from agentd.services.gate import GateService
+from agentd.services.incidents import EventHub, IncidentService
 from agentd.services.operations import OperationsService
 from agentd.services.scheduler import ProactiveLoop
 from agentd.store.sqlite import SqliteStore
@@ -47,6 +49,17 @@ def _vault(settings: Settings) -> Vault | None:
     if vault.key_file is None and not os.environ.get("CREDENTIALS_DIRECTORY"):
         return None  # no key: secrets commands answer that the vault is off
     return Vault(load_key(key_file=vault.key_file, credential_name=vault.credential_name))
+
+
+def make_notifier(settings: Settings) -> FanoutNotifier:
+    """Return the configured notification channels: file, log, optional webhook."""
+    notify = settings.notify
+    channels: list[Notifier] = [FileNotifier(notify.resolved_folder(settings.state_dir))]
+    if notify.log:
+        channels.append(LogNotifier())
+    if notify.webhook_url:
+        channels.append(WebhookNotifier(notify.webhook_url, notify.webhook_timeout_s))
+    return FanoutNotifier(channels)
 
 
 class App:
@@ -78,6 +91,9 @@ class App:
                 browser.knowledge_base, browser.workflows_dir
             ),
         )
+        self.events = EventHub()
+        self.notifier = make_notifier(settings)
+        self.incidents = IncidentService(store, self.notifier, self.events)
         self.state = "starting"
         self.started_at = datetime.now(UTC)
         self.started_monotonic = time.monotonic()
