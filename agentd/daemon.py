@@ -28,10 +28,11 @@ from agentd.core.gate import GatePolicy
 from agentd.errors import AgentdError, ConfigInvalid, StoreError
 from agentd.kb import load_knowledge_base
 from agentd.llm import make_model
-from agentd.policy import gate_policy
 from agentd.notifiers import FanoutNotifier, FileNotifier, LogNotifier, Notifier, WebhookNotifier
+from agentd.policy import gate_policy
 from agentd.sdnotify import SystemdNotifier
 from agentd.server import ControlServer
+from agentd.services.execution import ExecutionService
 from agentd.services.gate import GateService
 from agentd.services.incidents import EventHub, IncidentService
 from agentd.services.operations import OperationsService
@@ -94,6 +95,15 @@ class App:
         self.events = EventHub()
         self.notifier = make_notifier(settings)
         self.incidents = IncidentService(store, self.notifier, self.events)
+        self.execution = ExecutionService(
+            store,
+            self.operations,
+            self.incidents,
+            self.events,
+            config=lambda: self.settings.execution,
+            policy=lambda: self.policy,
+            service=lambda: self.settings.browser.default_service,
+        )
         self.state = "starting"
         self.started_at = datetime.now(UTC)
         self.started_monotonic = time.monotonic()
@@ -224,6 +234,7 @@ async def run_daemon(
         app.store_schema = info.schema_version
         await app.gate.recover()
         await app.operations.recover()
+        await app.execution.recover()
         await server.bind()
     except BaseException:
         app.gate.close()
@@ -282,6 +293,7 @@ async def _serve(app: App, server: ControlServer, notifier: SystemdNotifier, sig
         # (approval expiry, idempotency pruning, the inbox).
         await tg.start(app.proactive.run)
         tg.start_soon(app.operations.run)
+        tg.start_soon(app.execution.run)
         if notifier.watchdog_interval:
             tg.start_soon(_watchdog, app, notifier, notifier.watchdog_interval)
 

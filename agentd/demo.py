@@ -19,6 +19,7 @@ from typing import Any
 from agentd.config import MAX_SOCKET_PATH
 from agentd.ctl import render
 from agentd.ctl.client import call
+from agentd.errors import AgentdError
 from agentd.supervise import DaemonFailed, DaemonProcess
 
 MARKER = ".agentd-demo"
@@ -116,9 +117,15 @@ def run_demo(state_dir: str | os.PathLike[str] = "demo-state", keep_running: boo
     approved: dict[str, Any] | None = None
     for item in pending:
         if item["reason"] in ("APPROVAL_REQUIRED_TIER", "STAGE_GATED"):
-            approved = call(
-                sock, "approve", {"id": item["intent_id"], "note": "checked by the demo operator"}
-            )
+            try:
+                approved = call(
+                    sock,
+                    "approve",
+                    {"id": item["intent_id"], "note": "checked by the demo operator"},
+                )
+            except AgentdError as exc:  # e.g. nothing can carry it out: say so, try the next
+                _say(f"      {item['intent_id']}: {exc.message}")
+                continue
             break
     if approved:
         _say(

@@ -8,8 +8,9 @@ from typing import Any
 import anyio
 
 from agentd.commands.registry import Access, CommandContext, command
+from agentd.core.audit import AuditEvent, AuditEventType
 from agentd.core.intents import IntentSource, parse_intent
-from agentd.errors import AgentdError, InvalidArgument, NotFound
+from agentd.errors import AgentdError, InvalidArgument, NoExecutor, NotFound
 from agentd.services import accounts as accounts_service
 from agentd.store import gate_sql
 
@@ -117,7 +118,15 @@ async def propose(ctx: CommandContext) -> dict[str, Any]:
     """Decide one intent and make the decision durable."""
     intent = _intent_from_args(ctx.args)
     result: dict[str, Any] = await ctx.app.gate.submit(intent, ctx.actor)
+    _wake_execution(ctx)
     return result
+
+
+def _wake_execution(ctx: CommandContext) -> None:
+    """Let the execution engine look at the hand-off queue now rather than at its next poll."""
+    execution = getattr(ctx.app, "execution", None)
+    if execution is not None:
+        execution.wake()
 
 
 @command("propose.batch", access=Access.OPERATE, summary="Submit a JSONL file of intents.")
@@ -180,6 +189,7 @@ async def propose_batch(ctx: CommandContext) -> dict[str, Any]:
         for line, item in parsed:
             tg.start_soon(one, line, item)
     ordered = [results[line] for line, _ in parsed]
+    _wake_execution(ctx)
     counts: dict[str, int] = {}
     for r in ordered:
         key = r.get("decision") or "ERROR"
@@ -237,7 +247,23 @@ async def pending(ctx: CommandContext) -> dict[str, Any]:
 async def approve(ctx: CommandContext) -> dict[str, Any]:
     """Approve as the calling user; the intent is handed to execution."""
     note = ctx.args.get("note")
-    result: dict[str, Any] = await ctx.app.gate.approve(_arg(ctx, "id"), ctx.actor, note)
+    intent_id = _arg(ctx, "id")
+    execution = getattr(ctx.app, "execution", None)
+    if execution is not None:
+        try:
+            await execution.check_executable(intent_id)
+        except NoExecutor as exc:
+            await ctx.app.audit(
+                AuditEvent(
+                    AuditEventType.APPROVAL_REFUSED,
+                    ctx.actor,
+                    intent_id,
+                    {"error": exc.code.name, "message": exc.message},
+                )
+            )
+            raise
+    result: dict[str, Any] = await ctx.app.gate.approve(intent_id, ctx.actor, note)
+    _wake_execution(ctx)
     return result
 
 

@@ -67,6 +67,7 @@ class RollbackReason(StrEnum):
     ALREADY_USED = "ALREADY_USED"
     ROLLBACK_OF_ROLLBACK = "ROLLBACK_OF_ROLLBACK"
     EXECUTION_FAILED = "EXECUTION_FAILED"
+    NO_UNDO = "NO_UNDO"
 
 
 @dataclass(frozen=True)

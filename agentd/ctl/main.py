@@ -14,6 +14,7 @@ import argparse
 import json
 import sys
 
+from agentd.ctl import execution as execution_commands
 from agentd.ctl import gate as gate_commands
 from agentd.ctl import ops as ops_commands
 from agentd.ctl import proactive as proactive_commands
@@ -172,6 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
     gate_commands.register(add, group)
     proactive_commands.register(add, group)
     ops_commands.register(add, group)
+    execution_commands.register(add, group)
     return parser
 
 

@@ -164,7 +164,9 @@ class IncidentService:
             raise NotFound(f"unknown incident {incident_id!r}", details={"incident": incident_id})
         return row
 
-    async def list(self, status: str | None = None, limit: int = 200) -> list[exec_sql.IncidentRow]:
+    async def list_incidents(
+        self, status: str | None = None, limit: int = 200
+    ) -> list[exec_sql.IncidentRow]:
         """Return incidents, newest first.
 
         :raises InvalidArgument: unknown status.

@@ -240,6 +240,20 @@ async def token_for_execution(store: Store, exe_id: str) -> TokenRow | None:
     return _token(row) if row else None
 
 
+async def token_for_execution_in_tx(tx: Transaction, exe_id: str) -> TokenRow | None:
+    """Return the token of an execution as this transaction sees it."""
+    row = await tx.fetchone("SELECT * FROM rollback_tokens WHERE execution_id = ?", (exe_id,))
+    return _token(row) if row else None
+
+
+async def list_tokens(store: Store, limit: int = 500) -> list[TokenRow]:
+    """Return rollback tokens, newest first."""
+    rows = await store.read_all(
+        "SELECT * FROM rollback_tokens ORDER BY executed_at DESC LIMIT ?", (limit,)
+    )
+    return [_token(r) for r in rows]
+
+
 # -- incidents ----------------------------------------------------------------------------
 
 

@@ -30,6 +30,11 @@ per_action_type_daily = 6
 
 [control]
 approvers_group = "agentd-approvers-test"
+
+# These tests read the hand-off queue and write the file directly; the
+# execution engine (tested on its own) leaves the queue alone here.
+[execution]
+enabled = false
 """
 
 ACCOUNTS = """id,tenant,name,stage,trusted_mode,domains
@@ -331,7 +336,7 @@ async def test_concurrent_submissions_consume_once_and_respect_limits(gate: Gate
 
 
 async def test_approve_records_human_and_hands_off(gate: Gate) -> None:
-    r = await gate.call("propose", intent(action="send_proposal"))
+    r = await gate.call("propose", intent(account="acme", rationale="Checking in"))
     approved = await gate.call("approve", {"id": r["intent_id"], "note": "ok"})
     assert approved["status"] == "approved" and approved["approval_source"] == "HUMAN"
     assert approved["auto_executed"] is False and approved["decided_by"] == "root"
@@ -365,7 +370,7 @@ async def test_reject_needs_reason_and_unknown_id(gate: Gate) -> None:
 
 
 async def test_non_approver_may_read_but_not_approve(gate: Gate) -> None:
-    r = await gate.call("propose", intent(action="send_proposal"))
+    r = await gate.call("propose", intent(account="acme", rationale="Checking in"))
     reader = InProcessClient(
         build_dispatcher(gate.app), Peer(1, 4321, 4321, "rita", frozenset({"rita"}))
     )
@@ -391,12 +396,12 @@ async def test_pending_approvals_expire_fail_closed(
     daemon_env: dict[str, str], short_tmp: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     async for g in start(daemon_env, short_tmp, monkeypatch, ttl=0.0002):  # under a second
-        r = await g.call("propose", intent(action="send_proposal"))
+        r = await g.call("propose", intent(account="acme", rationale="Checking in"))
         await anyio.sleep(1.0)
         await expect_error(g.call("approve", {"id": r["intent_id"]}), ErrorCode.EXPIRED)
         shown = await g.call("intents.show", {"id": r["intent_id"]})
         assert shown["status"] == "expired"
-        r2 = await g.call("propose", intent(action="send_proposal", rationale="2"))
+        r2 = await g.call("propose", intent(account="acme", rationale="2"))
         await anyio.sleep(1.0)
         assert await g.app.gate.expire_due() == 1
         events = [x["event"] for x in (await g.call("audit.tail", {"n": 30}))["records"]]

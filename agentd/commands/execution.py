@@ -1,0 +1,118 @@
+"""Commands of execution and rollback: executions, rollback tokens, incidents."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from agentd.commands.registry import Access, CommandContext, command
+from agentd.errors import InvalidArgument, NoExecutor
+
+if TYPE_CHECKING:
+    from agentd.services.execution import ExecutionService
+    from agentd.services.incidents import IncidentService
+
+
+def _execution(ctx: CommandContext) -> ExecutionService:
+    service: ExecutionService | None = getattr(ctx.app, "execution", None)
+    if service is None:
+        raise NoExecutor("execution is not enabled in this daemon")
+    return service
+
+
+def _incidents(ctx: CommandContext) -> IncidentService:
+    service: IncidentService | None = getattr(ctx.app, "incidents", None)
+    if service is None:
+        raise NoExecutor("incidents are not kept by this daemon")
+    return service
+
+
+def _text(ctx: CommandContext, name: str, *, required: bool = True) -> Any:
+    value = ctx.args.get(name)
+    if value is None or value == "":
+        if required:
+            raise InvalidArgument(f"missing argument {name!r}", details={"field": name})
+        return None
+    if not isinstance(value, str):
+        raise InvalidArgument(f"{name} must be text", details={"field": name})
+    return value
+
+
+def _limit(ctx: CommandContext) -> int:
+    value = ctx.args.get("limit", 200)
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 10_000:
+        raise InvalidArgument("limit must be a whole number from 1 to 10000")
+    return value
+
+
+def _time(ctx: CommandContext, name: str) -> datetime:
+    raw = _text(ctx, name)
+    try:
+        value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidArgument(
+            f"{name} {raw!r} is not an ISO 8601 time (e.g. 2026-12-01T12:00:00Z)",
+            details={"field": name},
+        ) from None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value
+
+
+@command("executions.list", summary="List executions.")
+async def executions_list(ctx: CommandContext) -> dict[str, Any]:
+    """List executions, newest first, optionally in one state."""
+    rows = await _execution(ctx).list_executions(
+        _text(ctx, "status", required=False), limit=_limit(ctx)
+    )
+    return {"executions": [r.to_dict() for r in rows]}
+
+
+@command("execution.show", summary="Show an execution: checks, snapshots, token, screenshots.")
+async def execution_show(ctx: CommandContext) -> dict[str, Any]:
+    """Show one execution with its rollback token and the operations it ran."""
+    return await _execution(ctx).show(_text(ctx, "id"))
+
+
+@command("rollback.check", summary="Say whether a change can be rolled back, and how.")
+async def rollback_check(ctx: CommandContext) -> dict[str, Any]:
+    """Answer for a token (or an execution id) without changing anything."""
+    return await _execution(ctx).check_rollback(_text(ctx, "token"))
+
+
+@command("rollback.run", access=Access.APPROVE, summary="Roll back a change.")
+async def rollback_run(ctx: CommandContext) -> dict[str, Any]:
+    """Undo, restore or escalate, as the token's age, risk and the target's state allow."""
+    return await _execution(ctx).rollback(
+        _text(ctx, "token"), reason=_text(ctx, "reason"), actor=ctx.actor
+    )
+
+
+@command("rollback.extend", access=Access.APPROVE, summary="Extend a rollback deadline.")
+async def rollback_extend(ctx: CommandContext) -> dict[str, Any]:
+    """Move an available token's deadline later (at most 30 days past it)."""
+    return await _execution(ctx).extend(
+        _text(ctx, "token"), _time(ctx, "until"), reason=_text(ctx, "reason"), actor=ctx.actor
+    )
+
+
+@command("rollback.tokens", summary="List rollback tokens.")
+async def rollback_tokens(ctx: CommandContext) -> dict[str, Any]:
+    """List rollback tokens, newest first."""
+    return {"tokens": [t.to_dict() for t in await _execution(ctx).tokens()]}
+
+
+@command("incidents.list", summary="List incidents.")
+async def incidents_list(ctx: CommandContext) -> dict[str, Any]:
+    """List incidents, newest first, optionally open or resolved only."""
+    rows = await _incidents(ctx).list_incidents(
+        _text(ctx, "status", required=False), limit=_limit(ctx)
+    )
+    return {"incidents": [r.to_dict() for r in rows]}
+
+
+@command("incidents.resolve", access=Access.OPERATE, summary="Resolve an incident.")
+async def incidents_resolve(ctx: CommandContext) -> dict[str, Any]:
+    """Mark an open incident resolved, with a note saying how."""
+    row = await _incidents(ctx).resolve(_text(ctx, "id"), ctx.actor, _text(ctx, "note"))
+    return row.to_dict()

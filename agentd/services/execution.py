@@ -1,0 +1,1249 @@
+"""The execution engine: approved intents become changes, through browser operations.
+
+Each approved intent the gate hands off (the durable ``execution_queue``)
+becomes one row in ``executions`` and moves through these states, each
+committed before the next begins, so a crash at any point resumes from the
+last committed state and never runs a change twice:
+
+``queued``/``waiting``/``awaiting_consent``
+    the ordered checks of SPEC §6 (:func:`agentd.core.execution.check_execution`);
+    a closed window or a full daily limit waits (``retry_at``), it never drops.
+``snapshot``
+    the executor's read-only workflow captures the values it will change
+    (re-run freely after a crash: it changes nothing).
+``running``
+    the checks are repeated in the same transaction that marks the execution
+    started (the daily limit counts exactly), then the change operation runs.
+    Its id is recorded with the execution; after a crash the engine adopts that
+    operation (which the operations service resumed or failed ``interrupted``)
+    instead of starting another.
+``verifying``
+    the snapshot workflow runs again: the after snapshot.
+``succeeded`` | ``failed`` | ``refused``
+    a finished change gets a rollback token whose deadline follows its risk
+    (72 h / 7 d / 30 d); a failed one says what state the target is in
+    (unchanged, partial, applied, unknown), compared with the before snapshot.
+
+Rollbacks (:meth:`ExecutionService.rollback`) are executions too (kind
+``rollback``), run the executor's undo workflow, and are never rolled back.
+"""
+
+from __future__ import annotations
+
+import secrets as token
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import anyio
+from loguru import logger
+
+from agentd.core.audit import AuditEvent, AuditEventType
+from agentd.core.breakers import BreakerEvent, BreakerEventKind
+from agentd.core.execution import (
+    ExecutionCheckInputs,
+    ExecutionCheckResult,
+    ExecutionOutcome,
+    ExecutionReason,
+    check_execution,
+    limit_day_bounds,
+)
+from agentd.core.executors import (
+    EXECUTORS,
+    ChangePlan,
+    IntentView,
+    Step,
+    matches,
+    plan_change,
+    target_state,
+)
+from agentd.core.rollback import (
+    RollbackReason,
+    RollbackType,
+    RollbackVerdict,
+    choose_rollback,
+    extend_deadline,
+    rollback_deadline,
+)
+from agentd.errors import (
+    AgentdError,
+    Conflict,
+    InvalidArgument,
+    InvalidState,
+    NoExecutor,
+    NotFound,
+)
+from agentd.services.gate import read_global_state
+from agentd.services.incidents import EventHub, IncidentService
+from agentd.store import exec_sql, ops_sql
+from agentd.store.base import Store, Transaction
+from agentd.store.sqlite import iso
+
+if TYPE_CHECKING:
+    from agentd.core.gate import GatePolicy
+    from agentd.exec_config import ExecutionConfig
+    from agentd.services.operations import OperationsService
+
+ACTOR = "agentd"
+OPEN_STATES = ("queued", "waiting", "awaiting_consent", "snapshot", "running", "verifying")
+MAX_SNAPSHOT_ATTEMPTS = 3
+SNAPSHOT_RETRY = timedelta(seconds=30)
+_TAKE_BATCH = 100
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _parse(value: str) -> datetime:
+    return datetime.fromisoformat(value)
+
+
+class OperationFailed(Exception):
+    """A browser operation of an execution ended without completing."""
+
+    def __init__(self, op: ops_sql.OperationRow | None, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.op = op
+        self.message = message
+        self.reason = reason
+
+
+class ExecutionService:
+    """Carry out approved intents and roll them back (see the module notes).
+
+    :param config: returns the current ``[execution]`` section (reload-aware).
+    :param policy: returns the current gate policy (tenant kill switches).
+    :param service: the browser service (back-office) executions run against.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        operations: OperationsService,
+        incidents: IncidentService,
+        events: EventHub,
+        *,
+        config: Callable[[], ExecutionConfig],
+        policy: Callable[[], GatePolicy],
+        service: Callable[[], str],
+        clock: Callable[[], datetime] = _now,
+    ) -> None:
+        self.store = store
+        self.operations = operations
+        self.incidents = incidents
+        self.events = events
+        self.config = config
+        self.policy = policy
+        self.service = service
+        self.clock = clock
+        self._wake = anyio.Event()
+        self._active: set[str] = set()
+        self._changed = anyio.Event()
+
+    def wake(self) -> None:
+        """Look at the queue now (an approval, a consent, a reset arrived)."""
+        self._wake.set()
+
+    # -- the loop --------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Take hand-offs and drive executions until cancelled."""
+        async with anyio.create_task_group() as tg:
+            while True:
+                self._wake = anyio.Event()
+                config = self.config()
+                if config.enabled:
+                    try:
+                        await self.take_queue()
+                        for exe in await self._due():
+                            self._active.add(exe.id)
+                            tg.start_soon(self._drive_guarded, exe.id)
+                    except AgentdError as exc:
+                        logger.error("execution loop: {}", exc.message)
+                with anyio.move_on_after(config.poll_interval_s):
+                    await self._wake.wait()
+
+    async def _due(self) -> list[exec_sql.ExecutionRow]:
+        now = self.clock()
+        async with self.store.write(now) as tx:
+            rows = await exec_sql.executions_in_state(tx, OPEN_STATES)
+        return [
+            r
+            for r in rows
+            if r.id not in self._active
+            and r.kind == "change"
+            and (r.retry_at is None or _parse(r.retry_at) <= now)
+        ]
+
+    async def _drive_guarded(self, exe_id: str) -> None:
+        try:
+            await self.drive(exe_id)
+        except AgentdError as exc:
+            logger.error("execution {} stopped: {}", exe_id, exc.message)
+        finally:
+            self._active.discard(exe_id)
+            self._notify()
+
+    def _notify(self) -> None:
+        changed, self._changed = self._changed, anyio.Event()
+        changed.set()
+
+    async def take_queue(self) -> list[str]:
+        """Turn queued hand-offs into executions (refused at once when nothing can run them)."""
+        now = self.clock()
+        created: list[str] = []
+        mapping = self.config().executors
+        async with self.store.write(now) as tx:
+            for row in await exec_sql.queued_intents(tx, _TAKE_BATCH):
+                exe_id = f"exe_{token.token_hex(8)}"
+                intent = IntentView(
+                    intent_id=row["intent_id"],
+                    account=row["account"],
+                    action_type=row["action_type"],
+                    diff=_json(row["diff"]),
+                    rationale=row["rationale"] or "",
+                    domain=row["domain"],
+                    change_type=row["change_type"],
+                )
+                values: dict[str, Any] = {
+                    "id": exe_id,
+                    "kind": "change",
+                    "intent_id": intent.intent_id,
+                    "tenant": row["tenant"],
+                    "account": intent.account,
+                    "action_type": intent.action_type,
+                    "risk": row["risk_level"],
+                    "autonomous": row["approval_source"] == "POLICY",
+                    "created_at": iso(now),
+                    "updated_at": iso(now),
+                }
+                try:
+                    plan = plan_change(mapping, intent, now)
+                except InvalidArgument as exc:
+                    reason = str(exc.details.get("reason", "BAD_PARAMETERS"))
+                    values.update(
+                        executor="none",
+                        state="refused",
+                        reason=reason,
+                        detail=exc.message,
+                        finished_at=iso(now),
+                    )
+                    await exec_sql.insert_execution(tx, values)
+                    tx.audit(
+                        AuditEvent(
+                            AuditEventType.EXECUTION_FAILED,
+                            ACTOR,
+                            exe_id,
+                            {"intent_id": intent.intent_id, "reason": reason, "error": exc.message},
+                        )
+                    )
+                else:
+                    values.update(
+                        executor=plan.executor,
+                        state="queued",
+                        params=_plan_json(plan),
+                        diff=dict(plan.diff),
+                    )
+                    await exec_sql.insert_execution(tx, values)
+                await exec_sql.mark_queue(tx, intent.intent_id, "taken")
+                created.append(exe_id)
+        return created
+
+    async def check_executable(self, intent_id: str) -> str | None:
+        """Return the executor that would carry out a stored intent (None: it is not a change).
+
+        Governance intents (scope expansion) change configuration, not a site.
+
+        :raises NoExecutor: nothing is configured to carry it out, or its diff lacks what
+            the executor needs — said at approval time, not at 3 a.m.
+        """
+        row = await self.store.read_one(
+            "SELECT account, action_type, diff, rationale, domain, change_type, source, "
+            "status, decision, expires_at FROM intents WHERE id = ?",
+            (intent_id,),
+        )
+        if (
+            row is None
+            or row["source"] == "governance"
+            or row["status"] != "pending"
+            or row["decision"] == "BLOCKED"
+            or (row["expires_at"] is not None and row["expires_at"] <= iso(self.clock()))
+        ):
+            return None  # the gate answers these itself (unknown, decided, blocked, expired)
+        intent = IntentView(
+            intent_id=intent_id,
+            account=row["account"],
+            action_type=row["action_type"],
+            diff=_json(row["diff"]),
+            rationale=row["rationale"] or "",
+            domain=row["domain"],
+            change_type=row["change_type"],
+        )
+        try:
+            return plan_change(self.config().executors, intent, self.clock()).executor
+        except InvalidArgument as exc:
+            raise NoExecutor(
+                f"intent {intent_id} cannot be carried out: {exc.message}",
+                details={"intent_id": intent_id, **exc.details},
+            ) from exc
+
+    # -- one execution ---------------------------------------------------------------------
+
+    async def drive(self, exe_id: str) -> exec_sql.ExecutionRow:
+        """Move one execution as far as it can go now; return it."""
+        exe = await self.get(exe_id)
+        if exe.state in ("queued", "waiting", "awaiting_consent"):
+            exe = await self._precheck(exe)
+        if exe.state == "snapshot":
+            exe = await self._snapshot_phase(exe)
+        if exe.state == "ready":
+            exe = await self._start(exe)
+        if exe.state == "running":
+            exe = await self._change_phase(exe)
+        if exe.state == "verifying":
+            exe = await self._verify_phase(exe)
+        return exe
+
+    async def _checks(
+        self, tx: Transaction, exe: exec_sql.ExecutionRow, *, snapshot: bool
+    ) -> ExecutionCheckResult:
+        config = self.config()
+        now = tx.now
+        intent = await tx.fetchone("SELECT status FROM intents WHERE id = ?", (exe.intent_id,))
+        state = await read_global_state(tx.fetchall)
+        tenant_kill = self.policy().for_tenant(exe.tenant).autonomy.kill_switch
+        account = await tx.fetchone(
+            "SELECT trusted_mode FROM accounts WHERE id = ?", (exe.account,)
+        )
+        window = config.window_for(exe.tenant)
+        start, end = limit_day_bounds(now, window)
+        plan = _plan(exe)
+        consent = await ops_sql.active_consent_in_tx(
+            tx, exe.account, self.service(), plan.change.workflow
+        )
+        return check_execution(
+            ExecutionCheckInputs(
+                now=now,
+                intent_status="APPROVED"
+                if intent and intent[0] == "approved"
+                else str(intent[0] if intent else "missing").upper(),
+                kill_switch_on=state.kill_switch or tenant_kill,
+                trusted_mode=account[0] if account else "NONE",
+                count_today=await exec_sql.count_started(tx, exe.tenant, iso(start), iso(end)),
+                consent_present=consent is not None,
+                before_snapshot_captured=snapshot,
+                trusted_mode_required=config.trusted_mode_required,
+                daily_limit=config.daily_limit,
+                window=window,
+            )
+        )
+
+    async def _precheck(self, exe: exec_sql.ExecutionRow) -> exec_sql.ExecutionRow:
+        async with self.store.write(self.clock()) as tx:
+            result = await self._checks(tx, exe, snapshot=True)
+            trace = [t.to_dict() for t in result.trace]
+            if result.proceed:
+                await self._set(
+                    tx, exe, state="snapshot", checks=trace, retry_at=None, reason=None, detail=None
+                )
+            else:
+                await self._hold(tx, exe, result, trace)
+        return await self.get(exe.id)
+
+    async def _hold(
+        self,
+        tx: Transaction,
+        exe: exec_sql.ExecutionRow,
+        result: ExecutionCheckResult,
+        trace: list[dict[str, Any]],
+    ) -> None:
+        """Record a check that did not let the execution run: wait or refuse."""
+        said = result.trace[-1].said if result.trace else ""
+        # The kill switch holds executions rather than dropping them: they go on
+        # once an operator turns it off (SPEC §7: it stops execution, it loses nothing).
+        kill = result.reason is ExecutionReason.KILL_SWITCH_ON
+        if result.outcome is ExecutionOutcome.REFUSE and not kill:
+            await self._set(
+                tx,
+                exe,
+                state="refused",
+                checks=trace,
+                reason=str(result.reason),
+                detail=said,
+                retry_at=None,
+                finished_at=iso(tx.now),
+                before=None,
+            )
+            tx.audit(
+                AuditEvent(
+                    AuditEventType.EXECUTION_FAILED,
+                    ACTOR,
+                    exe.id,
+                    {"intent_id": exe.intent_id, "reason": str(result.reason), "error": said},
+                )
+            )
+            return
+        state = "awaiting_consent" if result.outcome is ExecutionOutcome.WAIT_CONSENT else "waiting"
+        retry = result.retry_at or tx.now + timedelta(seconds=self.config().poll_interval_s)
+        if (exe.state, exe.reason) != (state, str(result.reason)):
+            logger.info("execution {} {}: {}", exe.id, state, said)
+        await self._set(
+            tx,
+            exe,
+            state=state,
+            checks=trace,
+            reason=str(result.reason),
+            detail=said,
+            retry_at=iso(retry),
+            before=None,
+        )
+
+    async def _snapshot_phase(self, exe: exec_sql.ExecutionRow) -> exec_sql.ExecutionRow:
+        plan = _plan(exe)
+        executor = EXECUTORS[exe.executor]
+        try:
+            before = await self._read(exe, plan, "snapshot_op")
+        except OperationFailed as exc:
+            async with self.store.write(self.clock()) as tx:
+                attempts = exe.attempts + 1
+                if attempts < MAX_SNAPSHOT_ATTEMPTS:
+                    await self._set(
+                        tx,
+                        exe,
+                        state="waiting",
+                        reason="SNAPSHOT_FAILED",
+                        attempts=attempts,
+                        detail=f"the before snapshot could not be read ({exc.message}); "
+                        f"trying again (attempt {attempts + 1} of {MAX_SNAPSHOT_ATTEMPTS})",
+                        retry_at=iso(tx.now + SNAPSHOT_RETRY * attempts),
+                        snapshot_op=None,
+                    )
+                else:
+                    result = await self._checks(tx, exe, snapshot=False)
+                    await self._hold(tx, exe, result, [t.to_dict() for t in result.trace])
+                    await self._set(
+                        tx,
+                        exe,
+                        target_state="unchanged",
+                        attempts=attempts,
+                        detail=f"no before snapshot: {exc.message}",
+                    )
+            if attempts >= MAX_SNAPSHOT_ATTEMPTS:
+                await self._publish(exe, BreakerEventKind.EXECUTION_FAILED)
+            return await self.get(exe.id)
+        if executor.finish is not None:
+            plan = executor.finish(plan, before)
+        async with self.store.write(self.clock()) as tx:
+            await self._set(tx, exe, state="ready", before=before, params=_plan_json(plan))
+        return await self.get(exe.id)
+
+    async def _start(self, exe: exec_sql.ExecutionRow) -> exec_sql.ExecutionRow:
+        """Repeat the checks and mark the execution started, in one transaction."""
+        async with self.store.write(self.clock()) as tx:
+            result = await self._checks(tx, exe, snapshot=exe.before is not None)
+            trace = [t.to_dict() for t in result.trace]
+            if not result.proceed:
+                await self._hold(tx, exe, result, trace)
+            else:
+                await self._set(
+                    tx,
+                    exe,
+                    state="running",
+                    checks=trace,
+                    started_at=iso(tx.now),
+                    retry_at=None,
+                    reason=None,
+                    detail=None,
+                )
+                tx.audit(
+                    AuditEvent(
+                        AuditEventType.EXECUTION_STARTED,
+                        ACTOR,
+                        exe.id,
+                        {
+                            "intent_id": exe.intent_id,
+                            "executor": exe.executor,
+                            "workflow": _plan(exe).change.workflow,
+                            "autonomous": exe.autonomous,
+                        },
+                    )
+                )
+        return await self.get(exe.id)
+
+    async def _change_phase(self, exe: exec_sql.ExecutionRow) -> exec_sql.ExecutionRow:
+        plan = _plan(exe)
+        try:
+            op = await self._operation(exe, plan.change, "change_op")
+        except OperationFailed as exc:
+            return await self._fail_change(exe, plan, exc)
+        async with self.store.write(self.clock()) as tx:
+            await self._set(tx, exe, state="verifying", result=op.result)
+        return await self.get(exe.id)
+
+    async def _fail_change(
+        self, exe: exec_sql.ExecutionRow, plan: ChangePlan, exc: OperationFailed
+    ) -> exec_sql.ExecutionRow:
+        executor = EXECUTORS[exe.executor]
+        before = exe.before or {}
+        expected = executor.expected(before, plan) if plan.snapshot else {}
+        state, current = "unknown", None
+        if plan.snapshot is not None:
+            try:
+                current = await self._read(exe, plan, "verify_op")
+                state = target_state(current, before, expected)
+            except OperationFailed as read_exc:
+                logger.warning("execution {}: target unreadable: {}", exe.id, read_exc.message)
+        detail = f"{exc.message}; the target is {_TARGET_WORDS[state]}"
+        async with self.store.write(self.clock()) as tx:
+            await self._set(
+                tx,
+                exe,
+                state="failed",
+                reason=exc.reason,
+                detail=detail,
+                target_state=state,
+                after=current,
+                finished_at=iso(tx.now),
+                result=exc.op.result if exc.op else None,
+            )
+            await self._token(tx, exe, tx.now)
+            tx.audit(
+                AuditEvent(
+                    AuditEventType.EXECUTION_FAILED,
+                    ACTOR,
+                    exe.id,
+                    {
+                        "intent_id": exe.intent_id,
+                        "reason": exc.reason,
+                        "error": exc.message,
+                        "target_state": state,
+                        "operation": exc.op.id if exc.op else None,
+                    },
+                )
+            )
+            incident = None
+            if state != "unchanged":
+                incident = await self.incidents.open_in_tx(
+                    tx,
+                    severity="high",
+                    kind="execution_failed",
+                    title=f"execution {exe.id} ({exe.action_type} on {exe.account}) failed "
+                    f"half-way: the target is {_TARGET_WORDS[state]}",
+                    detail=detail,
+                    ref=exe.id,
+                    tenant=exe.tenant,
+                    account=exe.account,
+                    autonomous=exe.autonomous,
+                )
+        if incident:
+            await self.incidents.announce(incident)
+        await self._publish(exe, BreakerEventKind.EXECUTION_FAILED)
+        return await self.get(exe.id)
+
+    async def _verify_phase(self, exe: exec_sql.ExecutionRow) -> exec_sql.ExecutionRow:
+        plan = _plan(exe)
+        executor = EXECUTORS[exe.executor]
+        after: dict[str, Any] = {}
+        verified: bool | None = None
+        if plan.snapshot is not None:
+            try:
+                after = await self._read(exe, plan, "verify_op")
+                verified = matches(after, executor.expected(exe.before or {}, plan))
+            except OperationFailed as exc:
+                logger.warning("execution {}: after snapshot failed: {}", exe.id, exc.message)
+        else:
+            after = {k: v for k, v in (exe.result or {}).items()}
+        detail = (
+            {
+                True: None,
+                False: "the after snapshot differs from what the change should have produced",
+                None: "the after snapshot could not be read",
+            }[verified]
+            if plan.snapshot is not None
+            else None
+        )
+        async with self.store.write(self.clock()) as tx:
+            await self._set(
+                tx,
+                exe,
+                state="succeeded",
+                after=after,
+                finished_at=iso(tx.now),
+                target_state="applied",
+                detail=detail,
+            )
+            rollback = await self._token(tx, exe, tx.now)
+            tx.audit(
+                AuditEvent(
+                    AuditEventType.EXECUTION_COMPLETED,
+                    ACTOR,
+                    exe.id,
+                    {
+                        "intent_id": exe.intent_id,
+                        "result": exe.result or {},
+                        "verified": verified,
+                        "rollback_token": rollback,
+                    },
+                )
+            )
+        await self._publish(exe, BreakerEventKind.EXECUTION_SUCCEEDED)
+        return await self.get(exe.id)
+
+    async def _token(self, tx: Transaction, exe: exec_sql.ExecutionRow, now: datetime) -> str:
+        executed = _parse(exe.started_at) if exe.started_at else now
+        value = f"rbk_{token.token_hex(12)}"
+        await exec_sql.insert_token(
+            tx,
+            {
+                "token": value,
+                "execution_id": exe.id,
+                "risk": exe.risk,
+                "executed_at": iso(executed),
+                "deadline": iso(rollback_deadline(executed, exe.risk)),
+            },
+        )
+        return value
+
+    # -- browser operations ---------------------------------------------------------------
+
+    async def _read(
+        self, exe: exec_sql.ExecutionRow, plan: ChangePlan, column: str
+    ) -> dict[str, Any]:
+        assert plan.snapshot is not None
+        op = await self._operation(exe, plan.snapshot, column, fresh=True)
+        try:
+            return EXECUTORS[exe.executor].read(op.result)
+        except InvalidArgument as exc:
+            raise OperationFailed(op, exc.message, "BAD_SNAPSHOT") from exc
+
+    async def _operation(
+        self, exe: exec_sql.ExecutionRow, step: Step, column: str, *, fresh: bool = False
+    ) -> ops_sql.OperationRow:
+        """Run (or adopt, after a crash) the operation of one phase and wait for its end.
+
+        ``fresh``: a read-only phase whose earlier operation failed is simply run again.
+        """
+        recorded: str | None = getattr(exe, column)
+        op: ops_sql.OperationRow | None = None
+        if recorded is not None:
+            op = await self.operations.get(recorded)
+            if fresh and op.finished and op.state != "completed":
+                op = None
+        if op is None:
+            op = await self._find_started(exe, step) if not fresh else None
+        if op is None:
+            try:
+                op = await self.operations.start_operation(
+                    step.workflow,
+                    exe.account,
+                    params=dict(step.params),
+                    service=self.service(),
+                    actor=ACTOR,
+                    intent_id=exe.id,
+                )
+            except AgentdError as exc:
+                raise OperationFailed(None, exc.message, exc.code.name) from exc
+            async with self.store.write(self.clock()) as tx:
+                await self._set(tx, exe, **{column: op.id})
+        try:
+            op = await self.operations.wait(op.id, self.config().operation_timeout_s)
+        except TimeoutError:
+            await self.operations.cancel(op.id, ACTOR)
+            op = await self.operations.wait(op.id, 60)
+        if op.state != "completed":
+            message = op.error or f"operation {op.id} ended {op.state}"
+            raise OperationFailed(
+                op, f"{step.workflow}: {message}", (op.reason or op.state).upper()
+            )
+        return op
+
+    async def _find_started(
+        self, exe: exec_sql.ExecutionRow, step: Step
+    ) -> ops_sql.OperationRow | None:
+        row = await self.store.read_one(
+            "SELECT id FROM operations WHERE intent_id = ? AND workflow = ? "
+            "ORDER BY created_at DESC LIMIT 1",
+            (exe.id, step.workflow),
+        )
+        return await self.operations.get(row[0]) if row else None
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    async def _set(self, tx: Transaction, exe: exec_sql.ExecutionRow, **changes: Any) -> None:
+        await exec_sql.update_execution(tx, exe.id, {**changes, "updated_at": iso(tx.now)})
+
+    async def _publish(self, exe: exec_sql.ExecutionRow, kind: BreakerEventKind) -> None:
+        await self.events.publish(
+            BreakerEvent(at=self.clock(), kind=kind, action_type=exe.action_type)
+        )
+
+    async def get(self, exe_id: str) -> exec_sql.ExecutionRow:
+        """Return one execution.
+
+        :raises NotFound: no such execution.
+        """
+        row = await exec_sql.get_execution(self.store, exe_id)
+        if row is None:
+            raise NotFound(f"unknown execution {exe_id!r}", details={"execution": exe_id})
+        return row
+
+    async def list_executions(
+        self, state: str | None = None, limit: int = 200
+    ) -> list[exec_sql.ExecutionRow]:
+        """Return executions, newest first.
+
+        :raises InvalidArgument: unknown state.
+        """
+        if state is not None and state not in (*OPEN_STATES, "ready", *exec_sql.TERMINAL):
+            known = ", ".join((*OPEN_STATES, *sorted(exec_sql.TERMINAL)))
+            raise InvalidArgument(
+                f"unknown execution state {state!r} (one of {known})", details={"field": "status"}
+            )
+        return await exec_sql.list_executions(self.store, state=state, limit=limit)
+
+    async def wait(self, exe_id: str, timeout_s: float = 300.0) -> exec_sql.ExecutionRow:
+        """Wait until an execution is finished; return it.
+
+        :raises TimeoutError: it did not finish in time.
+        """
+        with anyio.fail_after(timeout_s):
+            while True:
+                changed = self._changed
+                exe = await self.get(exe_id)
+                if exe.finished:
+                    return exe
+                with anyio.move_on_after(0.5):
+                    await changed.wait()
+
+    async def show(self, exe_id: str) -> dict[str, Any]:
+        """Return an execution with its token, rollbacks and the operations it ran."""
+        exe = await self.get(exe_id)
+        tok = await exec_sql.token_for_execution(self.store, exe.id)
+        operations = []
+        for column in ("snapshot_op", "change_op", "verify_op"):
+            op_id = getattr(exe, column)
+            if op_id is None:
+                continue
+            op = await self.operations.get(op_id)
+            steps = await self.operations.steps(op_id)
+            operations.append(
+                {
+                    "phase": column.removesuffix("_op"),
+                    "id": op.id,
+                    "workflow": op.workflow,
+                    "state": op.state,
+                    "folder": op.folder,
+                    "screenshots": [s.screenshot for s in steps if s.screenshot],
+                }
+            )
+        rollbacks = await self.store.read_all(
+            "SELECT id FROM executions WHERE rollback_of = ? ORDER BY created_at", (exe.id,)
+        )
+        return {
+            **exe.to_dict(),
+            "rollback_token": tok.to_dict() if tok else None,
+            "operations": operations,
+            "rollbacks": [r[0] for r in rollbacks],
+        }
+
+    # -- recovery --------------------------------------------------------------------------
+
+    async def recover(self) -> list[str]:
+        """Settle executions a stopped process left mid-way; return their ids.
+
+        Read-only phases restart; a ``ready`` execution goes back to its checks
+        (its snapshot may be stale); ``running`` ones adopt their operation
+        when the loop drives them. A rollback left running is failed
+        ``interrupted`` (its token becomes available again) after comparing.
+        """
+        now = self.clock()
+        touched: list[str] = []
+        async with self.store.write(now) as tx:
+            for exe in await exec_sql.executions_in_state(
+                tx, ("ready", "snapshot", "verifying", "running")
+            ):
+                if exe.kind == "rollback":
+                    await self._set(
+                        tx,
+                        exe,
+                        state="failed",
+                        reason="INTERRUPTED",
+                        finished_at=iso(now),
+                        detail="the daemon stopped during the rollback; check the target and "
+                        "run the rollback again",
+                    )
+                    if exe.rollback_of:
+                        original = await exec_sql.token_for_execution_in_tx(tx, exe.rollback_of)
+                        if original is not None and original.state == "in_progress":
+                            await exec_sql.update_token(tx, original.token, {"state": "available"})
+                    tx.audit(
+                        AuditEvent(
+                            AuditEventType.ROLLBACK_FAILED,
+                            ACTOR,
+                            exe.rollback_of,
+                            {"rollback": exe.id, "reason": "INTERRUPTED"},
+                        )
+                    )
+                elif exe.state == "ready":
+                    await self._set(tx, exe, state="queued", before=None)
+                touched.append(exe.id)
+        return touched
+
+    # -- rollback ----------------------------------------------------------------------------
+
+    async def _resolve_token(
+        self, ref: str
+    ) -> tuple[exec_sql.TokenRow | None, exec_sql.ExecutionRow]:
+        if ref.startswith("exe_"):
+            exe = await self.get(ref)
+            return await exec_sql.token_for_execution(self.store, exe.id), exe
+        tok = await exec_sql.get_token(self.store, ref)
+        if tok is None:
+            raise NotFound(f"unknown rollback token {ref!r}", details={"token": ref})
+        return tok, await self.get(tok.execution_id)
+
+    async def _verdict(
+        self, ref: str, now: datetime, *, read_current: bool
+    ) -> tuple[
+        exec_sql.TokenRow | None, exec_sql.ExecutionRow, RollbackVerdict, dict[str, Any] | None
+    ]:
+        tok, exe = await self._resolve_token(ref)
+        executor = EXECUTORS.get(exe.executor)
+        current: dict[str, Any] | None = None
+        current_matches = True
+        if read_current and executor is not None and exe.state == "succeeded" and tok is not None:
+            plan = _plan(exe)
+            if plan.snapshot is not None and tok.state == "available":
+                try:
+                    current = await self._read_plain(exe, plan)
+                    current_matches = matches(current, exe.after or {})
+                except OperationFailed as exc:
+                    raise InvalidState(
+                        f"the target's current values cannot be read ({exc.message}); "
+                        "nothing was changed",
+                        details={"reason": "SNAPSHOT_FAILED"},
+                    ) from exc
+        executed = _parse(tok.executed_at) if tok else _parse(exe.started_at or exe.created_at)
+        verdict = choose_rollback(
+            executed,
+            exe.risk,
+            now,
+            _parse(tok.deadline) if tok else executed,
+            current_matches_after=current_matches,
+            already_rolled_back=tok is not None and tok.state in ("used", "escalated"),
+            is_rollback=exe.kind == "rollback",
+            execution_succeeded=exe.state == "succeeded",
+        )
+        if (
+            verdict.available
+            and verdict.type in (RollbackType.SOFT_UNDO, RollbackType.HARD_UNDO)
+            and executor is not None
+            and not executor.reversible
+        ):
+            verdict = RollbackVerdict(
+                True,
+                RollbackType.ESCALATED_RESTORE,
+                RollbackReason.TARGET_CHANGED if not current_matches else RollbackReason.NO_UNDO,
+                f"a {exe.executor} change has no undo workflow (it cannot be taken back "
+                "automatically): an incident is opened and nothing is changed",
+                verdict.age,
+            )
+        return tok, exe, verdict, current
+
+    async def check_rollback(self, ref: str) -> dict[str, Any]:
+        """Answer whether (and how) a token can be rolled back now, without changing anything."""
+        now = self.clock()
+        tok, exe, verdict, _ = await self._verdict(ref, now, read_current=False)
+        return {
+            "token": tok.token if tok else None,
+            "execution": exe.id,
+            "available": verdict.available and tok is not None and tok.state == "available",
+            "type": str(verdict.type) if verdict.type else None,
+            "reason": str(verdict.reason),
+            "detail": verdict.detail
+            if tok or exe.kind == "rollback"
+            else "this execution has no rollback token (it never started a change)",
+            "deadline": tok.deadline if tok else None,
+            "state": tok.state if tok else None,
+            "risk": exe.risk,
+            "executor": exe.executor,
+            "note": "the target's current values are compared when the rollback runs",
+        }
+
+    async def rollback(self, ref: str, *, reason: str, actor: str) -> dict[str, Any]:
+        """Roll back the execution of a token (see SPEC §6's table); return what happened.
+
+        :raises NotFound: unknown token.
+        :raises InvalidState: refused (used, expired, failed execution, a rollback,
+            the target unreadable); ``details["reason"]`` is the stable code.
+        :raises Conflict: a rollback of this token is already running.
+        """
+        if not reason or not reason.strip():
+            raise InvalidArgument("say why (--reason)", details={"field": "reason"})
+        now = self.clock()
+        tok, exe, verdict, current = await self._verdict(ref, now, read_current=True)
+        if tok is not None and tok.state == "in_progress":
+            raise Conflict(
+                f"a rollback of {exe.id} is already running", details={"token": tok.token}
+            )
+        if not verdict.available or tok is None:
+            if not verdict.available:
+                why, code = verdict.detail, str(verdict.reason)
+            else:
+                why, code = "this execution has no rollback token", "NO_TOKEN"
+            await self._audit_refusal(actor, exe, tok, code, why)
+            raise InvalidState(
+                f"rollback refused: {why}", details={"reason": code, "execution": exe.id}
+            )
+        if verdict.type is RollbackType.ESCALATED_RESTORE:
+            return await self._escalate(tok, exe, verdict, current, reason, actor)
+        return await self._undo(tok, exe, verdict, current, reason, actor)
+
+    async def _audit_refusal(
+        self,
+        actor: str,
+        exe: exec_sql.ExecutionRow,
+        tok: exec_sql.TokenRow | None,
+        code: str,
+        why: str,
+    ) -> None:
+        async with self.store.write(self.clock()) as tx:
+            tx.audit(
+                AuditEvent(
+                    AuditEventType.ROLLBACK_FAILED,
+                    actor,
+                    exe.id,
+                    {"refused": code, "detail": why, "token": tok.token if tok else None},
+                )
+            )
+
+    async def _escalate(
+        self,
+        tok: exec_sql.TokenRow,
+        exe: exec_sql.ExecutionRow,
+        verdict: RollbackVerdict,
+        current: dict[str, Any] | None,
+        reason: str,
+        actor: str,
+    ) -> dict[str, Any]:
+        async with self.store.write(self.clock()) as tx:
+            fresh = await exec_sql.token_in_tx(tx, tok.token)
+            if fresh is None or fresh.state != "available":
+                raise Conflict(
+                    f"token {tok.token} changed meanwhile ({fresh.state if fresh else 'gone'})"
+                )
+            await exec_sql.update_token(
+                tx, tok.token, {"state": "escalated", "used_at": iso(tx.now), "used_by": actor}
+            )
+            incident = await self.incidents.open_in_tx(
+                tx,
+                severity="high",
+                kind="rollback_escalated",
+                title=f"rollback of {exe.id} ({exe.action_type} on {exe.account}) needs a person",
+                detail=f"{verdict.detail}. Requested by {actor}: {reason}",
+                ref=exe.id,
+                tenant=exe.tenant,
+                account=exe.account,
+                autonomous=exe.autonomous,
+            )
+            tx.audit(
+                AuditEvent(
+                    AuditEventType.ROLLBACK_ESCALATED,
+                    actor,
+                    exe.id,
+                    {
+                        "token": tok.token,
+                        "reason": reason,
+                        "why": str(verdict.reason),
+                        "incident": incident,
+                        "current": current,
+                    },
+                )
+            )
+        await self.incidents.announce(incident)
+        return {
+            "execution": exe.id,
+            "type": str(RollbackType.ESCALATED_RESTORE),
+            "state": "escalated",
+            "incident": incident,
+            "detail": verdict.detail,
+        }
+
+    async def _undo(
+        self,
+        tok: exec_sql.TokenRow,
+        exe: exec_sql.ExecutionRow,
+        verdict: RollbackVerdict,
+        current: dict[str, Any] | None,
+        reason: str,
+        actor: str,
+    ) -> dict[str, Any]:
+        executor = EXECUTORS[exe.executor]
+        plan = _plan(exe)
+        hard = verdict.type is RollbackType.HARD_UNDO
+        step = executor.undo(plan, exe.before or {}, exe.after or {}, exe.result or {}, hard)
+        if step is None:
+            raise InvalidState(
+                f"execution {exe.id} has nothing to undo with", details={"reason": "NO_UNDO"}
+            )
+        rb_id = f"exe_{token.token_hex(8)}"
+        async with self.store.write(self.clock()) as tx:
+            fresh = await exec_sql.token_in_tx(tx, tok.token)
+            if fresh is None or fresh.state != "available":
+                raise Conflict(
+                    f"token {tok.token} changed meanwhile ({fresh.state if fresh else 'gone'})"
+                )
+            await exec_sql.update_token(tx, tok.token, {"state": "in_progress"})
+            await exec_sql.insert_execution(
+                tx,
+                {
+                    "id": rb_id,
+                    "kind": "rollback",
+                    "intent_id": exe.intent_id,
+                    "rollback_of": exe.id,
+                    "rollback_type": str(verdict.type),
+                    "tenant": exe.tenant,
+                    "account": exe.account,
+                    "action_type": exe.action_type,
+                    "executor": exe.executor,
+                    "risk": exe.risk,
+                    "autonomous": False,
+                    "state": "running",
+                    "params": {"change": {"workflow": step.workflow, "params": dict(step.params)}},
+                    "before": current or exe.after,
+                    "diff": {k: (exe.before or {}).get(k) for k in (exe.diff or {})},
+                    "detail": reason,
+                    "created_at": iso(tx.now),
+                    "updated_at": iso(tx.now),
+                    "started_at": iso(tx.now),
+                },
+            )
+        rb = await self.get(rb_id)
+        try:
+            op = await self._operation(rb, step, "change_op")
+        except OperationFailed as exc:
+            return await self._undo_failed(tok, exe, rb, exc, actor)
+        after: dict[str, Any] = {}
+        restored = True
+        if plan.snapshot is not None:
+            try:
+                after = await self._read(rb, plan, "verify_op")
+                fields = list(exe.before or {}) if hard else list(exe.diff or {})
+                restored = all(after.get(f) == (exe.before or {}).get(f) for f in fields)
+            except OperationFailed as exc:
+                logger.warning("rollback {}: after snapshot failed: {}", rb_id, exc.message)
+                restored = False
+        if not restored:
+            failure = OperationFailed(
+                op, "the undo ran but the target does not show the old values", "NOT_RESTORED"
+            )
+            return await self._undo_failed(tok, exe, rb, failure, actor, after=after)
+        async with self.store.write(self.clock()) as tx:
+            await self._set(
+                tx,
+                rb,
+                state="succeeded",
+                after=after,
+                result=op.result,
+                finished_at=iso(tx.now),
+                target_state="applied",
+            )
+            await exec_sql.update_token(
+                tx,
+                tok.token,
+                {
+                    "state": "used",
+                    "used_at": iso(tx.now),
+                    "used_by": actor,
+                    "rollback_execution": rb_id,
+                },
+            )
+            tx.audit(
+                AuditEvent(
+                    AuditEventType.EXECUTION_ROLLED_BACK,
+                    actor,
+                    exe.id,
+                    {
+                        "token": tok.token,
+                        "type": str(verdict.type),
+                        "rollback": rb_id,
+                        "reason": reason,
+                    },
+                )
+            )
+        await self._publish(exe, BreakerEventKind.EXECUTION_ROLLED_BACK)
+        self._notify()
+        return {
+            "execution": exe.id,
+            "type": str(verdict.type),
+            "state": "rolled_back",
+            "rollback": rb_id,
+            "restored": after,
+            "detail": verdict.detail,
+        }
+
+    async def _undo_failed(
+        self,
+        tok: exec_sql.TokenRow,
+        exe: exec_sql.ExecutionRow,
+        rb: exec_sql.ExecutionRow,
+        exc: OperationFailed,
+        actor: str,
+        *,
+        after: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        async with self.store.write(self.clock()) as tx:
+            await self._set(
+                tx,
+                rb,
+                state="failed",
+                reason=exc.reason,
+                detail=exc.message,
+                after=after,
+                finished_at=iso(tx.now),
+                target_state="unknown",
+            )
+            await exec_sql.update_token(tx, tok.token, {"state": "available"})
+            incident = await self.incidents.open_in_tx(
+                tx,
+                severity="high",
+                kind="rollback_failed",
+                title=f"rollback of {exe.id} ({exe.action_type} on {exe.account}) failed",
+                detail=exc.message,
+                ref=exe.id,
+                tenant=exe.tenant,
+                account=exe.account,
+                autonomous=exe.autonomous,
+            )
+            tx.audit(
+                AuditEvent(
+                    AuditEventType.ROLLBACK_FAILED,
+                    actor,
+                    exe.id,
+                    {
+                        "token": tok.token,
+                        "rollback": rb.id,
+                        "reason": exc.reason,
+                        "error": exc.message,
+                        "incident": incident,
+                    },
+                )
+            )
+        await self.incidents.announce(incident)
+        self._notify()
+        raise InvalidState(
+            f"rollback failed: {exc.message} (incident {incident}; the token stays usable)",
+            details={"reason": "ROLLBACK_FAILED", "rollback": rb.id, "incident": incident},
+        )
+
+    async def _read_plain(self, exe: exec_sql.ExecutionRow, plan: ChangePlan) -> dict[str, Any]:
+        """Read the target's current values with a fresh snapshot operation (not recorded)."""
+        assert plan.snapshot is not None
+        try:
+            op = await self.operations.start_operation(
+                plan.snapshot.workflow,
+                exe.account,
+                params=dict(plan.snapshot.params),
+                service=self.service(),
+                actor=ACTOR,
+                intent_id=exe.id,
+            )
+        except AgentdError as err:
+            raise OperationFailed(None, err.message, err.code.name) from err
+        op = await self.operations.wait(op.id, self.config().operation_timeout_s)
+        if op.state != "completed":
+            raise OperationFailed(op, op.error or op.state, (op.reason or op.state).upper())
+        try:
+            return EXECUTORS[exe.executor].read(op.result)
+        except InvalidArgument as err:
+            raise OperationFailed(op, err.message, "BAD_SNAPSHOT") from err
+
+    async def extend(self, ref: str, until: datetime, *, reason: str, actor: str) -> dict[str, Any]:
+        """Move a token's deadline later (ROLLBACK_DEADLINE_EXTENDED).
+
+        :raises InvalidArgument: ``until`` not later, too far, or no reason.
+        :raises InvalidState: the token is used, escalated or expired.
+        """
+        if not reason or not reason.strip():
+            raise InvalidArgument("say why (--reason)", details={"field": "reason"})
+        if until.tzinfo is None:
+            raise InvalidArgument("--until needs a time zone (e.g. 2026-12-01T12:00:00Z)")
+        tok, exe = await self._resolve_token(ref)
+        if tok is None:
+            raise InvalidState(
+                f"execution {exe.id} has no rollback token", details={"reason": "NO_TOKEN"}
+            )
+        now = self.clock()
+        async with self.store.write(now) as tx:
+            fresh = await exec_sql.token_in_tx(tx, tok.token)
+            assert fresh is not None
+            if fresh.state != "available":
+                raise InvalidState(
+                    f"token {tok.token} is {fresh.state}; only an available token can be extended",
+                    details={"reason": "TOKEN_NOT_AVAILABLE"},
+                )
+            new = extend_deadline(_parse(fresh.deadline), until, now)
+            record = {
+                "from": fresh.deadline,
+                "until": iso(new),
+                "by": actor,
+                "reason": reason,
+                "at": iso(now),
+            }
+            await exec_sql.update_token(
+                tx, tok.token, {"deadline": iso(new), "extensions": [*fresh.extensions, record]}
+            )
+            tx.audit(
+                AuditEvent(
+                    AuditEventType.ROLLBACK_DEADLINE_EXTENDED,
+                    actor,
+                    exe.id,
+                    {"token": tok.token, **record},
+                )
+            )
+        updated = await exec_sql.get_token(self.store, tok.token)
+        assert updated is not None
+        return updated.to_dict()
+
+    async def tokens(self) -> list[exec_sql.TokenRow]:
+        """Return every rollback token, newest first."""
+        return await exec_sql.list_tokens(self.store)
+
+
+_TARGET_WORDS = {
+    "unchanged": "unchanged (as before the change)",
+    "partial": "partly changed",
+    "applied": "changed as intended (the failure came after the change)",
+    "unknown": "in an unknown state (it could not be read)",
+}
+
+
+def _json(raw: str | None) -> dict[str, Any]:
+    import json
+
+    value = json.loads(raw) if raw else {}
+    return value if isinstance(value, dict) else {}
+
+
+def _plan_json(plan: ChangePlan) -> dict[str, Any]:
+    return {
+        "change": {"workflow": plan.change.workflow, "params": dict(plan.change.params)},
+        "snapshot": (
+            {"workflow": plan.snapshot.workflow, "params": dict(plan.snapshot.params)}
+            if plan.snapshot
+            else None
+        ),
+    }
+
+
+def _plan(exe: exec_sql.ExecutionRow) -> ChangePlan:
+    params: Mapping[str, Any] = exe.params or {}
+    change = params.get("change") or {"workflow": "", "params": {}}
+    snap = params.get("snapshot")
+    return ChangePlan(
+        exe.executor,
+        Step(change["workflow"], change["params"]),
+        Step(snap["workflow"], snap["params"]) if snap else None,
+        exe.diff or {},
+    )

@@ -1,0 +1,148 @@
+"""The executor registry: plans, validation, snapshots and undo steps, as plain tables."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from agentd.core.executors import (
+    EXECUTORS,
+    IntentView,
+    next_business_day,
+    plan_change,
+    target_state,
+)
+from agentd.errors import InvalidArgument
+from agentd.exec_config import DEFAULT_EXECUTORS, ExecutionConfig
+
+NOW = datetime(2026, 11, 27, 15, 0, tzinfo=UTC)  # a Friday
+
+
+def intent(
+    action: str, diff: dict, domain: str | None = None, change: str | None = None
+) -> IntentView:
+    return IntentView("int_1", "acme", action, diff, "because", domain, change)
+
+
+@pytest.mark.parametrize(
+    ("action", "domain", "change", "executor", "workflow"),
+    [
+        ("send_follow_up_email", None, None, "message", "send_follow_up_message"),
+        ("schedule_meeting", None, None, "meeting", "schedule_meeting"),
+        ("log_interaction", None, None, "note", "add_note"),
+        ("update_account_context", None, None, "note", "add_note"),
+        ("update_account_context", "seo", "meta_update", "product_seo", "product_seo_update"),
+        ("anything", "API", "api_key_setup", "api_key", "api_key_generation"),
+    ],
+)
+def test_default_mapping(
+    action: str, domain: str | None, change: str | None, executor: str, workflow: str
+) -> None:
+    diff = {"product_id": "101", "seo_title": "T", "note": "n"}
+    plan = plan_change(DEFAULT_EXECUTORS, intent(action, diff, domain, change), NOW)
+    assert (plan.executor, plan.change.workflow) == (executor, workflow)
+
+
+def test_defaults_fill_what_the_diff_leaves_out() -> None:
+    plan = plan_change(DEFAULT_EXECUTORS, intent("schedule_meeting", {}), NOW)
+    assert dict(plan.change.params) == {
+        "account": "acme",
+        "title": "Follow-up meeting",
+        "date": "2026-11-30",  # the next business day after a Friday
+        "time": "10:00",
+        "duration": "30",
+    }
+    message = plan_change(DEFAULT_EXECUTORS, intent("send_follow_up_email", {}), NOW)
+    assert message.change.params["body"] == "because"  # the rationale
+    assert next_business_day(datetime(2026, 11, 23, tzinfo=UTC)).isoformat() == "2026-11-24"
+
+
+@pytest.mark.parametrize(
+    ("action", "diff", "domain", "change", "field"),
+    [
+        ("schedule_meeting", {"duration": 25}, None, None, "duration"),
+        ("schedule_meeting", {"date": "tomorrow"}, None, None, "date"),
+        ("schedule_meeting", {"date": "2020-01-01"}, None, None, "date"),
+        ("send_follow_up_email", {"subject": ""}, None, None, "subject"),
+        ("send_follow_up_email", {"subject": ["a"]}, None, None, "subject"),
+        ("send_follow_up_email", {"body": "x" * 5000}, None, None, "body"),
+        ("update_account_context", {"seo_title": "T"}, "SEO", "meta_update", "product_id"),
+        ("update_account_context", {"product_id": "abc"}, "SEO", "meta_update", "product_id"),
+        ("update_account_context", {"product_id": "1"}, "SEO", "meta_update", "seo_title"),
+        ("x", {"permissions": "admin"}, "API", "api_key_setup", "permissions"),
+    ],
+)
+def test_bad_diffs_name_the_field(
+    action: str, diff: dict, domain: str | None, change: str | None, field: str
+) -> None:
+    with pytest.raises(InvalidArgument) as info:
+        plan_change(DEFAULT_EXECUTORS, intent(action, diff, domain, change), NOW)
+    assert info.value.details["field"] == field
+
+
+def test_no_executor_is_a_clear_error() -> None:
+    with pytest.raises(InvalidArgument) as info:
+        plan_change(DEFAULT_EXECUTORS, intent("send_proposal", {}), NOW)
+    assert info.value.details["reason"] == "NO_EXECUTOR"
+    assert "send_proposal" in info.value.message
+
+
+def test_config_refuses_an_unknown_executor() -> None:
+    with pytest.raises(ValueError, match="unknown"):
+        ExecutionConfig(executors={"send_follow_up_email": "carrier_pigeon"})
+
+
+def test_seo_undo_soft_writes_back_only_the_diffed_field_hard_restores_all() -> None:
+    seo = EXECUTORS["product_seo"]
+    plan = seo.plan(intent("u", {"product_id": "7", "seo_title": "New"}, "SEO", "meta_update"), NOW)
+    before = {"seo_title": "Old", "meta_description": "Old meta"}
+    assert seo.finish is not None
+    plan = seo.finish(plan, before)
+    assert plan.change.params["meta_description"] == "Old meta"
+    assert seo.expected(before, plan) == {"seo_title": "New", "meta_description": "Old meta"}
+    after = {"seo_title": "New", "meta_description": "Edited meanwhile"}
+    soft = seo.undo(plan, before, after, {}, False)
+    hard = seo.undo(plan, before, after, {}, True)
+    assert soft is not None and hard is not None
+    assert dict(soft.params) == {
+        "product_id": "7",
+        "seo_title": "Old",
+        "meta_description": "Edited meanwhile",
+    }
+    assert dict(hard.params) == {
+        "product_id": "7",
+        "seo_title": "Old",
+        "meta_description": "Old meta",
+    }
+
+
+def test_counters_and_irreversible_executors() -> None:
+    note = EXECUTORS["note"]
+    plan = note.plan(intent("log_interaction", {"note": "hi"}), NOW)
+    assert note.read({"note_count": " 3 ", "meeting_count": "1"}) == {"note_count": 3}
+    with pytest.raises(InvalidArgument):
+        note.read({"note_count": "three"})
+    assert note.expected({"note_count": 3}, plan) == {"note_count": 4}
+    assert note.undo(plan, {}, {}, {}, True) is None and not note.reversible
+    key = EXECUTORS["api_key"]
+    key_plan = key.plan(intent("x", {}, "API", "api_key_setup"), NOW)
+    assert key_plan.snapshot is None and key.reversible
+    undo = key.undo(key_plan, {}, {}, {"key_id": "12"}, False)
+    assert undo is not None and (undo.workflow, dict(undo.params)) == (
+        "api_key_revocation",
+        {"key_id": "12"},
+    )
+
+
+@pytest.mark.parametrize(
+    ("current", "state"),
+    [
+        ({"a": 1, "b": 1}, "unchanged"),
+        ({"a": 2, "b": 2}, "applied"),
+        ({"a": 2, "b": 1}, "partial"),
+    ],
+)
+def test_target_state_after_a_failure(current: dict, state: str) -> None:
+    assert target_state(current, {"a": 1, "b": 1}, {"a": 2, "b": 2}) == state
+    assert target_state(current, {}, {}) == "unknown"
