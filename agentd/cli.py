@@ -79,6 +79,25 @@ def cmd_demo(ns: argparse.Namespace) -> int:
     return run_demo(state_dir=ns.dir, keep_running=ns.keep_running)
 
 
+def cmd_backup(ns: argparse.Namespace) -> int:
+    """Copy the store consistently while the daemon runs."""
+    import json
+    from pathlib import Path
+
+    from agentd.backup import backup_database
+
+    settings = _load(ns.config)
+    result = backup_database(settings.database_path, Path(ns.dest), progress=not ns.json)
+    if ns.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(
+            f"backed up {result['source']} to {result['backup']} ({result['bytes']} bytes, "
+            f"schema v{result['schema_version']}, {result['audit_records']} audit records)"
+        )
+    return 0
+
+
 def _demo_site(argv: list[str]) -> int:
     from agentd.demosite.cli import main as demo_site_main
 
@@ -161,6 +180,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="leave the daemon running for exploration with agentctl",
     )
     p.set_defaults(run=cmd_demo)
+
+    p = sub.add_parser(
+        "backup",
+        help="Copy the store (SQLite online backup) while the daemon runs.",
+        description="Write a consistent, verified copy of the database to DEST (atomically). "
+        "The vault key is not included: keep it apart.",
+        epilog="Example: agentd backup /var/backups/agentd/agentd-$(date +%%F).sqlite3",
+    )
+    p.add_argument("dest", metavar="DEST", help="backup file (or an existing folder)")
+    p.add_argument("--config", metavar="PATH", help="configuration file")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(run=cmd_backup)
 
     for name, (_, summary, example) in PASSTHROUGH.items():
         p = sub.add_parser(

@@ -1,17 +1,26 @@
 """``agentd demo``: the product doing its job on an embedded default.
 
-It starts the daemon on a demo state folder (SQLite inside), talks to it over
-the control socket as an operator would, shows what happened, and stops it.
+It starts the demo back-office and the daemon on a demo state folder (SQLite
+inside), talks to the daemon over the control socket as an operator would —
+accounts, vault, consent, intents through the gate, an approval, executions
+in real Chromium with screenshots, a rollback — shows what happened, and
+stops both (or leaves them running with ``--keep-running``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
+import secrets
 import shutil
+import socket
+import subprocess
 import sys
 import tempfile
+import time
+import urllib.request
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -21,14 +30,27 @@ from agentd.ctl import render
 from agentd.ctl.client import call
 from agentd.errors import AgentdError
 from agentd.supervise import DaemonFailed, DaemonProcess
+from agentd.vault import generate_key_file
 
 MARKER = ".agentd-demo"
 DEMO_CONFIG = """# Written by agentd demo: the shipped defaults, with autonomy raised to L3+
-# so that LOW-risk allowlisted actions auto-execute.
+# so that LOW-risk allowlisted actions auto-execute, the vault key in the demo
+# folder and the demo back-office as the browser agents' target.
 [autonomy]
 level = "L3+"
+
+[vault]
+key_file = "{key}"
+
+[browser.services.backoffice]
+base_url = "{site}"
+
+[execution]
+poll_interval_s = 0.5
 """
-STEPS = 5
+STEPS = 8
+SITE_TIMEOUT_S = 20.0
+EXECUTION_TIMEOUT_S = 240.0
 
 
 def _say(text: str) -> None:
@@ -54,6 +76,102 @@ def _socket_path(state_dir: Path) -> Path:
     return Path(tempfile.gettempdir()) / f"agentd-demo-{digest}.sock"
 
 
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+class _Site:
+    """The demo back-office, served by ``agentd demo-site`` in a child process."""
+
+    def __init__(self, root: Path, keep_running: bool) -> None:
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.password = secrets.token_urlsafe(12)
+        self.token = secrets.token_urlsafe(18)
+        self.log = open(root / "demo-site.log", "ab")
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "agentd",
+                "demo-site",
+                "--port",
+                str(self.port),
+                "--admin-password",
+                self.password,
+                "--control-token",
+                self.token,
+            ],
+            stdout=self.log,
+            stderr=self.log,
+            stdin=subprocess.DEVNULL,
+            start_new_session=keep_running,
+        )
+        deadline = time.monotonic() + SITE_TIMEOUT_S
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    return
+            except OSError:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    self.stop()
+                    raise SystemExit(
+                        f"agentd demo: the demo back-office did not start; see {root}/demo-site.log"
+                    ) from None
+                time.sleep(0.1)
+
+    def control(self, action: str, body: dict[str, Any] | None = None) -> None:
+        """Tell the site to fail (or stop failing) on purpose."""
+        request = urllib.request.Request(
+            f"{self.url}/__control/{action}",
+            data=json.dumps(body or {}).encode(),
+            headers={"X-Control-Token": self.token, "Content-Type": "application/json"},
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            answer.read()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+FINISHED = ("succeeded", "failed", "refused")
+
+
+def _watch_executions(sock: Path, expected: int) -> list[dict[str, Any]]:
+    """Show each execution's progress until ``expected`` have finished; return them."""
+    seen: dict[str, str] = {}
+    deadline = time.monotonic() + EXECUTION_TIMEOUT_S
+    rows: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        rows = [r for r in call(sock, "executions.list")["executions"] if r["kind"] == "change"]
+        for r in sorted(rows, key=lambda r: r["created_at"]):
+            label = r["state"] + (f" ({r['reason']})" if r.get("reason") else "")
+            if seen.get(r["id"]) != label:
+                seen[r["id"]] = label
+                done = sum(1 for x in rows if x["state"] in FINISHED)
+                _say(f"      [{done}/{expected}] {r['action_type']:<24} {r['account']:<10} {label}")
+        if len(rows) >= expected and all(r["state"] in FINISHED for r in rows):
+            break
+        time.sleep(0.3)
+    return rows
+
+
+def _screenshots(root: Path) -> list[Path]:
+    folder = root / "operations"
+    return [p for p in folder.rglob("*") if p.suffix in (".png", ".jpg", ".jpeg")]
+
+
 def run_demo(state_dir: str | os.PathLike[str] = "demo-state", keep_running: bool = False) -> int:
     """Run the demo; return the exit status."""
     root = Path(state_dir).absolute()
@@ -64,31 +182,67 @@ def run_demo(state_dir: str | os.PathLike[str] = "demo-state", keep_running: boo
         "AGENTD_SOCKET_PATH": str(sock),
         "AGENTD_LOG_DIR": str(root / "logs"),
     }
-    config = root / "agentd.toml"
-    config.write_text(DEMO_CONFIG)
-    env["AGENTD_CONFIG"] = str(config)
     _say(f"agentd demo: state folder {root}")
-    _say(f"[1/{STEPS}] starting the daemon (agentd serve) ...")
+    _say(f"[1/{STEPS}] starting the demo back-office and the daemon (agentd serve) ...")
+    site = _Site(root, keep_running)
+    _say(f"      back-office: {site.url} (login admin / {site.password})")
+    key = root / "vault.key"
+    generate_key_file(key)
+    config = root / "agentd.toml"
+    config.write_text(DEMO_CONFIG.format(key=key, site=site.url))
+    env["AGENTD_CONFIG"] = str(config)
     daemon = DaemonProcess(env, log_path=root / "daemon.log", detach=keep_running)
     try:
         daemon.wait_ready(60)
     except DaemonFailed as exc:
         daemon.stop()
         daemon.close()
+        site.stop()
         _say(f"agentd demo: the daemon did not start: {exc}; see {root / 'daemon.log'}")
         return 1
+    try:
+        return _run(root, sock, daemon, site, keep_running)
+    except BaseException:
+        if not keep_running:
+            daemon.stop()
+            daemon.close()
+            site.stop()
+        raise
+
+
+def _run(root: Path, sock: Path, daemon: DaemonProcess, site: _Site, keep_running: bool) -> int:
     _say(f"      ready: pid {daemon.pid}, socket {sock}")
     status = call(sock, "status")
     _say(f"      schema version {status['schema_version']}, database {status['store']['location']}")
     data = resources.files("agentd.demo_data")
-    _say(f"[2/{STEPS}] importing the demo accounts (agentctl accounts import accounts.csv) ...")
+    _say(
+        f"[2/{STEPS}] importing the demo accounts; their back-office login goes into the vault "
+        "and their consent is recorded ..."
+    )
     imported = call(
         sock,
         "accounts.import",
         {"name": "accounts.csv"},
         upload=io.BytesIO(data.joinpath("accounts.csv").read_bytes()),
     )
-    _say(f"      {imported['imported']} accounts")
+    accounts = [a["id"] for a in call(sock, "accounts.list")["accounts"]]
+    for account in accounts:
+        for name, value in (("admin_user", "admin"), ("admin_password", site.password)):
+            call(
+                sock,
+                "secret.set",
+                {"account": account, "service": "backoffice", "name": name},
+                upload=io.BytesIO(value.encode()),
+            )
+        call(
+            sock,
+            "consent.grant",
+            {"account": account, "service": "backoffice", "permissions": ["read", "write"]},
+        )
+    _say(
+        f"      {imported['imported']} accounts, {2 * len(accounts)} secrets, "
+        f"{len(accounts)} consents"
+    )
     _say(
         f"[3/{STEPS}] proposing actions through the gate "
         "(agentctl propose --file intents.jsonl) ..."
@@ -100,12 +254,12 @@ def run_demo(state_dir: str | os.PathLike[str] = "demo-state", keep_running: boo
         upload=io.BytesIO(data.joinpath("intents.jsonl").read_bytes()),
     )
     decided = [r for r in batch["results"] if "decision" in r]
-    accounts = {r["intent_id"]: r for r in call(sock, "intents.list", {"limit": 100})["intents"]}
+    intents = {r["intent_id"]: r for r in call(sock, "intents.list", {"limit": 100})["intents"]}
     rows = [
         {
             **r,
-            "account": accounts[r["intent_id"]]["account"],
-            "action": accounts[r["intent_id"]]["action_type"],
+            "account": intents[r["intent_id"]]["account"],
+            "action": intents[r["intent_id"]]["action_type"],
         }
         for r in decided
     ]
@@ -133,26 +287,44 @@ def run_demo(state_dir: str | os.PathLike[str] = "demo-state", keep_running: boo
             f"approved by {approved['decided_by']}, handed to execution"
         )
     queue = call(sock, "queue")["queue"]
+    _say(
+        f"[5/{STEPS}] executing the approved intents in Chromium against the back-office "
+        "(agentctl executions) ..."
+    )
+    executions = _watch_executions(sock, len(queue))
+    succeeded = [r for r in executions if r["state"] == "succeeded"]
+    _say(
+        f"      {len(succeeded)} of {len(executions)} succeeded; "
+        f"{len(_screenshots(root))} screenshots so far"
+    )
+    _say(f"[6/{STEPS}] rolling back one executed change (agentctl rollback TOKEN) ...")
+    rolled: dict[str, Any] | None = None
+    for r in succeeded:
+        token = call(sock, "execution.show", {"id": r["id"]})["rollback_token"]
+        check = call(sock, "rollback.check", {"token": token["token"]})
+        if check["available"] and check["type"] in ("SOFT_UNDO", "HARD_UNDO"):
+            rolled = call(
+                sock,
+                "rollback.run",
+                {"token": token["token"], "reason": "the demo operator changed their mind"},
+                timeout=300,
+            )
+            _say(
+                f"      {r['action_type']} on {r['account']}: {rolled['type']} by "
+                f"{rolled['rollback']}; restored {rolled['restored']}"
+            )
+            break
+    if rolled is None:
+        _say("      no change could be undone automatically")
+    _say(f"[7/{STEPS}] writing the daily digest (agentctl run-task daily_digest_generation) ...")
+    call(sock, "task.run", {"name": "daily_digest_generation", "wait": True}, timeout=120)
+    digest = call(sock, "digest", {})
+    _say(f"      {digest.get('path')}")
     verdict = call(sock, "audit.verify")
     _say(
         f"      hand-off queue: {len(queue)} intents; audit trail intact: {verdict['intact']} "
         f"({verdict['count']} records)"
     )
-    if keep_running:
-        daemon.close()
-        _say(f"[5/{STEPS}] leaving the daemon running. Explore it with:")
-        _say(f"      export AGENTD_SOCKET_PATH={sock}")
-        _say("      agentctl status; agentctl pending; agentctl explain INTENT")
-        _say(f"      kill {daemon.pid}   # to stop it")
-        return 0
-    _say(f"[5/{STEPS}] stopping the daemon (SIGTERM) ...")
-    code = daemon.stop()
-    stopping = daemon.saw("STOPPING", "1")
-    daemon.close()
-    how = "cleanly" if code == 0 and stopping else f"with status {code}"
-    _say(f"      stopped {how}.")
-    _say("")
-    _say("Summary")
     summary = {
         "accounts": imported["imported"],
         "intents decided": len(decided),
@@ -161,14 +333,43 @@ def run_demo(state_dir: str | os.PathLike[str] = "demo-state", keep_running: boo
         "approved by a person": 1 if approved else 0,
         "blocked": batch["counts"].get("BLOCKED", 0),
         "handed to execution": len(queue),
+        "executions succeeded": len(succeeded),
+        "executions failed": sum(1 for r in executions if r["state"] != "succeeded"),
+        "rolled back": 1 if rolled else 0,
+        "screenshots": len(_screenshots(root)),
         "audit records": verdict["count"],
+    }
+    paths = {
         "state folder": str(root),
         "database": status["store"]["location"],
+        "digest": str(digest.get("path")),
+        "screenshots folder": str(root / "operations"),
         "daemon log": str(root / "daemon.log"),
         "json log": status["log_file"],
     }
+    if keep_running:
+        daemon.close()
+        _say(f"[8/{STEPS}] leaving the daemon and the back-office running. Explore with:")
+        _say(f"      export AGENTD_SOCKET_PATH={sock}")
+        _say("      agentctl status; agentctl executions; agentctl pending; agentctl incidents")
+        _say(f"      kill {daemon.pid} {site.proc.pid}   # to stop them")
+        code = 0
+    else:
+        _say(f"[8/{STEPS}] stopping the daemon (SIGTERM) and the back-office ...")
+        code = daemon.stop()
+        stopping = daemon.saw("STOPPING", "1")
+        daemon.close()
+        site.stop()
+        how = "cleanly" if code == 0 and stopping else f"with status {code}"
+        _say(f"      stopped {how}.")
+    _say("")
+    _say("Summary")
     _say(render.kv(summary))
-    _say("Next: agentd demo --keep-running, then agentctl pending / explain INTENT / audit tail")
+    _say(render.kv(paths))
+    _say(
+        "Next: agentd demo --keep-running, then agentctl executions / execution show ID / "
+        "rollback check TOKEN / pending / explain INTENT / audit tail"
+    )
     return 0 if code == 0 else 1
 
 

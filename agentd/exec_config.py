@@ -16,6 +16,7 @@ from agentd.sections import Section
 DEFAULT_EXECUTORS: dict[str, str] = {
     "send_follow_up_email": "message",
     "send_routine_response": "message",
+    "send_chat_message": "message",
     "schedule_meeting": "meeting",
     "update_account_context": "note",
     "log_interaction": "note",

@@ -21,6 +21,7 @@ STATES = (
     "waiting",
     "awaiting_consent",
     "snapshot",
+    "ready",
     "running",
     "verifying",
     "succeeded",

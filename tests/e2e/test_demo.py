@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 
 def test_demo_runs_and_its_summary_matches_the_store(short_tmp: Path) -> None:
@@ -17,7 +20,7 @@ def test_demo_runs_and_its_summary_matches_the_store(short_tmp: Path) -> None:
         [sys.executable, "-m", "agentd", "demo", "--dir", str(folder)],
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=600,
         env=env,
         cwd=short_tmp,
     )
@@ -45,6 +48,16 @@ def test_demo_runs_and_its_summary_matches_the_store(short_tmp: Path) -> None:
         "SELECT count(*) FROM intents WHERE approval_source='HUMAN'"
     )
     assert claimed("handed to execution") == q("SELECT count(*) FROM execution_queue")
+    assert claimed("executions succeeded") == q(
+        "SELECT count(*) FROM executions WHERE kind='change' AND state='succeeded'"
+    )
+    assert claimed("executions succeeded") >= 3
+    assert claimed("rolled back") == q("SELECT count(*) FROM rollback_tokens WHERE state='used'")
+    assert claimed("rolled back") == 1
+    shots = [p for p in (folder / "operations").rglob("*") if p.suffix in (".png", ".jpg")]
+    assert claimed("screenshots") == len(shots) > 0
+    digest = re.search(r"^digest:\s+(\S+\.md)$", out, re.M)
+    assert digest and Path(digest.group(1)).is_file()
     assert (
         claimed("audit records") == q("SELECT count(*) FROM audit") - 1
     )  # DAEMON_STOPPED came after
@@ -66,6 +79,9 @@ def test_demo_runs_and_its_summary_matches_the_store(short_tmp: Path) -> None:
     pid = int(re.search(r"ready: pid (\d+)", out).group(1))  # type: ignore[union-attr]
     assert not Path(f"/proc/{pid}").exists()
     assert not (folder / "agentd.sock").exists()
+    port = int(re.search(r"back-office: http://127.0.0.1:(\d+)", out).group(1))  # type: ignore[union-attr]
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
 
 
 def test_demo_refuses_a_folder_it_did_not_create(short_tmp: Path) -> None:

@@ -466,6 +466,15 @@ async def test_rollback_bad_input(
         assert datetime.fromisoformat(extended["deadline"]) == deadline + timedelta(days=5)
         assert extended["extensions"][0]["by"]
         assert "ROLLBACK_DEADLINE_EXTENDED" in await audit_events(app, exe["id"])
+        # A clock jump past the deadline: the token has expired, nothing runs.
+        real_clock = app.execution.clock
+        app.execution.clock = lambda: real_clock() + timedelta(days=40)
+        err = await expect_error(
+            ErrorCode.INVALID_STATE, ask(sock, "rollback.run", {"token": token, "reason": "late"})
+        )
+        assert err.details["reason"] == "TOKEN_EXPIRED"
+        assert (await ask(sock, "rollback.check", {"token": token}))["reason"] == "TOKEN_EXPIRED"
+        app.execution.clock = real_clock
         # The site is down: the current values cannot be read, so nothing changes.
         site.fail("/admin", mode="down")
         err = await expect_error(
@@ -473,3 +482,16 @@ async def test_rollback_bad_input(
         )
         assert err.details["reason"] == "SNAPSHOT_FAILED"
         assert (await ask(sock, "rollback.check", {"token": token}))["state"] == "available"
+        # Down for an execution's before snapshot: it waits and tries again, changing nothing.
+        waiting = await propose(
+            sock,
+            account="acme",
+            action_type="update_account_context",
+            domain="SEO",
+            change_type="meta_update",
+            diff={"product_id": "104", "seo_title": "Later"},
+        )
+        exe = await held(app, waiting["intent_id"], "waiting")
+        assert exe["reason"] == "SNAPSHOT_FAILED" and exe["attempts"] == 1
+        assert "attempt 2 of 3" in exe["detail"]
+        assert site.state.product(104).seo_title != "Later"
