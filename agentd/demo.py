@@ -9,6 +9,7 @@ stops both (or leaves them running with ``--keep-running``).
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import io
 import json
@@ -21,6 +22,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -28,6 +30,7 @@ from typing import Any
 from agentd.config import MAX_SOCKET_PATH
 from agentd.ctl import render
 from agentd.ctl.client import call
+from agentd.demosite.seed import ACCOUNTS as SEEDED_ACCOUNTS
 from agentd.errors import AgentdError
 from agentd.supervise import DaemonFailed, DaemonProcess
 from agentd.vault import generate_key_file
@@ -48,7 +51,7 @@ base_url = "{site}"
 [execution]
 poll_interval_s = 0.5
 """
-STEPS = 8
+STEPS = 10
 SITE_TIMEOUT_S = 20.0
 EXECUTION_TIMEOUT_S = 240.0
 
@@ -76,6 +79,56 @@ def _socket_path(state_dir: Path) -> Path:
     return Path(tempfile.gettempdir()) / f"agentd-demo-{digest}.sock"
 
 
+def _csv(name: str) -> list[dict[str, str]]:
+    text = resources.files("agentd.demo_data").joinpath(name).read_text()
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+def _interactions(now: datetime) -> bytes:
+    """Return the shipped interactions with ``days_ago`` turned into times before ``now``."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["id", "account", "kind", "direction", "at", "sentiment", "summary"])
+    for row in _csv("interactions.csv"):
+        at = now - timedelta(days=float(row["days_ago"]), hours=1)
+        writer.writerow(
+            [
+                row["id"],
+                row["account"],
+                row["kind"],
+                row["direction"],
+                at.isoformat(),
+                row["sentiment"],
+                row["summary"],
+            ]
+        )
+    return out.getvalue().encode()
+
+
+def _goals(now: datetime) -> list[dict[str, Any]]:
+    """Two goals for the demo tenant: one comfortably on track, one behind its pace."""
+    start = (now - timedelta(days=7)).date().isoformat()
+    end = (now + timedelta(days=21)).date().isoformat()
+    return [
+        {
+            "tenant": "northwind",
+            "type": "pipeline",
+            "target": 10,
+            "start": start,
+            "end": end,
+            "name": "Ten accounts in the open pipeline",
+        },
+        {
+            "tenant": "northwind",
+            "type": "activity",
+            "target": 400,
+            "start": start,
+            "end": end,
+            "name": "400 outbound touches this month",
+        },
+    ]
+
+
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
@@ -87,6 +140,12 @@ class _Site:
     """The demo back-office, served by ``agentd demo-site`` in a child process."""
 
     def __init__(self, root: Path, keep_running: bool) -> None:
+        known = {account for account, _, _ in SEEDED_ACCOUNTS}
+        extra_accounts = [
+            f"--account={row['id']}={row['name']}"
+            for row in _csv("accounts.csv")
+            if row["id"] not in known
+        ]
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.password = secrets.token_urlsafe(12)
@@ -104,6 +163,7 @@ class _Site:
                 self.password,
                 "--control-token",
                 self.token,
+                *extra_accounts,
             ],
             stdout=self.log,
             stderr=self.log,
@@ -244,7 +304,33 @@ def _run(root: Path, sock: Path, daemon: DaemonProcess, site: _Site, keep_runnin
         f"{len(accounts)} consents"
     )
     _say(
-        f"[3/{STEPS}] proposing actions through the gate "
+        f"[3/{STEPS}] importing interactions and goals; the pattern scan and the outreach "
+        "planner run (agentctl run-task) ..."
+    )
+    now = datetime.now(UTC)
+    seen = call(
+        sock,
+        "interactions.import",
+        {"name": "interactions.csv"},
+        upload=io.BytesIO(_interactions(now)),
+    )
+    for goal in _goals(now):
+        call(sock, "goals.add", goal)
+    for task in ("pattern_scan", "goal_progress_update", "proactive_outreach_check"):
+        ran = call(sock, "task.run", {"name": task, "wait": True}, timeout=120)
+        _say(f"      {task}: {ran.get('result')}")
+    patterns = call(sock, "patterns", {})["patterns"]
+    _say(
+        render.table(
+            patterns,
+            ("account", "kind", "severity", "direction", "summary"),
+        )
+    )
+    goals = call(sock, "goals.list", {"all": True})["goals"]
+    for goal in goals:
+        _say(f"      goal {goal.get('name')!r}: {goal.get('verdict') or goal.get('status')}")
+    _say(
+        f"[4/{STEPS}] proposing more actions through the gate "
         "(agentctl propose --file intents.jsonl) ..."
     )
     batch = call(
@@ -254,7 +340,7 @@ def _run(root: Path, sock: Path, daemon: DaemonProcess, site: _Site, keep_runnin
         upload=io.BytesIO(data.joinpath("intents.jsonl").read_bytes()),
     )
     decided = [r for r in batch["results"] if "decision" in r]
-    intents = {r["intent_id"]: r for r in call(sock, "intents.list", {"limit": 100})["intents"]}
+    intents = {r["intent_id"]: r for r in call(sock, "intents.list", {"limit": 1000})["intents"]}
     rows = [
         {
             **r,
@@ -266,7 +352,7 @@ def _run(root: Path, sock: Path, daemon: DaemonProcess, site: _Site, keep_runnin
     _say(render.table(rows, ("decision", "reason", "account", "action", "risk_level")))
     counts = ", ".join(f"{k} {v}" for k, v in sorted(batch["counts"].items()))
     _say(f"      {counts}")
-    _say(f"[4/{STEPS}] a person approves one pending intent (agentctl approve) ...")
+    _say(f"[5/{STEPS}] a person approves one pending intent (agentctl approve) ...")
     pending = call(sock, "pending")["pending"]
     approved: dict[str, Any] | None = None
     for item in pending:
@@ -288,7 +374,7 @@ def _run(root: Path, sock: Path, daemon: DaemonProcess, site: _Site, keep_runnin
         )
     queue = call(sock, "queue")["queue"]
     _say(
-        f"[5/{STEPS}] executing the approved intents in Chromium against the back-office "
+        f"[6/{STEPS}] executing the approved intents in Chromium against the back-office "
         "(agentctl executions) ..."
     )
     executions = _watch_executions(sock, len(queue))
@@ -297,7 +383,7 @@ def _run(root: Path, sock: Path, daemon: DaemonProcess, site: _Site, keep_runnin
         f"      {len(succeeded)} of {len(executions)} succeeded; "
         f"{len(_screenshots(root))} screenshots so far"
     )
-    _say(f"[6/{STEPS}] rolling back one executed change (agentctl rollback TOKEN) ...")
+    _say(f"[7/{STEPS}] rolling back one executed change (agentctl rollback TOKEN) ...")
     rolled: dict[str, Any] | None = None
     for r in succeeded:
         token = call(sock, "execution.show", {"id": r["id"]})["rollback_token"]
@@ -316,7 +402,7 @@ def _run(root: Path, sock: Path, daemon: DaemonProcess, site: _Site, keep_runnin
             break
     if rolled is None:
         _say("      no change could be undone automatically")
-    _say(f"[7/{STEPS}] writing the daily digest (agentctl run-task daily_digest_generation) ...")
+    _say(f"[9/{STEPS}] writing the daily digest (agentctl run-task daily_digest_generation) ...")
     call(sock, "task.run", {"name": "daily_digest_generation", "wait": True}, timeout=120)
     digest = call(sock, "digest", {})
     _say(f"      {digest.get('path')}")
@@ -327,11 +413,14 @@ def _run(root: Path, sock: Path, daemon: DaemonProcess, site: _Site, keep_runnin
     )
     summary = {
         "accounts": imported["imported"],
-        "intents decided": len(decided),
-        "auto-executed": batch["counts"].get("AUTO_EXECUTE", 0),
+        "interactions": seen["imported"],
+        "patterns found": len(patterns),
+        "goals": len(goals),
+        "intents decided": len(intents),
+        "auto-executed": sum(1 for i in intents.values() if i["decision"] == "AUTO_EXECUTE"),
         "waiting for approval": len(pending) - (1 if approved else 0),
         "approved by a person": 1 if approved else 0,
-        "blocked": batch["counts"].get("BLOCKED", 0),
+        "blocked": sum(1 for i in intents.values() if i["status"] == "blocked"),
         "handed to execution": len(queue),
         "executions succeeded": len(succeeded),
         "executions failed": sum(1 for r in executions if r["state"] != "succeeded"),
@@ -349,13 +438,13 @@ def _run(root: Path, sock: Path, daemon: DaemonProcess, site: _Site, keep_runnin
     }
     if keep_running:
         daemon.close()
-        _say(f"[8/{STEPS}] leaving the daemon and the back-office running. Explore with:")
+        _say(f"[10/{STEPS}] leaving the daemon and the back-office running. Explore with:")
         _say(f"      export AGENTD_SOCKET_PATH={sock}")
         _say("      agentctl status; agentctl executions; agentctl pending; agentctl incidents")
         _say(f"      kill {daemon.pid} {site.proc.pid}   # to stop them")
         code = 0
     else:
-        _say(f"[8/{STEPS}] stopping the daemon (SIGTERM) and the back-office ...")
+        _say(f"[10/{STEPS}] stopping the daemon (SIGTERM) and the back-office ...")
         code = daemon.stop()
         stopping = daemon.saw("STOPPING", "1")
         daemon.close()
