@@ -28,11 +28,12 @@ from agentd.core.gate import GatePolicy
 from agentd.errors import AgentdError, ConfigInvalid, StoreError
 from agentd.kb import load_knowledge_base
 from agentd.llm import make_model
-from agentd.policy import gate_policy
 from agentd.notifiers import FanoutNotifier, FileNotifier, LogNotifier, Notifier, WebhookNotifier
+from agentd.policy import gate_policy
 from agentd.sdnotify import SystemdNotifier
 from agentd.server import ControlServer
 from agentd.services.gate import GateService
+from agentd.services.governor import Governance
 from agentd.services.incidents import EventHub, IncidentService
 from agentd.services.operations import OperationsService
 from agentd.services.scheduler import ProactiveLoop
@@ -94,6 +95,19 @@ class App:
         self.events = EventHub()
         self.notifier = make_notifier(settings)
         self.incidents = IncidentService(store, self.notifier, self.events)
+        # Governance: breakers hear every published outcome; its tasks join the scheduler.
+        self.sd_notifier: SystemdNotifier | None = None
+        self.governance = Governance(
+            store,
+            lambda: self.settings,
+            incidents=self.incidents,
+            notifier=self.notifier,
+            operations=self.operations,
+            on_change=self.governance_changed,
+        )
+        self.events.subscribe(self.governance.breakers.on_event)
+        for spec in self.governance.task_specs():
+            self.proactive.scheduler.add(spec)
         self.state = "starting"
         self.started_at = datetime.now(UTC)
         self.started_monotonic = time.monotonic()
@@ -122,7 +136,7 @@ class App:
             logger.error("reload refused, keeping the running policy: {}", exc.message)
             raise
         self.settings = settings
-        self.policy = policy
+        self.policy = self.governance.autonomy.overlay(policy, settings)
         self.gate.max_batch = settings.gate.max_batch
         await self.audit(
             AuditEvent(
@@ -150,7 +164,13 @@ class App:
 
     def status_line(self) -> str:
         """Return the one-line summary systemd shows as the service status."""
-        return f"{self.state}; schema v{self.store_schema}"
+        return f"{self.state}; schema v{self.store_schema}; {self.governance.status_text()}"
+
+    def governance_changed(self) -> None:
+        """Apply governance's level and allowlist to the gate's policy; refresh STATUS=."""
+        self.policy = self.governance.autonomy.overlay(gate_policy(self.settings), self.settings)
+        if self.sd_notifier is not None and self.state == "running":
+            self.sd_notifier.notify(STATUS=self.status_line())
 
 
 def build_app(settings: Settings, *, log_file: Path | None = None) -> App:
@@ -224,6 +244,9 @@ async def run_daemon(
         app.store_schema = info.schema_version
         await app.gate.recover()
         await app.operations.recover()
+        app.sd_notifier = notifier
+        await app.governance.start()
+        app.governance_changed()
         await server.bind()
     except BaseException:
         app.gate.close()

@@ -15,6 +15,7 @@ import json
 import sys
 
 from agentd.ctl import gate as gate_commands
+from agentd.ctl import governance as governance_commands
 from agentd.ctl import ops as ops_commands
 from agentd.ctl import proactive as proactive_commands
 from agentd.ctl import render
@@ -172,6 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
     gate_commands.register(add, group)
     proactive_commands.register(add, group)
     ops_commands.register(add, group)
+    governance_commands.register(add, group)
     return parser
 
 
