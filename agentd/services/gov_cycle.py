@@ -46,6 +46,10 @@ def _time(text: str | None) -> datetime | None:
     return datetime.fromisoformat(text) if text else None
 
 
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{value * 100:.2f}%"
+
+
 def _line(row: ProposalRow, created: bool) -> ProposalLine:
     return ProposalLine(
         row.id,
@@ -157,8 +161,8 @@ class GovernanceCycle:
                         f"item met. Over the last {cfg.report_period_days:g} days: "
                         f"{counts.executions_succeeded} executions succeeded, "
                         f"{counts.executions_failed} failed, {counts.executions_rolled_back} "
-                        f"rolled back; success rate {rates.success_rate}, rollback rate "
-                        f"{rates.rollback_rate}."
+                        f"rolled back; success rate {_pct(rates.success_rate)}, rollback rate "
+                        f"{_pct(rates.rollback_rate)}."
                     ),
                     evidence={
                         "metrics": {
