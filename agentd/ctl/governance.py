@@ -272,6 +272,7 @@ def register(add: Adder, sub_parser: Callable[[str, str], Any]) -> None:
         epilog="Example: agentctl level set L3 --reason 'holiday freeze'",
     )
     p.set_defaults(run=level_set)
+    p.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     p.add_argument("level", help="L3, L3+, L4 or L4+")
     p.add_argument("--reason", required=True)
 

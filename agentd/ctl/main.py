@@ -64,6 +64,12 @@ if TYPE_CHECKING:
     Runner = Callable[[Session, argparse.Namespace], int]
 
 
+def json_flag(p: argparse.ArgumentParser) -> None:
+    """Accept ``--json`` after the command too (``agentctl status --json``)."""
+    # SUPPRESS: when absent here, the global --json keeps its value.
+    p.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
@@ -144,6 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     def add(name: str, run: Runner, summary: str, example: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=summary, description=summary, epilog=f"Example: {example}")
         p.set_defaults(run=run)
+        json_flag(p)
         return p
 
     add(
@@ -166,6 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
                 sub_name, help=sub_summary, description=sub_summary, epilog=f"Example: {example}"
             )
             p.set_defaults(run=run)
+            json_flag(p)
             return p
 
         return add_inner
