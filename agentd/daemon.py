@@ -136,6 +136,7 @@ class App:
             logger.error("reload refused, keeping the running policy: {}", exc.message)
             raise
         self.settings = settings
+        await self.governance.autonomy.load()
         self.policy = self.governance.autonomy.overlay(policy, settings)
         self.gate.max_batch = settings.gate.max_batch
         await self.audit(

@@ -107,8 +107,8 @@ class BreakerService:
 
     @property
     def rules(self) -> tuple[BreakerRule, ...]:
-        """Return the rules being watched."""
-        return self._rules
+        """Return the rules being watched (as configured now)."""
+        return self._current_rules()
 
     def tripped_keys(self) -> list[str]:
         """Return the keys of tripped breakers (no I/O)."""

@@ -19,13 +19,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import anyio
+from loguru import logger
 
 from agentd.config import Settings
-from agentd.core.audit import AuditEvent
 from agentd.core.chart import line_chart_png
 from agentd.core.governance import (
     DayLine,
-    GovernanceEvent,
     ProposalLine,
     ReportData,
     TripLine,
@@ -231,22 +230,9 @@ class GovernanceCycle:
             chart_path.write_bytes(png)  # first, so the report never links a missing chart
             write_file_atomically(report_path, text, mode=0o640)
 
+        # A report changes nothing, so it is not audited; the task table keeps its result.
         await anyio.to_thread.run_sync(write)
-        async with gov.store.write(now) as tx:
-            tx.audit(
-                AuditEvent(
-                    GovernanceEvent.GOVERNANCE_REPORT_WRITTEN,
-                    ACTOR,
-                    str(report_path),
-                    {
-                        "report": str(report_path),
-                        "chart": str(chart_path),
-                        "score": readiness.score,
-                        "ready": readiness.ready,
-                        "proposal": proposal.id if proposal else None,
-                    },
-                )
-            )
+        logger.info("governance report {} written (readiness {})", report_path, readiness.score)
         return (
             f"wrote {report_path.name}: readiness {readiness.score}/{readiness.max_score} "
             f"({'ready' if readiness.ready else 'not ready'}); proposal "
