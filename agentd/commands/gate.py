@@ -11,7 +11,7 @@ from agentd.commands.registry import Access, CommandContext, command
 from agentd.core.intents import IntentSource, parse_intent
 from agentd.errors import AgentdError, InvalidArgument, NotFound
 from agentd.services import accounts as accounts_service
-from agentd.services.governance import PROPOSAL_PREFIX
+from agentd.services.scope import PROPOSAL_PREFIX
 from agentd.store import gate_sql
 
 INTENT_FIELDS = (
@@ -231,7 +231,7 @@ async def intents_show(ctx: CommandContext) -> dict[str, Any]:
 async def pending(ctx: CommandContext) -> dict[str, Any]:
     """List pending approvals, oldest first (and a scope expansion waiting, if any)."""
     rows = await gate_sql.list_intents(ctx.app.store, status="pending", limit=_limit(ctx))
-    expansions = await ctx.app.governance.service.proposals("pending")
+    expansions = await ctx.app.governance.scope.proposals("pending")
     return {
         "pending": [r.to_dict(with_trace=False) for r in reversed(rows)],
         "scope_expansions": expansions,
@@ -249,7 +249,7 @@ async def approve(ctx: CommandContext) -> dict[str, Any]:
     note = ctx.args.get("note")
     if _scope_expansion(ctx):
         return {
-            "scope_expansion": await ctx.app.governance.service.approve(
+            "scope_expansion": await ctx.app.governance.scope.approve(
                 _arg(ctx, "id"), ctx.actor, note
             )
         }
@@ -262,7 +262,7 @@ async def reject(ctx: CommandContext) -> dict[str, Any]:
     """Reject as the calling user."""
     if _scope_expansion(ctx):
         return {
-            "scope_expansion": await ctx.app.governance.service.reject(
+            "scope_expansion": await ctx.app.governance.scope.reject(
                 _arg(ctx, "id"), ctx.actor, _arg(ctx, "reason")
             )
         }

@@ -110,22 +110,22 @@ async def attestations(ctx: CommandContext) -> dict[str, Any]:
 @command("governance.proposals", summary="List scope-expansion proposals.")
 async def proposals(ctx: CommandContext) -> dict[str, Any]:
     """List proposals, newest first."""
-    return {"proposals": await _gov(ctx).service.proposals(ctx.args.get("status"))}
+    return {"proposals": await _gov(ctx).scope.proposals(ctx.args.get("status"))}
 
 
 @command("governance.show", summary="Show a scope-expansion proposal with its evidence.")
 async def show(ctx: CommandContext) -> dict[str, Any]:
     """Show one proposal."""
-    return await _gov(ctx).service.proposal(ctx.args.get("id"))
+    return await _gov(ctx).scope.proposal(ctx.args.get("id"))
 
 
 @command("governance.approve", access=Access.APPROVE, summary="Approve a scope expansion.")
 async def approve(ctx: CommandContext) -> dict[str, Any]:
     """Add your approval; the last one needed applies the change."""
-    return await _gov(ctx).service.approve(ctx.args.get("id"), ctx.actor, ctx.args.get("note"))
+    return await _gov(ctx).scope.approve(ctx.args.get("id"), ctx.actor, ctx.args.get("note"))
 
 
 @command("governance.reject", access=Access.APPROVE, summary="Reject a scope expansion.")
 async def reject(ctx: CommandContext) -> dict[str, Any]:
     """Reject a proposal; nothing changes."""
-    return await _gov(ctx).service.reject(ctx.args.get("id"), ctx.actor, ctx.args.get("reason"))
+    return await _gov(ctx).scope.reject(ctx.args.get("id"), ctx.actor, ctx.args.get("reason"))

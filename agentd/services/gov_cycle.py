@@ -35,8 +35,9 @@ from agentd.core.governance import (
 )
 from agentd.core.metrics import compute_rates
 from agentd.policy import gate_policy
-from agentd.services.governance import ACTOR, GovernanceService, readiness_summary
+from agentd.services.governance import GovernanceService, readiness_summary
 from agentd.services.metrics import write_file_atomically
+from agentd.services.scope import ACTOR
 from agentd.store import gov_sql
 from agentd.store.gov_sql import ProposalRow
 
@@ -106,7 +107,7 @@ class GovernanceCycle:
         cfg = settings.governance
         start = now - timedelta(days=cfg.report_period_days)
         gov, read = self.gov, self.gov.store.read_all
-        await gov.expire_due()
+        await gov.scope.expire_due()
         await gov.verify_audit()
         counts = await gov.metrics.counts(start, now)
         days = await self._days(start, now)
@@ -148,7 +149,7 @@ class GovernanceCycle:
                 )
             else:
                 rates = compute_rates(counts)
-                row = await gov.propose(
+                row = await gov.scope.propose(
                     now,
                     source="governance",
                     requested_by=ACTOR,

@@ -1,4 +1,4 @@
-"""Governance as a service: autonomy level, kill switch, readiness, scope expansion.
+"""Governance as a service: autonomy level, kill switch, readiness and attestations.
 
 - **Level.** Lowering (``agentctl level set L3``) is immediate and audited.
   Raising creates a scope-expansion proposal instead: nothing changes until
@@ -10,11 +10,8 @@
 - **Readiness.** The seed's three checklists: measured items from metrics and
   state, the rest from attestations that expire after
   ``governance.attestation_ttl_days``.
-- **Scope expansion.** One proposal waits at a time. Each approval is
-  recorded; the last one applies the level and allowlist change in the same
-  transaction, audited — unless the kill switch is on or a breaker that
-  reverts to L3 is tripped, in which case the approval is refused and nothing
-  changes. A rejected or expired proposal changes nothing.
+
+Scope-expansion proposals and their approvals are :mod:`agentd.services.scope`.
 """
 
 from __future__ import annotations
@@ -29,12 +26,7 @@ from loguru import logger
 from agentd.config import Settings
 from agentd.core.audit import AuditEvent, AuditEventType
 from agentd.core.gate import AutonomyLevel
-from agentd.core.governance import (
-    Approval,
-    GovernanceEvent,
-    add_approval,
-    parse_level,
-)
+from agentd.core.governance import GovernanceEvent, parse_level
 from agentd.core.metrics import compute_rates
 from agentd.core.readiness import (
     ATTESTABLE_IDS,
@@ -44,18 +36,15 @@ from agentd.core.readiness import (
     assess,
     validate_attestation,
 )
-from agentd.errors import Conflict, Expired, InvalidArgument, InvalidState, NotFound
-from agentd.notifiers import Notification, NotificationKind, Notifier, Severity
+from agentd.errors import Conflict, InvalidArgument
+from agentd.notifiers import NotificationKind, Notifier, Severity
 from agentd.services.autonomy import AutonomyState
 from agentd.services.breakers import BreakerService
 from agentd.services.metrics import MetricsCollector
+from agentd.services.scope import ACTOR, ScopeExpansions, notify_quietly
 from agentd.store import gov_sql
-from agentd.store.base import Store, Transaction
+from agentd.store.base import Store
 from agentd.store.sqlite import iso
-
-ACTOR = "agentd"
-PROPOSAL_PREFIX = "scope_"
-PROPOSAL_STATUSES = ("pending", "approved", "rejected", "expired")
 
 
 class Stoppable(Protocol):
@@ -118,7 +107,7 @@ def readiness_summary(report: ReadinessReport) -> dict[str, Any]:
 
 
 class GovernanceService:
-    """Levels, kill switch, readiness, attestations and scope-expansion proposals."""
+    """Levels, kill switch, readiness and attestations."""
 
     def __init__(
         self,
@@ -127,6 +116,7 @@ class GovernanceService:
         autonomy: AutonomyState,
         breakers: BreakerService,
         metrics: MetricsCollector,
+        scope: ScopeExpansions,
         notifier: Notifier,
         *,
         operations: Stoppable | None = None,
@@ -138,6 +128,7 @@ class GovernanceService:
         self.autonomy = autonomy
         self.breakers = breakers
         self.metrics = metrics
+        self.scope = scope
         self.notifier = notifier
         self.operations = operations
         self.on_change = on_change
@@ -177,7 +168,7 @@ class GovernanceService:
         current = (await self.autonomy.load()).level
         if target.rank > current.rank:
             evidence = {"readiness": readiness_summary(await self.assess(now))}
-            proposal = await self.propose(
+            proposal = await self.scope.propose(
                 now,
                 source="operator",
                 requested_by=actor,
@@ -281,12 +272,7 @@ class GovernanceService:
     async def _notify(
         self, severity: Severity, kind: NotificationKind, title: str, body: str
     ) -> None:
-        try:
-            await self.notifier.send(
-                Notification.create(severity=severity, kind=kind, title=title, body=body)
-            )
-        except Exception as exc:
-            logger.error("could not notify {!r}: {}", title, exc)
+        await notify_quietly(self.notifier, severity, kind, title, body)
 
     # -- readiness and attestations -------------------------------------------------------------
 
@@ -410,313 +396,6 @@ class GovernanceService:
             )
             out.append(item)
         return out
-
-    # -- scope-expansion proposals ----------------------------------------------------------------
-
-    async def propose(
-        self,
-        now: datetime,
-        *,
-        source: str,
-        requested_by: str,
-        current: AutonomyLevel,
-        target: AutonomyLevel,
-        action_types: tuple[str, ...],
-        rationale: str,
-        evidence: dict[str, Any],
-        report: str | None,
-    ) -> gov_sql.ProposalRow:
-        """Create a scope-expansion proposal waiting for approvals.
-
-        :raises Conflict: another proposal is waiting.
-        """
-        cfg = self.settings().governance
-        proposal_id = f"{PROPOSAL_PREFIX}{token.token_hex(8)}"
-        async with self.store.write(now) as tx:
-            await self._expire_in_tx(tx, now)
-            waiting = await gov_sql.pending_proposal(tx.fetchall)
-            if waiting is not None:
-                raise Conflict(
-                    f"scope expansion {waiting.id} ({waiting.current_level} -> "
-                    f"{waiting.target_level}) is already waiting for approval; approve or reject "
-                    "it first",
-                    details={"proposal": waiting.id},
-                )
-            values = {
-                "id": proposal_id,
-                "status": "pending",
-                "source": source,
-                "requested_by": requested_by,
-                "current_level": str(current),
-                "target_level": str(target),
-                "action_types": list(action_types),
-                "rationale": rationale,
-                "evidence": evidence,
-                "report": report,
-                "required_approvals": cfg.expansion_approvals,
-                "approvals": [],
-                "created_at": iso(now),
-                "expires_at": iso(now + timedelta(hours=cfg.expansion_ttl_hours)),
-            }
-            await gov_sql.insert_proposal(tx, values)
-            tx.audit(
-                AuditEvent(
-                    GovernanceEvent.SCOPE_EXPANSION_PROPOSED,
-                    requested_by,
-                    proposal_id,
-                    {
-                        "source": source,
-                        "from": str(current),
-                        "to": str(target),
-                        "action_types": list(action_types),
-                        "rationale": rationale,
-                        "required_approvals": cfg.expansion_approvals,
-                        "report": report,
-                    },
-                )
-            )
-        row = await gov_sql.get_proposal(self.store.read_all, proposal_id)
-        assert row is not None
-        await self._notify(
-            Severity.INFO,
-            NotificationKind.GOVERNANCE,
-            f"Scope expansion {proposal_id} waits for {row.required_approvals} approvals",
-            f"{current} -> {target}; allowlist additions: {', '.join(action_types) or 'none'}. "
-            f"{rationale}",
-        )
-        return row
-
-    async def _get(self, proposal_id: Any) -> gov_sql.ProposalRow:
-        if not isinstance(proposal_id, str) or not proposal_id.strip():
-            raise InvalidArgument("name the scope expansion (its id)", details={"field": "id"})
-        row = await gov_sql.get_proposal(self.store.read_all, proposal_id.strip())
-        if row is None:
-            raise NotFound(f"no scope expansion {proposal_id!r}", details={"proposal": proposal_id})
-        return row
-
-    async def proposal(self, proposal_id: Any) -> dict[str, Any]:
-        """Return one proposal with its evidence.
-
-        :raises NotFound: no such proposal.
-        """
-        return (await self._get(proposal_id)).to_dict()
-
-    async def proposals(self, status: Any = None) -> list[dict[str, Any]]:
-        """Return proposals, newest first.
-
-        :raises InvalidArgument: unknown status.
-        """
-        if status is not None and status not in PROPOSAL_STATUSES:
-            raise InvalidArgument(
-                f"status must be one of {', '.join(PROPOSAL_STATUSES)}",
-                details={"field": "status"},
-            )
-        rows = await gov_sql.list_proposals(self.store.read_all, status)
-        return [r.to_dict(evidence=False) for r in rows]
-
-    def _check_pending(self, row: gov_sql.ProposalRow) -> None:
-        if row.status != "pending":
-            by = f" by {row.decided_by}" if row.decided_by else ""
-            raise InvalidState(
-                f"scope expansion {row.id} is {row.status}{by}; nothing to decide",
-                details={"proposal": row.id, "status": row.status},
-            )
-
-    async def _expire_in_tx(self, tx: Transaction, now: datetime) -> list[str]:
-        row = await gov_sql.pending_proposal(tx.fetchall)
-        if row is None or datetime.fromisoformat(row.expires_at) > now:
-            return []
-        await gov_sql.update_proposal(
-            tx,
-            row.id,
-            {"status": "expired", "decided_at": iso(now), "decision_note": "not approved in time"},
-        )
-        tx.audit(
-            AuditEvent(
-                GovernanceEvent.SCOPE_EXPANSION_EXPIRED,
-                ACTOR,
-                row.id,
-                {"approvals": len(row.approvals), "required": row.required_approvals},
-            )
-        )
-        return [row.id]
-
-    async def expire_due(self) -> str:
-        """Expire a proposal past its deadline (fail closed; the scheduled task)."""
-        async with self.store.write(self.clock()) as tx:
-            expired = await self._expire_in_tx(tx, tx.now)
-        return f"{len(expired)} scope expansion(s) expired"
-
-    async def approve(self, proposal_id: Any, actor: str, note: Any = None) -> dict[str, Any]:
-        """Record ``actor``'s approval; the last required one applies the change.
-
-        :raises NotFound: no such proposal.
-        :raises InvalidState: not pending, or the kill switch is on or a reverting
-            breaker is tripped when the change would apply.
-        :raises Conflict: ``actor`` has already approved it.
-        :raises Expired: it expired (it is marked so; nothing changes).
-        """
-        row = await self._get(proposal_id)
-        text = note.strip() if isinstance(note, str) else ""
-        now = self.clock()
-        applied: dict[str, Any] | None = None
-        expired = False
-        try:
-            async with self.store.write(now) as tx:
-                row = await gov_sql.get_proposal(tx.fetchall, row.id) or row
-                self._check_pending(row)
-                if await self._expire_in_tx(tx, now):
-                    expired = True
-                else:
-                    approvals = [
-                        Approval(a["by"], datetime.fromisoformat(a["at"]), a.get("note", ""))
-                        for a in row.approvals
-                    ]
-                    complete = add_approval(
-                        approvals, Approval(actor, now, text), row.required_approvals
-                    )
-                    recorded = [*row.approvals, {"by": actor, "at": iso(now), "note": text}]
-                    changes: dict[str, Any] = {"approvals": recorded}
-                    if complete:
-                        applied = await self._apply_in_tx(tx, row, actor)
-                        changes |= {
-                            "status": "approved",
-                            "decided_at": iso(now),
-                            "decided_by": actor,
-                            "decision_note": text or None,
-                        }
-                    await gov_sql.update_proposal(tx, row.id, changes)
-                    tx.audit(
-                        AuditEvent(
-                            GovernanceEvent.SCOPE_EXPANSION_APPROVAL,
-                            actor,
-                            row.id,
-                            {
-                                "note": text,
-                                "approvals": len(recorded),
-                                "required": row.required_approvals,
-                            },
-                        )
-                    )
-        except (Conflict, InvalidState) as exc:
-            await self._refused(row.id, actor, exc.message)
-            raise
-        if expired:
-            raise Expired(
-                f"scope expansion {row.id} expired at {row.expires_at}; nothing changed",
-                details={"proposal": row.id},
-            )
-        if applied is not None:
-            await self.autonomy.load()
-            self.on_change()
-            await self._notify(
-                Severity.INFO,
-                NotificationKind.GOVERNANCE,
-                f"Scope expansion {row.id} approved and applied",
-                f"level {applied['from']} -> {applied['level']}; allowlist additions: "
-                f"{', '.join(applied['added']) or 'none'}",
-            )
-        out = (await self._get(row.id)).to_dict(evidence=False)
-        out["applied"] = applied
-        return out
-
-    async def _apply_in_tx(
-        self, tx: Transaction, row: gov_sql.ProposalRow, actor: str
-    ) -> dict[str, Any]:
-        state = await self.autonomy.in_tx(tx)
-        if state.kill_switch:
-            raise InvalidState(
-                "the kill switch is on; turn it off before widening autonomy "
-                "(the approval was not recorded)",
-                details={"proposal": row.id},
-            )
-        reverting = [
-            t.key
-            for t in await gov_sql.open_trips(tx.fetchall)
-            if t.action == "revert_to_l3" and not t.alert_only
-        ]
-        if reverting:
-            raise InvalidState(
-                f"breaker {', '.join(reverting)} is tripped; reset it before widening autonomy "
-                "(the approval was not recorded)",
-                details={"proposal": row.id, "breakers": reverting},
-            )
-        target = AutonomyLevel(row.target_level)
-        previous = state.level
-        if target.rank > previous.rank:
-            await self.autonomy.set_level_in_tx(
-                tx,
-                target,
-                previous=previous,
-                actor=actor,
-                reason=f"scope expansion {row.id} approved",
-                source="scope_expansion",
-                ref=row.id,
-            )
-        hard_stop = set(self.settings().guardrails.hard_stop)
-        added = sorted(set(row.action_types) - set(state.allowlist_additions) - hard_stop)
-        if added:
-            await self.autonomy.add_allowlist_in_tx(tx, set(added))
-            tx.audit(
-                AuditEvent(
-                    GovernanceEvent.ALLOWLIST_CHANGED,
-                    actor,
-                    "autonomy.allowlist",
-                    {"added": added, "proposal": row.id},
-                )
-            )
-        level = target if target.rank > previous.rank else previous
-        tx.audit(
-            AuditEvent(
-                GovernanceEvent.SCOPE_EXPANSION_APPLIED,
-                actor,
-                row.id,
-                {
-                    "from": str(previous),
-                    "to": str(level),
-                    "added": added,
-                    "approvers": [a["by"] for a in row.approvals] + [actor],
-                },
-            )
-        )
-        return {"from": str(previous), "level": str(level), "added": added}
-
-    async def _refused(self, proposal_id: str, actor: str, why: str) -> None:
-        try:
-            async with self.store.write(self.clock()) as tx:
-                tx.audit(
-                    AuditEvent(AuditEventType.APPROVAL_REFUSED, actor, proposal_id, {"reason": why})
-                )
-        except Exception as exc:
-            logger.error("could not audit a refused approval: {}", exc)
-
-    async def reject(self, proposal_id: Any, actor: str, reason: Any) -> dict[str, Any]:
-        """Reject a pending proposal; nothing else changes.
-
-        :raises InvalidArgument: no reason.
-        :raises NotFound: no such proposal.
-        :raises InvalidState: not pending.
-        """
-        why = _text(reason, "reason", "say why it is rejected (--reason)")
-        row = await self._get(proposal_id)
-        now = self.clock()
-        async with self.store.write(now) as tx:
-            row = await gov_sql.get_proposal(tx.fetchall, row.id) or row
-            self._check_pending(row)
-            await gov_sql.update_proposal(
-                tx,
-                row.id,
-                {
-                    "status": "rejected",
-                    "decided_at": iso(now),
-                    "decided_by": actor,
-                    "decision_note": why,
-                },
-            )
-            tx.audit(
-                AuditEvent(GovernanceEvent.SCOPE_EXPANSION_REJECTED, actor, row.id, {"reason": why})
-            )
-        return (await self._get(row.id)).to_dict(evidence=False)
 
     # -- audit verification -----------------------------------------------------------------------
 

@@ -21,6 +21,7 @@ from agentd.services.governance import GovernanceService, Stoppable
 from agentd.services.incidents import IncidentService
 from agentd.services.metrics import MetricsCollector
 from agentd.services.scheduler import TaskSpec
+from agentd.services.scope import ScopeExpansions
 from agentd.store.base import Store
 
 #: Governance's scheduled tasks (intervals under [scheduler]).
@@ -33,7 +34,7 @@ TASK_NAMES = (
 
 
 class Governance:
-    """Autonomy state, breakers, metrics, levels, readiness, proposals, weekly cycle."""
+    """Autonomy state, breakers, metrics, levels, readiness, scope expansion, weekly cycle."""
 
     def __init__(
         self,
@@ -60,12 +61,16 @@ class Governance:
         self.metrics = MetricsCollector(
             store, settings, self.autonomy, self.breakers.tripped_keys, clock=clock
         )
+        self.scope = ScopeExpansions(
+            store, settings, self.autonomy, notifier, on_change=on_change, clock=clock
+        )
         self.service = GovernanceService(
             store,
             settings,
             self.autonomy,
             self.breakers,
             self.metrics,
+            self.scope,
             notifier,
             operations=operations,
             on_change=on_change,
@@ -88,7 +93,7 @@ class Governance:
         runs = {
             "breaker_monitor": self.breakers.tick,
             "metrics_textfile": self.metrics.write_textfile,
-            "scope_expansion_expiry": self.service.expire_due,
+            "scope_expansion_expiry": self.scope.expire_due,
             "governance_cycle": self.cycle.run,
         }
         return [TaskSpec(name, every(name), runs[name]) for name in TASK_NAMES]
