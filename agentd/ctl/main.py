@@ -90,6 +90,13 @@ def _human_status(r: dict[str, Any]) -> str:
         "socket": r.get("socket_path"),
         "log file": r.get("log_file"),
     }
+    gov = r.get("governance")
+    if gov:
+        lines["governance"] = (
+            f"autonomy {gov['level']}; kill switch {'ON' if gov['kill_switch'] else 'off'}; "
+            f"breakers tripped: {', '.join(gov['breakers_tripped']) or 'none'}; paused: "
+            f"{', '.join(gov['paused_action_types']) or 'none'}"
+        )
     known = {
         "version",
         "state",
@@ -104,6 +111,7 @@ def _human_status(r: dict[str, Any]) -> str:
         "log_file",
         "peer",
         "started_at",
+        "governance",
     }
     extra = {k: v for k, v in r.items() if k not in known}
     return render.kv({**lines, **extra})

@@ -82,10 +82,10 @@ class Daemon:
         args = {"tenant": "t1", "account": "acme", "action_type": action, "rationale": rationale}
         return await self.ask("propose", {**args, **kw})
 
-    async def check(self, action: str = "send_chat_message") -> Any:
+    async def check(self, action: str = "send_chat_message", **kw: Any) -> Any:
         """Return what the gate would decide for ``action`` on acme now."""
         args = {"tenant": "t1", "account": "acme", "action_type": action, "rationale": "check"}
-        return await self.ask("policy.check", args)
+        return await self.ask("policy.check", {**args, **kw})
 
 
 @asynccontextmanager

@@ -6,6 +6,7 @@ user's credentials through the same dispatcher and access rules as the socket.
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -97,6 +98,9 @@ async def test_scope_expansion_needs_two_distinct_approvers(
     settings = configure(short_tmp, monkeypatch)
     async with running(settings, short_tmp) as d:
         alice, bob = d.as_user("alice"), d.as_user("bob")
+        medium = json.dumps({"items": [f"p{n}" for n in range(11)]})  # MEDIUM risk: 11 items
+        held = await d.check("send_chat_message", diff=medium)
+        assert (held["decision"], held["reason"]) == ("REQUIRE_APPROVAL", "RISK_ABOVE_LEVEL")
         raised = await d.ask("level.set", {"level": "L4", "reason": "quarter of clean runs"})
         proposal = raised["proposal"]["id"]
         assert raised["proposal"]["approvals_missing"] == 2
@@ -122,8 +126,7 @@ async def test_scope_expansion_needs_two_distinct_approvers(
         assert [a["by"] for a in done["approvals"]] == ["alice", "bob"]
         level = await d.ask("level")
         assert (level["level"], level["source"]) == ("L4", "governance")
-        medium = await d.check("send_chat_message")
-        assert medium["decision"] == "AUTO_EXECUTE"
+        assert (await d.check("send_chat_message", diff=medium))["decision"] == "AUTO_EXECUTE"
         applied = await audit_events(d.app, "SCOPE_EXPANSION_APPLIED")
         assert applied[0].data["approvers"] == ["alice", "bob"]
         await refused(
