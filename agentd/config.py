@@ -35,6 +35,7 @@ from agentd.core.guardrails import (
 from agentd.core.risk import DEFAULT_HIGH_CHANGE_TYPES, DEFAULT_MEDIUM_MIN_ITEMS
 from agentd.errors import ConfigInvalid, InvalidArgument
 from agentd.exec_config import ExecutionConfig, NotifyConfig
+from agentd.gov_config import BreakersConfig, GovernanceConfig
 from agentd.ops_config import BrowserSettings, VaultSettings
 from agentd.proactive_config import (
     DigestConfig,
@@ -275,6 +276,8 @@ class Settings(BaseSettings):
     vault: VaultSettings = VaultSettings()
     execution: ExecutionConfig = ExecutionConfig()
     notify: NotifyConfig = NotifyConfig()
+    breakers: BreakersConfig = BreakersConfig()
+    governance: GovernanceConfig = GovernanceConfig()
 
     # Where the values came from; set by load_settings, not by the file.
     config_file: Path | None = Field(None, exclude=True)

@@ -34,6 +34,7 @@ from agentd.sdnotify import SystemdNotifier
 from agentd.server import ControlServer
 from agentd.services.execution import ExecutionService
 from agentd.services.gate import GateService
+from agentd.services.governor import Governance
 from agentd.services.incidents import EventHub, IncidentService
 from agentd.services.operations import OperationsService
 from agentd.services.scheduler import ProactiveLoop
@@ -104,6 +105,19 @@ class App:
             policy=lambda: self.policy,
             service=lambda: self.settings.browser.default_service,
         )
+        # Governance: breakers hear every published outcome; its tasks join the scheduler.
+        self.sd_notifier: SystemdNotifier | None = None
+        self.governance = Governance(
+            store,
+            lambda: self.settings,
+            incidents=self.incidents,
+            notifier=self.notifier,
+            operations=self.operations,
+            on_change=self.governance_changed,
+        )
+        self.events.subscribe(self.governance.breakers.on_event)
+        for spec in self.governance.task_specs():
+            self.proactive.scheduler.add(spec)
         self.state = "starting"
         self.started_at = datetime.now(UTC)
         self.started_monotonic = time.monotonic()
@@ -132,7 +146,8 @@ class App:
             logger.error("reload refused, keeping the running policy: {}", exc.message)
             raise
         self.settings = settings
-        self.policy = policy
+        await self.governance.autonomy.load()
+        self.policy = self.governance.autonomy.overlay(policy, settings)
         self.gate.max_batch = settings.gate.max_batch
         await self.audit(
             AuditEvent(
@@ -160,7 +175,13 @@ class App:
 
     def status_line(self) -> str:
         """Return the one-line summary systemd shows as the service status."""
-        return f"{self.state}; schema v{self.store_schema}"
+        return f"{self.state}; schema v{self.store_schema}; {self.governance.status_text()}"
+
+    def governance_changed(self) -> None:
+        """Apply governance's level and allowlist to the gate's policy; refresh STATUS=."""
+        self.policy = self.governance.autonomy.overlay(gate_policy(self.settings), self.settings)
+        if self.sd_notifier is not None and self.state == "running":
+            self.sd_notifier.notify(STATUS=self.status_line())
 
 
 def build_app(settings: Settings, *, log_file: Path | None = None) -> App:
@@ -235,6 +256,9 @@ async def run_daemon(
         await app.gate.recover()
         await app.operations.recover()
         await app.execution.recover()
+        app.sd_notifier = notifier
+        await app.governance.start()
+        app.governance_changed()
         await server.bind()
     except BaseException:
         app.gate.close()

@@ -39,6 +39,18 @@ class SchedulerConfig(Section):
     inbox_poll_interval_s: float = Field(
         10, gt=0, le=_DAY, description="Look for files renamed into the inbox folder."
     )
+    breaker_monitor_interval_s: float = Field(
+        10, gt=0, le=3600, description="Re-evaluate breaker windows as time passes."
+    )
+    metrics_textfile_interval_s: float = Field(
+        60, gt=0, le=_DAY, description="Write the Prometheus metrics file."
+    )
+    scope_expansion_expiry_interval_s: float = Field(
+        60, gt=0, le=_DAY, description="Expire scope expansions past their deadline."
+    )
+    governance_cycle_interval_s: float = Field(
+        7 * _DAY, gt=0, le=30 * _DAY, description="Weekly report, readiness, scope expansion."
+    )
     misfire_grace_time_s: int = Field(
         3600,
         ge=1,

@@ -18,7 +18,7 @@ from agentd.commands.registry import (
 )
 
 # Importing a module registers its commands.
-from agentd.commands import execution, gate, ops, proactive, system  # noqa: F401  isort: skip
+from agentd.commands import execution, gate, governance, ops, proactive, system  # noqa: F401  isort: skip
 
 __all__ = [
     "REGISTRY",

@@ -12,6 +12,7 @@ from agentd.core.audit import AuditEvent, AuditEventType
 from agentd.core.intents import IntentSource, parse_intent
 from agentd.errors import AgentdError, InvalidArgument, NoExecutor, NotFound
 from agentd.services import accounts as accounts_service
+from agentd.services.scope import PROPOSAL_PREFIX
 from agentd.store import gate_sql
 
 INTENT_FIELDS = (
@@ -238,15 +239,30 @@ async def intents_show(ctx: CommandContext) -> dict[str, Any]:
 
 @command("pending", summary="List intents waiting for approval.")
 async def pending(ctx: CommandContext) -> dict[str, Any]:
-    """List pending approvals, oldest first."""
+    """List pending approvals, oldest first (and a scope expansion waiting, if any)."""
     rows = await gate_sql.list_intents(ctx.app.store, status="pending", limit=_limit(ctx))
-    return {"pending": [r.to_dict(with_trace=False) for r in reversed(rows)]}
+    expansions = await ctx.app.governance.scope.proposals("pending")
+    return {
+        "pending": [r.to_dict(with_trace=False) for r in reversed(rows)],
+        "scope_expansions": expansions,
+    }
+
+
+def _scope_expansion(ctx: CommandContext) -> bool:
+    # Scope expansions wait in the same queue but need distinct approvers: governance decides.
+    return str(ctx.args.get("id") or "").startswith(PROPOSAL_PREFIX)
 
 
 @command("approve", access=Access.APPROVE, summary="Approve a pending intent.")
 async def approve(ctx: CommandContext) -> dict[str, Any]:
     """Approve as the calling user; the intent is handed to execution."""
     note = ctx.args.get("note")
+    if _scope_expansion(ctx):
+        return {
+            "scope_expansion": await ctx.app.governance.scope.approve(
+                _arg(ctx, "id"), ctx.actor, note
+            )
+        }
     intent_id = _arg(ctx, "id")
     execution = getattr(ctx.app, "execution", None)
     if execution is not None:
@@ -270,6 +286,12 @@ async def approve(ctx: CommandContext) -> dict[str, Any]:
 @command("reject", access=Access.APPROVE, summary="Reject a pending intent.")
 async def reject(ctx: CommandContext) -> dict[str, Any]:
     """Reject as the calling user."""
+    if _scope_expansion(ctx):
+        return {
+            "scope_expansion": await ctx.app.governance.scope.reject(
+                _arg(ctx, "id"), ctx.actor, _arg(ctx, "reason")
+            )
+        }
     result: dict[str, Any] = await ctx.app.gate.reject(
         _arg(ctx, "id"), ctx.actor, str(_arg(ctx, "reason"))
     )
@@ -300,14 +322,9 @@ async def audit_tail(ctx: CommandContext) -> dict[str, Any]:
 
 @command("audit.verify", summary="Verify the audit trail's hash chain.")
 async def audit_verify(ctx: CommandContext) -> dict[str, Any]:
-    """Recompute the chain."""
-    verdict = await ctx.app.store.verify_audit()
-    return {
-        "intact": verdict.intact,
-        "count": verdict.count,
-        "first_broken_seq": verdict.first_broken_seq,
-        "problem": verdict.problem,
-    }
+    """Recompute the chain (governance remembers the outcome for readiness)."""
+    result: dict[str, Any] = await ctx.app.governance.service.verify_audit(ctx.actor)
+    return result
 
 
 @command("audit.export", summary="Stream every audit record (JSONL).")

@@ -42,5 +42,6 @@ async def status(ctx: CommandContext) -> dict[str, Any]:
         "socket_path": str(settings.resolved_socket_path),
         "log_file": str(app.log_file) if app.log_file else None,
         "peer": {"user": ctx.peer.user, "uid": ctx.peer.uid},
+        "governance": app.governance.summary(),
     }
     return result

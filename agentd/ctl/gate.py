@@ -211,9 +211,9 @@ def explain(s: Session, ns: argparse.Namespace) -> int:
 
 def pending(s: Session, ns: argparse.Namespace) -> int:
     r = s.call("pending", {"limit": ns.limit})
-    s.out(
-        r,
-        lambda r: render.table(
+
+    def human(r: dict[str, Any]) -> str:
+        text = render.table(
             r["pending"],
             (
                 "intent_id",
@@ -226,20 +226,44 @@ def pending(s: Session, ns: argparse.Namespace) -> int:
                 "expires_at",
             ),
             empty="no intents wait for approval",
+        )
+        for proposal in r.get("scope_expansions") or ():
+            from agentd.ctl.governance import proposal_text
+
+            text += "\nscope expansion (needs distinct approvers):\n" + proposal_text(proposal)
+        return text
+
+    s.out(r, human)
+    return 0
+
+
+def _expansion_or(r: dict[str, Any], text: str) -> str:
+    if "scope_expansion" in r:
+        from agentd.ctl.governance import proposal_text
+
+        return proposal_text(r["scope_expansion"])
+    return text
+
+
+def approve(s: Session, ns: argparse.Namespace) -> int:
+    r = s.call("approve", {"id": ns.intent, "note": ns.note})
+    s.out(
+        r,
+        lambda r: _expansion_or(
+            r, f"{r.get('intent_id')} approved by {r.get('decided_by')} and handed to execution"
         ),
     )
     return 0
 
 
-def approve(s: Session, ns: argparse.Namespace) -> int:
-    r = s.call("approve", {"id": ns.intent, "note": ns.note})
-    s.out(r, lambda r: f"{r['intent_id']} approved by {r['decided_by']} and handed to execution")
-    return 0
-
-
 def reject(s: Session, ns: argparse.Namespace) -> int:
     r = s.call("reject", {"id": ns.intent, "reason": ns.reason})
-    s.out(r, lambda r: f"{r['intent_id']} rejected by {r['decided_by']}: {r['decision_note']}")
+    s.out(
+        r,
+        lambda r: _expansion_or(
+            r, f"{r.get('intent_id')} rejected by {r.get('decided_by')}: {r.get('decision_note')}"
+        ),
+    )
     return 0
 
 

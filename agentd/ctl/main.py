@@ -16,6 +16,7 @@ import sys
 
 from agentd.ctl import execution as execution_commands
 from agentd.ctl import gate as gate_commands
+from agentd.ctl import governance as governance_commands
 from agentd.ctl import ops as ops_commands
 from agentd.ctl import proactive as proactive_commands
 from agentd.ctl import render
@@ -64,6 +65,12 @@ if TYPE_CHECKING:
     Runner = Callable[[Session, argparse.Namespace], int]
 
 
+def json_flag(p: argparse.ArgumentParser) -> None:
+    """Accept ``--json`` after the command too (``agentctl status --json``)."""
+    # SUPPRESS: when absent here, the global --json keeps its value.
+    p.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
@@ -84,6 +91,13 @@ def _human_status(r: dict[str, Any]) -> str:
         "socket": r.get("socket_path"),
         "log file": r.get("log_file"),
     }
+    gov = r.get("governance")
+    if gov:
+        lines["governance"] = (
+            f"autonomy {gov['level']}; kill switch {'ON' if gov['kill_switch'] else 'off'}; "
+            f"breakers tripped: {', '.join(gov['breakers_tripped']) or 'none'}; paused: "
+            f"{', '.join(gov['paused_action_types']) or 'none'}"
+        )
     known = {
         "version",
         "state",
@@ -98,6 +112,7 @@ def _human_status(r: dict[str, Any]) -> str:
         "log_file",
         "peer",
         "started_at",
+        "governance",
     }
     extra = {k: v for k, v in r.items() if k not in known}
     return render.kv({**lines, **extra})
@@ -144,6 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     def add(name: str, run: Runner, summary: str, example: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=summary, description=summary, epilog=f"Example: {example}")
         p.set_defaults(run=run)
+        json_flag(p)
         return p
 
     add(
@@ -166,6 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
                 sub_name, help=sub_summary, description=sub_summary, epilog=f"Example: {example}"
             )
             p.set_defaults(run=run)
+            json_flag(p)
             return p
 
         return add_inner
@@ -174,6 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
     proactive_commands.register(add, group)
     ops_commands.register(add, group)
     execution_commands.register(add, group)
+    governance_commands.register(add, group)
     return parser
 
 

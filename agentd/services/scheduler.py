@@ -97,6 +97,16 @@ class TaskScheduler:
         self._tg: TaskGroup | None = None
         self._ready = anyio.Event()
 
+    def add(self, spec: TaskSpec) -> None:
+        """Add a task (before :meth:`run`; the daemon adds governance's this way).
+
+        :raises InvalidState: a task of that name exists, or the scheduler runs.
+        """
+        if spec.name in self.tasks or self._tg is not None:
+            raise InvalidState(f"cannot add task {spec.name!r}", details={"task": spec.name})
+        self.tasks[spec.name] = spec
+        self._state[spec.name] = _State(anyio.Lock())
+
     # -- lifecycle -------------------------------------------------------------------
 
     async def run(self, *, task_status: Any = anyio.TASK_STATUS_IGNORED) -> None:

@@ -458,3 +458,51 @@ def test_parse_rules_defaults() -> None:
 def test_bad_events(kwargs: dict[str, Any]) -> None:
     with pytest.raises(InvalidArgument):
         BreakerEvent(**kwargs)
+
+
+# --- more edges: windows of count rules, and eviction exactly at the boundary
+
+
+@pytest.mark.parametrize(("second_at", "trips"), [(59.999, True), (60.0, False)])
+def test_incident_count_rule_window_boundary(second_at: float, trips: bool) -> None:
+    (twice,) = parse_rules(
+        [
+            {
+                "name": "two_criticals",
+                "metric": "critical_incident",
+                "threshold": 2,
+                "window": "1m",
+                "action": "revert_to_l3",
+                "severity": "critical",
+            }
+        ]
+    )
+    monitor = BreakerMonitor([twice])
+    assert monitor.observe(ev(0, INCIDENT)) == []
+    # The first incident is exactly one window old at 60 s: out of (now - 1m, now].
+    assert bool(monitor.observe(ev(second_at, INCIDENT))) is trips
+
+
+@pytest.mark.parametrize(("now_at", "trips"), [(299.999, False), (300.0, True)])
+def test_evaluate_evicts_exactly_at_the_window_boundary(now_at: float, trips: bool) -> None:
+    monitor = only("high_error_rate")
+    # 10 successes at 0 s, then 9 successes and 1 failure at 100 s: 1 of 20 = 5 %, no trip.
+    assert feed(monitor, stream(10, 0) + stream(9, 1, start=100, spacing=0.0)) == []
+    # At 300 s the first ten are exactly 5 min old and leave: 1 of 10 = 10 %.
+    assert bool(monitor.evaluate(T0 + timedelta(seconds=now_at))) is trips
+
+
+def test_every_default_rule_trips_once_on_one_stream() -> None:
+    monitor = BreakerMonitor()
+    events = stream(40, 0)  # 40 successes in 40 s
+    events += [ev(50 + i, ROLLED) for i in range(5)]  # 5 / 40 = 12.5 % rollbacks
+    events += [ev(60 + i, FAIL, "log_interaction") for i in range(3)]  # 3 / 43 = 7 % errors
+    events += [ev(70, INCIDENT, severity="critical")]
+    events += [ev(80 + i, FAIL, "log_interaction") for i in range(3)]  # no second trip
+    trips = feed(monitor, events)
+    assert [(t.key, t.action) for t in trips] == [
+        ("high_rollback_rate", BreakerAction.ALERT_ONLY),
+        ("high_error_rate", BreakerAction.REVERT_TO_L3),
+        ("repeated_command_failures:log_interaction", BreakerAction.PAUSE_COMMAND_TYPE),
+        ("critical_incident", BreakerAction.REVERT_TO_L3),
+    ]
