@@ -45,6 +45,9 @@ level = "L3+"
 [vault]
 key_file = "{key}"
 
+[browser]
+step_timeout_s = 4.0
+
 [browser.services.backoffice]
 base_url = "{site}"
 
@@ -52,6 +55,7 @@ base_url = "{site}"
 poll_interval_s = 0.5
 """
 STEPS = 10
+BREAKER_ACCOUNT = "cyberdyne"
 SITE_TIMEOUT_S = 20.0
 EXECUTION_TIMEOUT_S = 240.0
 
@@ -402,15 +406,68 @@ def _run(root: Path, sock: Path, daemon: DaemonProcess, site: _Site, keep_runnin
             break
     if rolled is None:
         _say("      no change could be undone automatically")
-    _say(f"[9/{STEPS}] writing the daily digest (agentctl run-task daily_digest_generation) ...")
+    _say(
+        f"[8/{STEPS}] the back-office starts failing; the circuit breakers trip "
+        "(agentctl breaker status) ..."
+    )
+    site.control("fail", {"path": f"/crm/accounts/{BREAKER_ACCOUNT}/notes", "mode": "error"})
+    failing = [
+        call(
+            sock,
+            "propose",
+            {
+                "tenant": "northwind",
+                "account": BREAKER_ACCOUNT,
+                "action_type": "log_interaction",
+                "rationale": f"Record call {n} (the back-office is failing now)",
+                "diff": {"note": f"Call {n} summary"},
+                "source": "operator",
+            },
+        )
+        for n in range(1, 4)
+    ]
+    auto = [f for f in failing if f["decision"] == "AUTO_EXECUTE"]
+    before = {r["id"] for r in executions}
+    failed = [
+        r
+        for r in _watch_executions(sock, len(executions) + len(auto))
+        if r["id"] not in before and r["state"] != "succeeded"
+    ]
+    _say(f"      {len(failed)} executions failed while the back-office was failing")
+    site.control("clear")
+    breakers = call(sock, "breaker.status")
+    for trip in breakers["tripped"]:
+        _say(
+            f"      TRIPPED {trip['key']} ({trip['severity']}): {trip['action']}; {trip['message']}"
+        )
+    level = call(sock, "level")
+    _say(
+        f"      autonomy level now {level.get('level')}; paused action types: "
+        f"{', '.join(level.get('paused_action_types') or []) or 'none'}"
+    )
+    _say(
+        "      (they stay tripped until an operator resets them: "
+        "agentctl breaker reset NAME --reason TEXT)"
+    )
+    _say(
+        f"[9/{STEPS}] writing the daily digest and the governance report "
+        "(agentctl run-task daily_digest_generation / governance_cycle) ..."
+    )
     call(sock, "task.run", {"name": "daily_digest_generation", "wait": True}, timeout=120)
     digest = call(sock, "digest", {})
-    _say(f"      {digest.get('path')}")
+    _say(f"      digest: {digest.get('path')}")
+    cycle = call(sock, "task.run", {"name": "governance_cycle", "wait": True}, timeout=120)
+    reports = sorted((root / "reports").glob("governance-*.md"))
+    report = str(reports[-1]) if reports else None
+    _say(f"      governance report: {report} ({cycle.get('result')})")
     verdict = call(sock, "audit.verify")
     _say(
         f"      hand-off queue: {len(queue)} intents; audit trail intact: {verdict['intact']} "
         f"({verdict['count']} records)"
     )
+    # The counts are read back at the end, so they match the store exactly.
+    intents = {r["intent_id"]: r for r in call(sock, "intents.list", {"limit": 1000})["intents"]}
+    every = [r for r in call(sock, "executions.list")["executions"] if r["kind"] == "change"]
     summary = {
         "accounts": imported["imported"],
         "interactions": seen["imported"],
@@ -418,13 +475,14 @@ def _run(root: Path, sock: Path, daemon: DaemonProcess, site: _Site, keep_runnin
         "goals": len(goals),
         "intents decided": len(intents),
         "auto-executed": sum(1 for i in intents.values() if i["decision"] == "AUTO_EXECUTE"),
-        "waiting for approval": len(pending) - (1 if approved else 0),
+        "waiting for approval": len(call(sock, "pending")["pending"]),
         "approved by a person": 1 if approved else 0,
         "blocked": sum(1 for i in intents.values() if i["status"] == "blocked"),
-        "handed to execution": len(queue),
-        "executions succeeded": len(succeeded),
-        "executions failed": sum(1 for r in executions if r["state"] != "succeeded"),
+        "handed to execution": len(call(sock, "queue")["queue"]),
+        "executions succeeded": sum(1 for r in every if r["state"] == "succeeded"),
+        "executions failed": sum(1 for r in every if r["state"] != "succeeded"),
         "rolled back": 1 if rolled else 0,
+        "breakers tripped": len(breakers["tripped"]),
         "screenshots": len(_screenshots(root)),
         "audit records": verdict["count"],
     }
@@ -432,6 +490,7 @@ def _run(root: Path, sock: Path, daemon: DaemonProcess, site: _Site, keep_runnin
         "state folder": str(root),
         "database": status["store"]["location"],
         "digest": str(digest.get("path")),
+        "governance report": str(report),
         "screenshots folder": str(root / "operations"),
         "daemon log": str(root / "daemon.log"),
         "json log": status["log_file"],

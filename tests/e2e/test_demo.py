@@ -58,6 +58,17 @@ def test_demo_runs_and_its_summary_matches_the_store(short_tmp: Path) -> None:
     assert claimed("screenshots") == len(shots) > 0
     digest = re.search(r"^digest:\s+(\S+\.md)$", out, re.M)
     assert digest and Path(digest.group(1)).is_file()
+    events = re.search(r"(\d+) breaker events", Path(digest.group(1)).read_text())
+    assert events and int(events.group(1)) >= 1  # the trips are in the digest
+    report = re.search(r"^governance report:\s+(\S+\.md)$", out, re.M)
+    assert report and Path(report.group(1)).is_file()
+    assert claimed("breakers tripped") == q(
+        "SELECT count(*) FROM breaker_trips WHERE reset_at IS NULL"
+    )
+    assert claimed("breakers tripped") >= 1
+    assert claimed("executions failed") == q(
+        "SELECT count(*) FROM executions WHERE kind='change' AND state != 'succeeded'"
+    )
     assert (
         claimed("audit records") == q("SELECT count(*) FROM audit") - 1
     )  # DAEMON_STOPPED came after
