@@ -495,3 +495,91 @@ async def test_rollback_bad_input(
         assert exe["reason"] == "SNAPSHOT_FAILED" and exe["attempts"] == 1
         assert "attempt 2 of 3" in exe["detail"]
         assert site.state.product(104).seo_title != "Later"
+
+
+async def test_a_medium_risk_change_is_hard_undone(
+    daemon_env: dict[str, str],
+    short_tmp: Path,
+    site: DemoSite,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    before = site.state.product(105)
+    async with daemon(short_tmp, site, monkeypatch) as (app, sock):
+        decided = await propose(
+            sock,
+            account="acme",
+            action_type="update_account_context",
+            domain="SEO",
+            change_type="meta_update",
+            diff={"product_id": "105", "meta_description": "Bulk copy refresh", "bulk": True},
+        )
+        # MEDIUM risk does not auto-execute at L3+: a person approves it.
+        assert (decided["decision"], decided["risk_level"]) == ("REQUIRE_APPROVAL", "MEDIUM")
+        await ask(sock, "approve", {"id": decided["intent_id"]})
+        exe = await finished(app, decided["intent_id"])
+        assert exe["state"] == "succeeded" and exe["autonomous"] is False, exe
+        assert site.state.product(105).meta_description == "Bulk copy refresh"
+        started = datetime.fromisoformat(exe["started_at"])
+        deadline = datetime.fromisoformat(exe["rollback_token"]["deadline"])
+        assert deadline == started + timedelta(days=7)
+        check = await ask(sock, "rollback.check", {"token": exe["id"]})
+        assert check["type"] == "HARD_UNDO"
+        done = await ask(sock, "rollback.run", {"token": exe["id"], "reason": "too broad"})
+        assert done["type"] == "HARD_UNDO"
+        after = site.state.product(105)
+        assert (after.seo_title, after.meta_description) == (
+            before.seo_title,
+            before.meta_description,
+        )
+
+
+BREAKER_RULES = """
+[[breakers.rules]]
+name = "high_error_rate"
+metric = "error_rate"
+threshold = 0.05
+window = "5m"
+action = "revert_to_l3"
+severity = "critical"
+min_events = 2
+"""
+
+
+async def test_failing_executions_trip_the_error_rate_breaker(
+    daemon_env: dict[str, str],
+    short_tmp: Path,
+    site: DemoSite,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async with daemon(short_tmp, site, monkeypatch, extra=BREAKER_RULES) as (app, sock):
+        ok = await propose(sock, account="acme", action_type="log_interaction", diff={"note": "a"})
+        assert (await finished(app, ok["intent_id"]))["state"] == "succeeded"
+        # The back-office's note form fails: the change fails, the rate goes over 5 %.
+        site.fail("/crm/accounts/globex/notes", mode="down")
+        bad = await propose(
+            sock, account="globex", action_type="log_interaction", diff={"note": "b"}
+        )
+        exe = await finished(app, bad["intent_id"])
+        assert exe["state"] == "failed" and exe["target_state"] == "unchanged", exe
+        with anyio.fail_after(20):
+            while not (await ask(sock, "breaker.status"))["tripped"]:
+                await anyio.sleep(0.1)
+        status = await ask(sock, "breaker.status")
+        assert [t["key"] for t in status["tripped"]] == ["high_error_rate"]
+        assert (await ask(sock, "level"))["level"] == "L3"
+        incidents = (await ask(sock, "incidents.list", {}))["incidents"]
+        assert any(
+            i["kind"] == "breaker_tripped" and i["severity"] == "critical" for i in incidents
+        )
+        # Auto-execution has stopped: the same kind of intent now waits for a person.
+        later = await propose(
+            sock, account="acme", action_type="log_interaction", diff={"note": "c"}
+        )
+        assert later["decision"] == "REQUIRE_APPROVAL"
+        await ask(sock, "task.run", {"name": "daily_digest_generation", "wait": True})
+        digest = await ask(sock, "digest", {"show": True})
+        assert "high_error_rate" in json.dumps(digest)
+        # A reset clears the breaker but never raises the level again.
+        await ask(sock, "breaker.reset", {"name": "high_error_rate", "reason": "fixed the form"})
+        assert (await ask(sock, "breaker.status"))["tripped"] == []
+        assert (await ask(sock, "level"))["level"] == "L3"
