@@ -6,14 +6,24 @@ rule and the error a failed step raises.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from enum import StrEnum
 from urllib.parse import urlsplit
 
 from agentd.errors import ExternalError
+from agentd.kb import Action
 
 # Schemes that never reach the network: a page may use them freely.
 LOCAL_SCHEMES = frozenset({"about", "data", "blob"})
+# Steps that may submit something to the site: once one may have started, a
+# re-run could do it twice (see agentd.services.operations.recovery_decision).
+COMMITTING_ACTIONS = frozenset({Action.CLICK, Action.PRESS})
+# Steps that leave the page as it is (they wait, read, or arm the dialog
+# handler): their screenshot is taken while they run.
+PASSIVE_ACTIONS = frozenset(
+    {Action.WAIT_FOR, Action.EXPECT_TEXT, Action.EXPECT_URL, Action.EXTRACT, Action.ACCEPT_DIALOG}
+)
 
 
 class StepProblem(StrEnum):
@@ -76,4 +86,46 @@ def host_allowed(url: str, allowed: Iterable[str]) -> bool:
     return False
 
 
-__all__ = ["LOCAL_SCHEMES", "StepFailed", "StepProblem", "host_allowed", "host_of"]
+# Allowlist entries the fast path understands; any other entry is left to
+# host_allowed, which the route handler applies to every other request.
+_PLAIN_ENTRY = re.compile(r"[a-z0-9.-]+(:[0-9]+)?")
+_WILDCARD_ENTRY = re.compile(r"\*\.[a-z0-9.-]+")
+
+
+def certainly_allowed_pattern(allowed: Iterable[str]) -> str | None:
+    """Return a regular expression (valid in Python and JavaScript) matching the
+    start of URLs that ``host_allowed`` certainly allows, or None when there is none.
+
+    The browser applies it without a round trip to the agent: a request it
+    matches goes out; every other request goes to the route handler, which
+    decides with ``host_allowed``. So it may miss allowed URLs (they take the
+    slow path) but must never match one ``host_allowed`` refuses: only
+    http(s) URLs as the browser writes them (lower-case host, then ``/``) of
+    simple entries are matched, and on a port left open only ports below
+    10000 (no out-of-range port can slip through).
+    """
+    hosts: list[str] = []
+    for raw in allowed:
+        entry = raw.strip().lower()
+        # Only dots need escaping in these entries (and "\." means the same in both).
+        if _WILDCARD_ENTRY.fullmatch(entry):
+            suffix = entry[1:].replace(".", r"\.")
+            hosts.append(r"[a-z0-9-][a-z0-9.-]*" + suffix + r"(?::[0-9]{1,4})?")
+        elif (plain := _PLAIN_ENTRY.fullmatch(entry)) and int((plain[1] or ":1")[1:]) < 65536:
+            port = "" if plain[1] else r"(?::[0-9]{1,4})?"
+            hosts.append(entry.replace(".", r"\.") + port)
+    if not hosts:
+        return None
+    return r"^https?://(?:" + "|".join(hosts) + ")/"
+
+
+__all__ = [
+    "COMMITTING_ACTIONS",
+    "LOCAL_SCHEMES",
+    "PASSIVE_ACTIONS",
+    "StepFailed",
+    "StepProblem",
+    "certainly_allowed_pattern",
+    "host_allowed",
+    "host_of",
+]

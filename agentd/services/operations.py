@@ -24,6 +24,7 @@ from typing import Any
 import anyio
 from loguru import logger
 
+from agentd.browser import COMMITTING_ACTIONS
 from agentd.browser.agent import (
     ACTOR,
     OPERATION_CANCELLED,
@@ -35,7 +36,7 @@ from agentd.browser.agent import (
 from agentd.browser.playwright_browser import PlaywrightBrowser
 from agentd.core.audit import AuditEvent, AuditEventType
 from agentd.errors import AgentdError, Conflict, InvalidArgument, InvalidState, NotFound, VaultError
-from agentd.kb import Action, KnowledgeBase, Step
+from agentd.kb import KnowledgeBase, Step
 from agentd.llm import AnthropicModel
 from agentd.ops_config import BrowserSettings
 from agentd.store import gate_sql, ops_sql
@@ -46,9 +47,6 @@ from agentd.vault import SecretValue, Vault
 OPERATION_CREATED = AuditEventType.OPERATION_CREATED
 OPERATION_RESUMED = "OPERATION_RESUMED"
 STATES = ("awaiting_consent", "pending", "in_progress", "completed", "failed", "cancelled")
-# Steps that may submit something to the site: once one may have started, a
-# re-run could do it twice.
-COMMITTING_ACTIONS = frozenset({Action.CLICK, Action.PRESS})
 
 
 class Recovery(StrEnum):

@@ -274,6 +274,22 @@ async def insert_step(tx: Transaction, values: dict[str, Any]) -> int:
     return seq
 
 
+async def insert_steps(tx: Transaction, rows: Sequence[dict[str, Any]]) -> None:
+    """Append step rows of one operation (all with the same columns), in order."""
+    if not rows:
+        return
+    row = await tx.fetchone(
+        "SELECT COALESCE(MAX(seq), 0) FROM operation_steps WHERE op_id = ?", (rows[0]["op_id"],)
+    )
+    first = (int(row[0]) if row else 0) + 1
+    columns = [*rows[0], "seq"]
+    marks = ", ".join("?" for _ in columns)
+    await tx.executemany(
+        f"INSERT INTO operation_steps({', '.join(columns)}) VALUES ({marks})",
+        [[*(r[c] for c in columns[:-1]), first + i] for i, r in enumerate(rows)],
+    )
+
+
 async def list_steps(store: Store, op_id: str, after_seq: int = 0) -> list[StepRow]:
     """Return an operation's step rows after ``after_seq``, in order."""
     rows = await store.read_all(

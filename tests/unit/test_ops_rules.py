@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import itertools
+import re
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from agentd.browser import host_allowed
+from agentd.browser import certainly_allowed_pattern, host_allowed
 from agentd.ctl.gate import UsageError
 from agentd.ctl.ops import parse_params, register
 from agentd.kb import Action, Step
@@ -44,6 +46,65 @@ def test_host_allowlist(url: str, allowed: bool) -> None:
 def test_empty_allowlist_blocks_every_network_request() -> None:
     assert not host_allowed("http://127.0.0.1:8000/", [])
     assert host_allowed("about:blank", [])
+
+
+URLS = [
+    "http://127.0.0.1:8000/admin",
+    "http://127.0.0.1:8000/",
+    "http://127.0.0.1:8001/pixel.png",
+    "http://127.0.0.1:80001/",
+    "http://127.0.0.1:8000.evil.org/",
+    "http://127.0.0.1:8000@evil.org/",
+    "http://user@127.0.0.1:8000/",
+    "https://shop.example.com/login",
+    "https://shop.example.com:8443/login",
+    "https://shop.example.com.evil.org/",
+    "https://shop.example.com@evil.org/",
+    "https://evil.org/?next=https://shop.example.com/",
+    "https://img.cdn.example.net/a.png",
+    "https://a.b.cdn.example.net:444/a.png",
+    "https://cdn.example.net/a.png",
+    "https://evilcdn.example.net/a.png",
+    "https://img.cdn.example.net.evil.org/",
+    "ws://127.0.0.1:8000/socket",
+    "ftp://shop.example.com/",
+    "about:blank",
+    "data:text/html,hi",
+]
+ALLOWLISTS = [
+    ALLOW,
+    ["127.0.0.1"],
+    ["SHOP.example.com "],
+    ["[::1]:8000", "http://shop.example.com", ""],
+    ["127.0.0.1:80001", "127.0.0.1:8000"],
+    [],
+]
+
+
+@pytest.mark.parametrize(("allow", "url"), list(itertools.product(ALLOWLISTS, URLS)))
+def test_the_browsers_fast_path_never_lets_out_what_the_allowlist_refuses(
+    allow: list[str], url: str
+) -> None:
+    pattern = certainly_allowed_pattern(allow)
+    if pattern is not None and re.search(pattern, url):
+        assert host_allowed(url, allow), f"{pattern} lets {url} out"
+
+
+def test_the_fast_path_covers_plain_requests_to_allowed_hosts() -> None:
+    pattern = certainly_allowed_pattern(ALLOW)
+    assert pattern is not None
+    fast = [u for u in URLS if re.search(pattern, u)]
+    assert fast == [
+        "http://127.0.0.1:8000/admin",
+        "http://127.0.0.1:8000/",
+        "https://shop.example.com/login",
+        "https://shop.example.com:8443/login",
+        "https://img.cdn.example.net/a.png",
+        "https://a.b.cdn.example.net:444/a.png",
+    ]
+    # Entries it does not understand are left to the route handler.
+    assert certainly_allowed_pattern(["[::1]:8000", "http://x.org", " "]) is None
+    assert certainly_allowed_pattern([]) is None
 
 
 def _steps(*actions: Action) -> tuple[Step, ...]:
