@@ -19,6 +19,11 @@ LOCAL_SCHEMES = frozenset({"about", "data", "blob"})
 # Steps that may submit something to the site: once one may have started, a
 # re-run could do it twice (see agentd.services.operations.recovery_decision).
 COMMITTING_ACTIONS = frozenset({Action.CLICK, Action.PRESS})
+# Steps that only open and read pages: all a workflow may do without its
+# secrets, and all it may do under a consent that grants "read".
+READ_ACTIONS = frozenset(
+    {Action.GOTO, Action.WAIT_FOR, Action.EXPECT_TEXT, Action.EXPECT_URL, Action.EXTRACT}
+)
 # Steps that leave the page as it is (they wait, read, or arm the dialog
 # handler): their screenshot is taken while they run.
 PASSIVE_ACTIONS = frozenset(
@@ -123,6 +128,7 @@ __all__ = [
     "COMMITTING_ACTIONS",
     "LOCAL_SCHEMES",
     "PASSIVE_ACTIONS",
+    "READ_ACTIONS",
     "StepFailed",
     "StepProblem",
     "certainly_allowed_pattern",

@@ -6,7 +6,11 @@ workflow, or from the LLM planner when the recorded selector is unusable or no
 longer matches), check it against the method and host allowlists, execute it
 with a timeout, audit it with its progress, re-check consent and cancellation
 at the boundary → extract the results. A failure ends with a final
-screenshot, the error, state ``failed`` and an audit event.
+screenshot, the error, state ``failed`` and an audit event. A secret that
+cannot be opened (not in the vault, no vault key, a wrong key) fails the
+operation at the first step that needs a secret or could change the site: the
+steps before it only open and read pages, so it ends with a screenshot of
+where it stopped, and nothing is typed or submitted.
 
 Keeping the evidence cheap: a step that leaves the page as it is (waits,
 reads) is screenshotted while it runs; any other step only after its
@@ -25,7 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -38,6 +42,7 @@ from loguru import logger
 from agentd.browser import (
     COMMITTING_ACTIONS,
     PASSIVE_ACTIONS,
+    READ_ACTIONS,
     StepFailed,
     StepProblem,
     host_allowed,
@@ -113,6 +118,7 @@ class _Run:
     refusals: list[tuple[int, str, str, str]] = field(default_factory=list)
     pending: list[_Pending] = field(default_factory=list)
     record_error: AgentdError | None = None
+    unavailable: OperationEnded | None = None  # why the secrets could not be opened
     shots: int = 0
 
 
@@ -244,49 +250,86 @@ class BrowserAgent:
             )
         run.secrets = await self._credentials(run, run.workflow)
         run.folder.mkdir(parents=True, exist_ok=True)
+        failures: list[AgentdError] = []
+        async with anyio.create_task_group() as tg:
+            # The audit of the secrets' use commits while the browser opens (and
+            # before any step can type one).
+            tg.start_soon(
+                self._open_session, run, account.allowed_hosts, service.base_url, failures
+            )
+            if run.secrets:
+                tg.start_soon(self._audit_secret_use, run, failures)
+        if failures:
+            raise failures[0]
+
+    async def _open_session(
+        self, run: _Run, hosts: Sequence[str], base_url: str, failures: list[AgentdError]
+    ) -> None:
         try:
             run.session = await self.browser.new_session(
-                account.allowed_hosts,
-                run.folder,
-                base_url=service.base_url,
-                settings=self.settings,
+                hosts, run.folder, base_url=base_url, settings=self.settings
             )
         except ExternalError as exc:
-            raise OperationEnded("failed", "browser", exc.message) from exc
+            failures.append(OperationEnded("failed", "browser", exc.message))
+
+    async def _audit_secret_use(self, run: _Run, failures: list[AgentdError]) -> None:
+        op = run.op
+        event = AuditEvent(
+            AuditEventType.SECRET_ACCESSED,
+            ACTOR,
+            f"{op.account}/{op.service}",
+            {"operation": op.id, "names": sorted(run.secrets)},
+        )
+        try:
+            await self.store.append_audit([event], datetime.now(UTC))
+        except AgentdError as exc:
+            failures.append(exc)
 
     async def _credentials(self, run: _Run, workflow: Workflow) -> dict[str, SecretValue]:
+        """Open the workflow's secrets; or, when one is unavailable, none of them.
+
+        An unavailable secret does not end the operation here: ``run.unavailable``
+        stops it at the first step that needs a secret or could change the site,
+        after the steps before it (which only open and read pages) have run, so
+        it ends with a screenshot of where it stopped.
+        """
         op, names = run.op, list(workflow.secrets)
         if not names:
             return {}
         if self.vault is None:
-            raise OperationEnded("failed", "vault", "no vault key is configured ([vault] key_file)")
+            run.unavailable = OperationEnded(
+                "failed", "vault", "no vault key is configured ([vault] key_file)"
+            )
+            return {}
         blobs = await ops_sql.secret_blobs(self.store, op.account, op.service, names)
         missing = [n for n in names if n not in blobs]
         if missing:
-            raise OperationEnded(
+            run.unavailable = OperationEnded(
                 "failed",
                 "missing_secret",
                 f"secret {', '.join(missing)} for {op.account}/{op.service} is not in the vault; "
                 f"set it with `agentctl secret set {op.account} {op.service} {missing[0]}`",
             )
+            return {}
         try:
-            values = {
+            return {
                 n: self.vault.open_secret(op.account, op.service, n, b) for n, b in blobs.items()
             }
         except VaultError as exc:
-            raise OperationEnded("failed", "vault", exc.message) from exc
-        await self.store.append_audit(
-            [
-                AuditEvent(
-                    AuditEventType.SECRET_ACCESSED,
-                    ACTOR,
-                    f"{op.account}/{op.service}",
-                    {"operation": op.id, "names": names},
-                )
-            ],
-            datetime.now(UTC),
+            run.unavailable = OperationEnded("failed", "vault", exc.message)
+            return {}
+
+    @staticmethod
+    def _blocked(run: _Run, template: Step) -> OperationEnded | None:
+        """Return why a step must not run without the secrets, if it must not."""
+        end = run.unavailable
+        if end is None:
+            return None
+        if template.action in READ_ACTIONS and not placeholders(template.value)[1]:
+            return None
+        return OperationEnded(
+            end.state, end.reason, f"{end.message} (stopped before step {template.index})"
         )
-        return values
 
     async def _steps(self, run: _Run, stop: StopSignal) -> None:
         assert run.workflow is not None and run.session is not None
@@ -325,6 +368,7 @@ class BrowserAgent:
         shot = _Shot()
         source, error, problem = "workflow", None, None
         ended: OperationEnded | None = None
+        blocked: OperationEnded | None = None
         broke: AgentdError | None = None
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._shoot, run, shot, template.index)
@@ -335,7 +379,10 @@ class BrowserAgent:
                 committing.set()
             try:
                 ended = await self._boundary(run, stop)
-                if ended is None:
+                blocked = None if ended else self._blocked(run, template)
+                if blocked is not None:
+                    await shot.captured.wait()  # where it stopped: the evidence
+                elif ended is None:
                     await session.hide_from_trace(bool(placeholders(template.value)[1]))
                     if template.action not in PASSIVE_ACTIONS:
                         # The screenshot shows the page before this step changes it.
@@ -361,8 +408,12 @@ class BrowserAgent:
         if shot.error is not None:
             raise shot.error
         duration = (time.perf_counter() - started) * 1000
-        status = "ok" if problem is None else "failed"
+        if blocked is not None:
+            error = blocked.message
+        status = "ok" if problem is None and blocked is None else "failed"
         journal.add(self._step_row(run, template, status, shot.saved, duration, source, error))
+        if blocked is not None:
+            raise blocked
         if problem is not None:
             reason = "refused_command" if problem.problem is StepProblem.REFUSED else "step_failed"
             raise OperationEnded(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -130,15 +131,35 @@ async def test_site_down(tmp: Path, site: DemoSite, shared_browser: PlaywrightBr
         assert op.step == 0
 
 
-async def test_missing_secret_fails_before_the_browser_starts(
-    tmp: Path, site: DemoSite, shared_browser: PlaywrightBrowser
+@pytest.mark.parametrize(
+    ("vault", "reason", "words"),
+    [
+        (True, "missing_secret", "agentctl secret set brightside backoffice admin_user"),
+        (False, "vault", "no vault key is configured"),
+    ],
+    ids=["missing-secret", "no-vault-key"],
+)
+async def test_unavailable_secret_stops_where_it_is_needed(
+    tmp: Path,
+    site: DemoSite,
+    shared_browser: PlaywrightBrowser,
+    vault: bool,
+    reason: str,
+    words: str,
 ) -> None:
-    async with harness(tmp, site, shared_browser, secrets=False) as h:
+    async with harness(tmp, site, shared_browser, secrets=False, vault=vault) as h:
         op = await h.run("read_product_seo", {"product_id": "102"})
-        assert (op.state, op.reason) == ("failed", "missing_secret")
-        assert "agentctl secret set brightside backoffice admin_user" in (op.error or "")
-        assert [r.event for r in await h.audit(op.id)][-1] == "OPERATION_FAILED"
-        assert not site.access_log, "nothing should reach the site without credentials"
+        await assert_failed_with_evidence(h, op, reason, words)
+        assert "stopped before step 2" in (op.error or "")
+        # The sign-in page was opened (step 1) and photographed where it stopped.
+        steps = await h.svc.steps(op.id)
+        assert [(s.idx, s.status) for s in steps] == [(1, "ok"), (2, "failed"), (0, "final")]
+        shot = Path(steps[1].screenshot or "").read_bytes()
+        assert shot.startswith(b"\x89PNG") and hashlib.sha256(shot).hexdigest() == steps[1].sha256
+        assert op.step == 1
+        # Nothing was typed or submitted, and no secret was opened.
+        assert site.access_log and all(r.method == "GET" for r in site.access_log)
+        assert "SECRET_ACCESSED" not in [r.event for r in await h.audit()]
 
 
 async def test_waits_for_consent_then_starts(
