@@ -1,18 +1,19 @@
 """Browser agents: the Playwright adapter and the audited agent loop.
 
 This module holds what both share and needs no browser: the host allowlist
-rule and the error a failed step raises.
+rule, the permission a workflow needs from its consent, and the error a failed
+step raises.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from enum import StrEnum
 from urllib.parse import urlsplit
 
 from agentd.errors import ExternalError
-from agentd.kb import Action
+from agentd.kb import Action, Step
 
 # Schemes that never reach the network: a page may use them freely.
 LOCAL_SCHEMES = frozenset({"about", "data", "blob"})
@@ -49,6 +50,55 @@ class StepFailed(ExternalError):
     def __init__(self, problem: StepProblem, message: str) -> None:
         super().__init__(message, details={"problem": problem.value})
         self.problem = problem
+
+
+class Permission(StrEnum):
+    """What a consent lets operations do on a back-office."""
+
+    READ = "read"  # open and read pages (and sign in)
+    WRITE = "write"  # anything else: type, choose, tick, confirm, click
+
+
+_SECRET_VALUE = re.compile(r"(?:\{secret:[A-Za-z_][A-Za-z0-9_]*\})+")
+_SUBMITS = frozenset({Action.CLICK, Action.PRESS})
+
+
+def required_permission(steps: Iterable[Step]) -> Permission:
+    """Return the permission a workflow needs from its consent.
+
+    READ when every step only opens or reads pages (``READ_ACTIONS``), apart
+    from signing in: the workflow's first run of fills that type nothing but
+    vault secrets, with the click or press right after it, when no other
+    change came before. Every operation starts in a fresh, signed-out browser
+    context, so that run is its sign-in. Anything else needs WRITE: another
+    fill, ``select_option``, ``check``, ``accept_dialog``, any other click or
+    press, and credentials typed but not submitted by the very next step.
+    """
+    signing_in: bool | None = None  # None: not yet; True: typing credentials; False: over
+    for step in steps:
+        credentials = step.action is Action.FILL and bool(_SECRET_VALUE.fullmatch(step.value or ""))
+        if credentials and signing_in is not False:
+            signing_in = True
+            continue
+        if signing_in and step.action in _SUBMITS:
+            signing_in = False
+            continue
+        if signing_in:
+            return Permission.WRITE  # typed without being submitted at once
+        if step.action not in READ_ACTIONS:
+            return Permission.WRITE
+    return Permission.WRITE if signing_in else Permission.READ
+
+
+def consent_permits(granted: Sequence[str], needed: Permission) -> bool:
+    """Return whether a consent's permissions cover what a workflow needs.
+
+    No permissions at all means every permission (consents granted before
+    permissions were enforced keep working); WRITE includes READ.
+    """
+    if not granted:
+        return True
+    return needed in granted or (needed is Permission.READ and Permission.WRITE in granted)
 
 
 def host_of(url: str) -> str | None:
@@ -129,9 +179,12 @@ __all__ = [
     "LOCAL_SCHEMES",
     "PASSIVE_ACTIONS",
     "READ_ACTIONS",
+    "Permission",
     "StepFailed",
     "StepProblem",
     "certainly_allowed_pattern",
+    "consent_permits",
     "host_allowed",
     "host_of",
+    "required_permission",
 ]

@@ -43,9 +43,12 @@ from agentd.browser import (
     COMMITTING_ACTIONS,
     PASSIVE_ACTIONS,
     READ_ACTIONS,
+    Permission,
     StepFailed,
     StepProblem,
+    consent_permits,
     host_allowed,
+    required_permission,
 )
 from agentd.browser.playwright_browser import BrowserSession, PlaywrightBrowser
 from agentd.core.audit import AuditEvent, AuditEventType
@@ -68,6 +71,26 @@ REPLANNABLE = frozenset({StepProblem.NOT_FOUND, StepProblem.BAD_SELECTOR})
 # How long a step's record may wait to share a transaction with the next ones.
 RECORD_LINGER_S = 0.25
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def consent_shortfall(
+    consent: ops_sql.ConsentRow | None, workflow: str, needs: Permission | None
+) -> tuple[str, str] | None:
+    """Return why a consent does not let a workflow run (reason, message), or None if it does.
+
+    ``needs`` is the workflow's :func:`~agentd.browser.required_permission`
+    (None: unknown, only a consent in force is required).
+    """
+    if consent is None:
+        return "consent_missing", f"no consent in force for {workflow}"
+    if needs is not None and not consent_permits(consent.permissions, needs):
+        return (
+            "permission_missing",
+            f"{workflow} needs permission {needs.value!r}; the consent in force "
+            f"(operation {consent.operation}, version {consent.version}) grants "
+            f"{', '.join(consent.permissions)}",
+        )
+    return None
 
 
 @dataclass
@@ -119,6 +142,7 @@ class _Run:
     pending: list[_Pending] = field(default_factory=list)
     record_error: AgentdError | None = None
     unavailable: OperationEnded | None = None  # why the secrets could not be opened
+    needs: Permission = Permission.WRITE
     shots: int = 0
 
 
@@ -229,15 +253,18 @@ class BrowserAgent:
 
     async def _prepare(self, run: _Run) -> None:
         op = run.op
-        consent = await ops_sql.active_consent(self.store, op.account, op.service, op.workflow)
-        if consent is None:
-            raise OperationEnded(
-                "cancelled", "consent_missing", f"no consent in force for {op.workflow}"
-            )
         try:
             run.workflow = self.knowledge_base().workflow(op.workflow)
         except AgentdError as exc:
             raise OperationEnded("failed", "workflow", exc.message) from exc
+        run.needs = required_permission(run.workflow.steps)
+        consent = await ops_sql.active_consent(self.store, op.account, op.service, op.workflow)
+        shortfall = consent_shortfall(consent, op.workflow, run.needs)
+        if shortfall is not None:
+            reason, message = shortfall
+            if reason == "permission_missing":
+                reason = "permission_revoked"  # it was granted when the operation was claimed
+            raise OperationEnded("cancelled", reason, message)
         account = await gate_sql.get_account(self.store, op.account)
         if account is None:
             raise OperationEnded("failed", "unknown_account", f"unknown account {op.account!r}")
@@ -444,11 +471,15 @@ class BrowserAgent:
         op = run.op
         if stop.reason is not None:
             return OperationEnded("cancelled", stop.reason, stop.message)
-        if await ops_sql.active_consent(self.store, op.account, op.service, op.workflow) is None:
+        consent = await ops_sql.active_consent(self.store, op.account, op.service, op.workflow)
+        shortfall = consent_shortfall(consent, op.workflow, run.needs)
+        if shortfall is None:
+            return None
+        if shortfall[0] == "consent_missing":
             return OperationEnded(
                 "cancelled", "consent_revoked", f"consent for {op.workflow} was revoked"
             )
-        return None
+        return OperationEnded("cancelled", "permission_revoked", shortfall[1])
 
     async def _execute(
         self, run: _Run, template: Step, shot: _Shot, plain: Mapping[str, str]

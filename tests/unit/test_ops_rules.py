@@ -6,14 +6,21 @@ import argparse
 import itertools
 import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from agentd.browser import certainly_allowed_pattern, host_allowed
+from agentd.browser import (
+    Permission,
+    certainly_allowed_pattern,
+    consent_permits,
+    host_allowed,
+    required_permission,
+)
 from agentd.ctl.gate import UsageError
 from agentd.ctl.ops import parse_params, register
-from agentd.kb import Action, Step
+from agentd.kb import Action, Step, load_knowledge_base
 from agentd.services.operations import Recovery, recovery_decision
 
 ALLOW = ["127.0.0.1:8000", "shop.example.com", "*.cdn.example.net"]
@@ -131,6 +138,70 @@ LOGIN = _steps(Action.GOTO, Action.FILL, Action.FILL, Action.CLICK, Action.EXPEC
 )
 def test_recovery_decision(steps: tuple[Step, ...] | None, done: int, decision: Recovery) -> None:
     assert recovery_decision(steps, done) is decision
+
+
+def _flow(*steps: tuple[Action, str | None]) -> tuple[Step, ...]:
+    return tuple(
+        Step(i, f"step {i}", action, "/x" if action is Action.GOTO else "#x", value)
+        for i, (action, value) in enumerate(steps, start=1)
+    )
+
+
+GOTO, READ_IT = (Action.GOTO, None), (Action.EXTRACT, None)
+USER, PASSWORD = (Action.FILL, "{secret:user}"), (Action.FILL, "{secret:password}")
+SUBMIT, ENTER = (Action.CLICK, None), (Action.PRESS, "Enter")
+R, W = Permission.READ, Permission.WRITE
+
+
+@pytest.mark.parametrize(
+    ("steps", "needed"),
+    [
+        (_flow(GOTO, READ_IT, (Action.EXPECT_TEXT, None), (Action.WAIT_FOR, None)), R),
+        (_flow(GOTO, USER, PASSWORD, SUBMIT, (Action.EXPECT_URL, None), GOTO, READ_IT), R),
+        (_flow(GOTO, PASSWORD, ENTER, READ_IT), R),  # signing in with the Enter key
+        (_flow(GOTO, SUBMIT), W),  # a click that is not signing in
+        (_flow(GOTO, USER, PASSWORD, SUBMIT, SUBMIT), W),  # the second click
+        (_flow(GOTO, USER, PASSWORD, SUBMIT, GOTO, PASSWORD, SUBMIT), W),  # only one sign-in
+        (_flow(GOTO, SUBMIT, PASSWORD, SUBMIT), W),  # a change came first
+        (_flow(GOTO, USER, PASSWORD, READ_IT, SUBMIT), W),  # typed, not submitted at once
+        (_flow(GOTO, USER, PASSWORD), W),
+        (_flow(GOTO, (Action.FILL, "{note}")), W),  # typing data
+        (_flow(GOTO, (Action.FILL, "{secret:token} {note}"), SUBMIT), W),
+        (_flow(GOTO, (Action.SELECT_OPTION, "a")), W),
+        (_flow(GOTO, (Action.CHECK, None)), W),
+        (_flow(GOTO, (Action.ACCEPT_DIALOG, None)), W),
+        ((), R),
+    ],
+)
+def test_required_permission(steps: tuple[Step, ...], needed: Permission) -> None:
+    assert required_permission(steps) is needed
+
+
+def test_the_read_only_workflows_need_only_read() -> None:
+    kb = load_knowledge_base(
+        Path(__file__).resolve().parents[2] / "knowledge_base" / "AGENT_KNOWLEDGE_BASE.json"
+    )
+    needs = {name: required_permission(kb.workflow(name).steps) for name in kb.names}
+    assert sorted(n for n, p in needs.items() if p is R) == [
+        "read_account_activity",
+        "read_product_seo",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("granted", "needed", "permitted"),
+    [
+        ((), W, True),  # no permissions: every permission
+        (("read",), R, True),
+        (("read",), W, False),
+        (("write",), R, True),  # write includes read
+        (("write",), W, True),
+        (("read", "write"), W, True),
+        (("reports",), R, False),
+    ],
+)
+def test_consent_permits(granted: tuple[str, ...], needed: Permission, permitted: bool) -> None:
+    assert consent_permits(granted, needed) is permitted
 
 
 @pytest.mark.parametrize(
