@@ -416,7 +416,7 @@ class BrowserAgent:
                         await shot.captured.wait()
                     await committing.wait()
                     if shot.error is None and run.record_error is None:
-                        source = await self._execute(run, template, shot, plain)
+                        source = await self._execute(run, template, shot, plain, journal)
             except StepFailed as exc:
                 # A library message might quote what a step typed: never let a secret out.
                 typed = [plain[n] for n in placeholders(template.value)[1] if n in plain]
@@ -482,7 +482,7 @@ class BrowserAgent:
         return OperationEnded("cancelled", "permission_revoked", shortfall[1])
 
     async def _execute(
-        self, run: _Run, template: Step, shot: _Shot, plain: Mapping[str, str]
+        self, run: _Run, template: Step, shot: _Shot, plain: Mapping[str, str], journal: _Journal
     ) -> str:
         """Run one step (re-planned if its selector fails); return its source."""
         assert run.session is not None
@@ -503,6 +503,13 @@ class BrowserAgent:
         rendered = self._render(planned, run.op.params, plain)
         self._check(run, planned, rendered, "planner")
         logger.info("op {} step {}: re-planned after {}", run.op.id, template.index, first_error)
+        if planned.action in COMMITTING_ACTIONS and template.action not in COMMITTING_ACTIONS:
+            # Recovery judges by the workflow's actions: tell it this step may now commit.
+            row = self._step_row(run, planned, "planned", shot.saved, 0.0, "planner", None)
+            journal.add(row)
+            await journal.flush()
+            if run.record_error is not None:
+                raise run.record_error
         await self._perform(run, planned, rendered)
         return "planner"
 

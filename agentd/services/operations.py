@@ -24,7 +24,7 @@ site starts again from its first step; any other fails with reason
 from __future__ import annotations
 
 import secrets as token
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
@@ -67,17 +67,21 @@ class Recovery(StrEnum):
     INTERRUPTED = "interrupted"
 
 
-def recovery_decision(steps: Sequence[Step] | None, steps_done: int) -> Recovery:
+def recovery_decision(
+    steps: Sequence[Step] | None, steps_done: int, planned_commits: Collection[int] = ()
+) -> Recovery:
     """Decide an orphan's fate from its workflow and the steps it completed.
 
     Step ``steps_done + 1`` may have started. A fresh browser has no session,
     so the only safe resume point is the first step, and only while no step
-    that can commit a change may have run.
+    that can commit a change may have run: a click or press of the workflow,
+    or one the planner put in a step's place (``planned_commits``, recorded
+    before it ran).
     """
     if steps is None:
         return Recovery.INTERRUPTED
     reached = [s for s in steps if s.index <= steps_done + 1]
-    if any(s.action in COMMITTING_ACTIONS for s in reached):
+    if any(s.action in COMMITTING_ACTIONS or s.index in planned_commits for s in reached):
         return Recovery.INTERRUPTED
     return Recovery.RESTART
 
@@ -498,7 +502,8 @@ class OperationsService:
                 steps = None
                 if kb is not None and op.workflow in kb.names:
                     steps = kb.workflow(op.workflow).steps
-                decision = recovery_decision(steps, op.step)
+                planned = await ops_sql.planned_commits(tx, op.id, op.attempts)
+                decision = recovery_decision(steps, op.step, planned)
                 if decision is Recovery.RESTART:
                     await ops_sql.update_operation(
                         tx,

@@ -290,6 +290,16 @@ async def insert_steps(tx: Transaction, rows: Sequence[dict[str, Any]]) -> None:
     )
 
 
+async def planned_commits(tx: Transaction, op_id: str, attempt: int) -> list[int]:
+    """Return the steps of an attempt that the planner turned into a click or press."""
+    rows = await tx.fetchall(
+        "SELECT DISTINCT idx FROM operation_steps WHERE op_id = ? AND attempt = ? "
+        "AND status = 'planned' AND action IN ('click', 'press') ORDER BY idx",
+        (op_id, attempt),
+    )
+    return [int(r[0]) for r in rows]
+
+
 async def list_steps(store: Store, op_id: str, after_seq: int = 0) -> list[StepRow]:
     """Return an operation's step rows after ``after_seq``, in order."""
     rows = await store.read_all(

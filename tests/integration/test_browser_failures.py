@@ -16,6 +16,7 @@ from agentd.browser.playwright_browser import PlaywrightBrowser
 from agentd.demosite import DemoSite
 from agentd.kb import Action, KnowledgeBase, Step, Workflow
 from agentd.llm import AnthropicModel, LLMSettings
+from agentd.services.operations import Recovery, recovery_decision
 from agentd.testing.anthropic_stub import AnthropicStub, Reply
 from tests.integration import test_browser_agent as base
 from tests.integration.test_browser_agent import (
@@ -356,3 +357,29 @@ async def test_planner(
     assert stub.requests, "the model was not asked"
     assert site.admin_password not in sent, "a secret entered a prompt"
     assert "{secret:admin_password}" in sent
+
+
+async def test_a_step_the_planner_turns_into_a_click_is_recorded_before_it_runs(
+    tmp: Path, site: DemoSite, shared_browser: PlaywrightBrowser, stub: AnthropicStub
+) -> None:
+    # "Sign in" recorded as waiting for a button that no longer exists: the model clicks.
+    steps = [
+        s
+        if s.intent != "Sign in"
+        else Step(s.index, s.intent, Action.WAIT_FOR, "#old-submit", None, None)
+        for s in LOGIN
+    ]
+    login = Workflow("login", "login", "t", (), ("admin_user", "admin_password"), tuple(steps))
+    kb = KnowledgeBase("t", {}, (login,))
+    stub.push(Reply.tool_use("click", selector='[data-testid="login-submit"]'))
+    settings = LLMSettings(api_key="k", base_url=stub.url, timeout_s=5, max_retries=0)
+    async with AnthropicModel(settings) as model:
+        async with harness(tmp, site, shared_browser, kb=kb, model=model, step_timeout_s=1.0) as h:
+            op = await h.run("login")
+            assert op.state == "completed", op.error
+            rows = [(s.idx, s.status, s.action, s.source) for s in await h.svc.steps(op.id)]
+    # The click was on record (and every step before it) before it ran, so a crash
+    # during it would end the operation as interrupted, not restart it.
+    assert rows[3:5] == [(4, "planned", "click", "planner"), (4, "ok", "wait_for", "planner")]
+    assert [r[0] for r in rows[:3]] == [1, 2, 3]
+    assert recovery_decision(tuple(steps), 3, [4]) is Recovery.INTERRUPTED

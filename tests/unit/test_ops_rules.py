@@ -140,6 +140,13 @@ def test_recovery_decision(steps: tuple[Step, ...] | None, done: int, decision: 
     assert recovery_decision(steps, done) is decision
 
 
+def test_a_step_the_planner_turned_into_a_click_counts_as_committing() -> None:
+    steps = _steps(Action.GOTO, Action.WAIT_FOR, Action.EXTRACT)
+    assert recovery_decision(steps, 1) is Recovery.RESTART
+    assert recovery_decision(steps, 1, planned_commits=[2]) is Recovery.INTERRUPTED
+    assert recovery_decision(steps, 0, planned_commits=[3]) is Recovery.RESTART  # not reached
+
+
 def _flow(*steps: tuple[Action, str | None]) -> tuple[Step, ...]:
     return tuple(
         Step(i, f"step {i}", action, "/x" if action is Action.GOTO else "#x", value)
