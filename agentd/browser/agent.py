@@ -117,16 +117,18 @@ class OperationEnded(AgentdError):
 
 @dataclass
 class _Shot:
-    """One step's screenshot: captured (``data``), then written (``saved``)."""
+    """One step's screenshot: captured (``data``), then written to a file (``saved``)."""
 
     data: bytes = b""
     saved: dict[str, str] = field(default_factory=dict)
     captured: anyio.Event = field(default_factory=anyio.Event)
+    written: anyio.Event = field(default_factory=anyio.Event)
     error: AgentdError | None = None
 
 
-# A step row waiting to be written, with the refusals audited before it.
-_Pending = tuple[dict[str, Any], list[tuple[int, str, str, str]]]
+# A step row waiting to be written, the refusals audited before it, and its
+# screenshot (its path and hash go into the row once the file is written).
+_Pending = tuple[dict[str, Any], list[tuple[int, str, str, str]], _Shot | None]
 
 
 @dataclass
@@ -161,10 +163,10 @@ class _Journal:
         self._lock = anyio.Lock()
         self._closing = anyio.Event()
 
-    def add(self, row: dict[str, Any]) -> None:
+    def add(self, row: dict[str, Any], shot: _Shot | None) -> None:
         """Queue a step row (and the refusals seen since the last one)."""
         refusals, self.run.refusals = self.run.refusals, []
-        self.run.pending.append((row, refusals))
+        self.run.pending.append((row, refusals, shot))
         if len(self.run.pending) == 1 and not self._closing.is_set():
             self.tg.start_soon(self._linger)
 
@@ -398,7 +400,7 @@ class BrowserAgent:
         blocked: OperationEnded | None = None
         broke: AgentdError | None = None
         async with anyio.create_task_group() as tg:
-            tg.start_soon(self._shoot, run, shot, template.index)
+            tg.start_soon(self._shoot, run, shot, template.index, journal.tg)
             committing = anyio.Event()
             if template.action in COMMITTING_ACTIONS:
                 tg.start_soon(self._flush_then_set, journal, committing)
@@ -438,7 +440,7 @@ class BrowserAgent:
         if blocked is not None:
             error = blocked.message
         status = "ok" if problem is None and blocked is None else "failed"
-        journal.add(self._step_row(run, template, status, shot.saved, duration, source, error))
+        journal.add(self._step_row(run, template, status, duration, source, error), shot)
         if blocked is not None:
             raise blocked
         if problem is not None:
@@ -447,8 +449,12 @@ class BrowserAgent:
                 "failed", reason, f"step {template.index} ({template.intent}): {error}"
             )
 
-    async def _shoot(self, run: _Run, shot: _Shot, index: int) -> None:
-        """Capture the page (not before the first navigation: nothing to see), then save it."""
+    async def _shoot(self, run: _Run, shot: _Shot, index: int, background: TaskGroup) -> None:
+        """Capture the page (not before the first navigation: nothing to see).
+
+        The file is written and hashed in the background: only the step's record
+        waits for it.
+        """
         assert run.session is not None
         try:
             if run.session.url() != "about:blank":
@@ -457,7 +463,16 @@ class BrowserAgent:
             shot.error = exc
         finally:
             shot.captured.set()
-        await self._save(run, shot.data, index, shot.saved)
+            if not shot.data:
+                shot.written.set()
+        if shot.data:
+            background.start_soon(self._write_shot, run, shot, index)
+
+    async def _write_shot(self, run: _Run, shot: _Shot, index: int) -> None:
+        try:
+            await self._save(run, shot.data, index, shot.saved)
+        finally:
+            shot.written.set()
 
     @staticmethod
     async def _flush_then_set(journal: _Journal, done: anyio.Event) -> None:
@@ -505,8 +520,8 @@ class BrowserAgent:
         logger.info("op {} step {}: re-planned after {}", run.op.id, template.index, first_error)
         if planned.action in COMMITTING_ACTIONS and template.action not in COMMITTING_ACTIONS:
             # Recovery judges by the workflow's actions: tell it this step may now commit.
-            row = self._step_row(run, planned, "planned", shot.saved, 0.0, "planner", None)
-            journal.add(row)
+            row = self._step_row(run, planned, "planned", 0.0, "planner", None)
+            journal.add(row, shot)
             await journal.flush()
             if run.record_error is not None:
                 raise run.record_error
@@ -614,7 +629,6 @@ class BrowserAgent:
         run: _Run,
         template: Step,
         status: str,
-        saved: Mapping[str, str],
         duration_ms: float,
         source: str,
         error: str | None,
@@ -629,32 +643,41 @@ class BrowserAgent:
             "source": source,
             "status": status,
             "error": error,
-            "screenshot": saved.get("screenshot"),
-            "sha256": saved.get("sha256"),
+            "screenshot": None,  # filled in when the file is written
+            "sha256": None,
             "duration_ms": duration_ms,
             "at": iso(datetime.now(UTC)),
         }
 
     async def _write_steps(self, run: _Run, batch: list[_Pending]) -> None:
         """Write queued step records, their progress and lease in one transaction."""
+        await self._screenshots_written(batch)
         now = datetime.now(UTC)
         async with self.store.write(now) as tx:
             await self._own(tx, run.op.id)
             await self._insert_steps(tx, run, batch, now)
         self.on_change(run.op.id)
 
+    @staticmethod
+    async def _screenshots_written(batch: list[_Pending]) -> None:
+        for row, _, shot in batch:
+            if shot is not None:
+                await shot.written.wait()
+                row["screenshot"] = shot.saved.get("screenshot")
+                row["sha256"] = shot.saved.get("sha256")
+
     async def _insert_steps(self, tx: Any, run: _Run, batch: list[_Pending], now: datetime) -> None:
         op = run.op
-        await ops_sql.insert_steps(tx, [row for row, _ in batch])
+        await ops_sql.insert_steps(tx, [row for row, _, _ in batch])
         changes: dict[str, Any] = {
             "updated_at": iso(now),
             "lease_until": iso(now + timedelta(seconds=self.settings.lease_s)),
         }
-        done = [row["idx"] for row, _ in batch if row["status"] == "ok"]
+        done = [row["idx"] for row, _, _ in batch if row["status"] == "ok"]
         if done:
             changes["step"] = max(done)
         await ops_sql.update_operation(tx, op.id, changes)
-        for row, refusals in batch:
+        for row, refusals, _ in batch:
             self._audit_refusals(tx, op.id, refusals)
             data = {k: v for k, v in row.items() if k not in ("op_id", "attempt")}
             tx.audit(AuditEvent(AuditEventType.OPERATION_STEP, ACTOR, op.id, data))
@@ -692,6 +715,7 @@ class BrowserAgent:
             "cancelled": OPERATION_CANCELLED,
         }[state]
         batch, run.pending = run.pending, []
+        await self._screenshots_written(batch)
         async with self.store.write(now) as tx:
             await self._own(tx, op.id)
             if batch:
