@@ -130,6 +130,10 @@ async def test_site_down(tmp: Path, site: DemoSite, shared_browser: PlaywrightBr
         op = await h.run("read_product_seo", {"product_id": "102"})
         await assert_failed_with_evidence(h, op, "step_failed", "goto /login")
         assert op.step == 0
+        # The service goes on: the next operation runs once the site is back.
+        site.clear_failures()
+        again = await h.run("read_product_seo", {"product_id": "102"})
+        assert (again.state, again.error) == ("completed", None)
 
 
 @pytest.mark.parametrize(
