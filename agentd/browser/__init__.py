@@ -1,19 +1,35 @@
 """Browser agents: the Playwright adapter and the audited agent loop.
 
 This module holds what both share and needs no browser: the host allowlist
-rule and the error a failed step raises.
+rule, the permission a workflow needs from its consent, and the error a failed
+step raises.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Sequence
 from enum import StrEnum
 from urllib.parse import urlsplit
 
 from agentd.errors import ExternalError
+from agentd.kb import Action, Step
 
 # Schemes that never reach the network: a page may use them freely.
 LOCAL_SCHEMES = frozenset({"about", "data", "blob"})
+# Steps that may submit something to the site: once one may have started, a
+# re-run could do it twice (see agentd.services.operations.recovery_decision).
+COMMITTING_ACTIONS = frozenset({Action.CLICK, Action.PRESS})
+# Steps that only open and read pages: all a workflow may do without its
+# secrets, and all it may do under a consent that grants "read".
+READ_ACTIONS = frozenset(
+    {Action.GOTO, Action.WAIT_FOR, Action.EXPECT_TEXT, Action.EXPECT_URL, Action.EXTRACT}
+)
+# Steps that leave the page as it is (they wait, read, or arm the dialog
+# handler): their screenshot is taken while they run.
+PASSIVE_ACTIONS = frozenset(
+    {Action.WAIT_FOR, Action.EXPECT_TEXT, Action.EXPECT_URL, Action.EXTRACT, Action.ACCEPT_DIALOG}
+)
 
 
 class StepProblem(StrEnum):
@@ -34,6 +50,55 @@ class StepFailed(ExternalError):
     def __init__(self, problem: StepProblem, message: str) -> None:
         super().__init__(message, details={"problem": problem.value})
         self.problem = problem
+
+
+class Permission(StrEnum):
+    """What a consent lets operations do on a back-office."""
+
+    READ = "read"  # open and read pages (and sign in)
+    WRITE = "write"  # anything else: type, choose, tick, confirm, click
+
+
+_SECRET_VALUE = re.compile(r"(?:\{secret:[A-Za-z_][A-Za-z0-9_]*\})+")
+_SUBMITS = frozenset({Action.CLICK, Action.PRESS})
+
+
+def required_permission(steps: Iterable[Step]) -> Permission:
+    """Return the permission a workflow needs from its consent.
+
+    READ when every step only opens or reads pages (``READ_ACTIONS``), apart
+    from signing in: the workflow's first run of fills that type nothing but
+    vault secrets, with the click or press right after it, when no other
+    change came before. Every operation starts in a fresh, signed-out browser
+    context, so that run is its sign-in. Anything else needs WRITE: another
+    fill, ``select_option``, ``check``, ``accept_dialog``, any other click or
+    press, and credentials typed but not submitted by the very next step.
+    """
+    signing_in: bool | None = None  # None: not yet; True: typing credentials; False: over
+    for step in steps:
+        credentials = step.action is Action.FILL and bool(_SECRET_VALUE.fullmatch(step.value or ""))
+        if credentials and signing_in is not False:
+            signing_in = True
+            continue
+        if signing_in and step.action in _SUBMITS:
+            signing_in = False
+            continue
+        if signing_in:
+            return Permission.WRITE  # typed without being submitted at once
+        if step.action not in READ_ACTIONS:
+            return Permission.WRITE
+    return Permission.WRITE if signing_in else Permission.READ
+
+
+def consent_permits(granted: Sequence[str], needed: Permission) -> bool:
+    """Return whether a consent's permissions cover what a workflow needs.
+
+    No permissions at all means every permission (consents granted before
+    permissions were enforced keep working); WRITE includes READ.
+    """
+    if not granted:
+        return True
+    return needed in granted or (needed is Permission.READ and Permission.WRITE in granted)
 
 
 def host_of(url: str) -> str | None:
@@ -76,4 +141,50 @@ def host_allowed(url: str, allowed: Iterable[str]) -> bool:
     return False
 
 
-__all__ = ["LOCAL_SCHEMES", "StepFailed", "StepProblem", "host_allowed", "host_of"]
+# Allowlist entries the fast path understands; any other entry is left to
+# host_allowed, which the route handler applies to every other request.
+_PLAIN_ENTRY = re.compile(r"[a-z0-9.-]+(:[0-9]+)?")
+_WILDCARD_ENTRY = re.compile(r"\*\.[a-z0-9.-]+")
+
+
+def certainly_allowed_pattern(allowed: Iterable[str]) -> str | None:
+    """Return a regular expression (valid in Python and JavaScript) matching the
+    start of URLs that ``host_allowed`` certainly allows, or None when there is none.
+
+    The browser applies it without a round trip to the agent: a request it
+    matches goes out; every other request goes to the route handler, which
+    decides with ``host_allowed``. So it may miss allowed URLs (they take the
+    slow path) but must never match one ``host_allowed`` refuses: only
+    http(s) URLs as the browser writes them (lower-case host, then ``/``) of
+    simple entries are matched, and on a port left open only ports below
+    10000 (no out-of-range port can slip through).
+    """
+    hosts: list[str] = []
+    for raw in allowed:
+        entry = raw.strip().lower()
+        # Only dots need escaping in these entries (and "\." means the same in both).
+        if _WILDCARD_ENTRY.fullmatch(entry):
+            suffix = entry[1:].replace(".", r"\.")
+            hosts.append(r"[a-z0-9-][a-z0-9.-]*" + suffix + r"(?::[0-9]{1,4})?")
+        elif (plain := _PLAIN_ENTRY.fullmatch(entry)) and int((plain[1] or ":1")[1:]) < 65536:
+            port = "" if plain[1] else r"(?::[0-9]{1,4})?"
+            hosts.append(entry.replace(".", r"\.") + port)
+    if not hosts:
+        return None
+    return r"^https?://(?:" + "|".join(hosts) + ")/"
+
+
+__all__ = [
+    "COMMITTING_ACTIONS",
+    "LOCAL_SCHEMES",
+    "PASSIVE_ACTIONS",
+    "READ_ACTIONS",
+    "Permission",
+    "StepFailed",
+    "StepProblem",
+    "certainly_allowed_pattern",
+    "consent_permits",
+    "host_allowed",
+    "host_of",
+    "required_permission",
+]

@@ -4,9 +4,22 @@ verify consent → fetch credentials → launch → load workflow → per step:
 screenshot (masked; path and SHA-256 audited), decide the command (from the
 workflow, or from the LLM planner when the recorded selector is unusable or no
 longer matches), check it against the method and host allowlists, execute it
-with a timeout, audit it with its progress (one transaction), re-check consent
-and cancellation at the boundary → extract the results. A failure ends with a
-final screenshot, the error, state ``failed`` and an audit event.
+with a timeout, audit it with its progress, re-check consent and cancellation
+at the boundary → extract the results. A failure ends with a final
+screenshot, the error, state ``failed`` and an audit event. A secret that
+cannot be opened (not in the vault, no vault key, a wrong key) fails the
+operation at the first step that needs a secret or could change the site: the
+steps before it only open and read pages, so it ends with a screenshot of
+where it stopped, and nothing is typed or submitted.
+
+Keeping the evidence cheap: a step that leaves the page as it is (waits,
+reads) is screenshotted while it runs; any other step only after its
+screenshot is taken. Screenshots are written and hashed off the event loop
+while the step runs. Step records (row, progress, lease, audit event) are
+written in batches, one transaction each, at most ``RECORD_LINGER_S`` after
+the step; a step that may commit a change on the site first waits until every
+earlier record is written, so crash recovery, which judges by the recorded
+progress, never mistakes a started commit for one that cannot have happened.
 
 Secret values live only in the rendered step handed to the browser: audit,
 step rows, logs and prompts get the unrendered step (placeholders).
@@ -16,7 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,7 +39,17 @@ import anyio
 from anyio.abc import TaskGroup
 from loguru import logger
 
-from agentd.browser import StepFailed, StepProblem, host_allowed
+from agentd.browser import (
+    COMMITTING_ACTIONS,
+    PASSIVE_ACTIONS,
+    READ_ACTIONS,
+    Permission,
+    StepFailed,
+    StepProblem,
+    consent_permits,
+    host_allowed,
+    required_permission,
+)
 from agentd.browser.playwright_browser import BrowserSession, PlaywrightBrowser
 from agentd.core.audit import AuditEvent, AuditEventType
 from agentd.errors import AgentdError, Conflict, ExternalError, VaultError
@@ -45,7 +68,29 @@ OPERATION_COMPLETED = "OPERATION_COMPLETED"
 OPERATION_FAILED = "OPERATION_FAILED"
 OPERATION_CANCELLED = "OPERATION_CANCELLED"
 REPLANNABLE = frozenset({StepProblem.NOT_FOUND, StepProblem.BAD_SELECTOR})
+# How long a step's record may wait to share a transaction with the next ones.
+RECORD_LINGER_S = 0.25
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def consent_shortfall(
+    consent: ops_sql.ConsentRow | None, workflow: str, needs: Permission | None
+) -> tuple[str, str] | None:
+    """Return why a consent does not let a workflow run (reason, message), or None if it does.
+
+    ``needs`` is the workflow's :func:`~agentd.browser.required_permission`
+    (None: unknown, only a consent in force is required).
+    """
+    if consent is None:
+        return "consent_missing", f"no consent in force for {workflow}"
+    if needs is not None and not consent_permits(consent.permissions, needs):
+        return (
+            "permission_missing",
+            f"{workflow} needs permission {needs.value!r}; the consent in force "
+            f"(operation {consent.operation}, version {consent.version}) grants "
+            f"{', '.join(consent.permissions)}",
+        )
+    return None
 
 
 @dataclass
@@ -71,6 +116,22 @@ class OperationEnded(AgentdError):
 
 
 @dataclass
+class _Shot:
+    """One step's screenshot: captured (``data``), then written to a file (``saved``)."""
+
+    data: bytes = b""
+    saved: dict[str, str] = field(default_factory=dict)
+    captured: anyio.Event = field(default_factory=anyio.Event)
+    written: anyio.Event = field(default_factory=anyio.Event)
+    error: AgentdError | None = None
+
+
+# A step row waiting to be written, the refusals audited before it, and its
+# screenshot (its path and hash go into the row once the file is written).
+_Pending = tuple[dict[str, Any], list[tuple[int, str, str, str]], _Shot | None]
+
+
+@dataclass
 class _Run:
     op: ops_sql.OperationRow
     attempt: int
@@ -80,8 +141,57 @@ class _Run:
     secrets: dict[str, SecretValue] = field(default_factory=dict)
     results: dict[str, str] = field(default_factory=dict)
     refusals: list[tuple[int, str, str, str]] = field(default_factory=list)
+    pending: list[_Pending] = field(default_factory=list)
     record_error: AgentdError | None = None
+    unavailable: OperationEnded | None = None  # why the secrets could not be opened
+    needs: Permission = Permission.WRITE
     shots: int = 0
+
+
+class _Journal:
+    """Write an operation's step records in batches, one transaction each.
+
+    A record waits at most ``RECORD_LINGER_S`` (``flush`` writes at once);
+    what is left when the loop ends goes into the final transaction. A failed
+    write is kept in ``run.record_error`` and raised at the next step.
+    """
+
+    def __init__(self, agent: BrowserAgent, run: _Run, tg: TaskGroup) -> None:
+        self.agent = agent
+        self.run = run
+        self.tg = tg
+        self._lock = anyio.Lock()
+        self._closing = anyio.Event()
+
+    def add(self, row: dict[str, Any], shot: _Shot | None) -> None:
+        """Queue a step row (and the refusals seen since the last one)."""
+        refusals, self.run.refusals = self.run.refusals, []
+        self.run.pending.append((row, refusals, shot))
+        if len(self.run.pending) == 1 and not self._closing.is_set():
+            self.tg.start_soon(self._linger)
+
+    async def _linger(self) -> None:
+        with anyio.move_on_after(RECORD_LINGER_S):
+            await self._closing.wait()
+        if not self._closing.is_set():
+            await self.flush()
+
+    async def flush(self) -> None:
+        """Write every queued record now (after any write in progress)."""
+        async with self._lock:
+            batch, self.run.pending = self.run.pending, []
+            if not batch:
+                return
+            try:
+                # Taken off the queue: it must be written even if the step is cancelled.
+                with anyio.CancelScope(shield=True):
+                    await self.agent._write_steps(self.run, batch)
+            except AgentdError as exc:
+                self.run.record_error = exc
+
+    def close(self) -> None:
+        """Stop lingering: the final transaction takes what is left."""
+        self._closing.set()
 
 
 class BrowserAgent:
@@ -145,15 +255,18 @@ class BrowserAgent:
 
     async def _prepare(self, run: _Run) -> None:
         op = run.op
-        consent = await ops_sql.active_consent(self.store, op.account, op.service, op.workflow)
-        if consent is None:
-            raise OperationEnded(
-                "cancelled", "consent_missing", f"no consent in force for {op.workflow}"
-            )
         try:
             run.workflow = self.knowledge_base().workflow(op.workflow)
         except AgentdError as exc:
             raise OperationEnded("failed", "workflow", exc.message) from exc
+        run.needs = required_permission(run.workflow.steps)
+        consent = await ops_sql.active_consent(self.store, op.account, op.service, op.workflow)
+        shortfall = consent_shortfall(consent, op.workflow, run.needs)
+        if shortfall is not None:
+            reason, message = shortfall
+            if reason == "permission_missing":
+                reason = "permission_revoked"  # it was granted when the operation was claimed
+            raise OperationEnded("cancelled", reason, message)
         account = await gate_sql.get_account(self.store, op.account)
         if account is None:
             raise OperationEnded("failed", "unknown_account", f"unknown account {op.account!r}")
@@ -166,65 +279,101 @@ class BrowserAgent:
             )
         run.secrets = await self._credentials(run, run.workflow)
         run.folder.mkdir(parents=True, exist_ok=True)
+        failures: list[AgentdError] = []
+        async with anyio.create_task_group() as tg:
+            # The audit of the secrets' use commits while the browser opens (and
+            # before any step can type one).
+            tg.start_soon(
+                self._open_session, run, account.allowed_hosts, service.base_url, failures
+            )
+            if run.secrets:
+                tg.start_soon(self._audit_secret_use, run, failures)
+        if failures:
+            raise failures[0]
+
+    async def _open_session(
+        self, run: _Run, hosts: Sequence[str], base_url: str, failures: list[AgentdError]
+    ) -> None:
         try:
             run.session = await self.browser.new_session(
-                account.allowed_hosts,
-                run.folder,
-                base_url=service.base_url,
-                settings=self.settings,
+                hosts, run.folder, base_url=base_url, settings=self.settings
             )
         except ExternalError as exc:
-            raise OperationEnded("failed", "browser", exc.message) from exc
+            failures.append(OperationEnded("failed", "browser", exc.message))
+
+    async def _audit_secret_use(self, run: _Run, failures: list[AgentdError]) -> None:
+        op = run.op
+        event = AuditEvent(
+            AuditEventType.SECRET_ACCESSED,
+            ACTOR,
+            f"{op.account}/{op.service}",
+            {"operation": op.id, "names": sorted(run.secrets)},
+        )
+        try:
+            await self.store.append_audit([event], datetime.now(UTC))
+        except AgentdError as exc:
+            failures.append(exc)
 
     async def _credentials(self, run: _Run, workflow: Workflow) -> dict[str, SecretValue]:
+        """Open the workflow's secrets; or, when one is unavailable, none of them.
+
+        An unavailable secret does not end the operation here: ``run.unavailable``
+        stops it at the first step that needs a secret or could change the site,
+        after the steps before it (which only open and read pages) have run, so
+        it ends with a screenshot of where it stopped.
+        """
         op, names = run.op, list(workflow.secrets)
         if not names:
             return {}
         if self.vault is None:
-            raise OperationEnded("failed", "vault", "no vault key is configured ([vault] key_file)")
+            run.unavailable = OperationEnded(
+                "failed", "vault", "no vault key is configured ([vault] key_file)"
+            )
+            return {}
         blobs = await ops_sql.secret_blobs(self.store, op.account, op.service, names)
         missing = [n for n in names if n not in blobs]
         if missing:
-            raise OperationEnded(
+            run.unavailable = OperationEnded(
                 "failed",
                 "missing_secret",
                 f"secret {', '.join(missing)} for {op.account}/{op.service} is not in the vault; "
                 f"set it with `agentctl secret set {op.account} {op.service} {missing[0]}`",
             )
+            return {}
         try:
-            values = {
+            return {
                 n: self.vault.open_secret(op.account, op.service, n, b) for n, b in blobs.items()
             }
         except VaultError as exc:
-            raise OperationEnded("failed", "vault", exc.message) from exc
-        await self.store.append_audit(
-            [
-                AuditEvent(
-                    AuditEventType.SECRET_ACCESSED,
-                    ACTOR,
-                    f"{op.account}/{op.service}",
-                    {"operation": op.id, "names": names},
-                )
-            ],
-            datetime.now(UTC),
+            run.unavailable = OperationEnded("failed", "vault", exc.message)
+            return {}
+
+    @staticmethod
+    def _blocked(run: _Run, template: Step) -> OperationEnded | None:
+        """Return why a step must not run without the secrets, if it must not."""
+        end = run.unavailable
+        if end is None:
+            return None
+        if template.action in READ_ACTIONS and not placeholders(template.value)[1]:
+            return None
+        return OperationEnded(
+            end.state, end.reason, f"{end.message} (stopped before step {template.index})"
         )
-        return values
 
     async def _steps(self, run: _Run, stop: StopSignal) -> None:
         assert run.workflow is not None and run.session is not None
         plain = {n: v.reveal() for n, v in run.secrets.items()}
-        ended: OperationEnded | None = None
+        ended: Exception | None = None
         async with anyio.create_task_group() as tg:
-            recorded: anyio.Event | None = None
+            journal = _Journal(self, run, tg)
             for template in run.workflow.steps:
                 try:
-                    recorded = await self._step(run, stop, template, plain, recorded, tg)
-                except OperationEnded as exc:
+                    await self._step(run, stop, template, plain, journal)
+                except Exception as exc:
                     # Raised outside the task group, which would wrap it in a group.
                     ended = exc
                     break
-            if recorded is not None:
-                await recorded.wait()
+            journal.close()
         if ended is not None:
             raise ended
         if run.record_error is not None:
@@ -236,73 +385,119 @@ class BrowserAgent:
         stop: StopSignal,
         template: Step,
         plain: Mapping[str, str],
-        recorded: anyio.Event | None,
-        tg: TaskGroup,
-    ) -> anyio.Event:
-        """Run one step; return the event set when its record has committed."""
+        journal: _Journal,
+    ) -> None:
+        """Run one step and queue its record.
+
+        :raises OperationEnded: the step failed, or the operation must stop.
+        """
         assert run.session is not None
         session = run.session
-        # The boundary checks and the screenshot overlap the previous step's
-        # transaction; that transaction must commit before this step's.
-        await self._boundary(run, stop)
         started = time.perf_counter()
-        # Before the first navigation there is nothing to see (and Chromium has no
-        # frame to capture).
-        shot = b"" if session.url() == "about:blank" else await session.screenshot()
-        saved: dict[str, str] = {}
+        shot = _Shot()
         source, error, problem = "workflow", None, None
-        async with anyio.create_task_group() as inner:
-            # Writing and hashing the screenshot overlaps the step itself.
-            inner.start_soon(self._save, run, shot, template.index, saved)
+        ended: OperationEnded | None = None
+        blocked: OperationEnded | None = None
+        broke: AgentdError | None = None
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._shoot, run, shot, template.index, journal.tg)
+            committing = anyio.Event()
+            if template.action in COMMITTING_ACTIONS:
+                tg.start_soon(self._flush_then_set, journal, committing)
+            else:
+                committing.set()
             try:
-                source = await self._execute(run, template, shot, plain)
+                ended = await self._boundary(run, stop)
+                blocked = None if ended else self._blocked(run, template)
+                if blocked is not None:
+                    await shot.captured.wait()  # where it stopped: the evidence
+                elif ended is None:
+                    await session.hide_from_trace(bool(placeholders(template.value)[1]))
+                    if template.action not in PASSIVE_ACTIONS:
+                        # The screenshot shows the page before this step changes it.
+                        await shot.captured.wait()
+                    await committing.wait()
+                    if shot.error is None and run.record_error is None:
+                        source = await self._execute(run, template, shot, plain, journal)
             except StepFailed as exc:
                 # A library message might quote what a step typed: never let a secret out.
                 typed = [plain[n] for n in placeholders(template.value)[1] if n in plain]
                 error, problem = redact(exc.message, typed), exc
-        duration = (time.perf_counter() - started) * 1000
-        if recorded is not None:
-            await recorded.wait()
+            except AgentdError as exc:
+                # Raised outside the task group, which would wrap it in a group.
+                broke = exc
+            if ended is not None or broke is not None:
+                tg.cancel_scope.cancel()
+        if ended is not None:
+            raise ended
+        if broke is not None:
+            raise broke
         if run.record_error is not None:
             raise run.record_error
+        if shot.error is not None:
+            raise shot.error
+        duration = (time.perf_counter() - started) * 1000
+        if blocked is not None:
+            error = blocked.message
+        status = "ok" if problem is None and blocked is None else "failed"
+        journal.add(self._step_row(run, template, status, duration, source, error), shot)
+        if blocked is not None:
+            raise blocked
         if problem is not None:
-            await self._record(run, template, "failed", saved, duration, source, error)
             reason = "refused_command" if problem.problem is StepProblem.REFUSED else "step_failed"
             raise OperationEnded(
                 "failed", reason, f"step {template.index} ({template.intent}): {error}"
             )
-        done = anyio.Event()
-        tg.start_soon(self._record_soon, done, run, template, saved, duration, source)
-        return done
 
-    async def _record_soon(
-        self,
-        done: anyio.Event,
-        run: _Run,
-        template: Step,
-        saved: Mapping[str, str],
-        duration: float,
-        source: str,
-    ) -> None:
+    async def _shoot(self, run: _Run, shot: _Shot, index: int, background: TaskGroup) -> None:
+        """Capture the page (not before the first navigation: nothing to see).
+
+        The file is written and hashed in the background: only the step's record
+        waits for it.
+        """
+        assert run.session is not None
         try:
-            await self._record(run, template, "ok", saved, duration, source, None)
+            if run.session.url() != "about:blank":
+                shot.data = await run.session.screenshot()
         except AgentdError as exc:
-            run.record_error = exc  # raised by the loop at the next boundary
+            shot.error = exc
+        finally:
+            shot.captured.set()
+            if not shot.data:
+                shot.written.set()
+        if shot.data:
+            background.start_soon(self._write_shot, run, shot, index)
+
+    async def _write_shot(self, run: _Run, shot: _Shot, index: int) -> None:
+        try:
+            await self._save(run, shot.data, index, shot.saved)
+        finally:
+            shot.written.set()
+
+    @staticmethod
+    async def _flush_then_set(journal: _Journal, done: anyio.Event) -> None:
+        try:
+            await journal.flush()
         finally:
             done.set()
 
-    async def _boundary(self, run: _Run, stop: StopSignal) -> None:
+    async def _boundary(self, run: _Run, stop: StopSignal) -> OperationEnded | None:
+        """Return why the operation must stop before its next step, if it must."""
         op = run.op
         if stop.reason is not None:
-            state = "cancelled"
-            raise OperationEnded(state, stop.reason, stop.message)
-        if await ops_sql.active_consent(self.store, op.account, op.service, op.workflow) is None:
-            raise OperationEnded(
+            return OperationEnded("cancelled", stop.reason, stop.message)
+        consent = await ops_sql.active_consent(self.store, op.account, op.service, op.workflow)
+        shortfall = consent_shortfall(consent, op.workflow, run.needs)
+        if shortfall is None:
+            return None
+        if shortfall[0] == "consent_missing":
+            return OperationEnded(
                 "cancelled", "consent_revoked", f"consent for {op.workflow} was revoked"
             )
+        return OperationEnded("cancelled", "permission_revoked", shortfall[1])
 
     async def _execute(
-        self, run: _Run, template: Step, shot: bytes, plain: Mapping[str, str]
+        self, run: _Run, template: Step, shot: _Shot, plain: Mapping[str, str], journal: _Journal
     ) -> str:
         """Run one step (re-planned if its selector fails); return its source."""
         assert run.session is not None
@@ -323,6 +518,13 @@ class BrowserAgent:
         rendered = self._render(planned, run.op.params, plain)
         self._check(run, planned, rendered, "planner")
         logger.info("op {} step {}: re-planned after {}", run.op.id, template.index, first_error)
+        if planned.action in COMMITTING_ACTIONS and template.action not in COMMITTING_ACTIONS:
+            # Recovery judges by the workflow's actions: tell it this step may now commit.
+            row = self._step_row(run, planned, "planned", 0.0, "planner", None)
+            journal.add(row, shot)
+            await journal.flush()
+            if run.record_error is not None:
+                raise run.record_error
         await self._perform(run, planned, rendered)
         return "planner"
 
@@ -348,29 +550,26 @@ class BrowserAgent:
 
     async def _perform(self, run: _Run, template: Step, rendered: Step) -> None:
         assert run.session is not None
-        uses_secret = bool(placeholders(template.value)[1])
-        if uses_secret:
-            await run.session.pause_trace()
+        await run.session.hide_from_trace(bool(placeholders(template.value)[1]))
         try:
             with anyio.fail_after(self.settings.step_timeout_s * 3 + 5):
                 extracted = await run.session.perform(rendered)
         except TimeoutError:
             raise StepFailed(StepProblem.TIMEOUT, f"{template.action} did not finish") from None
-        finally:
-            if uses_secret:
-                await run.session.resume_trace()
         if template.result and extracted is not None:
             run.results[template.result] = extracted
 
-    async def _plan(self, run: _Run, template: Step, shot: bytes, plain: Mapping[str, str]) -> Step:
+    async def _plan(self, run: _Run, template: Step, shot: _Shot, plain: Mapping[str, str]) -> Step:
         assert run.session is not None and self.model is not None and run.workflow is not None
-        if not shot.startswith(_PNG_MAGIC):
-            shot = await run.session.masked_screenshot("png")
+        await shot.captured.wait()
+        png = shot.data
+        if not png.startswith(_PNG_MAGIC):
+            png = await run.session.masked_screenshot("png")
         try:
             cmd: PlannedCommand = await self.model.plan_step(
                 intent=template.intent,
                 allowed_methods=sorted(ALLOWED_ACTIONS),
-                screenshot_png=shot,
+                screenshot_png=png,
                 page_url=run.session.url(),
                 page_outline=await run.session.outline(),
                 placeholders=[f"{{secret:{n}}}" for n in run.workflow.secrets],
@@ -425,56 +624,69 @@ class BrowserAgent:
         out["sha256"] = await anyio.to_thread.run_sync(write)
         out["screenshot"] = str(path)
 
-    async def _record(
+    def _step_row(
         self,
         run: _Run,
         template: Step,
         status: str,
-        saved: Mapping[str, str],
         duration_ms: float,
         source: str,
         error: str | None,
-    ) -> None:
-        op = run.op
+    ) -> dict[str, Any]:
+        return {
+            "op_id": run.op.id,
+            "attempt": run.attempt,
+            "idx": template.index,
+            "intent": template.intent,
+            "action": template.action.value,
+            "target": template.target,
+            "source": source,
+            "status": status,
+            "error": error,
+            "screenshot": None,  # filled in when the file is written
+            "sha256": None,
+            "duration_ms": duration_ms,
+            "at": iso(datetime.now(UTC)),
+        }
+
+    async def _write_steps(self, run: _Run, batch: list[_Pending]) -> None:
+        """Write queued step records, their progress and lease in one transaction."""
+        await self._screenshots_written(batch)
         now = datetime.now(UTC)
-        refusals, run.refusals = run.refusals, []
         async with self.store.write(now) as tx:
-            await self._own(tx, op.id)
-            row = {
-                "op_id": op.id,
-                "attempt": run.attempt,
-                "idx": template.index,
-                "intent": template.intent,
-                "action": template.action.value,
-                "target": template.target,
-                "source": source,
-                "status": status,
-                "error": error,
-                "screenshot": saved.get("screenshot"),
-                "sha256": saved.get("sha256"),
-                "duration_ms": duration_ms,
-                "at": iso(now),
-            }
-            await ops_sql.insert_step(tx, row)
-            changes: dict[str, Any] = {
-                "updated_at": iso(now),
-                "lease_until": iso(now + timedelta(seconds=self.settings.lease_s)),
-            }
-            if status == "ok":
-                changes["step"] = template.index
-            await ops_sql.update_operation(tx, op.id, changes)
-            for index, src, problem, target in refusals:
-                tx.audit(
-                    AuditEvent(
-                        AuditEventType.OPERATION_REFUSED_COMMAND,
-                        ACTOR,
-                        op.id,
-                        {"step": index, "source": src, "problem": problem, "target": target},
-                    )
-                )
-            data = {k: v for k, v in row.items() if k not in ("op_id", "at", "attempt")}
+            await self._own(tx, run.op.id)
+            await self._insert_steps(tx, run, batch, now)
+        self.on_change(run.op.id)
+
+    @staticmethod
+    async def _screenshots_written(batch: list[_Pending]) -> None:
+        for row, _, shot in batch:
+            if shot is not None:
+                await shot.written.wait()
+                row["screenshot"] = shot.saved.get("screenshot")
+                row["sha256"] = shot.saved.get("sha256")
+
+    async def _insert_steps(self, tx: Any, run: _Run, batch: list[_Pending], now: datetime) -> None:
+        op = run.op
+        await ops_sql.insert_steps(tx, [row for row, _, _ in batch])
+        changes: dict[str, Any] = {
+            "updated_at": iso(now),
+            "lease_until": iso(now + timedelta(seconds=self.settings.lease_s)),
+        }
+        done = [row["idx"] for row, _, _ in batch if row["status"] == "ok"]
+        if done:
+            changes["step"] = max(done)
+        await ops_sql.update_operation(tx, op.id, changes)
+        for row, refusals, _ in batch:
+            self._audit_refusals(tx, op.id, refusals)
+            data = {k: v for k, v in row.items() if k not in ("op_id", "attempt")}
             tx.audit(AuditEvent(AuditEventType.OPERATION_STEP, ACTOR, op.id, data))
-        self.on_change(op.id)
+
+    @staticmethod
+    def _audit_refusals(tx: Any, op_id: str, refusals: list[tuple[int, str, str, str]]) -> None:
+        for index, source, problem, target in refusals:
+            data = {"step": index, "source": source, "problem": problem, "target": target}
+            tx.audit(AuditEvent(AuditEventType.OPERATION_REFUSED_COMMAND, ACTOR, op_id, data))
 
     async def _own(self, tx: Any, op_id: str) -> None:
         current = await ops_sql.operation_in_tx(tx, op_id)
@@ -487,37 +699,49 @@ class BrowserAgent:
         op = run.op
         saved: dict[str, str] = {}
         if run.session is not None:
+            # The evidence is complete (final screenshot, trace) before the end is told.
+            session, run.session = run.session, None
             try:
-                with anyio.fail_after(self.settings.step_timeout_s + 5):
-                    shot = await run.session.screenshot()
-                await self._save(run, shot, 0, saved)
-            except (AgentdError, TimeoutError) as exc:
-                logger.warning("op {}: no final screenshot: {}", op.id, exc)
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(self._final_screenshot, run, session, saved)
+                    tg.start_soon(session.save_trace)
+            finally:
+                with anyio.CancelScope(shield=True):
+                    await session.close()
         now = datetime.now(UTC)
         event = {
             "completed": OPERATION_COMPLETED,
             "failed": OPERATION_FAILED,
             "cancelled": OPERATION_CANCELLED,
         }[state]
+        batch, run.pending = run.pending, []
+        await self._screenshots_written(batch)
         async with self.store.write(now) as tx:
             await self._own(tx, op.id)
+            if batch:
+                await self._insert_steps(tx, run, batch, now)
+            # Refusals of a command that never became a step row.
+            self._audit_refusals(tx, op.id, run.refusals)
+            run.refusals = []
             if saved:
-                await ops_sql.insert_step(
+                await ops_sql.insert_steps(
                     tx,
-                    {
-                        "op_id": op.id,
-                        "attempt": run.attempt,
-                        "idx": 0,
-                        "intent": "final screenshot",
-                        "action": "screenshot",
-                        "target": "",
-                        "source": "agent",
-                        "status": "final",
-                        "error": error,
-                        "screenshot": saved["screenshot"],
-                        "sha256": saved["sha256"],
-                        "at": iso(now),
-                    },
+                    [
+                        {
+                            "op_id": op.id,
+                            "attempt": run.attempt,
+                            "idx": 0,
+                            "intent": "final screenshot",
+                            "action": "screenshot",
+                            "target": "",
+                            "source": "agent",
+                            "status": "final",
+                            "error": error,
+                            "screenshot": saved["screenshot"],
+                            "sha256": saved["sha256"],
+                            "at": iso(now),
+                        }
+                    ],
                 )
             await ops_sql.update_operation(
                 tx,
@@ -553,3 +777,13 @@ class BrowserAgent:
             )
         logger.info("op {} {}{}", op.id, state, f" ({reason}: {error})" if reason else "")
         self.on_change(op.id)
+
+    async def _final_screenshot(
+        self, run: _Run, session: BrowserSession, saved: dict[str, str]
+    ) -> None:
+        try:
+            with anyio.fail_after(self.settings.step_timeout_s + 5):
+                shot = await session.screenshot()
+            await self._save(run, shot, 0, saved)
+        except (AgentdError, TimeoutError) as exc:
+            logger.warning("op {}: no final screenshot: {}", run.op.id, exc)

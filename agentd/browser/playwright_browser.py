@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -33,7 +34,7 @@ from playwright.async_api import (
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
-from agentd.browser import StepFailed, StepProblem, host_allowed
+from agentd.browser import StepFailed, StepProblem, certainly_allowed_pattern, host_allowed
 from agentd.errors import ExternalError
 from agentd.kb import Action, Step
 from agentd.ops_config import BrowserSettings
@@ -67,7 +68,15 @@ MASK_SCRIPT = f"""(() => {{
   if (document.documentElement) install();
   else document.addEventListener('DOMContentLoaded', install, {{ once: true }});
 }})();"""
-INPUT_TAGS = frozenset({"INPUT", "TEXTAREA", "SELECT"})
+# A form field's value or an element's text; null for a secret field.
+EXTRACT_SCRIPT = """el => {
+  const secret = el.getAttribute('data-secret') === 'true';
+  if (secret || (el.tagName === 'INPUT' && el.type === 'password')) return null;
+  if (['INPUT', 'TEXTAREA', 'SELECT'].includes(el.tagName)) return el.value;
+  return el.innerText.trim();
+}"""
+JPEG_QUALITY = 60
+CAPTURE_ATTEMPTS = 3
 SELECTOR_ACTIONS = frozenset(
     {
         Action.CLICK,
@@ -179,6 +188,8 @@ class BrowserSession:
         self._tracing = False
         self._chunks = 0
         self._cdp: CDPSession | None = None
+        self._closed = False
+        self._trace_started = False
 
     @property
     def page(self) -> Page:
@@ -189,16 +200,25 @@ class BrowserSession:
         """Install the allowlist, start the trace and open the page."""
         self.context.set_default_timeout(self.timeout_ms)
         self.context.set_default_navigation_timeout(self.timeout_ms)
-        await self.context.route("**/*", self._route)
-        if self.settings.trace:
-            # No DOM snapshots: they would record secret field values.
-            await self.context.tracing.start(snapshots=False, screenshots=False)
-            await self.context.tracing.start_chunk()
-            self._tracing = True
-        await self.context.add_init_script(MASK_SCRIPT)
+        # Requests the browser can tell are allowed skip the round trip to us.
+        fast = certainly_allowed_pattern(self.allowed_hosts)
+        routed: str | re.Pattern[str] = re.compile(f"^(?!{fast})") if fast else "**/*"
+        await asyncio.gather(
+            self.context.route(routed, self._route),
+            self.context.add_init_script(MASK_SCRIPT),
+            self._start_trace(),
+        )
         self._page = await self.context.new_page()
         self._page.on("dialog", self._on_dialog)
         self._cdp = await self.context.new_cdp_session(self._page)
+
+    async def _start_trace(self) -> None:
+        if self.settings.trace:
+            # No DOM snapshots: they would record secret field values.
+            await self.context.tracing.start(snapshots=False, screenshots=False)
+            self._trace_started = True
+            await self.context.tracing.start_chunk()
+            self._tracing = True
 
     async def _route(self, route: Route, request: Request) -> None:
         if host_allowed(request.url, self.allowed_hosts):
@@ -226,22 +246,26 @@ class BrowserSession:
 
         The page's mask stylesheet paints the fields; Chromium is asked directly
         (optimised for speed, one round trip), since a step's screenshot is on the
-        agent's critical path. Playwright's own ``mask`` is the fallback.
+        agent's critical path. A navigation in flight may have no frame to capture
+        yet, or may swap the page's renderer and detach the session: the capture
+        is tried again shortly, on a fresh session after the second failure.
+        Playwright's own ``mask`` is the last resort.
         """
         kind = kind or self.settings.screenshot_format
         params: dict[str, Any] = {"format": kind, "optimizeForSpeed": True}
         if kind == "jpeg":
-            params["quality"] = 60
-        for _ in range(2):
+            params["quality"] = JPEG_QUALITY
+        for attempt in range(CAPTURE_ATTEMPTS):
             try:
                 if self._cdp is None:
                     self._cdp = await self.context.new_cdp_session(self.page)
                 answer = await self._cdp.send("Page.captureScreenshot", params)
                 return base64.b64decode(answer["data"])
             except PlaywrightError as exc:
-                # A navigation may swap the page's renderer and detach the session.
-                logger.debug("fast screenshot failed: {}", exc.message)
-                self._cdp = None
+                logger.debug("fast screenshot failed (attempt {}): {}", attempt + 1, exc.message)
+                if attempt:
+                    self._cdp = None
+                await asyncio.sleep(0.02 * (attempt + 1))
         return await self.masked_screenshot(kind)
 
     async def masked_screenshot(self, kind: Literal["png", "jpeg"] = "png") -> bytes:
@@ -250,7 +274,7 @@ class BrowserSession:
         try:
             return await page.screenshot(
                 type=kind,
-                quality=60 if kind == "jpeg" else None,
+                quality=JPEG_QUALITY if kind == "jpeg" else None,
                 mask=[page.locator(SECRET_SELECTOR)],
                 mask_color=MASK_COLOR,
                 animations="disabled",
@@ -260,27 +284,52 @@ class BrowserSession:
         except PlaywrightError as exc:
             raise ExternalError(f"screenshot failed: {exc.message}") from exc
 
+    async def hide_from_trace(self, hidden: bool) -> None:
+        """Stop the trace before a step that types a secret; start it again after.
+
+        A trace records the values a ``fill`` typed. Consecutive secret steps
+        share one pause; each pause closes a chunk (``trace-N.zip``).
+
+        :raises ExternalError: the trace could not be paused or resumed.
+        """
+        try:
+            if hidden:
+                await self.pause_trace()
+            else:
+                await self.resume_trace()
+        except PlaywrightError as exc:
+            raise ExternalError(f"cannot pause or resume the trace: {exc.message}") from exc
+
     async def pause_trace(self) -> None:
         """Close the current trace chunk (before a step that types a secret)."""
         if self._tracing:
             self._chunks += 1
-            await self.context.tracing.stop_chunk(path=self.folder / f"trace-{self._chunks}.zip")
             self._tracing = False
+            await self.context.tracing.stop_chunk(path=self.folder / f"trace-{self._chunks}.zip")
 
     async def resume_trace(self) -> None:
         """Start a new trace chunk."""
-        if self.settings.trace and not self._tracing:
-            await self.context.tracing.start_chunk()
+        if self._trace_started and not self._tracing:
             self._tracing = True
+            await self.context.tracing.start_chunk()
 
-    async def close(self) -> None:
-        """Save the trace and close the context."""
+    async def save_trace(self) -> None:
+        """Write the last trace chunk and stop tracing (logged, not raised, on failure)."""
+        if not self._trace_started:
+            return
+        self._trace_started = False
         try:
             await self.pause_trace()
-            if self.settings.trace:
-                await self.context.tracing.stop()
+            await self.context.tracing.stop()
         except PlaywrightError as exc:
             logger.warning("could not save the trace in {}: {}", self.folder, exc.message)
+
+    async def close(self) -> None:
+        """Save the trace and close the context; safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        await self.save_trace()
         try:
             await self.context.close()
         except PlaywrightError as exc:
@@ -388,17 +437,14 @@ class BrowserSession:
         return None
 
     async def _extract(self, target: str) -> str:
-        locator = self.page.locator(target)
-        await locator.wait_for(state="attached")
-        # Secrets are shown once for a person; an agent never reads them back.
-        if await locator.get_attribute("data-secret") == "true":
+        # One round trip: the locator waits for the element, the script reads it.
+        found = await self.page.locator(target).evaluate(EXTRACT_SCRIPT)
+        if found is None:
+            # Secrets are shown once for a person; an agent never reads them back.
             raise StepFailed(
-                StepProblem.REFUSED, f"refusing to extract {target}: it is marked data-secret"
+                StepProblem.REFUSED, f"refusing to extract {target}: it is a secret field"
             )
-        tag = str(await locator.evaluate("element => element.tagName"))
-        if tag in INPUT_TAGS:
-            return await locator.input_value()
-        return (await locator.inner_text()).strip()
+        return str(found)
 
     async def _timeout_problem(self, s: Step) -> StepFailed:
         limit = f"{self.settings.step_timeout_s:g}s"

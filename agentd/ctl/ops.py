@@ -201,7 +201,11 @@ def register(add: Adder, sub_parser: Callable[[str, str], Any]) -> None:
         p.add_argument("service")
         p.add_argument("operation", nargs="?", default="*", help="workflow name (default: *)")
         if name == "grant":
-            p.add_argument("--permissions", help="comma-separated, e.g. read,write")
+            p.add_argument(
+                "--permissions",
+                help="read (open and read pages, sign in) or write (also change things); "
+                "comma-separated; default: every permission",
+            )
     p = consent("list", consent_list, "List consents.", "agentctl consent list --account acme")
     p.add_argument("--account")
 

@@ -5,7 +5,16 @@ States: ``awaiting_consent`` → ``pending`` → ``in_progress`` → ``completed
 consent arrives; a revoke stops a running one at its next step boundary. At
 most ``max_browsers`` run at once.
 
-A running operation holds a lease (owner and deadline), renewed at every step.
+Consent permissions: a workflow needs ``read`` or ``write``
+(:func:`~agentd.browser.required_permission`: ``read`` when it only opens and
+reads pages, apart from signing in). An operation whose consent does not grant
+it waits in ``awaiting_consent`` (audited with what it waits for) like one
+without consent; a consent with no permissions grants every permission, and
+``write`` includes ``read``. A grant that narrows the permissions, or a revoke
+that leaves only a narrower consent, stops a running operation it no longer
+covers at its next step (reason ``permission_revoked``).
+
+A running operation holds a lease (owner and deadline), renewed with its step records.
 After a crash, :meth:`OperationsService.recover` decides each orphan's fate
 with :func:`recovery_decision`: an operation that cannot yet have changed the
 site starts again from its first step; any other fails with reason
@@ -15,7 +24,7 @@ site starts again from its first step; any other fails with reason
 from __future__ import annotations
 
 import secrets as token
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
@@ -24,6 +33,7 @@ from typing import Any
 import anyio
 from loguru import logger
 
+from agentd.browser import COMMITTING_ACTIONS, Permission, required_permission
 from agentd.browser.agent import (
     ACTOR,
     OPERATION_CANCELLED,
@@ -31,11 +41,12 @@ from agentd.browser.agent import (
     OPERATION_STARTED,
     BrowserAgent,
     StopSignal,
+    consent_shortfall,
 )
 from agentd.browser.playwright_browser import PlaywrightBrowser
 from agentd.core.audit import AuditEvent, AuditEventType
 from agentd.errors import AgentdError, Conflict, InvalidArgument, InvalidState, NotFound, VaultError
-from agentd.kb import Action, KnowledgeBase, Step
+from agentd.kb import KnowledgeBase, Step
 from agentd.llm import AnthropicModel
 from agentd.ops_config import BrowserSettings
 from agentd.store import gate_sql, ops_sql
@@ -45,10 +56,8 @@ from agentd.vault import SecretValue, Vault
 
 OPERATION_CREATED = AuditEventType.OPERATION_CREATED
 OPERATION_RESUMED = "OPERATION_RESUMED"
+OPERATION_AWAITING_CONSENT = "OPERATION_AWAITING_CONSENT"
 STATES = ("awaiting_consent", "pending", "in_progress", "completed", "failed", "cancelled")
-# Steps that may submit something to the site: once one may have started, a
-# re-run could do it twice.
-COMMITTING_ACTIONS = frozenset({Action.CLICK, Action.PRESS})
 
 
 class Recovery(StrEnum):
@@ -58,17 +67,21 @@ class Recovery(StrEnum):
     INTERRUPTED = "interrupted"
 
 
-def recovery_decision(steps: Sequence[Step] | None, steps_done: int) -> Recovery:
+def recovery_decision(
+    steps: Sequence[Step] | None, steps_done: int, planned_commits: Collection[int] = ()
+) -> Recovery:
     """Decide an orphan's fate from its workflow and the steps it completed.
 
     Step ``steps_done + 1`` may have started. A fresh browser has no session,
     so the only safe resume point is the first step, and only while no step
-    that can commit a change may have run.
+    that can commit a change may have run: a click or press of the workflow,
+    or one the planner put in a step's place (``planned_commits``, recorded
+    before it ran).
     """
     if steps is None:
         return Recovery.INTERRUPTED
     reached = [s for s in steps if s.index <= steps_done + 1]
-    if any(s.action in COMMITTING_ACTIONS for s in reached):
+    if any(s.action in COMMITTING_ACTIONS or s.index in planned_commits for s in reached):
         return Recovery.INTERRUPTED
     return Recovery.RESTART
 
@@ -148,6 +161,7 @@ class OperationsService:
         if "account" in flow.parameters:
             values.setdefault("account", account)
         flow.check_parameters(values)
+        needs = required_permission(flow.steps)
         if await gate_sql.get_account(self.store, account) is None:
             raise NotFound(f"unknown account {account!r}", details={"account": account})
         if service not in self.settings.services:
@@ -159,7 +173,8 @@ class OperationsService:
         now = _now()
         async with self.store.write(now) as tx:
             consent = await ops_sql.active_consent_in_tx(tx, account, service, workflow)
-            state = "pending" if consent else "awaiting_consent"
+            shortfall = consent_shortfall(consent, workflow, needs)
+            state = "awaiting_consent" if shortfall else "pending"
             await ops_sql.insert_operation(
                 tx,
                 {
@@ -177,14 +192,16 @@ class OperationsService:
                     "updated_at": iso(now),
                 },
             )
-            tx.audit(
-                AuditEvent(
-                    OPERATION_CREATED,
-                    actor,
-                    op_id,
-                    {"workflow": workflow, "account": account, "service": service, "state": state},
-                )
-            )
+            data = {
+                "workflow": workflow,
+                "account": account,
+                "service": service,
+                "state": state,
+                "needs": needs.value,
+            }
+            if shortfall:
+                data["waiting_for"] = shortfall[1]
+            tx.audit(AuditEvent(OPERATION_CREATED, actor, op_id, data))
         self._wake.set()
         self._notify(op_id)
         return await self.get(op_id)
@@ -331,22 +348,60 @@ class OperationsService:
         :raises InvalidArgument: an empty account, service or operation.
         """
         _names(account=account, service=service, operation=operation)
+        unknown = sorted(set(permissions) - set(Permission))
+        if unknown:
+            raise InvalidArgument(
+                f"unknown permission {', '.join(unknown)}: grant "
+                f"{' or '.join(p.value for p in Permission)} (or none for every permission)",
+                details={"field": "permissions"},
+            )
+        needs = self._needs()
         async with self.store.write() as tx:
             row = await ops_sql.upsert_consent(tx, account, service, operation, permissions, actor)
             tx.audit(AuditEvent(AuditEventType.CONSENT_GRANTED, actor, account, row.to_dict()))
             released = 0
-            for op in await ops_sql.operations_in_state(tx, ["awaiting_consent"]):
-                matches = operation in ("*", op.workflow)
-                if op.account == account and op.service == service and matches:
+            covered = [
+                op
+                for op in await ops_sql.operations_in_state(tx, ["awaiting_consent", "in_progress"])
+                if op.account == account
+                and op.service == service
+                and operation in ("*", op.workflow)
+            ]
+            narrowed = []
+            for op in covered:
+                consent = await ops_sql.active_consent_in_tx(tx, account, service, op.workflow)
+                shortfall = consent_shortfall(consent, op.workflow, needs(op.workflow))
+                if op.state == "in_progress":
+                    if shortfall is not None:
+                        narrowed.append((op.id, shortfall[1]))
+                elif shortfall is None:
                     await ops_sql.update_operation(
                         tx, op.id, {"state": "pending", "updated_at": iso(tx.now)}
                     )
                     released += 1
+        # A grant that narrows the permissions stops what it no longer covers.
+        for op_id, message in narrowed:
+            if op_id in self._running:
+                self._running[op_id].set("permission_revoked", message)
         if released:
             logger.info("consent for {}/{} released {} operations", account, service, released)
             self._wake.set()
             self._notify("")
         return row
+
+    def _needs(self) -> Callable[[str], Permission | None]:
+        """Return a lookup of the permission each workflow needs (None: unknown workflow)."""
+        try:
+            kb: KnowledgeBase | None = self.knowledge_base()
+        except AgentdError:
+            kb = None
+
+        def needs(workflow: str) -> Permission | None:
+            if kb is None or workflow not in kb.names:
+                return None  # the agent fails it with a clear reason
+            return required_permission(kb.workflow(workflow).steps)
+
+        return needs
 
     async def revoke_consent(
         self, account: str, service: str, operation: str = "*", *, actor: str
@@ -365,10 +420,17 @@ class OperationsService:
                 )
             tx.audit(AuditEvent(AuditEventType.CONSENT_REVOKED, actor, account, row.to_dict()))
             running = await ops_sql.operations_in_state(tx, ["in_progress"])
+        needs = self._needs()
         for op in running:
             if op.account == account and op.service == service and op.id in self._running:
-                if await ops_sql.active_consent(self.store, account, service, op.workflow) is None:
+                consent = await ops_sql.active_consent(self.store, account, service, op.workflow)
+                shortfall = consent_shortfall(consent, op.workflow, needs(op.workflow))
+                if shortfall is None:
+                    continue  # another consent in force still covers it
+                if shortfall[0] == "consent_missing":
                     self._running[op.id].set("consent_revoked", f"consent revoked by {actor}")
+                else:
+                    self._running[op.id].set("permission_revoked", shortfall[1])
         return row
 
     async def list_consents(self, account: str | None = None) -> list[ops_sql.ConsentRow]:
@@ -440,7 +502,8 @@ class OperationsService:
                 steps = None
                 if kb is not None and op.workflow in kb.names:
                     steps = kb.workflow(op.workflow).steps
-                decision = recovery_decision(steps, op.step)
+                planned = await ops_sql.planned_commits(tx, op.id, op.attempts)
+                decision = recovery_decision(steps, op.step, planned)
                 if decision is Recovery.RESTART:
                     await ops_sql.update_operation(
                         tx,
@@ -491,15 +554,19 @@ class OperationsService:
     async def _claim(self, n: int) -> list[ops_sql.OperationRow]:
         claimed: list[str] = []
         now = _now()
+        needs = self._needs()
         async with self.store.write(now) as tx:
             for op in (await ops_sql.operations_in_state(tx, ["pending"]))[:n]:
-                if (
-                    await ops_sql.active_consent_in_tx(tx, op.account, op.service, op.workflow)
-                    is None
-                ):
+                consent = await ops_sql.active_consent_in_tx(
+                    tx, op.account, op.service, op.workflow
+                )
+                shortfall = consent_shortfall(consent, op.workflow, needs(op.workflow))
+                if shortfall is not None:
                     await ops_sql.update_operation(
                         tx, op.id, {"state": "awaiting_consent", "updated_at": iso(now)}
                     )
+                    waiting = {"reason": shortfall[0], "waiting_for": shortfall[1]}
+                    tx.audit(AuditEvent(OPERATION_AWAITING_CONSENT, ACTOR, op.id, waiting))
                     continue
                 await ops_sql.update_operation(
                     tx,

@@ -274,6 +274,32 @@ async def insert_step(tx: Transaction, values: dict[str, Any]) -> int:
     return seq
 
 
+async def insert_steps(tx: Transaction, rows: Sequence[dict[str, Any]]) -> None:
+    """Append step rows of one operation (all with the same columns), in order."""
+    if not rows:
+        return
+    row = await tx.fetchone(
+        "SELECT COALESCE(MAX(seq), 0) FROM operation_steps WHERE op_id = ?", (rows[0]["op_id"],)
+    )
+    first = (int(row[0]) if row else 0) + 1
+    columns = [*rows[0], "seq"]
+    marks = ", ".join("?" for _ in columns)
+    await tx.executemany(
+        f"INSERT INTO operation_steps({', '.join(columns)}) VALUES ({marks})",
+        [[*(r[c] for c in columns[:-1]), first + i] for i, r in enumerate(rows)],
+    )
+
+
+async def planned_commits(tx: Transaction, op_id: str, attempt: int) -> list[int]:
+    """Return the steps of an attempt that the planner turned into a click or press."""
+    rows = await tx.fetchall(
+        "SELECT DISTINCT idx FROM operation_steps WHERE op_id = ? AND attempt = ? "
+        "AND status = 'planned' AND action IN ('click', 'press') ORDER BY idx",
+        (op_id, attempt),
+    )
+    return [int(r[0]) for r in rows]
+
+
 async def list_steps(store: Store, op_id: str, after_seq: int = 0) -> list[StepRow]:
     """Return an operation's step rows after ``after_seq``, in order."""
     rows = await store.read_all(

@@ -125,6 +125,7 @@ async def harness(
     kb: KnowledgeBase | None = None,
     consent: bool = True,
     secrets: bool = True,
+    vault: bool = True,
     model: Any = None,
     step_timeout_s: float = 5.0,
     hosts: list[str] | None = None,
@@ -149,7 +150,7 @@ async def harness(
         settings,
         state_dir=tmp,
         knowledge_base=lambda: knowledge,
-        vault=Vault(os.urandom(32)),
+        vault=Vault(os.urandom(32)) if vault else None,
         model=model,
         browser=browser,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -15,6 +16,7 @@ from agentd.browser.playwright_browser import PlaywrightBrowser
 from agentd.demosite import DemoSite
 from agentd.kb import Action, KnowledgeBase, Step, Workflow
 from agentd.llm import AnthropicModel, LLMSettings
+from agentd.services.operations import Recovery, recovery_decision
 from agentd.testing.anthropic_stub import AnthropicStub, Reply
 from tests.integration import test_browser_agent as base
 from tests.integration.test_browser_agent import (
@@ -128,17 +130,41 @@ async def test_site_down(tmp: Path, site: DemoSite, shared_browser: PlaywrightBr
         op = await h.run("read_product_seo", {"product_id": "102"})
         await assert_failed_with_evidence(h, op, "step_failed", "goto /login")
         assert op.step == 0
+        # The service goes on: the next operation runs once the site is back.
+        site.clear_failures()
+        again = await h.run("read_product_seo", {"product_id": "102"})
+        assert (again.state, again.error) == ("completed", None)
 
 
-async def test_missing_secret_fails_before_the_browser_starts(
-    tmp: Path, site: DemoSite, shared_browser: PlaywrightBrowser
+@pytest.mark.parametrize(
+    ("vault", "reason", "words"),
+    [
+        (True, "missing_secret", "agentctl secret set brightside backoffice admin_user"),
+        (False, "vault", "no vault key is configured"),
+    ],
+    ids=["missing-secret", "no-vault-key"],
+)
+async def test_unavailable_secret_stops_where_it_is_needed(
+    tmp: Path,
+    site: DemoSite,
+    shared_browser: PlaywrightBrowser,
+    vault: bool,
+    reason: str,
+    words: str,
 ) -> None:
-    async with harness(tmp, site, shared_browser, secrets=False) as h:
+    async with harness(tmp, site, shared_browser, secrets=False, vault=vault) as h:
         op = await h.run("read_product_seo", {"product_id": "102"})
-        assert (op.state, op.reason) == ("failed", "missing_secret")
-        assert "agentctl secret set brightside backoffice admin_user" in (op.error or "")
-        assert [r.event for r in await h.audit(op.id)][-1] == "OPERATION_FAILED"
-        assert not site.access_log, "nothing should reach the site without credentials"
+        await assert_failed_with_evidence(h, op, reason, words)
+        assert "stopped before step 2" in (op.error or "")
+        # The sign-in page was opened (step 1) and photographed where it stopped.
+        steps = await h.svc.steps(op.id)
+        assert [(s.idx, s.status) for s in steps] == [(1, "ok"), (2, "failed"), (0, "final")]
+        shot = Path(steps[1].screenshot or "").read_bytes()
+        assert shot.startswith(b"\x89PNG") and hashlib.sha256(shot).hexdigest() == steps[1].sha256
+        assert op.step == 1
+        # Nothing was typed or submitted, and no secret was opened.
+        assert site.access_log and all(r.method == "GET" for r in site.access_log)
+        assert "SECRET_ACCESSED" not in [r.event for r in await h.audit()]
 
 
 async def test_waits_for_consent_then_starts(
@@ -335,3 +361,29 @@ async def test_planner(
     assert stub.requests, "the model was not asked"
     assert site.admin_password not in sent, "a secret entered a prompt"
     assert "{secret:admin_password}" in sent
+
+
+async def test_a_step_the_planner_turns_into_a_click_is_recorded_before_it_runs(
+    tmp: Path, site: DemoSite, shared_browser: PlaywrightBrowser, stub: AnthropicStub
+) -> None:
+    # "Sign in" recorded as waiting for a button that no longer exists: the model clicks.
+    steps = [
+        s
+        if s.intent != "Sign in"
+        else Step(s.index, s.intent, Action.WAIT_FOR, "#old-submit", None, None)
+        for s in LOGIN
+    ]
+    login = Workflow("login", "login", "t", (), ("admin_user", "admin_password"), tuple(steps))
+    kb = KnowledgeBase("t", {}, (login,))
+    stub.push(Reply.tool_use("click", selector='[data-testid="login-submit"]'))
+    settings = LLMSettings(api_key="k", base_url=stub.url, timeout_s=5, max_retries=0)
+    async with AnthropicModel(settings) as model:
+        async with harness(tmp, site, shared_browser, kb=kb, model=model, step_timeout_s=1.0) as h:
+            op = await h.run("login")
+            assert op.state == "completed", op.error
+            rows = [(s.idx, s.status, s.action, s.source) for s in await h.svc.steps(op.id)]
+    # The click was on record (and every step before it) before it ran, so a crash
+    # during it would end the operation as interrupted, not restart it.
+    assert rows[3:5] == [(4, "planned", "click", "planner"), (4, "ok", "wait_for", "planner")]
+    assert [r[0] for r in rows[:3]] == [1, 2, 3]
+    assert recovery_decision(tuple(steps), 3, [4]) is Recovery.INTERRUPTED

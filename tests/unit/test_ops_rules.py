@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import argparse
+import itertools
+import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from agentd.browser import host_allowed
+from agentd.browser import (
+    Permission,
+    certainly_allowed_pattern,
+    consent_permits,
+    host_allowed,
+    required_permission,
+)
 from agentd.ctl.gate import UsageError
 from agentd.ctl.ops import parse_params, register
-from agentd.kb import Action, Step
+from agentd.kb import Action, Step, load_knowledge_base
 from agentd.services.operations import Recovery, recovery_decision
 
 ALLOW = ["127.0.0.1:8000", "shop.example.com", "*.cdn.example.net"]
@@ -46,6 +55,65 @@ def test_empty_allowlist_blocks_every_network_request() -> None:
     assert host_allowed("about:blank", [])
 
 
+URLS = [
+    "http://127.0.0.1:8000/admin",
+    "http://127.0.0.1:8000/",
+    "http://127.0.0.1:8001/pixel.png",
+    "http://127.0.0.1:80001/",
+    "http://127.0.0.1:8000.evil.org/",
+    "http://127.0.0.1:8000@evil.org/",
+    "http://user@127.0.0.1:8000/",
+    "https://shop.example.com/login",
+    "https://shop.example.com:8443/login",
+    "https://shop.example.com.evil.org/",
+    "https://shop.example.com@evil.org/",
+    "https://evil.org/?next=https://shop.example.com/",
+    "https://img.cdn.example.net/a.png",
+    "https://a.b.cdn.example.net:444/a.png",
+    "https://cdn.example.net/a.png",
+    "https://evilcdn.example.net/a.png",
+    "https://img.cdn.example.net.evil.org/",
+    "ws://127.0.0.1:8000/socket",
+    "ftp://shop.example.com/",
+    "about:blank",
+    "data:text/html,hi",
+]
+ALLOWLISTS = [
+    ALLOW,
+    ["127.0.0.1"],
+    ["SHOP.example.com "],
+    ["[::1]:8000", "http://shop.example.com", ""],
+    ["127.0.0.1:80001", "127.0.0.1:8000"],
+    [],
+]
+
+
+@pytest.mark.parametrize(("allow", "url"), list(itertools.product(ALLOWLISTS, URLS)))
+def test_the_browsers_fast_path_never_lets_out_what_the_allowlist_refuses(
+    allow: list[str], url: str
+) -> None:
+    pattern = certainly_allowed_pattern(allow)
+    if pattern is not None and re.search(pattern, url):
+        assert host_allowed(url, allow), f"{pattern} lets {url} out"
+
+
+def test_the_fast_path_covers_plain_requests_to_allowed_hosts() -> None:
+    pattern = certainly_allowed_pattern(ALLOW)
+    assert pattern is not None
+    fast = [u for u in URLS if re.search(pattern, u)]
+    assert fast == [
+        "http://127.0.0.1:8000/admin",
+        "http://127.0.0.1:8000/",
+        "https://shop.example.com/login",
+        "https://shop.example.com:8443/login",
+        "https://img.cdn.example.net/a.png",
+        "https://a.b.cdn.example.net:444/a.png",
+    ]
+    # Entries it does not understand are left to the route handler.
+    assert certainly_allowed_pattern(["[::1]:8000", "http://x.org", " "]) is None
+    assert certainly_allowed_pattern([]) is None
+
+
 def _steps(*actions: Action) -> tuple[Step, ...]:
     return tuple(
         Step(i, f"step {i}", a, "/x" if a is Action.GOTO else "#x")
@@ -70,6 +138,77 @@ LOGIN = _steps(Action.GOTO, Action.FILL, Action.FILL, Action.CLICK, Action.EXPEC
 )
 def test_recovery_decision(steps: tuple[Step, ...] | None, done: int, decision: Recovery) -> None:
     assert recovery_decision(steps, done) is decision
+
+
+def test_a_step_the_planner_turned_into_a_click_counts_as_committing() -> None:
+    steps = _steps(Action.GOTO, Action.WAIT_FOR, Action.EXTRACT)
+    assert recovery_decision(steps, 1) is Recovery.RESTART
+    assert recovery_decision(steps, 1, planned_commits=[2]) is Recovery.INTERRUPTED
+    assert recovery_decision(steps, 0, planned_commits=[3]) is Recovery.RESTART  # not reached
+
+
+def _flow(*steps: tuple[Action, str | None]) -> tuple[Step, ...]:
+    return tuple(
+        Step(i, f"step {i}", action, "/x" if action is Action.GOTO else "#x", value)
+        for i, (action, value) in enumerate(steps, start=1)
+    )
+
+
+GOTO, READ_IT = (Action.GOTO, None), (Action.EXTRACT, None)
+USER, PASSWORD = (Action.FILL, "{secret:user}"), (Action.FILL, "{secret:password}")
+SUBMIT, ENTER = (Action.CLICK, None), (Action.PRESS, "Enter")
+R, W = Permission.READ, Permission.WRITE
+
+
+@pytest.mark.parametrize(
+    ("steps", "needed"),
+    [
+        (_flow(GOTO, READ_IT, (Action.EXPECT_TEXT, None), (Action.WAIT_FOR, None)), R),
+        (_flow(GOTO, USER, PASSWORD, SUBMIT, (Action.EXPECT_URL, None), GOTO, READ_IT), R),
+        (_flow(GOTO, PASSWORD, ENTER, READ_IT), R),  # signing in with the Enter key
+        (_flow(GOTO, SUBMIT), W),  # a click that is not signing in
+        (_flow(GOTO, USER, PASSWORD, SUBMIT, SUBMIT), W),  # the second click
+        (_flow(GOTO, USER, PASSWORD, SUBMIT, GOTO, PASSWORD, SUBMIT), W),  # only one sign-in
+        (_flow(GOTO, SUBMIT, PASSWORD, SUBMIT), W),  # a change came first
+        (_flow(GOTO, USER, PASSWORD, READ_IT, SUBMIT), W),  # typed, not submitted at once
+        (_flow(GOTO, USER, PASSWORD), W),
+        (_flow(GOTO, (Action.FILL, "{note}")), W),  # typing data
+        (_flow(GOTO, (Action.FILL, "{secret:token} {note}"), SUBMIT), W),
+        (_flow(GOTO, (Action.SELECT_OPTION, "a")), W),
+        (_flow(GOTO, (Action.CHECK, None)), W),
+        (_flow(GOTO, (Action.ACCEPT_DIALOG, None)), W),
+        ((), R),
+    ],
+)
+def test_required_permission(steps: tuple[Step, ...], needed: Permission) -> None:
+    assert required_permission(steps) is needed
+
+
+def test_the_read_only_workflows_need_only_read() -> None:
+    kb = load_knowledge_base(
+        Path(__file__).resolve().parents[2] / "knowledge_base" / "AGENT_KNOWLEDGE_BASE.json"
+    )
+    needs = {name: required_permission(kb.workflow(name).steps) for name in kb.names}
+    assert sorted(n for n, p in needs.items() if p is R) == [
+        "read_account_activity",
+        "read_product_seo",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("granted", "needed", "permitted"),
+    [
+        ((), W, True),  # no permissions: every permission
+        (("read",), R, True),
+        (("read",), W, False),
+        (("write",), R, True),  # write includes read
+        (("write",), W, True),
+        (("read", "write"), W, True),
+        (("reports",), R, False),
+    ],
+)
+def test_consent_permits(granted: tuple[str, ...], needed: Permission, permitted: bool) -> None:
+    assert consent_permits(granted, needed) is permitted
 
 
 @pytest.mark.parametrize(
