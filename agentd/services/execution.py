@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 from loguru import logger
 
+from agentd.browser import Permission, consent_permits, required_permission
 from agentd.core.audit import AuditEvent, AuditEventType
 from agentd.core.breakers import BreakerEvent, BreakerEventKind
 from agentd.core.execution import (
@@ -322,6 +323,10 @@ class ExecutionService:
         consent = await ops_sql.active_consent_in_tx(
             tx, exe.account, self.service(), plan.change.workflow
         )
+        if consent is not None and not consent_permits(
+            consent.permissions, self._needed(plan.change.workflow)
+        ):
+            consent = None  # consent exists but does not cover this change: wait for it
         return check_execution(
             ExecutionCheckInputs(
                 now=now,
@@ -338,6 +343,13 @@ class ExecutionService:
                 window=window,
             )
         )
+
+    def _needed(self, workflow: str) -> Permission:
+        """Return the permission a workflow needs (WRITE when it cannot be told)."""
+        try:
+            return required_permission(self.operations.knowledge_base().workflow(workflow).steps)
+        except AgentdError:
+            return Permission.WRITE
 
     async def _precheck(self, exe: exec_sql.ExecutionRow) -> exec_sql.ExecutionRow:
         async with self.store.write(self.clock()) as tx:

@@ -397,6 +397,24 @@ async def test_limits_windows_trust_and_missing_executors(
         assert exe["reason"] == "OUTSIDE_WINDOW"
         assert datetime.fromisoformat(exe["retry_at"]).strftime("%H:%M") == closed_start
 
+        # Consent that only allows reading does not cover a change: it waits for consent.
+        await ask(
+            sock,
+            "accounts.import",
+            {"name": "c.csv"},
+            upload=b"id,tenant,name,stage,trusted_mode\nwonka,t3,Wonka,discovery,ACTIVE\n",
+        )
+        await ask(
+            sock,
+            "consent.grant",
+            {"account": "wonka", "service": "backoffice", "permissions": ["read"]},
+        )
+        reading = await propose(
+            sock, tenant="t3", account="wonka", action_type="log_interaction", diff={"note": "Hi"}
+        )
+        exe = await held(app, reading["intent_id"], "awaiting_consent")
+        assert exe["reason"] == "CONSENT_MISSING"
+
         # An approved intent nothing can carry out is refused at approval time.
         pending = await propose(
             sock, account="acme", action_type="send_proposal", diff={"amount": 10}
