@@ -180,6 +180,8 @@ def _type_name(annotation: Any) -> str:
         return "one of " + ", ".join(_toml(v) for v in get_args(annotation))
     if origin in (list, tuple, set, frozenset):
         args = get_args(annotation)
+        if args and (get_origin(args[0]) is dict or args[0] is dict):
+            return "array of tables"
         return "array of " + (_type_name(args[0]) if args else "any")
     if origin is dict:
         args = get_args(annotation)
