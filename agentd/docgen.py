@@ -402,7 +402,7 @@ def _argument_rows(cmd: Command) -> list[list[str]]:
         ):
             notes.append(f"default `{_portable(str(default))}`")
         text = _join(action.help or "", "(" + "; ".join(notes) + ")" if notes else "")
-        rows.append([f"`{invocation(action)}`", text])
+        rows.append([f"`{invocation(action)}`", _portable(text)])
     return rows
 
 

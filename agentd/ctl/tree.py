@@ -124,8 +124,10 @@ def invocation(action: argparse.Action) -> str:
     """Return how an argument is written: ``--status {a,b}``, ``-n N``, ``FILE``."""
     if not action.option_strings:
         name = metavar(action)
-        if action.nargs in ("*", "?"):
-            return f"[{name}]" + (" ..." if action.nargs == "*" else "")
+        if action.nargs == "*":
+            return f"[{name} ...]"
+        if action.nargs == "?":
+            return f"[{name}]"
         if action.nargs == "+":
             return f"{name} [{name} ...]"
         return name
@@ -136,7 +138,25 @@ def invocation(action: argparse.Action) -> str:
 
 
 def usage(parser: argparse.ArgumentParser, width: int = 100) -> str:
-    """Return the usage line(s) of ``parser`` at a fixed width (not the terminal's)."""
-    formatter = argparse.HelpFormatter(prog=parser.prog, width=width)
-    formatter.add_usage(parser.usage, parser._actions, parser._mutually_exclusive_groups)
-    return formatter.format_help().strip()
+    """Return the usage of ``parser`` wrapped at ``width``, the same on every Python version."""
+    words = [parser.prog]
+    positionals = []
+    for action in parser._actions:
+        if action.help == argparse.SUPPRESS:
+            continue
+        if isinstance(action, argparse._SubParsersAction):
+            positionals.append(f"{metavar(action)} ...")
+        elif not action.option_strings:
+            positionals.append(invocation(action))
+        else:
+            first = action.option_strings[0]
+            text = f"{first} {metavar(action)}" if takes_value(action) else first
+            words.append(text if action.required else f"[{text}]")
+    head, units = f"usage: {words[0]}", words[1:] + positionals
+    lines, line = [], head
+    for unit in units:
+        if len(line) + 1 + len(unit) > width and line.strip() != head.strip():
+            lines.append(line)
+            line = " " * len(head)
+        line += " " + unit
+    return "\n".join([*lines, line])

@@ -128,6 +128,7 @@ def test_defaults_do_not_depend_on_the_host(monkeypatch: pytest.MonkeyPatch) -> 
         monkeypatch.setenv(name, value)
     assert docgen.render_config() == first
     assert str(docgen.PROJECT) not in first
+    assert str(docgen.PROJECT) not in docgen.render_agentctl() + docgen.render_agentd()
     assert '| `state_dir` | path | `"~/.local/state/agentd"` |' in first
 
 
