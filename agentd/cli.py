@@ -98,6 +98,23 @@ def cmd_backup(ns: argparse.Namespace) -> int:
     return 0
 
 
+def _reference(name: str) -> str:
+    # Not choices=: argparse 3.11 checks an empty nargs="*" list against them.
+    if name not in ("config", "agentctl", "agentd"):
+        raise argparse.ArgumentTypeError(f"{name!r} is not config, agentctl or agentd")
+    return name
+
+
+def cmd_docs(ns: argparse.Namespace) -> int:
+    """Write (or check) the generated references under docs/."""
+    from pathlib import Path
+
+    from agentd import docgen
+
+    folder = Path(ns.dir) if ns.dir else docgen.DOCS_DIR
+    return docgen.main(ns.which, folder, check=ns.check)
+
+
 def _demo_site(argv: list[str]) -> int:
     from agentd.demosite.cli import main as demo_site_main
 
@@ -192,6 +209,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", metavar="PATH", help="configuration file")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(run=cmd_backup)
+
+    p = sub.add_parser(
+        "docs",
+        help="Write the configuration and command references under docs/.",
+        description="Generate docs/configuration.md from the settings model and "
+        "docs/agentctl.md, docs/agentd.md from the parsers (default: all three).",
+        epilog="Example: agentd docs --check",
+    )
+    p.add_argument(
+        "which",
+        nargs="*",
+        type=_reference,
+        metavar="{config,agentctl,agentd}",
+        help="which reference (default: all)",
+    )
+    p.add_argument("--dir", metavar="DIR", help="output folder (default: the project's docs/)")
+    p.add_argument(
+        "--check", action="store_true", help="write nothing; exit 1 if a file is out of date"
+    )
+    p.set_defaults(run=cmd_docs)
 
     for name, (_, summary, example) in PASSTHROUGH.items():
         p = sub.add_parser(

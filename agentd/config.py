@@ -105,7 +105,9 @@ class StoreSettings(Section):
 class LogSettings(Section):
     """Logging: readable lines to stderr (journald), JSON lines to a rotating file."""
 
-    level: Literal["TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    level: Literal["TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL"] = Field(
+        "INFO", description="Least severe level written (loguru levels)."
+    )
     file_name: str = Field("agentd.jsonl", description="JSON-lines log file inside LOG_DIR.")
     rotation: str = Field("20 MB", description="Rotate the JSON log at this size.")
     retention: int = Field(10, ge=1, le=1000, description="Rotated JSON log files kept.")
@@ -164,28 +166,42 @@ class AutonomyConfig(Section):
 class TenantAutonomyConfig(Section):
     """A tenant's overrides of [autonomy]; unset keys inherit."""
 
-    level: Literal["L3", "L3+", "L4", "L4+"] | None = None
-    allowlist: list[str] | None = None
-    confidence_floor: float | None = Field(None, ge=0, le=1)
-    kill_switch: bool | None = None
-    manual_action_types: list[str] | None = None
-    manual_accounts: list[str] | None = None
+    level: Literal["L3", "L3+", "L4", "L4+"] | None = Field(
+        None, description="The tenant's autonomy.level."
+    )
+    allowlist: list[str] | None = Field(None, description="The tenant's autonomy.allowlist.")
+    confidence_floor: float | None = Field(
+        None, ge=0, le=1, description="The tenant's autonomy.confidence_floor."
+    )
+    kill_switch: bool | None = Field(None, description="True stops the tenant's auto-execution.")
+    manual_action_types: list[str] | None = Field(
+        None, description="The tenant's autonomy.manual_action_types."
+    )
+    manual_accounts: list[str] | None = Field(
+        None, description="The tenant's autonomy.manual_accounts."
+    )
 
 
 class BudgetConfig(Section):
     """Daily auto-execution limits (UTC days); exhausted means REQUIRE_APPROVAL."""
 
-    per_tenant_daily: int = Field(50, ge=0)
-    per_account_daily: int = Field(10, ge=0)
-    per_action_type_daily: int = Field(25, ge=0)
+    per_tenant_daily: int = Field(50, ge=0, description="Auto-executions per tenant per day.")
+    per_account_daily: int = Field(10, ge=0, description="Auto-executions per account per day.")
+    per_action_type_daily: int = Field(
+        25, ge=0, description="Auto-executions per action type per tenant per day."
+    )
 
 
 class TenantBudgetConfig(Section):
     """A tenant's overrides of [budget]; unset keys inherit."""
 
-    per_tenant_daily: int | None = Field(None, ge=0)
-    per_account_daily: int | None = Field(None, ge=0)
-    per_action_type_daily: int | None = Field(None, ge=0)
+    per_tenant_daily: int | None = Field(None, ge=0, description="The tenant's daily limit.")
+    per_account_daily: int | None = Field(
+        None, ge=0, description="The daily limit of each of the tenant's accounts."
+    )
+    per_action_type_daily: int | None = Field(
+        None, ge=0, description="The tenant's daily limit per action type."
+    )
 
 
 class TenantConfig(Section):
@@ -198,17 +214,36 @@ class TenantConfig(Section):
 class GuardrailsConfig(Section):
     """The three tiers (SPEC §3.1) and the stages that gate autonomous actions."""
 
-    autonomous: list[str] = Field(default_factory=lambda: _sorted(DEFAULT_AUTONOMOUS))
-    approval_required: list[str] = Field(default_factory=lambda: _sorted(DEFAULT_APPROVAL_REQUIRED))
-    hard_stop: list[str] = Field(default_factory=lambda: _sorted(DEFAULT_HARD_STOP))
-    gated_stages: list[str] = Field(default_factory=lambda: _sorted(DEFAULT_GATED_STAGES))
+    autonomous: list[str] = Field(
+        default_factory=lambda: _sorted(DEFAULT_AUTONOMOUS),
+        description="Action types that may auto-execute when every later check passes.",
+    )
+    approval_required: list[str] = Field(
+        default_factory=lambda: _sorted(DEFAULT_APPROVAL_REQUIRED),
+        description="Action types that always wait for a person (so does an unknown type).",
+    )
+    hard_stop: list[str] = Field(
+        default_factory=lambda: _sorted(DEFAULT_HARD_STOP),
+        description="Action types that never run, not even with approval.",
+    )
+    gated_stages: list[str] = Field(
+        default_factory=lambda: _sorted(DEFAULT_GATED_STAGES),
+        description="Deal stages on which autonomous actions need approval.",
+    )
 
 
 class RiskConfig(Section):
     """Risk levels (SPEC §3.2): HIGH by change type, MEDIUM by size or bulk, else LOW."""
 
-    high_change_types: list[str] = Field(default_factory=lambda: _sorted(DEFAULT_HIGH_CHANGE_TYPES))
-    medium_min_items: int = Field(DEFAULT_MEDIUM_MIN_ITEMS, ge=1)
+    high_change_types: list[str] = Field(
+        default_factory=lambda: _sorted(DEFAULT_HIGH_CHANGE_TYPES),
+        description="Change types that are HIGH risk (rollback window 30 days).",
+    )
+    medium_min_items: int = Field(
+        DEFAULT_MEDIUM_MIN_ITEMS,
+        ge=1,
+        description="A diff touching at least this many items is MEDIUM risk (7 days).",
+    )
 
 
 class GateConfig(Section):
@@ -244,7 +279,9 @@ class Settings(BaseSettings):
 
     state_dir: Path = Field(
         default_factory=lambda: Path(paths.default_state_dir()),
-        description="Folder for the database and everything else the daemon keeps.",
+        description="Folder for the database and everything else the daemon keeps "
+        "(default: $STATE_DIRECTORY when systemd sets it, else $XDG_STATE_HOME/agentd, "
+        "else ~/.local/state/agentd).",
     )
     socket_path: Path | None = Field(
         None, description="Control socket (default: $RUNTIME_DIRECTORY or STATE_DIR/agentd.sock)."
@@ -264,7 +301,10 @@ class Settings(BaseSettings):
         default_factory=lambda: {d: _sorted(v) for d, v in DEFAULT_FORBIDDEN.items()},
         description="Forbidden change types per domain (BLOCKED, FORBIDDEN_CHANGE_TYPE).",
     )
-    tenants: dict[str, TenantConfig] = Field(default_factory=dict)
+    tenants: dict[str, TenantConfig] = Field(
+        default_factory=dict,
+        description="By tenant id (NAME): [tenants.NAME.autonomy] and .budget.",
+    )
     gate: GateConfig = GateConfig()
     scheduler: SchedulerConfig = SchedulerConfig()
     patterns: PatternsConfig = PatternsConfig()

@@ -61,7 +61,9 @@ class ExecutionConfig(Section):
         5.0, gt=0, le=3600, description="Longest wait before looking at the queue again."
     )
     window: WindowConfig | None = Field(
-        None, description="Default execution window (none: always open); per tenant in tenants."
+        None,
+        description="Default execution window (none: always open); "
+        "per tenant: [execution.windows.NAME].",
     )
     windows: dict[str, WindowConfig] = Field(
         default_factory=dict, description="Execution window per tenant: [execution.windows.NAME]."
@@ -102,7 +104,9 @@ class NotifyConfig(Section):
     webhook_url: str | None = Field(
         None, description="POST each notification as JSON here (http or https)."
     )
-    webhook_timeout_s: float = Field(5.0, gt=0, le=120)
+    webhook_timeout_s: float = Field(
+        5.0, gt=0, le=120, description="Longest one webhook call may take."
+    )
 
     @field_validator("webhook_url")
     @classmethod

@@ -76,15 +76,27 @@ class ReadinessConfig(Section):
     min_days_at_level: int = Field(
         180, ge=0, le=3650, description="Days at the current level before asking for more."
     )
-    min_success_rate: float = Field(0.995, ge=0, le=1)
-    min_approval_rate: float = Field(0.80, ge=0, le=1)
-    max_rollback_rate: float = Field(0.02, ge=0, le=1)
+    min_success_rate: float = Field(
+        0.995, ge=0, le=1, description="Executions that succeeded, at least (a fraction)."
+    )
+    min_approval_rate: float = Field(
+        0.80, ge=0, le=1, description="Intents put before a person that were approved, at least."
+    )
+    max_rollback_rate: float = Field(
+        0.02, ge=0, le=1, description="Succeeded executions later rolled back, at most."
+    )
     monitoring_max_age_hours: float = Field(
         1, gt=0, le=24 * 30, description="The metrics file must be younger than this."
     )
-    kill_switch_test_max_age_days: float = Field(90, gt=0, le=3650)
-    rollback_test_max_age_days: float = Field(90, gt=0, le=3650)
-    audit_verify_max_age_days: float = Field(8, gt=0, le=3650)
+    kill_switch_test_max_age_days: float = Field(
+        90, gt=0, le=3650, description="The kill switch must have been tried within this."
+    )
+    rollback_test_max_age_days: float = Field(
+        90, gt=0, le=3650, description="A rollback must have succeeded within this."
+    )
+    audit_verify_max_age_days: float = Field(
+        8, gt=0, le=3650, description="The audit trail must have been verified within this."
+    )
 
     def policy(self) -> ReadinessPolicy:
         """Return the thresholds as the pure core takes them."""

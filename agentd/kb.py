@@ -556,8 +556,7 @@ def load_knowledge_base(path: Path, workflows_dir: Path | None = None) -> Knowle
 # -- command line -------------------------------------------------------------------------
 
 
-def _parser(prog: str, out_flag: str) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=prog)
+def _arguments(parser: argparse.ArgumentParser, out_flag: str) -> None:
     parser.add_argument(
         "--workflows",
         type=Path,
@@ -571,12 +570,35 @@ def _parser(prog: str, out_flag: str) -> argparse.ArgumentParser:
         default=DEFAULT_KB_PATH,
         help=f"knowledge base file (default {DEFAULT_KB_PATH})",
     )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the parser of ``agentd kb build|check``."""
+    summary = "Build or check the knowledge base extracted from workflows/."
+    parser = argparse.ArgumentParser(
+        prog="agentd kb", description=summary, epilog="Example: agentd kb check"
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, out_flag, text, example in (
+        (
+            "build",
+            "--out",
+            "Extract the workflow tests' steps and write the knowledge base.",
+            "agentd kb build",
+        ),
+        (
+            "check",
+            "--kb",
+            "Exit 1 when the knowledge base is stale (its workflow tests changed since).",
+            "agentd kb check",
+        ),
+    ):
+        p = sub.add_parser(name, help=text, description=text, epilog=f"Example: {example}")
+        _arguments(p, out_flag)
     return parser
 
 
-def main_build(argv: Sequence[str] | None = None) -> int:
-    """``agentd kb build [--workflows DIR] [--out FILE]``: extract and write the knowledge base."""
-    args = _parser("agentd kb build", "--out").parse_args(argv)
+def _build(args: argparse.Namespace) -> int:
     try:
         kb = build_knowledge_base(args.workflows, args.kb)
     except AgentdError as exc:
@@ -590,9 +612,7 @@ def main_build(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def main_check(argv: Sequence[str] | None = None) -> int:
-    """``agentd kb check [--workflows DIR] [--kb FILE]``: exit 1 if the knowledge base is stale."""
-    args = _parser("agentd kb check", "--kb").parse_args(argv)
+def _check(args: argparse.Namespace) -> int:
     try:
         kb = load_knowledge_base(args.kb, args.workflows)
     except AgentdError as exc:
@@ -602,13 +622,20 @@ def main_check(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def main_build(argv: Sequence[str] | None = None) -> int:
+    """``agentd kb build [--workflows DIR] [--out FILE]``: extract and write the knowledge base."""
+    return main(["build", *(sys.argv[1:] if argv is None else argv)])
+
+
+def main_check(argv: Sequence[str] | None = None) -> int:
+    """``agentd kb check [--workflows DIR] [--kb FILE]``: exit 1 if the knowledge base is stale."""
+    return main(["check", *(sys.argv[1:] if argv is None else argv)])
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``agentd kb build|check ...``."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    if not args or args[0] not in {"build", "check"}:
-        print("usage: agentd kb {build,check} [options]", file=sys.stderr)
-        return 2
-    return main_build(args[1:]) if args[0] == "build" else main_check(args[1:])
+    args = build_parser().parse_args(argv)
+    return _build(args) if args.command == "build" else _check(args)
 
 
 if __name__ == "__main__":

@@ -52,8 +52,8 @@ class BrowserSettings(Section):
     screenshot_format: Literal["png", "jpeg"] = Field(
         "png", description="png (exact, for masking checks) or jpeg (smaller, faster)."
     )
-    viewport_width: int = Field(1280, ge=320, le=3840)
-    viewport_height: int = Field(900, ge=240, le=2160)
+    viewport_width: int = Field(1280, ge=320, le=3840, description="Page width, in pixels.")
+    viewport_height: int = Field(900, ge=240, le=2160, description="Page height, in pixels.")
     trace: bool = Field(True, description="Keep a Playwright trace per operation.")
     knowledge_base: Path = Field(
         PROJECT / "knowledge_base" / "AGENT_KNOWLEDGE_BASE.json",

@@ -25,11 +25,21 @@ class SchedulerConfig(Section):
     enabled: bool = Field(
         True, description="False runs no task on a schedule (run-task still works)."
     )
-    pattern_scan_interval_s: float = Field(6 * 3600, gt=0, le=30 * _DAY)
-    proactive_outreach_check_interval_s: float = Field(3600, gt=0, le=30 * _DAY)
-    goal_progress_update_interval_s: float = Field(_DAY, gt=0, le=30 * _DAY)
-    daily_digest_generation_interval_s: float = Field(_DAY, gt=0, le=30 * _DAY)
-    context_summarization_interval_s: float = Field(_DAY, gt=0, le=30 * _DAY)
+    pattern_scan_interval_s: float = Field(
+        6 * 3600, gt=0, le=30 * _DAY, description="Scan recently active accounts for patterns."
+    )
+    proactive_outreach_check_interval_s: float = Field(
+        3600, gt=0, le=30 * _DAY, description="Turn new patterns and goals into gated intents."
+    )
+    goal_progress_update_interval_s: float = Field(
+        _DAY, gt=0, le=30 * _DAY, description="Refresh goal progress from the latest metrics."
+    )
+    daily_digest_generation_interval_s: float = Field(
+        _DAY, gt=0, le=30 * _DAY, description="Write the daily digest file."
+    )
+    context_summarization_interval_s: float = Field(
+        _DAY, gt=0, le=30 * _DAY, description="Summarise stale account context."
+    )
     approval_expiry_interval_s: float = Field(
         60, gt=0, le=_DAY, description="Expire pending approvals past their deadline."
     )
@@ -69,26 +79,63 @@ class SchedulerConfig(Section):
 class PatternsConfig(Section):
     """Pattern-scan rules (see ``agentd.core.patterns`` for what each threshold does)."""
 
-    buying_pricing_visits: int = Field(2, gt=0)
-    buying_window_days: float = Field(14.0, gt=0)
-    buying_combo_days: float = Field(7.0, gt=0)
-    sentiment_window_days: float = Field(14.0, gt=0)
-    sentiment_sample: int = Field(5, gt=0)
-    sentiment_min_samples: int = Field(2, gt=0)
-    critical_sentiment: float = Field(-0.5, ge=-1, le=1)
-    medium_sentiment: float = Field(-0.2, ge=-1, le=1)
-    critical_tickets: int = Field(3, gt=0)
-    critical_tickets_days: float = Field(7.0, gt=0)
-    medium_tickets: int = Field(2, gt=0)
-    medium_tickets_days: float = Field(14.0, gt=0)
-    silence_days: float = Field(30.0, gt=0)
-    silence_active_days: float = Field(60.0, gt=0)
-    silence_min_prior_inbound: int = Field(3, gt=0)
-    engagement_window_days: float = Field(14.0, gt=0)
-    engagement_change_ratio: float = Field(0.5, gt=0)
-    engagement_min_count: int = Field(4, gt=0)
-    engagement_inbound_only: bool = True
-    key_period_days: float = Field(14.0, gt=0)
+    buying_pricing_visits: int = Field(
+        2, gt=0, description="Buying signal: this many pricing-page visits within the window."
+    )
+    buying_window_days: float = Field(
+        14.0, gt=0, description="Window of buying_pricing_visits, in days."
+    )
+    buying_combo_days: float = Field(
+        7.0,
+        gt=0,
+        description="Buying signal: a pricing-page visit and an inbound email or meeting "
+        "request, both within this many days.",
+    )
+    sentiment_window_days: float = Field(
+        14.0, gt=0, description="Risk: rated interactions of the last N days are averaged."
+    )
+    sentiment_sample: int = Field(5, gt=0, description="Risk: average the last N of them.")
+    sentiment_min_samples: int = Field(
+        2, gt=0, description="Risk: an average needs at least this many rated interactions."
+    )
+    critical_sentiment: float = Field(
+        -0.5, ge=-1, le=1, description="Critical risk: an average sentiment at most this."
+    )
+    medium_sentiment: float = Field(
+        -0.2, ge=-1, le=1, description="Medium risk: an average sentiment at most this."
+    )
+    critical_tickets: int = Field(
+        3, gt=0, description="Critical risk: this many inbound support tickets ..."
+    )
+    critical_tickets_days: float = Field(7.0, gt=0, description="... within this many days.")
+    medium_tickets: int = Field(
+        2, gt=0, description="Medium risk: this many inbound support tickets ..."
+    )
+    medium_tickets_days: float = Field(14.0, gt=0, description="... within this many days.")
+    silence_days: float = Field(
+        30.0, gt=0, description="Critical risk: no inbound interaction for this many days ..."
+    )
+    silence_active_days: float = Field(
+        60.0, gt=0, description="... after an active period of this many days before it ..."
+    )
+    silence_min_prior_inbound: int = Field(
+        3, gt=0, description="... with at least this many inbound interactions."
+    )
+    engagement_window_days: float = Field(
+        14.0, gt=0, description="Engagement change: interactions of the last N days ..."
+    )
+    engagement_change_ratio: float = Field(
+        0.5, gt=0, description="... against the N days before differ by this share ..."
+    )
+    engagement_min_count: int = Field(
+        4, gt=0, description="... with at least this many in the busier span."
+    )
+    engagement_inbound_only: bool = Field(
+        True, description="Engagement change counts inbound interactions only."
+    )
+    key_period_days: float = Field(
+        14.0, gt=0, description="A persisting pattern is raised again at most once a period."
+    )
 
     def rules(self) -> PatternRules:
         """Return the rules for the core (which checks their consistency).
@@ -142,17 +189,19 @@ class LLMConfig(Section):
         None, description="File holding the key (e.g. a systemd credential)."
     )
     base_url: str | None = Field(None, description="API base URL (default: Anthropic's).")
-    model: str = DEFAULT_MODEL
-    timeout_s: float = Field(30.0, gt=0, le=600)
-    max_tokens: int = Field(1024, ge=1, le=64_000)
-    max_retries: int = Field(2, ge=0, le=10)
+    model: str = Field(DEFAULT_MODEL, description="Anthropic model name.")
+    timeout_s: float = Field(30.0, gt=0, le=600, description="Longest one API call may take.")
+    max_tokens: int = Field(1024, ge=1, le=64_000, description="Most tokens one answer may have.")
+    max_retries: int = Field(2, ge=0, le=10, description="Retries of a failed API call.")
     summary_period_days: float = Field(
         30.0, gt=0, le=365, description="Interactions summarised: those of the last N days."
     )
     summary_refresh_days: float = Field(
         7.0, gt=0, le=365, description="A summary older than this is refreshed even if unchanged."
     )
-    summary_max_sentences: int = Field(5, ge=0, le=50)
+    summary_max_sentences: int = Field(
+        5, ge=0, le=50, description="Key points a deterministic summary quotes, at most."
+    )
     summary_max_accounts: int = Field(
         200, ge=1, le=100_000, description="Accounts summarised per run (most recent first)."
     )

@@ -316,15 +316,36 @@ def generate_key_file(path: Path) -> None:
         os.close(dir_fd)
 
 
+def build_parser() -> argparse.ArgumentParser:
+    """Return the parser of ``agentd vault``."""
+    parser = argparse.ArgumentParser(
+        prog="agentd vault",
+        description="Create a vault key file or show a key's fingerprint.",
+        epilog="Example: agentd vault init-key /etc/agentd/vault.key",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    text = "Create a new key file with mode 0600 (never over an existing file)."
+    init = sub.add_parser(
+        "init-key",
+        help=text,
+        description=text,
+        epilog="Example: agentd vault init-key /etc/agentd/vault.key",
+    )
+    init.add_argument("path", type=Path, metavar="PATH", help="the key file to create")
+    text = "Print the fingerprint of the key in use (the systemd credential, else --key-file)."
+    show = sub.add_parser(
+        "fingerprint",
+        help=text,
+        description=text,
+        epilog="Example: agentd vault fingerprint --key-file /etc/agentd/vault.key",
+    )
+    show.add_argument("--key-file", type=Path, default=None, metavar="PATH", help="a key file")
+    return parser
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``agentd vault init-key PATH`` or ``agentd vault fingerprint [--key-file PATH]``."""
-    parser = argparse.ArgumentParser(prog="agentd vault", description="Manage the vault key.")
-    sub = parser.add_subparsers(dest="command", required=True)
-    init = sub.add_parser("init-key", help="create a new key file with mode 0600")
-    init.add_argument("path", type=Path)
-    show = sub.add_parser("fingerprint", help="print the fingerprint of the key in use")
-    show.add_argument("--key-file", type=Path, default=None)
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     try:
         if args.command == "init-key":
             generate_key_file(args.path)

@@ -184,8 +184,8 @@ def register(add: Adder, sub_parser: Callable[[str, str], Any]) -> None:
     p = add(
         "executions", executions_list, "List executions.", "agentctl executions --status failed"
     )
-    p.add_argument("--status", choices=STATES)
-    p.add_argument("--limit", type=int, default=200)
+    p.add_argument("--status", choices=STATES, help="only executions in this state")
+    p.add_argument("--limit", type=int, default=200, help="most rows shown (default 200)")
 
     exe = sub_parser("execution", "Show one execution.")
     p = exe(
@@ -194,7 +194,7 @@ def register(add: Adder, sub_parser: Callable[[str, str], Any]) -> None:
         "Show an execution: checks, snapshots, diff, rollback token, screenshots.",
         "agentctl execution show exe_0123456789abcdef",
     )
-    p.add_argument("id")
+    p.add_argument("id", help="an execution id")
 
     p = add(
         "rollback",
@@ -220,6 +220,6 @@ def register(add: Adder, sub_parser: Callable[[str, str], Any]) -> None:
         'agentctl incidents resolve inc_0123 --note "restored by hand"',
     )
     p.add_argument("words", nargs="*", metavar="resolve ID", help="resolve an incident")
-    p.add_argument("--status", choices=("open", "resolved"))
+    p.add_argument("--status", choices=("open", "resolved"), help="only these incidents")
     p.add_argument("--note", help="how it was resolved (resolve)")
-    p.add_argument("--limit", type=int, default=200)
+    p.add_argument("--limit", type=int, default=200, help="most rows shown (default 200)")

@@ -354,23 +354,23 @@ def register(add: Adder, sub_parser: Callable[[str, str], Any]) -> None:
         "Import accounts from a CSV (with header) or JSONL file.",
         "agentctl accounts import accounts.csv",
     )
-    p.add_argument("file")
+    p.add_argument("file", help="CSV (with a header) or JSONL file")
     p.add_argument("--format", choices=("csv", "jsonl"), help="default: from the file name")
     p.add_argument("--skip-bad", action="store_true", help="import the good rows, report the bad")
     p = accounts("list", accounts_list, "List accounts.", "agentctl accounts list --tenant acme")
-    p.add_argument("--tenant")
-    p.add_argument("--limit", type=int, default=1000)
+    p.add_argument("--tenant", help="only this tenant's accounts")
+    p.add_argument("--limit", type=int, default=1000, help="most rows shown (default 1000)")
     p = accounts("show", accounts_show, "Show one account.", "agentctl accounts show globex")
-    p.add_argument("id")
+    p.add_argument("id", help="an account id")
     p = accounts(
         "set",
         accounts_set,
         "Set an account's stage, trusted mode or own allowlist.",
         "agentctl accounts set globex --stage discovery --trust ACTIVE",
     )
-    p.add_argument("id")
-    p.add_argument("--stage")
-    p.add_argument("--trust", choices=("NONE", "ACTIVE", "PAUSED", "REVOKED"))
+    p.add_argument("id", help="an account id")
+    p.add_argument("--stage", help="deal stage, e.g. discovery or negotiation")
+    p.add_argument("--trust", choices=("NONE", "ACTIVE", "PAUSED", "REVOKED"), help="trusted mode")
     p.add_argument("--allowlist", help="comma-separated action types (empty: none)")
 
     p = add(
@@ -391,43 +391,47 @@ def register(add: Adder, sub_parser: Callable[[str, str], Any]) -> None:
     _intent_flags(p)
 
     p = add("intents", intents, "List intents.", "agentctl intents --status pending")
-    p.add_argument("--status", choices=("pending", "approved", "blocked", "rejected", "expired"))
-    p.add_argument("--tenant")
-    p.add_argument("--limit", type=int, default=200)
+    p.add_argument(
+        "--status",
+        choices=("pending", "approved", "blocked", "rejected", "expired"),
+        help="only intents in this state",
+    )
+    p.add_argument("--tenant", help="only this tenant's intents")
+    p.add_argument("--limit", type=int, default=200, help="most rows shown (default 200)")
     p = add(
         "explain",
         explain,
         "Show why an intent was (or was not) let through.",
         "agentctl explain int_0123456789abcdef01234567",
     )
-    p.add_argument("intent")
+    p.add_argument("intent", help="an intent id")
     p = add(
         "pending", pending, "List intents waiting for approval, oldest first.", "agentctl pending"
     )
-    p.add_argument("--limit", type=int, default=200)
+    p.add_argument("--limit", type=int, default=200, help="most rows shown (default 200)")
     p = add(
         "approve",
         approve,
         "Approve a pending intent (you are recorded as the approver).",
         "agentctl approve int_0123456789abcdef01234567 --note 'checked the copy'",
     )
-    p.add_argument("intent")
-    p.add_argument("--note")
+    p.add_argument("intent", help="a pending intent's id")
+    p.add_argument("--note", help="why, for the audit trail")
     p = add(
         "reject",
         reject,
         "Reject a pending intent.",
         "agentctl reject int_0123456789abcdef01234567 --reason 'wrong account'",
     )
-    p.add_argument("intent")
-    p.add_argument("--reason", required=True)
+    p.add_argument("intent", help="a pending intent's id")
+    p.add_argument("--reason", required=True, help="why, for the audit trail")
     p = add("queue", queue, "Show intents handed to execution.", "agentctl queue")
-    p.add_argument("--state")
-    p.add_argument("--limit", type=int, default=200)
+    p.add_argument("--state", help="only queue rows in this state, e.g. queued")
+    p.add_argument("--limit", type=int, default=200, help="most rows shown (default 200)")
 
     audit = sub_parser("audit", "Read and verify the audit trail.")
     p = audit("tail", audit_tail, "Show the last audit records.", "agentctl audit tail -n 50")
-    p.add_argument("-n", type=int, default=20)
+    p.add_argument("-n", type=int, default=20, help="how many records (default 20)")
     audit(
         "verify",
         audit_verify,

@@ -128,6 +128,12 @@ def cmd_ping(s: Session, ns: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_completion(s: Session, ns: argparse.Namespace) -> int:
+    from agentd.ctl import completion  # only this command pays for it
+
+    return completion.run(ns.shell)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser with every subcommand."""
     parser = _Parser(
@@ -166,7 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
         "status",
         cmd_status,
         "Show the daemon's version, state, uptime, schema and paths.",
-        "agentctl status --json",
+        "agentctl --json status",
     )
     add("ping", cmd_ping, "Check that the daemon answers.", "agentctl ping")
 
@@ -178,6 +184,8 @@ def build_parser() -> argparse.ArgumentParser:
         def add_inner(
             sub_name: str, run: Runner, sub_summary: str, example: str
         ) -> argparse.ArgumentParser:
+            if g.epilog is None:  # a group's --help shows its first subcommand's example
+                g.epilog = f"Example: {example}"
             p = inner.add_parser(
                 sub_name, help=sub_summary, description=sub_summary, epilog=f"Example: {example}"
             )
@@ -192,6 +200,13 @@ def build_parser() -> argparse.ArgumentParser:
     ops_commands.register(add, group)
     execution_commands.register(add, group)
     governance_commands.register(add, group)
+    p = add(
+        "completion",
+        cmd_completion,
+        "Print a shell completion script for agentctl.",
+        "agentctl completion bash | sudo tee /etc/bash_completion.d/agentctl",
+    )
+    p.add_argument("shell", choices=("bash",), help="the shell (bash)")
     return parser
 
 

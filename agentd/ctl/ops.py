@@ -166,15 +166,22 @@ def secret_rm(s: Session, ns: argparse.Namespace) -> int:
     return 0
 
 
+_SECRET_ARGS = (
+    ("account", "an account id"),
+    ("service", "a back-office, as in [browser.services.NAME]"),
+    ("name", "the secret's name, e.g. admin_password"),
+)
+
+
 def register(add: Adder, sub_parser: Callable[[str, str], Any]) -> None:
     """Add the browser-operation commands to agentctl's parser."""
     p = add("ops", ops_list, "List browser operations.", "agentctl ops --status failed")
-    p.add_argument("--status", choices=STATES)
-    p.add_argument("--limit", type=int, default=200)
+    p.add_argument("--status", choices=STATES, help="only operations in this state")
+    p.add_argument("--limit", type=int, default=200, help="most rows shown (default 200)")
 
     op = sub_parser("op", "Show, run and cancel one browser operation.")
     p = op("show", op_show, "Show an operation and its steps.", "agentctl op show op_0123 --follow")
-    p.add_argument("id")
+    p.add_argument("id", help="an operation id")
     p.add_argument("--follow", action="store_true", help="stream step progress until the end")
     p = op(
         "run",
@@ -182,12 +189,12 @@ def register(add: Adder, sub_parser: Callable[[str, str], Any]) -> None:
         "Start a workflow (it waits for consent when there is none).",
         "agentctl op run product_seo_update --account acme --param product_id=103",
     )
-    p.add_argument("workflow")
-    p.add_argument("--account", required=True)
+    p.add_argument("workflow", help="a workflow of the knowledge base, e.g. add_note")
+    p.add_argument("--account", required=True, help="the account it works for")
     p.add_argument("--service", help="default: [browser] default_service")
     p.add_argument("--param", action="append", metavar="KEY=VALUE", help="repeatable")
     p = op("cancel", op_cancel, "Cancel an operation.", "agentctl op cancel op_0123")
-    p.add_argument("id")
+    p.add_argument("id", help="an operation id")
 
     consent = sub_parser("consent", "Grant, revoke and list customer consents.")
     for name, run, summary in (
@@ -207,7 +214,7 @@ def register(add: Adder, sub_parser: Callable[[str, str], Any]) -> None:
                 "comma-separated; default: every permission",
             )
     p = consent("list", consent_list, "List consents.", "agentctl consent list --account acme")
-    p.add_argument("--account")
+    p.add_argument("--account", help="only this account's consents")
 
     secret = sub_parser("secret", "Store, list and remove vault secrets.")
     p = secret(
@@ -216,12 +223,12 @@ def register(add: Adder, sub_parser: Callable[[str, str], Any]) -> None:
         "Store a secret read from stdin (never from the command line).",
         'printf %s "$PASSWORD" | agentctl secret set acme backoffice admin_password',
     )
-    for arg in ("account", "service", "name"):
-        p.add_argument(arg)
+    for arg, text in _SECRET_ARGS:
+        p.add_argument(arg, help=text)
     p = secret("list", secret_list, "List secret names, never values.", "agentctl secret list")
-    p.add_argument("--account")
+    p.add_argument("--account", help="only this account's secrets")
     p = secret(
         "rm", secret_rm, "Remove a secret.", "agentctl secret rm acme backoffice admin_password"
     )
-    for arg in ("account", "service", "name"):
-        p.add_argument(arg)
+    for arg, text in _SECRET_ARGS:
+        p.add_argument(arg, help=text)

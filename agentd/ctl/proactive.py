@@ -134,14 +134,14 @@ def register(add: Adder, sub_parser: Callable[[str, str], Any]) -> None:
         "Import interactions from a CSV (with header) or JSONL file; duplicates are ignored.",
         "agentctl interactions import interactions.jsonl",
     )
-    p.add_argument("file")
+    p.add_argument("file", help="CSV (with a header) or JSONL file")
     p.add_argument("--format", choices=("csv", "jsonl"), help="default: from the file name")
     p.add_argument("--skip-bad", action="store_true", help="import the good rows, report the bad")
 
     p = add("patterns", patterns, "List detected patterns, newest first.", "agentctl patterns")
-    p.add_argument("--account")
+    p.add_argument("--account", help="only this account's patterns")
     p.add_argument("--since", help="ISO time: patterns detected since")
-    p.add_argument("--limit", type=int, default=200)
+    p.add_argument("--limit", type=int, default=200, help="most rows shown (default 200)")
 
     # ``agentctl goals`` lists; ``goals add`` and ``goals show`` are its subcommands.
     g = add("goals", goals_list, "List goals, or add and show them.", "agentctl goals --all")
@@ -155,12 +155,17 @@ def register(add: Adder, sub_parser: Callable[[str, str], Any]) -> None:
         "--start 2025-07-01 --end 2025-09-30",
     )
     p.set_defaults(run=goals_add)
-    p.add_argument("--tenant", required=True)
-    p.add_argument("--type", required=True, choices=("pipeline", "activity", "quality", "revenue"))
+    p.add_argument("--tenant", required=True, help="tenant id")
+    p.add_argument(
+        "--type",
+        required=True,
+        choices=("pipeline", "activity", "quality", "revenue"),
+        help="the metric it tracks",
+    )
     p.add_argument("--target", required=True, help="a number greater than 0")
     p.add_argument("--start", required=True, help="YYYY-MM-DD or ISO date-time with offset")
     p.add_argument("--end", required=True, help="YYYY-MM-DD (inclusive) or ISO date-time")
-    p.add_argument("--name")
+    p.add_argument("--name", help="a name to show (default: type, target and end date)")
     p = inner.add_parser(
         "show",
         help="Show a goal with its verdict and suggested actions.",
@@ -168,7 +173,7 @@ def register(add: Adder, sub_parser: Callable[[str, str], Any]) -> None:
         epilog="Example: agentctl goals show goal_0123456789ab",
     )
     p.set_defaults(run=goals_show)
-    p.add_argument("id")
+    p.add_argument("id", help="a goal id")
 
     add("tasks", tasks, "List scheduled tasks: last run, result, next run.", "agentctl tasks")
     p = add(
@@ -177,7 +182,7 @@ def register(add: Adder, sub_parser: Callable[[str, str], Any]) -> None:
         "Run a scheduled task now.",
         "agentctl run-task pattern_scan --wait",
     )
-    p.add_argument("name")
+    p.add_argument("name", help="a task of agentctl tasks, e.g. pattern_scan")
     p.add_argument("--wait", action="store_true", help="wait for the result")
 
     p = add(
@@ -187,7 +192,7 @@ def register(add: Adder, sub_parser: Callable[[str, str], Any]) -> None:
         "agentctl digest --date 2025-07-01 --show",
     )
     p.add_argument("--date", help="YYYY-MM-DD, today (default) or yesterday")
-    p.add_argument("--show", action="store_true")
+    p.add_argument("--show", action="store_true", help="print the digest, not its path")
 
     p = add(
         "summary",
@@ -195,5 +200,5 @@ def register(add: Adder, sub_parser: Callable[[str, str], Any]) -> None:
         "Show an account's context summary (--refresh: make one now).",
         "agentctl summary globex",
     )
-    p.add_argument("account")
-    p.add_argument("--refresh", action="store_true")
+    p.add_argument("account", help="an account id")
+    p.add_argument("--refresh", action="store_true", help="summarise now, then show it")

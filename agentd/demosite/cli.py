@@ -22,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="agentd demo-site",
         description="Serve the demo back-office (store admin and CRM) in the foreground.",
+        epilog="Example: agentd demo-site --port 8765 --fail /admin/products --fail-mode slow",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback)")
     parser.add_argument(
