@@ -41,3 +41,19 @@ def test_execution_commands_and_their_bad_input(daemon: object) -> None:
         result = agentctl(*args)
         assert result.returncode == 2, (args, result.stdout, result.stderr)
         assert says in result.stderr, (args, result.stderr)
+
+
+def test_a_closed_pipe_ends_agentctl_quietly(daemon: object) -> None:
+    import subprocess
+
+    from tests.e2e.test_daemon_process import BIN
+
+    # `agentctl ... | true`: the reader is gone before agentctl writes its output.
+    result = subprocess.run(
+        ["bash", "-c", f"{BIN / 'agentctl'} --json status | true; exit ${{PIPESTATUS[0]}}"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr and "BrokenPipe" not in result.stderr
