@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 
 
+# The whole loop with real Chromium: about two minutes on a quiet machine.
+@pytest.mark.timeout(900)
 def test_demo_runs_and_its_summary_matches_the_store(short_tmp: Path) -> None:
     folder = short_tmp / "demo"
     env = {k: v for k, v in os.environ.items() if not k.startswith("AGENTD_")}
@@ -20,7 +22,7 @@ def test_demo_runs_and_its_summary_matches_the_store(short_tmp: Path) -> None:
         [sys.executable, "-m", "agentd", "demo", "--dir", str(folder)],
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=850,
         env=env,
         cwd=short_tmp,
     )
