@@ -86,7 +86,15 @@ if TYPE_CHECKING:
     from agentd.services.operations import OperationsService
 
 ACTOR = "agentd"
-OPEN_STATES = ("queued", "waiting", "awaiting_consent", "snapshot", "running", "verifying")
+OPEN_STATES = (
+    "queued",
+    "waiting",
+    "awaiting_consent",
+    "snapshot",
+    "ready",
+    "running",
+    "verifying",
+)
 MAX_SNAPSHOT_ATTEMPTS = 3
 SNAPSHOT_RETRY = timedelta(seconds=30)
 _TAKE_BATCH = 100
@@ -179,7 +187,11 @@ class ExecutionService:
 
     async def _drive_guarded(self, exe_id: str) -> None:
         try:
-            await self.drive(exe_id)
+            exe = await self.drive(exe_id)
+            if exe.state in ("snapshot", "ready", "running", "verifying"):
+                # Not expected: a phase returned without moving on. The next
+                # look at the queue picks it up again (every phase resumes).
+                logger.warning("execution {} paused in state {}", exe_id, exe.state)
         except AgentdError as exc:
             logger.error("execution {} stopped: {}", exe_id, exc.message)
         finally:
@@ -707,7 +719,7 @@ class ExecutionService:
 
         :raises InvalidArgument: unknown state.
         """
-        if state is not None and state not in (*OPEN_STATES, "ready", *exec_sql.TERMINAL):
+        if state is not None and state not in (*OPEN_STATES, *exec_sql.TERMINAL):
             known = ", ".join((*OPEN_STATES, *sorted(exec_sql.TERMINAL)))
             raise InvalidArgument(
                 f"unknown execution state {state!r} (one of {known})", details={"field": "status"}

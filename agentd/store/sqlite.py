@@ -285,8 +285,11 @@ class SqliteStore:
         conn = self._reader or self._writer
         if conn is None:
             raise StoreError("store is closed")
-        async with conn.execute(sql, params) as cur:
-            return await cur.fetchone()
+        # One hop to the connection's thread for execute + fetch + close: a cursor
+        # left open between hops would hold a read snapshot that other readers on
+        # this connection share, and they would miss commits made since.
+        rows = await conn.execute_fetchall(sql, params)
+        return next(iter(rows), None)
 
     async def read_all(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
         """Run a query on the reader connection."""
@@ -294,8 +297,7 @@ class SqliteStore:
         if conn is None:
             raise StoreError("store is closed")
         try:
-            async with conn.execute(sql, params) as cur:
-                return list(await cur.fetchall())
+            return list(await conn.execute_fetchall(sql, params))
         except sqlite3.Error as exc:
             raise StoreError(f"read failed: {exc}") from exc
 

@@ -154,3 +154,25 @@ async def test_cancelled_writer_does_not_break_the_chain(store: SqliteStore) -> 
             await store.append_audit([AuditEvent("C", "x")], NOW)
     await store.append_audit([AuditEvent("AFTER", "x")], NOW)
     assert (await store.verify_audit()).intact
+
+
+async def test_a_read_right_after_a_commit_sees_it_while_others_read(short_tmp: Path) -> None:
+    """Readers share one connection: none may pin a stale snapshot for the others."""
+    store = SqliteStore(short_tmp / "rw.sqlite3")
+    await store.open()
+    done = False
+
+    async def reader() -> None:
+        while not done:
+            await store.read_all("SELECT key, value FROM meta")
+
+    try:
+        async with anyio.create_task_group() as tg:
+            for _ in range(4):
+                tg.start_soon(reader)
+            for i in range(300):
+                await store.set_meta("probe", str(i))
+                assert await store.get_meta("probe") == str(i)
+            done = True
+    finally:
+        await store.close()
