@@ -13,7 +13,7 @@ none of it, so a crash can never leave budget consumed without its decision.
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -53,6 +53,14 @@ from agentd.store.base import Row, Store, Transaction
 from agentd.store.gate_sql import AccountRow, IntentRow
 from agentd.store.sqlite import iso
 
+# The data of every auto-approval's audit record: one object, never written to,
+# so the store serialises it once per transaction.
+_AUTO_APPROVED_DATA: dict[str, Any] = {
+    "approval_source": "POLICY",
+    "auto_executed": True,
+    "handed_off": True,
+}
+
 STATUS_FOR = {
     Decision.AUTO_EXECUTE: "approved",
     Decision.REQUIRE_APPROVAL: "pending",
@@ -80,7 +88,11 @@ async def read_global_state(
 
     Missing keys mean the defaults.
     """
-    values = {r[0]: r[1] for r in await read_all(_GLOBAL_SQL, _GLOBAL_KEYS)}
+    return _global_state(await read_all(_GLOBAL_SQL, _GLOBAL_KEYS))
+
+
+def _global_state(rows: Iterable[Row]) -> GlobalState:
+    values = {r[0]: r[1] for r in rows}
     level = values.get("autonomy.level")
     paused = values.get("breakers.paused_action_types")
     return GlobalState(
@@ -110,6 +122,20 @@ def _context(
         global_kill_switch=state.kill_switch,
         global_level=state.level or tenant.autonomy.level,
         paused_action_types=state.paused_action_types,
+    )
+
+
+def _with_usage(base: GateContext, usage: BudgetUsage) -> GateContext:
+    # dataclasses.replace, spelt out: it runs for every intent of every batch.
+    return GateContext(
+        stage=base.stage,
+        trusted_mode=base.trusted_mode,
+        account_allowlist=base.account_allowlist,
+        global_kill_switch=base.global_kill_switch,
+        global_level=base.global_level,
+        paused_action_types=base.paused_action_types,
+        idempotency=base.idempotency,
+        usage=usage,
     )
 
 
@@ -216,23 +242,33 @@ class GateService:
     async def _write_batch(self, batch: list[_Pending]) -> None:
         now = self.clock()
         at = iso(now)
-        day = budget_day(now).isoformat()
+        today = budget_day(now)
+        day = today.isoformat()
         policy = self.policy()
+        ids = [p.intent.intent_id for p in batch]
+        keys = [
+            k
+            for p in batch
+            for k in gate_sql.budget_keys(p.intent.tenant, p.intent.account, p.intent.action_type)
+        ]
+        # Everything the batch needs to read, sent in one round trip.
+        reads = (
+            [(_GLOBAL_SQL, _GLOBAL_KEYS)],
+            gate_sql.intents_query(ids),
+            gate_sql.idempotency_query(ids),
+            gate_sql.accounts_query([p.intent.account for p in batch]),
+            gate_sql.budget_query(day, keys),
+        )
         async with self.store.write(now) as tx:
-            state = await read_global_state(tx.fetchall)
-            ids = [p.intent.intent_id for p in batch]
-            stored = await gate_sql.intents_by_id(tx, ids)
-            idem = await gate_sql.idempotency_states(tx, ids)
-            accounts = await gate_sql.accounts_by_id(tx, [p.intent.account for p in batch])
-            keys = [
-                k
-                for p in batch
-                for k in gate_sql.budget_keys(
-                    p.intent.tenant, p.intent.account, p.intent.action_type
-                )
-            ]
-            counters = await gate_sql.budget_usage(tx, day, keys)
+            rowsets = iter(await tx.fetch_each([q for read in reads for q in read]))
+            got = [[next(rowsets) for _ in read] for read in reads]
+            state = _global_state(got[0][0])
+            stored = gate_sql.intents_found(got[1])
+            idem = gate_sql.idempotency_found(got[2])
+            accounts = gate_sql.accounts_found(got[3])
+            counters = gate_sql.budget_found(keys, got[4])
             ledger = BudgetLedger()
+            contexts: dict[str, GateContext] = {}
             inserts: list[tuple[Any, ...]] = []
             consumed: list[tuple[str, str, str]] = []
             idem_rows: list[tuple[str, str, str]] = []
@@ -241,22 +277,23 @@ class GateService:
             decided_here: dict[str, IntentRow] = {}
             for p in batch:
                 intent = p.intent
+                intent_id = intent.intent_id
                 fingerprint = content_fingerprint(intent)
-                known = decided_here.get(intent.intent_id) or stored.get(intent.intent_id)
+                known = decided_here.get(intent_id) or stored.get(intent_id)
                 if known is not None:
                     if known.fingerprint != fingerprint:
                         p.error = Conflict(
-                            f"intent id {intent.intent_id} already names a different intent; "
+                            f"intent id {intent_id} already names a different intent; "
                             "an id names one intent (leave --intent-id out to derive one)",
-                            details={"intent_id": intent.intent_id},
+                            details={"intent_id": intent_id},
                         )
                         continue
-                    if idem.get(intent.intent_id) is IdempotencyState.RESERVED:
+                    if idem.get(intent_id) is IdempotencyState.RESERVED:
                         # A hand-off a crash interrupted: finish it, consume nothing.
                         source = known.approval_source or "POLICY"
-                        queue_rows.append((intent.intent_id, source, at))
-                        idem_rows.append((intent.intent_id, IdempotencyState.PUBLISHED, at))
-                        idem[intent.intent_id] = IdempotencyState.PUBLISHED
+                        queue_rows.append((intent_id, source, at))
+                        idem_rows.append((intent_id, IdempotencyState.PUBLISHED, at))
+                        idem[intent_id] = IdempotencyState.PUBLISHED
                     p.result = decision_view(known, duplicate=True)
                     continue
                 try:
@@ -265,36 +302,31 @@ class GateService:
                     p.error = exc
                     continue
                 t, a, x = gate_sql.budget_keys(intent.tenant, intent.account, intent.action_type)
-                ledger.seed(
-                    intent, budget_day(now), BudgetUsage(counters[t], counters[a], counters[x])
-                )
-                ctx = replace(
-                    _context(policy, account, state, intent),
-                    usage=ledger.usage(intent, budget_day(now)),
-                )
-                outcome = evaluate(intent, policy, ctx)
+                ledger.seed(intent, today, BudgetUsage(counters[t], counters[a], counters[x]))
+                base = contexts.get(account.id)
+                if base is None:
+                    base = contexts[account.id] = _context(policy, account, state, intent)
+                outcome = evaluate(intent, policy, _with_usage(base, ledger.usage(intent, today)))
                 if outcome.consume_budget:
-                    usage = ledger.consume(intent, budget_day(now))
+                    usage = ledger.consume(intent, today)
                     counters[t], counters[a], counters[x] = (
                         usage.tenant,
                         usage.account,
                         usage.action_type,
                     )
                     touched.update((t, a, x))
-                    consumed.append((intent.intent_id, day, at))
+                    consumed.append((intent_id, day, at))
                 # Reserve and publish happen in this one transaction, so only the
                 # final state is ever visible: write that one row, not both.
                 if outcome.publish:
-                    queue_rows.append((intent.intent_id, "POLICY", at))
-                    idem_rows.append((intent.intent_id, IdempotencyState.PUBLISHED, at))
+                    queue_rows.append((intent_id, "POLICY", at))
+                    idem_rows.append((intent_id, IdempotencyState.PUBLISHED, at))
                 elif outcome.reserve:
-                    idem_rows.append((intent.intent_id, IdempotencyState.RESERVED, at))
+                    idem_rows.append((intent_id, IdempotencyState.RESERVED, at))
                 status = STATUS_FOR[outcome.decision]
                 expires = (
                     iso(now + self.approval_ttl(intent.tenant)) if status == "pending" else None
                 )
-                # Serialised once: the stored decision and the answer share it.
-                outcome_dict = outcome.to_dict()
                 inserts.append(
                     gate_sql.intent_insert_row(
                         intent,
@@ -304,7 +336,7 @@ class GateService:
                         created_at=at,
                         created_by=p.actor,
                         expires_at=expires,
-                        outcome_json=json.dumps(outcome_dict),
+                        outcome_json=outcome.to_json(),
                     )
                 )
                 row = IntentRow(
@@ -321,22 +353,23 @@ class GateService:
                     None,
                     None,
                 )
-                decided_here[intent.intent_id] = row
-                p.result = {
-                    **row.to_dict(with_trace=False),
-                    "trace": outcome_dict["trace"],
-                    "duplicate": False,
-                }
+                decided_here[intent_id] = row
+                p.result = decision_view(row)
                 self._audit_decision(tx, row, p.actor)
+            # Every effect of the batch, sent in one round trip.
+            writes: list[tuple[str, Sequence[tuple[Any, ...]]]] = []
             if inserts:
-                await tx.executemany(gate_sql.INSERT_INTENT, inserts)
+                writes.append((gate_sql.INSERT_INTENT, inserts))
             if consumed:
-                await gate_sql.record_consumption(tx, consumed)
-                await gate_sql.write_budget(tx, day, {k: counters[k] for k in touched})
+                writes.append((gate_sql.RECORD_CONSUMPTION, consumed))
+                budget = {k: counters[k] for k in touched}
+                writes.append((gate_sql.WRITE_BUDGET, gate_sql.budget_rows(day, budget)))
             if idem_rows:
-                await gate_sql.set_idempotency(tx, idem_rows)
+                writes.append((gate_sql.SET_IDEMPOTENCY, idem_rows))
             if queue_rows:
-                await gate_sql.enqueue(tx, queue_rows)
+                writes.append((gate_sql.ENQUEUE, queue_rows))
+            if writes:
+                await tx.execute_each(writes)
         self.batches += 1
         self.decided += len(inserts)
 
@@ -359,7 +392,7 @@ class GateService:
                     AuditEventType.PROPOSAL_AUTO_APPROVED,
                     "agentd",
                     intent.intent_id,
-                    {"approval_source": "POLICY", "auto_executed": True, "handed_off": True},
+                    _AUTO_APPROVED_DATA,
                 )
             )
         elif outcome.decision is Decision.BLOCKED:
