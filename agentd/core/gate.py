@@ -426,8 +426,8 @@ class GateOutcome:
         """Return ``json.dumps(self.to_dict())``, built from cached pieces.
 
         The gate stores this text with every decision; most of it (the
-        entries of checks that saw the same facts, the fields around the
-        trace) is the same from one decision to the next.
+        entries of checks that saw the same facts, whose text they keep, and
+        the fields around the trace) is the same from one decision to the next.
         """
         head, tail = _outcome_frame(
             self.decision,
@@ -441,7 +441,17 @@ class GateOutcome:
             self.approval_source,
             self.auto_executed,
         )
-        return f'{head}, "trace": [{", ".join([e.to_json() for e in self.trace])}], {tail}'
+        texts: list[str] = []
+        for entry in self.trace:
+            text = entry._json
+            if text is None:
+                break
+            texts.append(text)
+        rest = self.trace[len(texts) :]
+        if rest:
+            # The entries no other outcome shares (the last ones): one encoder call.
+            texts.append(json.dumps([entry.to_dict() for entry in rest])[1:-1])
+        return f'{head}, "trace": [{", ".join(texts)}], {tail}'
 
     def to_dict(self) -> dict[str, Any]:
         """Return the JSON form stored with the decision."""
@@ -874,6 +884,8 @@ def _shared_checks(
     )
     trace: list[TraceEntry] = []
     step = _run_checks(_SHARED_CHECKS, facts, trace)
+    for entry in trace:
+        entry.to_json()  # serialised once, for every outcome that shares it
     outcome = None if step is None else _outcome(facts, trace, step)
     return _Prefix(tp, facts.cls, facts.level, tuple(trace), outcome)
 

@@ -86,31 +86,22 @@ def _global_state(rows: Iterable[Row]) -> GlobalState:
 
 
 def gate_context(
-    policy: GatePolicy, account: AccountRow, state: GlobalState, intent: ActionIntent
+    policy: GatePolicy,
+    account: AccountRow,
+    state: GlobalState,
+    intent: ActionIntent,
+    usage: BudgetUsage | None = None,
 ) -> GateContext:
     """Return what the pure gate needs to know about ``intent``'s account and the world."""
-    tenant = policy.for_tenant(intent.tenant)
+    tenant = policy.tenant_autonomy.get(intent.tenant, policy.autonomy)
     return GateContext(
         stage=account.stage,
         trusted_mode=TrustedMode(account.trusted_mode),
         account_allowlist=None if account.allowlist is None else frozenset(account.allowlist),
         global_kill_switch=state.kill_switch,
-        global_level=state.level or tenant.autonomy.level,
+        global_level=state.level or tenant.level,
         paused_action_types=state.paused_action_types,
-    )
-
-
-def _with_usage(base: GateContext, usage: BudgetUsage) -> GateContext:
-    # dataclasses.replace, spelt out: it runs for every intent of every batch.
-    return GateContext(
-        stage=base.stage,
-        trusted_mode=base.trusted_mode,
-        account_allowlist=base.account_allowlist,
-        global_kill_switch=base.global_kill_switch,
-        global_level=base.global_level,
-        paused_action_types=base.paused_action_types,
-        idempotency=base.idempotency,
-        usage=usage,
+        usage=BudgetUsage() if usage is None else usage,
     )
 
 
@@ -213,7 +204,6 @@ def decide_batch(
     idem = dict(reads.idempotency)
     counters = dict(reads.counters)
     ledger = BudgetLedger()
-    contexts: dict[str, GateContext] = {}
     answers: list[dict[str, Any] | AgentdError] = []
     events: list[AuditEvent] = []
     inserts: list[tuple[Any, ...]] = []
@@ -251,10 +241,8 @@ def decide_batch(
             continue
         t, a, x = gate_sql.budget_keys(intent.tenant, intent.account, intent.action_type)
         ledger.seed(intent, today, BudgetUsage(counters[t], counters[a], counters[x]))
-        base = contexts.get(account.id)
-        if base is None:
-            base = contexts[account.id] = gate_context(policy, account, reads.state, intent)
-        outcome = evaluate(intent, policy, _with_usage(base, ledger.usage(intent, today)))
+        ctx = gate_context(policy, account, reads.state, intent, ledger.usage(intent, today))
+        outcome = evaluate(intent, policy, ctx)
         if outcome.consume_budget:
             usage = ledger.consume(intent, today)
             counters[t] = touched[t] = usage.tenant
