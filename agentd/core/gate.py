@@ -34,6 +34,8 @@ with ``approval_effects(RESERVED)`` rather than through :func:`evaluate`.
 
 from __future__ import annotations
 
+import functools
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -333,12 +335,18 @@ class GateContext:
 @dataclass(frozen=True, slots=True)
 class TraceEntry:
     """One check that ran: its name, what it saw (JSON), what it said, and
-    whether the intent got past it."""
+    whether the intent got past it.
+
+    Entries are immutable and :func:`evaluate` shares them between outcomes
+    (see :class:`_PrefixMemo`): treat ``saw`` as read-only.
+    """
 
     check: str
     saw: Mapping[str, Any] = field(hash=False)
     said: str
     passed: bool
+    # The text of to_json(), kept once computed: a shared entry serialises once.
+    _json: str | None = field(default=None, init=False, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         """Return the JSON form."""
@@ -348,6 +356,14 @@ class TraceEntry:
             "said": self.said,
             "passed": self.passed,
         }
+
+    def to_json(self) -> str:
+        """Return ``json.dumps(self.to_dict())``."""
+        text = self._json
+        if text is None:
+            text = json.dumps(self.to_dict())
+            object.__setattr__(self, "_json", text)
+        return text
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TraceEntry:
@@ -369,6 +385,9 @@ class Effects:
     publish: bool = False
     approval_source: ApprovalSource | None = None
     auto_executed: bool | None = None
+
+
+_NO_EFFECTS = Effects()
 
 
 @dataclass(frozen=True)
@@ -402,6 +421,37 @@ class GateOutcome:
     def checks(self) -> tuple[str, ...]:
         """Return the names of the checks that ran, in order."""
         return tuple(entry.check for entry in self.trace)
+
+    def to_json(self) -> str:
+        """Return ``json.dumps(self.to_dict())``, built from cached pieces.
+
+        The gate stores this text with every decision; most of it (the
+        entries of checks that saw the same facts, whose text they keep, and
+        the fields around the trace) is the same from one decision to the next.
+        """
+        head, tail = _outcome_frame(
+            self.decision,
+            self.reason,
+            self.tier,
+            self.risk,
+            self.message,
+            self.consume_budget,
+            self.reserve,
+            self.publish,
+            self.approval_source,
+            self.auto_executed,
+        )
+        texts: list[str] = []
+        for entry in self.trace:
+            text = entry._json
+            if text is None:
+                break
+            texts.append(text)
+        rest = self.trace[len(texts) :]
+        if rest:
+            # The entries no other outcome shares (the last ones): one encoder call.
+            texts.append(json.dumps([entry.to_dict() for entry in rest])[1:-1])
+        return f'{head}, "trace": [{", ".join(texts)}], {tail}'
 
     def to_dict(self) -> dict[str, Any]:
         """Return the JSON form stored with the decision."""
@@ -441,6 +491,41 @@ class GateOutcome:
         )
 
 
+@functools.lru_cache(maxsize=256)
+def _outcome_frame(
+    decision: Decision,
+    reason: Reason,
+    tier: Tier,
+    risk: RiskAssessment,
+    message: str,
+    consume_budget: bool,
+    reserve: bool,
+    publish: bool,
+    approval_source: ApprovalSource | None,
+    auto_executed: bool | None,
+) -> tuple[str, str]:
+    """Return the JSON of an outcome before and after its trace (see ``to_json``)."""
+    head = json.dumps(
+        {
+            "decision": str(decision),
+            "reason": str(reason),
+            "tier": str(tier),
+            "risk": risk.to_dict(),
+        }
+    )
+    tail = json.dumps(
+        {
+            "message": message,
+            "consume_budget": consume_budget,
+            "reserve": reserve,
+            "publish": publish,
+            "approval_source": None if approval_source is None else str(approval_source),
+            "auto_executed": auto_executed,
+        }
+    )
+    return head[:-1], tail[1:]
+
+
 @dataclass(slots=True)
 class _Facts:
     """Everything the checks look at, resolved once per evaluation."""
@@ -460,7 +545,7 @@ class _Step:
     saw: dict[str, Any]
     said: str
     stop: tuple[Decision, Reason] | None = None
-    effects: Effects = field(default_factory=Effects)
+    effects: Effects = _NO_EFFECTS
 
 
 def _hard_stop(f: _Facts) -> _Step:
@@ -656,6 +741,10 @@ _CHECKS: tuple[tuple[str, Callable[[_Facts], _Step]], ...] = (
     ("budget", _budget),
 )
 CHECKS: tuple[str, ...] = tuple(name for name, _ in _CHECKS)
+# Checks up to ``confidence`` look only at what _prefix_key() covers; the last
+# two look at the intent's id and today's budget.
+_SHARED = CHECKS.index("confidence") + 1
+_SHARED_CHECKS, _OWN_CHECKS = _CHECKS[:_SHARED], _CHECKS[_SHARED:]
 
 _AUTO_APPROVED = Effects(
     consume_budget=True,
@@ -664,33 +753,33 @@ _AUTO_APPROVED = Effects(
     approval_source=ApprovalSource.POLICY,
     auto_executed=True,
 )
+_EVERY_CHECK_PASSED = "every check passed: auto-approved"
 
 
-def evaluate(intent: ActionIntent, policy: GatePolicy, ctx: GateContext) -> GateOutcome:
-    """Decide what happens to ``intent``: auto-execute, wait for approval, or never.
-
-    Pure: reads nothing but its arguments and changes nothing.
-    """
-    tp = policy.for_tenant(intent.tenant)
-    facts = _Facts(
-        intent=intent,
-        tp=tp,
-        ctx=ctx,
-        cls=classify(tp.guardrails, intent.action_type, ctx.stage),
-        risk=assess_risk(tp.risk, intent.change_type, intent.diff),
-        level=tp.autonomy.level.stricter(ctx.global_level),
-    )
-    trace: list[TraceEntry] = []
-    decision, reason, effects = Decision.AUTO_EXECUTE, Reason.AUTO_APPROVED, _AUTO_APPROVED
-    message = "every check passed: auto-approved"
-    for name, check in _CHECKS:
+def _run_checks(
+    checks: tuple[tuple[str, Callable[[_Facts], _Step]], ...],
+    facts: _Facts,
+    trace: list[TraceEntry],
+) -> _Step | None:
+    """Run ``checks`` in order, appending to ``trace``; return the deciding step, if any."""
+    for name, check in checks:
         step = check(facts)
         passed = step.stop is None or step.stop[0] is Decision.AUTO_EXECUTE
-        # The step's dict is fresh and never shared, so no read-only copy is needed.
+        # The step's dict is fresh, and no one writes to it afterwards (entries of
+        # the shared checks are shared between outcomes), so no copy is needed.
         trace.append(TraceEntry(name, step.saw, step.said, passed))
         if step.stop is not None:
-            (decision, reason), effects, message = step.stop, step.effects, step.said
-            break
+            return step
+    return None
+
+
+def _outcome(facts: _Facts, trace: list[TraceEntry], step: _Step | None) -> GateOutcome:
+    if step is None:
+        decision, reason, effects = Decision.AUTO_EXECUTE, Reason.AUTO_APPROVED, _AUTO_APPROVED
+        message = _EVERY_CHECK_PASSED
+    else:
+        assert step.stop is not None
+        (decision, reason), effects, message = step.stop, step.effects, step.said
     return GateOutcome(
         decision=decision,
         reason=reason,
@@ -704,6 +793,120 @@ def evaluate(intent: ActionIntent, policy: GatePolicy, ctx: GateContext) -> Gate
         approval_source=effects.approval_source,
         auto_executed=effects.auto_executed,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class _Prefix:
+    """The shared checks for one set of facts: their entries, or the outcome if one decided."""
+
+    tp: TenantPolicy
+    cls: Classification
+    level: AutonomyLevel
+    entries: tuple[TraceEntry, ...]
+    outcome: GateOutcome | None
+
+
+def _prefix_key(
+    intent: ActionIntent, policy: GatePolicy, ctx: GateContext, risk: RiskAssessment
+) -> tuple[Any, ...]:
+    """Return everything the shared checks look at (the policy aside).
+
+    Intents differ in their ids and their budget; mostly in little else.
+    """
+    modes = policy.tenant_autonomy.get(intent.tenant, policy.autonomy).modes
+    # The account only matters when the tenant sets modes per account.
+    per_account = modes.accounts or modes.account_action_types
+    return (
+        intent.tenant,
+        intent.account if per_account else None,
+        intent.action_type,
+        intent.domain,
+        intent.change_type,
+        risk,
+        ctx.stage,
+        ctx.trusted_mode,
+        ctx.account_allowlist,
+        ctx.global_kill_switch,
+        ctx.global_level,
+        ctx.paused_action_types,
+        intent.confidence,
+        intent.source,
+    )
+
+
+class _PrefixMemo:
+    """The shared checks' results for recently seen facts, under one policy.
+
+    Intents that agree on the facts those checks look at get the same entries
+    (and, when one of the checks decides, the same outcome), so a busy gate
+    builds them once rather than once per intent. A memo, not state: the
+    answers are the ones evaluating afresh would give. Bounded; a different
+    policy object starts afresh (it is held, so its id cannot be reused).
+    """
+
+    MAX_ENTRIES = 4096
+
+    def __init__(self) -> None:
+        self._state: tuple[GatePolicy | None, dict[tuple[Any, ...], _Prefix]] = (None, {})
+
+    def prefix(
+        self, intent: ActionIntent, policy: GatePolicy, ctx: GateContext, risk: RiskAssessment
+    ) -> _Prefix:
+        """Return the shared checks for these facts, running them when not known."""
+        known, found = self._state
+        if known is not policy:
+            found = {}
+            self._state = (policy, found)
+        key = _prefix_key(intent, policy, ctx, risk)
+        try:
+            hit = found.get(key)
+        except TypeError:  # an unhashable value (say a set for a frozenset): no memo
+            return _shared_checks(intent, policy, ctx, risk)
+        if hit is None:
+            hit = _shared_checks(intent, policy, ctx, risk)
+            if len(found) >= self.MAX_ENTRIES:
+                found.clear()
+            found[key] = hit
+        return hit
+
+
+def _shared_checks(
+    intent: ActionIntent, policy: GatePolicy, ctx: GateContext, risk: RiskAssessment
+) -> _Prefix:
+    tp = policy.for_tenant(intent.tenant)
+    facts = _Facts(
+        intent=intent,
+        tp=tp,
+        ctx=ctx,
+        cls=classify(tp.guardrails, intent.action_type, ctx.stage),
+        risk=risk,
+        level=tp.autonomy.level.stricter(ctx.global_level),
+    )
+    trace: list[TraceEntry] = []
+    step = _run_checks(_SHARED_CHECKS, facts, trace)
+    for entry in trace:
+        entry.to_json()  # serialised once, for every outcome that shares it
+    outcome = None if step is None else _outcome(facts, trace, step)
+    return _Prefix(tp, facts.cls, facts.level, tuple(trace), outcome)
+
+
+_MEMO = _PrefixMemo()
+
+
+def evaluate(intent: ActionIntent, policy: GatePolicy, ctx: GateContext) -> GateOutcome:
+    """Decide what happens to ``intent``: auto-execute, wait for approval, or never.
+
+    Pure: reads nothing but its arguments and changes nothing (the memo of
+    shared checks only saves recomputing them).
+    """
+    risk = assess_risk(policy.risk, intent.change_type, intent.diff)
+    prefix = _MEMO.prefix(intent, policy, ctx, risk)
+    if prefix.outcome is not None:
+        return prefix.outcome
+    facts = _Facts(intent, prefix.tp, ctx, prefix.cls, risk, prefix.level)
+    trace = list(prefix.entries)
+    step = _run_checks(_OWN_CHECKS, facts, trace)
+    return _outcome(facts, trace, step)
 
 
 def can_approve(decision: Decision) -> bool:

@@ -17,7 +17,7 @@ import json
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -37,6 +37,7 @@ MAX_SERVES_BYTES = 8 * 1024
 MAX_JSON_DEPTH = 32
 
 _ID_SCHEME = "agentd.intent.v1"
+_DERIVED_PREFIX = "int_"
 _FIELDS = frozenset(
     {
         "intent_id",
@@ -82,6 +83,9 @@ class ActionIntent:
     confidence: float | None = None
     source: IntentSource = IntentSource.PLANNER
     serves: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    # content_fingerprint(), kept once known: it covers only frozen fields
+    # (diff and serves are the intent's own copies, never written to).
+    _fingerprint: str | None = field(default=None, init=False, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         """Return the JSON form, which :func:`parse_intent` reads back."""
@@ -136,7 +140,7 @@ def _check_json(value: Any, field_name: str, depth: int = 0) -> None:
 
 
 def _json_object(value: Any, field_name: str, max_bytes: int) -> dict[str, Any]:
-    if value is None:
+    if value is None or (type(value) is dict and not value):
         return {}
     if not isinstance(value, Mapping):
         raise _bad(field_name, f"must be a JSON object, got {type(value).__name__}")
@@ -156,11 +160,15 @@ def _identifier(value: Any, field_name: str, pattern: re.Pattern[str]) -> str:
     return value
 
 
+_CANONICAL = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+)
+
+
 def canonical_json(value: Any) -> str:
     """Return the one JSON spelling of ``value`` used for ids and fingerprints."""
-    return json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    )
+    # The same as json.dumps with these options, without building an encoder per call.
+    return _CANONICAL.encode(value)
 
 
 def validate_intent_fields(intent: ActionIntent) -> ActionIntent:
@@ -203,8 +211,25 @@ def validate_intent_fields(intent: ActionIntent) -> ActionIntent:
         raise _bad("source", f"{intent.source!r} is not one of {allowed}") from None
     diff = _json_object(intent.diff, "diff", MAX_DIFF_BYTES)
     serves = _json_object(intent.serves, "serves", MAX_SERVES_BYTES)
+    fingerprint = _fingerprint(
+        _content_of(
+            tenant,
+            account,
+            action_type,
+            domain,
+            change_type,
+            diff,
+            intent.rationale,
+            source,
+            serves,
+        )
+    )
+    if intent.intent_id == "":
+        intent_id = _DERIVED_PREFIX + fingerprint[:24]
+    else:
+        intent_id = _identifier(intent.intent_id, "intent_id", INTENT_ID_RE)
     normal = ActionIntent(
-        intent_id="",
+        intent_id=intent_id,
         tenant=tenant,
         account=account,
         action_type=action_type,
@@ -216,24 +241,37 @@ def validate_intent_fields(intent: ActionIntent) -> ActionIntent:
         source=source,
         serves=serves,
     )
-    if intent.intent_id == "":
-        return replace(normal, intent_id=derive_intent_id(normal))
-    return replace(normal, intent_id=_identifier(intent.intent_id, "intent_id", INTENT_ID_RE))
+    object.__setattr__(normal, "_fingerprint", fingerprint)
+    return normal
 
 
-def _content(intent: ActionIntent) -> dict[str, Any]:
+def _content_of(
+    tenant: str,
+    account: str,
+    action_type: str,
+    domain: str | None,
+    change_type: str | None,
+    diff: Mapping[str, Any],
+    rationale: str,
+    source: IntentSource,
+    serves: Mapping[str, Any],
+) -> dict[str, Any]:
     return {
         "scheme": _ID_SCHEME,
-        "tenant": intent.tenant,
-        "account": intent.account,
-        "action_type": intent.action_type,
-        "domain": intent.domain,
-        "change_type": intent.change_type,
-        "diff": _plain(intent.diff),
-        "rationale": intent.rationale,
-        "source": str(intent.source),
-        "serves": _plain(intent.serves),
+        "tenant": tenant,
+        "account": account,
+        "action_type": action_type,
+        "domain": domain,
+        "change_type": change_type,
+        "diff": _plain(diff),
+        "rationale": rationale,
+        "source": str(source),
+        "serves": _plain(serves),
     }
+
+
+def _fingerprint(content: dict[str, Any]) -> str:
+    return hashlib.sha256(canonical_json(content).encode("utf-8")).hexdigest()
 
 
 def content_fingerprint(intent: ActionIntent) -> str:
@@ -242,7 +280,25 @@ def content_fingerprint(intent: ActionIntent) -> str:
     Two submissions under one id with different fingerprints mean the id was
     reused for a different intent: the caller should refuse the second.
     """
-    return hashlib.sha256(canonical_json(_content(intent)).encode("utf-8")).hexdigest()
+    # Validation computes it already (for the derived id); the gate asks again.
+    known = intent._fingerprint
+    if known is not None:
+        return known
+    fingerprint = _fingerprint(
+        _content_of(
+            intent.tenant,
+            intent.account,
+            intent.action_type,
+            intent.domain,
+            intent.change_type,
+            intent.diff,
+            intent.rationale,
+            intent.source,
+            intent.serves,
+        )
+    )
+    object.__setattr__(intent, "_fingerprint", fingerprint)
+    return fingerprint
 
 
 def derive_intent_id(intent: ActionIntent) -> str:
@@ -251,7 +307,7 @@ def derive_intent_id(intent: ActionIntent) -> str:
     Covers tenant, account, action type, domain, change type, diff, rationale,
     source and serves; ignores ``intent_id`` and ``confidence``.
     """
-    return "int_" + content_fingerprint(intent)[:24]
+    return _DERIVED_PREFIX + content_fingerprint(intent)[:24]
 
 
 def make_intent(

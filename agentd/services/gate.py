@@ -1,19 +1,19 @@
 """The gate as a service: decisions made durable, approvals, expiry.
 
 Concurrent submissions are grouped: one loop takes whatever has queued up
-(at most ``gate.max_batch``), decides each intent in order with the pure core
-(:func:`agentd.core.gate.evaluate`, a :class:`BudgetLedger` carrying the
-budget the earlier ones used), and writes every effect — intents, budget
-counters and consumptions, idempotency records, hand-off rows and audit
-records — in one transaction. One fsync then covers the whole group, which is
-what makes FULL durability affordable. Either the whole group is stored or
-none of it, so a crash can never leave budget consumed without its decision.
+(at most ``gate.max_batch``), reads what the batch depends on and decides
+each intent in order with the pure core
+(:func:`agentd.services.gate_batch.decide_batch`), and writes every effect —
+intents, budget counters and consumptions, idempotency records, hand-off rows
+and audit records — in one transaction. One fsync then covers the whole
+group, which is what makes FULL durability affordable. Either the whole group
+is stored or none of it, so a crash can never leave budget consumed without
+its decision; and submitters are answered only once it is stored.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -24,70 +24,39 @@ from loguru import logger
 
 from agentd.core.audit import AuditEvent, AuditEventType
 from agentd.core.gate import (
-    AutonomyLevel,
-    BudgetLedger,
     BudgetUsage,
-    Decision,
-    GateContext,
     GateOutcome,
     GatePolicy,
     IdempotencyState,
-    TrustedMode,
     approval_blocker,
     approval_effects,
     budget_day,
     evaluate,
 )
-from agentd.core.intents import ActionIntent, content_fingerprint
+from agentd.core.intents import ActionIntent
 from agentd.errors import (
     AgentdError,
     BlockedIntent,
-    Conflict,
     Expired,
     InvalidArgument,
     InvalidState,
     NotFound,
 )
+from agentd.services.gate_batch import STATUS_FOR as STATUS_FOR
+from agentd.services.gate_batch import (
+    BatchQuery,
+    Decided,
+    check_account,
+    decide_batch,
+    gate_context,
+)
+from agentd.services.gate_batch import GlobalState as GlobalState
+from agentd.services.gate_batch import decision_view as decision_view
+from agentd.services.gate_batch import read_global_state as read_global_state
 from agentd.store import gate_sql
-from agentd.store.base import Row, Store, Transaction
-from agentd.store.gate_sql import AccountRow, IntentRow
+from agentd.store.base import Store, Transaction
+from agentd.store.gate_sql import IntentRow
 from agentd.store.sqlite import iso
-
-STATUS_FOR = {
-    Decision.AUTO_EXECUTE: "approved",
-    Decision.REQUIRE_APPROVAL: "pending",
-    Decision.BLOCKED: "blocked",
-}
-
-
-@dataclass(frozen=True)
-class GlobalState:
-    """Daemon-wide autonomy state (moved by governance and breakers)."""
-
-    level: AutonomyLevel | None = None  # None: the configured level applies
-    kill_switch: bool = False
-    paused_action_types: frozenset[str] = frozenset()
-
-
-_GLOBAL_KEYS = ("autonomy.level", "autonomy.kill_switch", "breakers.paused_action_types")
-_GLOBAL_SQL = f"SELECT key, value FROM meta WHERE key IN ({','.join('?' * len(_GLOBAL_KEYS))})"
-
-
-async def read_global_state(
-    read_all: Callable[[str, Sequence[Any]], Awaitable[Sequence[Row]]],
-) -> GlobalState:
-    """Read the global state with ``read_all`` (the store's reader, or a transaction's).
-
-    Missing keys mean the defaults.
-    """
-    values = {r[0]: r[1] for r in await read_all(_GLOBAL_SQL, _GLOBAL_KEYS)}
-    level = values.get("autonomy.level")
-    paused = values.get("breakers.paused_action_types")
-    return GlobalState(
-        level=AutonomyLevel(level) if level else None,
-        kill_switch=values.get("autonomy.kill_switch") == "1",
-        paused_action_types=frozenset(json.loads(paused)) if paused else frozenset(),
-    )
 
 
 @dataclass
@@ -97,42 +66,6 @@ class _Pending:
     done: anyio.Event = field(default_factory=anyio.Event)
     result: dict[str, Any] | None = None
     error: AgentdError | None = None
-
-
-def _context(
-    policy: GatePolicy, account: AccountRow, state: GlobalState, intent: ActionIntent
-) -> GateContext:
-    tenant = policy.for_tenant(intent.tenant)
-    return GateContext(
-        stage=account.stage,
-        trusted_mode=TrustedMode(account.trusted_mode),
-        account_allowlist=None if account.allowlist is None else frozenset(account.allowlist),
-        global_kill_switch=state.kill_switch,
-        global_level=state.level or tenant.autonomy.level,
-        paused_action_types=state.paused_action_types,
-    )
-
-
-def _check_account(intent: ActionIntent, account: AccountRow | None) -> AccountRow:
-    if account is None:
-        raise NotFound(
-            f"unknown account {intent.account!r}; import it first (agentctl accounts import)",
-            details={"field": "account", "account": intent.account},
-        )
-    if account.tenant != intent.tenant:
-        raise InvalidArgument(
-            f"account {intent.account!r} belongs to tenant {account.tenant!r}, "
-            f"not {intent.tenant!r}",
-            details={"field": "tenant", "tenant": intent.tenant},
-        )
-    return account
-
-
-def decision_view(row: IntentRow, *, duplicate: bool = False) -> dict[str, Any]:
-    """Return what ``propose`` answers for a stored intent."""
-    out = row.to_dict()
-    out["duplicate"] = duplicate
-    return out
 
 
 class GateService:
@@ -180,7 +113,7 @@ class GateService:
         return pending.result
 
     async def run(self) -> None:
-        """Decide queued submissions in groups until cancelled."""
+        """Decide queued submissions in groups until cancelled or closed."""
         while True:
             try:
                 first = await self._recv.receive()
@@ -195,182 +128,48 @@ class GateService:
             await self._decide_batch(batch)
 
     async def _decide_batch(self, batch: list[_Pending]) -> None:
+        """Decide and store a batch in one transaction, then answer its submitters."""
+        now = self.clock()
+        policy = self.policy()
+        query = BatchQuery([p.intent for p in batch], budget_day(now).isoformat())
+        decided: Decided | None = None
+        failure: AgentdError | None = None
+        stored = False
         try:
+            # Shielded: a transaction under way finishes (or rolls back) whole.
             with anyio.CancelScope(shield=True):
-                await self._write_batch(batch)
+                async with self.store.write(now) as tx:
+                    reads = query.parse(await tx.fetch_each(query.queries))
+                    decided = effects = decide_batch(
+                        [(p.intent, p.actor) for p in batch],
+                        reads,
+                        now=now,
+                        policy=policy,
+                        approval_ttl=self.approval_ttl,
+                    )
+                    for event in effects.events:
+                        tx.audit(event)
+                    if effects.writes:
+                        await tx.execute_each(effects.writes)
+            stored = True
+            self.batches += 1
+            self.decided += effects.count
         except AgentdError as exc:
-            for p in batch:
-                if p.result is None and p.error is None:
-                    p.error = exc
+            failure = exc
         except Exception as exc:  # a bug must not strand the waiting clients
             logger.opt(exception=exc).error("gate batch of {} failed", len(batch))
-            for p in batch:
-                if p.result is None and p.error is None:
-                    p.error = AgentdError(f"gate failed: {type(exc).__name__}")
+            failure = AgentdError(f"gate failed: {type(exc).__name__}")
         finally:
-            for p in batch:
-                if p.error is not None:
-                    p.result = None
+            # Only a stored decision is ever answered.
+            answers = decided.answers if decided is not None else [None] * len(batch)
+            for p, answer in zip(batch, answers, strict=True):
+                if isinstance(answer, AgentdError):
+                    p.error = answer  # a refusal: nothing was to be stored for it
+                elif stored and answer is not None:
+                    p.result = answer
+                else:
+                    p.error = failure or AgentdError("gate failed: the batch was not stored")
                 p.done.set()
-
-    async def _write_batch(self, batch: list[_Pending]) -> None:
-        now = self.clock()
-        at = iso(now)
-        day = budget_day(now).isoformat()
-        policy = self.policy()
-        async with self.store.write(now) as tx:
-            state = await read_global_state(tx.fetchall)
-            ids = [p.intent.intent_id for p in batch]
-            stored = await gate_sql.intents_by_id(tx, ids)
-            idem = await gate_sql.idempotency_states(tx, ids)
-            accounts = await gate_sql.accounts_by_id(tx, [p.intent.account for p in batch])
-            keys = [
-                k
-                for p in batch
-                for k in gate_sql.budget_keys(
-                    p.intent.tenant, p.intent.account, p.intent.action_type
-                )
-            ]
-            counters = await gate_sql.budget_usage(tx, day, keys)
-            ledger = BudgetLedger()
-            inserts: list[tuple[Any, ...]] = []
-            consumed: list[tuple[str, str, str]] = []
-            idem_rows: list[tuple[str, str, str]] = []
-            queue_rows: list[tuple[str, str, str]] = []
-            touched: set[tuple[str, str]] = set()
-            decided_here: dict[str, IntentRow] = {}
-            for p in batch:
-                intent = p.intent
-                fingerprint = content_fingerprint(intent)
-                known = decided_here.get(intent.intent_id) or stored.get(intent.intent_id)
-                if known is not None:
-                    if known.fingerprint != fingerprint:
-                        p.error = Conflict(
-                            f"intent id {intent.intent_id} already names a different intent; "
-                            "an id names one intent (leave --intent-id out to derive one)",
-                            details={"intent_id": intent.intent_id},
-                        )
-                        continue
-                    if idem.get(intent.intent_id) is IdempotencyState.RESERVED:
-                        # A hand-off a crash interrupted: finish it, consume nothing.
-                        source = known.approval_source or "POLICY"
-                        queue_rows.append((intent.intent_id, source, at))
-                        idem_rows.append((intent.intent_id, IdempotencyState.PUBLISHED, at))
-                        idem[intent.intent_id] = IdempotencyState.PUBLISHED
-                    p.result = decision_view(known, duplicate=True)
-                    continue
-                try:
-                    account = _check_account(intent, accounts.get(intent.account))
-                except AgentdError as exc:
-                    p.error = exc
-                    continue
-                t, a, x = gate_sql.budget_keys(intent.tenant, intent.account, intent.action_type)
-                ledger.seed(
-                    intent, budget_day(now), BudgetUsage(counters[t], counters[a], counters[x])
-                )
-                ctx = replace(
-                    _context(policy, account, state, intent),
-                    usage=ledger.usage(intent, budget_day(now)),
-                )
-                outcome = evaluate(intent, policy, ctx)
-                if outcome.consume_budget:
-                    usage = ledger.consume(intent, budget_day(now))
-                    counters[t], counters[a], counters[x] = (
-                        usage.tenant,
-                        usage.account,
-                        usage.action_type,
-                    )
-                    touched.update((t, a, x))
-                    consumed.append((intent.intent_id, day, at))
-                # Reserve and publish happen in this one transaction, so only the
-                # final state is ever visible: write that one row, not both.
-                if outcome.publish:
-                    queue_rows.append((intent.intent_id, "POLICY", at))
-                    idem_rows.append((intent.intent_id, IdempotencyState.PUBLISHED, at))
-                elif outcome.reserve:
-                    idem_rows.append((intent.intent_id, IdempotencyState.RESERVED, at))
-                status = STATUS_FOR[outcome.decision]
-                expires = (
-                    iso(now + self.approval_ttl(intent.tenant)) if status == "pending" else None
-                )
-                # Serialised once: the stored decision and the answer share it.
-                outcome_dict = outcome.to_dict()
-                inserts.append(
-                    gate_sql.intent_insert_row(
-                        intent,
-                        fingerprint,
-                        outcome,
-                        status=status,
-                        created_at=at,
-                        created_by=p.actor,
-                        expires_at=expires,
-                        outcome_json=json.dumps(outcome_dict),
-                    )
-                )
-                row = IntentRow(
-                    intent,
-                    fingerprint,
-                    outcome,
-                    status,
-                    at,
-                    p.actor,
-                    expires,
-                    None if outcome.approval_source is None else str(outcome.approval_source),
-                    outcome.auto_executed,
-                    None,
-                    None,
-                    None,
-                )
-                decided_here[intent.intent_id] = row
-                p.result = {
-                    **row.to_dict(with_trace=False),
-                    "trace": outcome_dict["trace"],
-                    "duplicate": False,
-                }
-                self._audit_decision(tx, row, p.actor)
-            if inserts:
-                await tx.executemany(gate_sql.INSERT_INTENT, inserts)
-            if consumed:
-                await gate_sql.record_consumption(tx, consumed)
-                await gate_sql.write_budget(tx, day, {k: counters[k] for k in touched})
-            if idem_rows:
-                await gate_sql.set_idempotency(tx, idem_rows)
-            if queue_rows:
-                await gate_sql.enqueue(tx, queue_rows)
-        self.batches += 1
-        self.decided += len(inserts)
-
-    @staticmethod
-    def _audit_decision(tx: Transaction, row: IntentRow, actor: str) -> None:
-        intent, outcome = row.intent, row.outcome
-        summary = {
-            "tenant": intent.tenant,
-            "account": intent.account,
-            "action_type": intent.action_type,
-            "decision": str(outcome.decision),
-            "reason": str(outcome.reason),
-            "risk_level": str(outcome.risk.level),
-            "source": str(intent.source),
-        }
-        tx.audit(AuditEvent(AuditEventType.PROPOSAL_CREATED, actor, intent.intent_id, summary))
-        if outcome.decision is Decision.AUTO_EXECUTE:
-            tx.audit(
-                AuditEvent(
-                    AuditEventType.PROPOSAL_AUTO_APPROVED,
-                    "agentd",
-                    intent.intent_id,
-                    {"approval_source": "POLICY", "auto_executed": True, "handed_off": True},
-                )
-            )
-        elif outcome.decision is Decision.BLOCKED:
-            tx.audit(
-                AuditEvent(
-                    AuditEventType.PROPOSAL_BLOCKED,
-                    "agentd",
-                    intent.intent_id,
-                    {"reason": str(outcome.reason)},
-                )
-            )
 
     # -- dry run ---------------------------------------------------------------------
 
@@ -378,7 +177,7 @@ class GateService:
         """Answer what the gate would decide now, with no side effect at all."""
         now = self.clock()
         policy = self.policy()
-        account = _check_account(intent, await gate_sql.get_account(self.store, intent.account))
+        account = check_account(intent, await gate_sql.get_account(self.store, intent.account))
         state = await read_global_state(self.store.read_all)
         existing = await gate_sql.get_intent(self.store, intent.intent_id)
         day = budget_day(now).isoformat()
@@ -394,7 +193,7 @@ class GateService:
             "SELECT state FROM idempotency WHERE intent_id = ?", (intent.intent_id,)
         )
         ctx = replace(
-            _context(policy, account, state, intent),
+            gate_context(policy, account, state, intent),
             usage=BudgetUsage(usage[t], usage[a], usage[x]),
             idempotency=IdempotencyState(idem_row[0]) if idem_row else None,
         )

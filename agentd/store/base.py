@@ -75,12 +75,30 @@ class Transaction(Protocol):
         """Run one statement for many rows."""
         ...
 
+    async def execute_each(self, statements: Sequence[tuple[str, Iterable[Sequence[Any]]]]) -> None:
+        """Run each ``(sql, rows)`` statement for its rows, in order.
+
+        The same as calling :meth:`executemany` for each in turn; a backend
+        may send them in one round trip.
+        """
+        ...
+
     async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
         """Read one row, seeing this transaction's own writes."""
         ...
 
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> Sequence[Row]:
         """Read rows, seeing this transaction's own writes."""
+        ...
+
+    async def fetch_each(
+        self, queries: Sequence[tuple[str, Sequence[Any]]]
+    ) -> Sequence[Sequence[Row]]:
+        """Run each ``(sql, params)`` query in order and return the rows of each.
+
+        The same as calling :meth:`fetchall` for each in turn; a backend may
+        send them in one round trip.
+        """
         ...
 
     def audit(self, event: AuditEvent) -> None:

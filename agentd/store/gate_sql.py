@@ -8,7 +8,7 @@ take the store.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -156,20 +156,39 @@ def _marks(n: int) -> str:
     return ",".join("?" * n)
 
 
+# A read as (sql, params) pairs, so that a caller can send several in one round
+# trip (Transaction.fetch_each), and what their rows mean.
+Query = list[tuple[str, Sequence[Any]]]
+
+
+def _chunks(values: Sequence[Any], size: int) -> list[list[Any]]:
+    unique = list(dict.fromkeys(values))
+    return [unique[start : start + size] for start in range(0, len(unique), size)]
+
+
+async def _fetch(tx: Transaction, queries: Query) -> Sequence[Sequence[Row]]:
+    return await tx.fetch_each(queries) if queries else []
+
+
 # -- accounts -----------------------------------------------------------------
+
+
+def accounts_query(ids: Sequence[str]) -> Query:
+    """Return the read of the accounts among ``ids`` (see :func:`accounts_found`)."""
+    return [
+        (f"SELECT * FROM accounts WHERE id IN ({_marks(len(chunk))})", chunk)
+        for chunk in _chunks(ids, 500)
+    ]
+
+
+def accounts_found(rowsets: Iterable[Sequence[Row]]) -> dict[str, AccountRow]:
+    """Return the accounts read by :func:`accounts_query`, by id."""
+    return {row["id"]: _account(row) for rows in rowsets for row in rows}
 
 
 async def accounts_by_id(tx: Transaction, ids: Sequence[str]) -> dict[str, AccountRow]:
     """Return the accounts among ``ids`` that exist."""
-    found: dict[str, AccountRow] = {}
-    unique = list(dict.fromkeys(ids))
-    for start in range(0, len(unique), 500):
-        chunk = unique[start : start + 500]
-        for row in await tx.fetchall(
-            f"SELECT * FROM accounts WHERE id IN ({_marks(len(chunk))})", chunk
-        ):
-            found[row["id"]] = _account(row)
-    return found
+    return accounts_found(await _fetch(tx, accounts_query(ids)))
 
 
 async def upsert_accounts(tx: Transaction, rows: Iterable[dict[str, Any]], now: str) -> None:
@@ -235,18 +254,22 @@ async def known_tenants(store: Store) -> set[str]:
 # -- intents --------------------------------------------------------------------
 
 
+def intents_query(ids: Sequence[str]) -> Query:
+    """Return the read of the stored intents among ``ids`` (see :func:`intents_found`)."""
+    return [
+        (f"SELECT {_INTENT_COLUMNS} FROM intents WHERE id IN ({_marks(len(chunk))})", chunk)
+        for chunk in _chunks(ids, 500)
+    ]
+
+
+def intents_found(rowsets: Iterable[Sequence[Row]]) -> dict[str, IntentRow]:
+    """Return the intents read by :func:`intents_query`, by id."""
+    return {row["id"]: _intent(row) for rows in rowsets for row in rows}
+
+
 async def intents_by_id(tx: Transaction, ids: Sequence[str]) -> dict[str, IntentRow]:
     """Return the stored intents among ``ids`` (inside a transaction)."""
-    found: dict[str, IntentRow] = {}
-    unique = list(dict.fromkeys(ids))
-    for start in range(0, len(unique), 500):
-        chunk = unique[start : start + 500]
-        rows = await tx.fetchall(
-            f"SELECT {_INTENT_COLUMNS} FROM intents WHERE id IN ({_marks(len(chunk))})", chunk
-        )
-        for row in rows:
-            found[row["id"]] = _intent(row)
-    return found
+    return intents_found(await _fetch(tx, intents_query(ids)))
 
 
 async def get_intent(store: Store, intent_id: str) -> IntentRow | None:
@@ -274,6 +297,11 @@ async def list_intents(
     return [_intent(r) for r in rows]
 
 
+def _object_json(value: Mapping[str, Any]) -> str:
+    # Most intents have an empty diff or serves: skip the encoder for those.
+    return json.dumps(value) if value else "{}"
+
+
 def intent_insert_row(
     intent: ActionIntent,
     fingerprint: str,
@@ -296,11 +324,11 @@ def intent_insert_row(
         intent.action_type,
         intent.domain,
         intent.change_type,
-        json.dumps(intent.diff),
+        _object_json(intent.diff),
         intent.rationale,
         intent.confidence,
         str(intent.source),
-        json.dumps(intent.serves),
+        _object_json(intent.serves),
         created_at,
         created_by,
         str(outcome.decision),
@@ -336,73 +364,105 @@ def budget_keys(tenant: str, account: str, action_type: str) -> tuple[tuple[str,
     )
 
 
-async def budget_usage(
-    tx: Transaction, day: str, keys: Iterable[tuple[str, str]]
-) -> dict[tuple[str, str], int]:
-    """Return the stored counters for ``keys`` on ``day`` (missing ones are 0)."""
-    wanted = list(dict.fromkeys(keys))
-    found: dict[tuple[str, str], int] = {k: 0 for k in wanted}
-    for start in range(0, len(wanted), 300):
-        chunk = wanted[start : start + 300]
+def budget_query(day: str, keys: Iterable[tuple[str, str]]) -> Query:
+    """Return the read of the counters for ``keys`` on ``day`` (see :func:`budget_found`)."""
+    queries: Query = []
+    for chunk in _chunks(list(keys), 300):
         cond = " OR ".join("(scope = ? AND key = ?)" for _ in chunk)
         params: list[Any] = [day]
         for scope, key in chunk:
             params += [scope, key]
-        for row in await tx.fetchall(
-            f"SELECT scope, key, used FROM budget_usage WHERE day = ? AND ({cond})", params
-        ):
+        queries.append(
+            (f"SELECT scope, key, used FROM budget_usage WHERE day = ? AND ({cond})", params)
+        )
+    return queries
+
+
+def budget_found(
+    keys: Iterable[tuple[str, str]], rowsets: Iterable[Sequence[Row]]
+) -> dict[tuple[str, str], int]:
+    """Return the counters read by :func:`budget_query` (missing ones are 0)."""
+    found: dict[tuple[str, str], int] = dict.fromkeys(keys, 0)
+    for rows in rowsets:
+        for row in rows:
             found[(row["scope"], row["key"])] = int(row["used"])
     return found
 
 
+async def budget_usage(
+    tx: Transaction, day: str, keys: Iterable[tuple[str, str]]
+) -> dict[tuple[str, str], int]:
+    """Return the stored counters for ``keys`` on ``day`` (missing ones are 0)."""
+    wanted = list(keys)
+    return budget_found(wanted, await _fetch(tx, budget_query(day, wanted)))
+
+
+WRITE_BUDGET = (
+    "INSERT INTO budget_usage(day, scope, key, used) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT(day, scope, key) DO UPDATE SET used = excluded.used"
+)
+
+
+def budget_rows(day: str, counters: dict[tuple[str, str], int]) -> list[tuple[str, str, str, int]]:
+    """Return the :data:`WRITE_BUDGET` rows that store a batch's final counters."""
+    return [(day, scope, key, used) for (scope, key), used in counters.items()]
+
+
 async def write_budget(tx: Transaction, day: str, counters: dict[tuple[str, str], int]) -> None:
     """Store the final counters of a batch."""
-    await tx.executemany(
-        "INSERT INTO budget_usage(day, scope, key, used) VALUES (?, ?, ?, ?) "
-        "ON CONFLICT(day, scope, key) DO UPDATE SET used = excluded.used",
-        [(day, scope, key, used) for (scope, key), used in counters.items()],
-    )
+    await tx.executemany(WRITE_BUDGET, budget_rows(day, counters))
+
+
+def idempotency_query(ids: Sequence[str]) -> Query:
+    """Return the read of the idempotency states of ``ids`` (see :func:`idempotency_found`)."""
+    return [
+        (
+            f"SELECT intent_id, state FROM idempotency WHERE intent_id IN ({_marks(len(chunk))})",
+            chunk,
+        )
+        for chunk in _chunks(ids, 500)
+    ]
+
+
+def idempotency_found(rowsets: Iterable[Sequence[Row]]) -> dict[str, IdempotencyState]:
+    """Return the states read by :func:`idempotency_query`, by intent id."""
+    return {row["intent_id"]: IdempotencyState(row["state"]) for rows in rowsets for row in rows}
 
 
 async def idempotency_states(tx: Transaction, ids: Sequence[str]) -> dict[str, IdempotencyState]:
     """Return the idempotency state of each intent among ``ids`` that has one."""
-    found: dict[str, IdempotencyState] = {}
-    unique = list(dict.fromkeys(ids))
-    for start in range(0, len(unique), 500):
-        chunk = unique[start : start + 500]
-        rows = await tx.fetchall(
-            f"SELECT intent_id, state FROM idempotency WHERE intent_id IN ({_marks(len(chunk))})",
-            chunk,
-        )
-        for row in rows:
-            found[row["intent_id"]] = IdempotencyState(row["state"])
-    return found
+    return idempotency_found(await _fetch(tx, idempotency_query(ids)))
+
+
+SET_IDEMPOTENCY = (
+    "INSERT INTO idempotency(intent_id, state, updated_at) VALUES (?, ?, ?) "
+    "ON CONFLICT(intent_id) DO UPDATE SET state = excluded.state, "
+    "updated_at = excluded.updated_at"
+)
 
 
 async def set_idempotency(tx: Transaction, rows: Iterable[tuple[str, str, str]]) -> None:
     """Upsert (intent_id, state, at) idempotency records."""
-    await tx.executemany(
-        "INSERT INTO idempotency(intent_id, state, updated_at) VALUES (?, ?, ?) "
-        "ON CONFLICT(intent_id) DO UPDATE SET state = excluded.state, "
-        "updated_at = excluded.updated_at",
-        rows,
-    )
+    await tx.executemany(SET_IDEMPOTENCY, rows)
+
+
+ENQUEUE = (
+    "INSERT INTO execution_queue(intent_id, approval_source, enqueued_at, updated_at) "
+    "VALUES (?, ?, ?, ?3) ON CONFLICT(intent_id) DO NOTHING"
+)
 
 
 async def enqueue(tx: Transaction, rows: Iterable[tuple[str, str, str]]) -> None:
     """Hand (intent_id, approval_source, at) to execution; a second hand-off is a no-op."""
-    await tx.executemany(
-        "INSERT INTO execution_queue(intent_id, approval_source, enqueued_at, updated_at) "
-        "VALUES (?, ?, ?, ?3) ON CONFLICT(intent_id) DO NOTHING",
-        rows,
-    )
+    await tx.executemany(ENQUEUE, rows)
+
+
+RECORD_CONSUMPTION = "INSERT INTO budget_consumption(intent_id, day, at) VALUES (?, ?, ?)"
 
 
 async def record_consumption(tx: Transaction, rows: Iterable[tuple[str, str, str]]) -> None:
     """Record (intent_id, day, at) budget consumptions; a duplicate is an error."""
-    await tx.executemany(
-        "INSERT INTO budget_consumption(intent_id, day, at) VALUES (?, ?, ?)", rows
-    )
+    await tx.executemany(RECORD_CONSUMPTION, rows)
 
 
 QUEUE_COLUMNS = (

@@ -73,3 +73,18 @@ def test_canonical_data_is_order_independent() -> None:
     assert canonical_data({"b": 1, "a": [1, {"d": 2, "c": 3}]}) == canonical_data(
         {"a": [1, {"c": 3, "d": 2}], "b": 1}
     )
+
+
+def test_record_hash_and_data_text_are_pinned() -> None:
+    # Stored trails are verified across releases: these values may never change.
+    data = canonical_data({"b": "é", "a": 1, "n": None})
+    assert data == '{"a":1,"b":"é","n":null}'
+    at = "2026-01-01T00:00:00.000000+00:00"
+    assert (
+        record_hash(GENESIS, 7, at, "PROPOSAL_CREATED", "alice", None, data)
+        == "5c7cbab7e257521404c2defb5ba685a73091c99c72b924c99fff13839e4aeb47"
+    )
+    assert (
+        record_hash("ab" * 32, 12, at, "PROPOSAL_AUTO_APPROVED", "agentd", "int_0123", "{}")
+        == "66bcb88921909f64e207d173f9562c21eb24b27c7e571541b5c33eefdfee4e0b"
+    )

@@ -407,6 +407,69 @@ def test_outcome_round_trips_through_json() -> None:
         assert again == outcome
 
 
+@pytest.mark.parametrize(
+    ("made", "context"),
+    [
+        (intent(), {}),
+        (intent(**RISKY[MEDIUM]), {"trusted_mode": TrustedMode.REVOKED}),
+        (intent(action_type="commit_pricing"), {}),
+        (intent(rationale="é ünïcode \u2028"), {"usage": BudgetUsage(50, 10, 25)}),
+        (intent(), {"idempotency": IdempotencyState.RESERVED}),
+    ],
+)
+def test_stored_json_is_the_json_of_the_dict(made: ActionIntent, context: dict[str, Any]) -> None:
+    outcome = evaluate(made, POLICY, ctx(**context))
+    again = GateOutcome.from_dict(json.loads(outcome.to_json()))
+    for o in (outcome, again, outcome):  # the third time from cached pieces
+        assert o.to_json() == json.dumps(o.to_dict())
+
+
+def test_shared_checks_follow_every_fact_they_saw() -> None:
+    # Outcomes of the first checks are remembered; nothing they look at may be missed.
+    made = intent()
+    assert evaluate(made, POLICY, ctx()).decision is AUTO
+    variations: list[tuple[GatePolicy, GateContext, Reason]] = [
+        (with_autonomy(allowlist=frozenset()), ctx(), Reason.ACTION_TYPE_NOT_ALLOWLISTED),
+        (POLICY, ctx(account_allowlist=frozenset()), Reason.ACTION_TYPE_NOT_ALLOWLISTED),
+        (POLICY, ctx(stage="negotiation"), Reason.STAGE_GATED),
+        (POLICY, ctx(trusted_mode=TrustedMode.PAUSED), Reason.TRUST_NOT_ACTIVE),
+        (POLICY, ctx(global_kill_switch=True), Reason.KILL_SWITCH),
+        (POLICY, ctx(global_level=L3), Reason.AUTONOMY_LEVEL_L3),
+        (
+            POLICY,
+            ctx(paused_action_types=frozenset({"send_follow_up_email"})),
+            Reason.ACTION_TYPE_PAUSED,
+        ),
+        (modes(accounts={"a1": AutonomyMode.MANUAL}), ctx(), Reason.AUTONOMY_MODE_MANUAL),
+        (with_autonomy(confidence_floor=0.95), ctx(), Reason.LOW_CONFIDENCE),
+    ]
+    for policy, context, reason in variations:
+        assert evaluate(made, policy, context).reason is reason
+        assert evaluate(made, POLICY, ctx()).decision is AUTO
+    # Account modes apply per account, even for facts otherwise the same.
+    manual_a1 = modes(accounts={"a1": AutonomyMode.MANUAL})
+    assert evaluate(intent(account="a2"), manual_a1, ctx()).decision is AUTO
+    assert evaluate(intent(account="a1"), manual_a1, ctx()).reason is Reason.AUTONOMY_MODE_MANUAL
+    assert evaluate(intent(confidence=0.5), POLICY, ctx()).reason is Reason.LOW_CONFIDENCE
+    assert evaluate(intent(diff={"bulk": True}), with_autonomy(level=L3P), ctx()).reason is (
+        Reason.RISK_ABOVE_LEVEL
+    )
+    # A plain set where a frozenset belongs cannot be remembered, but still decides.
+    loose = ctx(account_allowlist={"send_follow_up_email"})  # type: ignore[arg-type]
+    assert evaluate(made, POLICY, loose).decision is AUTO
+
+
+def test_each_intent_gets_its_own_id_and_budget_in_the_trace() -> None:
+    first, second = intent(rationale="one"), intent(rationale="two")
+    a = evaluate(first, POLICY, ctx(usage=BudgetUsage(1, 1, 1)))
+    b = evaluate(second, POLICY, ctx(usage=BudgetUsage(2, 2, 2)))
+    assert a.trace[:-2] == b.trace[:-2]
+    assert a.trace[-2].saw["intent_id"] == first.intent_id
+    assert b.trace[-2].saw["intent_id"] == second.intent_id
+    assert a.trace[-1].saw["per_account_daily"]["used"] == 1
+    assert b.trace[-1].saw["per_account_daily"]["used"] == 2
+
+
 def test_evaluate_is_pure() -> None:
     made, context = intent(), ctx()
     assert evaluate(made, POLICY, context) == evaluate(made, POLICY, context)

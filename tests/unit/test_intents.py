@@ -168,6 +168,14 @@ def test_id_is_pinned() -> None:
     assert made.intent_id == "int_3ef979d879feb005184b7c03"
 
 
+def test_fingerprint_kept_from_validation_is_the_one_computed_afresh() -> None:
+    made = intent(diff={"title": "x", "items": [1, 2]}, serves={"goal": "g1"})
+    fresh = ActionIntent(**{k: v for k, v in vars(made).items() if k != "_fingerprint"})
+    assert fresh == made and repr(fresh) == repr(made)
+    assert content_fingerprint(fresh) == content_fingerprint(made)
+    assert made.intent_id == derive_intent_id(fresh)
+
+
 def test_validate_intent_fields_returns_a_normalised_copy() -> None:
     raw = ActionIntent(
         intent_id="",

@@ -1,0 +1,335 @@
+"""Deciding a batch of submissions: what it reads, what it decides, what it writes.
+
+:class:`BatchQuery` names every row a batch depends on (the global state, the
+intents and idempotency records already stored under its ids, the accounts
+and today's budget counters), so that the gate service reads them in one
+round trip inside the batch's transaction. :func:`decide_batch` then decides
+each submission in order on those rows and returns the answers and every
+effect to write; it reads and writes nothing itself.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from agentd.core.audit import AuditEvent, AuditEventType
+from agentd.core.gate import (
+    AutonomyLevel,
+    BudgetLedger,
+    BudgetUsage,
+    Decision,
+    GateContext,
+    GatePolicy,
+    IdempotencyState,
+    TrustedMode,
+    budget_day,
+    evaluate,
+)
+from agentd.core.intents import ActionIntent, content_fingerprint
+from agentd.errors import AgentdError, Conflict, InvalidArgument, NotFound
+from agentd.store import gate_sql
+from agentd.store.base import Row
+from agentd.store.gate_sql import AccountRow, IntentRow, Query
+from agentd.store.sqlite import iso
+
+STATUS_FOR = {
+    Decision.AUTO_EXECUTE: "approved",
+    Decision.REQUIRE_APPROVAL: "pending",
+    Decision.BLOCKED: "blocked",
+}
+
+# The data of every auto-approval's audit record: one object, never written to,
+# so the store serialises it once per transaction.
+_AUTO_APPROVED_DATA: dict[str, Any] = {
+    "approval_source": "POLICY",
+    "auto_executed": True,
+    "handed_off": True,
+}
+
+
+@dataclass(frozen=True)
+class GlobalState:
+    """Daemon-wide autonomy state (moved by governance and breakers)."""
+
+    level: AutonomyLevel | None = None  # None: the configured level applies
+    kill_switch: bool = False
+    paused_action_types: frozenset[str] = frozenset()
+
+
+_GLOBAL_KEYS = ("autonomy.level", "autonomy.kill_switch", "breakers.paused_action_types")
+_GLOBAL_SQL = f"SELECT key, value FROM meta WHERE key IN ({','.join('?' * len(_GLOBAL_KEYS))})"
+
+
+async def read_global_state(
+    read_all: Callable[[str, Sequence[Any]], Awaitable[Sequence[Row]]],
+) -> GlobalState:
+    """Read the global state with ``read_all`` (the store's reader, or a transaction's).
+
+    Missing keys mean the defaults.
+    """
+    return _global_state(await read_all(_GLOBAL_SQL, _GLOBAL_KEYS))
+
+
+def _global_state(rows: Iterable[Row]) -> GlobalState:
+    values = {r[0]: r[1] for r in rows}
+    level = values.get("autonomy.level")
+    paused = values.get("breakers.paused_action_types")
+    return GlobalState(
+        level=AutonomyLevel(level) if level else None,
+        kill_switch=values.get("autonomy.kill_switch") == "1",
+        paused_action_types=frozenset(json.loads(paused)) if paused else frozenset(),
+    )
+
+
+def gate_context(
+    policy: GatePolicy,
+    account: AccountRow,
+    state: GlobalState,
+    intent: ActionIntent,
+    usage: BudgetUsage | None = None,
+) -> GateContext:
+    """Return what the pure gate needs to know about ``intent``'s account and the world."""
+    tenant = policy.tenant_autonomy.get(intent.tenant, policy.autonomy)
+    return GateContext(
+        stage=account.stage,
+        trusted_mode=TrustedMode(account.trusted_mode),
+        account_allowlist=None if account.allowlist is None else frozenset(account.allowlist),
+        global_kill_switch=state.kill_switch,
+        global_level=state.level or tenant.level,
+        paused_action_types=state.paused_action_types,
+        usage=BudgetUsage() if usage is None else usage,
+    )
+
+
+def check_account(intent: ActionIntent, account: AccountRow | None) -> AccountRow:
+    """Return ``intent``'s account.
+
+    :raises NotFound: the account is not known.
+    :raises InvalidArgument: the account belongs to another tenant.
+    """
+    if account is None:
+        raise NotFound(
+            f"unknown account {intent.account!r}; import it first (agentctl accounts import)",
+            details={"field": "account", "account": intent.account},
+        )
+    if account.tenant != intent.tenant:
+        raise InvalidArgument(
+            f"account {intent.account!r} belongs to tenant {account.tenant!r}, "
+            f"not {intent.tenant!r}",
+            details={"field": "tenant", "tenant": intent.tenant},
+        )
+    return account
+
+
+def decision_view(row: IntentRow, *, duplicate: bool = False) -> dict[str, Any]:
+    """Return what ``propose`` answers for a stored intent."""
+    out = row.to_dict()
+    out["duplicate"] = duplicate
+    return out
+
+
+@dataclass(frozen=True)
+class BatchReads:
+    """The stored rows a batch's decisions depend on, parsed."""
+
+    state: GlobalState
+    stored: Mapping[str, IntentRow]
+    idempotency: Mapping[str, IdempotencyState]
+    accounts: Mapping[str, AccountRow]
+    counters: Mapping[tuple[str, str], int]
+
+
+class BatchQuery:
+    """The reads of one batch, as queries to send in one round trip."""
+
+    def __init__(self, intents: Sequence[ActionIntent], day: str) -> None:
+        ids = [i.intent_id for i in intents]
+        self.keys = [
+            k for i in intents for k in gate_sql.budget_keys(i.tenant, i.account, i.action_type)
+        ]
+        self._groups: tuple[Query, ...] = (
+            [(_GLOBAL_SQL, _GLOBAL_KEYS)],
+            gate_sql.intents_query(ids),
+            gate_sql.idempotency_query(ids),
+            gate_sql.accounts_query([i.account for i in intents]),
+            gate_sql.budget_query(day, self.keys),
+        )
+        self.queries: Query = [q for group in self._groups for q in group]
+
+    def parse(self, rowsets: Sequence[Sequence[Row]]) -> BatchReads:
+        """Return what the rows of :attr:`queries` (in order) say."""
+        found = iter(rowsets)
+        got = [[next(found) for _ in group] for group in self._groups]
+        return BatchReads(
+            state=_global_state(got[0][0]),
+            stored=gate_sql.intents_found(got[1]),
+            idempotency=gate_sql.idempotency_found(got[2]),
+            accounts=gate_sql.accounts_found(got[3]),
+            counters=gate_sql.budget_found(self.keys, got[4]),
+        )
+
+
+@dataclass
+class Decided:
+    """A batch decided: an answer per submission, in order, and the effects to write."""
+
+    answers: list[dict[str, Any] | AgentdError]
+    writes: list[tuple[str, Sequence[tuple[Any, ...]]]]
+    events: list[AuditEvent]
+    count: int  # new decisions (duplicates and refusals aside)
+
+
+def decide_batch(
+    items: Sequence[tuple[ActionIntent, str]],
+    reads: BatchReads,
+    *,
+    now: datetime,
+    policy: GatePolicy,
+    approval_ttl: Callable[[str], timedelta],
+) -> Decided:
+    """Decide ``items`` (intent, actor) in order, on ``reads``; read and write nothing.
+
+    A known id is answered from its stored decision (finishing a hand-off a
+    crash interrupted); an id used for other content, or an unknown account,
+    is answered with the error.
+    """
+    at = iso(now)
+    today = budget_day(now)
+    day = today.isoformat()
+    stored, accounts = reads.stored, reads.accounts
+    idem = dict(reads.idempotency)
+    counters = dict(reads.counters)
+    ledger = BudgetLedger()
+    answers: list[dict[str, Any] | AgentdError] = []
+    events: list[AuditEvent] = []
+    inserts: list[tuple[Any, ...]] = []
+    consumed: list[tuple[str, str, str]] = []
+    idem_rows: list[tuple[str, str, str]] = []
+    queue_rows: list[tuple[str, str, str]] = []
+    touched: dict[tuple[str, str], int] = {}
+    decided_here: dict[str, IntentRow] = {}
+    for intent, actor in items:
+        intent_id = intent.intent_id
+        fingerprint = content_fingerprint(intent)
+        known = decided_here.get(intent_id) or stored.get(intent_id)
+        if known is not None:
+            if known.fingerprint != fingerprint:
+                answers.append(
+                    Conflict(
+                        f"intent id {intent_id} already names a different intent; "
+                        "an id names one intent (leave --intent-id out to derive one)",
+                        details={"intent_id": intent_id},
+                    )
+                )
+                continue
+            if idem.get(intent_id) is IdempotencyState.RESERVED:
+                # A hand-off a crash interrupted: finish it, consume nothing.
+                source = known.approval_source or "POLICY"
+                queue_rows.append((intent_id, source, at))
+                idem_rows.append((intent_id, IdempotencyState.PUBLISHED, at))
+                idem[intent_id] = IdempotencyState.PUBLISHED
+            answers.append(decision_view(known, duplicate=True))
+            continue
+        try:
+            account = check_account(intent, accounts.get(intent.account))
+        except AgentdError as exc:
+            answers.append(exc)
+            continue
+        t, a, x = gate_sql.budget_keys(intent.tenant, intent.account, intent.action_type)
+        ledger.seed(intent, today, BudgetUsage(counters[t], counters[a], counters[x]))
+        ctx = gate_context(policy, account, reads.state, intent, ledger.usage(intent, today))
+        outcome = evaluate(intent, policy, ctx)
+        if outcome.consume_budget:
+            usage = ledger.consume(intent, today)
+            counters[t] = touched[t] = usage.tenant
+            counters[a] = touched[a] = usage.account
+            counters[x] = touched[x] = usage.action_type
+            consumed.append((intent_id, day, at))
+        # Reserve and publish happen in this one transaction, so only the
+        # final state is ever visible: write that one row, not both.
+        if outcome.publish:
+            queue_rows.append((intent_id, "POLICY", at))
+            idem_rows.append((intent_id, IdempotencyState.PUBLISHED, at))
+            idem[intent_id] = IdempotencyState.PUBLISHED
+        elif outcome.reserve:
+            idem_rows.append((intent_id, IdempotencyState.RESERVED, at))
+            idem[intent_id] = IdempotencyState.RESERVED
+        status = STATUS_FOR[outcome.decision]
+        expires = iso(now + approval_ttl(intent.tenant)) if status == "pending" else None
+        inserts.append(
+            gate_sql.intent_insert_row(
+                intent,
+                fingerprint,
+                outcome,
+                status=status,
+                created_at=at,
+                created_by=actor,
+                expires_at=expires,
+                outcome_json=outcome.to_json(),
+            )
+        )
+        row = IntentRow(
+            intent,
+            fingerprint,
+            outcome,
+            status,
+            at,
+            actor,
+            expires,
+            None if outcome.approval_source is None else str(outcome.approval_source),
+            outcome.auto_executed,
+            None,
+            None,
+            None,
+        )
+        decided_here[intent_id] = row
+        answers.append(decision_view(row))
+        events.extend(_audit_events(row))
+    writes: list[tuple[str, Sequence[tuple[Any, ...]]]] = []
+    if inserts:
+        writes.append((gate_sql.INSERT_INTENT, inserts))
+    if consumed:
+        writes.append((gate_sql.RECORD_CONSUMPTION, consumed))
+        writes.append((gate_sql.WRITE_BUDGET, gate_sql.budget_rows(day, touched)))
+    if idem_rows:
+        writes.append((gate_sql.SET_IDEMPOTENCY, idem_rows))
+    if queue_rows:
+        writes.append((gate_sql.ENQUEUE, queue_rows))
+    return Decided(answers, writes, events, len(inserts))
+
+
+def _audit_events(row: IntentRow) -> list[AuditEvent]:
+    intent, outcome, actor = row.intent, row.outcome, row.created_by
+    summary = {
+        "tenant": intent.tenant,
+        "account": intent.account,
+        "action_type": intent.action_type,
+        "decision": str(outcome.decision),
+        "reason": str(outcome.reason),
+        "risk_level": str(outcome.risk.level),
+        "source": str(intent.source),
+    }
+    events = [AuditEvent(AuditEventType.PROPOSAL_CREATED, actor, intent.intent_id, summary)]
+    if outcome.decision is Decision.AUTO_EXECUTE:
+        events.append(
+            AuditEvent(
+                AuditEventType.PROPOSAL_AUTO_APPROVED,
+                "agentd",
+                intent.intent_id,
+                _AUTO_APPROVED_DATA,
+            )
+        )
+    elif outcome.decision is Decision.BLOCKED:
+        events.append(
+            AuditEvent(
+                AuditEventType.PROPOSAL_BLOCKED,
+                "agentd",
+                intent.intent_id,
+                {"reason": str(outcome.reason)},
+            )
+        )
+    return events
