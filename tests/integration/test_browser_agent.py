@@ -318,12 +318,18 @@ async def test_screenshots_mask_secret_fields(
         assert op.state == "completed"
         steps = {s.idx: s for s in await h.svc.steps(op.id)}
     # The final page shows the consumer key and secret in data-secret inputs.
-    count, box = magenta_box(Path(steps[0].screenshot or "").read_bytes())
+    final = Path(steps[0].screenshot or "").read_bytes()
+    assert png_pixels(final)[:2] == (800, 600), "the final screenshot is full size"
+    count, box = magenta_box(final)
     assert count > 2000 and box is not None
     assert box[2] - box[0] > 100, "the mask should cover the whole input"
-    # The password field is masked once typed (screenshot before "Sign in").
+    # The password field is masked once typed (screenshot before "Sign in"), in a step
+    # screenshot taken at half the viewport's size.
     sign_in = next(i for i, s in steps.items() if s.intent == "Sign in")
-    assert magenta_box(Path(steps[sign_in].screenshot or "").read_bytes())[0] > 200
+    before_sign_in = Path(steps[sign_in].screenshot or "").read_bytes()
+    assert png_pixels(before_sign_in)[:2] == (400, 300)
+    count, box = magenta_box(before_sign_in)
+    assert count > 200 and box is not None and box[2] - box[0] > 50
     # The dashboard has no secret field: nothing is painted over.
     dashboard = next(i for i, s in steps.items() if s.intent == "Open the REST API settings")
     assert magenta_box(Path(steps[dashboard].screenshot or "").read_bytes())[0] == 0
