@@ -12,14 +12,19 @@ operation at the first step that needs a secret or could change the site: the
 steps before it only open and read pages, so it ends with a screenshot of
 where it stopped, and nothing is typed or submitted.
 
-Keeping the evidence cheap: a step that leaves the page as it is (waits,
-reads) is screenshotted while it runs; any other step only after its
-screenshot is taken. Screenshots are written and hashed off the event loop
-while the step runs. Step records (row, progress, lease, audit event) are
-written in batches, one transaction each, at most ``RECORD_LINGER_S`` after
-the step; a step that may commit a change on the site first waits until every
-earlier record is written, so crash recovery, which judges by the recorded
-progress, never mistakes a started commit for one that cannot have happened.
+Keeping the evidence cheap. Every step has its screenshot: a step that
+changes the page, of the page before it (taken before it starts); a step that
+only waits or reads (``PASSIVE_ACTIONS``), of the page when it is done (taken
+while the next steps run). One capture at a step boundary serves both sides
+of it when it can (a reading step followed by a changing one; the last step
+and the final screenshot), and each step still gets its own file. Step
+screenshots are scaled (``screenshot_scale``); the final one is full size.
+Files are written and hashed in the background. Step records (row, progress,
+lease, audit event) are written in batches, one transaction each, at most
+``RECORD_LINGER_S`` after the step; a step that may commit a change on the
+site first waits until every earlier record is written, so crash recovery,
+which judges by the recorded progress, never mistakes a started commit for one
+that cannot have happened.
 
 Secret values live only in the rendered step handed to the browser: audit,
 step rows, logs and prompts get the unrendered step (placeholders).
