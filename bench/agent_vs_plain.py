@@ -1,6 +1,7 @@
 """The audited browser agent vs a plain Playwright script, on the product-SEO-update workflow.
 
-Run: .venv/bin/python bench/agent_vs_plain.py [--runs N] [--format png|jpeg] [--viewport WxH]
+Run: .venv/bin/python bench/agent_vs_plain.py [--runs N] [--format png|jpeg] [--scale X]
+    [--viewport WxH]
 
 Both sides drive the same Chromium against the same local demo back-office
 and do the same steps (sign in, open the product, read, change and save its
@@ -76,12 +77,13 @@ async def plain_run(page: Page, site: DemoSite, p: dict[str, str]) -> None:
     assert after == (p["seo_title"], p["meta_description"]) and before
 
 
-async def main(runs: int, fmt: str, viewport: str) -> int:
+async def main(runs: int, fmt: str, scale: float | None, viewport: str) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="bench-agent-"))
     site = DemoSite().start()
     settings = BrowserSettings(
         screenshots_dir=tmp / "operations",
         screenshot_format=fmt,
+        **({} if scale is None else {"screenshot_scale": scale}),
         viewport_width=int(viewport.split("x")[0]),
         viewport_height=int(viewport.split("x")[1]),
         services={"backoffice": ServiceConfig(base_url=site.url)},
@@ -164,7 +166,10 @@ async def main(runs: int, fmt: str, viewport: str) -> int:
     plain_ms = statistics.median(plain_times) * 1000
     agent_ms = statistics.median(agent_times) * 1000
     steps = len(kb.workflow("product_seo_update").steps)
-    print(f"product_seo_update, {steps} steps, {runs} runs each, {fmt} screenshots at {viewport}")
+    print(
+        f"product_seo_update, {steps} steps, {runs} runs each, {fmt} step screenshots at "
+        f"{settings.screenshot_scale:g} x {viewport}"
+    )
     print(f"plain Playwright script: {plain_ms:8.1f} ms (median; {spread(plain_times)})")
     print(f"audited agent:           {agent_ms:8.1f} ms (median; {spread(agent_times)})")
     print(f"ratio agent/plain:       {agent_ms / plain_ms:8.2f}x (aim <= 1.3x)")
@@ -179,6 +184,9 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--format", choices=("png", "jpeg"), default="png")
+    parser.add_argument(
+        "--scale", type=float, help="step screenshot scale (default: the daemon's default)"
+    )
     parser.add_argument("--viewport", default="1280x900", help="WIDTHxHEIGHT, both sides")
     args = parser.parse_args()
-    sys.exit(anyio.run(main, args.runs, args.format, args.viewport))
+    sys.exit(anyio.run(main, args.runs, args.format, args.scale, args.viewport))
