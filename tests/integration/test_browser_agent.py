@@ -295,6 +295,14 @@ async def test_every_workflow_runs_end_to_end_audited(
             events = [r.event for r in await h.audit(op.id)]
             assert events.count("OPERATION_STEP") == op.total
             assert events[-1] == "OPERATION_COMPLETED"
+        # A reading step's screenshot is the page when it is done; when a changing step
+        # follows, the same capture is that step's before-screenshot (its own file), and
+        # after a last reading step it is the final screenshot.
+        seo = {s.idx: s for s in await h.svc.steps(done["product_seo_update"].id)}
+        assert (seo[5].action, seo[6].action) == ("expect_url", "click")
+        assert seo[5].sha256 == seo[6].sha256 and seo[5].screenshot != seo[6].screenshot
+        assert seo[16].sha256 == seo[0].sha256 and seo[0].status == "final"
+        assert seo[3].sha256 != seo[4].sha256  # two changing steps: a capture each
         product = site.state.product(103)
         assert product.seo_title == "Gooseneck Kettle | Brightside"
         assert done["product_seo_update"].result["after_meta_description"] == "Pour-over precision."
