@@ -52,6 +52,13 @@ class BrowserSettings(Section):
     screenshot_format: Literal["png", "jpeg"] = Field(
         "png", description="png (exact, for masking checks) or jpeg (smaller, faster)."
     )
+    screenshot_scale: float = Field(
+        0.5,
+        gt=0,
+        le=1,
+        description="Step screenshots at this fraction of the viewport's size (0.5 costs about "
+        "half of full size); the final screenshot and the planner's are full size.",
+    )
     viewport_width: int = Field(1280, ge=320, le=3840, description="Page width, in pixels.")
     viewport_height: int = Field(900, ge=240, le=2160, description="Page height, in pixels.")
     trace: bool = Field(True, description="Keep a Playwright trace per operation.")

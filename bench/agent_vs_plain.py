@@ -1,15 +1,17 @@
 """The audited browser agent vs a plain Playwright script, on the product-SEO-update workflow.
 
-Run: .venv/bin/python bench/agent_vs_plain.py [--runs N] [--format png|jpeg] [--viewport WxH]
+Run: .venv/bin/python bench/agent_vs_plain.py [--runs N] [--format png|jpeg] [--scale X]
+    [--viewport WxH]
 
 Both sides drive the same Chromium against the same local demo back-office
 and do the same steps (sign in, open the product, read, change and save its
 SEO fields, read them back). The plain side is a straight Playwright script
 in one fresh context per run. The agent side is the real OperationsService
 on a real SqliteStore (FULL sync): consent and vault checks, the host
-allowlist on every request, a masked screenshot per step (written and hashed
-off the event loop), every step's row, progress, lease and audit record
-committed (in batches), a final screenshot and a Playwright trace; its time
+allowlist on every request, a masked screenshot per step at the configured
+scale (written and hashed off the event loop), every step's row, progress,
+lease and audit record committed (in batches), a full-size final screenshot
+and a Playwright trace, all with the daemon's default settings; its time
 runs from start_operation until the operation is reported ended, by which
 time its context is closed and its trace saved. Runs alternate between the
 sides; the medians (with the fastest and slowest run) and their ratio are
@@ -75,12 +77,13 @@ async def plain_run(page: Page, site: DemoSite, p: dict[str, str]) -> None:
     assert after == (p["seo_title"], p["meta_description"]) and before
 
 
-async def main(runs: int, fmt: str, viewport: str) -> int:
+async def main(runs: int, fmt: str, scale: float | None, viewport: str) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="bench-agent-"))
     site = DemoSite().start()
     settings = BrowserSettings(
         screenshots_dir=tmp / "operations",
         screenshot_format=fmt,
+        **({} if scale is None else {"screenshot_scale": scale}),
         viewport_width=int(viewport.split("x")[0]),
         viewport_height=int(viewport.split("x")[1]),
         services={"backoffice": ServiceConfig(base_url=site.url)},
@@ -163,7 +166,10 @@ async def main(runs: int, fmt: str, viewport: str) -> int:
     plain_ms = statistics.median(plain_times) * 1000
     agent_ms = statistics.median(agent_times) * 1000
     steps = len(kb.workflow("product_seo_update").steps)
-    print(f"product_seo_update, {steps} steps, {runs} runs each, {fmt} screenshots at {viewport}")
+    print(
+        f"product_seo_update, {steps} steps, {runs} runs each, {fmt} step screenshots at "
+        f"{settings.screenshot_scale:g} x {viewport}"
+    )
     print(f"plain Playwright script: {plain_ms:8.1f} ms (median; {spread(plain_times)})")
     print(f"audited agent:           {agent_ms:8.1f} ms (median; {spread(agent_times)})")
     print(f"ratio agent/plain:       {agent_ms / plain_ms:8.2f}x (aim <= 1.3x)")
@@ -178,6 +184,9 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--format", choices=("png", "jpeg"), default="png")
+    parser.add_argument(
+        "--scale", type=float, help="step screenshot scale (default: the daemon's default)"
+    )
     parser.add_argument("--viewport", default="1280x900", help="WIDTHxHEIGHT, both sides")
     args = parser.parse_args()
-    sys.exit(anyio.run(main, args.runs, args.format, args.viewport))
+    sys.exit(anyio.run(main, args.runs, args.format, args.scale, args.viewport))

@@ -12,14 +12,19 @@ operation at the first step that needs a secret or could change the site: the
 steps before it only open and read pages, so it ends with a screenshot of
 where it stopped, and nothing is typed or submitted.
 
-Keeping the evidence cheap: a step that leaves the page as it is (waits,
-reads) is screenshotted while it runs; any other step only after its
-screenshot is taken. Screenshots are written and hashed off the event loop
-while the step runs. Step records (row, progress, lease, audit event) are
-written in batches, one transaction each, at most ``RECORD_LINGER_S`` after
-the step; a step that may commit a change on the site first waits until every
-earlier record is written, so crash recovery, which judges by the recorded
-progress, never mistakes a started commit for one that cannot have happened.
+Keeping the evidence cheap. Every step has its screenshot: a step that
+changes the page, of the page before it (taken before it starts); a step that
+only waits or reads (``PASSIVE_ACTIONS``), of the page when it is done (taken
+while the next steps run). One capture at a step boundary serves both sides
+of it when it can (a reading step followed by a changing one; the last step
+and the final screenshot), and each step still gets its own file. Step
+screenshots are scaled (``screenshot_scale``); the final one is full size.
+Files are written and hashed in the background. Step records (row, progress,
+lease, audit event) are written in batches, one transaction each, at most
+``RECORD_LINGER_S`` after the step; a step that may commit a change on the
+site first waits until every earlier record is written, so crash recovery,
+which judges by the recorded progress, never mistakes a started commit for one
+that cannot have happened.
 
 Secret values live only in the rendered step handed to the browser: audit,
 step rows, logs and prompts get the unrendered step (placeholders).
@@ -116,19 +121,26 @@ class OperationEnded(AgentdError):
 
 
 @dataclass
-class _Shot:
-    """One step's screenshot: captured (``data``), then written to a file (``saved``)."""
+class _Capture:
+    """One screenshot of the page, taken in the background (``captured`` when done)."""
 
     data: bytes = b""
-    saved: dict[str, str] = field(default_factory=dict)
-    captured: anyio.Event = field(default_factory=anyio.Event)
-    written: anyio.Event = field(default_factory=anyio.Event)
     error: AgentdError | None = None
+    captured: anyio.Event = field(default_factory=anyio.Event)
+
+
+@dataclass
+class _Evidence:
+    """A step's screenshot file: a capture written and hashed (``written`` when done)."""
+
+    capture: _Capture
+    saved: dict[str, str] = field(default_factory=dict)
+    written: anyio.Event = field(default_factory=anyio.Event)
 
 
 # A step row waiting to be written, the refusals audited before it, and its
 # screenshot (its path and hash go into the row once the file is written).
-_Pending = tuple[dict[str, Any], list[tuple[int, str, str, str]], _Shot | None]
+_Pending = tuple[dict[str, Any], list[tuple[int, str, str, str]], _Evidence | None]
 
 
 @dataclass
@@ -144,6 +156,7 @@ class _Run:
     pending: list[_Pending] = field(default_factory=list)
     record_error: AgentdError | None = None
     unavailable: OperationEnded | None = None  # why the secrets could not be opened
+    last_capture: _Capture | None = None  # after the last step, when it only read
     needs: Permission = Permission.WRITE
     shots: int = 0
 
@@ -163,10 +176,10 @@ class _Journal:
         self._lock = anyio.Lock()
         self._closing = anyio.Event()
 
-    def add(self, row: dict[str, Any], shot: _Shot | None) -> None:
+    def add(self, row: dict[str, Any], evidence: _Evidence | None) -> None:
         """Queue a step row (and the refusals seen since the last one)."""
         refusals, self.run.refusals = self.run.refusals, []
-        self.run.pending.append((row, refusals, shot))
+        self.run.pending.append((row, refusals, evidence))
         if len(self.run.pending) == 1 and not self._closing.is_set():
             self.tg.start_soon(self._linger)
 
@@ -364,15 +377,20 @@ class BrowserAgent:
         assert run.workflow is not None and run.session is not None
         plain = {n: v.reveal() for n, v in run.secrets.items()}
         ended: Exception | None = None
+        steps = run.workflow.steps
         async with anyio.create_task_group() as tg:
             journal = _Journal(self, run, tg)
-            for template in run.workflow.steps:
+            boundary: _Capture | None = None  # the page after the previous step
+            for template in steps:
                 try:
-                    await self._step(run, stop, template, plain, journal)
+                    last = template is steps[-1]
+                    boundary = await self._step(run, stop, template, plain, journal, boundary, last)
                 except Exception as exc:
                     # Raised outside the task group, which would wrap it in a group.
                     ended = exc
                     break
+            else:
+                run.last_capture = boundary
             journal.close()
         if ended is not None:
             raise ended
@@ -386,21 +404,30 @@ class BrowserAgent:
         template: Step,
         plain: Mapping[str, str],
         journal: _Journal,
-    ) -> None:
-        """Run one step and queue its record.
+        boundary: _Capture | None,
+        last: bool,
+    ) -> _Capture | None:
+        """Run one step and queue its record; return a capture of the page after it, if taken.
+
+        A step that changes the page gets a screenshot of the page before it:
+        ``boundary`` (taken after the previous step) or a new one, finished before
+        the step starts. A step that only waits or reads (``PASSIVE_ACTIONS``)
+        gets one of the page when it is done, taken while the next steps run;
+        that one also serves the next step when the next step changes the page,
+        and is the final screenshot (full size) when this step is the last.
 
         :raises OperationEnded: the step failed, or the operation must stop.
         """
         assert run.session is not None
         session = run.session
         started = time.perf_counter()
-        shot = _Shot()
+        passive = template.action in PASSIVE_ACTIONS
+        before = None if passive else boundary or self._capture(run, journal.tg)
         source, error, problem = "workflow", None, None
         ended: OperationEnded | None = None
         blocked: OperationEnded | None = None
         broke: AgentdError | None = None
         async with anyio.create_task_group() as tg:
-            tg.start_soon(self._shoot, run, shot, template.index, journal.tg)
             committing = anyio.Event()
             if template.action in COMMITTING_ACTIONS:
                 tg.start_soon(self._flush_then_set, journal, committing)
@@ -409,16 +436,15 @@ class BrowserAgent:
             try:
                 ended = await self._boundary(run, stop)
                 blocked = None if ended else self._blocked(run, template)
-                if blocked is not None:
-                    await shot.captured.wait()  # where it stopped: the evidence
-                elif ended is None:
-                    await session.hide_from_trace(bool(placeholders(template.value)[1]))
-                    if template.action not in PASSIVE_ACTIONS:
+                if ended is None:
+                    if blocked is None:
+                        await session.hide_from_trace(bool(placeholders(template.value)[1]))
+                    if before is not None:
                         # The screenshot shows the page before this step changes it.
-                        await shot.captured.wait()
+                        await before.captured.wait()
                     await committing.wait()
-                    if shot.error is None and run.record_error is None:
-                        source = await self._execute(run, template, shot, plain, journal)
+                    if blocked is None and not self._failed_evidence(run, before):
+                        source = await self._execute(run, template, plain, journal)
             except StepFailed as exc:
                 # A library message might quote what a step typed: never let a secret out.
                 typed = [plain[n] for n in placeholders(template.value)[1] if n in plain]
@@ -434,13 +460,15 @@ class BrowserAgent:
             raise broke
         if run.record_error is not None:
             raise run.record_error
-        if shot.error is not None:
-            raise shot.error
+        if before is not None and before.error is not None:
+            raise before.error
         duration = (time.perf_counter() - started) * 1000
+        after = self._capture(run, journal.tg, scale=1.0 if last else None) if passive else None
+        evidence = self._keep(run, before or after, template.index, journal.tg)
         if blocked is not None:
             error = blocked.message
         status = "ok" if problem is None and blocked is None else "failed"
-        journal.add(self._step_row(run, template, status, duration, source, error), shot)
+        journal.add(self._step_row(run, template, status, duration, source, error), evidence)
         if blocked is not None:
             raise blocked
         if problem is not None:
@@ -448,31 +476,56 @@ class BrowserAgent:
             raise OperationEnded(
                 "failed", reason, f"step {template.index} ({template.intent}): {error}"
             )
+        return after
 
-    async def _shoot(self, run: _Run, shot: _Shot, index: int, background: TaskGroup) -> None:
-        """Capture the page (not before the first navigation: nothing to see).
+    @staticmethod
+    def _failed_evidence(run: _Run, before: _Capture | None) -> bool:
+        return run.record_error is not None or (before is not None and before.error is not None)
 
-        The file is written and hashed in the background: only the step's record
-        waits for it.
+    def _capture(self, run: _Run, tg: TaskGroup, *, scale: float | None = None) -> _Capture | None:
+        """Start capturing the page; None before the first navigation (nothing to see)."""
+        session = run.session
+        assert session is not None
+        if session.url() == "about:blank":
+            return None
+        capture = _Capture()
+
+        async def take() -> None:
+            try:
+                capture.data = await session.screenshot(scale=scale)
+            except AgentdError as exc:
+                capture.error = exc
+            finally:
+                capture.captured.set()
+
+        tg.start_soon(take)
+        return capture
+
+    def _keep(self, run: _Run, capture: _Capture | None, index: int, tg: TaskGroup) -> _Evidence:
+        """Write a capture as step ``index``'s screenshot file, in the background.
+
+        Files are numbered in step order; a capture serving two steps is written
+        twice. A capture that failed fails the operation at its next step.
         """
-        assert run.session is not None
-        try:
-            if run.session.url() != "about:blank":
-                shot.data = await run.session.screenshot()
-        except AgentdError as exc:
-            shot.error = exc
-        finally:
-            shot.captured.set()
-            if not shot.data:
-                shot.written.set()
-        if shot.data:
-            background.start_soon(self._write_shot, run, shot, index)
+        evidence = _Evidence(capture or _Capture())
+        if capture is None:
+            evidence.written.set()
+            return evidence
+        run.shots += 1
+        number = run.shots
 
-    async def _write_shot(self, run: _Run, shot: _Shot, index: int) -> None:
-        try:
-            await self._save(run, shot.data, index, shot.saved)
-        finally:
-            shot.written.set()
+        async def write() -> None:
+            try:
+                await capture.captured.wait()
+                if capture.error is not None:
+                    run.record_error = run.record_error or capture.error
+                elif capture.data:
+                    await self._save(run, capture.data, index, evidence.saved, number)
+            finally:
+                evidence.written.set()
+
+        tg.start_soon(write)
+        return evidence
 
     @staticmethod
     async def _flush_then_set(journal: _Journal, done: anyio.Event) -> None:
@@ -497,7 +550,7 @@ class BrowserAgent:
         return OperationEnded("cancelled", "permission_revoked", shortfall[1])
 
     async def _execute(
-        self, run: _Run, template: Step, shot: _Shot, plain: Mapping[str, str], journal: _Journal
+        self, run: _Run, template: Step, plain: Mapping[str, str], journal: _Journal
     ) -> str:
         """Run one step (re-planned if its selector fails); return its source."""
         assert run.session is not None
@@ -514,14 +567,14 @@ class BrowserAgent:
                     exc.problem, f"{exc.message}; no model is configured to re-plan the step"
                 ) from exc
             first_error = exc.message
-        planned = await self._plan(run, template, shot, plain)
+        planned = await self._plan(run, template, plain)
         rendered = self._render(planned, run.op.params, plain)
         self._check(run, planned, rendered, "planner")
         logger.info("op {} step {}: re-planned after {}", run.op.id, template.index, first_error)
         if planned.action in COMMITTING_ACTIONS and template.action not in COMMITTING_ACTIONS:
             # Recovery judges by the workflow's actions: tell it this step may now commit.
             row = self._step_row(run, planned, "planned", 0.0, "planner", None)
-            journal.add(row, shot)
+            journal.add(row, None)
             await journal.flush()
             if run.record_error is not None:
                 raise run.record_error
@@ -559,12 +612,12 @@ class BrowserAgent:
         if template.result and extracted is not None:
             run.results[template.result] = extracted
 
-    async def _plan(self, run: _Run, template: Step, shot: _Shot, plain: Mapping[str, str]) -> Step:
+    async def _plan(self, run: _Run, template: Step, plain: Mapping[str, str]) -> Step:
         assert run.session is not None and self.model is not None and run.workflow is not None
-        await shot.captured.wait()
-        png = shot.data
-        if not png.startswith(_PNG_MAGIC):
-            png = await run.session.masked_screenshot("png")
+        # The model gets a full-size PNG, masked twice over (the page's stylesheet and
+        # Playwright's mask). The step failed without touching the page, so this shows
+        # what the step saw.
+        png = await run.session.masked_screenshot("png")
         try:
             cmd: PlannedCommand = await self.model.plan_step(
                 intent=template.intent,
@@ -610,12 +663,16 @@ class BrowserAgent:
 
     # -- evidence and progress ------------------------------------------------------------
 
-    async def _save(self, run: _Run, shot: bytes, index: int, out: dict[str, str]) -> None:
+    async def _save(
+        self, run: _Run, shot: bytes, index: int, out: dict[str, str], number: int | None = None
+    ) -> None:
         if not shot:
             return
-        run.shots += 1
+        if number is None:
+            run.shots += 1
+            number = run.shots
         ext = "png" if shot.startswith(_PNG_MAGIC) else "jpg"
-        path = run.folder / f"a{run.attempt}-{run.shots:03d}-step{index:02d}.{ext}"
+        path = run.folder / f"a{run.attempt}-{number:03d}-step{index:02d}.{ext}"
 
         def write() -> str:
             path.write_bytes(shot)
@@ -660,11 +717,11 @@ class BrowserAgent:
 
     @staticmethod
     async def _screenshots_written(batch: list[_Pending]) -> None:
-        for row, _, shot in batch:
-            if shot is not None:
-                await shot.written.wait()
-                row["screenshot"] = shot.saved.get("screenshot")
-                row["sha256"] = shot.saved.get("sha256")
+        for row, _, evidence in batch:
+            if evidence is not None:
+                await evidence.written.wait()
+                row["screenshot"] = evidence.saved.get("screenshot")
+                row["sha256"] = evidence.saved.get("sha256")
 
     async def _insert_steps(self, tx: Any, run: _Run, batch: list[_Pending], now: datetime) -> None:
         op = run.op
@@ -703,7 +760,12 @@ class BrowserAgent:
             session, run.session = run.session, None
             try:
                 async with anyio.create_task_group() as tg:
-                    tg.start_soon(self._final_screenshot, run, session, saved)
+                    last = run.last_capture if state == "completed" else None
+                    if last is not None and last.data:
+                        # The page after the last step, which only read: taken already.
+                        tg.start_soon(self._save, run, last.data, 0, saved)
+                    else:
+                        tg.start_soon(self._final_screenshot, run, session, saved)
                     tg.start_soon(session.save_trace)
             finally:
                 with anyio.CancelScope(shield=True):
@@ -783,7 +845,7 @@ class BrowserAgent:
     ) -> None:
         try:
             with anyio.fail_after(self.settings.step_timeout_s + 5):
-                shot = await session.screenshot()
+                shot = await session.screenshot(scale=1.0)
             await self._save(run, shot, 0, saved)
         except (AgentdError, TimeoutError) as exc:
             logger.warning("op {}: no final screenshot: {}", run.op.id, exc)

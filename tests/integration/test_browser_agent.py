@@ -295,6 +295,14 @@ async def test_every_workflow_runs_end_to_end_audited(
             events = [r.event for r in await h.audit(op.id)]
             assert events.count("OPERATION_STEP") == op.total
             assert events[-1] == "OPERATION_COMPLETED"
+        # A reading step's screenshot is the page when it is done; when a changing step
+        # follows, the same capture is that step's before-screenshot (its own file), and
+        # after a last reading step it is the final screenshot.
+        seo = {s.idx: s for s in await h.svc.steps(done["product_seo_update"].id)}
+        assert (seo[5].action, seo[6].action) == ("expect_url", "click")
+        assert seo[5].sha256 == seo[6].sha256 and seo[5].screenshot != seo[6].screenshot
+        assert seo[16].sha256 == seo[0].sha256 and seo[0].status == "final"
+        assert seo[3].sha256 != seo[4].sha256  # two changing steps: a capture each
         product = site.state.product(103)
         assert product.seo_title == "Gooseneck Kettle | Brightside"
         assert done["product_seo_update"].result["after_meta_description"] == "Pour-over precision."
@@ -318,12 +326,18 @@ async def test_screenshots_mask_secret_fields(
         assert op.state == "completed"
         steps = {s.idx: s for s in await h.svc.steps(op.id)}
     # The final page shows the consumer key and secret in data-secret inputs.
-    count, box = magenta_box(Path(steps[0].screenshot or "").read_bytes())
+    final = Path(steps[0].screenshot or "").read_bytes()
+    assert png_pixels(final)[:2] == (800, 600), "the final screenshot is full size"
+    count, box = magenta_box(final)
     assert count > 2000 and box is not None
     assert box[2] - box[0] > 100, "the mask should cover the whole input"
-    # The password field is masked once typed (screenshot before "Sign in").
+    # The password field is masked once typed (screenshot before "Sign in"), in a step
+    # screenshot taken at half the viewport's size.
     sign_in = next(i for i, s in steps.items() if s.intent == "Sign in")
-    assert magenta_box(Path(steps[sign_in].screenshot or "").read_bytes())[0] > 200
+    before_sign_in = Path(steps[sign_in].screenshot or "").read_bytes()
+    assert png_pixels(before_sign_in)[:2] == (400, 300)
+    count, box = magenta_box(before_sign_in)
+    assert count > 200 and box is not None and box[2] - box[0] > 50
     # The dashboard has no secret field: nothing is painted over.
     dashboard = next(i for i, s in steps.items() if s.intent == "Open the REST API settings")
     assert magenta_box(Path(steps[dashboard].screenshot or "").read_bytes())[0] == 0

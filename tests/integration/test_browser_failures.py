@@ -35,6 +35,8 @@ site = base.site
 tmp = base.tmp
 
 LOGIN = workflow_kb().workflow("product_seo_update").steps[:5]
+# Short, so a bad step fails fast; long enough for a loaded machine to sign in.
+STEP_TIMEOUT_S = 2.0
 
 
 def flow(name: str, *extra: tuple[str, Action, str, str | None, str | None]) -> KnowledgeBase:
@@ -92,7 +94,7 @@ async def test_bad_step_fails_clearly(
     tmp: Path, site: DemoSite, shared_browser: PlaywrightBrowser, step: Any, reason: str, words: str
 ) -> None:
     kb = flow("bad", step)
-    async with harness(tmp, site, shared_browser, kb=kb, step_timeout_s=1.0) as h:
+    async with harness(tmp, site, shared_browser, kb=kb, step_timeout_s=STEP_TIMEOUT_S) as h:
         op = await h.run("bad")
         await assert_failed_with_evidence(h, op, reason, words)
         assert op.step == len(LOGIN)  # signing in worked; the bad step did not
@@ -109,7 +111,7 @@ async def test_dialog_that_never_appears(
         ("Accept the confirmation", Action.ACCEPT_DIALOG, "Revoke API key", None, None),
         ("Click something harmless", Action.CLICK, '[data-testid="nav-products"]', None, None),
     )
-    async with harness(tmp, site, shared_browser, kb=kb, step_timeout_s=1.0) as h:
+    async with harness(tmp, site, shared_browser, kb=kb, step_timeout_s=STEP_TIMEOUT_S) as h:
         op = await h.run("dialog")
         await assert_failed_with_evidence(h, op, "step_failed", "never appeared")
 
@@ -119,14 +121,14 @@ async def test_page_that_never_loads(
 ) -> None:
     site.fail("/admin/products", mode="slow", delay_s=5)
     kb = flow("slow", ("Open the products", Action.GOTO, "/admin/products", None, None))
-    async with harness(tmp, site, shared_browser, kb=kb, step_timeout_s=1.0) as h:
+    async with harness(tmp, site, shared_browser, kb=kb, step_timeout_s=STEP_TIMEOUT_S) as h:
         op = await h.run("slow")
         await assert_failed_with_evidence(h, op, "step_failed", "goto /admin/products")
 
 
 async def test_site_down(tmp: Path, site: DemoSite, shared_browser: PlaywrightBrowser) -> None:
     site.fail("/login", mode="down")
-    async with harness(tmp, site, shared_browser, step_timeout_s=1.0) as h:
+    async with harness(tmp, site, shared_browser, step_timeout_s=STEP_TIMEOUT_S) as h:
         op = await h.run("read_product_seo", {"product_id": "102"})
         await assert_failed_with_evidence(h, op, "step_failed", "goto /login")
         assert op.step == 0
@@ -342,8 +344,9 @@ async def test_planner(
     stub.push(reply)
     settings = LLMSettings(api_key="k", base_url=stub.url, timeout_s=1.5, max_retries=0)
     async with AnthropicModel(settings) as model:
+        kb = renamed_login()
         async with harness(
-            tmp, site, shared_browser, kb=renamed_login(), model=model, step_timeout_s=1.0
+            tmp, site, shared_browser, kb=kb, model=model, step_timeout_s=STEP_TIMEOUT_S
         ) as h:
             op = await h.run("login")
             if state == "completed":
@@ -378,7 +381,9 @@ async def test_a_step_the_planner_turns_into_a_click_is_recorded_before_it_runs(
     stub.push(Reply.tool_use("click", selector='[data-testid="login-submit"]'))
     settings = LLMSettings(api_key="k", base_url=stub.url, timeout_s=5, max_retries=0)
     async with AnthropicModel(settings) as model:
-        async with harness(tmp, site, shared_browser, kb=kb, model=model, step_timeout_s=1.0) as h:
+        async with harness(
+            tmp, site, shared_browser, kb=kb, model=model, step_timeout_s=STEP_TIMEOUT_S
+        ) as h:
             op = await h.run("login")
             assert op.state == "completed", op.error
             rows = [(s.idx, s.status, s.action, s.source) for s in await h.svc.steps(op.id)]
