@@ -42,21 +42,30 @@ from agentd.errors import (
     InvalidState,
     NotFound,
 )
-from agentd.services.gate_batch import STATUS_FOR as STATUS_FOR
 from agentd.services.gate_batch import (
+    STATUS_FOR,
     BatchQuery,
     Decided,
+    GlobalState,
     check_account,
     decide_batch,
+    decision_view,
     gate_context,
+    read_global_state,
 )
-from agentd.services.gate_batch import GlobalState as GlobalState
-from agentd.services.gate_batch import decision_view as decision_view
-from agentd.services.gate_batch import read_global_state as read_global_state
 from agentd.store import gate_sql
 from agentd.store.base import Store, Transaction
 from agentd.store.gate_sql import IntentRow
 from agentd.store.sqlite import iso
+
+# With names now defined with the batch code, still importable from here.
+__all__ = [
+    "STATUS_FOR",
+    "GateService",
+    "GlobalState",
+    "decision_view",
+    "read_global_state",
+]
 
 
 @dataclass

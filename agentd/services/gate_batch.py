@@ -254,10 +254,8 @@ def decide_batch(
         if outcome.publish:
             queue_rows.append((intent_id, "POLICY", at))
             idem_rows.append((intent_id, IdempotencyState.PUBLISHED, at))
-            idem[intent_id] = IdempotencyState.PUBLISHED
         elif outcome.reserve:
             idem_rows.append((intent_id, IdempotencyState.RESERVED, at))
-            idem[intent_id] = IdempotencyState.RESERVED
         status = STATUS_FOR[outcome.decision]
         expires = iso(now + approval_ttl(intent.tenant)) if status == "pending" else None
         inserts.append(

@@ -3,6 +3,8 @@
 Two connections: one writer, behind a lock, that runs every write as one
 ``BEGIN IMMEDIATE`` transaction; one reader (``query_only``) so reads never
 queue behind writes — WAL lets them see the last committed state meanwhile.
+A third, on a thread of its own (:mod:`agentd.store.wal`), copies the WAL
+into the database file after commits, so that the writer's commits do not.
 
 Durability: ``synchronous`` is FULL by default, so a transaction the daemon
 has acknowledged survives power loss, not only a crash of the daemon. Hot
@@ -36,6 +38,7 @@ from agentd.core.audit import (
 )
 from agentd.errors import StoreError
 from agentd.store.base import StoreInfo
+from agentd.store.wal import WRITER_AUTOCHECKPOINT, Checkpointer
 
 
 def _migrations() -> list[tuple[int, str, str]]:
@@ -145,6 +148,7 @@ class SqliteStore:
         self._lock = anyio.Lock()
         self._head_seq = 0
         self._head_hash = GENESIS
+        self._checkpointer: Checkpointer | None = None
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -179,6 +183,9 @@ class SqliteStore:
             await self._migrate()
             self._reader = await self._connect(readonly=True)
             await self._load_head()
+            await self._writer.execute(f"PRAGMA wal_autocheckpoint = {WRITER_AUTOCHECKPOINT}")
+            self._checkpointer = Checkpointer(self.path, synchronous=self.synchronous)
+            self._checkpointer.start()
         except sqlite3.Error as exc:
             await self.close()
             raise StoreError(f"cannot open database {self.path}: {exc}") from exc
@@ -191,6 +198,10 @@ class SqliteStore:
 
     async def close(self) -> None:
         """Close both connections; safe to call twice."""
+        checkpointer, self._checkpointer = self._checkpointer, None
+        if checkpointer is not None:
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(checkpointer.stop)
         for name in ("_reader", "_writer"):
             conn = getattr(self, name)
             setattr(self, name, None)
@@ -293,6 +304,8 @@ class SqliteStore:
                     raise StoreError(f"write failed: {exc}") from exc
                 raise
             self._head_seq, self._head_hash = head
+            if self._checkpointer is not None:
+                self._checkpointer.nudge()
 
     def _audit_rows(self, tx: Tx) -> tuple[list[tuple[Any, ...]], tuple[int, str]]:
         """Return the audit rows of ``tx``'s events, chained on the head, and the new head."""

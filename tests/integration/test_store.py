@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -176,3 +177,30 @@ async def test_a_read_right_after_a_commit_sees_it_while_others_read(short_tmp: 
             done = True
     finally:
         await store.close()
+
+
+async def test_wal_is_copied_into_the_database_by_the_checkpoint_thread(tmp_path: Path) -> None:
+    path = tmp_path / "c.sqlite3"
+    s = SqliteStore(path)
+    await s.open()
+    try:
+        start = path.stat().st_size
+        # About 2 MB of commits: far below the writer's own checkpoint threshold,
+        # so only the background checkpoints can move them into the file.
+        for n in range(20):
+            async with s.write(NOW) as tx:
+                await tx.executemany(
+                    "INSERT INTO meta(key, value) VALUES (?, ?)",
+                    [(f"k{n}.{i}", "x" * 1000) for i in range(100)],
+                )
+        with anyio.fail_after(10):
+            while path.stat().st_size < start + 1_500_000:
+                await anyio.sleep(0.05)
+        threads = {t.name for t in threading.enumerate()}
+        assert "agentd-wal-checkpoint" in threads
+    finally:
+        await s.close()
+    assert "agentd-wal-checkpoint" not in {t.name for t in threading.enumerate()}
+    raw = sqlite3.connect(path)
+    assert raw.execute("SELECT count(*) FROM meta WHERE key LIKE 'k%'").fetchone()[0] == 2000
+    raw.close()
