@@ -282,20 +282,22 @@ class SqliteStore:
         return seq, prev
 
     async def _read_one(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Row | None:
+        rows = await self._read(sql, params)
+        return rows[0] if rows else None
+
+    async def _read(self, sql: str, params: Sequence[Any]) -> list[sqlite3.Row]:
         conn = self._reader or self._writer
         if conn is None:
             raise StoreError("store is closed")
-        async with conn.execute(sql, params) as cur:
-            return await cur.fetchone()
+        # Executed and fetched in one call on the connection's thread: a statement
+        # left open between two calls would let another read run inside its snapshot
+        # and miss what was committed in between.
+        return list(await conn.execute_fetchall(sql, params))
 
     async def read_all(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
         """Run a query on the reader connection."""
-        conn = self._reader or self._writer
-        if conn is None:
-            raise StoreError("store is closed")
         try:
-            async with conn.execute(sql, params) as cur:
-                return list(await cur.fetchall())
+            return await self._read(sql, params)
         except sqlite3.Error as exc:
             raise StoreError(f"read failed: {exc}") from exc
 

@@ -154,3 +154,30 @@ async def test_cancelled_writer_does_not_break_the_chain(store: SqliteStore) -> 
             await store.append_audit([AuditEvent("C", "x")], NOW)
     await store.append_audit([AuditEvent("AFTER", "x")], NOW)
     assert (await store.verify_audit()).intact
+
+
+async def test_a_read_sees_what_was_committed_before_it_even_among_concurrent_reads(
+    store: SqliteStore,
+) -> None:
+    # Reads share one connection; a read must not run inside another read's snapshot
+    # (taken before the commit it is asked about).
+    async with store.write() as tx:
+        await tx.executemany(
+            "INSERT INTO meta(key, value) VALUES (?, ?)", [(f"pad.{i}", "x") for i in range(300)]
+        )
+    stale = 0
+
+    async def busy_reader(stop: anyio.Event) -> None:
+        while not stop.is_set():
+            await store.read_all("SELECT * FROM meta")
+
+    stop = anyio.Event()
+    async with anyio.create_task_group() as tg:
+        for _ in range(3):
+            tg.start_soon(busy_reader, stop)
+        for i in range(200):
+            await store.set_meta("probe", str(i))
+            if await store.get_meta("probe") != str(i):
+                stale += 1
+        stop.set()
+    assert stale == 0, f"{stale} reads missed a write committed before them"
