@@ -461,10 +461,7 @@ def _run(root: Path, sock: Path, daemon: DaemonProcess, site: _Site, keep_runnin
     report = str(reports[-1]) if reports else None
     _say(f"      governance report: {report} ({cycle.get('result')})")
     verdict = call(sock, "audit.verify")
-    _say(
-        f"      hand-off queue: {len(queue)} intents; audit trail intact: {verdict['intact']} "
-        f"({verdict['count']} records)"
-    )
+    _say(f"      audit trail intact: {verdict['intact']} ({verdict['count']} records)")
     # The counts are read back at the end, so they match the store exactly.
     intents = {r["intent_id"]: r for r in call(sock, "intents.list", {"limit": 1000})["intents"]}
     every = [r for r in call(sock, "executions.list")["executions"] if r["kind"] == "change"]
