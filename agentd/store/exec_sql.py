@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agentd.store.base import Row, Store, Transaction
+from agentd.store.rows import insert_row, row_dict, update_row
 from agentd.store.sqlite import iso
 
 TERMINAL = frozenset({"succeeded", "failed", "refused"})
@@ -68,7 +69,7 @@ class ExecutionRow:
 
 
 def _execution(row: Row) -> ExecutionRow:
-    data = {k: row[k] for k in row.keys()}
+    data = row_dict(row)
     for column in _JSON_COLUMNS:
         data[column] = _load(data[column])
     data["autonomous"] = bool(data["autonomous"])
@@ -87,17 +88,12 @@ def _encode(values: dict[str, Any]) -> dict[str, Any]:
 
 async def insert_execution(tx: Transaction, values: dict[str, Any]) -> None:
     """Insert an execution (JSON columns as Python objects)."""
-    data = _encode(values)
-    columns = ", ".join(data)
-    marks = ", ".join("?" for _ in data)
-    await tx.execute(f"INSERT INTO executions({columns}) VALUES ({marks})", list(data.values()))
+    await insert_row(tx, "executions", _encode(values))
 
 
 async def update_execution(tx: Transaction, exe_id: str, changes: dict[str, Any]) -> None:
     """Set columns of one execution (column names come from the caller, never a client)."""
-    data = _encode(changes)
-    sets = ", ".join(f"{column} = ?" for column in data)
-    await tx.execute(f"UPDATE executions SET {sets} WHERE id = ?", [*data.values(), exe_id])
+    await update_row(tx, "executions", "id", exe_id, _encode(changes))
 
 
 async def execution_in_tx(tx: Transaction, exe_id: str) -> ExecutionRow | None:
@@ -199,18 +195,14 @@ class TokenRow:
 
 
 def _token(row: Row) -> TokenRow:
-    data = {k: row[k] for k in row.keys()}
+    data = row_dict(row)
     data["extensions"] = json.loads(data["extensions"])
     return TokenRow(**data)
 
 
 async def insert_token(tx: Transaction, values: dict[str, Any]) -> None:
     """Insert a rollback token."""
-    columns = ", ".join(values)
-    marks = ", ".join("?" for _ in values)
-    await tx.execute(
-        f"INSERT INTO rollback_tokens({columns}) VALUES ({marks})", list(values.values())
-    )
+    await insert_row(tx, "rollback_tokens", values)
 
 
 async def update_token(tx: Transaction, token: str, changes: dict[str, Any]) -> None:
@@ -218,8 +210,7 @@ async def update_token(tx: Transaction, token: str, changes: dict[str, Any]) -> 
     data = dict(changes)
     if "extensions" in data and not isinstance(data["extensions"], str):
         data["extensions"] = json.dumps(data["extensions"], sort_keys=True)
-    sets = ", ".join(f"{column} = ?" for column in data)
-    await tx.execute(f"UPDATE rollback_tokens SET {sets} WHERE token = ?", [*data.values(), token])
+    await update_row(tx, "rollback_tokens", "token", token, data)
 
 
 async def token_in_tx(tx: Transaction, token: str) -> TokenRow | None:
@@ -283,7 +274,7 @@ class IncidentRow:
 
 
 def _incident(row: Row) -> IncidentRow:
-    data = {k: row[k] for k in row.keys()}
+    data = row_dict(row)
     data["notified"] = json.loads(data["notified"])
     data["autonomous"] = bool(data["autonomous"])
     return IncidentRow(**data)
@@ -291,10 +282,7 @@ def _incident(row: Row) -> IncidentRow:
 
 async def insert_incident(tx: Transaction, values: dict[str, Any]) -> None:
     """Insert an incident."""
-    data = {**values, "autonomous": int(bool(values.get("autonomous")))}
-    columns = ", ".join(data)
-    marks = ", ".join("?" for _ in data)
-    await tx.execute(f"INSERT INTO incidents({columns}) VALUES ({marks})", list(data.values()))
+    await insert_row(tx, "incidents", {**values, "autonomous": int(bool(values.get("autonomous")))})
 
 
 async def update_incident(tx: Transaction, incident_id: str, changes: dict[str, Any]) -> None:
@@ -302,8 +290,7 @@ async def update_incident(tx: Transaction, incident_id: str, changes: dict[str, 
     data = dict(changes)
     if "notified" in data and not isinstance(data["notified"], str):
         data["notified"] = json.dumps(data["notified"])
-    sets = ", ".join(f"{column} = ?" for column in data)
-    await tx.execute(f"UPDATE incidents SET {sets} WHERE id = ?", [*data.values(), incident_id])
+    await update_row(tx, "incidents", "id", incident_id, data)
 
 
 async def incident_in_tx(tx: Transaction, incident_id: str) -> IncidentRow | None:

@@ -16,6 +16,7 @@ from typing import Any
 from agentd.core.governance import ActionStats
 from agentd.core.metrics import MetricCounts
 from agentd.store.base import Row, Transaction
+from agentd.store.rows import insert_row, row_dict, update_row
 from agentd.store.sqlite import iso
 
 ReadAll = Callable[[str, Sequence[Any]], Awaitable[Sequence[Row]]]
@@ -75,7 +76,7 @@ class TripRow:
 
 
 def _trip(row: Row) -> TripRow:
-    data = {k: row[k] for k in row.keys()}
+    data = row_dict(row)
     data["alert_only"] = bool(data["alert_only"])
     data["effects"] = json.loads(data["effects"])
     return TripRow(**data)
@@ -86,9 +87,7 @@ async def insert_trip(tx: Transaction, values: dict[str, Any]) -> None:
     data = dict(values)
     data["alert_only"] = int(bool(data["alert_only"]))
     data["effects"] = json.dumps(data.get("effects", []))
-    columns = ", ".join(data)
-    marks = ", ".join("?" for _ in data)
-    await tx.execute(f"INSERT INTO breaker_trips({columns}) VALUES ({marks})", list(data.values()))
+    await insert_row(tx, "breaker_trips", data)
 
 
 async def open_trips(read_all: ReadAll) -> list[TripRow]:
@@ -151,9 +150,7 @@ class AttestationRow:
 
 async def insert_attestation(tx: Transaction, values: dict[str, Any]) -> None:
     """Insert an attestation."""
-    columns = ", ".join(values)
-    marks = ", ".join("?" for _ in values)
-    await tx.execute(f"INSERT INTO attestations({columns}) VALUES ({marks})", list(values.values()))
+    await insert_row(tx, "attestations", values)
 
 
 async def list_attestations(read_all: ReadAll, limit: int = 1000) -> list[AttestationRow]:
@@ -197,7 +194,7 @@ class ProposalRow:
 
 
 def _proposal(row: Row) -> ProposalRow:
-    data = {k: row[k] for k in row.keys()}
+    data = row_dict(row)
     for column in ("action_types", "evidence", "approvals"):
         data[column] = json.loads(data[column])
     return ProposalRow(**data)
@@ -208,11 +205,7 @@ async def insert_proposal(tx: Transaction, values: dict[str, Any]) -> None:
     data = dict(values)
     for column in ("action_types", "evidence", "approvals"):
         data[column] = json.dumps(data.get(column, [] if column != "evidence" else {}), default=str)
-    columns = ", ".join(data)
-    marks = ", ".join("?" for _ in data)
-    await tx.execute(
-        f"INSERT INTO scope_proposals({columns}) VALUES ({marks})", list(data.values())
-    )
+    await insert_row(tx, "scope_proposals", data)
 
 
 async def update_proposal(tx: Transaction, proposal_id: str, changes: dict[str, Any]) -> None:
@@ -220,10 +213,7 @@ async def update_proposal(tx: Transaction, proposal_id: str, changes: dict[str, 
     data = dict(changes)
     if "approvals" in data:
         data["approvals"] = json.dumps(data["approvals"], default=str)
-    sets = ", ".join(f"{column} = ?" for column in data)
-    await tx.execute(
-        f"UPDATE scope_proposals SET {sets} WHERE id = ?", [*data.values(), proposal_id]
-    )
+    await update_row(tx, "scope_proposals", "id", proposal_id, data)
 
 
 async def get_proposal(read_all: ReadAll, proposal_id: str) -> ProposalRow | None:

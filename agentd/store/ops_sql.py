@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agentd.store.base import Row, Store, Transaction
+from agentd.store.rows import insert_row, update_row
 from agentd.store.sqlite import iso
 
 TERMINAL_STATES = frozenset({"completed", "failed", "cancelled"})
@@ -213,17 +214,14 @@ def _consent(row: Row) -> ConsentRow:
 async def insert_operation(tx: Transaction, values: dict[str, Any]) -> None:
     """Insert a new operation (``params`` and ``result`` as Python objects)."""
     data = {**values, "params": json.dumps(values.get("params") or {}, sort_keys=True)}
-    columns = ", ".join(data)
-    marks = ", ".join("?" for _ in data)
-    await tx.execute(f"INSERT INTO operations({columns}) VALUES ({marks})", list(data.values()))
+    await insert_row(tx, "operations", data)
 
 
 async def update_operation(tx: Transaction, op_id: str, changes: dict[str, Any]) -> None:
     """Set columns of one operation (column names come from the caller, never a client)."""
     if "result" in changes and not isinstance(changes["result"], str | None):
         changes = {**changes, "result": json.dumps(changes["result"], sort_keys=True)}
-    sets = ", ".join(f"{column} = ?" for column in changes)
-    await tx.execute(f"UPDATE operations SET {sets} WHERE id = ?", [*changes.values(), op_id])
+    await update_row(tx, "operations", "id", op_id, changes)
 
 
 async def operation_in_tx(tx: Transaction, op_id: str) -> OperationRow | None:
@@ -265,12 +263,7 @@ async def insert_step(tx: Transaction, values: dict[str, Any]) -> int:
         "SELECT COALESCE(MAX(seq), 0) + 1 FROM operation_steps WHERE op_id = ?", (values["op_id"],)
     )
     seq = int(row[0]) if row else 1
-    data = {**values, "seq": seq}
-    columns = ", ".join(data)
-    marks = ", ".join("?" for _ in data)
-    await tx.execute(
-        f"INSERT INTO operation_steps({columns}) VALUES ({marks})", list(data.values())
-    )
+    await insert_row(tx, "operation_steps", {**values, "seq": seq})
     return seq
 
 
