@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -127,15 +127,24 @@ class _Capture:
     data: bytes = b""
     error: AgentdError | None = None
     captured: anyio.Event = field(default_factory=anyio.Event)
+    required: bool = True  # a step's (its failure fails the operation), not only the final one
 
 
 @dataclass
 class _Evidence:
     """A step's screenshot file: a capture written and hashed (``written`` when done)."""
 
-    capture: _Capture
+    index: int = 0
     saved: dict[str, str] = field(default_factory=dict)
     written: anyio.Event = field(default_factory=anyio.Event)
+
+
+@dataclass
+class _ConsentCheck:
+    """The consent check at a step boundary, run while the step gets ready."""
+
+    ended: AgentdError | None = None
+    done: anyio.Event = field(default_factory=anyio.Event)
 
 
 # A step row waiting to be written, the refusals audited before it, and its
@@ -156,7 +165,11 @@ class _Run:
     pending: list[_Pending] = field(default_factory=list)
     record_error: AgentdError | None = None
     unavailable: OperationEnded | None = None  # why the secrets could not be opened
-    last_capture: _Capture | None = None  # after the last step, when it only read
+    last_capture: _Capture | None = None  # the page as the steps left it (the final screenshot)
+    fresh: _Capture | None = None  # started since the page last changed, if any
+    waiting: list[_Evidence] = field(default_factory=list)  # steps shown by the next capture
+    captures: list[_Capture] = field(default_factory=list)  # started, maybe not finished
+    tasks: TaskGroup | None = None  # where captures are taken and files written
     needs: Permission = Permission.WRITE
     shots: int = 0
 
@@ -380,18 +393,23 @@ class BrowserAgent:
         steps = run.workflow.steps
         async with anyio.create_task_group() as tg:
             journal = _Journal(self, run, tg)
-            boundary: _Capture | None = None  # the page after the previous step
-            for template in steps:
-                try:
-                    last = template is steps[-1]
-                    boundary = await self._step(run, stop, template, plain, journal, boundary, last)
-                except Exception as exc:
-                    # Raised outside the task group, which would wrap it in a group.
-                    ended = exc
-                    break
-            else:
-                run.last_capture = boundary
-            journal.close()
+            run.tasks = tg
+            try:
+                for i, template in enumerate(steps):
+                    # Only reading steps from here on: their screenshot is also the final one.
+                    reads_to_end = all(s.action in PASSIVE_ACTIONS for s in steps[i:])
+                    try:
+                        await self._step(run, stop, template, plain, journal, reads_to_end)
+                    except Exception as exc:
+                        # Raised outside the task group, which would wrap it in a group.
+                        ended = exc
+                        break
+                # The page as the operation left it: the final screenshot, and the one
+                # of the steps still waiting for theirs.
+                run.last_capture = run.fresh or self._capture(run, tg, scale=1.0, final=True)
+            finally:
+                self._release(run)
+                journal.close()
         if ended is not None:
             raise ended
         if run.record_error is not None:
@@ -404,47 +422,66 @@ class BrowserAgent:
         template: Step,
         plain: Mapping[str, str],
         journal: _Journal,
-        boundary: _Capture | None,
-        last: bool,
-    ) -> _Capture | None:
-        """Run one step and queue its record; return a capture of the page after it, if taken.
+        reads_to_end: bool,
+    ) -> None:
+        """Run one step and queue its record with its screenshot.
 
-        A step that changes the page gets a screenshot of the page before it:
-        ``boundary`` (taken after the previous step) or a new one, finished before
-        the step starts. A step that only waits or reads (``PASSIVE_ACTIONS``)
-        gets one of the page when it is done, taken while the next steps run;
-        that one also serves the next step when the next step changes the page,
-        and is the final screenshot (full size) when this step is the last.
+        A click or press (``COMMITTING_ACTIONS``) is shown on the page before it:
+        the capture is taken while the click's actionability is checked, and
+        finished (with every earlier record written) before it acts. A step that
+        only waits or reads (``PASSIVE_ACTIONS``) is shown on the page when it is
+        done, in a capture taken while the next steps run, which serves the
+        reading steps right after it too. Any other step (a fill, a choice, a
+        navigation) is shown by the next capture: the form as it was filled in.
+        Every capture started is finished before a step changes the page.
 
         :raises OperationEnded: the step failed, or the operation must stop.
         """
         assert run.session is not None
-        session = run.session
         started = time.perf_counter()
-        passive = template.action in PASSIVE_ACTIONS
-        before = None if passive else boundary or self._capture(run, journal.tg)
+        action = template.action
+        passive = action in PASSIVE_ACTIONS
+        evidence = _Evidence()
+        if action in COMMITTING_ACTIONS:
+            # The page before it: this boundary's capture, started now if none is under way.
+            self._bind(run, evidence, run.fresh or self._capture(run, journal.tg), template.index)
         source, error, problem = "workflow", None, None
-        ended: OperationEnded | None = None
         blocked: OperationEnded | None = None
         broke: AgentdError | None = None
         async with anyio.create_task_group() as tg:
             committing = anyio.Event()
-            if template.action in COMMITTING_ACTIONS:
+            if action in COMMITTING_ACTIONS:
                 tg.start_soon(self._flush_then_set, journal, committing)
             else:
                 committing.set()
+            consent = _ConsentCheck()
+            tg.start_soon(self._check_consent, run, stop, consent)
+
+            async def ready() -> None:
+                """Return once the step may change the page (raise when it must not)."""
+                await consent.done.wait()
+                if consent.ended is not None:
+                    raise consent.ended
+                for capture in run.captures:
+                    await capture.captured.wait()
+                    if capture.error is not None and capture.required:
+                        raise capture.error
+                run.captures = [c for c in run.captures if not c.captured.is_set()]
+                await committing.wait()
+                if run.record_error is not None:
+                    raise run.record_error
+                run.fresh = None  # from now on, the page may differ from the last capture
+
             try:
-                ended = await self._boundary(run, stop)
-                blocked = None if ended else self._blocked(run, template)
-                if ended is None:
-                    if blocked is None:
-                        await session.hide_from_trace(bool(placeholders(template.value)[1]))
-                    if before is not None:
-                        # The screenshot shows the page before this step changes it.
-                        await before.captured.wait()
-                    await committing.wait()
-                    if blocked is None and not self._failed_evidence(run, before):
-                        source = await self._execute(run, template, plain, journal)
+                blocked = self._blocked(run, template)
+                if blocked is None:
+                    if passive and stop.reason is not None:
+                        raise OperationEnded("cancelled", stop.reason, stop.message)
+                    source = await self._execute(run, template, plain, journal, ready)
+                    # A step that leaves the page as it is does not wait for the check.
+                    await consent.done.wait()
+                    if consent.ended is not None:
+                        raise consent.ended
             except StepFailed as exc:
                 # A library message might quote what a step typed: never let a secret out.
                 typed = [plain[n] for n in placeholders(template.value)[1] if n in plain]
@@ -452,19 +489,22 @@ class BrowserAgent:
             except AgentdError as exc:
                 # Raised outside the task group, which would wrap it in a group.
                 broke = exc
-            if ended is not None or broke is not None:
-                tg.cancel_scope.cancel()
-        if ended is not None:
-            raise ended
+            tg.cancel_scope.cancel()
         if broke is not None:
             raise broke
         if run.record_error is not None:
             raise run.record_error
-        if before is not None and before.error is not None:
-            raise before.error
         duration = (time.perf_counter() - started) * 1000
-        after = self._capture(run, journal.tg, scale=1.0 if last else None) if passive else None
-        evidence = self._keep(run, before or after, template.index, journal.tg)
+        if passive:
+            # The page as it read it (at full size when it is also the final screenshot).
+            last = reads_to_end or problem is not None
+            capture = run.fresh or self._capture(
+                run, journal.tg, scale=1.0 if last else None, final=last
+            )
+            self._bind(run, evidence, capture, template.index)
+        elif action not in COMMITTING_ACTIONS:
+            evidence.index = template.index
+            run.waiting.append(evidence)  # shown by the next capture
         if blocked is not None:
             error = blocked.message
         status = "ok" if problem is None and blocked is None else "failed"
@@ -476,41 +516,49 @@ class BrowserAgent:
             raise OperationEnded(
                 "failed", reason, f"step {template.index} ({template.intent}): {error}"
             )
-        return after
 
-    @staticmethod
-    def _failed_evidence(run: _Run, before: _Capture | None) -> bool:
-        return run.record_error is not None or (before is not None and before.error is not None)
+    def _capture(
+        self, run: _Run, tg: TaskGroup, *, scale: float | None = None, final: bool = False
+    ) -> _Capture | None:
+        """Start capturing the page: the steps waiting for a screenshot get this one.
 
-    def _capture(self, run: _Run, tg: TaskGroup, *, scale: float | None = None) -> _Capture | None:
-        """Start capturing the page; None before the first navigation (nothing to see)."""
+        None before the first navigation (nothing to see). A step capture that
+        fails fails the operation at its next step; a final one is only logged.
+        """
         session = run.session
         assert session is not None
         if session.url() == "about:blank":
+            self._release(run)
             return None
-        capture = _Capture()
+        capture = _Capture(required=not final)
+        run.fresh = capture
+        run.captures.append(capture)
 
         async def take() -> None:
             try:
                 capture.data = await session.screenshot(scale=scale)
             except AgentdError as exc:
                 capture.error = exc
+                if final:
+                    logger.warning("op {}: no final screenshot: {}", run.op.id, exc.message)
             finally:
                 capture.captured.set()
 
         tg.start_soon(take)
+        waiting, run.waiting = run.waiting, []
+        for evidence in waiting:
+            self._bind(run, evidence, capture, evidence.index)
         return capture
 
-    def _keep(self, run: _Run, capture: _Capture | None, index: int, tg: TaskGroup) -> _Evidence:
-        """Write a capture as step ``index``'s screenshot file, in the background.
+    def _bind(self, run: _Run, evidence: _Evidence, capture: _Capture | None, index: int) -> None:
+        """Write ``capture`` as step ``index``'s screenshot file, in the background.
 
-        Files are numbered in step order; a capture serving two steps is written
-        twice. A capture that failed fails the operation at its next step.
+        Files are numbered in the order steps get their capture; a capture
+        serving several steps is written once for each.
         """
-        evidence = _Evidence(capture or _Capture())
         if capture is None:
             evidence.written.set()
-            return evidence
+            return
         run.shots += 1
         number = run.shots
 
@@ -518,14 +566,22 @@ class BrowserAgent:
             try:
                 await capture.captured.wait()
                 if capture.error is not None:
-                    run.record_error = run.record_error or capture.error
+                    if capture.required:
+                        run.record_error = run.record_error or capture.error
                 elif capture.data:
                     await self._save(run, capture.data, index, evidence.saved, number)
             finally:
                 evidence.written.set()
 
-        tg.start_soon(write)
-        return evidence
+        assert run.tasks is not None
+        run.tasks.start_soon(write)
+
+    @staticmethod
+    def _release(run: _Run) -> None:
+        """Let the steps still waiting for a screenshot go without one."""
+        waiting, run.waiting = run.waiting, []
+        for evidence in waiting:
+            evidence.written.set()
 
     @staticmethod
     async def _flush_then_set(journal: _Journal, done: anyio.Event) -> None:
@@ -533,6 +589,14 @@ class BrowserAgent:
             await journal.flush()
         finally:
             done.set()
+
+    async def _check_consent(self, run: _Run, stop: StopSignal, out: _ConsentCheck) -> None:
+        try:
+            out.ended = await self._boundary(run, stop)
+        except AgentdError as exc:
+            out.ended = exc
+        finally:
+            out.done.set()
 
     async def _boundary(self, run: _Run, stop: StopSignal) -> OperationEnded | None:
         """Return why the operation must stop before its next step, if it must."""
@@ -550,14 +614,22 @@ class BrowserAgent:
         return OperationEnded("cancelled", "permission_revoked", shortfall[1])
 
     async def _execute(
-        self, run: _Run, template: Step, plain: Mapping[str, str], journal: _Journal
+        self,
+        run: _Run,
+        template: Step,
+        plain: Mapping[str, str],
+        journal: _Journal,
+        ready: Callable[[], Awaitable[None]],
     ) -> str:
-        """Run one step (re-planned if its selector fails); return its source."""
+        """Run one step (re-planned if its selector fails); return its source.
+
+        ``ready`` returns once a step may change the page (see :meth:`_step`).
+        """
         assert run.session is not None
         rendered = self._render(template, run.op.params, plain)
         self._check(run, template, rendered, "workflow")
         try:
-            await self._perform(run, template, rendered)
+            await self._perform(run, template, rendered, ready)
             return "workflow"
         except StepFailed as exc:
             if exc.problem not in REPLANNABLE:
@@ -575,10 +647,14 @@ class BrowserAgent:
             # Recovery judges by the workflow's actions: tell it this step may now commit.
             row = self._step_row(run, planned, "planned", 0.0, "planner", None)
             journal.add(row, None)
+            if run.fresh is None:
+                # A click gets a screenshot of the page before it; ``ready`` waits for it.
+                assert run.tasks is not None
+                self._capture(run, run.tasks)
             await journal.flush()
             if run.record_error is not None:
                 raise run.record_error
-        await self._perform(run, planned, rendered)
+        await self._perform(run, planned, rendered, ready)
         return "planner"
 
     def _render(self, step: Step, params: Mapping[str, str], plain: Mapping[str, str]) -> Step:
@@ -601,12 +677,14 @@ class BrowserAgent:
             run.refusals.append((template.index, source, problem, template.target))
             raise StepFailed(StepProblem.REFUSED, problem)
 
-    async def _perform(self, run: _Run, template: Step, rendered: Step) -> None:
+    async def _perform(
+        self, run: _Run, template: Step, rendered: Step, ready: Callable[[], Awaitable[None]]
+    ) -> None:
         assert run.session is not None
         await run.session.hide_from_trace(bool(placeholders(template.value)[1]))
         try:
             with anyio.fail_after(self.settings.step_timeout_s * 3 + 5):
-                extracted = await run.session.perform(rendered)
+                extracted = await run.session.perform(rendered, ready)
         except TimeoutError:
             raise StepFailed(StepProblem.TIMEOUT, f"{template.action} did not finish") from None
         if template.result and extracted is not None:
@@ -753,23 +831,52 @@ class BrowserAgent:
             )
 
     async def _finish(self, run: _Run, state: str, reason: str | None, error: str | None) -> None:
-        op = run.op
         saved: dict[str, str] = {}
-        if run.session is not None:
-            # The evidence is complete (final screenshot, trace) before the end is told.
-            session, run.session = run.session, None
-            try:
-                async with anyio.create_task_group() as tg:
-                    last = run.last_capture if state == "completed" else None
-                    if last is not None and last.data:
-                        # The page after the last step, which only read: taken already.
-                        tg.start_soon(self._save, run, last.data, 0, saved)
-                    else:
-                        tg.start_soon(self._final_screenshot, run, session, saved)
-                    tg.start_soon(session.save_trace)
-            finally:
-                with anyio.CancelScope(shield=True):
-                    await session.close()
+        session, run.session = run.session, None
+        if session is None:
+            await self._record_end(run, state, reason, error, saved)
+            return
+        # The evidence is complete (final screenshot, trace) before the end is recorded;
+        # the context closes while it is, and before the end is told.
+        failure: Exception | None = None
+        try:
+            async with anyio.create_task_group() as tg:
+                last = run.last_capture
+                if last is not None and last.data:
+                    # The page as the steps left it: taken already.
+                    tg.start_soon(self._save, run, last.data, 0, saved)
+                else:
+                    tg.start_soon(self._final_screenshot, run, session, saved)
+                tg.start_soon(session.save_trace)
+        finally:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._close_session, session)
+                try:
+                    await self._record_end(run, state, reason, error, saved, notify=False)
+                except Exception as exc:
+                    # Raised outside the task group, which would wrap it in a group.
+                    failure = exc
+        if failure is not None:
+            raise failure
+        self.on_change(run.op.id)
+
+    @staticmethod
+    async def _close_session(session: BrowserSession) -> None:
+        with anyio.CancelScope(shield=True):
+            await session.close()
+
+    async def _record_end(
+        self,
+        run: _Run,
+        state: str,
+        reason: str | None,
+        error: str | None,
+        saved: dict[str, str],
+        *,
+        notify: bool = True,
+    ) -> None:
+        """Write the operation's end: its last step records, state, final screenshot, audit."""
+        op = run.op
         now = datetime.now(UTC)
         event = {
             "completed": OPERATION_COMPLETED,
@@ -838,7 +945,8 @@ class BrowserAgent:
                 )
             )
         logger.info("op {} {}{}", op.id, state, f" ({reason}: {error})" if reason else "")
-        self.on_change(op.id)
+        if notify:
+            self.on_change(op.id)
 
     async def _final_screenshot(
         self, run: _Run, session: BrowserSession, saved: dict[str, str]

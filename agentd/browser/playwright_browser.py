@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import re
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urljoin, urlsplit
@@ -34,7 +34,13 @@ from playwright.async_api import (
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
-from agentd.browser import StepFailed, StepProblem, certainly_allowed_pattern, host_allowed
+from agentd.browser import (
+    PASSIVE_ACTIONS,
+    StepFailed,
+    StepProblem,
+    certainly_allowed_pattern,
+    host_allowed,
+)
 from agentd.errors import ExternalError
 from agentd.kb import Action, Step
 from agentd.ops_config import BrowserSettings
@@ -89,6 +95,10 @@ SELECTOR_ACTIONS = frozenset(
         Action.EXTRACT,
     }
 )
+
+
+async def _at_once() -> None:
+    """A step that needs nothing before it acts."""
 
 
 class PlaywrightBrowser:
@@ -383,14 +393,20 @@ class BrowserSession:
             return target
         return urljoin(self.base_url + "/", target.lstrip("/"))
 
-    async def perform(self, step: Step) -> str | None:
+    async def perform(
+        self, step: Step, ready: Callable[[], Awaitable[None]] | None = None
+    ) -> str | None:
         """Carry out one rendered step; return the extracted value for ``extract``.
+
+        ``ready`` is awaited before a step that changes the page acts (for a
+        click, once Playwright's actionability checks have passed; the click
+        then acts without repeating them). What it raises is raised as is.
 
         :raises StepFailed: the step did not do what it should (``problem`` says how).
         """
         armed_before = self._armed
         try:
-            extracted = await self._perform(step)
+            extracted = await self._perform(step, ready or _at_once)
             if step.expect and step.action is not Action.EXPECT_TEXT:
                 await expect(self.page.locator("body")).to_contain_text(
                     step.expect, timeout=self.timeout_ms
@@ -422,17 +438,23 @@ class BrowserSession:
                 f"within {self.settings.step_timeout_s:g}s",
             ) from None
 
-    async def _perform(self, s: Step) -> str | None:
+    async def _perform(self, s: Step, ready: Callable[[], Awaitable[None]]) -> str | None:
         page = self.page
         locator = page.locator(s.target)
+        if s.action is Action.CLICK:
+            # Checked while the caller gets ready (its screenshot), then clicked as checked.
+            await locator.click(trial=True)
+            await ready()
+            await locator.click(force=True)
+            return None
+        if s.action not in PASSIVE_ACTIONS:
+            await ready()
         match s.action:
             case Action.GOTO:
                 response = await page.goto(self.absolute(s.target))
                 if response is None or response.status >= 400:
                     status = response.status if response else "no response"
                     raise StepFailed(StepProblem.NAVIGATION, f"goto {s.target} answered {status}")
-            case Action.CLICK:
-                await locator.click()
             case Action.FILL:
                 await locator.fill(s.value or "")
             case Action.SELECT_OPTION:
