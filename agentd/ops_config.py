@@ -57,7 +57,8 @@ class BrowserSettings(Section):
         gt=0,
         le=1,
         description="Step screenshots at this fraction of the viewport's size (0.5 costs about "
-        "half of full size); the final screenshot and the planner's are full size.",
+        "a third of full size); the final screenshot of an operation that did not complete, "
+        "and the planner's, are full size.",
     )
     viewport_width: int = Field(1280, ge=320, le=3840, description="Page width, in pixels.")
     viewport_height: int = Field(900, ge=240, le=2160, description="Page height, in pixels.")

@@ -12,15 +12,21 @@ operation at the first step that needs a secret or could change the site: the
 steps before it only open and read pages, so it ends with a screenshot of
 where it stopped, and nothing is typed or submitted.
 
-Keeping the evidence cheap. Every step has its screenshot: a step that
-changes the page, of the page before it (taken before it starts); a step that
-only waits or reads (``PASSIVE_ACTIONS``), of the page when it is done (taken
-while the next steps run). One capture at a step boundary serves both sides
-of it when it can (a reading step followed by a changing one; the last step
-and the final screenshot), and each step still gets its own file. Step
-screenshots are scaled (``screenshot_scale``); the final one is full size.
-Files are written and hashed in the background. Step records (row, progress,
-lease, audit event) are written in batches, one transaction each, at most
+Keeping the evidence cheap. Every step gets a screenshot file, and one
+capture serves as many steps as it truly shows. A click or press (which may
+submit something) is shown on the page before it: the capture is taken while
+Playwright checks that the target can be clicked, and is finished, with every
+earlier record written, before the click acts. A step that only waits or
+reads (``PASSIVE_ACTIONS``) is shown on the page when it is done, in a capture
+taken while the next steps run; the reading steps right after it share it. A
+fill, a choice or a navigation is shown by the next capture, which is taken at
+the latest before the next click or at the end: the form as it was filled in.
+No step changes the page while a capture is under way. The page as the steps
+left it is the final screenshot: the last capture when the operation
+completed and nothing changed since, else a new one, full size when it did not
+complete. Step screenshots are scaled (``screenshot_scale``). Files are
+written and hashed in the background. Step records (row, progress, lease,
+audit event) are written in batches, one transaction each, at most
 ``RECORD_LINGER_S`` after the step; a step that may commit a change on the
 site first waits until every earlier record is written, so crash recovery,
 which judges by the recorded progress, never mistakes a started commit for one
@@ -128,6 +134,7 @@ class _Capture:
     error: AgentdError | None = None
     captured: anyio.Event = field(default_factory=anyio.Event)
     required: bool = True  # a step's (its failure fails the operation), not only the final one
+    scale: float = 1.0
 
 
 @dataclass
@@ -395,18 +402,20 @@ class BrowserAgent:
             journal = _Journal(self, run, tg)
             run.tasks = tg
             try:
-                for i, template in enumerate(steps):
-                    # Only reading steps from here on: their screenshot is also the final one.
-                    reads_to_end = all(s.action in PASSIVE_ACTIONS for s in steps[i:])
+                for template in steps:
                     try:
-                        await self._step(run, stop, template, plain, journal, reads_to_end)
+                        await self._step(run, stop, template, plain, journal)
                     except Exception as exc:
                         # Raised outside the task group, which would wrap it in a group.
                         ended = exc
                         break
-                # The page as the operation left it: the final screenshot, and the one
-                # of the steps still waiting for theirs.
-                run.last_capture = run.fresh or self._capture(run, tg, scale=1.0, final=True)
+                # The page as the operation left it: the final screenshot, and the one of
+                # the steps still waiting for theirs. Full size when the steps did not all
+                # succeed; when they did, the last step capture serves if it is current.
+                last = run.fresh
+                if last is None or (ended is not None and last.scale < 1):
+                    last = self._capture(run, tg, scale=None if ended is None else 1.0, final=True)
+                run.last_capture = last
             finally:
                 self._release(run)
                 journal.close()
@@ -422,7 +431,6 @@ class BrowserAgent:
         template: Step,
         plain: Mapping[str, str],
         journal: _Journal,
-        reads_to_end: bool,
     ) -> None:
         """Run one step and queue its record with its screenshot.
 
@@ -496,11 +504,9 @@ class BrowserAgent:
             raise run.record_error
         duration = (time.perf_counter() - started) * 1000
         if passive:
-            # The page as it read it (at full size when it is also the final screenshot).
-            last = reads_to_end or problem is not None
-            capture = run.fresh or self._capture(
-                run, journal.tg, scale=1.0 if last else None, final=last
-            )
+            # The page as it read it (full size when the step failed: the final screenshot).
+            scale = None if problem is None else 1.0
+            capture = run.fresh or self._capture(run, journal.tg, scale=scale)
             self._bind(run, evidence, capture, template.index)
         elif action not in COMMITTING_ACTIONS:
             evidence.index = template.index
@@ -530,7 +536,8 @@ class BrowserAgent:
         if session.url() == "about:blank":
             self._release(run)
             return None
-        capture = _Capture(required=not final)
+        scale = session.settings.screenshot_scale if scale is None else scale
+        capture = _Capture(required=not final, scale=scale)
         run.fresh = capture
         run.captures.append(capture)
 

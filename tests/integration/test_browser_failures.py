@@ -56,6 +56,9 @@ async def assert_failed_with_evidence(h: Harness, op: Any, reason: str, words: s
     steps = await h.svc.steps(op.id)
     final = [s for s in steps if s.status == "final"]
     assert final and Path(final[0].screenshot or "").read_bytes().startswith(b"\x89PNG")
+    if final[0].screenshot:  # none when the browser never opened
+        shot = Path(final[0].screenshot).read_bytes()
+        assert base.png_pixels(shot)[:2] == (1280, 900), "a failure's final screenshot is full size"
     events = [r for r in await h.audit(op.id)]
     assert events[-1].event == "OPERATION_FAILED"
     assert events[-1].data["reason"] == reason and events[-1].data["sha256"] == final[0].sha256
