@@ -345,17 +345,27 @@ class TraceEntry:
     saw: Mapping[str, Any] = field(hash=False)
     said: str
     passed: bool
-    # The text of to_json(), kept once computed: a shared entry serialises once.
+    # The text of to_json() and the dict of as_view(), kept once computed: a
+    # shared entry serialises once.
     _json: str | None = field(default=None, init=False, repr=False, compare=False)
+    _view: dict[str, Any] | None = field(default=None, init=False, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
-        """Return the JSON form."""
+        """Return the JSON form (a new dict)."""
         return {
             "check": self.check,
             "saw": dict(self.saw),
             "said": self.said,
             "passed": self.passed,
         }
+
+    def as_view(self) -> Mapping[str, Any]:
+        """Return the JSON form, shared by every answer that shows this entry: read-only."""
+        view = self._view
+        if view is None:
+            view = self.to_dict()
+            object.__setattr__(self, "_view", view)
+        return view
 
     def to_json(self) -> str:
         """Return ``json.dumps(self.to_dict())``."""

@@ -110,7 +110,8 @@ class IntentRow:
             "decision_note": self.decision_note,
         }
         if with_trace:
-            out["trace"] = [entry.to_dict() for entry in self.outcome.trace]
+            # Read-only entries, shared with other answers (serialised, never changed).
+            out["trace"] = [entry.as_view() for entry in self.outcome.trace]
         return out
 
 
