@@ -54,7 +54,7 @@ from agentd.services.gate_batch import (
     read_global_state,
 )
 from agentd.store import gate_sql
-from agentd.store.base import Store, Transaction
+from agentd.store.base import BlockTransaction, Store, Transaction
 from agentd.store.gate_sql import IntentRow
 from agentd.store.sqlite import iso
 
@@ -144,22 +144,25 @@ class GateService:
         decided: Decided | None = None
         failure: AgentdError | None = None
         stored = False
+        items = [(p.intent, p.actor) for p in batch]
+
+        def block(tx: BlockTransaction) -> Decided:
+            # Reads, the pure decisions, writes and commit: one hand-off to the
+            # store's thread for the whole batch.
+            reads = query.parse(tx.fetch_each(query.queries))
+            effects = decide_batch(
+                items, reads, now=now, policy=policy, approval_ttl=self.approval_ttl
+            )
+            for event in effects.events:
+                tx.audit(event)
+            if effects.writes:
+                tx.execute_each(effects.writes)
+            return effects
+
         try:
             # Shielded: a transaction under way finishes (or rolls back) whole.
             with anyio.CancelScope(shield=True):
-                async with self.store.write(now) as tx:
-                    reads = query.parse(await tx.fetch_each(query.queries))
-                    decided = effects = decide_batch(
-                        [(p.intent, p.actor) for p in batch],
-                        reads,
-                        now=now,
-                        policy=policy,
-                        approval_ttl=self.approval_ttl,
-                    )
-                    for event in effects.events:
-                        tx.audit(event)
-                    if effects.writes:
-                        await tx.execute_each(effects.writes)
+                decided = effects = await self.store.write_block(block, now)
             stored = True
             self.batches += 1
             self.decided += effects.count

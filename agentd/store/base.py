@@ -7,13 +7,15 @@ without the services changing.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from agentd.core.audit import AuditEvent, AuditRecord, ChainVerdict
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -106,8 +108,44 @@ class Transaction(Protocol):
         ...
 
 
+class BlockTransaction(Protocol):
+    """A write transaction run by plain (not async) code on the store's own thread.
+
+    See :meth:`Store.write_block`.
+    """
+
+    now: datetime
+
+    def fetch_each(self, queries: Sequence[tuple[str, Sequence[Any]]]) -> Sequence[Sequence[Row]]:
+        """Run each query, in order; return the rows of each (sees the block's writes)."""
+        ...
+
+    def execute_each(self, statements: Sequence[tuple[str, Iterable[Sequence[Any]]]]) -> None:
+        """Run each statement for its rows, in order."""
+        ...
+
+    def audit(self, event: AuditEvent) -> None:
+        """Append an audit event when the transaction commits."""
+        ...
+
+
 class Store(AuditLog, Protocol):
     """Everything the daemon keeps."""
+
+    async def write_block(
+        self, block: Callable[[BlockTransaction], T], now: datetime | None = None
+    ) -> T:
+        """Run ``block`` as one write transaction on the store's own thread; return its result.
+
+        One hand-off to that thread for the whole transaction (its reads, its
+        writes, its audit records and the commit), where :meth:`write` makes
+        one per statement: for a hot path whose work between statements is
+        pure computation. ``block`` must not block or await anything. If it
+        raises, the transaction rolls back and the exception propagates.
+
+        :raises StoreError: the store is closed or refused the write.
+        """
+        ...
 
     def write(self, now: datetime | None = None) -> AbstractAsyncContextManager[Transaction]:
         """Open a write transaction (one writer at a time).

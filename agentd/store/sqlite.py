@@ -37,7 +37,7 @@ from agentd.core.audit import (
     record_hash,
 )
 from agentd.errors import StoreError
-from agentd.store.base import StoreInfo
+from agentd.store.base import BlockTransaction, StoreInfo
 from agentd.store.wal import WRITER_AUTOCHECKPOINT, Checkpointer
 
 
@@ -126,6 +126,28 @@ class Tx:
         return await _on_thread(
             self.conn, lambda raw: [raw.execute(sql, params).fetchall() for sql, params in queries]
         )
+
+    def audit(self, event: AuditEvent) -> None:
+        """Append an audit event when the transaction commits."""
+        self._audit.append(event)
+
+
+class BlockTx:
+    """A write transaction for plain code on the writer's thread (see ``write_block``)."""
+
+    def __init__(self, raw: sqlite3.Connection, now: datetime) -> None:
+        self.raw = raw
+        self.now = now
+        self._audit: list[AuditEvent] = []
+
+    def fetch_each(self, queries: Sequence[tuple[str, Sequence[Any]]]) -> list[list[sqlite3.Row]]:
+        """Run each query, in order; return the rows of each (sees the block's writes)."""
+        return [self.raw.execute(sql, params).fetchall() for sql, params in queries]
+
+    def execute_each(self, statements: Sequence[tuple[str, Iterable[Sequence[Any]]]]) -> None:
+        """Run each statement for its rows, in order."""
+        for sql, rows in statements:
+            self.raw.executemany(sql, rows)
 
     def audit(self, event: AuditEvent) -> None:
         """Append an audit event when the transaction commits."""
@@ -307,17 +329,68 @@ class SqliteStore:
             if self._checkpointer is not None:
                 self._checkpointer.nudge()
 
+    async def write_block(
+        self, block: Callable[[BlockTransaction], T], now: datetime | None = None
+    ) -> T:
+        """Run ``block`` as one write transaction on the writer's thread, in one hand-off.
+
+        BEGIN, the block (its reads and writes), the audit records and COMMIT
+        all happen in that one call; see ``Store.write_block``.
+
+        :raises StoreError: the store is closed or SQLite refused the write.
+        """
+        async with self._lock:
+            conn = self._writer
+            if conn is None:
+                raise StoreError("store is closed")
+            tx_now = now or datetime.now(UTC)
+
+            def run(raw: sqlite3.Connection) -> tuple[T, tuple[int, str]]:
+                try:
+                    raw.execute("BEGIN IMMEDIATE")
+                except sqlite3.Error as exc:
+                    raise StoreError(f"cannot start a transaction: {exc}") from exc
+                try:
+                    tx = BlockTx(raw, tx_now)
+                    result = block(tx)
+                    # The head only changes under the lock this coroutine holds.
+                    records, head = self._chain(tx._audit, tx_now)
+                    _append_and_commit(raw, records, head)
+                except BaseException:
+                    if raw.in_transaction:
+                        raw.execute("ROLLBACK")
+                    raise
+                return result, head
+
+            try:
+                # Shielded: the transaction finishes (or rolls back) whole on its
+                # thread, and the in-memory chain head must follow what committed.
+                with anyio.CancelScope(shield=True):
+                    result, head = await _on_thread(conn, run)
+            except sqlite3.Error as exc:
+                raise StoreError(f"write failed: {exc}") from exc
+            self._head_seq, self._head_hash = head
+            if self._checkpointer is not None:
+                self._checkpointer.nudge()
+            return result
+
     def _audit_rows(self, tx: Tx) -> tuple[list[tuple[Any, ...]], tuple[int, str]]:
         """Return the audit rows of ``tx``'s events, chained on the head, and the new head."""
+        return self._chain(tx._audit, tx.now)
+
+    def _chain(
+        self, events: Sequence[AuditEvent], now: datetime
+    ) -> tuple[list[tuple[Any, ...]], tuple[int, str]]:
+        """Return the audit rows of ``events``, chained on the head, and the new head."""
         seq, prev = self._head_seq, self._head_hash
         rows: list[tuple[Any, ...]] = []
-        if not tx._audit:
+        if not events:
             return rows, (seq, prev)
-        at = iso(tx.now)
+        at = iso(now)
         # Events often share one data mapping (a constant): serialise it once.
         # Keyed by id() only for this loop, while every event is alive.
         texts: dict[int, str] = {}
-        for ev in tx._audit:
+        for ev in events:
             seq += 1
             data_json = texts.get(id(ev.data))
             if data_json is None:

@@ -12,6 +12,7 @@ import pytest
 
 from agentd.core.audit import AuditEvent
 from agentd.errors import StoreError
+from agentd.store.base import BlockTransaction
 from agentd.store.sqlite import LATEST_SCHEMA_VERSION, SqliteStore
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -155,6 +156,52 @@ async def test_cancelled_writer_does_not_break_the_chain(store: SqliteStore) -> 
             await store.append_audit([AuditEvent("C", "x")], NOW)
     await store.append_audit([AuditEvent("AFTER", "x")], NOW)
     assert (await store.verify_audit()).intact
+
+
+async def test_write_block_commits_reads_writes_and_audit_in_one_transaction(
+    store: SqliteStore,
+) -> None:
+    await store.append_audit([AuditEvent("BEFORE", "x")], NOW)
+
+    def block(tx: BlockTransaction) -> list[str]:
+        tx.execute_each(
+            [("INSERT INTO meta(key, value) VALUES (?, ?)", [("b1", "v1"), ("b2", "v2")])]
+        )
+        tx.audit(AuditEvent("IN_BLOCK", "x", data={"n": 2}))
+        # Its own reads see its writes.
+        rows = tx.fetch_each([("SELECT value FROM meta WHERE key LIKE 'b%' ORDER BY key", ())])
+        return [r[0] for r in rows[0]]
+
+    assert await store.write_block(block, NOW) == ["v1", "v2"]
+    assert await store.get_meta("b2") == "v2"
+    # The chain goes on from the block's record, whichever path writes next.
+    await store.append_audit([AuditEvent("AFTER", "x")], NOW)
+    assert [r.event for r in await store.audit_tail(3)] == ["BEFORE", "IN_BLOCK", "AFTER"]
+    verdict = await store.verify_audit()
+    assert verdict.intact and verdict.count == 3
+
+
+async def test_write_block_that_raises_rolls_back_whole(store: SqliteStore) -> None:
+    def failing(tx: BlockTransaction) -> None:
+        tx.execute_each([("INSERT INTO meta(key, value) VALUES ('half', 'written')", [()])])
+        tx.audit(AuditEvent("LOST", "x"))
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        await store.write_block(failing, NOW)
+
+    def bad_sql(tx: BlockTransaction) -> None:
+        tx.execute_each([("INSERT INTO no_such_table VALUES (1)", [()])])
+
+    with pytest.raises(StoreError, match="no_such_table"):
+        await store.write_block(bad_sql, NOW)
+    assert await store.get_meta("half") is None
+    assert await store.audit_tail(10) == []
+    await store.append_audit([AuditEvent("KEPT", "x")], NOW)
+    assert (await store.verify_audit()).count == 1
+    await store.close()
+    with pytest.raises(StoreError, match="closed"):
+        await store.write_block(lambda tx: None, NOW)
 
 
 async def test_a_read_right_after_a_commit_sees_it_while_others_read(short_tmp: Path) -> None:
