@@ -219,7 +219,7 @@ def main() -> int:
     print(
         f"latency at {ns.offered:.0f}/s offered:       p50 {steady.percentile(0.5):.2f} ms   "
         f"p99 {steady.percentile(0.99):.2f} ms   ({m} decisions from {ns.submitters} "
-        f"submitters on Poisson clocks, {steady.rate:.0f} /s, {m / steady.batches:.1f} "
+        f"submitters on Poisson clocks, {m / steady.batches:.1f} "
         "per transaction)"
     )
     return 0

@@ -539,10 +539,15 @@ class BrowserAgent:
         scale = session.settings.screenshot_scale if scale is None else scale
         capture = _Capture(required=not final, scale=scale)
         run.fresh = capture
+        # One capture at a time: Chromium scales a capture for its duration, so two
+        # at once (a step's and the final one) could come out at each other's size.
+        earlier = [c for c in run.captures if not c.captured.is_set()]
         run.captures.append(capture)
 
         async def take() -> None:
             try:
+                for before in earlier:
+                    await before.captured.wait()
                 capture.data = await session.screenshot(scale=scale)
             except AgentdError as exc:
                 capture.error = exc

@@ -145,6 +145,8 @@ class GateService:
         failure: AgentdError | None = None
         stored = False
         items = [(p.intent, p.actor) for p in batch]
+        # Kept even when the commit fails: a refusal is answered as such all the same.
+        made: list[Decided] = []
 
         def block(tx: BlockTransaction) -> Decided:
             # Reads, the pure decisions, writes and commit: one hand-off to the
@@ -153,6 +155,7 @@ class GateService:
             effects = decide_batch(
                 items, reads, now=now, policy=policy, approval_ttl=self.approval_ttl
             )
+            made.append(effects)
             for event in effects.events:
                 tx.audit(event)
             if effects.writes:
@@ -173,6 +176,7 @@ class GateService:
             failure = AgentdError(f"gate failed: {type(exc).__name__}")
         finally:
             # Only a stored decision is ever answered.
+            decided = decided or next(iter(made), None)
             answers = decided.answers if decided is not None else [None] * len(batch)
             for p, answer in zip(batch, answers, strict=True):
                 if isinstance(answer, AgentdError):
