@@ -8,10 +8,11 @@ and do the same steps (sign in, open the product, read, change and save its
 SEO fields, read them back). The plain side is a straight Playwright script
 in one fresh context per run. The agent side is the real OperationsService
 on a real SqliteStore (FULL sync): consent and vault checks, the host
-allowlist on every request, a masked screenshot per step at the configured
-scale (written and hashed off the event loop), every step's row, progress,
-lease and audit record committed (in batches), a full-size final screenshot
-and a Playwright trace, all with the daemon's default settings; its time
+allowlist on every request, a masked screenshot file per step at the
+configured scale (a click's taken before it, while Playwright checks the
+target; written and hashed off the event loop), every step's row, progress,
+lease and audit record committed (in batches), a final screenshot and a
+Playwright trace, all with the daemon's default settings; its time
 runs from start_operation until the operation is reported ended, by which
 time its context is closed and its trace saved. Runs alternate between the
 sides; the medians (with the fastest and slowest run) and their ratio are
