@@ -190,7 +190,7 @@ def spread(times: list[float]) -> str:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--runs", type=int, default=11)
     parser.add_argument("--format", choices=("png", "jpeg"), default="png")
     parser.add_argument(
         "--scale", type=float, help="step screenshot scale (default: the daemon's default)"
