@@ -27,26 +27,8 @@ def _incidents(ctx: CommandContext) -> IncidentService:
     return service
 
 
-def _text(ctx: CommandContext, name: str, *, required: bool = True) -> Any:
-    value = ctx.args.get(name)
-    if value is None or value == "":
-        if required:
-            raise InvalidArgument(f"missing argument {name!r}", details={"field": name})
-        return None
-    if not isinstance(value, str):
-        raise InvalidArgument(f"{name} must be text", details={"field": name})
-    return value
-
-
-def _limit(ctx: CommandContext) -> int:
-    value = ctx.args.get("limit", 200)
-    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 10_000:
-        raise InvalidArgument("limit must be a whole number from 1 to 10000")
-    return value
-
-
 def _time(ctx: CommandContext, name: str) -> datetime:
-    raw = _text(ctx, name)
+    raw = ctx.text(name)
     try:
         value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
     except ValueError:
@@ -62,29 +44,27 @@ def _time(ctx: CommandContext, name: str) -> datetime:
 @command("executions.list", summary="List executions.")
 async def executions_list(ctx: CommandContext) -> dict[str, Any]:
     """List executions, newest first, optionally in one state."""
-    rows = await _execution(ctx).list_executions(
-        _text(ctx, "status", required=False), limit=_limit(ctx)
-    )
+    rows = await _execution(ctx).list_executions(ctx.optional_text("status"), limit=ctx.limit())
     return {"executions": [r.to_dict() for r in rows]}
 
 
 @command("execution.show", summary="Show an execution: checks, snapshots, token, screenshots.")
 async def execution_show(ctx: CommandContext) -> dict[str, Any]:
     """Show one execution with its rollback token and the operations it ran."""
-    return await _execution(ctx).show(_text(ctx, "id"))
+    return await _execution(ctx).show(ctx.text("id"))
 
 
 @command("rollback.check", summary="Say whether a change can be rolled back, and how.")
 async def rollback_check(ctx: CommandContext) -> dict[str, Any]:
     """Answer for a token (or an execution id) without changing anything."""
-    return await _execution(ctx).check_rollback(_text(ctx, "token"))
+    return await _execution(ctx).check_rollback(ctx.text("token"))
 
 
 @command("rollback.run", access=Access.APPROVE, summary="Roll back a change.")
 async def rollback_run(ctx: CommandContext) -> dict[str, Any]:
     """Undo, restore or escalate, as the token's age, risk and the target's state allow."""
     return await _execution(ctx).rollback(
-        _text(ctx, "token"), reason=_text(ctx, "reason"), actor=ctx.actor
+        ctx.text("token"), reason=ctx.text("reason"), actor=ctx.actor
     )
 
 
@@ -92,7 +72,7 @@ async def rollback_run(ctx: CommandContext) -> dict[str, Any]:
 async def rollback_extend(ctx: CommandContext) -> dict[str, Any]:
     """Move an available token's deadline later (at most 30 days past it)."""
     return await _execution(ctx).extend(
-        _text(ctx, "token"), _time(ctx, "until"), reason=_text(ctx, "reason"), actor=ctx.actor
+        ctx.text("token"), _time(ctx, "until"), reason=ctx.text("reason"), actor=ctx.actor
     )
 
 
@@ -105,14 +85,12 @@ async def rollback_tokens(ctx: CommandContext) -> dict[str, Any]:
 @command("incidents.list", summary="List incidents.")
 async def incidents_list(ctx: CommandContext) -> dict[str, Any]:
     """List incidents, newest first, optionally open or resolved only."""
-    rows = await _incidents(ctx).list_incidents(
-        _text(ctx, "status", required=False), limit=_limit(ctx)
-    )
+    rows = await _incidents(ctx).list_incidents(ctx.optional_text("status"), limit=ctx.limit())
     return {"incidents": [r.to_dict() for r in rows]}
 
 
 @command("incidents.resolve", access=Access.OPERATE, summary="Resolve an incident.")
 async def incidents_resolve(ctx: CommandContext) -> dict[str, Any]:
     """Mark an open incident resolved, with a note saying how."""
-    row = await _incidents(ctx).resolve(_text(ctx, "id"), ctx.actor, _text(ctx, "note"))
+    row = await _incidents(ctx).resolve(ctx.text("id"), ctx.actor, ctx.text("note"))
     return row.to_dict()

@@ -38,15 +38,6 @@ def _arg(ctx: CommandContext, name: str, *, required: bool = True) -> Any:
     return value
 
 
-def _limit(ctx: CommandContext, default: int = 200) -> int:
-    value = ctx.args.get("limit", default)
-    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 100_000:
-        raise InvalidArgument(
-            "limit must be a whole number from 1 to 100000", details={"field": "limit"}
-        )
-    return value
-
-
 def _intent_from_args(args: dict[str, Any]) -> Any:
     fields = {k: v for k, v in args.items() if k in INTENT_FIELDS and v is not None}
     return parse_intent(fields, default_source=IntentSource.OPERATOR)
@@ -75,7 +66,7 @@ async def accounts_import(ctx: CommandContext) -> dict[str, Any]:
 async def accounts_list(ctx: CommandContext) -> dict[str, Any]:
     """List accounts, optionally of one tenant."""
     rows = await gate_sql.list_accounts(
-        ctx.app.store, tenant=ctx.args.get("tenant"), limit=_limit(ctx, 1000)
+        ctx.app.store, tenant=ctx.args.get("tenant"), limit=ctx.limit(1000, most=100_000)
     )
     return {"accounts": [r.to_dict() for r in rows]}
 
@@ -217,7 +208,7 @@ async def intents_list(ctx: CommandContext) -> dict[str, Any]:
             f"status must be one of {', '.join(STATUSES)}", details={"field": "status"}
         )
     rows = await gate_sql.list_intents(
-        ctx.app.store, status=status, tenant=ctx.args.get("tenant"), limit=_limit(ctx)
+        ctx.app.store, status=status, tenant=ctx.args.get("tenant"), limit=ctx.limit(most=100_000)
     )
     return {"intents": [r.to_dict(with_trace=False) for r in rows]}
 
@@ -240,7 +231,9 @@ async def intents_show(ctx: CommandContext) -> dict[str, Any]:
 @command("pending", summary="List intents waiting for approval.")
 async def pending(ctx: CommandContext) -> dict[str, Any]:
     """List pending approvals, oldest first (and a scope expansion waiting, if any)."""
-    rows = await gate_sql.list_intents(ctx.app.store, status="pending", limit=_limit(ctx))
+    rows = await gate_sql.list_intents(
+        ctx.app.store, status="pending", limit=ctx.limit(most=100_000)
+    )
     expansions = await ctx.app.governance.scope.proposals("pending")
     return {
         "pending": [r.to_dict(with_trace=False) for r in reversed(rows)],
@@ -303,7 +296,7 @@ async def queue(ctx: CommandContext) -> dict[str, Any]:
     """List intents handed to execution."""
     return {
         "queue": await gate_sql.list_queue(
-            ctx.app.store, state=ctx.args.get("state"), limit=_limit(ctx)
+            ctx.app.store, state=ctx.args.get("state"), limit=ctx.limit(most=100_000)
         )
     }
 

@@ -21,33 +21,13 @@ def _ops(ctx: CommandContext) -> OperationsService:
     return service
 
 
-def _text(ctx: CommandContext, name: str, *, required: bool = True) -> Any:
-    value = ctx.args.get(name)
-    if value is None or value == "":
-        if required:
-            raise InvalidArgument(f"missing argument {name!r}", details={"field": name})
-        return None
-    if not isinstance(value, str):
-        raise InvalidArgument(f"{name} must be text", details={"field": name})
-    return value
-
-
-def _limit(ctx: CommandContext) -> int:
-    value = ctx.args.get("limit", 200)
-    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 10_000:
-        raise InvalidArgument("limit must be a whole number from 1 to 10000")
-    return value
-
-
 # -- operations -------------------------------------------------------------------------
 
 
 @command("ops.list", summary="List browser operations.")
 async def ops_list(ctx: CommandContext) -> dict[str, Any]:
     """List operations, newest first, optionally in one state."""
-    rows = await _ops(ctx).list_operations(
-        state=_text(ctx, "status", required=False), limit=_limit(ctx)
-    )
+    rows = await _ops(ctx).list_operations(state=ctx.optional_text("status"), limit=ctx.limit())
     return {"operations": [r.to_dict() for r in rows]}
 
 
@@ -55,7 +35,7 @@ async def ops_list(ctx: CommandContext) -> dict[str, Any]:
 async def ops_show(ctx: CommandContext) -> dict[str, Any]:
     """Show one operation; with ``follow``, stream step events until it ends."""
     service = _ops(ctx)
-    op_id = _text(ctx, "id")
+    op_id = ctx.text("id")
     if ctx.args.get("follow"):
         async for event in service.follow(op_id):
             if event["type"] == "end":
@@ -74,10 +54,10 @@ async def ops_run(ctx: CommandContext) -> dict[str, Any]:
             "params must be an object of text values", details={"field": "params"}
         )
     op = await _ops(ctx).start_operation(
-        _text(ctx, "workflow"),
-        _text(ctx, "account"),
+        ctx.text("workflow"),
+        ctx.text("account"),
         params=params,
-        service=_text(ctx, "service", required=False),
+        service=ctx.optional_text("service"),
         actor=ctx.actor,
     )
     return op.to_dict()
@@ -86,7 +66,7 @@ async def ops_run(ctx: CommandContext) -> dict[str, Any]:
 @command("ops.cancel", access=Access.OPERATE, summary="Cancel an operation.")
 async def ops_cancel(ctx: CommandContext) -> dict[str, Any]:
     """Cancel at once if not started, else at the next step boundary."""
-    return (await _ops(ctx).cancel(_text(ctx, "id"), ctx.actor)).to_dict()
+    return (await _ops(ctx).cancel(ctx.text("id"), ctx.actor)).to_dict()
 
 
 # -- consent ----------------------------------------------------------------------------
@@ -101,9 +81,9 @@ async def consent_grant(ctx: CommandContext) -> dict[str, Any]:
             "permissions must be a list of names", details={"field": "permissions"}
         )
     row = await _ops(ctx).grant_consent(
-        _text(ctx, "account"),
-        _text(ctx, "service"),
-        _text(ctx, "operation", required=False) or "*",
+        ctx.text("account"),
+        ctx.text("service"),
+        ctx.optional_text("operation") or "*",
         permissions=permissions,
         actor=ctx.actor,
     )
@@ -114,9 +94,9 @@ async def consent_grant(ctx: CommandContext) -> dict[str, Any]:
 async def consent_revoke(ctx: CommandContext) -> dict[str, Any]:
     """Revoke a consent; running operations it covered stop at their next step."""
     row = await _ops(ctx).revoke_consent(
-        _text(ctx, "account"),
-        _text(ctx, "service"),
-        _text(ctx, "operation", required=False) or "*",
+        ctx.text("account"),
+        ctx.text("service"),
+        ctx.optional_text("operation") or "*",
         actor=ctx.actor,
     )
     return row.to_dict()
@@ -125,7 +105,7 @@ async def consent_revoke(ctx: CommandContext) -> dict[str, Any]:
 @command("consent.list", summary="List consents.")
 async def consent_list(ctx: CommandContext) -> dict[str, Any]:
     """List consents, active and revoked."""
-    rows = await _ops(ctx).list_consents(_text(ctx, "account", required=False))
+    rows = await _ops(ctx).list_consents(ctx.optional_text("account"))
     return {"consents": [r.to_dict() for r in rows]}
 
 
@@ -150,19 +130,19 @@ async def secret_set(ctx: CommandContext) -> dict[str, Any]:
         raise InvalidArgument("the secret value must be UTF-8 text") from None
     value = SecretValue(text.rstrip("\r\n"))
     return await _ops(ctx).set_secret(
-        _text(ctx, "account"), _text(ctx, "service"), _text(ctx, "name"), value, actor=ctx.actor
+        ctx.text("account"), ctx.text("service"), ctx.text("name"), value, actor=ctx.actor
     )
 
 
 @command("secret.list", summary="List secret names (never values).")
 async def secret_list(ctx: CommandContext) -> dict[str, Any]:
     """List the secrets of every account, or of one."""
-    return {"secrets": await _ops(ctx).list_secrets(_text(ctx, "account", required=False))}
+    return {"secrets": await _ops(ctx).list_secrets(ctx.optional_text("account"))}
 
 
 @command("secret.rm", access=Access.OPERATE, summary="Remove a secret.")
 async def secret_rm(ctx: CommandContext) -> dict[str, Any]:
     """Delete one secret."""
-    account, service, name = _text(ctx, "account"), _text(ctx, "service"), _text(ctx, "name")
+    account, service, name = ctx.text("account"), ctx.text("service"), ctx.text("name")
     await _ops(ctx).remove_secret(account, service, name, actor=ctx.actor)
     return {"account": account, "service": service, "name": name, "removed": True}

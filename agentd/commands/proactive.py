@@ -21,33 +21,13 @@ def _loop(ctx: CommandContext) -> ProactiveLoop:
     return loop
 
 
-def _text(ctx: CommandContext, name: str, *, required: bool = True) -> str | None:
-    value = ctx.args.get(name)
-    if value is None or value == "":
-        if required:
-            raise InvalidArgument(f"missing argument {name!r}", details={"field": name})
-        return None
-    if not isinstance(value, str):
-        raise InvalidArgument(f"{name} must be text", details={"field": name})
-    return value
-
-
-def _limit(ctx: CommandContext, default: int) -> int:
-    value = ctx.args.get("limit", default)
-    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 100_000:
-        raise InvalidArgument(
-            "limit must be a whole number from 1 to 100000", details={"field": "limit"}
-        )
-    return value
-
-
 @command(
     "interactions.import", access=Access.OPERATE, summary="Import interactions from CSV or JSONL."
 )
 async def interactions_import(ctx: CommandContext) -> dict[str, Any]:
     """Import the uploaded interactions file (all or nothing unless skip_bad)."""
     loop = _loop(ctx)
-    name = _text(ctx, "name", required=False) or "upload"
+    name = ctx.optional_text("name") or "upload"
     fmt = detect_format(name, ctx.args.get("format"))
     report = await interactions_service.import_upload(
         loop.store,
@@ -67,9 +47,9 @@ async def patterns_list(ctx: CommandContext) -> dict[str, Any]:
     loop = _loop(ctx)
     rows = await proactive_sql.list_patterns(
         loop.store,
-        account=_text(ctx, "account", required=False),
-        since=_text(ctx, "since", required=False),
-        limit=_limit(ctx, 200),
+        account=ctx.optional_text("account"),
+        since=ctx.optional_text("since"),
+        limit=ctx.limit(200, most=100_000),
     )
     return {"patterns": rows}
 
@@ -81,12 +61,12 @@ async def goals_add(ctx: CommandContext) -> dict[str, Any]:
     if target is None:
         raise InvalidArgument("goal target: missing", details={"field": "target"})
     return await _loop(ctx).goals.add(
-        tenant=_text(ctx, "tenant") or "",
-        goal_type=_text(ctx, "type") or "",
+        tenant=ctx.text("tenant") or "",
+        goal_type=ctx.text("type") or "",
         target=target,
-        start=_text(ctx, "start") or "",
-        end=_text(ctx, "end") or "",
-        name=_text(ctx, "name", required=False),
+        start=ctx.text("start") or "",
+        end=ctx.text("end") or "",
+        name=ctx.optional_text("name"),
         actor=ctx.actor,
     )
 
@@ -101,7 +81,7 @@ async def goals_list(ctx: CommandContext) -> dict[str, Any]:
 @command("goals.show", summary="Show a goal with its verdict and suggested actions.")
 async def goals_show(ctx: CommandContext) -> dict[str, Any]:
     """Show one goal, evaluated now."""
-    return await _loop(ctx).goals.show(_text(ctx, "id") or "")
+    return await _loop(ctx).goals.show(ctx.text("id") or "")
 
 
 @command("tasks", summary="List scheduled tasks.")
@@ -121,17 +101,17 @@ async def task_run(ctx: CommandContext) -> dict[str, Any]:
 async def digest(ctx: CommandContext) -> dict[str, Any]:
     """Return a day's digest path, and its content with show."""
     loop = _loop(ctx)
-    day = parse_day(_text(ctx, "date", required=False), datetime.now(UTC).date())
+    day = parse_day(ctx.optional_text("date"), datetime.now(UTC).date())
     return await loop.digest.find(day, content=bool(ctx.args.get("show")))
 
 
 @command("summary", summary="Show an account's context summary.")
 async def summary(ctx: CommandContext) -> dict[str, Any]:
     """Return an account's stored summary."""
-    return await _loop(ctx).summaries.show(_text(ctx, "account") or "")
+    return await _loop(ctx).summaries.show(ctx.text("account") or "")
 
 
 @command("summary.refresh", access=Access.OPERATE, summary="Summarise an account now.")
 async def summary_refresh(ctx: CommandContext) -> dict[str, Any]:
     """Make, store and return a new summary of an account."""
-    return await _loop(ctx).summaries.summarize_account(_text(ctx, "account") or "")
+    return await _loop(ctx).summaries.summarize_account(ctx.text("account") or "")

@@ -13,7 +13,14 @@ from typing import TYPE_CHECKING, Any
 from loguru import logger
 
 from agentd.core.audit import AuditEvent, AuditEventType
-from agentd.errors import AgentdError, BadRequest, ErrorCode, PermissionDenied, UnknownCommand
+from agentd.errors import (
+    AgentdError,
+    BadRequest,
+    ErrorCode,
+    InvalidArgument,
+    PermissionDenied,
+    UnknownCommand,
+)
 
 if TYPE_CHECKING:
     from agentd.daemon import App
@@ -135,6 +142,40 @@ class CommandContext:
     def actor(self) -> str:
         """Return the name recorded in audit records for this caller."""
         return self.peer.user
+
+    def text(self, name: str) -> str:
+        """Return a text argument that must be given.
+
+        :raises InvalidArgument: it is missing, empty or not text.
+        """
+        value = self.optional_text(name)
+        if value is None:
+            raise InvalidArgument(f"missing argument {name!r}", details={"field": name})
+        return value
+
+    def optional_text(self, name: str) -> str | None:
+        """Return a text argument, or None when it is missing or empty.
+
+        :raises InvalidArgument: it is not text.
+        """
+        value = self.args.get(name)
+        if value is None or value == "":
+            return None
+        if not isinstance(value, str):
+            raise InvalidArgument(f"{name} must be text", details={"field": name})
+        return value
+
+    def limit(self, default: int = 200, most: int = 10_000) -> int:
+        """Return the ``limit`` argument: how many rows a listing returns.
+
+        :raises InvalidArgument: it is not a whole number from 1 to ``most``.
+        """
+        value = self.args.get("limit", default)
+        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= most:
+            raise InvalidArgument(
+                f"limit must be a whole number from 1 to {most}", details={"field": "limit"}
+            )
+        return value
 
 
 Handler = Callable[[CommandContext], Awaitable[Any]]
