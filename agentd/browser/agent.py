@@ -414,7 +414,7 @@ class BrowserAgent:
                 # succeed; when they did, the last step capture serves if it is current.
                 last = run.fresh
                 if last is None or (ended is not None and last.scale < 1):
-                    last = self._capture(run, tg, scale=None if ended is None else 1.0, final=True)
+                    last = self._capture(run, scale=None if ended is None else 1.0, final=True)
                 run.last_capture = last
             finally:
                 self._release(run)
@@ -452,7 +452,7 @@ class BrowserAgent:
         evidence = _Evidence()
         if action in COMMITTING_ACTIONS:
             # The page before it: this boundary's capture, started now if none is under way.
-            self._bind(run, evidence, run.fresh or self._capture(run, journal.tg), template.index)
+            self._bind(run, evidence, run.fresh or self._capture(run), template.index)
         source, error, problem = "workflow", None, None
         blocked: OperationEnded | None = None
         broke: AgentdError | None = None
@@ -506,7 +506,7 @@ class BrowserAgent:
         if passive:
             # The page as it read it (full size when the step failed: the final screenshot).
             scale = None if problem is None else 1.0
-            capture = run.fresh or self._capture(run, journal.tg, scale=scale)
+            capture = run.fresh or self._capture(run, scale=scale)
             self._bind(run, evidence, capture, template.index)
         elif action not in COMMITTING_ACTIONS:
             evidence.index = template.index
@@ -524,7 +524,7 @@ class BrowserAgent:
             )
 
     def _capture(
-        self, run: _Run, tg: TaskGroup, *, scale: float | None = None, final: bool = False
+        self, run: _Run, *, scale: float | None = None, final: bool = False
     ) -> _Capture | None:
         """Start capturing the page: the steps waiting for a screenshot get this one.
 
@@ -556,7 +556,8 @@ class BrowserAgent:
             finally:
                 capture.captured.set()
 
-        tg.start_soon(take)
+        assert run.tasks is not None
+        run.tasks.start_soon(take)
         waiting, run.waiting = run.waiting, []
         for evidence in waiting:
             self._bind(run, evidence, capture, evidence.index)
@@ -661,8 +662,7 @@ class BrowserAgent:
             journal.add(row, None)
             if run.fresh is None:
                 # A click gets a screenshot of the page before it; ``ready`` waits for it.
-                assert run.tasks is not None
-                self._capture(run, run.tasks)
+                self._capture(run)
             await journal.flush()
             if run.record_error is not None:
                 raise run.record_error

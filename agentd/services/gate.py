@@ -141,14 +141,13 @@ class GateService:
         now = self.clock()
         policy = self.policy()
         query = BatchQuery([p.intent for p in batch], budget_day(now).isoformat())
-        decided: Decided | None = None
         failure: AgentdError | None = None
         stored = False
         items = [(p.intent, p.actor) for p in batch]
         # Kept even when the commit fails: a refusal is answered as such all the same.
         made: list[Decided] = []
 
-        def block(tx: BlockTransaction) -> Decided:
+        def block(tx: BlockTransaction) -> None:
             # Reads, the pure decisions, writes and commit: one hand-off to the
             # store's thread for the whole batch.
             reads = query.parse(tx.fetch_each(query.queries))
@@ -160,15 +159,14 @@ class GateService:
                 tx.audit(event)
             if effects.writes:
                 tx.execute_each(effects.writes)
-            return effects
 
         try:
             # Shielded: a transaction under way finishes (or rolls back) whole.
             with anyio.CancelScope(shield=True):
-                decided = effects = await self.store.write_block(block, now)
+                await self.store.write_block(block, now)
             stored = True
             self.batches += 1
-            self.decided += effects.count
+            self.decided += made[0].count
         except AgentdError as exc:
             failure = exc
         except Exception as exc:  # a bug must not strand the waiting clients
@@ -176,7 +174,7 @@ class GateService:
             failure = AgentdError(f"gate failed: {type(exc).__name__}")
         finally:
             # Only a stored decision is ever answered.
-            decided = decided or next(iter(made), None)
+            decided = next(iter(made), None)
             answers = decided.answers if decided is not None else [None] * len(batch)
             for p, answer in zip(batch, answers, strict=True):
                 if isinstance(answer, AgentdError):
