@@ -226,6 +226,37 @@ async def test_a_read_right_after_a_commit_sees_it_while_others_read(short_tmp: 
         await store.close()
 
 
+async def test_the_log_starts_over_between_commits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The writer never checkpoints here (its threshold is out of reach): the log
+    # can only start over (and its file stop growing) because the background
+    # passes copied all of it in a gap between commits.
+    import agentd.store.sqlite as store_module
+
+    monkeypatch.setattr(store_module, "WRITER_AUTOCHECKPOINT", 1_000_000)
+    path = tmp_path / "r.sqlite3"
+    wal = tmp_path / "r.sqlite3-wal"
+    s = SqliteStore(path)
+    await s.open()
+    try:
+        largest = 0
+        for n in range(60):  # about 6 MB of commits, 20 ms apart
+            async with s.write(NOW) as tx:
+                await tx.executemany(
+                    "INSERT INTO meta(key, value) VALUES (?, ?)",
+                    [(f"k{n}.{i}", "x" * 1000) for i in range(100)],
+                )
+            largest = max(largest, wal.stat().st_size)
+            await anyio.sleep(0.02)
+        assert largest < 3_000_000, largest
+    finally:
+        await s.close()
+    raw = sqlite3.connect(path)
+    assert raw.execute("SELECT count(*) FROM meta WHERE key LIKE 'k%'").fetchone()[0] == 6000
+    raw.close()
+
+
 async def test_wal_is_copied_into_the_database_by_the_checkpoint_thread(tmp_path: Path) -> None:
     path = tmp_path / "c.sqlite3"
     s = SqliteStore(path)
