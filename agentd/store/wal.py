@@ -21,8 +21,9 @@ copy small, so the log does start over in the gaps between commits; the
 writer's own pass is kept for a thread that cannot keep up (under a load
 that never pauses, such as the gate's benchmark at saturation, that is every
 few seconds, and then it has little left to copy). The log file keeps the
-size it grew to: cutting it back when the log starts over cost the gate's
-writer 100 ms and more each time.
+size it grew to (at most about the writer's threshold: 200 MB after a long
+burst, a few MB in normal use): cutting it back when the log starts over
+(``journal_size_limit``) gave the gate a latency tail of over 100 ms.
 
 Durability does not change: a commit is durable once its log pages are
 synced (``synchronous``), whichever connection checkpoints them later.
