@@ -232,9 +232,7 @@ async def test_the_log_starts_over_between_commits(
     # The writer never checkpoints here (its threshold is out of reach): the log
     # can only start over (and its file stop growing) because the background
     # passes copied all of it in a gap between commits.
-    import agentd.store.sqlite as store_module
-
-    monkeypatch.setattr(store_module, "WRITER_AUTOCHECKPOINT", 1_000_000)
+    monkeypatch.setattr("agentd.store.sqlite.WRITER_AUTOCHECKPOINT", 1_000_000)
     path = tmp_path / "r.sqlite3"
     wal = tmp_path / "r.sqlite3-wal"
     s = SqliteStore(path)
