@@ -1,21 +1,25 @@
 """Durable gate decisions per second vs raw single-row SQLite commits.
 
-Run: .venv/bin/python bench/gate_throughput.py [--decisions N] [--submitters N]
-    [--offered R] [--sync FULL|NORMAL]
+Run: .venv/bin/python bench/gate_throughput.py [--rounds K] [--decisions N]
+    [--submitters N] [--offered R] [--sync FULL|NORMAL]
 
 Both sides use the same folder (same disk), WAL and the same ``synchronous``
 setting. The raw side commits one small row per transaction with the
-standard ``sqlite3`` module, once before the gate runs and once after (the
-disk's speed drifts; the ratio is taken against the faster round). The gate
-side runs the real GateService on the real SqliteStore: every decision is
-AUTO_EXECUTE (budget consumed, counters, idempotency, hand-off row, intent
-with its trace, three audit records); concurrent decisions share a
-transaction (group commit). Intents are built before the clock starts (that
-is the client's work). Two phases, N submitters each:
+standard ``sqlite3`` module. The gate side runs the real GateService on the
+real SqliteStore: every decision is AUTO_EXECUTE (budget consumed, counters,
+idempotency, hand-off row, intent with its trace, three audit records);
+concurrent decisions share a transaction (group commit). Intents are built
+before the clock starts (that is the client's work). Two phases, N
+submitters each:
 
 - saturated: each submitter sends its next intent as soon as the last is
   answered. Gives the decision rate (and the ratio), and the latency at
-  that rate, which is N / rate by Little's law.
+  that rate, which is N / rate by Little's law. It runs in K rounds, each
+  just after a round of raw commits: the disk's speed drifts from one
+  second to the next on a shared machine, so each gate round is compared
+  with the raw round beside it and the ratio printed is the median of the
+  K round ratios (each round's figures are printed too). A first gate
+  round, not counted, warms up.
 - offered load: each submitter sends on its own Poisson clock, answered or
   not, R decisions per second in all. Gives the latency below saturation.
 """
@@ -28,6 +32,7 @@ import os
 import random
 import shutil
 import sqlite3
+import statistics
 import sys
 import tempfile
 import time
@@ -57,20 +62,23 @@ synchronous = "{sync}"
 """
 
 
-def raw_commits(folder: Path, name: str, n: int, sync: str) -> float:
-    path = folder / f"raw-{name}.sqlite3"
-    con = sqlite3.connect(path, isolation_level=None)
+def raw_database(folder: Path, sync: str) -> sqlite3.Connection:
+    """Open the raw side's database: WAL, ``sync``, one small table."""
+    con = sqlite3.connect(folder / "raw.sqlite3", isolation_level=None)
     con.execute("PRAGMA journal_mode = WAL")
     con.execute(f"PRAGMA synchronous = {sync}")
     con.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL)")
+    return con
+
+
+def raw_commits(con: sqlite3.Connection, n: int) -> float:
+    """Commit ``n`` single-row transactions; return commits per second."""
     started = time.perf_counter()
     for i in range(n):
         con.execute("BEGIN")
         con.execute("INSERT INTO t(v) VALUES (?)", (f"row {i}",))
         con.execute("COMMIT")
-    elapsed = time.perf_counter() - started
-    con.close()
-    return n / elapsed
+    return n / (time.perf_counter() - started)
 
 
 @dataclass
@@ -86,10 +94,25 @@ class Phase:
         return ordered[max(0, int(len(ordered) * q) - 1)] * 1000
 
 
+@dataclass
+class Results:
+    """Both phases: the saturated rounds beside their raw rounds, then the offered load."""
+
+    raw: list[float]  # raw commits per second, one per round
+    rounds: list[Phase]  # the saturated gate rounds
+    steady: Phase
+
+    def ratios(self) -> list[float]:
+        return [g.rate / r for g, r in zip(self.rounds, self.raw, strict=True)]
+
+
 async def gate_decisions(
-    folder: Path, n: int, submitters: int, sync: str, offered: float
-) -> tuple[Phase, Phase]:
-    """Run the closed-loop phase, then the open-loop one (at ``offered`` per second)."""
+    folder: Path, n: int, rounds: int, raw_n: int, submitters: int, sync: str, offered: float
+) -> Results:
+    """Run ``rounds`` raw and closed-loop rounds of ``n`` decisions, then the open-loop phase.
+
+    The open-loop phase decides ``n * rounds`` intents at ``offered`` per second.
+    """
     cfg = folder / "agentd.toml"
     cfg.write_text(CONFIG.format(sync=sync))
     os.environ["AGENTD_STATE_DIR"] = str(folder / "state")
@@ -111,7 +134,7 @@ async def gate_decisions(
     per = n // submitters
     decisions: list[str] = []
 
-    def build(phase: str) -> list[list[ActionIntent]]:
+    def build(phase: str, per: int) -> list[list[ActionIntent]]:
         # Built before the clock starts: building an intent is the client's work
         # (agentctl's, the planner's), not the gate's.
         return [
@@ -159,65 +182,94 @@ async def gate_decisions(
         elapsed = time.perf_counter() - started
         return Phase(len(latencies) / elapsed, latencies, app.gate.batches - batches)
 
-    closed_intents, open_intents = build("closed"), build("open")
+    closed_intents = [build(f"closed {r}", per) for r in range(rounds + 1)]
+    open_intents = build("open", per * rounds)
     # As run_daemon does once started: what start-up built leaves the garbage
     # collector's rounds (without it, full collections pause the loop ~100 ms).
     # Here that includes the intents built above: in the daemon they live in
     # the clients' processes, not in the gate's heap.
     settle_after_startup()
+    raw_con = raw_database(folder, sync)
+    raw: list[float] = []
+    saturated: list[Phase] = []
     async with anyio.create_task_group() as tg:
         tg.start_soon(app.gate.run)
-        saturated = await phase(closed, closed_intents)
+        await phase(closed, closed_intents[0])  # warm-up, not counted
+        for intents in closed_intents[1:]:
+            # The raw round blocks the event loop: the gate is idle meanwhile.
+            raw.append(raw_commits(raw_con, raw_n))
+            saturated.append(await phase(closed, intents))
         steady = await phase(opened, open_intents)
         tg.cancel_scope.cancel()
+    raw_con.close()
     app.gate.close()
     verdict = await app.store.verify_audit()
     await app.store.close()
     if set(decisions) != {"AUTO_EXECUTE"} or not verdict.intact:
         raise SystemExit(f"unexpected: {set(decisions)}, audit intact={verdict.intact}")
-    return saturated, steady
+    return Results(raw, saturated, steady)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--decisions", type=int, default=20000, help="per phase")
+    parser.add_argument("--rounds", type=int, default=5, help="saturated rounds beside raw ones")
+    parser.add_argument("--decisions", type=int, default=4000, help="per saturated round")
     parser.add_argument("--submitters", type=int, default=100)
-    parser.add_argument("--raw", type=int, default=5000, help="raw commits to time, per round")
+    parser.add_argument("--raw", type=int, default=3000, help="raw commits per round")
     parser.add_argument(
         "--offered", type=float, default=2000, help="open-loop load, decisions per second"
     )
     parser.add_argument("--sync", choices=("FULL", "NORMAL"), default="FULL")
     parser.add_argument("--dir", help="folder to use (default: a new one under the current folder)")
     ns = parser.parse_args()
+    if ns.rounds < 1 or ns.decisions < ns.submitters or ns.raw < 1 or ns.offered <= 0:
+        parser.error("need --rounds >= 1, --decisions >= --submitters, --raw >= 1, --offered > 0")
     folder = Path(tempfile.mkdtemp(prefix="gate-bench-", dir=ns.dir or "."))
     try:
-        # Raw commits before and after the gate (the disk's speed drifts); the
-        # ratio is taken against the faster round.
-        raw_before = raw_commits(folder, "before", ns.raw, ns.sync)
-        saturated, steady = anyio.run(
-            gate_decisions, folder, ns.decisions, ns.submitters, ns.sync, ns.offered
+        results = anyio.run(
+            gate_decisions,
+            folder,
+            ns.decisions,
+            ns.rounds,
+            ns.raw,
+            ns.submitters,
+            ns.sync,
+            ns.offered,
         )
-        raw_after = raw_commits(folder, "after", ns.raw, ns.sync)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-    raw = max(raw_before, raw_after)
-    n = len(saturated.latencies)
     print(f"disk folder: {Path(ns.dir or '.').resolve()}   synchronous={ns.sync}, WAL")
     print(
-        f"raw sqlite3 single-row commits:  {raw_before:10.0f} /s before, {raw_after:.0f} /s after"
+        f"{ns.rounds} rounds, each {ns.raw} raw sqlite3 single-row commits then "
+        f"{ns.decisions} gate decisions (AUTO_EXECUTE) from {ns.submitters} submitters, "
+        "each sending the next when answered:"
     )
-    print(
-        f"gate decisions (AUTO_EXECUTE):   {saturated.rate:10.0f} /s   "
-        f"({n} decisions, {ns.submitters} submitters each sending the next when answered, "
-        f"{saturated.batches} transactions, {n / saturated.batches:.1f} per transaction)"
+    for i, (raw, gate, ratio) in enumerate(
+        zip(results.raw, results.rounds, results.ratios(), strict=True), 1
+    ):
+        print(
+            f"  round {i}: raw {raw:7.0f} /s   gate {gate.rate:7.0f} /s   {ratio:5.2f}x   "
+            f"({len(gate.latencies) / gate.batches:.1f} decisions per transaction)"
+        )
+    saturated = Phase(
+        statistics.median(g.rate for g in results.rounds),
+        [t for g in results.rounds for t in g.latencies],
+        sum(g.batches for g in results.rounds),
     )
+    ratios = sorted(results.ratios())
     print(
-        f"ratio gate / raw commits:        {saturated.rate / raw:10.2f}x (against the faster round)"
+        f"raw sqlite3 single-row commits:  {statistics.median(results.raw):10.0f} /s (median round)"
+    )
+    print(f"gate decisions (AUTO_EXECUTE):   {saturated.rate:10.0f} /s (median round)")
+    print(
+        f"ratio gate / raw commits:        {statistics.median(ratios):10.2f}x "
+        f"(median of the round ratios; {ratios[0]:.2f}-{ratios[-1]:.2f}x)"
     )
     print(
         f"latency, saturated:              p50 {saturated.percentile(0.5):.2f} ms   "
         f"p99 {saturated.percentile(0.99):.2f} ms   (aim: p99 < 5 ms)"
     )
+    steady = results.steady
     m = len(steady.latencies)
     print(
         f"latency at {ns.offered:.0f}/s offered:       p50 {steady.percentile(0.5):.2f} ms   "

@@ -222,7 +222,9 @@ async def intents_show(ctx: CommandContext) -> dict[str, Any]:
         raise NotFound(f"no intent {intent_id}", details={"intent_id": intent_id})
     out = row.to_dict()
     queued = await ctx.app.store.read_one(
-        "SELECT enqueued_at, state FROM execution_queue WHERE intent_id = ?", (intent_id,)
+        "SELECT q.enqueued_at, q.state FROM intents i "
+        "JOIN execution_queue q ON q.intent_seq = i.seq WHERE i.id = ?",
+        (intent_id,),
     )
     out["handoff"] = None if queued is None else {"enqueued_at": queued[0], "state": queued[1]}
     return out

@@ -204,7 +204,9 @@ class GateService:
             )
             usage[(scope, key)] = int(row[0]) if row else 0
         idem_row = await self.store.read_one(
-            "SELECT state FROM idempotency WHERE intent_id = ?", (intent.intent_id,)
+            "SELECT d.state FROM intents i JOIN idempotency d ON d.intent_seq = i.seq "
+            "WHERE i.id = ?",
+            (intent.intent_id,),
         )
         ctx = replace(
             gate_context(policy, account, state, intent),
@@ -408,7 +410,7 @@ class GateService:
         async with self.store.write(now) as tx:
             rows = await tx.fetchall(
                 "SELECT d.intent_id, i.approval_source FROM idempotency d "
-                "JOIN intents i ON i.id = d.intent_id WHERE d.state = 'RESERVED'"
+                "JOIN intents i ON i.seq = d.intent_seq WHERE d.state = 'RESERVED'"
             )
             if rows:
                 await gate_sql.enqueue(tx, [(r[0], r[1] or "POLICY", at) for r in rows])

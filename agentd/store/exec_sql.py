@@ -156,7 +156,7 @@ async def queued_intents(tx: Transaction, limit: int) -> list[Row]:
         await tx.fetchall(
             "SELECT q.intent_id, q.approval_source, i.tenant, i.account, i.action_type, "
             "i.domain, i.change_type, i.diff, i.rationale, i.status, i.risk_level "
-            "FROM execution_queue q JOIN intents i ON i.id = q.intent_id "
+            "FROM execution_queue q JOIN intents i ON i.seq = q.intent_seq "
             "WHERE q.state = 'queued' ORDER BY q.seq LIMIT ?",
             (limit,),
         )
@@ -166,7 +166,8 @@ async def queued_intents(tx: Transaction, limit: int) -> list[Row]:
 async def mark_queue(tx: Transaction, intent_id: str, state: str) -> None:
     """Move a hand-off row to ``state`` (taken: an execution row now owns it)."""
     await tx.execute(
-        "UPDATE execution_queue SET state = ?, updated_at = ? WHERE intent_id = ?",
+        "UPDATE execution_queue SET state = ?, updated_at = ? "
+        "WHERE intent_seq = (SELECT seq FROM intents WHERE id = ?)",
         (state, iso(tx.now), intent_id),
     )
 

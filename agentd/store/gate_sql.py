@@ -418,7 +418,9 @@ def idempotency_query(ids: Sequence[str]) -> Query:
     """Return the read of the idempotency states of ``ids`` (see :func:`idempotency_found`)."""
     return [
         (
-            f"SELECT intent_id, state FROM idempotency WHERE intent_id IN ({_marks(len(chunk))})",
+            "SELECT i.id AS intent_id, d.state FROM intents i "
+            "JOIN idempotency d ON d.intent_seq = i.seq "
+            f"WHERE i.id IN ({_marks(len(chunk))})",
             chunk,
         )
         for chunk in _chunks(ids, 500)
@@ -435,9 +437,13 @@ async def idempotency_states(tx: Transaction, ids: Sequence[str]) -> dict[str, I
     return idempotency_found(await _fetch(tx, idempotency_query(ids)))
 
 
+# The records kept per intent are keyed by its sequence number (migration
+# 0007): each statement takes (intent_id, ...) rows and finds the number in
+# the intent's row, which must already be stored.
 SET_IDEMPOTENCY = (
-    "INSERT INTO idempotency(intent_id, state, updated_at) VALUES (?, ?, ?) "
-    "ON CONFLICT(intent_id) DO UPDATE SET state = excluded.state, "
+    "INSERT INTO idempotency(intent_id, state, updated_at, intent_seq) "
+    "SELECT id, ?2, ?3, seq FROM intents WHERE id = ?1 "
+    "ON CONFLICT(intent_seq) DO UPDATE SET state = excluded.state, "
     "updated_at = excluded.updated_at"
 )
 
@@ -448,8 +454,9 @@ async def set_idempotency(tx: Transaction, rows: Iterable[tuple[str, str, str]])
 
 
 ENQUEUE = (
-    "INSERT INTO execution_queue(intent_id, approval_source, enqueued_at, updated_at) "
-    "VALUES (?, ?, ?, ?3) ON CONFLICT(intent_id) DO NOTHING"
+    "INSERT INTO execution_queue(intent_id, approval_source, enqueued_at, updated_at, intent_seq) "
+    "SELECT id, ?2, ?3, ?3, seq FROM intents WHERE id = ?1 "
+    "ON CONFLICT(intent_seq) DO NOTHING"
 )
 
 
@@ -458,7 +465,10 @@ async def enqueue(tx: Transaction, rows: Iterable[tuple[str, str, str]]) -> None
     await tx.executemany(ENQUEUE, rows)
 
 
-RECORD_CONSUMPTION = "INSERT INTO budget_consumption(intent_id, day, at) VALUES (?, ?, ?)"
+RECORD_CONSUMPTION = (
+    "INSERT INTO budget_consumption(intent_id, day, at, intent_seq) "
+    "SELECT id, ?2, ?3, seq FROM intents WHERE id = ?1"
+)
 
 
 async def record_consumption(tx: Transaction, rows: Iterable[tuple[str, str, str]]) -> None:
@@ -486,7 +496,7 @@ async def list_queue(
     rows = await store.read_all(
         "SELECT q.seq, q.intent_id, q.approval_source, q.enqueued_at, q.state, "
         "i.tenant, i.account, i.action_type FROM execution_queue q "
-        f"JOIN intents i ON i.id = q.intent_id {where} ORDER BY q.seq LIMIT ?",
+        f"JOIN intents i ON i.seq = q.intent_seq {where} ORDER BY q.seq LIMIT ?",
         [*params, limit],
     )
     return [{k: r[k] for k in QUEUE_COLUMNS} for r in rows]

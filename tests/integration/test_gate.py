@@ -337,7 +337,10 @@ async def test_concurrent_submissions_consume_once_and_respect_limits(gate: Gate
 
 async def test_approve_records_human_and_hands_off(gate: Gate) -> None:
     r = await gate.call("propose", intent(account="acme", rationale="Checking in"))
+    assert (await gate.call("intents.show", {"id": r["intent_id"]}))["handoff"] is None
     approved = await gate.call("approve", {"id": r["intent_id"], "note": "ok"})
+    shown = await gate.call("intents.show", {"id": r["intent_id"]})
+    assert shown["handoff"] == {"enqueued_at": shown["decided_at"], "state": "queued"}
     assert approved["status"] == "approved" and approved["approval_source"] == "HUMAN"
     assert approved["auto_executed"] is False and approved["decided_by"] == "root"
     assert gate.count("SELECT count(*) FROM execution_queue WHERE approval_source='HUMAN'") == 1
@@ -413,7 +416,8 @@ async def test_crash_between_reserve_and_publish_is_finished(gate: Gate) -> None
     r = await gate.call("propose", intent(action="send_proposal"))
     con = sqlite3.connect(gate.db)
     con.execute(
-        "INSERT INTO idempotency VALUES (?, 'RESERVED', '2026-01-01T00:00:00+00:00')",
+        "INSERT INTO idempotency(intent_id, state, updated_at, intent_seq) "
+        "SELECT id, 'RESERVED', '2026-01-01T00:00:00+00:00', seq FROM intents WHERE id = ?",
         (r["intent_id"],),
     )
     con.commit()
