@@ -245,6 +245,46 @@ async def _watchdog(app: App, notifier: SystemdNotifier, interval: float) -> Non
         notifier.notify(WATCHDOG=1)
 
 
+# While the store opens, the service manager is asked for more start-up time
+# this often: a migration may rewrite large tables (about 10 s per 100,000
+# intents for schema 7), longer than the unit's TimeoutStartSec=.
+OPEN_EXTEND_EVERY_S = 10.0
+
+
+async def open_store(
+    store: SqliteStore, notifier: SystemdNotifier, every_s: float = OPEN_EXTEND_EVERY_S
+) -> None:
+    """Open ``store``; while that takes long, keep asking for more start-up time.
+
+    Every ``every_s`` the service manager gets ``EXTEND_TIMEOUT_USEC`` (three
+    times that) and a STATUS line, so a start that is making progress is not
+    killed, and one that hangs still times out.
+
+    :raises StoreError: the store cannot be opened.
+    """
+
+    async def extend() -> None:
+        waited = 0.0
+        while True:
+            await anyio.sleep(every_s)
+            waited += every_s
+            notifier.notify(
+                EXTEND_TIMEOUT_USEC=int(every_s * 3_000_000),
+                STATUS=f"opening store: {waited:.0f} s so far (a migration can take a while)",
+            )
+
+    failure: Exception | None = None
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(extend)
+        try:
+            await store.open()
+        except Exception as exc:  # raised as is below, not in a task group's exception group
+            failure = exc
+        tg.cancel_scope.cancel()
+    if failure is not None:
+        raise failure
+
+
 async def run_daemon(
     settings: Settings,
     *,
@@ -271,7 +311,7 @@ async def run_daemon(
         max_upload_bytes=control.max_upload_bytes,
     )
     notifier.notify(STATUS="opening store")
-    await app.store.open()
+    await open_store(app.store, notifier)
     try:
         info = await app.store.info()
         app.store_schema = info.schema_version
