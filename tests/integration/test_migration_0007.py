@@ -9,7 +9,7 @@ import pytest
 
 from agentd.errors import StoreError
 from agentd.store import gate_sql
-from agentd.store.sqlite import MIGRATIONS, SqliteStore
+from agentd.store.sqlite import LATEST_SCHEMA_VERSION, MIGRATIONS, SqliteStore
 
 AT = "2026-11-23T12:00:00.000000+00:00"
 
@@ -56,7 +56,7 @@ async def test_records_follow_their_intents_numbers(tmp_path: Path) -> None:
     await store.open()
     await store.close()
     con = sqlite3.connect(path)
-    assert con.execute("PRAGMA user_version").fetchone()[0] == 7
+    assert con.execute("PRAGMA user_version").fetchone()[0] == LATEST_SCHEMA_VERSION
     assert dict(con.execute("SELECT id, seq FROM intents")) == rowids
     assert sorted(con.execute("SELECT intent_id, intent_seq FROM budget_consumption")) == [
         ("i-a", rowids["i-a"]),
@@ -85,6 +85,7 @@ async def test_records_follow_their_intents_numbers(tmp_path: Path) -> None:
     assert {"intents_status", "intents_tenant", "intents_expiry", "idempotency_age"} <= names
     assert {"execution_queue_state", "intents_approval_written_once"} <= names
     assert not any(name.endswith("_0007") for name in names)
+    assert "audit_subject" not in names  # migration 0008: an index no query used
 
 
 async def test_a_record_without_its_intent_stops_the_migration_and_changes_nothing(
