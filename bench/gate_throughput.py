@@ -1,7 +1,7 @@
 """Durable gate decisions per second vs raw single-row SQLite commits.
 
 Run: .venv/bin/python bench/gate_throughput.py [--rounds K] [--decisions N]
-    [--submitters N] [--offered R] [--sync FULL|NORMAL]
+    [--submitters N] [--offered R[,R...]] [--sync FULL|NORMAL]
 
 Both sides use the same folder (same disk), WAL and the same ``synchronous``
 setting. The raw side commits one small row per transaction with the
@@ -21,7 +21,8 @@ submitters each:
   K round ratios (each round's figures are printed too). A first gate
   round, not counted, warms up.
 - offered load: each submitter sends on its own Poisson clock, answered or
-  not, R decisions per second in all. Gives the latency below saturation.
+  not, R decisions per second in all, for each R given in turn (10 s each).
+  Gives the latency below saturation.
 """
 
 from __future__ import annotations
@@ -96,23 +97,27 @@ class Phase:
 
 @dataclass
 class Results:
-    """Both phases: the saturated rounds beside their raw rounds, then the offered load."""
+    """Both phases: the saturated rounds beside their raw rounds, then the offered loads."""
 
     raw: list[float]  # raw commits per second, one per round
     rounds: list[Phase]  # the saturated gate rounds
-    steady: Phase
+    steady: list[Phase]  # one per offered load
 
     def ratios(self) -> list[float]:
         return [g.rate / r for g, r in zip(self.rounds, self.raw, strict=True)]
 
 
 async def gate_decisions(
-    folder: Path, n: int, rounds: int, raw_n: int, submitters: int, sync: str, offered: float
+    folder: Path,
+    n: int,
+    rounds: int,
+    raw_n: int,
+    submitters: int,
+    sync: str,
+    offered: list[float],
 ) -> Results:
-    """Run ``rounds`` raw and closed-loop rounds of ``n`` decisions, then the open-loop phase.
-
-    The open-loop phase decides ``n * rounds`` intents at ``offered`` per second.
-    """
+    """Run ``rounds`` raw and closed-loop rounds of ``n`` decisions, then an open-loop
+    phase of 10 s at each load in ``offered`` (decisions per second)."""
     cfg = folder / "agentd.toml"
     cfg.write_text(CONFIG.format(sync=sync))
     os.environ["AGENTD_STATE_DIR"] = str(folder / "state")
@@ -161,10 +166,12 @@ async def gate_decisions(
         for intent in intents:  # the next as soon as the last is answered
             await submit(intent, latencies)
 
-    async def opened(k: int, intents: list[ActionIntent], latencies: list[float]) -> None:
+    async def opened(
+        k: int, intents: list[ActionIntent], latencies: list[float], rate: float
+    ) -> None:
         # Each submitter sends on its own Poisson clock, answered or not.
         rng = random.Random(k)
-        mean_gap = submitters / offered
+        mean_gap = submitters / rate
         due = time.perf_counter() + rng.expovariate(1) * mean_gap
         async with anyio.create_task_group() as tg:
             for intent in intents:
@@ -172,18 +179,20 @@ async def gate_decisions(
                 tg.start_soon(submit, intent, latencies)
                 due += rng.expovariate(1) * mean_gap
 
-    async def phase(run: Any, intents: list[list[ActionIntent]]) -> Phase:
+    async def phase(run: Any, intents: list[list[ActionIntent]], *args: Any) -> Phase:
         latencies: list[float] = []
         batches = app.gate.batches
         started = time.perf_counter()
         async with anyio.create_task_group() as subs:
             for k in range(submitters):
-                subs.start_soon(run, k, intents[k], latencies)
+                subs.start_soon(run, k, intents[k], latencies, *args)
         elapsed = time.perf_counter() - started
         return Phase(len(latencies) / elapsed, latencies, app.gate.batches - batches)
 
     closed_intents = [build(f"closed {r}", per) for r in range(rounds + 1)]
-    open_intents = build("open", per * rounds)
+    open_intents = [
+        build(f"open {rate}", max(1, round(rate * 10 / submitters))) for rate in offered
+    ]
     # As run_daemon does once started: what start-up built leaves the garbage
     # collector's rounds (without it, full collections pause the loop ~100 ms).
     # Here that includes the intents built above: in the daemon they live in
@@ -199,7 +208,10 @@ async def gate_decisions(
             # The raw round blocks the event loop: the gate is idle meanwhile.
             raw.append(raw_commits(raw_con, raw_n))
             saturated.append(await phase(closed, intents))
-        steady = await phase(opened, open_intents)
+        steady = [
+            await phase(opened, intents, rate)
+            for rate, intents in zip(offered, open_intents, strict=True)
+        ]
         tg.cancel_scope.cancel()
     raw_con.close()
     app.gate.close()
@@ -210,6 +222,17 @@ async def gate_decisions(
     return Results(raw, saturated, steady)
 
 
+def rates(text: str) -> list[float]:
+    """Parse ``--offered``: positive rates, comma-separated."""
+    try:
+        values = [float(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a list of numbers: {text!r}") from None
+    if not values or min(values) <= 0:
+        raise argparse.ArgumentTypeError(f"rates must be > 0: {text!r}")
+    return values
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5, help="saturated rounds beside raw ones")
@@ -217,13 +240,16 @@ def main() -> int:
     parser.add_argument("--submitters", type=int, default=100)
     parser.add_argument("--raw", type=int, default=3000, help="raw commits per round")
     parser.add_argument(
-        "--offered", type=float, default=2000, help="open-loop load, decisions per second"
+        "--offered",
+        type=rates,
+        default=[1000.0, 2000.0],
+        help="open-loop loads, decisions per second, comma-separated (default: 1000,2000)",
     )
     parser.add_argument("--sync", choices=("FULL", "NORMAL"), default="FULL")
     parser.add_argument("--dir", help="folder to use (default: a new one under the current folder)")
     ns = parser.parse_args()
-    if ns.rounds < 1 or ns.decisions < ns.submitters or ns.raw < 1 or ns.offered <= 0:
-        parser.error("need --rounds >= 1, --decisions >= --submitters, --raw >= 1, --offered > 0")
+    if ns.rounds < 1 or ns.decisions < ns.submitters or ns.raw < 1:
+        parser.error("need --rounds >= 1, --decisions >= --submitters, --raw >= 1")
     folder = Path(tempfile.mkdtemp(prefix="gate-bench-", dir=ns.dir or "."))
     try:
         results = anyio.run(
@@ -269,14 +295,13 @@ def main() -> int:
         f"latency, saturated:              p50 {saturated.percentile(0.5):.2f} ms   "
         f"p99 {saturated.percentile(0.99):.2f} ms   (aim: p99 < 5 ms)"
     )
-    steady = results.steady
-    m = len(steady.latencies)
-    print(
-        f"latency at {ns.offered:.0f}/s offered:       p50 {steady.percentile(0.5):.2f} ms   "
-        f"p99 {steady.percentile(0.99):.2f} ms   ({m} decisions from {ns.submitters} "
-        f"submitters on Poisson clocks, {m / steady.batches:.1f} "
-        "per transaction)"
-    )
+    for rate, steady in zip(ns.offered, results.steady, strict=True):
+        m = len(steady.latencies)
+        print(
+            f"latency at {rate:5.0f}/s offered:     p50 {steady.percentile(0.5):.2f} ms   "
+            f"p99 {steady.percentile(0.99):.2f} ms   ({m} decisions from {ns.submitters} "
+            f"submitters on Poisson clocks, {m / steady.batches:.1f} per transaction)"
+        )
     return 0
 
 
