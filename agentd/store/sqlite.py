@@ -245,7 +245,8 @@ class SqliteStore:
                 f"database {self.path} has schema version {current}, newer than this agentd "
                 f"understands ({LATEST_SCHEMA_VERSION}); upgrade agentd or restore a backup"
             )
-        for version, name, sql in MIGRATIONS[current:]:
+        pending = MIGRATIONS[current:]
+        for version, name, sql in pending:
             script = (
                 f"BEGIN IMMEDIATE;\n{sql}\n"
                 f"INSERT OR REPLACE INTO meta(key, value) VALUES "
@@ -258,6 +259,10 @@ class SqliteStore:
                 if self._writer.in_transaction:
                     await self._writer.execute("ROLLBACK")
                 raise StoreError(f"migration {name} failed: {exc}") from exc
+        if pending:
+            # A migration that rewrote a table left a log as large as the
+            # table: copy it in now and give its space back to the disk.
+            await self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     async def _load_head(self) -> None:
         row = await self._read_one("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
