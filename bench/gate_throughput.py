@@ -7,7 +7,7 @@ Both sides use the same folder (same disk), WAL and the same ``synchronous``
 setting. The raw side commits one small row per transaction with the
 standard ``sqlite3`` module. The gate side runs the real GateService on the
 real SqliteStore: every decision is AUTO_EXECUTE (budget consumed, counters,
-idempotency, hand-off row, intent with its trace, three audit records);
+idempotency, hand-off row, intent with its trace, two audit records);
 concurrent decisions share a transaction (group commit). Intents are built
 before the clock starts (that is the client's work). Two phases, N
 submitters each:
