@@ -464,7 +464,7 @@ def render_digest(data: DigestData, *, digest_dir: str | None = None) -> str:
             (p.account, _pattern_label(p), p.summary, _plural(len(p.evidence), "item", "items"))
             for p in patterns
         ],
-        order="newest",
+        order="the newest, critical risks first",
     )
     breakers = sorted(data.breaker_events, key=lambda b: _newest(b.at, b.rule))
     section(
