@@ -59,7 +59,8 @@ class FailedExecution:
 
 @dataclass(frozen=True, slots=True)
 class RollbackItem:
-    """An undo asked for during the day: ``outcome`` is rolled back, failed or escalated."""
+    """An undo asked for during the day: ``outcome`` is rolled back, failed, escalated or
+    refused (nothing ran: the token was used, the execution was a rollback, ...)."""
 
     execution_id: str
     account: str

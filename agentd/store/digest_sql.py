@@ -137,7 +137,7 @@ def _events(names: Sequence[str], join: str = "") -> str:
 
 
 async def rollbacks(store: Store, lo: str, hi: str, limit: int) -> tuple[list[RollbackItem], int]:
-    """Return the undos asked for in the day: rolled back, failed or escalated."""
+    """Return the undos asked for in the day: rolled back, failed, escalated or refused."""
     names = list(_ROLLBACK_OUTCOMES)
     where = _events(names)
     rows = await store.read_all(
@@ -150,16 +150,22 @@ async def rollbacks(store: Store, lo: str, hi: str, limit: int) -> tuple[list[Ro
     for r in rows:
         data = _data(r)
         escalated = r["event"] == "ROLLBACK_ESCALATED"
+        outcome = _ROLLBACK_OUTCOMES[r["event"]]
+        why = str(data.get("reason") or data.get("error") or "")
+        if data.get("refused"):  # asked for, refused before anything ran (token used, ...)
+            outcome, why = "refused", f"{data['refused']}: {data.get('detail') or ''}"
+        elif data.get("error") and data.get("reason"):
+            why = f"{data['reason']}: {data['error']}"
         items.append(
             RollbackItem(
                 r["subject"] or "?",
                 r["account"] or "-",
                 r["action_type"] or "-",
                 _when(r["at"]),
-                _ROLLBACK_OUTCOMES[r["event"]],
+                outcome,
                 "ESCALATED_RESTORE" if escalated else str(data.get("type") or "-"),
                 r["actor"],
-                str(data.get("reason") or data.get("error") or ""),
+                why,
             )
         )
     return items, await _count(store, f"SELECT COUNT(*) {where}", (*names, lo, hi))

@@ -237,6 +237,19 @@ async def test_seo_change_runs_then_soft_undo_restores_it(
         assert events[2:] == ["EXECUTION_ROLLED_BACK", "ROLLBACK_FAILED"]
         assert await audit_events(app, done["rollback"]) == ["ROLLBACK_FAILED"]
         assert (await ask(sock, "audit.verify"))["intact"] is True
+        # The digest lists the undo and the two refused attempts, newest first.
+        day = datetime.fromisoformat(exe["finished_at"]).astimezone(UTC).date()
+        path = await app.proactive.digest.write(day)
+        text = path.read_text()
+        undos = text.split("## Rollbacks\n\n")[1].split("\n## ")[0].splitlines()[2:]
+        assert [row.split(" | ")[1:6:4] for row in undos] == [
+            [done["rollback"], "refused"],
+            [exe["id"], "refused"],
+            [exe["id"], "rolled back"],
+        ], undos
+        assert "| update_account_context | acme | SOFT_UNDO | rolled back |" in undos[2]
+        assert undos[2].endswith(" | wrong title |") and "ALREADY_USED" in undos[1]
+        assert "1 autonomous action succeeded, 0 failed, 3 rollbacks," in text
 
 
 async def test_a_change_someone_else_changed_since_escalates(
