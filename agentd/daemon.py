@@ -365,6 +365,11 @@ async def run_daemon(
                 await app.proactive.aclose()
                 await app.operations.close()
                 app.gate.close()
+                try:
+                    # The last figures, so the file does not keep a stale minute's.
+                    await app.governance.metrics.write_textfile()
+                except Exception as exc:  # the stop goes on without it
+                    logger.error("could not write the metrics file at stop: {}", exc)
                 await app.store.close()
             notifier.close()
             logger.info("agentd stopped")

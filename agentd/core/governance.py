@@ -361,7 +361,11 @@ def render_report(data: ReportData) -> str:
                 ("Success rate", _pct(data.rates.success_rate)),
                 ("Approval rate", _pct(data.rates.approval_rate)),
                 ("Rollback rate", _pct(data.rates.rollback_rate)),
-                ("Error rate", _pct(data.rates.error_rate)),
+                ("Error rate (failed / finished executions)", _pct(data.rates.error_rate)),
+                (
+                    "Intent failure rate (failed executions / intents)",
+                    _pct(data.rates.intent_failure_rate),
+                ),
                 ("Incidents", f"{c.incidents_total} ({incidents or 'none'})"),
                 ("Incidents from autonomous actions", c.incidents_from_autonomous),
                 ("Constraint violations", c.constraint_violations),

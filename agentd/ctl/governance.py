@@ -47,7 +47,8 @@ def _metrics_text(r: dict[str, Any]) -> str:
             f"{c['executions_failed']}, rolled back {c['executions_rolled_back']}",
             f"rates:         success {_pct(rates['success_rate'])}, approval "
             f"{_pct(rates['approval_rate'])}, rollback {_pct(rates['rollback_rate'])}, error "
-            f"{_pct(rates['error_rate'])}",
+            f"{_pct(rates['error_rate'])}, failed per intent "
+            f"{_pct(rates['intent_failure_rate'])}",
             f"incidents:     {c['incidents_total']} ({severities or 'none'}); from autonomous "
             f"actions {c['incidents_from_autonomous']}",
             f"safety events: constraint violations {c['constraint_violations']}, emergency "

@@ -699,7 +699,9 @@ class ExecutionService:
 
     async def _publish(self, exe: exec_sql.ExecutionRow, kind: BreakerEventKind) -> None:
         await self.events.publish(
-            BreakerEvent(at=self.clock(), kind=kind, action_type=exe.action_type)
+            BreakerEvent(
+                at=self.clock(), kind=kind, action_type=exe.action_type, autonomous=exe.autonomous
+            )
         )
 
     async def get(self, exe_id: str) -> exec_sql.ExecutionRow:
