@@ -314,7 +314,8 @@ def audit_export(s: Session, ns: argparse.Namespace) -> int:
     out = sys.stdout
 
     def write(record: Any) -> None:
-        out.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n")
+        line = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
+        out.write(render.json_safe(line) + "\n")
 
     r = s.call("audit.export", {"after": ns.after}, on_event=write)
     print(f"exported {r['count']} records", file=sys.stderr)

@@ -54,11 +54,13 @@ class Session:
     def out(self, result: Any, human: Callable[[Any], str]) -> None:
         """Print ``result`` as JSON or through ``human``."""
         if self.json:
-            print(json.dumps(result, indent=2, ensure_ascii=False, default=str))
+            print(render.json_safe(json.dumps(result, indent=2, ensure_ascii=False, default=str)))
         else:
             text = human(result)
             if text:
-                print(text)
+                # Values came from clients, imports and back-offices: never let
+                # one drive the terminal (render.terminal_safe).
+                print(render.terminal_safe(text))
 
 
 if TYPE_CHECKING:
@@ -228,8 +230,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_UNREACHABLE
     except AgentdError as exc:
         if session.json:
-            print(json.dumps({"error": exc.to_dict()}, ensure_ascii=False))
-        print(f"agentctl: error {exc.code.name} ({int(exc.code)}): {exc.message}", file=sys.stderr)
+            print(render.json_safe(json.dumps({"error": exc.to_dict()}, ensure_ascii=False)))
+        print(
+            render.terminal_safe(
+                f"agentctl: error {exc.code.name} ({int(exc.code)}): {exc.message}"
+            ),
+            file=sys.stderr,
+        )
         return EXIT_ERROR
     except gate_commands.UsageError as exc:
         print(f"agentctl: {exc}", file=sys.stderr)

@@ -75,11 +75,13 @@ def op_show(s: Session, ns: argparse.Namespace) -> int:
 
     def on_event(event: Any) -> None:
         if s.json:
-            print(json.dumps(event, ensure_ascii=False), flush=True)
+            print(render.json_safe(json.dumps(event, ensure_ascii=False)), flush=True)
         elif event.get("type") == "step":
-            print(_step_line(event), flush=True)
+            print(render.terminal_safe(_step_line(event)), flush=True)
         elif event.get("type") == "state":
-            print(f"state: {event['state']} ({event['progress']})", flush=True)
+            print(
+                render.terminal_safe(f"state: {event['state']} ({event['progress']})"), flush=True
+            )
 
     r = s.call("ops.show", {"id": ns.id, "follow": True}, on_event=on_event)
     s.out(
