@@ -489,3 +489,37 @@ def load_settings(config: str | os.PathLike[str] | None = None) -> Settings:
             },
         )
     return settings
+
+
+def check_host(settings: Settings) -> None:
+    """Check what the configuration names on this host: the control groups exist.
+
+    Kept apart from :func:`load_settings`, which checks values alone (the same
+    file is valid on a host that has the groups).
+
+    :raises ConfigInvalid: a group does not exist (the message names where it was set).
+    """
+    import grp
+
+    lines, problems = [], []
+    for key in ("group", "approvers_group"):
+        name = getattr(settings.control, key)
+        if name is None:
+            continue
+        try:
+            grp.getgrnam(name)
+        except KeyError:
+            env = _env_source(("control", key), {})
+            path = settings.config_file
+            source = f"environment variable {env}" if env else str(path or "built-in defaults")
+            what = f"no group {name!r} on this host"
+            lines.append(f"{source}: control.{key}: {what}")
+            problems.append({"source": source, "key": f"control.{key}", "problem": what})
+    if lines:
+        raise ConfigInvalid(
+            "invalid configuration:\n  " + "\n  ".join(lines),
+            details={
+                "file": str(settings.config_file) if settings.config_file else None,
+                "errors": problems,
+            },
+        )

@@ -107,7 +107,8 @@ def accounts_import(s: Session, ns: argparse.Namespace) -> int:
                 f"imported {r['imported']} accounts from {r['source']} "
                 f"({r['created']} new, {r['updated']} updated, {r['skipped']} skipped)"
             ]
-            + [f"  skipped line {x['line']}: {x['error']}" for x in r["skipped_rows"]]
+            # Each error names its line already ("line 3: ..." or "FILE:3: ...").
+            + [f"  skipped {x['error']}" for x in r["skipped_rows"]]
         ),
     )
     return 0

@@ -15,6 +15,7 @@ import argparse
 import json
 import sys
 
+from agentd import __version__
 from agentd.ctl import execution as execution_commands
 from agentd.ctl import gate as gate_commands
 from agentd.ctl import governance as governance_commands
@@ -155,6 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Control a running agentd over its Unix socket.",
         epilog="Example: agentctl status",
     )
+    parser.add_argument("--version", action="version", version=f"agentctl {__version__}")
     parser.add_argument(
         "--socket",
         metavar="PATH",

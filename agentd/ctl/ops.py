@@ -206,8 +206,8 @@ def register(add: Adder, sub_parser: Callable[[str, str], Any]) -> None:
         p = consent(
             name, run, summary, f"agentctl consent {name} acme backoffice product_seo_update"
         )
-        p.add_argument("account")
-        p.add_argument("service")
+        p.add_argument("account", help="an account id")
+        p.add_argument("service", help="a back-office, as in [browser.services.NAME]")
         p.add_argument("operation", nargs="?", default="*", help="workflow name (default: *)")
         if name == "grant":
             p.add_argument(

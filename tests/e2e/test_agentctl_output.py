@@ -68,3 +68,61 @@ def test_control_characters_from_outside_are_shown_not_obeyed(
     missing = agentctl("accounts", "set", "acme", "--stage", "\x1b[2Jnowhere")
     assert missing.returncode == 1
     assert "\x1b" not in missing.stderr and "\\x1b[2Jnowhere" in missing.stderr
+
+
+def _acme(short_tmp: Path) -> None:
+    accounts = _jsonl(
+        short_tmp / "accounts.jsonl",
+        {"id": "acme", "tenant": "t1", "name": "Acme", "stage": "discovery"},
+    )
+    assert agentctl("accounts", "import", accounts).returncode == 0
+
+
+def test_a_skipped_line_is_named_once(daemon: object, short_tmp: Path) -> None:
+    _acme(short_tmp)
+    # A bad line is reported once with its line number, not "line 2: i.jsonl:2: ...".
+    (short_tmp / "i.jsonl").write_text(
+        json.dumps({"id": "i1", "account": "acme", "kind": "fax", "direction": "in", "at": "x"})
+        + "\n"
+    )
+    skipped = agentctl("interactions", "import", str(short_tmp / "i.jsonl"), "--skip-bad")
+    assert skipped.returncode == 0, skipped.stderr
+    line = skipped.stdout.splitlines()[1]
+    assert line.startswith("  skipped i.jsonl:1: kind: unknown kind 'fax'"), line
+    assert line.count(":1:") + line.count("line 1") == 1, line
+
+
+def test_a_consent_without_permissions_shows_every_permission(
+    daemon: object, short_tmp: Path
+) -> None:
+    _acme(short_tmp)
+    # No permissions named: every permission, and the answer says so.
+    granted = agentctl("--json", "consent", "grant", "acme", "backoffice")
+    assert granted.returncode == 0, granted.stderr
+    assert json.loads(granted.stdout)["permissions"] == ["read", "write"]
+    assert 'permissions: ["read","write"]' in agentctl("consent", "grant", "acme", "x").stdout
+
+
+def test_a_goal_end_is_shown_as_the_day_given(daemon: object) -> None:
+    # --end names the goal's last day: shown as that day, not the next midnight.
+    added = agentctl(
+        "goals",
+        "add",
+        "--tenant",
+        "t1",
+        "--type",
+        "activity",
+        "--target",
+        "5",
+        "--start",
+        "2026-11-01",
+        "--end",
+        "2026-12-01",
+    )
+    assert added.returncode == 0, added.stderr
+    assert "end:" in added.stdout and "2026-12-01 (the last day, inclusive; UTC)" in added.stdout
+    assert "2026-12-02" not in added.stdout
+    listed = agentctl("goals", "--all").stdout
+    assert "LAST_DAY" in listed and "2026-12-01" in listed and "2026-12-02" not in listed
+    as_json = json.loads(agentctl("--json", "goals", "--all").stdout)["goals"][0]
+    assert (as_json["end"][:10], as_json["last_day"]) == ("2026-12-02", "2026-12-01")
