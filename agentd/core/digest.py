@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime
 from pathlib import PurePosixPath
 
+from agentd.core.escape import markdown_text
 from agentd.core.goals import GoalType, Verdict
 from agentd.core.patterns import Pattern, PatternKind, RiskSeverity
 from agentd.errors import InvalidArgument
@@ -242,8 +243,10 @@ class _Markdown(str):
 def _cell(text: str) -> str:
     if isinstance(text, _Markdown):
         return text
-    value = " ".join(text.split()).replace("|", "\\|")
-    return value if len(value) <= _CELL_LIMIT else value[: _CELL_LIMIT - 1] + "…"
+    # Shortened before escaping, so an escape is never cut in half.
+    value = " ".join(text.split())
+    value = value if len(value) <= _CELL_LIMIT else value[: _CELL_LIMIT - 1] + "…"
+    return markdown_text(value)
 
 
 def _when(moment: datetime) -> str:

@@ -107,7 +107,8 @@ def accounts_import(s: Session, ns: argparse.Namespace) -> int:
                 f"imported {r['imported']} accounts from {r['source']} "
                 f"({r['created']} new, {r['updated']} updated, {r['skipped']} skipped)"
             ]
-            + [f"  skipped line {x['line']}: {x['error']}" for x in r["skipped_rows"]]
+            # Each error names its line already ("line 3: ..." or "FILE:3: ...").
+            + [f"  skipped {x['error']}" for x in r["skipped_rows"]]
         ),
     )
     return 0
@@ -314,7 +315,8 @@ def audit_export(s: Session, ns: argparse.Namespace) -> int:
     out = sys.stdout
 
     def write(record: Any) -> None:
-        out.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n")
+        line = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
+        out.write(render.json_safe(line) + "\n")
 
     r = s.call("audit.export", {"after": ns.after}, on_event=write)
     print(f"exported {r['count']} records", file=sys.stderr)

@@ -319,7 +319,7 @@ class ExecutionService:
         return exe
 
     async def _checks(
-        self, tx: Transaction, exe: exec_sql.ExecutionRow, *, snapshot: bool
+        self, tx: Transaction, exe: exec_sql.ExecutionRow, *, snapshot: bool | None
     ) -> ExecutionCheckResult:
         config = self.config()
         now = tx.now
@@ -365,7 +365,7 @@ class ExecutionService:
 
     async def _precheck(self, exe: exec_sql.ExecutionRow) -> exec_sql.ExecutionRow:
         async with self.store.write(self.clock()) as tx:
-            result = await self._checks(tx, exe, snapshot=True)
+            result = await self._checks(tx, exe, snapshot=None)  # taken once these pass
             trace = [t.to_dict() for t in result.trace]
             if result.proceed:
                 await self._set(
@@ -432,10 +432,19 @@ class ExecutionService:
             async with self.store.write(self.clock()) as tx:
                 attempts = exe.attempts + 1
                 if attempts < MAX_SNAPSHOT_ATTEMPTS:
+                    # The checks shown with the execution say what happened to the snapshot.
+                    failed = {
+                        "check": "before_snapshot",
+                        "saw": {"captured": False, "attempt": attempts},
+                        "said": f"the before snapshot could not be read ({exc.message})",
+                        "passed": False,
+                    }
+                    checks = [c for c in exe.checks if c.get("check") != "before_snapshot"]
                     await self._set(
                         tx,
                         exe,
                         state="waiting",
+                        checks=[*checks, failed],
                         reason="SNAPSHOT_FAILED",
                         attempts=attempts,
                         detail=f"the before snapshot could not be read ({exc.message}); "
@@ -531,7 +540,9 @@ class ExecutionService:
                 finished_at=iso(tx.now),
                 result=exc.op.result if exc.op else None,
             )
-            await self._token(tx, exe, tx.now)
+            # Kept for the record, never usable: a failed execution is not rolled
+            # back (its snapshots say what state the target is in).
+            await self._token(tx, exe, tx.now, state="void")
             tx.audit(
                 AuditEvent(
                     AuditEventType.EXECUTION_FAILED,
@@ -614,7 +625,14 @@ class ExecutionService:
         await self._publish(exe, BreakerEventKind.EXECUTION_SUCCEEDED)
         return await self.get(exe.id)
 
-    async def _token(self, tx: Transaction, exe: exec_sql.ExecutionRow, now: datetime) -> str:
+    async def _token(
+        self,
+        tx: Transaction,
+        exe: exec_sql.ExecutionRow,
+        now: datetime,
+        *,
+        state: str = "available",
+    ) -> str:
         executed = _parse(exe.started_at) if exe.started_at else now
         value = f"rbk_{token.token_hex(12)}"
         await exec_sql.insert_token(
@@ -625,6 +643,7 @@ class ExecutionService:
                 "risk": exe.risk,
                 "executed_at": iso(executed),
                 "deadline": iso(rollback_deadline(executed, exe.risk)),
+                "state": state,
             },
         )
         return value

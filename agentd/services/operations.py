@@ -355,9 +355,12 @@ class OperationsService:
                 f"{' or '.join(p.value for p in Permission)} (or none for every permission)",
                 details={"field": "permissions"},
             )
+        # None named means every permission: stored as such, so what is shown
+        # (consent list, the grant's answer, the audit) says what it allows.
+        granted = list(dict.fromkeys(permissions)) or [p.value for p in Permission]
         needs = self._needs()
         async with self.store.write() as tx:
-            row = await ops_sql.upsert_consent(tx, account, service, operation, permissions, actor)
+            row = await ops_sql.upsert_consent(tx, account, service, operation, granted, actor)
             tx.audit(AuditEvent(AuditEventType.CONSENT_GRANTED, actor, account, row.to_dict()))
             released = 0
             covered = [

@@ -349,6 +349,7 @@ class ProactiveLoop:
         self.gate = gate
         self.settings = settings
         self.model = model
+        self.clock = clock
         self.goals = GoalService(store, clock=clock)
         self.scanner = PatternScanner(store, lambda: settings().patterns.rules(), clock=clock)
         self.planner = OutreachPlanner(

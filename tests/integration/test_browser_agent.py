@@ -17,7 +17,6 @@ import zlib
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -257,7 +256,7 @@ def workflow_params(site: DemoSite) -> dict[str, dict[str, str]]:
         "schedule_meeting": {
             "account": "initech",
             "title": "Quarterly review",
-            "date": (date.today() + timedelta(days=7)).isoformat(),
+            "date": "2099-06-30",  # the site refuses past days only
             "time": "14:30",
             "duration": "45",
         },

@@ -18,7 +18,7 @@ from agentd.services.gate import GateService
 from agentd.services.scheduler import TASK_NAMES, ProactiveLoop, TaskScheduler, TaskSpec
 from agentd.store.sqlite import SqliteStore
 from agentd.testing.anthropic_stub import AnthropicStub, Reply
-from tests.integration.test_proactive_services import BUYING, Cfg, _accounts, _jsonl
+from tests.integration.test_proactive_services import BUYING, NOW, Cfg, _accounts, _jsonl, clock
 
 
 @pytest.fixture
@@ -35,8 +35,10 @@ async def test_every_task_runs_on_the_real_scheduler(tmp_path: Path, store: Sqli
     fast = {f"{name}_interval_s": 0.3 for name in TASK_NAMES}
     cfg = Cfg(tmp_path, scheduler=SchedulerConfig(**fast, misfire_grace_time_s=5))
     policy = gate_policy(Settings(state_dir=tmp_path))
-    gate = GateService(store, lambda: policy, approval_ttl=lambda _t: timedelta(hours=1))
-    loop = ProactiveLoop(store, gate, lambda: cfg)  # type: ignore[arg-type, return-value]
+    gate = GateService(
+        store, lambda: policy, approval_ttl=lambda _t: timedelta(hours=1), clock=clock
+    )
+    loop = ProactiveLoop(store, gate, lambda: cfg, clock=clock)  # type: ignore[arg-type, return-value]
     await _accounts(store)
     (loop.inbox.ensure() / "i.jsonl").write_bytes(_jsonl(BUYING))
     async with anyio.create_task_group() as tg:
@@ -58,7 +60,7 @@ async def test_every_task_runs_on_the_real_scheduler(tmp_path: Path, store: Sqli
     assert row is not None and row[0] == 1  # the buying signal, planned once despite many runs
     planned = await store.read_one("SELECT COUNT(*) FROM patterns WHERE planned_at IS NOT NULL")
     assert planned is not None and planned[0] == 1
-    assert (tmp_path / "digest" / f"{datetime.now(UTC).date().isoformat()}.md").exists()
+    assert (tmp_path / "digest" / f"{NOW.date().isoformat()}.md").exists()
 
 
 async def test_restart_keeps_last_runs_and_failures_are_counted(store: SqliteStore) -> None:
@@ -140,16 +142,17 @@ async def test_summaries_through_the_anthropic_stub(
     path = tmp_path / "i.jsonl"
     path.write_bytes(_jsonl(BUYING))
     await interactions.import_file(
-        store, path, source="i.jsonl", fmt="jsonl", skip_bad=False, actor="t"
+        store, path, source="i.jsonl", fmt="jsonl", skip_bad=False, actor="t", clock=clock
     )
     policy = gate_policy(Settings(state_dir=tmp_path))
-    gate = GateService(store, lambda: policy, approval_ttl=lambda _t: timedelta(hours=1))
+    ttl = timedelta(hours=1)
+    gate = GateService(store, lambda: policy, approval_ttl=lambda _t: ttl, clock=clock)
     with AnthropicStub(api_key="k") as stub:
         stub.push(reply)
         model = AnthropicModel(
             LLMSettings(api_key="k", base_url=stub.url, timeout_s=0.5, max_retries=0)
         )
-        loop = ProactiveLoop(store, gate, lambda: Cfg(tmp_path), model=model)  # type: ignore[arg-type, return-value]
+        loop = ProactiveLoop(store, gate, lambda: Cfg(tmp_path), model=model, clock=clock)  # type: ignore[arg-type, return-value]
         try:
             result = await loop.summaries.summarize_account("acme")
         finally:

@@ -171,3 +171,37 @@ def test_tenant_overrides_inherit(tmp_path: Path) -> None:
     assert acme.autonomy.level == other.autonomy.level == "L4"
     assert acme.autonomy.kill_switch and not other.autonomy.kill_switch
     assert acme.budget.per_account_daily == 2 and acme.budget.per_tenant_daily == 50
+
+
+def test_bad_env_value_is_blamed_on_the_variable_even_when_the_file_sets_the_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = write(tmp_path, "[autonomy]\nlevel = 'L3'\n")
+    monkeypatch.setenv("AGENTD_AUTONOMY__LEVEL", "L9")
+    with pytest.raises(ConfigInvalid) as info:
+        load_settings(cfg)
+    assert "environment variable AGENTD_AUTONOMY__LEVEL: autonomy.level" in info.value.message
+    assert str(cfg) not in info.value.message.split("\n", 1)[1]
+    assert (
+        info.value.details["errors"][0]["source"] == "environment variable AGENTD_AUTONOMY__LEVEL"
+    )
+    # The file's own bad value is still blamed on the file.
+    monkeypatch.delenv("AGENTD_AUTONOMY__LEVEL")
+    cfg.write_text("[autonomy]\nlevel = 'L9'\n")
+    with pytest.raises(ConfigInvalid) as info:
+        load_settings(cfg)
+    assert f"{cfg}: autonomy.level" in info.value.message
+
+
+def test_a_parent_table_variable_is_blamed_only_for_keys_the_file_does_not_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = write(tmp_path, "[autonomy]\nconfidence_floor = 2\n")
+    monkeypatch.setenv("AGENTD_AUTONOMY", '{"level": "L9"}')
+    with pytest.raises(ConfigInvalid) as info:
+        load_settings(cfg)
+    sources = {e["key"]: e["source"] for e in info.value.details["errors"]}
+    assert sources == {
+        "autonomy.level": "environment variable AGENTD_AUTONOMY",
+        "autonomy.confidence_floor": str(cfg),
+    }

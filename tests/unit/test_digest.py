@@ -322,3 +322,38 @@ def test_relative_link(target: str, base: str, expected: str) -> None:
 def test_digest_path() -> None:
     assert digest_path(DAY) == "digest/2024-06-03.md"
     assert digest_path(DAY + timedelta(days=1)) == "digest/2024-06-04.md"
+
+
+def test_values_from_outside_cannot_inject_html_links_or_images() -> None:
+    # Rationales, account and goal names and pattern summaries come from
+    # clients and imports; rendered, none of them may become HTML, a link or
+    # an image (fetched when the digest is opened).
+    script = "<script>alert(1)</script>"
+    link = "[approve now](https://evil.example)"
+    image = "![](https://tracker.example/p.png)"
+    data = DigestData(
+        day=DAY,
+        generated_at=GENERATED,
+        auto_executed=[ExecutedItem("int-1", "acme<b>", "send_follow_up_email", at(9), script)],
+        pending=[PendingItem("int-2", link, "send_proposal", at(8), image)],
+        goals=[
+            GoalLine(
+                "g-1",
+                "<img src=x onerror=alert(1)>",
+                GoalType.ACTIVITY,
+                Verdict.BEHIND,
+                1,
+                2,
+                at(0, day=30),
+            )
+        ],
+        patterns=[pattern("acme", PatternKind.BUYING_SIGNAL, None, "see ![x](http://t/x.png)")],
+    )
+    text = render_digest(data)
+    assert "<script" not in text and "<b>" not in text and "<img" not in text
+    assert "&lt;script>alert(1)&lt;/script>" in text
+    assert "\\[approve now\\](https://evil.example)" in text
+    assert "!\\[\\](https://tracker.example/p.png)" in text
+    assert "see !\\[x\\](http://t/x.png)" in text
+    # Every "[" left is an escaped one (the links made here are screenshot links only).
+    assert text.count("[") == text.count("\\[")
