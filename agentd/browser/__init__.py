@@ -38,7 +38,8 @@ class StepProblem(StrEnum):
     NOT_FOUND = "not_found"  # the selector matched nothing: the planner may recover
     BAD_SELECTOR = "bad_selector"  # the selector is not usable: the planner may recover
     TIMEOUT = "timeout"
-    NAVIGATION = "navigation"  # the site is down, answered an error, or the host is blocked
+    NAVIGATION = "navigation"  # the site is down or answered an error
+    HOST_NOT_ALLOWED = "host_not_allowed"  # the page went, or tried to go, off the allowlist
     EXPECTATION = "expectation"  # the page did not show what the step expects
     DIALOG = "dialog"
     REFUSED = "refused"
@@ -141,6 +142,18 @@ def host_allowed(url: str, allowed: Iterable[str]) -> bool:
     return False
 
 
+def endpoint_allowed(host: str, port: int, allowed: Iterable[str]) -> bool:
+    """Return whether a connection to ``host`` on ``port`` may be opened under an allowlist.
+
+    The same rule as :func:`host_allowed` for a URL naming that port: an entry
+    ``host:port`` allows that port, ``host`` any port, ``*.example.com`` the
+    subdomains. (A URL's default port is no exception: ``example.com:443``
+    allows ``https://example.com/``.)
+    """
+    literal = f"[{host}]" if ":" in host else host
+    return host_allowed(f"http://{literal}:{port}/", allowed)
+
+
 # Allowlist entries the fast path understands; any other entry is left to
 # host_allowed, which the route handler applies to every other request.
 _PLAIN_ENTRY = re.compile(r"[a-z0-9.-]+(:[0-9]+)?")
@@ -184,6 +197,7 @@ __all__ = [
     "StepProblem",
     "certainly_allowed_pattern",
     "consent_permits",
+    "endpoint_allowed",
     "host_allowed",
     "host_of",
     "required_permission",
