@@ -126,8 +126,10 @@ class EgressProxy:
             return None
         if not endpoint_allowed(host, port, self.allowed_hosts):
             where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+            # Chromium's own services (autofill queries on a form) try again and again.
+            level = "DEBUG" if where in self.refused else "WARNING"
             self.refused.append(where)
-            logger.warning("refused a connection off the allowlist, to {}", where)
+            logger.log(level, "refused a connection off the allowlist, to {}", where)
             writer.write(_reply(_NOT_ALLOWED))
             return None
         try:

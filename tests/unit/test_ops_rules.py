@@ -15,6 +15,7 @@ from agentd.browser import (
     Permission,
     certainly_allowed_pattern,
     consent_permits,
+    endpoint_allowed,
     host_allowed,
     required_permission,
 )
@@ -48,6 +49,27 @@ ALLOW = ["127.0.0.1:8000", "shop.example.com", "*.cdn.example.net"]
 )
 def test_host_allowlist(url: str, allowed: bool) -> None:
     assert host_allowed(url, ALLOW) is allowed
+
+
+@pytest.mark.parametrize(
+    ("host", "port", "allowed"),
+    [
+        ("127.0.0.1", 8000, True),
+        ("127.0.0.1", 8001, False),
+        ("127.0.0.2", 8000, False),
+        ("shop.example.com", 443, True),
+        ("shop.example.com", 8443, True),  # a host entry allows any port
+        ("evil.example.com", 443, False),
+        ("shop.example.com.evil.org", 443, False),
+        ("img.cdn.example.net", 443, True),
+        ("cdn.example.net", 443, False),
+        ("::1", 8000, False),
+        ("", 80, False),
+    ],
+)
+def test_the_proxy_applies_the_same_rule(host: str, port: int, allowed: bool) -> None:
+    assert endpoint_allowed(host, port, ALLOW) is allowed
+    assert endpoint_allowed("::1", 8000, ["::1"])
 
 
 def test_empty_allowlist_blocks_every_network_request() -> None:
