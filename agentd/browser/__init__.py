@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from enum import StrEnum
 from urllib.parse import urlsplit
 
-from agentd.errors import ExternalError
+from agentd.errors import ConfigInvalid, ExternalError
 from agentd.kb import Action, Step
 
 # Schemes that never reach the network: a page may use them freely.
@@ -30,6 +31,40 @@ READ_ACTIONS = frozenset(
 PASSIVE_ACTIONS = frozenset(
     {Action.WAIT_FOR, Action.EXPECT_TEXT, Action.EXPECT_URL, Action.EXTRACT, Action.ACCEPT_DIALOG}
 )
+
+
+@dataclass(frozen=True)
+class SandboxChoice:
+    """Whether Chromium runs in its own sandbox, and why (as ``status`` shows it)."""
+
+    enabled: bool
+    reason: str
+
+
+def chromium_sandbox(setting: bool | None, euid: int) -> SandboxChoice:
+    """Decide whether Chromium runs in its sandbox from ``[browser] sandbox`` and the
+    daemon's effective user id.
+
+    Chromium refuses to sandbox itself as root, so root runs it without one
+    (unless the setting insists, which is an error); any other user runs it
+    sandboxed unless the setting turns the sandbox off.
+
+    :raises ConfigInvalid: ``sandbox = true`` while the daemon runs as root.
+    """
+    if setting is False:
+        return SandboxChoice(False, "turned off by [browser] sandbox = false")
+    if euid == 0:
+        if setting:
+            raise ConfigInvalid(
+                "[browser] sandbox = true, but the daemon runs as root, where Chromium "
+                "cannot sandbox itself: run it as an unprivileged user (the systemd unit "
+                "runs it as agentd) or leave sandbox unset",
+                details={"key": "browser.sandbox"},
+            )
+        return SandboxChoice(False, "the daemon runs as root, where Chromium cannot sandbox itself")
+    if setting:
+        return SandboxChoice(True, "required by [browser] sandbox = true")
+    return SandboxChoice(True, "the daemon does not run as root")
 
 
 class StepProblem(StrEnum):
@@ -193,9 +228,11 @@ __all__ = [
     "PASSIVE_ACTIONS",
     "READ_ACTIONS",
     "Permission",
+    "SandboxChoice",
     "StepFailed",
     "StepProblem",
     "certainly_allowed_pattern",
+    "chromium_sandbox",
     "consent_permits",
     "endpoint_allowed",
     "host_allowed",

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import os
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
@@ -44,11 +45,12 @@ from agentd.browser import (
     StepFailed,
     StepProblem,
     certainly_allowed_pattern,
+    chromium_sandbox,
     host_allowed,
     host_of,
 )
 from agentd.browser.egress import EgressProxy
-from agentd.errors import ExternalError
+from agentd.errors import ConfigInvalid, ExternalError
 from agentd.kb import Action, Step
 from agentd.ops_config import BrowserSettings
 
@@ -125,11 +127,31 @@ class PlaywrightBrowser:
         self._browser: Browser | None = None
         self._lock = asyncio.Lock()
 
+    def describe(self) -> dict[str, Any]:
+        """Return the browser's state for ``status``: its binary, whether it runs, and
+        whether it runs (or will run, once launched) in its sandbox, and why."""
+        running = self._browser is not None and self._browser.is_connected()
+        out: dict[str, Any] = {
+            "executable": str(self.settings.executable_path),
+            "running": running,
+        }
+        try:
+            choice = chromium_sandbox(self.settings.sandbox, os.geteuid())
+        except ConfigInvalid as exc:
+            out.update(sandbox=None, sandbox_reason=exc.message)
+        else:
+            out.update(sandbox=choice.enabled, sandbox_reason=choice.reason)
+        return out
+
     async def _ensure(self) -> Browser:
         async with self._lock:
             if self._browser is not None and self._browser.is_connected():
                 return self._browser
             path = self.settings.executable_path
+            try:
+                sandbox = chromium_sandbox(self.settings.sandbox, os.geteuid())
+            except ConfigInvalid as exc:
+                raise ExternalError(exc.message, details=exc.details) from exc
             if not path.is_file():
                 raise ExternalError(
                     f"Chromium not found at {path}; install it (apt install chromium) or set "
@@ -142,7 +164,7 @@ class PlaywrightBrowser:
                 self._browser = await self._playwright.chromium.launch(
                     executable_path=str(path),
                     headless=self.settings.headless,
-                    chromium_sandbox=False,
+                    chromium_sandbox=sandbox.enabled,
                     args=[*CHROMIUM_ARGS, *CONFINED_ARGS],
                 )
             except PlaywrightError as exc:
