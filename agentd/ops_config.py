@@ -41,6 +41,13 @@ class BrowserSettings(Section):
 
     executable_path: Path = Field(DEFAULT_CHROMIUM, description="Chromium binary.")
     headless: bool = Field(True, description="Run Chromium without a window.")
+    sandbox: bool | None = Field(
+        None,
+        description="Chromium's own sandbox (its renderers in user, PID and network "
+        "namespaces under seccomp). Unset: on unless the daemon runs as root, where Chromium "
+        "cannot sandbox itself (the systemd unit runs it as user agentd). false: off, for a "
+        "kernel without unprivileged user namespaces. true: required; refused as root.",
+    )
     max_browsers: int = Field(2, ge=1, le=32, description="Operations running at once.")
     step_timeout_s: float = Field(10.0, gt=0, le=600, description="Longest one step may take.")
     lease_s: float = Field(

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from enum import StrEnum
 from urllib.parse import urlsplit
 
-from agentd.errors import ExternalError
+from agentd.errors import ConfigInvalid, ExternalError
 from agentd.kb import Action, Step
 
 # Schemes that never reach the network: a page may use them freely.
@@ -32,13 +33,48 @@ PASSIVE_ACTIONS = frozenset(
 )
 
 
+@dataclass(frozen=True)
+class SandboxChoice:
+    """Whether Chromium runs in its own sandbox, and why (as ``status`` shows it)."""
+
+    enabled: bool
+    reason: str
+
+
+def chromium_sandbox(setting: bool | None, euid: int) -> SandboxChoice:
+    """Decide whether Chromium runs in its sandbox from ``[browser] sandbox`` and the
+    daemon's effective user id.
+
+    Chromium refuses to sandbox itself as root, so root runs it without one
+    (unless the setting insists, which is an error); any other user runs it
+    sandboxed unless the setting turns the sandbox off.
+
+    :raises ConfigInvalid: ``sandbox = true`` while the daemon runs as root.
+    """
+    if setting is False:
+        return SandboxChoice(False, "turned off by [browser] sandbox = false")
+    if euid == 0:
+        if setting:
+            raise ConfigInvalid(
+                "[browser] sandbox = true, but the daemon runs as root, where Chromium "
+                "cannot sandbox itself: run it as an unprivileged user (the systemd unit "
+                "runs it as agentd) or leave sandbox unset",
+                details={"key": "browser.sandbox"},
+            )
+        return SandboxChoice(False, "the daemon runs as root, where Chromium cannot sandbox itself")
+    if setting:
+        return SandboxChoice(True, "required by [browser] sandbox = true")
+    return SandboxChoice(True, "the daemon does not run as root")
+
+
 class StepProblem(StrEnum):
     """Why a step failed, as far as the agent needs to tell."""
 
     NOT_FOUND = "not_found"  # the selector matched nothing: the planner may recover
     BAD_SELECTOR = "bad_selector"  # the selector is not usable: the planner may recover
     TIMEOUT = "timeout"
-    NAVIGATION = "navigation"  # the site is down, answered an error, or the host is blocked
+    NAVIGATION = "navigation"  # the site is down or answered an error
+    HOST_NOT_ALLOWED = "host_not_allowed"  # the page went, or tried to go, off the allowlist
     EXPECTATION = "expectation"  # the page did not show what the step expects
     DIALOG = "dialog"
     REFUSED = "refused"
@@ -141,6 +177,18 @@ def host_allowed(url: str, allowed: Iterable[str]) -> bool:
     return False
 
 
+def endpoint_allowed(host: str, port: int, allowed: Iterable[str]) -> bool:
+    """Return whether a connection to ``host`` on ``port`` may be opened under an allowlist.
+
+    The same rule as :func:`host_allowed` for a URL naming that port: an entry
+    ``host:port`` allows that port, ``host`` any port, ``*.example.com`` the
+    subdomains. (A URL's default port is no exception: ``example.com:443``
+    allows ``https://example.com/``.)
+    """
+    literal = f"[{host}]" if ":" in host else host
+    return host_allowed(f"http://{literal}:{port}/", allowed)
+
+
 # Allowlist entries the fast path understands; any other entry is left to
 # host_allowed, which the route handler applies to every other request.
 _PLAIN_ENTRY = re.compile(r"[a-z0-9.-]+(:[0-9]+)?")
@@ -180,10 +228,13 @@ __all__ = [
     "PASSIVE_ACTIONS",
     "READ_ACTIONS",
     "Permission",
+    "SandboxChoice",
     "StepFailed",
     "StepProblem",
     "certainly_allowed_pattern",
+    "chromium_sandbox",
     "consent_permits",
+    "endpoint_allowed",
     "host_allowed",
     "host_of",
     "required_permission",

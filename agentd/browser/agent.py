@@ -79,6 +79,11 @@ OPERATION_COMPLETED = "OPERATION_COMPLETED"
 OPERATION_FAILED = "OPERATION_FAILED"
 OPERATION_CANCELLED = "OPERATION_CANCELLED"
 REPLANNABLE = frozenset({StepProblem.NOT_FOUND, StepProblem.BAD_SELECTOR})
+# An operation's end reason for a failed step, by the step's problem.
+_REASONS = {
+    StepProblem.REFUSED: "refused_command",
+    StepProblem.HOST_NOT_ALLOWED: "host_not_allowed",
+}
 # How long a step's record may wait to share a transaction with the next ones.
 RECORD_LINGER_S = 0.25
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -179,6 +184,8 @@ class _Run:
     tasks: TaskGroup | None = None  # where captures are taken and files written
     needs: Permission = Permission.WRITE
     shots: int = 0
+    off_list: dict[str, Any] | None = None  # the step that went off the host allowlist
+    refused_hosts: list[str] = field(default_factory=list)  # hosts the browser was kept from
 
 
 class _Journal:
@@ -518,7 +525,10 @@ class BrowserAgent:
         if blocked is not None:
             raise blocked
         if problem is not None:
-            reason = "refused_command" if problem.problem is StepProblem.REFUSED else "step_failed"
+            reason = _REASONS.get(problem.problem, "step_failed")
+            if problem.problem is StepProblem.HOST_NOT_ALLOWED:
+                hosts = run.session.refused_hosts()
+                run.off_list = {"step": template.index, "hosts": hosts, "error": error}
             raise OperationEnded(
                 "failed", reason, f"step {template.index} ({template.intent}): {error}"
             )
@@ -848,6 +858,7 @@ class BrowserAgent:
         if session is None:
             await self._record_end(run, state, reason, error, saved)
             return
+        run.refused_hosts = session.refused_hosts()
         # The evidence is complete (final screenshot, trace) before the end is recorded;
         # the context closes while it is, and before the end is told.
         failure: Exception | None = None
@@ -904,6 +915,8 @@ class BrowserAgent:
             # Refusals of a command that never became a step row.
             self._audit_refusals(tx, op.id, run.refusals)
             run.refusals = []
+            if run.off_list is not None:
+                tx.audit(AuditEvent(AuditEventType.HOST_NOT_ALLOWED, ACTOR, op.id, run.off_list))
             if saved:
                 await ops_sql.insert_steps(
                     tx,
@@ -951,6 +964,7 @@ class BrowserAgent:
                         "reason": reason,
                         "error": error,
                         "results": sorted(run.results),
+                        "refused_hosts": run.refused_hosts,
                         "screenshot": saved.get("screenshot"),
                         "sha256": saved.get("sha256"),
                     },

@@ -1,8 +1,13 @@
 """Chromium through Playwright's async API: one browser, a fresh context per operation.
 
-Every request a page makes — not only the navigations the agent starts — goes
-through :meth:`BrowserSession._route`, which lets it out only when its host is
-on the account's allowlist. Screenshots mask secret fields (``data-secret``
+Every connection a context opens goes through its own
+:class:`~agentd.browser.egress.EgressProxy`, which opens it only to a host on
+the account's allowlist: each hop of a redirect chain, WebSockets, prefetches,
+popups, beacons. The route handler (:meth:`BrowserSession._route`) refuses
+the first request to an off-list host before it reaches the proxy, so such a
+navigation fails with a clear error. A step that leaves the page on an
+off-list host fails (``HOST_NOT_ALLOWED``), and a ``fill`` first checks the
+host of the document it types into. Screenshots mask secret fields (``data-secret``
 elements and password inputs) with a solid colour. A trace per operation is
 kept beside its screenshots; steps that type a secret are left out of it,
 because a trace records the values a ``fill`` typed.
@@ -12,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import os
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
@@ -39,9 +45,12 @@ from agentd.browser import (
     StepFailed,
     StepProblem,
     certainly_allowed_pattern,
+    chromium_sandbox,
     host_allowed,
+    host_of,
 )
-from agentd.errors import ExternalError
+from agentd.browser.egress import EgressProxy
+from agentd.errors import ConfigInvalid, ExternalError
 from agentd.kb import Action, Step
 from agentd.ops_config import BrowserSettings
 
@@ -51,6 +60,14 @@ CHROMIUM_ARGS = (
     "--disable-component-update",
     "--disable-sync",
     "--no-first-run",
+)
+# Ways out that would not go through a context's proxy: the browser resolving
+# host names itself (a DNS prefetch names a host to whoever answers for its
+# domain; through SOCKS5 the proxy resolves them), and WebRTC over UDP.
+CONFINED_ARGS = (
+    "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
+    "--webrtc-ip-handling-policy=disable_non_proxied_udp",
+    "--disable-quic",
 )
 SECRET_SELECTOR = '[data-secret="true"], input[type="password"]'
 MASK_COLOR = "#FF00FF"
@@ -110,11 +127,31 @@ class PlaywrightBrowser:
         self._browser: Browser | None = None
         self._lock = asyncio.Lock()
 
+    def describe(self) -> dict[str, Any]:
+        """Return the browser's state for ``status``: its binary, whether it runs, and
+        whether it runs (or will run, once launched) in its sandbox, and why."""
+        running = self._browser is not None and self._browser.is_connected()
+        out: dict[str, Any] = {
+            "executable": str(self.settings.executable_path),
+            "running": running,
+        }
+        try:
+            choice = chromium_sandbox(self.settings.sandbox, os.geteuid())
+        except ConfigInvalid as exc:
+            out.update(sandbox=None, sandbox_reason=exc.message)
+        else:
+            out.update(sandbox=choice.enabled, sandbox_reason=choice.reason)
+        return out
+
     async def _ensure(self) -> Browser:
         async with self._lock:
             if self._browser is not None and self._browser.is_connected():
                 return self._browser
             path = self.settings.executable_path
+            try:
+                sandbox = chromium_sandbox(self.settings.sandbox, os.geteuid())
+            except ConfigInvalid as exc:
+                raise ExternalError(exc.message, details=exc.details) from exc
             if not path.is_file():
                 raise ExternalError(
                     f"Chromium not found at {path}; install it (apt install chromium) or set "
@@ -127,8 +164,8 @@ class PlaywrightBrowser:
                 self._browser = await self._playwright.chromium.launch(
                     executable_path=str(path),
                     headless=self.settings.headless,
-                    chromium_sandbox=False,
-                    args=list(CHROMIUM_ARGS),
+                    chromium_sandbox=sandbox.enabled,
+                    args=[*CHROMIUM_ARGS, *CONFINED_ARGS],
                 )
             except PlaywrightError as exc:
                 raise ExternalError(f"cannot launch Chromium at {path}: {exc.message}") from exc
@@ -150,14 +187,22 @@ class PlaywrightBrowser:
         """
         browser = await self._ensure()
         settings = settings or self.settings
+        proxy = EgressProxy(allowed_hosts)
+        try:
+            await proxy.start()
+        except OSError as exc:
+            raise ExternalError(f"cannot open the browser's proxy: {exc}") from exc
         try:
             context = await browser.new_context(
                 viewport={"width": settings.viewport_width, "height": settings.viewport_height},
                 service_workers="block",  # a worker's fetches would bypass route interception
+                # Loopback too: Chromium would otherwise connect to it directly.
+                proxy={"server": proxy.server, "bypass": "<-loopback>"},
             )
         except PlaywrightError as exc:
+            await proxy.close()
             raise ExternalError(f"cannot open a browser context: {exc.message}") from exc
-        session = BrowserSession(context, allowed_hosts, folder, settings, base_url)
+        session = BrowserSession(context, allowed_hosts, folder, settings, base_url, proxy)
         await session.open()
         return session
 
@@ -184,14 +229,20 @@ class BrowserSession:
         folder: Path,
         settings: BrowserSettings,
         base_url: str,
+        proxy: EgressProxy | None = None,
     ) -> None:
         self.context = context
+        self.proxy = proxy
         self.allowed_hosts = tuple(allowed_hosts)
         self.folder = folder
         self.settings = settings
         self.base_url = base_url.rstrip("/")
         self.timeout_ms = settings.step_timeout_s * 1000
-        self.blocked: list[str] = []
+        self.blocked: list[str] = []  # hosts of requests the route handler refused
+        # Hosts off the allowlist the page's main frame set out for (each hop of a
+        # redirect chain is a request of its own); ``_left_seen`` of them reported.
+        self.left_for: list[str] = []
+        self._left_seen = 0
         self._page: Page | None = None
         self._armed: tuple[str, asyncio.Future[None]] | None = None
         self._dialog_problem: str | None = None
@@ -220,6 +271,7 @@ class BrowserSession:
         )
         self._page = await self.context.new_page()
         self._page.on("dialog", self._on_dialog)
+        self._page.on("request", self._on_request)
         self._cdp = await self.context.new_cdp_session(self._page)
 
     async def _start_trace(self) -> None:
@@ -234,9 +286,39 @@ class BrowserSession:
         if host_allowed(request.url, self.allowed_hosts):
             await route.continue_()
             return
-        self.blocked.append(request.url)
-        logger.warning("blocked a request off the allowlist: {}", request.url)
+        # The host only: a page could put what it wants to send out in the URL.
+        host = _host(request.url)
+        self.blocked.append(host)
+        logger.warning("blocked a request off the allowlist, to {}", host)
         await route.abort("blockedbyclient")
+
+    def refused_hosts(self) -> list[str]:
+        """Return every host (``host:port``) the context was kept from reaching so far."""
+        refused = self.proxy.refused if self.proxy is not None else []
+        return sorted({*self.blocked, *self.left_for, *refused})
+
+    def _on_request(self, request: Request) -> None:
+        if (
+            request.is_navigation_request()
+            and self._page is not None
+            and request.frame == self._page.main_frame
+            and not host_allowed(request.url, self.allowed_hosts)
+        ):
+            self.left_for.append(_host(request.url))
+
+    def _left(self) -> StepFailed | None:
+        """Return the failure for the page setting out off the allowlist since the last one."""
+        hosts = self.left_for[self._left_seen :]
+        if not hosts:
+            url = self.page.url
+            if url.startswith("chrome-error:") or host_allowed(url, self.allowed_hosts):
+                return None
+            hosts = [_host(url)]
+        self._left_seen = len(self.left_for)
+        return StepFailed(
+            StepProblem.HOST_NOT_ALLOWED,
+            f"the page went to {', '.join(dict.fromkeys(hosts))}, off the account's host allowlist",
+        )
 
     async def _on_dialog(self, dialog: Dialog) -> None:
         armed = self._armed
@@ -361,6 +443,9 @@ class BrowserSession:
             await self.context.close()
         except PlaywrightError as exc:
             logger.warning("closing a browser context failed: {}", exc.message)
+        finally:
+            if self.proxy is not None:
+                await self.proxy.close()
 
     def url(self) -> str:
         """Return the page's current URL."""
@@ -405,6 +490,8 @@ class BrowserSession:
         :raises StepFailed: the step did not do what it should (``problem`` says how).
         """
         armed_before = self._armed
+        if left := self._left():
+            raise left  # since the previous step ended
         try:
             extracted = await self._perform(step, ready or _at_once)
             if step.expect and step.action is not Action.EXPECT_TEXT:
@@ -413,15 +500,19 @@ class BrowserSession:
                 )
             if armed_before is not None and step.action is not Action.ACCEPT_DIALOG:
                 await self._await_dialog(armed_before)
-        except StepFailed:
+        except StepFailed as exc:
+            if left := self._left():
+                raise left from exc
             raise
         except AssertionError as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else "assertion failed"
-            raise StepFailed(StepProblem.EXPECTATION, first) from exc
+            raise self._left() or StepFailed(StepProblem.EXPECTATION, first) from exc
         except PlaywrightTimeout as exc:
-            raise await self._timeout_problem(step) from exc
+            raise self._left() or await self._timeout_problem(step) from exc
         except PlaywrightError as exc:
-            raise self._error_problem(step, exc) from exc
+            raise self._left() or self._error_problem(step, exc) from exc
+        if left := self._left():
+            raise left
         if self._dialog_problem:
             problem, self._dialog_problem = self._dialog_problem, None
             raise StepFailed(StepProblem.DIALOG, problem)
@@ -456,6 +547,15 @@ class BrowserSession:
                     status = response.status if response else "no response"
                     raise StepFailed(StepProblem.NAVIGATION, f"goto {s.target} answered {status}")
             case Action.FILL:
+                # Typed only into a document from an allowed host, checked just before.
+                where = await locator.evaluate("el => el.ownerDocument.location.href")
+                left = self._left()
+                if left or not host_allowed(str(where), self.allowed_hosts):
+                    raise left or StepFailed(
+                        StepProblem.HOST_NOT_ALLOWED,
+                        f"refusing to type into a page from {_host(str(where))}, "
+                        "off the account's host allowlist",
+                    )
                 await locator.fill(s.value or "")
             case Action.SELECT_OPTION:
                 await locator.select_option(s.value or "")
@@ -503,7 +603,7 @@ class BrowserSession:
         message = exc.message.strip().splitlines()[0] if exc.message else str(exc)
         if "ERR_BLOCKED_BY_CLIENT" in message:
             return StepFailed(
-                StepProblem.NAVIGATION,
+                StepProblem.HOST_NOT_ALLOWED,
                 f"{s.action} {s.target}: the host is not on the account's allowlist",
             )
         if s.action in SELECTOR_ACTIONS and ("selector" in message.lower()):
@@ -511,3 +611,11 @@ class BrowserSession:
         if "net::" in message or s.action is Action.GOTO:
             return StepFailed(StepProblem.NAVIGATION, f"{s.action} {s.target} failed: {message}")
         return StepFailed(StepProblem.TIMEOUT, f"{s.action} {s.target} failed: {message}")
+
+
+def _host(url: str) -> str:
+    """Return a URL's ``host[:port]`` for a message or a log (never its path or query)."""
+    try:
+        return host_of(url) or urlsplit(url).scheme + ":"
+    except ValueError:
+        return urlsplit(url).scheme + ":"

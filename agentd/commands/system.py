@@ -43,5 +43,6 @@ async def status(ctx: CommandContext) -> dict[str, Any]:
         "log_file": str(app.log_file) if app.log_file else None,
         "peer": {"user": ctx.peer.user, "uid": ctx.peer.uid},
         "governance": app.governance.summary(),
+        "browser": app.operations.browser.describe(),
     }
     return result

@@ -113,7 +113,12 @@ def _human_status(r: dict[str, Any]) -> str:
             f"breakers tripped: {', '.join(gov['breakers_tripped']) or 'none'}; paused: "
             f"{', '.join(gov['paused_action_types']) or 'none'}"
         )
+    browser = r.get("browser")
+    if browser:
+        sandbox = {True: "on", False: "OFF", None: "refused"}[browser.get("sandbox")]
+        lines["browser sandbox"] = f"{sandbox} ({browser.get('sandbox_reason')})"
     known = {
+        "browser",
         "version",
         "state",
         "pid",
