@@ -101,25 +101,23 @@ def required_permission(steps: Iterable[Step]) -> Permission:
 
 
 def sign_in_fills(steps: Iterable[Step]) -> frozenset[int]:
-    """Return the indexes of the fills that sign in, as :func:`required_permission` sees it.
+    """Return the indexes of the fills that sign in: the workflow's first run of
+    fills that type nothing but vault secrets, when no step before it could
+    change the site (none when there is no such run).
 
-    The workflow's first run of fills that type nothing but vault secrets, when
-    the step right after it clicks or presses and no step before it could
-    change the site; none when there is no such run. A vault value they type
-    into a plain (not password, not ``data-secret``) field is a sign-in name:
-    its field is masked like any secret's, but a page may show it as text
-    (sites show who is signed in).
+    A vault value they type into a plain (not password, not ``data-secret``)
+    field is a sign-in name: its field is masked like any secret's, but a page
+    may show it as text (sites show who is signed in). Unlike
+    :func:`required_permission`, this does not ask that the run be submitted
+    at once: a sign-in whose recorded submit no longer works is still one.
     """
     typing: list[int] = []
     for step in steps:
         if step.action is Action.FILL and _SECRET_VALUE.fullmatch(step.value or ""):
             typing.append(step.index)
-            continue
-        if typing:
-            return frozenset(typing) if step.action in _SUBMITS else frozenset()
-        if step.action not in READ_ACTIONS:
-            return frozenset()
-    return frozenset()
+        elif typing or step.action not in READ_ACTIONS:
+            break
+    return frozenset(typing)
 
 
 def consent_permits(granted: Sequence[str], needed: Permission) -> bool:

@@ -33,7 +33,15 @@ which judges by the recorded progress, never mistakes a started commit for one
 that cannot have happened.
 
 Secret values live only in the rendered step handed to the browser: audit,
-step rows, logs and prompts get the unrendered step (placeholders).
+step rows, logs and prompts get placeholders. A step's record names the
+command that ran (the planner's, when it re-planned the step; the audit event
+also names the workflow's as ``recorded``), its target with the parameters in.
+A recorded step types a secret into the field its selector names; the planner
+only into a password or ``data-secret`` field. Every capture masks the fields
+that hold a vault value and is refused when the page's text shows one (a
+sign-in name excepted, see :func:`~agentd.browser.sign_in_fills`): audited as
+``OPERATION_CAPTURE_REFUSED``, the operation fails with reason
+``secret_visible`` before the next step changes the page.
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
@@ -104,11 +105,12 @@ SECRET_FIELD_SCRIPT = f"""(el, anyField) => {{
   return secret;
 }}"""
 # Before a capture, in one round trip: the text the page shows outside masked
-# elements, and the values of the form fields not masked yet (``[index, value]``).
+# elements, and the values of the form fields not masked yet (``[index, value]``),
+# as one JSON text (Playwright passes a string back ten times faster than arrays).
 PAGE_TEXT_SCRIPT = f"""() => {{
   const masked = '{SECRET_SELECTOR}';
   const root = document.body || document.documentElement;
-  if (!root) return {{ text: '', fields: [] }};
+  if (!root) return JSON.stringify({{ text: '', fields: [] }});
   const hidden = new Set(['SCRIPT', 'STYLE', 'NOSCRIPT', 'TEMPLATE']);
   const parts = [];
   const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
@@ -120,7 +122,7 @@ PAGE_TEXT_SCRIPT = f"""() => {{
   document.querySelectorAll('input, textarea, select').forEach((el, i) => {{
     if (el.value && !el.matches(masked)) fields.push([i, el.value]);
   }});
-  return {{ text: parts.join(''), fields }};
+  return JSON.stringify({{ text: parts.join(''), fields }});
 }}"""
 MARK_FIELDS_SCRIPT = f"""(indexes) => {{
   const all = document.querySelectorAll('input, textarea, select');
@@ -364,18 +366,22 @@ class BrowserSession:
         if not self._vault:
             return
         page = self.page
-        found = await page.evaluate(PAGE_TEXT_SCRIPT)
+        try:
+            found = json.loads(await page.evaluate(PAGE_TEXT_SCRIPT))
+            text, fields = str(found["text"]), [(int(i), str(v)) for i, v in found["fields"]]
+        except (TypeError, KeyError, ValueError) as exc:
+            raise ExternalError("cannot read the page to check it for secrets") from exc
         values = tuple(self._vault.values())
-        holding = [i for i, v in found["fields"] if any(s in v for s in values)]
+        holding = [i for i, v in fields if any(s in v for s in values)]
         if holding:
             await page.evaluate(MARK_FIELDS_SCRIPT, holding)
-        text = found["text"]
-        shown = sorted(n for n, v in self._vault.items() if n not in self._shown and v in text)
-        if shown:
+        hidden = {n: v for n, v in self._vault.items() if n not in self._shown}
+        visible = sorted(n for n, v in hidden.items() if v in text)
+        if visible:
             raise CaptureRefused(
-                f"refusing to capture {redact(page.url, values)}: the page's text shows "
-                f"the secret {', '.join(shown)}",
-                names=shown,
+                f"refusing to capture {redact(page.url, hidden.values())}: the page's text "
+                f"shows the secret {', '.join(visible)}",
+                names=visible,
             )
 
     async def masked_screenshot(self, kind: Literal["png", "jpeg"] = "png") -> bytes:

@@ -304,9 +304,11 @@ async def test_a_vault_value_typed_into_a_plain_field_is_masked_and_never_shown_
     assert len(magenta_bands(shot)) == (2 if mode == "input" else 1)
 
 
-def test_the_sign_in_is_the_first_run_of_secret_fills_submitted_at_once() -> None:
+def test_the_sign_in_is_the_first_run_of_secret_fills_before_any_change() -> None:
     assert sign_in_fills(LOGIN) == {2, 3}
     steps = list(echo_workflow("none").workflow("w").steps)
     assert sign_in_fills(steps) == frozenset()  # a note is typed before the token
     unsubmitted = [*LOGIN[:3], Step(4, "Wait", Action.WAIT_FOR, "#x")]
-    assert sign_in_fills(unsubmitted) == frozenset()
+    assert sign_in_fills(unsubmitted) == {2, 3}
+    later = [*LOGIN, Step(6, "Key", Action.FILL, "#key", "{secret:api_key}")]
+    assert sign_in_fills(later) == {2, 3}  # a secret typed after signing in is no sign-in name
