@@ -12,7 +12,7 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -44,12 +44,14 @@ def stub() -> Iterator[AnthropicStub]:
         yield server
 
 
-def one_workflow(steps: list[Step], params: tuple[str, ...] = (), secrets: Any = None) -> Any:
+def one_workflow(
+    steps: list[Step], params: tuple[str, ...] = (), secrets: tuple[str, ...] = SIGN_IN_SECRETS
+) -> KnowledgeBase:
     numbered = [
         Step(i, s.intent, s.action, s.target, s.value, s.expect, s.result)
         for i, s in enumerate(steps, 1)
     ]
-    wf = Workflow("w", "w", "t", params, secrets or SIGN_IN_SECRETS, tuple(numbered))
+    wf = Workflow("w", "w", "t", params, secrets, tuple(numbered))
     return KnowledgeBase("t", {}, (wf,))
 
 
@@ -270,10 +272,10 @@ async def test_a_vault_value_typed_into_a_plain_field_is_masked_and_never_shown_
 ) -> None:
     async with harness(
         tmp,
-        echo,
+        cast(DemoSite, echo),  # only its url, port and sign-in secrets are used
         shared_browser,
         kb=echo_workflow(mode),
-        secrets=False,  # type: ignore[arg-type]
+        secrets=False,
     ) as h:
         await h.svc.set_secret(ACCOUNT, SERVICE, "api_token", SecretValue(echo.token), actor="t")
         op = await h.svc.start_operation("w", ACCOUNT, actor="t")
@@ -302,6 +304,36 @@ async def test_a_vault_value_typed_into_a_plain_field_is_masked_and_never_shown_
     # The token's field is masked; so is the field the page copied it into.
     shot = Path(rows[4].screenshot or "").read_bytes()
     assert len(magenta_bands(shot)) == (2 if mode == "input" else 1)
+
+
+async def test_the_planner_never_sees_a_page_whose_text_shows_a_secret(
+    tmp: Path, echo: EchoSite, shared_browser: PlaywrightBrowser, stub: AnthropicStub
+) -> None:
+    steps = list(echo_workflow("text").workflow("w").steps[:3])
+    steps.append(Step(4, "Wait for the receipt", Action.WAIT_FOR, "#gone"))
+    kb = one_workflow(steps, secrets=("api_token",))
+    stub.push(Reply.tool_use("wait_for", selector="#echo"))
+    settings = LLMSettings(api_key="k", base_url=stub.url, timeout_s=5, max_retries=0)
+    async with AnthropicModel(settings) as model:
+        async with harness(
+            tmp,
+            cast(DemoSite, echo),  # only its url, port and sign-in secrets are used
+            shared_browser,
+            kb=kb,
+            model=model,
+            secrets=False,
+            step_timeout_s=STEP_TIMEOUT_S,
+        ) as h:
+            await h.svc.set_secret(
+                ACCOUNT, SERVICE, "api_token", SecretValue(echo.token), actor="t"
+            )
+            op = await h.svc.start_operation("w", ACCOUNT, actor="t")
+            op = await h.svc.wait(op.id, 60)
+            refused = await audited(h, op.id, "OPERATION_CAPTURE_REFUSED")
+    assert (op.state, op.reason) == ("failed", "secret_visible"), op.error
+    assert (refused[0]["capture"], refused[0]["secrets"]) == ("planner", ["api_token"])
+    assert echo.token not in refused[0]["error"]
+    assert not stub.requests, "the model was sent a page showing a secret"
 
 
 def test_the_sign_in_is_the_first_run_of_secret_fills_before_any_change() -> None:
