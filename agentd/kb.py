@@ -20,6 +20,12 @@ Step semantics (shared by the workflow tests and the browser agents):
   an element marked ``data-secret="true"`` is never extracted.
 - ``{name}`` is a run-time parameter; ``{secret:name}`` a vault secret, allowed
   only as the ``value`` of ``fill``.
+- A parameter in a ``goto`` or ``expect_url`` target is percent-encoded as one
+  path segment (``/``, ``?``, ``#``, ``%`` and the like cannot change which page
+  is opened) and may not be empty, ``.`` or ``..``; a parameter in a selector
+  may hold only letters, digits, ``_`` and ``-`` (it cannot change what the
+  selector matches). Values, ``expect`` texts and dialog texts take parameters
+  as they are.
 """
 
 from __future__ import annotations
@@ -32,12 +38,13 @@ import os
 import re
 import sys
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from agentd.errors import AgentdError, ConfigInvalid, InvalidArgument, NotFound, StaleKnowledgeBase
 
@@ -70,6 +77,9 @@ _NEEDS_VALUE = frozenset({Action.FILL, Action.SELECT_OPTION, Action.PRESS})
 _STEP_FIELDS = ("intent", "action", "target", "value", "expect", "result")
 _PLACEHOLDER_RE = re.compile(r"\{(secret:)?([A-Za-z_][A-Za-z0-9_]*)\}")
 _RESULT_RE = re.compile(r"^[a-z_][a-z0-9_]*$")
+_SELECTOR_VALUE_RE = re.compile(r"[\w-]+")
+# Targets that are URL paths on the site; the others (apart from a dialog's text) are selectors.
+_URL_TARGETS = frozenset({Action.GOTO, Action.EXPECT_URL})
 
 
 def placeholders(text: str | None) -> tuple[list[str], list[str]]:
@@ -84,11 +94,18 @@ def placeholders(text: str | None) -> tuple[list[str], list[str]]:
 
 
 def substitute(
-    text: str, params: Mapping[str, str], secrets: Mapping[str, str] | None = None
+    text: str,
+    params: Mapping[str, str],
+    secrets: Mapping[str, str] | None = None,
+    *,
+    encode: Callable[[str, str], str] | None = None,
 ) -> str:
     """Replace ``{name}`` and ``{secret:name}`` placeholders.
 
-    :raises InvalidArgument: a placeholder has no value.
+    ``encode(name, value)`` turns each parameter's value into what is put in
+    (see :func:`url_parameter`, :func:`selector_parameter`); secrets are put in as they are.
+
+    :raises InvalidArgument: a placeholder has no value, or ``encode`` refuses one.
     """
 
     def one(match: re.Match[str]) -> str:
@@ -96,9 +113,58 @@ def substitute(
         kind = "secret" if match.group(1) else "parameter"
         if source is None or match.group(2) not in source:
             raise InvalidArgument(f"missing {kind} {match.group(2)!r}", details={kind: match[2]})
-        return str(source[match.group(2)])
+        value = str(source[match.group(2)])
+        return value if encode is None or match.group(1) else encode(match.group(2), value)
 
     return _PLACEHOLDER_RE.sub(one, text)
+
+
+def url_parameter(name: str, value: str) -> str:
+    """Return a parameter's value percent-encoded as one segment of a URL path.
+
+    Every character but letters, digits and ``_.-~`` is encoded, so a value
+    cannot add a path segment, a query or a fragment, nor escape its own encoding.
+
+    :raises InvalidArgument: the value is empty, ``.`` or ``..`` (it would name another page).
+    """
+    if value in ("", ".", ".."):
+        raise InvalidArgument(
+            f"parameter {name!r} may not be {value!r}: it goes into a URL path",
+            details={"parameter": name},
+        )
+    return quote(value, safe="")
+
+
+def selector_parameter(name: str, value: str) -> str:
+    """Return a parameter's value for a selector, checked to be a plain name.
+
+    :raises InvalidArgument: the value holds anything but letters, digits, ``_`` and ``-``
+        (a quote, bracket, space or combinator could change what the selector matches).
+    """
+    if not _SELECTOR_VALUE_RE.fullmatch(value):
+        raise InvalidArgument(
+            f"parameter {name!r} goes into a selector: it may hold only letters, digits, "
+            f"'_' and '-', not {value!r}",
+            details={"parameter": name},
+        )
+    return value
+
+
+def bind_account(params: dict[str, str], account: str) -> None:
+    """Set ``params["account"]`` to the operation's account.
+
+    :raises InvalidArgument: the parameters name another account (an operation
+        runs under its own account's consent, secrets and allowlist, so it may
+        not act on another's page).
+    """
+    given = params.get("account")
+    if given is not None and given != account:
+        raise InvalidArgument(
+            f"parameter account={given!r} differs from the operation's account {account!r}: "
+            "a workflow's account is always the operation's (run it with --account instead)",
+            details={"field": "params", "parameter": "account"},
+        )
+    params["account"] = account
 
 
 @dataclass(frozen=True)
@@ -123,10 +189,18 @@ class Step:
         """
         return replace(
             self,
-            target=substitute(self.target, params),
+            target=substitute(self.target, params, encode=self.target_encoding()),
             value=None if self.value is None else substitute(self.value, params, secrets),
             expect=None if self.expect is None else substitute(self.expect, params),
         )
+
+    def target_encoding(self) -> Callable[[str, str], str] | None:
+        """Return how a parameter is put into this step's target (None: as it is)."""
+        if self.action in _URL_TARGETS:
+            return url_parameter
+        if self.action is Action.ACCEPT_DIALOG:
+            return None  # text the dialog's message must contain
+        return selector_parameter
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -158,9 +232,10 @@ class Workflow:
         return tuple(s.result for s in self.steps if s.result)
 
     def check_parameters(self, params: Mapping[str, str]) -> None:
-        """Check that every parameter the workflow uses is given.
+        """Check that every parameter the workflow uses is given, and fits where it goes.
 
-        :raises InvalidArgument: some are missing (``details["missing"]``).
+        :raises InvalidArgument: some are missing (``details["missing"]``), or a
+            value cannot go into a step's URL or selector (``details["parameter"]``).
         """
         missing = [p for p in self.parameters if p not in params]
         if missing:
@@ -168,6 +243,8 @@ class Workflow:
                 f"workflow {self.name!r} needs parameters: {', '.join(missing)}",
                 details={"workflow": self.name, "missing": missing},
             )
+        for step in self.steps:
+            substitute(step.target, params, encode=step.target_encoding())
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -78,6 +78,7 @@ class StepProblem(StrEnum):
     EXPECTATION = "expectation"  # the page did not show what the step expects
     DIALOG = "dialog"
     REFUSED = "refused"
+    SECRET_VISIBLE = "secret_visible"  # a capture was refused: the page's text shows a secret
 
 
 class StepFailed(ExternalError):
@@ -86,6 +87,15 @@ class StepFailed(ExternalError):
     def __init__(self, problem: StepProblem, message: str) -> None:
         super().__init__(message, details={"problem": problem.value})
         self.problem = problem
+
+
+class CaptureRefused(StepFailed):
+    """A screenshot was not taken: the page's text shows a secret (``names``)."""
+
+    def __init__(self, message: str, *, names: Sequence[str]) -> None:
+        super().__init__(StepProblem.SECRET_VISIBLE, message)
+        self.names = list(names)
+        self.details["secrets"] = self.names
 
 
 class Permission(StrEnum):
@@ -124,6 +134,26 @@ def required_permission(steps: Iterable[Step]) -> Permission:
         if step.action not in READ_ACTIONS:
             return Permission.WRITE
     return Permission.WRITE if signing_in else Permission.READ
+
+
+def sign_in_fills(steps: Iterable[Step]) -> frozenset[int]:
+    """Return the indexes of the fills that sign in: the workflow's first run of
+    fills that type nothing but vault secrets, when no step before it could
+    change the site (none when there is no such run).
+
+    A vault value they type into a plain (not password, not ``data-secret``)
+    field is a sign-in name: its field is masked like any secret's, but a page
+    may show it as text (sites show who is signed in). Unlike
+    :func:`required_permission`, this does not ask that the run be submitted
+    at once: a sign-in whose recorded submit no longer works is still one.
+    """
+    typing: list[int] = []
+    for step in steps:
+        if step.action is Action.FILL and _SECRET_VALUE.fullmatch(step.value or ""):
+            typing.append(step.index)
+        elif typing or step.action not in READ_ACTIONS:
+            break
+    return frozenset(typing)
 
 
 def consent_permits(granted: Sequence[str], needed: Permission) -> bool:
@@ -227,6 +257,7 @@ __all__ = [
     "LOCAL_SCHEMES",
     "PASSIVE_ACTIONS",
     "READ_ACTIONS",
+    "CaptureRefused",
     "Permission",
     "SandboxChoice",
     "StepFailed",
@@ -238,4 +269,5 @@ __all__ = [
     "host_allowed",
     "host_of",
     "required_permission",
+    "sign_in_fills",
 ]

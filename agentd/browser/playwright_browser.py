@@ -7,19 +7,23 @@ popups, beacons. The route handler (:meth:`BrowserSession._route`) refuses
 the first request to an off-list host before it reaches the proxy, so such a
 navigation fails with a clear error. A step that leaves the page on an
 off-list host fails (``HOST_NOT_ALLOWED``), and a ``fill`` first checks the
-host of the document it types into. Screenshots mask secret fields (``data-secret``
-elements and password inputs) with a solid colour. A trace per operation is
-kept beside its screenshots; steps that type a secret are left out of it,
-because a trace records the values a ``fill`` typed.
+host of the document it types into. Screenshots mask secret fields
+(``data-secret`` elements, password inputs, and every field a vault value was
+typed into or shows) with a solid colour, and a capture of a page whose text
+shows a credential is refused (:meth:`BrowserSession.protect` says which
+values). A trace per operation is kept beside its screenshots; steps that type
+a secret are left out of it, because a trace records the values a ``fill``
+typed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import os
 import re
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urljoin, urlsplit
@@ -42,6 +46,7 @@ from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 from agentd.browser import (
     PASSIVE_ACTIONS,
+    CaptureRefused,
     StepFailed,
     StepProblem,
     certainly_allowed_pattern,
@@ -52,6 +57,7 @@ from agentd.browser import (
 from agentd.browser.egress import EgressProxy
 from agentd.errors import ConfigInvalid, ExternalError
 from agentd.kb import Action, Step
+from agentd.llm import redact
 from agentd.ops_config import BrowserSettings
 
 CHROMIUM_ARGS = (
@@ -69,7 +75,9 @@ CONFINED_ARGS = (
     "--webrtc-ip-handling-policy=disable_non_proxied_udp",
     "--disable-quic",
 )
-SECRET_SELECTOR = '[data-secret="true"], input[type="password"]'
+# Set by the agent on a field a vault value was typed into or shows: masked like a secret field.
+TYPED_MARK = "data-agentd-secret"
+SECRET_SELECTOR = f'[data-secret="true"], input[type="password"], [{TYPED_MARK}]'
 MASK_COLOR = "#FF00FF"
 # Installed in every page before its own scripts run, so each capture is masked
 # without a per-screenshot round trip: secret fields become solid blocks.
@@ -78,8 +86,10 @@ MASK_STYLE = (
     f" border-color: {MASK_COLOR} !important; color: transparent !important;"
     " -webkit-text-fill-color: transparent !important; text-shadow: none !important;"
     " caret-color: transparent !important; }"
-    ' [data-secret="true"]::placeholder, input[type="password"]::placeholder'
-    " { color: transparent !important; }"
+    f' [data-secret="true"]::placeholder, input[type="password"]::placeholder,'
+    f" [{TYPED_MARK}]::placeholder,"
+    f' [data-secret="true"] *, [{TYPED_MARK}] * {{ color: transparent !important;'
+    " -webkit-text-fill-color: transparent !important; text-shadow: none !important; }"
 )
 MASK_SCRIPT = f"""(() => {{
   const install = () => {{
@@ -92,12 +102,50 @@ MASK_SCRIPT = f"""(() => {{
   else document.addEventListener('DOMContentLoaded', install, {{ once: true }});
 }})();"""
 # A form field's value or an element's text; null for a secret field.
-EXTRACT_SCRIPT = """el => {
-  const secret = el.getAttribute('data-secret') === 'true';
+EXTRACT_SCRIPT = f"""el => {{
+  const secret = el.getAttribute('data-secret') === 'true' || el.hasAttribute('{TYPED_MARK}');
   if (secret || (el.tagName === 'INPUT' && el.type === 'password')) return null;
   if (['INPUT', 'TEXTAREA', 'SELECT'].includes(el.tagName)) return el.value;
   return el.innerText.trim();
-}"""
+}}"""
+# Before a fill that types a secret: find the field Playwright will fill (a label's
+# control for a label), tell whether it is a secret field, and mark it (masked from
+# now on) when it is one or when ``anyField`` lets a secret go into any field.
+SECRET_FIELD_SCRIPT = f"""(el, anyField) => {{
+  let field = el;
+  if (!field.matches('input, textarea, select') && !field.isContentEditable) {{
+    const label = field.closest('label');
+    if (label && label.control) field = label.control;
+  }}
+  const secret = (field.tagName === 'INPUT' && field.type === 'password')
+    || field.closest('[data-secret="true"]') !== null;
+  if (secret || anyField) field.setAttribute('{TYPED_MARK}', '');
+  return secret;
+}}"""
+# Before a capture, in one round trip: the text the page shows outside masked
+# elements, and the values of the form fields not masked yet (``[index, value]``),
+# as one JSON text (Playwright passes a string back ten times faster than arrays).
+PAGE_TEXT_SCRIPT = f"""() => {{
+  const masked = '{SECRET_SELECTOR}';
+  const root = document.body || document.documentElement;
+  if (!root) return JSON.stringify({{ text: '', fields: [] }});
+  const hidden = new Set(['SCRIPT', 'STYLE', 'NOSCRIPT', 'TEMPLATE']);
+  const parts = [];
+  const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {{
+    const el = node.parentElement;
+    if (el && !hidden.has(el.tagName) && el.closest(masked) === null) parts.push(node.data);
+  }}
+  const fields = [];
+  document.querySelectorAll('input, textarea, select').forEach((el, i) => {{
+    if (el.value && !el.matches(masked)) fields.push([i, el.value]);
+  }});
+  return JSON.stringify({{ text: parts.join(''), fields }});
+}}"""
+MARK_FIELDS_SCRIPT = f"""(indexes) => {{
+  const all = document.querySelectorAll('input, textarea, select');
+  for (const i of indexes) if (all[i]) all[i].setAttribute('{TYPED_MARK}', '');
+}}"""
 JPEG_QUALITY = 60
 CAPTURE_ATTEMPTS = 3
 SELECTOR_ACTIONS = frozenset(
@@ -251,6 +299,8 @@ class BrowserSession:
         self._cdp: CDPSession | None = None
         self._closed = False
         self._trace_started = False
+        self._vault: dict[str, str] = {}  # name: value of every vault value the run holds
+        self._shown: set[str] = set()  # sign-in names (see perform)
 
     @property
     def page(self) -> Page:
@@ -356,6 +406,7 @@ class BrowserSession:
             params["quality"] = JPEG_QUALITY
         for attempt in range(CAPTURE_ATTEMPTS):
             try:
+                await self._guard()
                 if self._cdp is None:
                     self._cdp = await self.context.new_cdp_session(self.page)
                 if scale < 1:
@@ -377,10 +428,54 @@ class BrowserSession:
                 await asyncio.sleep(0.02 * (attempt + 1))
         return await self.masked_screenshot(kind)
 
-    async def masked_screenshot(self, kind: Literal["png", "jpeg"] = "png") -> bytes:
-        """Return a screenshot through Playwright with its ``mask`` over secret fields."""
+    def protect(self, secrets: Mapping[str, str]) -> None:
+        """Name the vault values this session's captures must not show.
+
+        Before every capture (:meth:`screenshot`, :meth:`masked_screenshot`), one
+        script reads the page: a form field whose value holds any of them is
+        masked from then on, and a capture of a page whose text (outside masked
+        elements) shows one is refused with :class:`CaptureRefused` — except a
+        sign-in name, a value the workflow's sign-in typed into a plain field
+        (sites show who is signed in).
+        """
+        self._vault = {name: value for name, value in secrets.items() if value}
+
+    async def _guard(self) -> None:
+        """Mask the fields that hold a vault value; refuse a page whose text shows one.
+
+        :raises CaptureRefused: the page's text shows a credential.
+        :raises PlaywrightError: the page could not be read (a navigation in flight).
+        """
+        if not self._vault:
+            return
         page = self.page
         try:
+            found = json.loads(await page.evaluate(PAGE_TEXT_SCRIPT))
+            text, fields = str(found["text"]), [(int(i), str(v)) for i, v in found["fields"]]
+        except (TypeError, KeyError, ValueError) as exc:
+            raise ExternalError("cannot read the page to check it for secrets") from exc
+        values = tuple(self._vault.values())
+        holding = [i for i, v in fields if any(s in v for s in values)]
+        if holding:
+            await page.evaluate(MARK_FIELDS_SCRIPT, holding)
+        hidden = {n: v for n, v in self._vault.items() if n not in self._shown}
+        visible = sorted(n for n, v in hidden.items() if v in text)
+        if visible:
+            raise CaptureRefused(
+                f"refusing to capture {redact(page.url, hidden.values())}: the page's text "
+                f"shows the secret {', '.join(visible)}",
+                names=visible,
+            )
+
+    async def masked_screenshot(self, kind: Literal["png", "jpeg"] = "png") -> bytes:
+        """Return a screenshot through Playwright with its ``mask`` over secret fields.
+
+        :raises CaptureRefused: the page's text shows a credential (see :meth:`protect`).
+        :raises ExternalError: the page could not be checked or captured.
+        """
+        page = self.page
+        try:
+            await self._guard()
             return await page.screenshot(
                 type=kind,
                 quality=JPEG_QUALITY if kind == "jpeg" else None,
@@ -479,7 +574,13 @@ class BrowserSession:
         return urljoin(self.base_url + "/", target.lstrip("/"))
 
     async def perform(
-        self, step: Step, ready: Callable[[], Awaitable[None]] | None = None
+        self,
+        step: Step,
+        ready: Callable[[], Awaitable[None]] | None = None,
+        *,
+        secrets: Sequence[str] = (),
+        secret_field_only: bool = True,
+        sign_in: bool = False,
     ) -> str | None:
         """Carry out one rendered step; return the extracted value for ``extract``.
 
@@ -487,12 +588,22 @@ class BrowserSession:
         click, once Playwright's actionability checks have passed; the click
         then acts without repeating them). What it raises is raised as is.
 
+        ``secrets`` names the vault values a ``fill`` types (see :meth:`protect`).
+        Such a fill goes into a password field or one marked ``data-secret``;
+        with ``secret_field_only`` False (a recorded workflow's own step) it may
+        go into a plain field too, and with ``sign_in`` (the workflow's sign-in,
+        see :func:`~agentd.browser.sign_in_fills`) the values it types there
+        become sign-in names. Either way the field is masked before anything is
+        typed into it.
+
         :raises StepFailed: the step did not do what it should (``problem`` says how).
         """
         armed_before = self._armed
         if left := self._left():
             raise left  # since the previous step ended
         try:
+            if secrets and step.action is Action.FILL:
+                await self._secret_field(step.target, secrets, secret_field_only, sign_in)
             extracted = await self._perform(step, ready or _at_once)
             if step.expect and step.action is not Action.EXPECT_TEXT:
                 await expect(self.page.locator("body")).to_contain_text(
@@ -574,6 +685,21 @@ class BrowserSession:
             case Action.ACCEPT_DIALOG:
                 self._armed = (s.target, asyncio.get_running_loop().create_future())
         return None
+
+    async def _secret_field(
+        self, target: str, names: Sequence[str], only: bool, sign_in: bool
+    ) -> None:
+        secret = await self.page.locator(target).evaluate(SECRET_FIELD_SCRIPT, not only)
+        if secret:
+            return
+        if only:
+            raise StepFailed(
+                StepProblem.REFUSED,
+                f"refusing to type the secret {', '.join(names)} into {target}: it is "
+                "neither a password field nor marked data-secret",
+            )
+        if sign_in:
+            self._shown.update(names)
 
     async def _extract(self, target: str) -> str:
         # One round trip: the locator waits for the element, the script reads it.

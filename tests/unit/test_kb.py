@@ -15,6 +15,8 @@ from agentd.kb import (
     ALLOWED_ACTIONS,
     Action,
     Step,
+    Workflow,
+    bind_account,
     build_knowledge_base,
     load_knowledge_base,
     main_build,
@@ -322,6 +324,70 @@ def test_render_fills_secrets_only_in_values() -> None:
     rendered = step.render({"form": "login"}, {"pw": "s3cret"})
     assert (rendered.target, rendered.value) == ("#pw-login", "s3cret")
     assert step.value == "{secret:pw}"  # the template, safe to audit, is unchanged
+
+
+@pytest.mark.parametrize(
+    ("value", "target"),
+    [
+        ("globex", "/crm/accounts/globex/notes/new"),
+        ("../globex", "/crm/accounts/..%2Fglobex/notes/new"),
+        ("a/b?c=1#d", "/crm/accounts/a%2Fb%3Fc%3D1%23d/notes/new"),
+        ("%2e%2e", "/crm/accounts/%252e%252e/notes/new"),
+        ("caf\u00e9 x", "/crm/accounts/caf%C3%A9%20x/notes/new"),
+    ],
+)
+def test_a_parameter_in_a_url_is_one_encoded_path_segment(value: str, target: str) -> None:
+    for action in (Action.GOTO, Action.EXPECT_URL):
+        step = Step(1, "Open", action, "/crm/accounts/{account}/notes/new")
+        assert step.render({"account": value}, {}).target == target
+
+
+@pytest.mark.parametrize("value", ["", ".", ".."])
+def test_a_parameter_that_would_name_another_page_is_refused(value: str) -> None:
+    step = Step(1, "Open", Action.GOTO, "/crm/accounts/{account}")
+    with pytest.raises(InvalidArgument, match="goes into a URL path") as err:
+        step.render({"account": value}, {})
+    assert err.value.details == {"parameter": "account"}
+
+
+@pytest.mark.parametrize("value", ['2"], [data-testid="revoke-key-3', "2 *", "2,body", "a>b", ""])
+def test_a_parameter_in_a_selector_is_a_plain_name(value: str) -> None:
+    step = Step(1, "Revoke", Action.CLICK, '[data-testid="revoke-key-{key_id}"]')
+    assert step.render({"key_id": "k_2-b"}, {}).target == '[data-testid="revoke-key-k_2-b"]'
+    with pytest.raises(InvalidArgument, match="goes into a selector"):
+        step.render({"key_id": value}, {})
+
+
+def test_values_expectations_and_dialog_texts_take_parameters_as_they_are() -> None:
+    text = 'He said "hi" / 50% off [x]'
+    fill = Step(1, "Write", Action.FILL, "#note", "{note}", "{note}")
+    dialog = Step(2, "Confirm", Action.ACCEPT_DIALOG, "Delete {note}?")
+    assert fill.render({"note": text}, {}).value == text
+    assert fill.render({"note": text}, {}).expect == text
+    assert dialog.render({"note": text}, {}).target == f"Delete {text}?"
+
+
+def test_check_parameters_checks_where_each_value_goes() -> None:
+    steps = (
+        Step(1, "Open", Action.GOTO, "/keys/{key_id}"),
+        Step(2, "Revoke", Action.CLICK, '[data-testid="revoke-{key_id}"]'),
+    )
+    wf = Workflow("revoke", "d", "s", ("key_id",), (), steps)
+    wf.check_parameters({"key_id": "42"})
+    with pytest.raises(InvalidArgument, match="goes into a selector"):
+        wf.check_parameters({"key_id": "4 2"})
+    with pytest.raises(InvalidArgument, match="goes into a URL path"):
+        wf.check_parameters({"key_id": ".."})
+
+
+def test_the_account_parameter_is_the_operations_account() -> None:
+    params = {"note": "n"}
+    bind_account(params, "acme")
+    assert params == {"note": "n", "account": "acme"}
+    bind_account(params, "acme")  # the same account again is fine
+    with pytest.raises(InvalidArgument, match="differs from the operation's account") as err:
+        bind_account({"account": "globex"}, "acme")
+    assert err.value.details["parameter"] == "account"
 
 
 def test_check_parameters_names_the_missing_ones(tmp_path: Path) -> None:
