@@ -49,6 +49,7 @@ class NotificationKind(StrEnum):
     OPERATION = "operation"
     KILL_SWITCH = "kill_switch"
     GOVERNANCE = "governance"
+    STORE = "store"
 
 
 @dataclass(frozen=True)

@@ -98,7 +98,18 @@ def _human_status(r: dict[str, Any]) -> str:
             f"breakers tripped: {', '.join(gov['breakers_tripped']) or 'none'}; paused: "
             f"{', '.join(gov['paused_action_types']) or 'none'}"
         )
+    integrity = r["store"].get("integrity") or {}
+    if integrity:
+        lines["integrity"] = integrity.get("state")
+    if r["store"].get("write_errors"):
+        last = r["store"]["last_write_error"]
+        lines["write errors"] = (
+            f"{r['store']['write_errors']} (last at {last['at']}: {last['error']})"
+        )
+    if r.get("problems"):
+        lines["PROBLEMS"] = "\n".join(r["problems"])
     known = {
+        "problems",
         "version",
         "state",
         "pid",
