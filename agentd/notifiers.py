@@ -50,6 +50,7 @@ class NotificationKind(StrEnum):
     KILL_SWITCH = "kill_switch"
     GOVERNANCE = "governance"
     STORE = "store"
+    EXECUTION = "execution"
 
 
 @dataclass(frozen=True)
