@@ -329,7 +329,9 @@ class ExecutionService:
                 f"intent {intent_id} cannot be carried out: {exc.message}",
                 details={"intent_id": intent_id, **exc.details},
             ) from exc
-        missing = self._missing_service()
+        # With execution off, approved intents wait in the hand-off queue: the service
+        # may be configured before it is turned on (the executions check again).
+        missing = self._missing_service() if self.config().enabled else None
         if missing is not None:
             raise NoExecutor(
                 f"intent {intent_id} cannot be carried out: {missing}",
