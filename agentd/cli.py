@@ -9,6 +9,7 @@ nothing was started and nothing was written.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
@@ -17,6 +18,7 @@ from agentd import __version__
 from agentd.errors import AgentdError, ConfigInvalid
 
 EXIT_CONFIG = 78
+DAEMON_UMASK = 0o027
 
 
 class _Parser(argparse.ArgumentParser):
@@ -39,6 +41,10 @@ def cmd_serve(ns: argparse.Namespace) -> int:
     from agentd.logs import setup_logging, shutdown_logging
 
     settings = _load(ns.config)
+    # Before anything is created: the state folder, the database, its WAL and
+    # the logs are nobody else's business, whatever umask the daemon was started
+    # with (systemd's UMask= is the same; outside systemd the shell's 022 is not).
+    os.umask(DAEMON_UMASK)
     try:
         log_file = setup_logging(settings)
     except OSError as exc:

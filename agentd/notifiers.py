@@ -49,6 +49,8 @@ class NotificationKind(StrEnum):
     OPERATION = "operation"
     KILL_SWITCH = "kill_switch"
     GOVERNANCE = "governance"
+    STORE = "store"
+    EXECUTION = "execution"
 
 
 @dataclass(frozen=True)

@@ -180,7 +180,17 @@ def policy_check(s: Session, ns: argparse.Namespace) -> int:
 
 def intents(s: Session, ns: argparse.Namespace) -> int:
     r = s.call("intents.list", {"status": ns.status, "tenant": ns.tenant, "limit": ns.limit})
-    s.out(r, lambda r: render.table(r["intents"], (*INTENT_COLUMNS, "created_at")))
+
+    def human(r: dict[str, Any]) -> str:
+        rows = [
+            {**row, "executed": f"{exe['state']} {exe['reason'] or ''}".strip()}
+            if (exe := row.get("execution"))
+            else row
+            for row in r["intents"]
+        ]
+        return render.table(rows, (*INTENT_COLUMNS, "executed", "created_at"))
+
+    s.out(r, human)
     return 0
 
 
@@ -203,6 +213,13 @@ def explain(s: Session, ns: argparse.Namespace) -> int:
         if r.get("handoff"):
             parts.append(
                 f"  handed to execution at {r['handoff']['enqueued_at']} ({r['handoff']['state']})"
+            )
+        exe = r.get("execution")
+        if exe:
+            parts.append(
+                f"  execution {exe['id']}: {exe['state']}"
+                + (f" {exe['reason']}" if exe.get("reason") else "")
+                + (f": {exe['detail']}" if exe.get("detail") else "")
             )
         return "\n".join(parts)
 

@@ -117,8 +117,19 @@ def _human_status(r: dict[str, Any]) -> str:
     if browser:
         sandbox = {True: "on", False: "OFF", None: "refused"}[browser.get("sandbox")]
         lines["browser sandbox"] = f"{sandbox} ({browser.get('sandbox_reason')})"
+    integrity = r["store"].get("integrity") or {}
+    if integrity:
+        lines["integrity"] = integrity.get("state")
+    if r["store"].get("write_errors"):
+        last = r["store"]["last_write_error"]
+        lines["write errors"] = (
+            f"{r['store']['write_errors']} (last at {last['at']}: {last['error']})"
+        )
+    if r.get("problems"):
+        lines["PROBLEMS"] = "\n".join(r["problems"])
     known = {
         "browser",
+        "problems",
         "version",
         "state",
         "pid",

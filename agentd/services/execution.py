@@ -74,8 +74,10 @@ from agentd.errors import (
     NoExecutor,
     NotFound,
 )
+from agentd.notifiers import NotificationKind, Severity
 from agentd.services.gate import read_global_state
 from agentd.services.incidents import EventHub, IncidentService
+from agentd.services.scope import notify_quietly
 from agentd.store import exec_sql, ops_sql
 from agentd.store.base import Store, Transaction
 from agentd.store.sqlite import iso
@@ -95,6 +97,7 @@ OPEN_STATES = (
     "running",
     "verifying",
 )
+_ENDED = ("succeeded", "failed", "refused")
 MAX_SNAPSHOT_ATTEMPTS = 3
 SNAPSHOT_RETRY = timedelta(seconds=30)
 _TAKE_BATCH = 100
@@ -202,10 +205,33 @@ class ExecutionService:
         changed, self._changed = self._changed, anyio.Event()
         changed.set()
 
+    async def _report_end(self, exe: exec_sql.ExecutionRow) -> None:
+        """Log and notify an execution that ended refused or failed.
+
+        A failure that left the target changed has an incident, which notified
+        already; every other ending is notified here, so that none is silent.
+        """
+        what = f"execution {exe.id} of intent {exe.intent_id} ({exe.action_type} on {exe.account})"
+        logger.error("{} {} {}: {}", what, exe.state, exe.reason, exe.detail)
+        incident = await self.store.read_one(
+            "SELECT id FROM incidents WHERE ref = ? LIMIT 1", (exe.id,)
+        )
+        if incident is not None:
+            return
+        await notify_quietly(
+            self.incidents.notifier,
+            Severity.HIGH if exe.state == "failed" else Severity.MEDIUM,
+            NotificationKind.EXECUTION,
+            f"{what} {exe.state}: {exe.reason}",
+            f"{exe.detail or ''}\n\nThe intent was approved but nothing was changed by this "
+            f"execution; see `agentctl execution show {exe.id}`.",
+        )
+
     async def take_queue(self) -> list[str]:
         """Turn queued hand-offs into executions (refused at once when nothing can run them)."""
         now = self.clock()
         created: list[str] = []
+        refused: list[str] = []
         mapping = self.config().executors
         async with self.store.write(now) as tx:
             for row in await exec_sql.queued_intents(tx, _TAKE_BATCH):
@@ -251,6 +277,7 @@ class ExecutionService:
                             {"intent_id": intent.intent_id, "reason": reason, "error": exc.message},
                         )
                     )
+                    refused.append(exe_id)
                 else:
                     values.update(
                         executor=plan.executor,
@@ -261,6 +288,8 @@ class ExecutionService:
                     await exec_sql.insert_execution(tx, values)
                 await exec_sql.mark_queue(tx, intent.intent_id, "taken")
                 created.append(exe_id)
+        for exe_id in refused:
+            await self._report_end(await self.get(exe_id))
         return created
 
     async def check_executable(self, intent_id: str) -> str | None:
@@ -294,18 +323,53 @@ class ExecutionService:
             change_type=row["change_type"],
         )
         try:
-            return plan_change(self.config().executors, intent, self.clock()).executor
+            executor = plan_change(self.config().executors, intent, self.clock()).executor
         except InvalidArgument as exc:
             raise NoExecutor(
                 f"intent {intent_id} cannot be carried out: {exc.message}",
                 details={"intent_id": intent_id, **exc.details},
             ) from exc
+        # With execution off, approved intents wait in the hand-off queue: the service
+        # may be configured before it is turned on (the executions check again).
+        missing = self._missing_service() if self.config().enabled else None
+        if missing is not None:
+            raise NoExecutor(
+                f"intent {intent_id} cannot be carried out: {missing}",
+                details={
+                    "intent_id": intent_id,
+                    "reason": "SERVICE_NOT_CONFIGURED",
+                    "service": self.service(),
+                },
+            )
+        return executor
+
+    def _missing_service(self) -> str | None:
+        """Say why the service executions run against is not usable (None: it is configured)."""
+        service = self.service()
+        known = self.operations.settings.services
+        if service in known:
+            return None
+        return (
+            f"the browser service {service!r} that executions run against is not configured "
+            f"(add [browser.services.{service}]; configured: "
+            f"{', '.join(sorted(known)) or 'none'})"
+        )
 
     # -- one execution ---------------------------------------------------------------------
 
     async def drive(self, exe_id: str) -> exec_sql.ExecutionRow:
         """Move one execution as far as it can go now; return it."""
         exe = await self.get(exe_id)
+        began = exe.state
+        try:
+            return await self._drive(exe)
+        finally:
+            if began not in _ENDED:
+                end = await self.get(exe_id)
+                if end.state in ("refused", "failed"):
+                    await self._report_end(end)
+
+    async def _drive(self, exe: exec_sql.ExecutionRow) -> exec_sql.ExecutionRow:
         if exe.state in ("queued", "waiting", "awaiting_consent"):
             exe = await self._precheck(exe)
         if exe.state == "snapshot":
@@ -364,6 +428,33 @@ class ExecutionService:
             return Permission.WRITE
 
     async def _precheck(self, exe: exec_sql.ExecutionRow) -> exec_sql.ExecutionRow:
+        missing = self._missing_service()
+        if missing is not None:
+            # Retrying cannot help (the service is part of the configuration at start):
+            # say so now rather than after three failed snapshots.
+            async with self.store.write(self.clock()) as tx:
+                await self._set(
+                    tx,
+                    exe,
+                    state="refused",
+                    reason="SERVICE_NOT_CONFIGURED",
+                    detail=missing,
+                    retry_at=None,
+                    finished_at=iso(tx.now),
+                )
+                tx.audit(
+                    AuditEvent(
+                        AuditEventType.EXECUTION_FAILED,
+                        ACTOR,
+                        exe.id,
+                        {
+                            "intent_id": exe.intent_id,
+                            "reason": "SERVICE_NOT_CONFIGURED",
+                            "error": missing,
+                        },
+                    )
+                )
+            return await self.get(exe.id)
         async with self.store.write(self.clock()) as tx:
             result = await self._checks(tx, exe, snapshot=None)  # taken once these pass
             trace = [t.to_dict() for t in result.trace]

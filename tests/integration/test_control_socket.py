@@ -160,7 +160,10 @@ async def test_two_hundred_clients_at_once(running: Running) -> None:
 
 
 async def test_second_daemon_on_live_socket_refuses(running: Running) -> None:
-    settings = load_settings(None)
+    # Another state folder: on the same one, the folder's lock refuses it first.
+    settings = load_settings(None).model_copy(
+        update={"state_dir": running.app.settings.state_dir.parent / "other-state"}
+    )
     with pytest.raises(SocketInUse, match="already serving"):
         await run_daemon(settings, notifier=SystemdNotifier({}))
     assert await ask(running.socket, "ping")

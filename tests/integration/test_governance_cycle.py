@@ -39,7 +39,9 @@ async def test_weekly_cycle_reports_and_proposes_when_ready(
         short_tmp,
         monkeypatch,
         base=f'[autonomy]\nlevel = "L3"\nallowlist = {json.dumps(ALLOWLIST)}\n'
-        "[scheduler]\nenabled = false\n",
+        "[scheduler]\nenabled = false\n"
+        # The history is recorded by hand; approved intents stay in the hand-off queue.
+        "[execution]\nenabled = false\n",
     )
     now = datetime.now(UTC)
     async with running(settings, short_tmp) as d:

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import json
+import logging
+import re
+import sys
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import anyio
 import pytest
+from loguru import logger
 
-from agentd.config import Settings
+from agentd.config import LogSettings, Settings
 from agentd.errors import NotFound
 from agentd.llm import AnthropicModel, LLMSettings
+from agentd.logs import setup_logging, shutdown_logging
 from agentd.policy import gate_policy
 from agentd.proactive_config import SchedulerConfig
 from agentd.services.gate import GateService
@@ -165,3 +171,64 @@ async def test_summaries_through_the_anthropic_stub(
     else:
         assert reason in result["fallback_reason"]
         assert result["summary"].startswith("acme: 3 interactions")
+
+
+@pytest.fixture
+def daemon_logging(tmp_path: Path) -> Iterator[Path]:
+    """The daemon's logging at DEBUG into tmp_path; the test run's own logging restored after."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    path = setup_logging(
+        Settings(state_dir=tmp_path, log_dir=tmp_path / "logs", log=LogSettings(level="DEBUG")),
+        journald_prefix=False,
+    )
+    try:
+        yield path
+    finally:
+        shutdown_logging()
+        logger.add(sys.stderr)
+        root.handlers[:], root.level = handlers, level
+        logging.getLogger("apscheduler").setLevel(logging.NOTSET)
+
+
+async def test_one_info_line_per_task_run_and_apscheduler_chatter_at_debug(
+    store: SqliteStore, daemon_logging: Path
+) -> None:
+    async def quick() -> str:
+        return "quick result"
+
+    async def broken() -> str:
+        raise RuntimeError("boom")
+
+    tasks = [
+        TaskSpec("quick", lambda: timedelta(seconds=0.2), quick),
+        TaskSpec("broken", lambda: timedelta(seconds=0.3), broken),
+    ]
+    sched = TaskScheduler(store, tasks, misfire_grace_time=5)
+    async with anyio.create_task_group() as tg:
+        await tg.start(sched.run)
+        with anyio.fail_after(10):
+            while min(t["runs"] for t in await sched.table()) < 3:
+                await anyio.sleep(0.05)
+        tg.cancel_scope.cancel()
+    table = {t["name"]: t for t in await sched.table()}
+    logger.complete()
+    records = [json.loads(line)["record"] for line in daemon_logging.read_text().splitlines()]
+    lines = [(r["level"]["name"], r["message"]) for r in records]
+
+    chatter = [(lvl, m) for lvl, m in lines if "Running job" in m or "executed successfully" in m]
+    assert chatter, "APScheduler's per-run lines are expected at DEBUG"
+    assert {lvl for lvl, _ in chatter} == {"DEBUG"}, chatter
+
+    info = [m for lvl, m in lines if lvl == "INFO"]
+    quick_lines = [m for m in info if m.startswith("task quick ")]
+    assert len(quick_lines) == table["quick"]["runs"], (quick_lines, table["quick"])
+    assert all(
+        re.fullmatch(r"task quick ok in \d+\.\d\d s \(schedule\): quick result", m)
+        for m in quick_lines
+    ), quick_lines
+    assert not [m for m in info if "broken" in m]
+    failed = [m for lvl, m in lines if lvl == "ERROR" and m.startswith("task broken failed")]
+    assert len(failed) == table["broken"]["failures"] == table["broken"]["runs"]
+    assert all(re.search(r"failed after \d+\.\d\d s \(schedule\).*boom", m) for m in failed)
+    assert len(info) == table["quick"]["runs"], info
