@@ -81,10 +81,12 @@ def call(
             raise Unreachable(path, "permission denied (are you in the agentd group?)") from None
         except OSError as exc:
             raise Unreachable(path, exc.strerror or str(exc)) from None
+        sent = False
         try:
             if upload is not None:
                 args = {**(args or {}), "upload": True}
             sock.sendall(protocol.encode_request(cmd, args))
+            sent = True
             if upload is not None:
                 try:
                     while chunk := upload.read(1 << 20):
@@ -107,7 +109,15 @@ def call(
                         return msg.get("result")
                     raise from_dict(msg.get("error") or {})
         except TimeoutError:
-            raise Unreachable(path, f"no answer within {timeout:g} s") from None
+            if not sent:
+                raise Unreachable(path, f"no answer within {timeout:g} s") from None
+            # The daemon does not start a request whose client has hung up,
+            # but one it had started runs to its end.
+            raise Unreachable(
+                path,
+                f"no answer within {timeout:g} s; the request was sent and may still "
+                "take effect: check before repeating it",
+            ) from None
         except (BrokenPipeError, ConnectionResetError):
             raise Unreachable(path, "connection reset by the daemon") from None
     finally:

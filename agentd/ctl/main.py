@@ -1,7 +1,8 @@
 """agentctl: the operator's command-line client of the control socket.
 
 Exit status: 0 success, 1 the daemon answered with an error, 2 usage error,
-3 the daemon is unreachable. ``--json`` prints machine-readable output with
+3 the daemon is unreachable, 5 the daemon was too busy to take the request
+(BUSY: nothing was done; try again). ``--json`` prints machine-readable output with
 stable field names: the result object on success, ``{"error": {...}}`` on a
 daemon error.
 
@@ -21,7 +22,7 @@ from agentd.ctl import ops as ops_commands
 from agentd.ctl import proactive as proactive_commands
 from agentd.ctl import render
 from agentd.ctl.client import Unreachable, call, resolve_socket
-from agentd.errors import AgentdError
+from agentd.errors import AgentdError, ErrorCode
 
 TYPE_CHECKING = False  # typing itself is not imported: agentctl must start fast
 if TYPE_CHECKING:
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from typing import Any, NoReturn
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
+EXIT_BUSY = 5  # 4 is audit verify's broken chain
 
 
 class Session:
@@ -230,7 +232,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if session.json:
             print(json.dumps({"error": exc.to_dict()}, ensure_ascii=False))
         print(f"agentctl: error {exc.code.name} ({int(exc.code)}): {exc.message}", file=sys.stderr)
-        return EXIT_ERROR
+        return EXIT_BUSY if exc.code == ErrorCode.BUSY else EXIT_ERROR
     except gate_commands.UsageError as exc:
         print(f"agentctl: {exc}", file=sys.stderr)
         return EXIT_USAGE
