@@ -113,13 +113,20 @@ class ConnectionSlots:
         self.in_use = 0
         self._by_uid: Counter[int] = Counter()
 
-    def take(self, uid: int, privileged: bool) -> str | None:
-        """Take a slot for ``uid``; return None, or why there is none."""
-        if uid != 0 and self._by_uid[uid] >= self.per_uid:
+    def over_share(self, uid: int) -> str | None:
+        """Return why ``uid`` may take no more slots (it holds its share), or None."""
+        if uid != 0 and self._by_uid.get(uid, 0) >= self.per_uid:
             return (
                 f"uid {uid} already holds {self.per_uid} connections "
                 "(control.max_connections_per_uid)"
             )
+        return None
+
+    def take(self, uid: int, privileged: bool) -> str | None:
+        """Take a slot for ``uid``; return None, or why there is none."""
+        why = self.over_share(uid)
+        if why is not None:
+            return why
         limit = self.total if privileged else self.total - self.reserved
         if self.in_use >= limit:
             kept = "" if privileged else f", {self.reserved} of them kept for approvers"
@@ -137,7 +144,7 @@ class ConnectionSlots:
 
     def held_by(self, uid: int) -> int:
         """Return how many slots ``uid`` holds."""
-        return self._by_uid[uid]
+        return self._by_uid.get(uid, 0)
 
 
 class ControlServer:
@@ -170,6 +177,7 @@ class ControlServer:
         # Turned-away connections are logged like refusals: the first of a
         # user at once, the rest as one line per interval with a count.
         self._busy = BurstTally(dispatcher.refusals.interval_s)
+        self._names: dict[int, str] = {}  # user names of uids that held slots, for logs
         self._listener: SocketListener | None = None
         self._accepting = False
         self._in_flight = 0
@@ -221,7 +229,15 @@ class ControlServer:
                     logger.error("accept failed: {}", exc)
                     await anyio.sleep(0.1)
                     continue
-                tg.start_soon(self._serve_one, stream)
+                try:
+                    admitted = self._screen(stream)
+                except OSError as exc:  # the peer's credentials could not be read
+                    logger.warning("dropped a control connection: {}", exc)
+                    admitted = None
+                if admitted is None:
+                    await stream.aclose()  # answered already, or unusable
+                    continue
+                tg.start_soon(self._serve_one, stream, *admitted)
             reporter.cancel()  # the connections in flight finish; stop_intake reports the rest
 
     async def _report_bursts(self) -> None:
@@ -264,9 +280,57 @@ class ControlServer:
             return True
         return self._in_flight == 0
 
-    async def _serve_one(self, stream: SocketStream) -> None:
+    def _screen(self, stream: SocketStream) -> tuple[Peer, bool] | None:
+        """Admit a connection as it is accepted, before anything is read from it.
+
+        Returns None when it was answered BUSY here, else the peer and
+        whether it holds a slot (False: it may not use the socket at all).
+        Done in the accept loop, without a task or a wait, so a flood is
+        turned away about as fast as it connects and a connection of root's
+        behind it in the queue is reached soon.
+        """
+        raw = stream.extra(SocketAttribute.raw_socket)
+        pid, uid, gid = peer_credentials(raw)
+        why = self.slots.over_share(uid)
+        if why is not None:
+            # Only a permitted peer holds slots, so this one passed the
+            # peer check on an earlier connection: no need to look it up again.
+            self._turn_away(raw, uid, pid, self._names.get(uid, str(uid)), why)
+            return None
+        peer = Peer.from_ids(pid, uid, gid)
+        policy = self.dispatcher.policy
+        if not policy.permitted(peer):
+            return peer, False
+        why = self.slots.take(uid, policy.is_approver(peer))
+        if why is not None:
+            self._turn_away(raw, uid, pid, peer.user, why)
+            return None
+        self._names[uid] = peer.user
+        return peer, True
+
+    def _turn_away(self, raw: socket.socket, uid: int, pid: int, user: str, why: str) -> None:
+        """Answer BUSY without waiting (the answer fits the empty send buffer) and count it."""
+        if self._busy.note(uid, user, why, time.monotonic()):
+            logger.warning(
+                "turned away a connection of {} (uid {}, pid {}): {}", user, uid, pid, why
+            )
+        busy = Busy(f"agentd is busy: {why}; nothing was done, try again shortly")
         try:
-            await self._admit(stream)
+            raw.send(protocol.error(busy), socket.MSG_DONTWAIT)
+        except OSError:
+            pass  # gone already, or not reading: closing is answer enough
+
+    async def _serve_one(self, stream: SocketStream, peer: Peer, admitted: bool) -> None:
+        try:
+            if admitted:
+                await self._serve_admitted(stream, peer)
+            else:
+                refusal = await self.dispatcher.refuse(
+                    peer,
+                    "use the control socket",
+                    "not root, the daemon's user or a member of the control group",
+                )
+                await self._send(stream, protocol.error(refusal), self.first_byte_timeout_s)
         except (anyio.BrokenResourceError, anyio.ClosedResourceError, anyio.EndOfStream):
             pass  # the client went away; nothing to tell it
         except TimeoutError:
@@ -277,35 +341,14 @@ class ControlServer:
             with anyio.CancelScope(shield=True):
                 await stream.aclose()
 
-    async def _admit(self, stream: SocketStream) -> None:
-        """Check the peer, then take a slot or answer BUSY; serve the request in the slot."""
-        raw = stream.extra(SocketAttribute.raw_socket)
-        pid, uid, gid = peer_credentials(raw)
-        peer = Peer.from_ids(pid, uid, gid)
-        policy = self.dispatcher.policy
-        if not policy.permitted(peer):
-            refusal = await self.dispatcher.refuse(
-                peer,
-                "use the control socket",
-                "not root, the daemon's user or a member of the control group",
-            )
-            await self._send(stream, protocol.error(refusal), self.first_byte_timeout_s)
-            return
-        why = self.slots.take(uid, policy.is_approver(peer))
-        if why is not None:
-            if self._busy.note(uid, peer.user, why, time.monotonic()):
-                logger.warning(
-                    "turned away a connection of {} (uid {}, pid {}): {}", peer.user, uid, pid, why
-                )
-            busy = Busy(f"agentd is busy: {why}; nothing was done, try again shortly")
-            await self._send(stream, protocol.error(busy), self.first_byte_timeout_s)
-            return
+    async def _serve_admitted(self, stream: SocketStream, peer: Peer) -> None:
+        """Serve one request in the slot :meth:`_screen` took; give the slot back."""
         self._in_flight += 1
         self._idle = anyio.Event() if self._in_flight == 1 else self._idle
         try:
             await self._handle(stream, peer)
         finally:
-            self.slots.give_back(uid)
+            self.slots.give_back(peer.uid)
             self._in_flight -= 1
             if self._in_flight == 0:
                 self._idle.set()

@@ -16,11 +16,16 @@ Standard library only: the tests start it with a system Python as uid 65534.
 from __future__ import annotations
 
 import json
+import os
 import selectors
 import socket
+import subprocess
 import sys
 import time
 from collections import Counter
+from pathlib import Path
+
+NOBODY = 65534
 
 HALF_REQUEST = b'{"cmd": "sta'
 
@@ -80,14 +85,62 @@ def refuse(path: str, seconds: float) -> dict[str, int]:
         s.settimeout(5)
         try:
             s.connect(path)
-            s.sendall(request)
-            s.setblocking(True)
-            answers[_answer(s)] += 1
         except OSError:
             answers["connect_failed"] += 1
-        finally:
             s.close()
+            continue
+        try:
+            s.sendall(request)
+        except OSError:
+            pass  # answered and closed before reading it: the answer is still there
+        answers[_answer(s)] += 1
+        s.close()
     return dict(answers)
+
+
+def python_for(uid: int) -> str:
+    """Return a Python 3.11+ that ``uid`` may execute (ours may live under /root)."""
+    for candidate in (sys.executable, "/usr/bin/python3", "/usr/local/bin/python3"):
+        try:
+            probe = subprocess.run(
+                [candidate, "-c", "import sys; assert sys.version_info >= (3, 11)"],
+                capture_output=True,
+                timeout=30,
+                user=uid,
+                group=uid,
+                cwd="/",
+            )
+        except OSError:
+            continue
+        if probe.returncode == 0:
+            return candidate
+    raise RuntimeError(f"no Python 3.11 that uid {uid} may run; install Debian's python3")
+
+
+def spawn(sock: Path, *args: str, uid: int = NOBODY) -> subprocess.Popen[str]:
+    """Start this script as ``uid`` against ``sock``; return once it printed "ready"."""
+    proc = subprocess.Popen(
+        [python_for(uid), os.path.abspath(__file__), str(sock), *args],
+        user=uid,
+        group=uid,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd="/",
+        env={"PATH": "/usr/bin:/bin", "PYTHONDONTWRITEBYTECODE": "1"},
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if line.strip() != "ready":
+        proc.kill()
+        proc.wait()
+        raise RuntimeError(f"flood peer did not start: {line!r}")
+    return proc
+
+
+def result(proc: subprocess.Popen[str]) -> dict[str, int]:
+    """Wait for a peer started by :func:`spawn`; return what the daemon answered it."""
+    out, _ = proc.communicate(timeout=120)
+    return dict(json.loads(out.strip().splitlines()[-1]))
 
 
 def main(argv: list[str]) -> int:

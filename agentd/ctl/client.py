@@ -85,8 +85,13 @@ def call(
         try:
             if upload is not None:
                 args = {**(args or {}), "upload": True}
-            sock.sendall(protocol.encode_request(cmd, args))
-            sent = True
+            try:
+                sock.sendall(protocol.encode_request(cmd, args))
+                sent = True
+            except (BrokenPipeError, ConnectionResetError):
+                # The daemon answered before reading the request (BUSY, or a
+                # refused peer) and closed: its answer waits to be read below.
+                upload = None
             if upload is not None:
                 try:
                     while chunk := upload.read(1 << 20):
