@@ -29,7 +29,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import anyio
-from anyio.abc import SocketAttribute, SocketListener, SocketStream
+from anyio.abc import SocketAttribute, SocketListener, SocketStream, UNIXSocketStream
 from loguru import logger
 
 from agentd import protocol
@@ -89,6 +89,28 @@ def prepare_socket_path(path: Path) -> None:
         )
     finally:
         probe.close()
+
+
+# Connections taken from the queue in one go, at most, before the requests in
+# flight get their turn: a batch of a flood costs the loop about 10 ms.
+ACCEPT_BATCH = 64
+
+
+def _accept_queued(listener: socket.socket) -> list[socket.socket]:
+    """Return the connections already waiting on the (non-blocking) listening socket."""
+    out: list[socket.socket] = []
+    while len(out) < ACCEPT_BATCH:
+        try:
+            conn, _ = listener.accept()
+        except BlockingIOError:
+            break
+        except OSError as exc:  # e.g. EMFILE, or the listener closed: the loop copes
+            if exc.errno not in (errno.EBADF, errno.EINVAL):
+                logger.error("accept failed: {}", exc)
+            break
+        conn.setblocking(False)
+        out.append(conn)
+    return out
 
 
 def hung_up(sock: socket.socket) -> bool:
@@ -178,6 +200,7 @@ class ControlServer:
         # user at once, the rest as one line per interval with a count.
         self._busy = BurstTally(dispatcher.refusals.interval_s)
         self._names: dict[int, str] = {}  # user names of uids that held slots, for logs
+        self._busy_answers: dict[str, bytes] = {}
         self._listener: SocketListener | None = None
         self._accepting = False
         self._in_flight = 0
@@ -218,26 +241,39 @@ class ControlServer:
             with reporter:
                 await self._report_bursts()
 
+        waiting = listener.extra(SocketAttribute.raw_socket)
         async with anyio.create_task_group() as tg:
             tg.start_soon(report)
             while self._accepting:
                 try:
-                    stream = await listener.accept()
+                    first = await listener.accept()
                 except (anyio.ClosedResourceError, anyio.BrokenResourceError):
                     break
                 except OSError as exc:  # e.g. EMFILE: back off instead of spinning
                     logger.error("accept failed: {}", exc)
                     await anyio.sleep(0.1)
                     continue
-                try:
-                    admitted = self._screen(stream)
-                except OSError as exc:  # the peer's credentials could not be read
-                    logger.warning("dropped a control connection: {}", exc)
-                    admitted = None
-                if admitted is None:
-                    await stream.aclose()  # answered already, or unusable
-                    continue
-                tg.start_soon(self._serve_one, stream, *admitted)
+                # Take every connection already queued behind it without
+                # yielding: a flood is answered in one go, and a connection of
+                # root's queued behind it is reached at once.
+                batch: list[SocketStream | socket.socket] = [first, *_accept_queued(waiting)]
+                for conn in batch:
+                    raw = (
+                        conn
+                        if isinstance(conn, socket.socket)
+                        else conn.extra(SocketAttribute.raw_socket)
+                    )
+                    try:
+                        admitted = self._screen(raw)
+                    except OSError as exc:  # the peer's credentials could not be read
+                        logger.warning("dropped a control connection: {}", exc)
+                        admitted = None
+                    if admitted is not None:
+                        tg.start_soon(self._serve_one, conn, *admitted)
+                    elif isinstance(conn, socket.socket):
+                        conn.close()  # answered already, or unusable; never read
+                    else:
+                        await conn.aclose()
             reporter.cancel()  # the connections in flight finish; stop_intake reports the rest
 
     async def _report_bursts(self) -> None:
@@ -280,7 +316,7 @@ class ControlServer:
             return True
         return self._in_flight == 0
 
-    def _screen(self, stream: SocketStream) -> tuple[Peer, bool] | None:
+    def _screen(self, raw: socket.socket) -> tuple[Peer, bool] | None:
         """Admit a connection as it is accepted, before anything is read from it.
 
         Returns None when it was answered BUSY here, else the peer and
@@ -289,7 +325,6 @@ class ControlServer:
         turned away about as fast as it connects and a connection of root's
         behind it in the queue is reached soon.
         """
-        raw = stream.extra(SocketAttribute.raw_socket)
         pid, uid, gid = peer_credentials(raw)
         why = self.slots.over_share(uid)
         if why is not None:
@@ -314,13 +349,28 @@ class ControlServer:
             logger.warning(
                 "turned away a connection of {} (uid {}, pid {}): {}", user, uid, pid, why
             )
-        busy = Busy(f"agentd is busy: {why}; nothing was done, try again shortly")
+        answer = self._busy_answers.get(why)
+        if answer is None:  # encoded once per reason: a flood repeats the same few
+            if len(self._busy_answers) > 256:
+                self._busy_answers.clear()
+            busy = Busy(f"agentd is busy: {why}; nothing was done, try again shortly")
+            answer = self._busy_answers[why] = protocol.error(busy)
         try:
-            raw.send(protocol.error(busy), socket.MSG_DONTWAIT)
+            raw.send(answer, socket.MSG_DONTWAIT)
         except OSError:
             pass  # gone already, or not reading: closing is answer enough
 
-    async def _serve_one(self, stream: SocketStream, peer: Peer, admitted: bool) -> None:
+    async def _serve_one(
+        self, conn: SocketStream | socket.socket, peer: Peer, admitted: bool
+    ) -> None:
+        if isinstance(conn, socket.socket):
+            try:
+                stream: SocketStream = await UNIXSocketStream.from_socket(conn)
+            except BaseException:
+                conn.close()
+                raise
+        else:
+            stream = conn
         try:
             if admitted:
                 await self._serve_admitted(stream, peer)

@@ -35,7 +35,10 @@ def _connect(path: str, half: bool) -> socket.socket:
     s.settimeout(5)
     s.connect(path)
     if half:
-        s.sendall(HALF_REQUEST)
+        try:
+            s.sendall(HALF_REQUEST)
+        except OSError:
+            pass  # answered (BUSY) and closed before it was sent: the answer is read later
     s.setblocking(False)
     return s
 
