@@ -16,7 +16,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -70,8 +70,41 @@ class ControlSettings(Section):
     read_timeout_s: float = Field(
         10.0, gt=0, le=3600, description="A client must send its request within this time."
     )
+    first_byte_timeout_s: float = Field(
+        2.0,
+        gt=0,
+        le=3600,
+        description="A client must start sending within this time of connecting.",
+    )
     max_connections: int = Field(
-        256, ge=1, le=10_000, description="Requests served at once; more wait their turn."
+        256,
+        ge=1,
+        le=10_000,
+        description="Connections served at once; one more is answered BUSY at once, not queued.",
+    )
+    max_connections_per_uid: int = Field(
+        16,
+        ge=1,
+        le=10_000,
+        description="Connections one user may hold at once (root is not counted per user).",
+    )
+    reserved_connections: int = Field(
+        16,
+        ge=0,
+        le=10_000,
+        description=(
+            "Of max_connections, this many are kept for root and control.approvers_group "
+            "(less than max_connections)."
+        ),
+    )
+    refusal_audit_interval_s: float = Field(
+        60.0,
+        ge=1,
+        le=86_400,
+        description=(
+            "A user's first refused request is audited at once; more within this time are "
+            "audited as one ACCESS_REFUSED record with their count."
+        ),
     )
     max_upload_bytes: int = Field(
         268_435_456, ge=1024, description="Largest file agentctl may upload (imports)."
@@ -83,6 +116,15 @@ class ControlSettings(Section):
         if value not in (0o600, 0o660):
             raise ValueError(f"must be 0o600 or 0o660, not {oct(value)}")
         return value
+
+    @model_validator(mode="after")
+    def _reserve_fits(self) -> ControlSettings:
+        if self.reserved_connections >= self.max_connections:
+            raise ValueError(
+                f"reserved_connections ({self.reserved_connections}) must be less than "
+                f"max_connections ({self.max_connections})"
+            )
+        return self
 
 
 class StoreSettings(Section):

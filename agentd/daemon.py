@@ -396,7 +396,7 @@ def build_dispatcher(app: App) -> Dispatcher:
     policy = AccessPolicy(
         daemon_uid=os.getuid(), group=control.group, approvers_group=control.approvers_group
     )
-    return Dispatcher(app, policy)
+    return Dispatcher(app, policy, refusal_interval_s=control.refusal_audit_interval_s)
 
 
 async def _watchdog(app: App, notifier: SystemdNotifier, interval: float) -> None:
@@ -486,7 +486,10 @@ async def run_daemon(
         group=control.group,
         max_message_bytes=control.max_message_bytes,
         read_timeout_s=control.read_timeout_s,
+        first_byte_timeout_s=control.first_byte_timeout_s,
         max_connections=control.max_connections,
+        max_connections_per_uid=control.max_connections_per_uid,
+        reserved_connections=control.reserved_connections,
         max_upload_bytes=control.max_upload_bytes,
     )
     # Before the store opens: a second daemon on this folder must not touch it.

@@ -104,10 +104,17 @@ def call(
             raise Unreachable(path, "permission denied (are you in the agentd group?)") from None
         except OSError as exc:
             raise Unreachable(path, exc.strerror or str(exc)) from None
+        sent = False
         try:
             if upload is not None:
                 args = {**(args or {}), "upload": True}
-            sock.sendall(protocol.encode_request(cmd, args))
+            try:
+                sock.sendall(protocol.encode_request(cmd, args))
+                sent = True
+            except (BrokenPipeError, ConnectionResetError):
+                # The daemon answered before reading the request (BUSY, or a
+                # refused peer) and closed: its answer waits to be read below.
+                upload = None
             if upload is not None:
                 try:
                     while chunk := upload.read(1 << 20):
@@ -130,7 +137,15 @@ def call(
                         return msg.get("result")
                     raise from_dict(msg.get("error") or {})
         except TimeoutError:
-            raise Unreachable(path, f"no answer within {timeout:g} s") from None
+            if not sent:
+                raise Unreachable(path, f"no answer within {timeout:g} s") from None
+            # The daemon does not start a request whose client has hung up,
+            # but one it had started runs to its end.
+            raise Unreachable(
+                path,
+                f"no answer within {timeout:g} s; the request was sent and may still "
+                "take effect: check before repeating it",
+            ) from None
         except (BrokenPipeError, ConnectionResetError):
             raise Unreachable(path, "connection reset by the daemon") from None
     finally:

@@ -2,7 +2,8 @@
 
 Exit status: 0 success, 1 the daemon answered with an error, 2 usage error
 (including a configuration file that is missing or not TOML), 3 the daemon
-is unreachable. ``--json`` prints machine-readable output with
+is unreachable, 5 the daemon was too busy to take the request (BUSY: nothing
+was done; try again). ``--json`` prints machine-readable output with
 stable field names: the result object on success, ``{"error": {...}}`` on a
 daemon error.
 
@@ -23,7 +24,7 @@ from agentd.ctl import ops as ops_commands
 from agentd.ctl import proactive as proactive_commands
 from agentd.ctl import render
 from agentd.ctl.client import ConfigUnreadable, Unreachable, call, resolve_socket
-from agentd.errors import AgentdError
+from agentd.errors import AgentdError, ErrorCode
 
 TYPE_CHECKING = False  # typing itself is not imported: agentctl must start fast
 if TYPE_CHECKING:
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from typing import Any, NoReturn
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
+EXIT_BUSY = 5  # 4 is audit verify's broken chain
 
 
 class Session:
@@ -272,7 +274,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             ),
             file=sys.stderr,
         )
-        return EXIT_ERROR
+        return EXIT_BUSY if exc.code == ErrorCode.BUSY else EXIT_ERROR
     except gate_commands.UsageError as exc:
         print(f"agentctl: {exc}", file=sys.stderr)
         return EXIT_USAGE

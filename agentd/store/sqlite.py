@@ -536,14 +536,23 @@ class SqliteStore:
             last = int(rows[-1][0])
 
     async def verify_audit(self) -> ChainVerdict:
-        """Recompute the chain and report the first broken record, if any."""
+        """Recompute the chain and report the first broken record, if any.
+
+        Besides the database's own head (``meta``, which whoever rewrites the
+        file can rewrite too), the chain must hold the last record this store
+        knows of as it remembers it (read at open, moved on by each append):
+        a trail cut short or rewritten under the running daemon fails here.
+        """
+        # Taken before any read: every record up to it has committed, so each
+        # read below sees it (records appended meanwhile come after it).
+        written = (self._head_seq, self._head_hash)
         head = await self.get_meta("audit.head")
         head_seq: int | None = None
         head_hash: str | None = None
         if head:
             seq_text, _, head_hash = head.partition(":")
             head_seq = int(seq_text)
-        verifier = ChainVerifier()
+        verifier = ChainVerifier(written)
         last = 0
         while True:
             rows = await self.read_all(

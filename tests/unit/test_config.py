@@ -80,6 +80,11 @@ def test_agentd_config_env_names_the_file(tmp_path: Path, monkeypatch: pytest.Mo
         ("[store]\nsynchronous = 'OFF'\n", "store.synchronous", "'FULL' or 'NORMAL'"),
         ("[log]\nfile_name = '../x'\n", "log.file_name", "plain file name"),
         ("[control]\nmax_connections = 0\n", "control.max_connections", "greater than or equal"),
+        (
+            "[control]\nmax_connections = 8\nreserved_connections = 8\n",
+            "control",
+            "must be less than max_connections",
+        ),
     ],
 )
 def test_bad_file_names_file_and_key(tmp_path: Path, text: str, key: str, fragment: str) -> None:
