@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -361,7 +362,12 @@ async def test_limits_windows_trust_and_missing_executors(
     site: DemoSite,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    now = datetime.now(UTC)
+    # The engine's clock runs from noon of the day the test starts, so the day's
+    # limit and the closed window below do not depend on the time of day, nor on
+    # a midnight the run may cross (approval expiries, set by the real clock,
+    # stay hours away from it).
+    now = datetime.now(UTC).replace(hour=12, minute=0, second=0, microsecond=0)
+    started = time.monotonic()
     closed_start = (now + timedelta(hours=2)).strftime("%H:%M")
     closed_end = (now + timedelta(hours=3)).strftime("%H:%M")
     extra = (
@@ -370,6 +376,7 @@ async def test_limits_windows_trust_and_missing_executors(
         f'timezone = "UTC"\nstart = "{closed_start}"\nend = "{closed_end}"\n'
     )
     async with daemon(short_tmp, site, monkeypatch, extra=extra) as (app, sock):
+        app.execution.clock = lambda: now + timedelta(seconds=time.monotonic() - started)
         await ask(
             sock,
             "accounts.import",
