@@ -28,6 +28,9 @@ Step semantics (shared by the workflow tests and the browser agents):
   ``expect_url`` (the current path must equal it, query ignored), the text the
   dialog's message must contain for ``accept_dialog`` (it arms acceptance of the
   next dialog; any other dialog is dismissed), and a CSS selector otherwise.
+  A selector inside an iframe (a rich-text editor) names the frame first:
+  ``#id_content_ifr |> body`` is the ``body`` inside the iframe
+  ``#id_content_ifr`` (:data:`FRAME_SEPARATOR`; frames may nest).
 - ``value`` is what ``fill``, ``select_option`` and ``press`` type, pick or press.
 - ``expect`` is text that must be visible once the step is done: inside the
   target for ``expect_text``, anywhere on the page for the other actions.
@@ -85,6 +88,8 @@ class Action(StrEnum):
 ALLOWED_ACTIONS: frozenset[str] = frozenset(a.value for a in Action)
 _NEEDS_VALUE = frozenset({Action.FILL, Action.SELECT_OPTION, Action.PRESS})
 _STEP_FIELDS = ("intent", "action", "target", "value", "expect", "result")
+# Between the selector of an iframe and a selector inside it.
+FRAME_SEPARATOR = " |> "
 _PLACEHOLDER_RE = re.compile(r"\{(secret:)?([A-Za-z_][A-Za-z0-9_]*)\}")
 _RESULT_RE = re.compile(r"^[a-z_][a-z0-9_]*$")
 
@@ -98,6 +103,12 @@ def placeholders(text: str | None) -> tuple[list[str], list[str]]:
         if match.group(2) not in bucket:
             bucket.append(match.group(2))
     return params, secret_names
+
+
+def frame_parts(target: str) -> tuple[list[str], str]:
+    """Split a selector into the iframes it enters, outermost first, and its inner selector."""
+    *frames, inner = target.split(FRAME_SEPARATOR)
+    return frames, inner
 
 
 def substitute(
@@ -322,6 +333,11 @@ def _step_problems(step: Step) -> list[str]:
     is_navigation = step.action in (Action.GOTO, Action.EXPECT_URL)
     if is_navigation and step.target and not re.match(r"^/(?!/)", step.target):
         out.append(f"{step.action} target must be a path on the site starting with '/'")
+    framed = FRAME_SEPARATOR in step.target
+    if framed and (is_navigation or step.action is Action.ACCEPT_DIALOG):
+        out.append(f"a {step.action} target has no frames ({FRAME_SEPARATOR.strip()})")
+    elif framed and not all(p.strip() for p in step.target.split(FRAME_SEPARATOR)):
+        out.append(f"an empty selector before or after {FRAME_SEPARATOR.strip()}")
     for name, text in (("target", step.target), ("expect", step.expect)):
         if placeholders(text)[1]:
             out.append(f"secrets may only be used as a fill value, not in {name}")

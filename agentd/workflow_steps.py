@@ -1,4 +1,7 @@
-"""The ``step()`` helper the workflow tests are written with.
+"""The ``step()`` helper the workflow tests are written with (bundled and the operator's).
+
+It ships in the package, so workflow tests outside the repository import it:
+``from agentd.workflow_steps import WorkflowRun, step``.
 
 Each call is both a real browser action in the test and, read by
 ``agentd kb build`` with :mod:`ast`, a step of the agent's knowledge base:
@@ -13,9 +16,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from urllib.parse import urljoin, urlsplit
 
-from playwright.sync_api import Dialog, Page, expect
+from playwright.sync_api import Dialog, Locator, Page, expect
 
-from agentd.kb import Action, Step
+from agentd.kb import Action, Step, frame_parts
 
 INPUT_TAGS = frozenset({"INPUT", "TEXTAREA", "SELECT"})
 
@@ -38,8 +41,19 @@ class WorkflowRun:
         self.params.update(params)
 
 
+def locate(page: Page, target: str) -> Locator:
+    """Return the element a step's selector names (entering its iframes, if any)."""
+    frames, inner = frame_parts(target)
+    if not frames:
+        return page.locator(inner)
+    scope = page.frame_locator(frames[0])
+    for frame in frames[1:]:
+        scope = scope.frame_locator(frame)
+    return scope.locator(inner)
+
+
 def _extract(run: WorkflowRun, target: str) -> str:
-    locator = run.page.locator(target)
+    locator = locate(run.page, target)
     locator.wait_for(state="attached", timeout=run.timeout_ms)
     # Secrets are shown once for a person; an agent never reads them back.
     if locator.get_attribute("data-secret") == "true":
@@ -61,7 +75,7 @@ def _arm_dialog(run: WorkflowRun, expected: str) -> None:
 
 def _perform(run: WorkflowRun, s: Step) -> str | None:
     page, timeout = run.page, run.timeout_ms
-    locator = page.locator(s.target)
+    locator = locate(page, s.target)
     match s.action:
         case Action.GOTO:
             response = page.goto(urljoin(run.base_url + "/", s.target.lstrip("/")))

@@ -24,6 +24,7 @@ from playwright.async_api import (
     BrowserContext,
     CDPSession,
     Dialog,
+    Locator,
     Page,
     Playwright,
     Request,
@@ -42,7 +43,7 @@ from agentd.browser import (
     host_allowed,
 )
 from agentd.errors import ExternalError
-from agentd.kb import Action, Step
+from agentd.kb import Action, Step, frame_parts
 from agentd.ops_config import BrowserSettings
 
 CHROMIUM_ARGS = (
@@ -438,9 +439,19 @@ class BrowserSession:
                 f"within {self.settings.step_timeout_s:g}s",
             ) from None
 
+    def _locate(self, target: str) -> Locator:
+        """Return the element a step's selector names (entering its iframes, if any)."""
+        frames, inner = frame_parts(target)
+        if not frames:
+            return self.page.locator(inner)
+        scope = self.page.frame_locator(frames[0])
+        for frame in frames[1:]:
+            scope = scope.frame_locator(frame)
+        return scope.locator(inner)
+
     async def _perform(self, s: Step, ready: Callable[[], Awaitable[None]]) -> str | None:
         page = self.page
-        locator = page.locator(s.target)
+        locator = self._locate(s.target)
         if s.action is Action.CLICK:
             # Checked while the caller gets ready (its screenshot), then clicked as checked.
             await locator.click(trial=True)
@@ -477,7 +488,7 @@ class BrowserSession:
 
     async def _extract(self, target: str) -> str:
         # One round trip: the locator waits for the element, the script reads it.
-        found = await self.page.locator(target).evaluate(EXTRACT_SCRIPT)
+        found = await self._locate(target).evaluate(EXTRACT_SCRIPT)
         if found is None:
             # Secrets are shown once for a person; an agent never reads them back.
             raise StepFailed(
@@ -489,7 +500,7 @@ class BrowserSession:
         limit = f"{self.settings.step_timeout_s:g}s"
         if s.action in SELECTOR_ACTIONS:
             try:
-                count = await self.page.locator(s.target).count()
+                count = await self._locate(s.target).count()
             except PlaywrightError:
                 count = -1
             if count == 0:

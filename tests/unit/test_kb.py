@@ -135,6 +135,8 @@ def step_file(call: str, *, docstring: str = '"""Do it."""') -> str:
             "a password must come from the vault",
         ),
         ('for _ in range(2): step(run, intent="x", action="click", target="#a")', "not nested"),
+        ('step(run, intent="x", action="goto", target="/a |> body")', "has no frames"),
+        ('step(run, intent="x", action="fill", target="#f |> ", value="v")', "an empty selector"),
     ],
 )
 def test_bad_step_is_rejected_with_file_and_line(tmp_path: Path, call: str, message: str) -> None:

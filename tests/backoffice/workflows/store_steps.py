@@ -39,3 +39,13 @@ def open_product(run: WorkflowRun) -> None:
         action="goto",
         target="/dashboard/catalogue/products/{product_id}/",
     )
+
+
+def open_page(run: WorkflowRun) -> None:
+    """Open content page {page_id}'s edit form."""
+    step(
+        run,
+        intent="Open the content page's edit form",
+        action="goto",
+        target="/dashboard/pages/update/{page_id}/",
+    )
