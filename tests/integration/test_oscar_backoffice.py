@@ -10,6 +10,7 @@ own database, and is rolled back.
 from __future__ import annotations
 
 import json
+import secrets
 import subprocess
 import time
 from collections.abc import Iterator
@@ -188,3 +189,62 @@ def test_an_seo_change_auto_executes_on_the_store_and_is_rolled_back(
         before["meta_description"],
     )
     assert ctl("audit", "verify")["intact"] is True
+
+
+def run_op(workflow: str, *params: str) -> dict[str, Any]:
+    """``agentctl op run`` on the store, then wait for the operation's end."""
+    args = [a for p in params for a in ("--param", p)]
+    started = ctl("op", "run", workflow, "--account", "brightside", "--service", "store", *args)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        shown: dict[str, Any] = ctl("op", "show", started["id"])
+        if shown["state"] in ("completed", "failed", "cancelled"):
+            return shown
+        time.sleep(0.3)
+    raise AssertionError(f"{workflow} did not end in 120 s")
+
+
+def test_the_store_connection_agent_connects_verifies_and_undoes(
+    daemon: DaemonProcess, store: Store, short_tmp: Path
+) -> None:
+    partner = str(store.query("SELECT id FROM partner_partner")[0][0])
+    email = "agentd-integration@brightside.test"
+    # The integration's credential is made and sealed in the vault first; the agent
+    # only ever types it into password fields.
+    password = secrets.token_urlsafe(18)
+    ctl("secret", "set", "brightside", "store", "integration_password", stdin=password)
+    ctl("secret", "set", "brightside", "store", "integration_user", stdin=email)
+
+    made = run_op("oscar_connect_store", f"partner_id={partner}", f"integration_email={email}")
+    assert made["state"] == "completed", made
+    user = store.query("SELECT id, is_staff, is_active FROM auth_user WHERE email = ?", (email,))
+    assert [tuple(r)[1:] for r in user] == [(0, 1)]  # a limited user, not staff
+
+    verified = run_op("oscar_verify_connection")
+    assert verified["state"] == "completed", verified
+    mine = store.query(
+        "SELECT count(DISTINCT product_id) FROM partner_stockrecord WHERE partner_id = ?",
+        (partner,),
+    )[0][0]
+    assert verified["result"] == {"product_count": str(mine)}
+
+    # The credential is in no screenshot, trace, log or row (the vault holds it sealed).
+    for path in [*(short_tmp / "state").rglob("*"), *(short_tmp / "logs").rglob("*")]:
+        if path.is_file():
+            assert password.encode() not in path.read_bytes(), path
+    exported = subprocess.run(
+        [str(BIN / "agentctl"), "audit", "export"], capture_output=True, text=True, timeout=60
+    )
+    assert exported.returncode == 0 and "integration_password" in exported.stdout
+    assert password not in exported.stdout
+
+    undone = run_op("oscar_disconnect_store", f"partner_id={partner}", f"integration_email={email}")
+    assert undone["state"] == "completed", undone
+    after = store.query(
+        "SELECT u.is_active, (SELECT count(*) FROM partner_partner_users pu "
+        "WHERE pu.user_id = u.id) AS partners FROM auth_user u WHERE u.email = ?",
+        (email,),
+    )
+    assert [tuple(r) for r in after] == [(0, 0)]
+    failed = run_op("oscar_verify_connection")
+    assert failed["state"] == "failed"  # the credential no longer signs in
