@@ -157,6 +157,7 @@ class Store:
                     "manage.py",
                     "runserver",
                     "--noreload",
+                    "--skip-checks",
                     "--insecure",  # static files (Oscar's scripts and styles) without DEBUG
                     f"127.0.0.1:{self.port}",
                 ],

@@ -1,4 +1,4 @@
-"""Fixtures of the store workflows: one Chromium per session, one store per module.
+"""Fixtures of the store workflows: one Chromium and one store per module.
 
 These workflow tests are written as an operator writes their own (a plain
 folder, ``step()`` from the installed package, helpers in ``store_steps``);
@@ -21,8 +21,10 @@ CHROMIUM = Path("/usr/lib/chromium/chromium")
 STEP_TIMEOUT_MS = 10_000
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    """Chromium for this module's tests (not longer: Playwright's sync API runs an event
+    loop while it is open, and the async tests of the suite need theirs)."""
     if not CHROMIUM.is_file():
         pytest.skip(f"Chromium not found at {CHROMIUM}")
     with sync_playwright() as playwright:
