@@ -234,7 +234,7 @@ class App:
             vault=_vault(settings),
             model=model,
             knowledge_base=lambda: load_knowledge_base(
-                browser.knowledge_base, browser.workflows_dir
+                browser.knowledge_base, browser.workflows_dir, browser.workflow_dirs
             ),
         )
         self.events = EventHub()

@@ -78,6 +78,11 @@ class BrowserSettings(Section):
         PROJECT / "workflows",
         description="Workflow tests the knowledge base came from; a stale one is refused.",
     )
+    workflow_dirs: list[Path] = Field(
+        default_factory=list,
+        description="Folders of your own workflow tests, built into one knowledge base with the "
+        "bundled ones (`agentd kb build`); set knowledge_base to a file of your own too.",
+    )
     default_service: str = Field(DEFAULT_SERVICE, description="Service of `op run` by default.")
     services: dict[str, ServiceConfig] = Field(
         default_factory=dict, description="Back-offices by service name: [browser.services.NAME]."
@@ -88,6 +93,11 @@ class BrowserSettings(Section):
     def _absolute(cls, value: Path | None) -> Path | None:
         # A daemon's working directory is not a place to find files.
         return value.expanduser().absolute() if value is not None else None
+
+    @field_validator("workflow_dirs")
+    @classmethod
+    def _absolute_dirs(cls, value: list[Path]) -> list[Path]:
+        return [v.expanduser().absolute() for v in value]
 
     def resolved_screenshots_dir(self, state_dir: Path) -> Path:
         """Return the evidence folder, applying the default under ``state_dir``."""

@@ -34,6 +34,7 @@ from playwright.async_api import (
     BrowserContext,
     CDPSession,
     Dialog,
+    Locator,
     Page,
     Playwright,
     Request,
@@ -56,7 +57,7 @@ from agentd.browser import (
 )
 from agentd.browser.egress import EgressProxy
 from agentd.errors import ConfigInvalid, ExternalError
-from agentd.kb import Action, Step
+from agentd.kb import Action, Step, frame_parts
 from agentd.llm import redact
 from agentd.ops_config import BrowserSettings
 
@@ -640,9 +641,19 @@ class BrowserSession:
                 f"within {self.settings.step_timeout_s:g}s",
             ) from None
 
+    def _locate(self, target: str) -> Locator:
+        """Return the element a step's selector names (entering its iframes, if any)."""
+        frames, inner = frame_parts(target)
+        if not frames:
+            return self.page.locator(inner)
+        scope = self.page.frame_locator(frames[0])
+        for frame in frames[1:]:
+            scope = scope.frame_locator(frame)
+        return scope.locator(inner)
+
     async def _perform(self, s: Step, ready: Callable[[], Awaitable[None]]) -> str | None:
         page = self.page
-        locator = page.locator(s.target)
+        locator = self._locate(s.target)
         if s.action is Action.CLICK:
             # Checked while the caller gets ready (its screenshot), then clicked as checked.
             await locator.click(trial=True)
@@ -689,7 +700,7 @@ class BrowserSession:
     async def _secret_field(
         self, target: str, names: Sequence[str], only: bool, sign_in: bool
     ) -> None:
-        secret = await self.page.locator(target).evaluate(SECRET_FIELD_SCRIPT, not only)
+        secret = await self._locate(target).evaluate(SECRET_FIELD_SCRIPT, not only)
         if secret:
             return
         if only:
@@ -703,7 +714,7 @@ class BrowserSession:
 
     async def _extract(self, target: str) -> str:
         # One round trip: the locator waits for the element, the script reads it.
-        found = await self.page.locator(target).evaluate(EXTRACT_SCRIPT)
+        found = await self._locate(target).evaluate(EXTRACT_SCRIPT)
         if found is None:
             # Secrets are shown once for a person; an agent never reads them back.
             raise StepFailed(
@@ -715,7 +726,7 @@ class BrowserSession:
         limit = f"{self.settings.step_timeout_s:g}s"
         if s.action in SELECTOR_ACTIONS:
             try:
-                count = await self.page.locator(s.target).count()
+                count = await self._locate(s.target).count()
             except PlaywrightError:
                 count = -1
             if count == 0:

@@ -20,12 +20,17 @@ api_key        api_key_generation         none (nothing to read) api_key_revocat
 A change without an undo workflow can still be "rolled back" in the sense of
 SPEC §6: the rollback escalates (an incident, a notification, nothing changed
 automatically), because only a person can take back a sent message.
+
+Another back-office: :func:`derive` makes an executor that works like a
+shipped one on that back-office's own workflows (same parameters and results,
+other names) and browser service, e.g. ``product_seo`` on a real store's
+dashboard (``[execution.custom_executors.NAME]``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -54,6 +59,7 @@ class ChangePlan:
     change: Step
     snapshot: Step | None
     diff: Mapping[str, Any]
+    service: str | None = None  # the browser service its operations run on (None: the default)
 
 
 @dataclass(frozen=True)
@@ -120,11 +126,12 @@ class Executor:
         [ChangePlan, Mapping[str, Any], Mapping[str, Any], Mapping[str, str], bool], Step | None
     ]
     finish: Callable[[ChangePlan, Mapping[str, Any]], ChangePlan] | None = None
+    like: str | None = None  # the shipped executor it was derived from
 
     @property
     def reversible(self) -> bool:
         """Return whether the executor has an undo workflow."""
-        return self.name in REVERSIBLE
+        return (self.like or self.name) in REVERSIBLE
 
 
 def _bump(counter: str) -> Callable[[Mapping[str, Any], ChangePlan], dict[str, Any]]:
@@ -227,7 +234,7 @@ def _seo_finish(plan: ChangePlan, before: Mapping[str, Any]) -> ChangePlan:
     params = dict(plan.change.params)
     for f in SEO_FIELDS:
         params.setdefault(f, str(before.get(f, "")))
-    return ChangePlan(plan.executor, Step(plan.change.workflow, params), plan.snapshot, plan.diff)
+    return replace(plan, change=Step(plan.change.workflow, params))
 
 
 def _seo_read(values: Mapping[str, str]) -> dict[str, Any]:
@@ -296,27 +303,94 @@ EXECUTORS: dict[str, Executor] = {
     "api_key": Executor("api_key", _api_key, lambda _v: {}, lambda _b, _p: {}, _api_key_undo),
 }
 REVERSIBLE = frozenset({"product_seo", "api_key"})
+# The workflows each shipped executor runs (change, snapshot, undo): what derive() renames.
+WORKFLOWS: dict[str, tuple[str, ...]] = {
+    "message": ("send_follow_up_message", "read_account_activity"),
+    "meeting": ("schedule_meeting", "read_account_activity"),
+    "note": ("add_note", "read_account_activity"),
+    "product_seo": ("product_seo_update", "read_product_seo"),
+    "api_key": ("api_key_generation", "api_key_revocation"),
+}
+
+
+def derive(
+    name: str, like: str, workflows: Mapping[str, str], service: str | None = None
+) -> Executor:
+    """Return an executor that works like the shipped ``like`` on other workflows.
+
+    ``workflows`` maps the shipped executor's workflow names to the ones to run
+    instead (those not named keep theirs); they take the same parameters and
+    extract the same results. ``service``: the browser service they run on.
+
+    :raises InvalidArgument: ``like`` is not a shipped executor, or a name in
+        ``workflows`` is not one of its workflows.
+    """
+    base = EXECUTORS.get(like)
+    if base is None:
+        known = ", ".join(sorted(EXECUTORS))
+        raise InvalidArgument(f"executor {name!r}: like {like!r} is unknown (known: {known})")
+    unknown = sorted(set(workflows) - set(WORKFLOWS[like]))
+    if unknown:
+        raise InvalidArgument(
+            f"executor {name!r}: {', '.join(unknown)} is not a workflow of {like} "
+            f"(its workflows: {', '.join(WORKFLOWS[like])})"
+        )
+
+    def rename(step: Step | None) -> Step | None:
+        if step is None:
+            return None
+        return Step(workflows.get(step.workflow, step.workflow), step.params)
+
+    def plan(intent: IntentView, now: datetime) -> ChangePlan:
+        made = base.plan(intent, now)
+        change = rename(made.change)
+        assert change is not None
+        return replace(
+            made, executor=name, change=change, snapshot=rename(made.snapshot), service=service
+        )
+
+    def undo(
+        plan: ChangePlan,
+        before: Mapping[str, Any],
+        after: Mapping[str, Any],
+        result: Mapping[str, str],
+        hard: bool,
+    ) -> Step | None:
+        return rename(base.undo(plan, before, after, result, hard))
+
+    return replace(base, name=name, plan=plan, undo=undo, like=like)
 
 
 def executor_for(
-    mapping: Mapping[str, str], action_type: str, domain: str | None, change_type: str | None
+    mapping: Mapping[str, str],
+    action_type: str,
+    domain: str | None,
+    change_type: str | None,
+    registry: Mapping[str, Executor] = EXECUTORS,
 ) -> Executor | None:
     """Return the executor configured for an intent (DOMAIN.change_type first), or None."""
     keys = [f"{domain.upper()}.{change_type}"] if domain and change_type else []
     for key in (*keys, action_type):
         name = mapping.get(key)
         if name is not None:
-            return EXECUTORS[name]
+            return registry[name]
     return None
 
 
-def plan_change(mapping: Mapping[str, str], intent: IntentView, now: datetime) -> ChangePlan:
+def plan_change(
+    mapping: Mapping[str, str],
+    intent: IntentView,
+    now: datetime,
+    registry: Mapping[str, Executor] = EXECUTORS,
+) -> ChangePlan:
     """Return the plan for ``intent``.
 
     :raises InvalidArgument: no executor for it (code ``NO_EXECUTOR`` in details)
         or a bad or missing diff field.
     """
-    executor = executor_for(mapping, intent.action_type, intent.domain, intent.change_type)
+    executor = executor_for(
+        mapping, intent.action_type, intent.domain, intent.change_type, registry
+    )
     if executor is None:
         what = intent.action_type
         if intent.domain and intent.change_type:

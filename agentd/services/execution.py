@@ -50,8 +50,8 @@ from agentd.core.execution import (
     limit_day_bounds,
 )
 from agentd.core.executors import (
-    EXECUTORS,
     ChangePlan,
+    Executor,
     IntentView,
     Step,
     matches,
@@ -232,7 +232,8 @@ class ExecutionService:
         now = self.clock()
         created: list[str] = []
         refused: list[str] = []
-        mapping = self.config().executors
+        config = self.config()
+        mapping, registry = config.executors, config.registry()
         async with self.store.write(now) as tx:
             for row in await exec_sql.queued_intents(tx, _TAKE_BATCH):
                 exe_id = f"exe_{token.token_hex(8)}"
@@ -258,7 +259,7 @@ class ExecutionService:
                     "updated_at": iso(now),
                 }
                 try:
-                    plan = plan_change(mapping, intent, now)
+                    plan = plan_change(mapping, intent, now, registry)
                 except InvalidArgument as exc:
                     reason = str(exc.details.get("reason", "BAD_PARAMETERS"))
                     values.update(
@@ -323,7 +324,8 @@ class ExecutionService:
             change_type=row["change_type"],
         )
         try:
-            executor = plan_change(self.config().executors, intent, self.clock()).executor
+            config = self.config()
+            plan = plan_change(config.executors, intent, self.clock(), config.registry())
         except InvalidArgument as exc:
             raise NoExecutor(
                 f"intent {intent_id} cannot be carried out: {exc.message}",
@@ -331,21 +333,21 @@ class ExecutionService:
             ) from exc
         # With execution off, approved intents wait in the hand-off queue: the service
         # may be configured before it is turned on (the executions check again).
-        missing = self._missing_service() if self.config().enabled else None
+        service = plan.service or self.service()
+        missing = self._missing_service(service) if config.enabled else None
         if missing is not None:
             raise NoExecutor(
                 f"intent {intent_id} cannot be carried out: {missing}",
                 details={
                     "intent_id": intent_id,
                     "reason": "SERVICE_NOT_CONFIGURED",
-                    "service": self.service(),
+                    "service": service,
                 },
             )
-        return executor
+        return plan.executor
 
-    def _missing_service(self) -> str | None:
-        """Say why the service executions run against is not usable (None: it is configured)."""
-        service = self.service()
+    def _missing_service(self, service: str) -> str | None:
+        """Say why the browser service ``service`` is not usable (None: it is configured)."""
         known = self.operations.settings.services
         if service in known:
             return None
@@ -397,7 +399,7 @@ class ExecutionService:
         start, end = limit_day_bounds(now, window)
         plan = _plan(exe)
         consent = await ops_sql.active_consent_in_tx(
-            tx, exe.account, self.service(), plan.change.workflow
+            tx, exe.account, plan.service or self.service(), plan.change.workflow
         )
         if consent is not None and not consent_permits(
             consent.permissions, self._needed(plan.change.workflow)
@@ -428,7 +430,7 @@ class ExecutionService:
             return Permission.WRITE
 
     async def _precheck(self, exe: exec_sql.ExecutionRow) -> exec_sql.ExecutionRow:
-        missing = self._missing_service()
+        missing = self._missing_service(_plan(exe).service or self.service())
         if missing is not None:
             # Retrying cannot help (the service is part of the configuration at start):
             # say so now rather than after three failed snapshots.
@@ -516,7 +518,7 @@ class ExecutionService:
 
     async def _snapshot_phase(self, exe: exec_sql.ExecutionRow) -> exec_sql.ExecutionRow:
         plan = _plan(exe)
-        executor = EXECUTORS[exe.executor]
+        executor = self._executor(exe.executor)
         try:
             before = await self._read(exe, plan, "snapshot_op")
         except OperationFailed as exc:
@@ -608,7 +610,7 @@ class ExecutionService:
     async def _fail_change(
         self, exe: exec_sql.ExecutionRow, plan: ChangePlan, exc: OperationFailed
     ) -> exec_sql.ExecutionRow:
-        executor = EXECUTORS[exe.executor]
+        executor = self._executor(exe.executor)
         before = exe.before or {}
         expected = executor.expected(before, plan) if plan.snapshot else {}
         state, current = "unknown", None
@@ -669,7 +671,7 @@ class ExecutionService:
 
     async def _verify_phase(self, exe: exec_sql.ExecutionRow) -> exec_sql.ExecutionRow:
         plan = _plan(exe)
-        executor = EXECUTORS[exe.executor]
+        executor = self._executor(exe.executor)
         after: dict[str, Any] = {}
         verified: bool | None = None
         if plan.snapshot is not None:
@@ -747,7 +749,7 @@ class ExecutionService:
         assert plan.snapshot is not None
         op = await self._operation(exe, plan.snapshot, column, fresh=True)
         try:
-            return EXECUTORS[exe.executor].read(op.result)
+            return self._executor(exe.executor).read(op.result)
         except InvalidArgument as exc:
             raise OperationFailed(op, exc.message, "BAD_SNAPSHOT") from exc
 
@@ -772,7 +774,7 @@ class ExecutionService:
                     step.workflow,
                     exe.account,
                     params=dict(step.params),
-                    service=self.service(),
+                    service=_plan(exe).service or self.service(),
                     actor=ACTOR,
                     intent_id=exe.id,
                 )
@@ -803,6 +805,19 @@ class ExecutionService:
         return await self.operations.get(row[0]) if row else None
 
     # -- helpers ---------------------------------------------------------------------------
+
+    def _executor(self, name: str) -> Executor:
+        """Return an execution's executor as configured now.
+
+        :raises InvalidState: it is no longer configured (a custom executor removed).
+        """
+        found = self.config().registry().get(name)
+        if found is None:
+            raise InvalidState(
+                f"executor {name!r} is no longer configured ([execution.custom_executors])",
+                details={"reason": "NO_EXECUTOR", "executor": name},
+            )
+        return found
 
     async def _set(self, tx: Transaction, exe: exec_sql.ExecutionRow, **changes: Any) -> None:
         await exec_sql.update_execution(tx, exe.id, {**changes, "updated_at": iso(tx.now)})
@@ -945,7 +960,7 @@ class ExecutionService:
         exec_sql.TokenRow | None, exec_sql.ExecutionRow, RollbackVerdict, dict[str, Any] | None
     ]:
         tok, exe = await self._resolve_token(ref)
-        executor = EXECUTORS.get(exe.executor)
+        executor = self.config().registry().get(exe.executor)
         current: dict[str, Any] | None = None
         current_matches = True
         if read_current and executor is not None and exe.state == "succeeded" and tok is not None:
@@ -1115,7 +1130,7 @@ class ExecutionService:
         reason: str,
         actor: str,
     ) -> dict[str, Any]:
-        executor = EXECUTORS[exe.executor]
+        executor = self._executor(exe.executor)
         plan = _plan(exe)
         hard = verdict.type is RollbackType.HARD_UNDO
         step = executor.undo(plan, exe.before or {}, exe.after or {}, exe.result or {}, hard)
@@ -1146,7 +1161,10 @@ class ExecutionService:
                     "risk": exe.risk,
                     "autonomous": False,
                     "state": "running",
-                    "params": {"change": {"workflow": step.workflow, "params": dict(step.params)}},
+                    "params": {
+                        "change": {"workflow": step.workflow, "params": dict(step.params)},
+                        "service": plan.service,
+                    },
                     "before": current or exe.after,
                     "diff": {k: (exe.before or {}).get(k) for k in (exe.diff or {})},
                     "detail": reason,
@@ -1281,7 +1299,7 @@ class ExecutionService:
                 plan.snapshot.workflow,
                 exe.account,
                 params=dict(plan.snapshot.params),
-                service=self.service(),
+                service=plan.service or self.service(),
                 actor=ACTOR,
                 intent_id=exe.id,
             )
@@ -1291,7 +1309,7 @@ class ExecutionService:
         if op.state != "completed":
             raise OperationFailed(op, op.error or op.state, (op.reason or op.state).upper())
         try:
-            return EXECUTORS[exe.executor].read(op.result)
+            return self._executor(exe.executor).read(op.result)
         except InvalidArgument as err:
             raise OperationFailed(op, err.message, "BAD_SNAPSHOT") from err
 
@@ -1364,6 +1382,7 @@ def _json(raw: str | None) -> dict[str, Any]:
 
 def _plan_json(plan: ChangePlan) -> dict[str, Any]:
     return {
+        "service": plan.service,
         "change": {"workflow": plan.change.workflow, "params": dict(plan.change.params)},
         "snapshot": (
             {"workflow": plan.snapshot.workflow, "params": dict(plan.snapshot.params)}
@@ -1382,4 +1401,5 @@ def _plan(exe: exec_sql.ExecutionRow) -> ChangePlan:
         Step(change["workflow"], change["params"]),
         Step(snap["workflow"], snap["params"]) if snap else None,
         exe.diff or {},
+        params.get("service"),
     )

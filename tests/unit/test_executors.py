@@ -146,3 +146,58 @@ def test_counters_and_irreversible_executors() -> None:
 def test_target_state_after_a_failure(current: dict, state: str) -> None:
     assert target_state(current, {"a": 1, "b": 1}, {"a": 2, "b": 2}) == state
     assert target_state(current, {}, {}) == "unknown"
+
+
+STORE_SEO = {
+    "like": "product_seo",
+    "service": "store",
+    "workflows": {
+        "product_seo_update": "store_product_seo_update",
+        "read_product_seo": "store_read_product_seo",
+    },
+}
+
+
+def test_a_custom_executor_runs_a_shipped_kind_on_other_workflows_and_service() -> None:
+    config = ExecutionConfig.model_validate(
+        {
+            "executors": {"SEO.meta_update": "store_seo"},
+            "custom_executors": {"store_seo": STORE_SEO},
+        }
+    )
+    registry = config.registry()
+    seo = intent("x", {"product_id": "4", "seo_title": "New"}, "SEO", "meta_update")
+    plan = plan_change(config.executors, seo, NOW, registry)
+    assert (plan.executor, plan.service) == ("store_seo", "store")
+    assert plan.change.workflow == "store_product_seo_update"
+    assert plan.snapshot is not None and plan.snapshot.workflow == "store_read_product_seo"
+    executor = registry["store_seo"]
+    before = {"seo_title": "Old", "meta_description": "M"}
+    finished = executor.finish(plan, before) if executor.finish else plan
+    assert finished.service == "store" and finished.change.params["meta_description"] == "M"
+    undo = executor.undo(finished, before, {"seo_title": "New", "meta_description": "M"}, {}, False)
+    assert undo is not None and undo.workflow == "store_product_seo_update"
+    assert undo.params["seo_title"] == "Old"
+    assert executor.reversible and executor.read({"seo_title": "a", "meta_description": "b"})
+    # Without the registry, the name means nothing.
+    with pytest.raises(KeyError):
+        plan_change(config.executors, seo, NOW)
+
+
+@pytest.mark.parametrize(
+    ("custom", "message"),
+    [
+        ({"product_seo": STORE_SEO}, "has the name of a shipped one"),
+        ({"store_seo": {**STORE_SEO, "like": "teleport"}}, "like 'teleport' is unknown"),
+        (
+            {"store_seo": {**STORE_SEO, "workflows": {"add_note": "x"}}},
+            "add_note is not a workflow of product_seo",
+        ),
+        ({"other": STORE_SEO}, "executor 'store_seo' for 'SEO.meta_update' is unknown"),
+    ],
+)
+def test_config_refuses_a_bad_custom_executor(custom: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        ExecutionConfig.model_validate(
+            {"executors": {"SEO.meta_update": "store_seo"}, "custom_executors": custom}
+        )
