@@ -11,6 +11,10 @@ import socket
 from collections.abc import Mapping
 
 
+# How long one notification may wait for room in the listener's queue.
+SEND_TIMEOUT_S = 0.1
+
+
 class SystemdNotifier:
     """Send state changes to the service manager."""
 
@@ -41,7 +45,10 @@ class SystemdNotifier:
         """Send ``KEY=value`` lines, e.g. ``notify(READY=1, STATUS="serving")``.
 
         Returns False when nothing was sent; a vanished service manager is not
-        an error the daemon can do anything about.
+        an error the daemon can do anything about. The send never blocks the
+        event loop for long: a listener that does not read fills its queue
+        (``net.unix.max_dgram_qlen``, 10 datagrams by default), and a message
+        that cannot be queued within :data:`SEND_TIMEOUT_S` is dropped.
         """
         if not self._address:
             return False
@@ -49,6 +56,7 @@ class SystemdNotifier:
         try:
             if self._sock is None:
                 self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+                self._sock.settimeout(SEND_TIMEOUT_S)
             self._sock.sendto(message, self._address)
         except OSError:
             return False
