@@ -94,3 +94,26 @@ async def incidents_resolve(ctx: CommandContext) -> dict[str, Any]:
     """Mark an open incident resolved, with a note saying how."""
     row = await _incidents(ctx).resolve(ctx.text("id"), ctx.actor, ctx.text("note"))
     return row.to_dict()
+
+
+@command("handoffs.list", summary="List hand-offs to a person.")
+async def handoffs_list(ctx: CommandContext) -> dict[str, Any]:
+    """List hand-offs, newest first: all, or only open, done or failed ones."""
+    rows = await _execution(ctx).handoffs.list_handoffs(
+        ctx.optional_text("status"), limit=ctx.limit()
+    )
+    return {"handoffs": rows}
+
+
+@command("handoff.done", access=Access.OPERATE, summary="Close a hand-off as done.")
+async def handoff_done(ctx: CommandContext) -> dict[str, Any]:
+    """Record that the person did what was approved; the execution succeeds."""
+    return await _execution(ctx).handoffs.done(ctx.text("id"), ctx.actor, ctx.optional_text("note"))
+
+
+@command("handoff.failed", access=Access.OPERATE, summary="Close a hand-off as failed.")
+async def handoff_failed(ctx: CommandContext) -> dict[str, Any]:
+    """Record that what was approved could not be done; it counts as a failed execution."""
+    return await _execution(ctx).handoffs.failed(
+        ctx.text("id"), ctx.actor, ctx.optional_text("reason")
+    )

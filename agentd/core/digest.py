@@ -93,6 +93,18 @@ class FailedOperation:
 
 
 @dataclass(frozen=True, slots=True)
+class HandoffLine:
+    """A hand-off to a person made during the day, and where it stands."""
+
+    execution_id: str
+    account: str
+    action_type: str
+    at: datetime
+    state: str  # open | done | failed
+    note: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class DigestData:
     """Everything one day's digest shows, across tenants."""
 
@@ -105,6 +117,7 @@ class DigestData:
     patterns: Sequence[Pattern] = ()
     breaker_events: Sequence[BreakerEvent] = ()
     failures: Sequence[FailedOperation] = ()
+    handoffs: Sequence[HandoffLine] = ()
 
 
 def digest_path(day: date) -> str:
@@ -303,6 +316,15 @@ def render_digest(data: DigestData, *, digest_dir: str | None = None) -> str:
                 _Markdown(_screenshot_links(f.screenshots, digest_dir)),
             )
             for f in failures
+        ],
+    )
+    handoffs = sorted(data.handoffs, key=lambda h: (h.at, h.execution_id))
+    section(
+        "Handed off to a person",
+        ("Time", "Action", "Account", "Execution", "State", "Note"),
+        [
+            (_when(h.at), h.action_type, h.account, h.execution_id, h.state, h.note)
+            for h in handoffs
         ],
     )
     return "\n".join(out).rstrip("\n") + "\n"

@@ -15,7 +15,14 @@ meeting        schedule_meeting           read_account_activity  none (no cancel
 note           add_note                   read_account_activity  none (no delete workflow)
 product_seo    product_seo_update         read_product_seo       product_seo_update (old values)
 api_key        api_key_generation         none (nothing to read) api_key_revocation
+handoff        none: a person does it     none                   none
 =============  =========================  =====================  ==========================
+
+``handoff`` is the executor for what the agent should not or cannot do itself:
+the execution engine delivers exactly what was approved to a person (or
+another system) by notification, and that person closes it as done or failed.
+An operator maps action types to it, and may name it the default for action
+types nothing else is mapped to.
 
 A change without an undo workflow can still be "rolled back" in the sense of
 SPEC §6: the rollback escalates (an incident, a notification, nothing changed
@@ -27,6 +34,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from types import MappingProxyType
 from typing import Any
 
 from agentd.errors import InvalidArgument
@@ -282,6 +290,16 @@ def _api_key_undo(
     return Step("api_key_revocation", {"key_id": key_id}) if key_id else None
 
 
+# -- hand-off ------------------------------------------------------------------------------
+
+HANDOFF = "handoff"
+
+
+def _handoff(intent: IntentView, now: datetime) -> ChangePlan:
+    # Nothing to validate: the person who takes it over reads the approved content.
+    return ChangePlan(HANDOFF, Step(HANDOFF, {"account": intent.account}), None, {})
+
+
 EXECUTORS: dict[str, Executor] = {
     "message": Executor(
         "message", _message, _activity("message_count"), _bump("message_count"), _no_undo
@@ -294,35 +312,76 @@ EXECUTORS: dict[str, Executor] = {
         "product_seo", _seo, _seo_read, _seo_expected, _seo_undo, finish=_seo_finish
     ),
     "api_key": Executor("api_key", _api_key, lambda _v: {}, lambda _b, _p: {}, _api_key_undo),
+    HANDOFF: Executor(HANDOFF, _handoff, lambda _v: {}, lambda _b, _p: {}, _no_undo),
 }
 REVERSIBLE = frozenset({"product_seo", "api_key"})
 
+#: What carries out each kind of change, by action type or by "DOMAIN.change_type"
+#: (the domain/change-type key wins when an intent has both): ``[execution.executors]``.
+DEFAULT_EXECUTORS: Mapping[str, str] = MappingProxyType(
+    {
+        "send_follow_up_email": "message",
+        "send_routine_response": "message",
+        "send_chat_message": "message",
+        "schedule_meeting": "meeting",
+        "update_account_context": "note",
+        "log_interaction": "note",
+        "SEO.meta_update": "product_seo",
+        "API.api_key_setup": "api_key",
+    }
+)
 
-def executor_for(
-    mapping: Mapping[str, str], action_type: str, domain: str | None, change_type: str | None
-) -> Executor | None:
-    """Return the executor configured for an intent (DOMAIN.change_type first), or None."""
+
+def resolve_executor(
+    mapping: Mapping[str, str],
+    action_type: str,
+    domain: str | None,
+    change_type: str | None,
+    default: str | None = None,
+) -> tuple[str | None, str | None]:
+    """Return the executor's name for an intent and the mapping key that chose it.
+
+    ``DOMAIN.change_type`` first, then the action type, then ``default`` (key
+    ``"*"``); ``(None, None)`` when nothing carries the intent out.
+    """
     keys = [f"{domain.upper()}.{change_type}"] if domain and change_type else []
     for key in (*keys, action_type):
         name = mapping.get(key)
         if name is not None:
-            return EXECUTORS[name]
-    return None
+            return name, key
+    if default is not None:
+        return default, "*"
+    return None, None
 
 
-def plan_change(mapping: Mapping[str, str], intent: IntentView, now: datetime) -> ChangePlan:
-    """Return the plan for ``intent``.
+def executor_for(
+    mapping: Mapping[str, str],
+    action_type: str,
+    domain: str | None,
+    change_type: str | None,
+    default: str | None = None,
+) -> Executor | None:
+    """Return the executor configured for an intent (DOMAIN.change_type first), or None."""
+    name, _ = resolve_executor(mapping, action_type, domain, change_type, default)
+    return None if name is None else EXECUTORS[name]
+
+
+def plan_change(
+    mapping: Mapping[str, str], intent: IntentView, now: datetime, default: str | None = None
+) -> ChangePlan:
+    """Return the plan for ``intent`` (``default``: the executor of unmapped types).
 
     :raises InvalidArgument: no executor for it (code ``NO_EXECUTOR`` in details)
         or a bad or missing diff field.
     """
-    executor = executor_for(mapping, intent.action_type, intent.domain, intent.change_type)
+    executor = executor_for(mapping, intent.action_type, intent.domain, intent.change_type, default)
     if executor is None:
         what = intent.action_type
         if intent.domain and intent.change_type:
             what += f" ({intent.domain.upper()}.{intent.change_type})"
         raise InvalidArgument(
-            f"no executor carries out {what}; add one under [execution.executors]",
+            f"no executor carries out {what}; map it under [execution.executors] "
+            '(an executor, or "handoff" to hand it to a person)',
             details={"reason": "NO_EXECUTOR", "action_type": intent.action_type},
         )
     return executor.plan(intent, now)

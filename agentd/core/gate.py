@@ -5,14 +5,18 @@ one that decides; every check that ran leaves a :class:`TraceEntry`, so the
 last entry names the deciding check (or, for ``AUTO_APPROVED``, the budget
 check that let the intent through).
 
-1. ``hard_stop``, ``forbidden_change_type``, ``tier`` — guardrails.
-2. ``allowlist`` — the account's own allowlist when it has one, else the tenant's.
-3. ``autonomy_mode``, ``autonomy_level``, ``kill_switch``, ``action_type_paused``,
+1. ``hard_stop``, ``forbidden_change_type`` — guardrails.
+2. ``executor`` — something carries the intent out: an executor or a hand-off
+   to a person (``[execution.executors]``); otherwise it waits for a person
+   (``NO_EXECUTOR``) and never consumes budget.
+3. ``tier`` — guardrails: the tier, stage gating, unknown action types.
+4. ``allowlist`` — the account's own allowlist when it has one, else the tenant's.
+5. ``autonomy_mode``, ``autonomy_level``, ``kill_switch``, ``action_type_paused``,
    ``trusted_mode``.
-4. ``risk``, ``confidence`` — policy.
-5. ``idempotency`` — an intent already ``RESERVED`` or ``PUBLISHED``.
-6. ``budget`` — daily limits per tenant, account and action type.
-7. Auto-approval: consume budget, reserve, publish.
+6. ``risk``, ``confidence`` — policy.
+7. ``idempotency`` — an intent already ``RESERVED`` or ``PUBLISHED``.
+8. ``budget`` — daily limits per tenant, account and action type.
+9. Auto-approval: consume budget, reserve, publish.
 
 Settings that exist both per tenant and globally combine to the stricter:
 the lower of the tenant's and the global autonomy level applies, and either
@@ -20,7 +24,7 @@ kill switch stops auto-execution. The outcome only *describes* its effects
 (``consume_budget``, ``reserve``, ``publish``); the caller applies them, or
 does not (``policy check``).
 
-A human approval skips checks 2–4 and the budget: the caller first re-checks
+A human approval skips checks 3–6 and the budget: the caller first re-checks
 :func:`approval_blocker` (the tables may have been reloaded since the intent
 was queued), then applies :func:`approval_effects` for the intent's
 idempotency state.
@@ -43,6 +47,7 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
 
+from agentd.core.executors import DEFAULT_EXECUTORS, EXECUTORS, HANDOFF, resolve_executor
 from agentd.core.guardrails import Classification, GuardrailPolicy, Tier, classify, is_forbidden
 from agentd.core.intents import ACTION_TYPE_RE, IDENTIFIER_RE, ActionIntent, IntentSource
 from agentd.core.risk import RiskAssessment, RiskLevel, RiskPolicy, RiskReason, assess_risk
@@ -70,6 +75,7 @@ class Reason(StrEnum):
 
     HARD_STOP = "HARD_STOP"
     FORBIDDEN_CHANGE_TYPE = "FORBIDDEN_CHANGE_TYPE"
+    NO_EXECUTOR = "NO_EXECUTOR"
     APPROVAL_REQUIRED_TIER = "APPROVAL_REQUIRED_TIER"
     STAGE_GATED = "STAGE_GATED"
     UNKNOWN_ACTION_TYPE = "UNKNOWN_ACTION_TYPE"
@@ -232,6 +238,8 @@ class TenantPolicy:
     risk: RiskPolicy
     autonomy: AutonomySettings
     budget: BudgetLimits
+    executors: Mapping[str, str] = field(default_factory=lambda: DEFAULT_EXECUTORS, hash=False)
+    default_executor: str | None = None
 
 
 @dataclass(frozen=True)
@@ -244,6 +252,10 @@ class GatePolicy:
     budget: BudgetLimits = field(default_factory=BudgetLimits)
     tenant_autonomy: Mapping[str, AutonomySettings] = field(default_factory=_empty, hash=False)
     tenant_budgets: Mapping[str, BudgetLimits] = field(default_factory=_empty, hash=False)
+    # What carries out each action type (``[execution.executors]``), and the
+    # executor of the types it leaves out (None: nothing; or "handoff").
+    executors: Mapping[str, str] = field(default_factory=lambda: DEFAULT_EXECUTORS, hash=False)
+    default_executor: str | None = None
 
     def for_tenant(self, tenant: str) -> TenantPolicy:
         """Return the policy for ``tenant``: its overrides, else the defaults."""
@@ -253,6 +265,8 @@ class GatePolicy:
             risk=self.risk,
             autonomy=self.tenant_autonomy.get(tenant, self.autonomy),
             budget=self.tenant_budgets.get(tenant, self.budget),
+            executors=self.executors,
+            default_executor=self.default_executor,
         )
 
     def validate(self) -> GatePolicy:
@@ -272,6 +286,13 @@ class GatePolicy:
             _check_autonomy(settings, f"tenants.{tenant}.autonomy", self.guardrails)
         for tenant, limits in self.tenant_budgets.items():
             _check_budget(limits, f"tenants.{tenant}.budget")
+        for key, name in self.executors.items():
+            if name not in EXECUTORS:
+                raise _config(f"execution.executors.{key}", f"unknown executor {name!r}", name)
+        if self.default_executor not in (None, HANDOFF):
+            raise _config(
+                "execution.default_executor", 'must be "handoff" or unset', self.default_executor
+            )
         return self
 
 
@@ -575,6 +596,38 @@ def _forbidden(f: _Facts) -> _Step:
     return _Step(saw, "change type not forbidden")
 
 
+def _executor(f: _Facts) -> _Step:
+    # Nothing that cannot happen may consume budget or auto-execute: say so now,
+    # not when a person approves it or at 3 a.m.
+    intent = f.intent
+    saw: dict[str, Any] = {
+        "action_type": intent.action_type,
+        "domain": intent.domain,
+        "change_type": intent.change_type,
+    }
+    if intent.source is IntentSource.GOVERNANCE:
+        saw["executor"] = "governance"
+        return _Step(saw, "a governance intent: governance carries it out")
+    name, key = resolve_executor(
+        f.tp.executors,
+        intent.action_type,
+        intent.domain,
+        intent.change_type,
+        f.tp.default_executor,
+    )
+    saw.update(executor=name, mapped_by=key)
+    if name is None:
+        said = (
+            f"nothing carries out {intent.action_type}: no executor and no hand-off is mapped "
+            "to it ([execution.executors]); it cannot run until one is"
+        )
+        return _Step(saw, said, (Decision.REQUIRE_APPROVAL, Reason.NO_EXECUTOR))
+    if name == HANDOFF:
+        how = "the default for unmapped action types" if key == "*" else f"mapped by {key}"
+        return _Step(saw, f"handed off to a person when approved ({how})")
+    return _Step(saw, f"carried out by the {name} executor (mapped by {key})")
+
+
 def _tier(f: _Facts) -> _Step:
     action_type, cls = f.intent.action_type, f.cls
     saw = {
@@ -738,6 +791,7 @@ def _budget(f: _Facts) -> _Step:
 _CHECKS: tuple[tuple[str, Callable[[_Facts], _Step]], ...] = (
     ("hard_stop", _hard_stop),
     ("forbidden_change_type", _forbidden),
+    ("executor", _executor),
     ("tier", _tier),
     ("allowlist", _allowlist),
     ("autonomy_mode", _autonomy_mode),

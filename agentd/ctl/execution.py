@@ -24,6 +24,7 @@ STATES = (
     "ready",
     "running",
     "verifying",
+    "handed_off",
     "succeeded",
     "failed",
     "refused",
@@ -179,6 +180,27 @@ def incidents(s: Session, ns: argparse.Namespace) -> int:
     return incidents_resolve(s, ns)
 
 
+HANDOFF_COLUMNS = ("id", "state", "action_type", "account", "handed_off_at", "closed_by")
+
+
+def handoffs_list(s: Session, ns: argparse.Namespace) -> int:
+    r = s.call("handoffs.list", {"status": ns.status, "limit": ns.limit})
+    s.out(r, lambda r: render.table(r["handoffs"], HANDOFF_COLUMNS))
+    return 0
+
+
+def handoff_done(s: Session, ns: argparse.Namespace) -> int:
+    r = s.call("handoff.done", {"id": ns.id, "note": ns.note})
+    s.out(r, lambda r: f"hand-off {r['id']} closed: done ({r['action_type']} on {r['account']})")
+    return 0
+
+
+def handoff_failed(s: Session, ns: argparse.Namespace) -> int:
+    r = s.call("handoff.failed", {"id": ns.id, "reason": ns.reason})
+    s.out(r, lambda r: f"hand-off {r['id']} closed: failed ({r['action_type']} on {r['account']})")
+    return 0
+
+
 def register(add: Adder, sub_parser: Callable[[str, str], Any]) -> None:
     """Add the execution and rollback commands to agentctl's parser."""
     p = add(
@@ -223,3 +245,30 @@ def register(add: Adder, sub_parser: Callable[[str, str], Any]) -> None:
     p.add_argument("--status", choices=("open", "resolved"), help="only these incidents")
     p.add_argument("--note", help="how it was resolved (resolve)")
     p.add_argument("--limit", type=int, default=200, help="most rows shown (default 200)")
+
+    p = add(
+        "handoffs",
+        handoffs_list,
+        "List hand-offs to a person (executions of the handoff executor).",
+        "agentctl handoffs --status open",
+    )
+    p.add_argument("--status", choices=("open", "done", "failed"), help="only these hand-offs")
+    p.add_argument("--limit", type=int, default=200, help="most rows shown (default 200)")
+
+    handoff = sub_parser("handoff", "Close a hand-off to a person.")
+    p = handoff(
+        "done",
+        handoff_done,
+        "Record that a person did what was approved (the execution succeeds).",
+        'agentctl handoff done exe_0123456789abcdef --note "proposal sent from the CRM"',
+    )
+    p.add_argument("id", help="the hand-off's execution id")
+    p.add_argument("--note", required=True, help="what was done")
+    p = handoff(
+        "failed",
+        handoff_failed,
+        "Record that what was approved could not be done (counts as a failed execution).",
+        'agentctl handoff failed exe_0123456789abcdef --reason "customer asked to wait"',
+    )
+    p.add_argument("id", help="the hand-off's execution id")
+    p.add_argument("--reason", required=True, help="why it could not be done")

@@ -26,6 +26,7 @@ from agentd.core.digest import (
     ExecutedItem,
     FailedOperation,
     GoalLine,
+    HandoffLine,
     PendingItem,
     render_digest,
 )
@@ -199,6 +200,22 @@ class DigestService:
                         tuple(str(s) for s in data.get("screenshots", ())),
                     )
                 )
+        handoffs = [
+            HandoffLine(
+                r["id"],
+                r["account"],
+                r["action_type"],
+                _when(r["started_at"]),
+                {"handed_off": "open", "succeeded": "done"}.get(r["state"], r["state"]),
+                r["detail"] if r["state"] != "handed_off" else "",
+            )
+            for r in await self.store.read_all(
+                "SELECT id, account, action_type, started_at, state, detail FROM executions "
+                "WHERE kind = 'change' AND executor = 'handoff' AND started_at >= ? "
+                "AND started_at < ? ORDER BY started_at LIMIT ?",
+                (lo, hi, _ROW_LIMIT),
+            )
+        ]
         return DigestData(
             day=day,
             generated_at=now,
@@ -209,6 +226,7 @@ class DigestService:
             patterns=patterns,
             breaker_events=breakers,
             failures=failures,
+            handoffs=handoffs,
         )
 
     async def write(self, day: date | None = None) -> Path:

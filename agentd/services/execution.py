@@ -51,6 +51,7 @@ from agentd.core.execution import (
 )
 from agentd.core.executors import (
     EXECUTORS,
+    HANDOFF,
     ChangePlan,
     IntentView,
     Step,
@@ -75,6 +76,7 @@ from agentd.errors import (
     NotFound,
 )
 from agentd.services.gate import read_global_state
+from agentd.services.handoffs import HandoffDesk
 from agentd.services.incidents import EventHub, IncidentService
 from agentd.store import exec_sql, ops_sql
 from agentd.store.base import Store, Transaction
@@ -149,6 +151,9 @@ class ExecutionService:
         self._wake = anyio.Event()
         self._active: set[str] = set()
         self._changed = anyio.Event()
+        self.handoffs = HandoffDesk(
+            store, incidents.notifier, events, clock=lambda: self.clock(), token=self._token
+        )
 
     def wake(self) -> None:
         """Look at the queue now (an approval, a consent, a reset arrived)."""
@@ -206,7 +211,7 @@ class ExecutionService:
         """Turn queued hand-offs into executions (refused at once when nothing can run them)."""
         now = self.clock()
         created: list[str] = []
-        mapping = self.config().executors
+        mapping, default = self.config().executors, self.config().default_executor
         async with self.store.write(now) as tx:
             for row in await exec_sql.queued_intents(tx, _TAKE_BATCH):
                 exe_id = f"exe_{token.token_hex(8)}"
@@ -232,7 +237,7 @@ class ExecutionService:
                     "updated_at": iso(now),
                 }
                 try:
-                    plan = plan_change(mapping, intent, now)
+                    plan = plan_change(mapping, intent, now, default)
                 except InvalidArgument as exc:
                     reason = str(exc.details.get("reason", "BAD_PARAMETERS"))
                     values.update(
@@ -294,7 +299,10 @@ class ExecutionService:
             change_type=row["change_type"],
         )
         try:
-            return plan_change(self.config().executors, intent, self.clock()).executor
+            config = self.config()
+            return plan_change(
+                config.executors, intent, self.clock(), config.default_executor
+            ).executor
         except InvalidArgument as exc:
             raise NoExecutor(
                 f"intent {intent_id} cannot be carried out: {exc.message}",
@@ -339,6 +347,8 @@ class ExecutionService:
             consent.permissions, self._needed(plan.change.workflow)
         ):
             consent = None  # consent exists but does not cover this change: wait for it
+        # A hand-off runs no browser on the customer's back-office: a person does the work.
+        handoff = exe.executor == HANDOFF
         return check_execution(
             ExecutionCheckInputs(
                 now=now,
@@ -348,7 +358,7 @@ class ExecutionService:
                 kill_switch_on=state.kill_switch or tenant_kill,
                 trusted_mode=account[0] if account else "NONE",
                 count_today=await exec_sql.count_started(tx, exe.tenant, iso(start), iso(end)),
-                consent_present=consent is not None,
+                consent_present=consent is not None or handoff,
                 before_snapshot_captured=snapshot,
                 trusted_mode_required=config.trusted_mode_required,
                 daily_limit=config.daily_limit,
@@ -364,15 +374,21 @@ class ExecutionService:
             return Permission.WRITE
 
     async def _precheck(self, exe: exec_sql.ExecutionRow) -> exec_sql.ExecutionRow:
+        handed_off = False
         async with self.store.write(self.clock()) as tx:
             result = await self._checks(tx, exe, snapshot=True)
             trace = [t.to_dict() for t in result.trace]
-            if result.proceed:
+            if result.proceed and exe.executor == HANDOFF:
+                await self.handoffs.hand_off_in_tx(tx, exe, trace)
+                handed_off = True
+            elif result.proceed:
                 await self._set(
                     tx, exe, state="snapshot", checks=trace, retry_at=None, reason=None, detail=None
                 )
             else:
                 await self._hold(tx, exe, result, trace)
+        if handed_off:
+            await self.handoffs.announce(exe.id)
         return await self.get(exe.id)
 
     async def _hold(
@@ -719,8 +735,8 @@ class ExecutionService:
 
         :raises InvalidArgument: unknown state.
         """
-        if state is not None and state not in (*OPEN_STATES, *exec_sql.TERMINAL):
-            known = ", ".join((*OPEN_STATES, *sorted(exec_sql.TERMINAL)))
+        if state is not None and state not in (*OPEN_STATES, "handed_off", *exec_sql.TERMINAL):
+            known = ", ".join((*OPEN_STATES, "handed_off", *sorted(exec_sql.TERMINAL)))
             raise InvalidArgument(
                 f"unknown execution state {state!r} (one of {known})", details={"field": "status"}
             )

@@ -15,6 +15,7 @@ from agentd.core.digest import (
     ExecutedItem,
     FailedOperation,
     GoalLine,
+    HandoffLine,
     PendingItem,
     digest_path,
     relative_link,
@@ -100,6 +101,9 @@ FULL = DigestData(
             tuple(f"/var/lib/agentd/screenshots/op-4/{n:03d}.png" for n in range(1, 6)),
         )
     ],
+    handoffs=[
+        HandoffLine("exe-8", "globex", "send_proposal", at(16), "done", "sent from the CRM"),
+    ],
 )
 
 
@@ -126,6 +130,7 @@ def test_sections_show_what_a_person_needs() -> None:
         "## New patterns",
         "## Breaker events",
         "## Failed operations",
+        "## Handed off to a person",
     ]
     lines = text.splitlines()
     # Chronological, with the time and what it was.
@@ -156,12 +161,15 @@ def test_sections_show_what_a_person_needs() -> None:
         " [004.png](<../screenshots/op-4/004.png>) [005.png](<../screenshots/op-4/005.png>)"
         " (+2 earlier) |"
     ) in text
+    assert (
+        "| 2024-06-03 16:00 UTC | send_proposal | globex | exe-8 | done | sent from the CRM |"
+    ) in text
 
 
 def test_empty_day_says_none_everywhere() -> None:
     text = render_digest(DigestData(day=DAY, generated_at=GENERATED))
     assert "On 2024-06-03: 0 actions ran autonomously, 0 waiting for approval, 0 blocked," in text
-    assert text.count("None.") == 7
+    assert text.count("None.") == 8
     assert "|" not in text
     assert text.endswith("None.\n")
 

@@ -65,6 +65,11 @@ RISKY: dict[RiskLevel, dict[str, Any]] = {
 }
 
 
+# Nothing mapped to an executor; or unmapped action types handed off to a person.
+NO_EXECUTORS = replace(POLICY, executors={}).validate()
+HANDOFF_DEFAULT = replace(POLICY, default_executor="handoff").validate()
+
+
 def intent(**changes: Any) -> ActionIntent:
     fields: dict[str, Any] = {
         "tenant": "acme",
@@ -100,8 +105,29 @@ def check_trace(outcome: GateOutcome, deciding: str) -> None:
 # (case id, intent changes, context changes, policy, decision, reason, deciding check)
 SCENARIOS: list[tuple[str, dict[str, Any], dict[str, Any], GatePolicy, Decision, Reason, str]] = [
     ("baseline", {}, {}, POLICY, AUTO, Reason.AUTO_APPROVED, "budget"),
-    ("unknown type", {"action_type": "launch_rockets"}, {}, POLICY, REQUIRE,
-     Reason.UNKNOWN_ACTION_TYPE, "tier"),
+    ("unknown type, nothing carries it out", {"action_type": "launch_rockets"}, {}, POLICY,
+     REQUIRE, Reason.NO_EXECUTOR, "executor"),
+    ("unknown type handed off by default", {"action_type": "launch_rockets"}, {},
+     HANDOFF_DEFAULT, REQUIRE, Reason.UNKNOWN_ACTION_TYPE, "tier"),
+    # Executor availability: before the budget, so nothing that cannot happen consumes it.
+    ("unmapped autonomous type", {}, {}, NO_EXECUTORS, REQUIRE, Reason.NO_EXECUTOR, "executor"),
+    ("unmapped type, budget exhausted", {}, {"usage": BudgetUsage(50, 10, 25)}, NO_EXECUTORS,
+     REQUIRE, Reason.NO_EXECUTOR, "executor"),
+    ("unmapped type, kill switch on", {}, {"global_kill_switch": True}, NO_EXECUTORS, REQUIRE,
+     Reason.NO_EXECUTOR, "executor"),
+    ("unmapped type handed off by default", {}, {}, replace(NO_EXECUTORS,
+     default_executor="handoff"), AUTO, Reason.AUTO_APPROVED, "budget"),
+    ("mapped to a hand-off", {}, {}, replace(POLICY, executors={
+     "send_follow_up_email": "handoff"}), AUTO, Reason.AUTO_APPROVED, "budget"),
+    ("domain key maps what the action type does not", {"domain": "seo",
+     "change_type": "meta_update", "diff": {"title": "x"}}, {}, replace(POLICY,
+     executors={"SEO.meta_update": "product_seo"}), AUTO, Reason.AUTO_APPROVED, "budget"),
+    ("governance needs no executor", {"source": "governance", "action_type": "launch_rockets"},
+     {}, NO_EXECUTORS, REQUIRE, Reason.UNKNOWN_ACTION_TYPE, "tier"),
+    ("forbidden before no executor", {"domain": "SEO", "change_type": "domain_redirect"}, {},
+     NO_EXECUTORS, BLOCKED, Reason.FORBIDDEN_CHANGE_TYPE, "forbidden_change_type"),
+    ("hard stop before no executor", {"action_type": "commit_pricing"}, {}, NO_EXECUTORS,
+     BLOCKED, Reason.HARD_STOP, "hard_stop"),
     ("not allowlisted", {}, {}, with_autonomy(allowlist=frozenset({"send_chat_message"})),
      REQUIRE, Reason.ACTION_TYPE_NOT_ALLOWLISTED, "allowlist"),
     ("empty tenant allowlist", {}, {}, with_autonomy(allowlist=frozenset()), REQUIRE,
@@ -268,7 +294,10 @@ def test_every_hard_stop_is_blocked_on_every_stage(action_type: str, stage: str)
 
 @pytest.mark.parametrize("action_type", APPROVAL_REQUIRED)
 def test_every_approval_required_type_waits_even_when_allowlisted(action_type: str) -> None:
-    policy = with_autonomy(allowlist=frozenset(AUTONOMOUS + APPROVAL_REQUIRED))
+    policy = replace(
+        with_autonomy(allowlist=frozenset(AUTONOMOUS + APPROVAL_REQUIRED)),
+        default_executor="handoff",
+    )
     outcome = evaluate(intent(action_type=action_type), policy, ctx())
     assert (outcome.decision, outcome.reason) == (REQUIRE, Reason.APPROVAL_REQUIRED_TIER)
     check_trace(outcome, "tier")
@@ -277,7 +306,7 @@ def test_every_approval_required_type_waits_even_when_allowlisted(action_type: s
 @pytest.mark.parametrize("action_type", AUTONOMOUS)
 @pytest.mark.parametrize("stage", GATED)
 def test_every_autonomous_type_is_stage_gated(action_type: str, stage: str) -> None:
-    outcome = evaluate(intent(action_type=action_type), POLICY, ctx(stage=stage))
+    outcome = evaluate(intent(action_type=action_type), HANDOFF_DEFAULT, ctx(stage=stage))
     assert (outcome.decision, outcome.reason, outcome.tier) == (
         REQUIRE,
         Reason.STAGE_GATED,
@@ -289,7 +318,7 @@ def test_every_autonomous_type_is_stage_gated(action_type: str, stage: str) -> N
 @pytest.mark.parametrize("action_type", AUTONOMOUS)
 @pytest.mark.parametrize("stage", OPEN)
 def test_every_autonomous_type_auto_executes_on_open_stages(action_type: str, stage: str) -> None:
-    outcome = evaluate(intent(action_type=action_type), POLICY, ctx(stage=stage))
+    outcome = evaluate(intent(action_type=action_type), HANDOFF_DEFAULT, ctx(stage=stage))
     assert (outcome.decision, outcome.reason) == (AUTO, Reason.AUTO_APPROVED)
 
 
@@ -670,6 +699,8 @@ def test_budget_defaults() -> None:
          "tenants.acme.autonomy.kill_switch"),
         (replace(POLICY, guardrails=GuardrailPolicy(gated_stages=frozenset({"won"}))),
          "guardrails.gated_stages"),
+        (replace(POLICY, executors={"send_proposal": "fax"}), "execution.executors.send_proposal"),
+        (replace(POLICY, default_executor="message"), "execution.default_executor"),
     ],
 )  # fmt: skip
 def test_invalid_policies_name_the_field(policy: GatePolicy, field: str) -> None:
@@ -682,3 +713,34 @@ def test_operator_source_enum_is_used_for_missing_confidence() -> None:
     outcome = evaluate(intent(confidence=None, source=IntentSource.OPERATOR), POLICY, ctx())
     entry = next(e for e in outcome.trace if e.check == "confidence")
     assert entry.saw == {"confidence": None, "counted_as": 1.0, "floor": 0.7, "source": "operator"}
+
+
+@pytest.mark.parametrize(
+    ("policy", "changes", "executor", "mapped_by", "said"),
+    [
+        (POLICY, {}, "message", "send_follow_up_email", "carried out by the message executor"),
+        (POLICY, {"domain": "seo", "change_type": "meta_update", "diff": {"title": "x"}},
+         "product_seo", "SEO.meta_update", "carried out by the product_seo executor"),
+        (HANDOFF_DEFAULT, {"action_type": "launch_rockets"}, "handoff", "*",
+         "the default for unmapped action types"),
+        (replace(POLICY, executors={"send_follow_up_email": "handoff"}), {}, "handoff",
+         "send_follow_up_email", "handed off to a person"),
+        (NO_EXECUTORS, {}, None, None, "no executor and no hand-off is mapped"),
+    ],
+)  # fmt: skip
+def test_the_executor_check_says_what_carries_the_intent_out(
+    policy: GatePolicy,
+    changes: dict[str, Any],
+    executor: str | None,
+    mapped_by: str | None,
+    said: str,
+) -> None:
+    outcome = evaluate(intent(**changes), policy, ctx())
+    entry = next(e for e in outcome.trace if e.check == "executor")
+    assert (entry.saw["executor"], entry.saw["mapped_by"]) == (executor, mapped_by)
+    assert said in entry.said
+    assert entry.passed is (executor is not None)
+    if executor is None:
+        # Nothing can happen: no budget, no reservation, no hand-off to execution.
+        assert outcome.effects == Effects()
+        assert "cannot run" in outcome.message
