@@ -154,6 +154,11 @@ class GoalsConfig(Section):
     max_patterns_per_check: int = Field(
         5000, ge=1, le=1_000_000, description="Unplanned patterns one outreach check takes."
     )
+    require_alignment: bool = Field(
+        False,
+        description="True: an autonomous intent that serves no active goal waits for approval "
+        "(GOAL_NOT_ALIGNED).",
+    )
 
 
 class DigestConfig(Section):

@@ -6,17 +6,21 @@ last entry names the deciding check (or, for ``AUTO_APPROVED``, the budget
 check that let the intent through).
 
 1. ``hard_stop``, ``forbidden_change_type`` — guardrails.
-2. ``executor`` — something carries the intent out: an executor or a hand-off
+2. ``goal`` — the goal tracker: the active goal the intent serves (or none)
+   and that goal's verdict. An intent serving only a completed or missed goal
+   is refused (``GOAL_CLOSED``); with ``require_goal_alignment``, an
+   autonomous intent that serves no active goal waits for a person.
+3. ``executor`` — something carries the intent out: an executor or a hand-off
    to a person (``[execution.executors]``); otherwise it waits for a person
    (``NO_EXECUTOR``) and never consumes budget.
-3. ``tier`` — guardrails: the tier, stage gating, unknown action types.
-4. ``allowlist`` — the account's own allowlist when it has one, else the tenant's.
-5. ``autonomy_mode``, ``autonomy_level``, ``kill_switch``, ``action_type_paused``,
+4. ``tier`` — guardrails: the tier, stage gating, unknown action types.
+5. ``allowlist`` — the account's own allowlist when it has one, else the tenant's.
+6. ``autonomy_mode``, ``autonomy_level``, ``kill_switch``, ``action_type_paused``,
    ``trusted_mode``.
-6. ``risk``, ``confidence`` — policy.
-7. ``idempotency`` — an intent already ``RESERVED`` or ``PUBLISHED``.
-8. ``budget`` — daily limits per tenant, account and action type.
-9. Auto-approval: consume budget, reserve, publish.
+7. ``risk``, ``confidence`` — policy.
+8. ``idempotency`` — an intent already ``RESERVED`` or ``PUBLISHED``.
+9. ``budget`` — daily limits per tenant, account and action type.
+10. Auto-approval: consume budget, reserve, publish.
 
 Settings that exist both per tenant and globally combine to the stricter:
 the lower of the tenant's and the global autonomy level applies, and either
@@ -24,7 +28,7 @@ kill switch stops auto-execution. The outcome only *describes* its effects
 (``consume_budget``, ``reserve``, ``publish``); the caller applies them, or
 does not (``policy check``).
 
-A human approval skips checks 3–6 and the budget: the caller first re-checks
+A human approval skips checks 4–7 and the budget: the caller first re-checks
 :func:`approval_blocker` (the tables may have been reloaded since the intent
 was queued), then applies :func:`approval_effects` for the intent's
 idempotency state.
@@ -48,6 +52,7 @@ from types import MappingProxyType
 from typing import Any
 
 from agentd.core.executors import DEFAULT_EXECUTORS, EXECUTORS, HANDOFF, resolve_executor
+from agentd.core.goals import GoalFact, match_goal
 from agentd.core.guardrails import Classification, GuardrailPolicy, Tier, classify, is_forbidden
 from agentd.core.intents import ACTION_TYPE_RE, IDENTIFIER_RE, ActionIntent, IntentSource
 from agentd.core.risk import RiskAssessment, RiskLevel, RiskPolicy, RiskReason, assess_risk
@@ -76,6 +81,8 @@ class Reason(StrEnum):
     HARD_STOP = "HARD_STOP"
     FORBIDDEN_CHANGE_TYPE = "FORBIDDEN_CHANGE_TYPE"
     NO_EXECUTOR = "NO_EXECUTOR"
+    GOAL_CLOSED = "GOAL_CLOSED"
+    GOAL_NOT_ALIGNED = "GOAL_NOT_ALIGNED"
     APPROVAL_REQUIRED_TIER = "APPROVAL_REQUIRED_TIER"
     STAGE_GATED = "STAGE_GATED"
     UNKNOWN_ACTION_TYPE = "UNKNOWN_ACTION_TYPE"
@@ -240,6 +247,7 @@ class TenantPolicy:
     budget: BudgetLimits
     executors: Mapping[str, str] = field(default_factory=lambda: DEFAULT_EXECUTORS, hash=False)
     default_executor: str | None = None
+    require_goal_alignment: bool = False
 
 
 @dataclass(frozen=True)
@@ -256,6 +264,8 @@ class GatePolicy:
     # executor of the types it leaves out (None: nothing; or "handoff").
     executors: Mapping[str, str] = field(default_factory=lambda: DEFAULT_EXECUTORS, hash=False)
     default_executor: str | None = None
+    # ``[goals] require_alignment``: an autonomous intent serving no active goal waits.
+    require_goal_alignment: bool = False
 
     def for_tenant(self, tenant: str) -> TenantPolicy:
         """Return the policy for ``tenant``: its overrides, else the defaults."""
@@ -267,6 +277,7 @@ class GatePolicy:
             budget=self.tenant_budgets.get(tenant, self.budget),
             executors=self.executors,
             default_executor=self.default_executor,
+            require_goal_alignment=self.require_goal_alignment,
         )
 
     def validate(self) -> GatePolicy:
@@ -289,6 +300,10 @@ class GatePolicy:
         for key, name in self.executors.items():
             if name not in EXECUTORS:
                 raise _config(f"execution.executors.{key}", f"unknown executor {name!r}", name)
+        if not isinstance(self.require_goal_alignment, bool):
+            raise _config(
+                "goals.require_alignment", "must be true or false", self.require_goal_alignment
+            )
         if self.default_executor not in (None, HANDOFF):
             raise _config(
                 "execution.default_executor", 'must be "handoff" or unset', self.default_executor
@@ -340,7 +355,8 @@ class GateContext:
     is the account's own allowlist, or None to use the tenant's.
     ``global_kill_switch`` and ``global_level`` are the daemon-wide settings
     (governance and breakers move them); ``usage`` is today's budget use
-    before this intent.
+    before this intent; ``goals`` the tenant's goals with the tracker's
+    latest verdicts (active ones, and any the intent names).
     """
 
     stage: str
@@ -351,6 +367,7 @@ class GateContext:
     paused_action_types: frozenset[str] = frozenset()
     idempotency: IdempotencyState | None = None
     usage: BudgetUsage = field(default_factory=BudgetUsage)
+    goals: tuple[GoalFact, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -596,6 +613,46 @@ def _forbidden(f: _Facts) -> _Step:
     return _Step(saw, "change type not forbidden")
 
 
+# What an intent's ``serves`` may name besides its goal (planner bookkeeping aside).
+_GOAL_KEYS = frozenset({"goal", "goal_verdict", "planning"})
+
+
+def _named_goal(intent: ActionIntent) -> tuple[str | None, bool]:
+    """Return the goal id the intent names (None: none) and whether it serves more."""
+    named = intent.serves.get("goal")
+    more = any(k not in _GOAL_KEYS for k in intent.serves)
+    return (named if isinstance(named, str) and named else None), more
+
+
+def _goal(f: _Facts) -> _Step:
+    # The goal tracker takes part in every decision: the trace names the goal.
+    named, more = _named_goal(f.intent)
+    match = match_goal(f.intent.action_type, named, more, f.ctx.goals)
+    goal = match.goal
+    saw: dict[str, Any] = {
+        "goal": None if goal is None else goal.id,
+        "goal_type": None if goal is None else str(goal.goal_type),
+        "verdict": None if goal is None else str(goal.verdict),
+        "named": named,
+        "named_verdict": None if match.named_fact is None else str(match.named_fact.verdict),
+        "require_alignment": f.tp.require_goal_alignment,
+    }
+    if match.closed_only:
+        assert match.named_fact is not None
+        said = (
+            f"serves only goal {named}, which is {match.named_fact.verdict}: "
+            "nothing more is done for a closed goal"
+        )
+        return _Step(saw, said, (Decision.BLOCKED, Reason.GOAL_CLOSED))
+    if goal is not None:
+        how = "named by the intent" if goal.id == named else "its action moves that metric"
+        return _Step(saw, f"serves {goal.goal_type} goal {goal.id}, {goal.verdict} ({how})")
+    if f.tp.require_goal_alignment and f.cls.tier is Tier.AUTONOMOUS:
+        said = "serves no active goal, and [goals] require_alignment asks a person to approve it"
+        return _Step(saw, said, (Decision.REQUIRE_APPROVAL, Reason.GOAL_NOT_ALIGNED))
+    return _Step(saw, "serves no active goal")
+
+
 def _executor(f: _Facts) -> _Step:
     # Nothing that cannot happen may consume budget or auto-execute: say so now,
     # not when a person approves it or at 3 a.m.
@@ -791,6 +848,7 @@ def _budget(f: _Facts) -> _Step:
 _CHECKS: tuple[tuple[str, Callable[[_Facts], _Step]], ...] = (
     ("hard_stop", _hard_stop),
     ("forbidden_change_type", _forbidden),
+    ("goal", _goal),
     ("executor", _executor),
     ("tier", _tier),
     ("allowlist", _allowlist),
@@ -880,6 +938,7 @@ def _prefix_key(
     modes = policy.tenant_autonomy.get(intent.tenant, policy.autonomy).modes
     # The account only matters when the tenant sets modes per account.
     per_account = modes.accounts or modes.account_action_types
+    named, more = _named_goal(intent) if intent.serves else (None, False)
     return (
         intent.tenant,
         intent.account if per_account else None,
@@ -895,6 +954,9 @@ def _prefix_key(
         ctx.paused_action_types,
         intent.confidence,
         intent.source,
+        ctx.goals,
+        named,
+        more,
     )
 
 

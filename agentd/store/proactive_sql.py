@@ -321,11 +321,12 @@ async def metric_counts(
         "JOIN interactions i ON i.account = a.id AND i.at >= ? AND i.at < ? WHERE a.tenant = ?",
         (since_ts, until_ts, tenant),
     )
+    # Executions by when they finished (the audit's subject is the execution's
+    # id, not the intent's: the executions table is the record to count).
     execs = await store.read_one(
-        "SELECT COALESCE(SUM(a.event = 'EXECUTION_COMPLETED'), 0), COUNT(*) FROM audit a "
-        "JOIN intents i ON i.id = a.subject WHERE a.event IN "
-        "('EXECUTION_COMPLETED', 'EXECUTION_FAILED') AND a.at >= ? AND a.at < ? "
-        "AND i.tenant = ?",
+        "SELECT COALESCE(SUM(state = 'succeeded'), 0), COUNT(*) FROM executions "
+        "WHERE kind = 'change' AND state IN ('succeeded', 'failed') "
+        "AND finished_at >= ? AND finished_at < ? AND tenant = ?",
         (iso(since), iso(until), tenant),
     )
     assert row is not None and inter is not None and execs is not None

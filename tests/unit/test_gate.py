@@ -33,6 +33,7 @@ from agentd.core.gate import (
     can_approve,
     evaluate,
 )
+from agentd.core.goals import GoalFact, GoalType, Verdict
 from agentd.core.guardrails import GuardrailPolicy, Tier
 from agentd.core.intents import ActionIntent, IntentSource, make_intent
 from agentd.core.risk import RiskLevel
@@ -68,6 +69,15 @@ RISKY: dict[RiskLevel, dict[str, Any]] = {
 # Nothing mapped to an executor; or unmapped action types handed off to a person.
 NO_EXECUTORS = replace(POLICY, executors={}).validate()
 HANDOFF_DEFAULT = replace(POLICY, default_executor="handoff").validate()
+
+
+# Goals as the gate sees them.
+ACTIVITY_BEHIND = GoalFact("g_act", GoalType.ACTIVITY, Verdict.BEHIND)
+CLOSED = (
+    GoalFact("g_done", GoalType.PIPELINE, Verdict.COMPLETED),
+    GoalFact("g_missed", GoalType.ACTIVITY, Verdict.MISSED),
+)
+ALIGNED = replace(POLICY, require_goal_alignment=True).validate()
 
 
 def intent(**changes: Any) -> ActionIntent:
@@ -109,6 +119,33 @@ SCENARIOS: list[tuple[str, dict[str, Any], dict[str, Any], GatePolicy, Decision,
      REQUIRE, Reason.NO_EXECUTOR, "executor"),
     ("unknown type handed off by default", {"action_type": "launch_rockets"}, {},
      HANDOFF_DEFAULT, REQUIRE, Reason.UNKNOWN_ACTION_TYPE, "tier"),
+    # The goal check: every trace names the goal; a closed goal alone refuses.
+    ("serves an active goal", {}, {"goals": (ACTIVITY_BEHIND,)}, POLICY, AUTO,
+     Reason.AUTO_APPROVED, "budget"),
+    ("serves only a completed goal", {"serves": {"goal": "g_done"}}, {"goals": CLOSED}, POLICY,
+     BLOCKED, Reason.GOAL_CLOSED, "goal"),
+    ("serves only a missed goal", {"serves": {"goal": "g_missed", "goal_verdict": "behind"}},
+     {"goals": CLOSED}, POLICY, BLOCKED, Reason.GOAL_CLOSED, "goal"),
+    ("closed goal refuses an approval-tier type too", {"action_type": "send_proposal",
+     "serves": {"goal": "g_done"}}, {"goals": CLOSED}, HANDOFF_DEFAULT, BLOCKED,
+     Reason.GOAL_CLOSED, "goal"),
+    ("closed goal, but a pattern too", {"serves": {"goal": "g_done", "pattern": "p1"}},
+     {"goals": CLOSED}, POLICY, AUTO, Reason.AUTO_APPROVED, "budget"),
+    ("an unknown goal named", {"serves": {"goal": "g_gone"}}, {"goals": CLOSED}, POLICY, AUTO,
+     Reason.AUTO_APPROVED, "budget"),
+    ("hard stop before a closed goal", {"action_type": "commit_pricing",
+     "serves": {"goal": "g_done"}}, {"goals": CLOSED}, POLICY, BLOCKED, Reason.HARD_STOP,
+     "hard_stop"),
+    ("alignment required, no goal", {}, {}, ALIGNED, REQUIRE, Reason.GOAL_NOT_ALIGNED, "goal"),
+    ("alignment required, only closed goals", {}, {"goals": CLOSED}, ALIGNED, REQUIRE,
+     Reason.GOAL_NOT_ALIGNED, "goal"),
+    ("alignment required and served", {}, {"goals": (ACTIVITY_BEHIND,)}, ALIGNED, AUTO,
+     Reason.AUTO_APPROVED, "budget"),
+    ("alignment concerns autonomous intents only", {"action_type": "send_proposal"}, {},
+     replace(ALIGNED, default_executor="handoff"), REQUIRE, Reason.APPROVAL_REQUIRED_TIER,
+     "tier"),
+    ("alignment, stage gated", {}, {"stage": "negotiation"}, ALIGNED, REQUIRE,
+     Reason.STAGE_GATED, "tier"),
     # Executor availability: before the budget, so nothing that cannot happen consumes it.
     ("unmapped autonomous type", {}, {}, NO_EXECUTORS, REQUIRE, Reason.NO_EXECUTOR, "executor"),
     ("unmapped type, budget exhausted", {}, {"usage": BudgetUsage(50, 10, 25)}, NO_EXECUTORS,
@@ -744,3 +781,54 @@ def test_the_executor_check_says_what_carries_the_intent_out(
         # Nothing can happen: no budget, no reservation, no hand-off to execution.
         assert outcome.effects == Effects()
         assert "cannot run" in outcome.message
+
+
+QUALITY_ON_TRACK = GoalFact("g_q", GoalType.QUALITY, Verdict.ON_TRACK)
+ACTIVITY_ON_TRACK = GoalFact("g_a2", GoalType.ACTIVITY, Verdict.ON_TRACK)
+
+
+@pytest.mark.parametrize(
+    ("changes", "goals", "goal", "verdict", "said"),
+    [
+        ({}, (), None, None, "serves no active goal"),
+        ({}, (ACTIVITY_ON_TRACK, ACTIVITY_BEHIND), "g_act", "behind", "its action moves"),
+        ({"action_type": "log_interaction"}, (ACTIVITY_BEHIND, QUALITY_ON_TRACK), "g_q",
+         "on_track", "serves quality goal g_q, on_track"),
+        ({"serves": {"goal": "g_a2"}}, (ACTIVITY_BEHIND, ACTIVITY_ON_TRACK), "g_a2", "on_track",
+         "named by the intent"),
+        ({"serves": {"goal": "g_done", "pattern": "p"}}, (*CLOSED, ACTIVITY_BEHIND), "g_act",
+         "behind", "its action moves"),
+        ({"serves": {"goal": "g_done"}}, CLOSED, None, None, "which is completed"),
+    ],
+)  # fmt: skip
+def test_every_trace_names_the_goal_it_serves_and_its_verdict(
+    changes: dict[str, Any],
+    goals: tuple[GoalFact, ...],
+    goal: str | None,
+    verdict: str | None,
+    said: str,
+) -> None:
+    outcome = evaluate(intent(**changes), POLICY, ctx(goals=goals))
+    entry = next(e for e in outcome.trace if e.check == "goal")
+    assert (entry.saw["goal"], entry.saw["verdict"]) == (goal, verdict)
+    assert said in entry.said
+    if "g_done" in str(changes):
+        assert entry.saw["named"] == "g_done" and entry.saw["named_verdict"] == "completed"
+
+
+def test_the_goal_check_sees_each_intents_own_goals() -> None:
+    """The shared checks' memo tells intents apart by the goals they name and see."""
+    served = evaluate(intent(serves={"goal": "g_act"}), POLICY, ctx(goals=(ACTIVITY_BEHIND,)))
+    closed = evaluate(intent(serves={"goal": "g_done"}), POLICY, ctx(goals=CLOSED))
+    again = evaluate(intent(serves={"goal": "g_act"}), POLICY, ctx(goals=(ACTIVITY_BEHIND,)))
+    assert [o.reason for o in (served, closed, again)] == [
+        Reason.AUTO_APPROVED,
+        Reason.GOAL_CLOSED,
+        Reason.AUTO_APPROVED,
+    ]
+    moved = evaluate(
+        intent(serves={"goal": "g_act"}),
+        POLICY,
+        ctx(goals=(GoalFact("g_act", GoalType.ACTIVITY, Verdict.COMPLETED),)),
+    )
+    assert moved.reason is Reason.GOAL_CLOSED
