@@ -43,6 +43,7 @@ from agentd.proactive_config import (
     InboxConfig,
     LLMConfig,
     PatternsConfig,
+    PlannerConfig,
     SchedulerConfig,
 )
 from agentd.sections import Section
@@ -309,6 +310,7 @@ class Settings(BaseSettings):
     scheduler: SchedulerConfig = SchedulerConfig()
     patterns: PatternsConfig = PatternsConfig()
     goals: GoalsConfig = GoalsConfig()
+    planner: PlannerConfig = PlannerConfig()
     digest: DigestConfig = DigestConfig()
     inbox: InboxConfig = InboxConfig()
     llm: LLMConfig = LLMConfig()

@@ -161,6 +161,18 @@ class GoalsConfig(Section):
     )
 
 
+class PlannerConfig(Section):
+    """How often the planner may reach out to one account."""
+
+    contact_cooldown_hours: float = Field(
+        72.0,
+        ge=0,
+        le=24 * 365,
+        description="No new outreach to an account while another is open or reached it within "
+        "this many hours (0: only while one is open).",
+    )
+
+
 class DigestConfig(Section):
     """The daily digest files."""
 

@@ -36,6 +36,7 @@ from agentd.proactive_config import (
     InboxConfig,
     LLMConfig,
     PatternsConfig,
+    PlannerConfig,
     SchedulerConfig,
 )
 from agentd.services.digest import DigestService
@@ -305,6 +306,8 @@ class ProactiveSettings(Protocol):
     @property
     def goals(self) -> GoalsConfig: ...
     @property
+    def planner(self) -> PlannerConfig: ...
+    @property
     def digest(self) -> DigestConfig: ...
     @property
     def inbox(self) -> InboxConfig: ...
@@ -357,6 +360,7 @@ class ProactiveLoop:
             self.goals,
             accounts_per_goal=lambda: settings().goals.accounts_per_goal,
             max_patterns=lambda: settings().goals.max_patterns_per_check,
+            contact_cooldown=lambda: timedelta(hours=settings().planner.contact_cooldown_hours),
             clock=clock,
         )
         self.digest = DigestService(

@@ -356,6 +356,39 @@ async def candidate_rows(store: SqliteStore, tenants: Sequence[str]) -> list[sql
     )
 
 
+async def recent_contacts(
+    store: SqliteStore, accounts: Sequence[str], action_types: Iterable[str], since: datetime
+) -> list[tuple[str, str, str, bool, datetime | None]]:
+    """Return ``(tenant, account, action type, open, reached_at)`` of the accounts' contacts.
+
+    Intents of ``action_types`` that are still open (pending; approved and not
+    finished: queued, running or handed off), or whose execution finished
+    (succeeded or failed) at or after ``since``.
+    """
+    types = sorted(action_types)
+    out: list[tuple[str, str, str, bool, datetime | None]] = []
+    for n in range(0, len(accounts), 500):
+        chunk = list(accounts[n : n + 500])
+        rows = await store.read_all(
+            "SELECT i.tenant, i.account, i.action_type, i.status, e.state, e.finished_at "
+            "FROM intents i LEFT JOIN executions e ON e.intent_id = i.id AND e.kind = 'change' "
+            f"WHERE i.account IN ({','.join('?' * len(chunk))}) "
+            f"AND i.action_type IN ({','.join('?' * len(types))}) "
+            "AND (i.status = 'pending' OR (i.status = 'approved' AND (e.state IS NULL "
+            "OR e.state NOT IN ('succeeded', 'failed', 'refused') OR e.finished_at >= ?)))",
+            (*chunk, *types, iso(since)),
+        )
+        for r in rows:
+            finished = r["state"] in ("succeeded", "failed", "refused")
+            reached = (
+                datetime.fromisoformat(r["finished_at"])
+                if r["state"] in ("succeeded", "failed") and r["finished_at"]
+                else None
+            )
+            out.append((r["tenant"], r["account"], r["action_type"], not finished, reached))
+    return out
+
+
 async def intent_ids_known(store: SqliteStore, ids: Sequence[str]) -> set[str]:
     """Return which of ``ids`` already name a stored intent."""
     out: set[str] = set()

@@ -27,6 +27,7 @@ from agentd.proactive_config import (
     InboxConfig,
     LLMConfig,
     PatternsConfig,
+    PlannerConfig,
     SchedulerConfig,
 )
 from agentd.services.gate import GateService
@@ -43,6 +44,7 @@ class Cfg:
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
     patterns: PatternsConfig = field(default_factory=PatternsConfig)
     goals: GoalsConfig = field(default_factory=GoalsConfig)
+    planner: PlannerConfig = field(default_factory=PlannerConfig)
     digest: DigestConfig = field(default_factory=DigestConfig)
     inbox: InboxConfig = field(default_factory=InboxConfig)
     llm: LLMConfig = field(default_factory=LLMConfig)
@@ -383,3 +385,37 @@ async def test_the_gate_names_the_goal_and_refuses_a_closed_one(world: World) ->
     # The dry run answers the same.
     check = await world.gate.check(ask("send_chat_message", {"goal": done["id"]}))
     assert check["reason"] == "GOAL_CLOSED"
+
+
+async def test_the_planner_does_not_pester_an_account(world: World) -> None:
+    await world.client.call("interactions.import", {"name": "i.jsonl"}, upload=_jsonl(BUYING))
+    await world.loop.scanner.scan()
+    first = await world.loop.planner.check()
+    assert first.submitted == 1  # the buying signal's follow-up to acme waits for approval
+    # An activity goal falls behind: its corrective follow-ups go to the most active
+    # accounts, acme first — which has a follow-up open already.
+    start = (NOW - timedelta(days=10)).date().isoformat()
+    end = (NOW + timedelta(days=10)).date().isoformat()
+    await world.client.call(
+        "goals.add", {"tenant": "t1", "type": "activity", "target": 50, "start": start, "end": end}
+    )
+    second = await world.loop.planner.check()
+    assert (second.submitted, second.held_back) == (2, 1)
+    rows = await world.store.read_all(
+        "SELECT account, COUNT(*) FROM intents WHERE action_type = 'send_follow_up_email' "
+        "GROUP BY account ORDER BY account"
+    )
+    assert [tuple(r) for r in rows] == [("acme", 1), ("globex", 1), ("initech", 1)]
+    # Unchanged data: a re-run creates nothing new.
+    third = await world.loop.planner.check()
+    assert third.submitted == 0
+    assert len(await world.store.read_all("SELECT id FROM intents")) == 3
+    # Once acme's follow-up has reached it, the cooldown still holds new outreach back.
+    async with world.store.write(NOW) as tx:
+        await tx.execute(
+            "UPDATE intents SET status = 'approved' WHERE account = 'acme'",
+        )
+    [acme] = await world.store.read_all("SELECT id FROM intents WHERE account = 'acme'")
+    await _executed(world, acme[0], "succeeded", NOW - timedelta(hours=1))
+    fourth = await world.loop.planner.check()
+    assert (fourth.submitted, fourth.held_back) == (0, 1)
