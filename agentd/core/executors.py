@@ -11,12 +11,17 @@ Shipped executors (workflows of the demo back-office):
 executor       change workflow            snapshot workflow      undo
 =============  =========================  =====================  ==========================
 message        send_follow_up_message     read_account_activity  none: a sent message stays sent
-meeting        schedule_meeting           read_account_activity  none (no cancel workflow)
-note           add_note                   read_account_activity  none (no delete workflow)
+meeting        schedule_meeting           read_account_activity  cancel_meeting
+note           add_note                   read_account_activity  delete_note
 product_seo    product_seo_update         read_product_seo       product_seo_update (old values)
 api_key        api_key_generation         none (nothing to read) api_key_revocation
 handoff        none: a person does it     none                   none
 =============  =========================  =====================  ==========================
+
+The sales decisions' executors (quote, templated_message, minutes,
+deal_stage, qualification, account_plan, escalation, briefing) are in
+:mod:`agentd.core.sales_executors`, with their table. :data:`DEFAULT_EXECUTORS`
+maps every action type that is not a hard stop to one of them.
 
 ``handoff`` is the executor for what the agent should not or cannot do itself:
 the execution engine delivers exactly what was approved to a person (or
@@ -31,119 +36,51 @@ automatically), because only a person can take back a sent message.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from datetime import date, datetime, timedelta
 from types import MappingProxyType
 from typing import Any
 
+from agentd.core.change import (
+    MAX_TEXT,
+    ChangePlan,
+    Executor,
+    IntentView,
+    Step,
+    counter,
+    no_undo,
+    snapshot_count,
+)
+from agentd.core.change import bump as _bump
+from agentd.core.change import diff_text as _text
+from agentd.core.sales_executors import (
+    SALES_DEFAULTS,
+    SALES_EXECUTORS,
+    meeting_undo,
+    note_undo,
+)
 from agentd.errors import InvalidArgument
 
-MAX_TEXT = 2000
-
-
-@dataclass(frozen=True)
-class Step:
-    """One browser operation: a workflow and its parameters."""
-
-    workflow: str
-    params: Mapping[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class ChangePlan:
-    """What an executor will do for one intent.
-
-    ``diff`` holds the snapshot fields the change sets and their new values;
-    for a change that adds something (a note) it is the counter it bumps.
-    """
-
-    executor: str
-    change: Step
-    snapshot: Step | None
-    diff: Mapping[str, Any]
-
-
-@dataclass(frozen=True)
-class IntentView:
-    """The parts of an intent an executor reads."""
-
-    intent_id: str
-    account: str
-    action_type: str
-    diff: Mapping[str, Any]
-    rationale: str = ""
-    domain: str | None = None
-    change_type: str | None = None
-
-
-def _text(diff: Mapping[str, Any], key: str, default: str | None = None) -> str:
-    value = diff.get(key, default)
-    if value is None:
-        raise InvalidArgument(f"the intent's diff needs {key!r}", details={"field": key})
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise InvalidArgument(f"diff field {key!r} must be text", details={"field": key})
-    text = str(value).strip()
-    if not text:
-        raise InvalidArgument(f"diff field {key!r} must not be empty", details={"field": key})
-    if len(text) > MAX_TEXT:
-        raise InvalidArgument(f"diff field {key!r} is too long", details={"field": key})
-    return text
-
-
-def _count(values: Mapping[str, str], key: str) -> int:
-    raw = values.get(key)
-    try:
-        return int(str(raw).strip())
-    except (TypeError, ValueError):
-        raise InvalidArgument(
-            f"the snapshot's {key!r} is not a number: {raw!r}", details={"field": key}
-        ) from None
-
-
-def _activity(counter: str) -> Callable[[Mapping[str, str]], dict[str, Any]]:
-    def read(values: Mapping[str, str]) -> dict[str, Any]:
-        return {counter: _count(values, counter)}
-
-    return read
-
-
-@dataclass(frozen=True)
-class Executor:
-    """One kind of change (see the module table).
-
-    ``plan`` validates the intent (raising :class:`InvalidArgument` with the
-    missing or bad field) and returns the plan; ``read`` turns a snapshot
-    operation's extracted values into the snapshot; ``expected`` says what the
-    snapshot should look like after the change; ``undo`` returns the operation
-    that takes the change back (``hard``: restore the whole before snapshot,
-    else only the diffed fields), or None when there is none.
-    """
-
-    name: str
-    plan: Callable[[IntentView, datetime], ChangePlan]
-    read: Callable[[Mapping[str, str]], dict[str, Any]]
-    expected: Callable[[Mapping[str, Any], ChangePlan], dict[str, Any]]
-    undo: Callable[
-        [ChangePlan, Mapping[str, Any], Mapping[str, Any], Mapping[str, str], bool], Step | None
-    ]
-    finish: Callable[[ChangePlan, Mapping[str, Any]], ChangePlan] | None = None
-
-    @property
-    def reversible(self) -> bool:
-        """Return whether the executor has an undo workflow."""
-        return self.name in REVERSIBLE
-
-
-def _bump(counter: str) -> Callable[[Mapping[str, Any], ChangePlan], dict[str, Any]]:
-    def expected(before: Mapping[str, Any], plan: ChangePlan) -> dict[str, Any]:
-        return {counter: int(before[counter]) + 1}
-
-    return expected
-
-
-def _no_undo(*_: Any) -> Step | None:
-    return None
+__all__ = [
+    "DEFAULT_EXECUTORS",
+    "EXECUTORS",
+    "HANDOFF",
+    "MAX_TEXT",
+    "REVERSIBLE",
+    "ChangePlan",
+    "Executor",
+    "IntentView",
+    "Step",
+    "executor_for",
+    "matches",
+    "next_business_day",
+    "plan_change",
+    "resolve_executor",
+    "snapshot_count",
+    "target_state",
+]
+_activity = counter
+_no_undo = no_undo
 
 
 # -- message, meeting, note ----------------------------------------------------------------
@@ -305,16 +242,32 @@ EXECUTORS: dict[str, Executor] = {
         "message", _message, _activity("message_count"), _bump("message_count"), _no_undo
     ),
     "meeting": Executor(
-        "meeting", _meeting, _activity("meeting_count"), _bump("meeting_count"), _no_undo
+        "meeting",
+        _meeting,
+        _activity("meeting_count"),
+        _bump("meeting_count"),
+        meeting_undo,
+        reversible=True,
     ),
-    "note": Executor("note", _note, _activity("note_count"), _bump("note_count"), _no_undo),
+    "note": Executor(
+        "note", _note, _activity("note_count"), _bump("note_count"), note_undo, reversible=True
+    ),
     "product_seo": Executor(
-        "product_seo", _seo, _seo_read, _seo_expected, _seo_undo, finish=_seo_finish
+        "product_seo",
+        _seo,
+        _seo_read,
+        _seo_expected,
+        _seo_undo,
+        finish=_seo_finish,
+        reversible=True,
     ),
-    "api_key": Executor("api_key", _api_key, lambda _v: {}, lambda _b, _p: {}, _api_key_undo),
+    "api_key": Executor(
+        "api_key", _api_key, lambda _v: {}, lambda _b, _p: {}, _api_key_undo, reversible=True
+    ),
     HANDOFF: Executor(HANDOFF, _handoff, lambda _v: {}, lambda _b, _p: {}, _no_undo),
+    **SALES_EXECUTORS,
 }
-REVERSIBLE = frozenset({"product_seo", "api_key"})
+REVERSIBLE = frozenset(name for name, executor in EXECUTORS.items() if executor.reversible)
 
 #: What carries out each kind of change, by action type or by "DOMAIN.change_type"
 #: (the domain/change-type key wins when an intent has both): ``[execution.executors]``.
@@ -326,6 +279,7 @@ DEFAULT_EXECUTORS: Mapping[str, str] = MappingProxyType(
         "schedule_meeting": "meeting",
         "update_account_context": "note",
         "log_interaction": "note",
+        **SALES_DEFAULTS,
         "SEO.meta_update": "product_seo",
         "API.api_key_setup": "api_key",
     }

@@ -67,6 +67,7 @@ from agentd.core.rollback import (
     extend_deadline,
     rollback_deadline,
 )
+from agentd.core.sales_executors import STAGES as ACCOUNT_STAGES
 from agentd.errors import (
     AgentdError,
     Conflict,
@@ -85,6 +86,7 @@ from agentd.store.sqlite import iso
 if TYPE_CHECKING:
     from agentd.core.gate import GatePolicy
     from agentd.exec_config import ExecutionConfig
+    from agentd.services.briefings import BriefingWriter
     from agentd.services.operations import OperationsService
 
 ACTOR = "agentd"
@@ -139,6 +141,7 @@ class ExecutionService:
         policy: Callable[[], GatePolicy],
         service: Callable[[], str],
         clock: Callable[[], datetime] = _now,
+        briefings: BriefingWriter | None = None,
     ) -> None:
         self.store = store
         self.operations = operations
@@ -151,6 +154,7 @@ class ExecutionService:
         self._wake = anyio.Event()
         self._active: set[str] = set()
         self._changed = anyio.Event()
+        self.briefings = briefings
         self.handoffs = HandoffDesk(
             store, incidents.notifier, events, clock=lambda: self.clock(), token=self._token
         )
@@ -472,10 +476,57 @@ class ExecutionService:
             if attempts >= MAX_SNAPSHOT_ATTEMPTS:
                 await self._publish(exe, BreakerEventKind.EXECUTION_FAILED)
             return await self.get(exe.id)
-        if executor.finish is not None:
-            plan = executor.finish(plan, before)
+        try:
+            if executor.finish is not None:
+                plan = executor.finish(plan, before)
+            if exe.executor == "briefing":
+                plan = await self._brief(exe, plan)
+        except InvalidArgument as exc:
+            # Nothing to do the change with (no C-level contact, no recorded
+            # meeting, a stage move not allowed): refused, nothing changed.
+            return await self._refuse_after_snapshot(exe, before, exc)
         async with self.store.write(self.clock()) as tx:
-            await self._set(tx, exe, state="ready", before=before, params=_plan_json(plan))
+            await self._set(
+                tx, exe, state="ready", before=before, params=_plan_json(plan), diff=dict(plan.diff)
+            )
+        return await self.get(exe.id)
+
+    async def _brief(self, exe: exec_sql.ExecutionRow, plan: ChangePlan) -> ChangePlan:
+        """Write the account's briefing and make it the note the change adds."""
+        if self.briefings is None:
+            raise InvalidArgument(
+                "no briefing writer in this daemon", details={"reason": "NO_BRIEFING_WRITER"}
+            )
+        note, path = await self.briefings.write(exe.account, exe.id)
+        params = {**plan.change.params, "note": note, "briefing": str(path)}
+        return ChangePlan(
+            plan.executor, Step(plan.change.workflow, params), plan.snapshot, plan.diff
+        )
+
+    async def _refuse_after_snapshot(
+        self, exe: exec_sql.ExecutionRow, before: dict[str, Any], exc: InvalidArgument
+    ) -> exec_sql.ExecutionRow:
+        reason = str(exc.details.get("reason", "BAD_PARAMETERS"))
+        async with self.store.write(self.clock()) as tx:
+            await self._set(
+                tx,
+                exe,
+                state="refused",
+                reason=reason,
+                detail=exc.message,
+                before=before,
+                target_state="unchanged",
+                finished_at=iso(tx.now),
+            )
+            tx.audit(
+                AuditEvent(
+                    AuditEventType.EXECUTION_FAILED,
+                    ACTOR,
+                    exe.id,
+                    {"intent_id": exe.intent_id, "reason": reason, "error": exc.message},
+                )
+            )
+        logger.warning("execution {} refused: {}", exe.id, exc.message)
         return await self.get(exe.id)
 
     async def _start(self, exe: exec_sql.ExecutionRow) -> exec_sql.ExecutionRow:
@@ -614,6 +665,7 @@ class ExecutionService:
                 detail=detail,
             )
             rollback = await self._token(tx, exe, tx.now)
+            await self._sync_stage(tx, exe, after, actor=ACTOR)
             tx.audit(
                 AuditEvent(
                     AuditEventType.EXECUTION_COMPLETED,
@@ -644,6 +696,30 @@ class ExecutionService:
             },
         )
         return value
+
+    async def _sync_stage(
+        self, tx: Transaction, exe: exec_sql.ExecutionRow, after: Mapping[str, Any], *, actor: str
+    ) -> None:
+        """Keep the account's stage in agentd as the back-office's after snapshot shows it."""
+        executor = EXECUTORS.get(exe.executor)
+        stage = after.get("stage")
+        if executor is None or not executor.syncs_stage or stage not in ACCOUNT_STAGES:
+            return
+        row = await tx.fetchone("SELECT stage FROM accounts WHERE id = ?", (exe.account,))
+        if row is None or row[0] == stage:
+            return
+        await tx.execute(
+            "UPDATE accounts SET stage = ?, updated_at = ? WHERE id = ?",
+            (stage, iso(tx.now), exe.account),
+        )
+        tx.audit(
+            AuditEvent(
+                AuditEventType.ACCOUNT_UPDATED,
+                actor,
+                exe.account,
+                {"stage": {"from": row[0], "to": stage}, "execution": exe.id},
+            )
+        )
 
     # -- browser operations ---------------------------------------------------------------
 
@@ -1099,6 +1175,7 @@ class ExecutionService:
                     "rollback_execution": rb_id,
                 },
             )
+            await self._sync_stage(tx, exe, after, actor=actor)
             tx.audit(
                 AuditEvent(
                     AuditEventType.EXECUTION_ROLLED_BACK,

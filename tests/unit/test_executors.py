@@ -13,6 +13,7 @@ from agentd.core.executors import (
     plan_change,
     target_state,
 )
+from agentd.core.guardrails import GuardrailPolicy
 from agentd.errors import InvalidArgument
 from agentd.exec_config import DEFAULT_EXECUTORS, ExecutionConfig
 
@@ -83,9 +84,12 @@ def test_bad_diffs_name_the_field(
 
 def test_no_executor_is_a_clear_error() -> None:
     with pytest.raises(InvalidArgument) as info:
-        plan_change(DEFAULT_EXECUTORS, intent("send_proposal", {}), NOW)
+        plan_change(DEFAULT_EXECUTORS, intent("launch_rockets", {}), NOW)
     assert info.value.details["reason"] == "NO_EXECUTOR"
-    assert "send_proposal" in info.value.message
+    assert "launch_rockets" in info.value.message
+    # Unless unmapped types are handed to a person.
+    plan = plan_change(DEFAULT_EXECUTORS, intent("launch_rockets", {}), NOW, "handoff")
+    assert (plan.executor, plan.snapshot) == ("handoff", None)
 
 
 def test_config_refuses_an_unknown_executor() -> None:
@@ -124,7 +128,14 @@ def test_counters_and_irreversible_executors() -> None:
     with pytest.raises(InvalidArgument):
         note.read({"note_count": "three"})
     assert note.expected({"note_count": 3}, plan) == {"note_count": 4}
-    assert note.undo(plan, {}, {}, {}, True) is None and not note.reversible
+    # A note is taken back by deleting it (the change's result names it).
+    assert note.undo(plan, {}, {}, {}, True) is None and note.reversible
+    undo_note = note.undo(plan, {}, {}, {"note_id": "9"}, False)
+    assert undo_note is not None and (undo_note.workflow, dict(undo_note.params)) == (
+        "delete_note",
+        {"account": "acme", "note_id": "9"},
+    )
+    assert not EXECUTORS["message"].reversible and not EXECUTORS["escalation"].reversible
     key = EXECUTORS["api_key"]
     key_plan = key.plan(intent("x", {}, "API", "api_key_setup"), NOW)
     assert key_plan.snapshot is None and key.reversible
@@ -146,3 +157,17 @@ def test_counters_and_irreversible_executors() -> None:
 def test_target_state_after_a_failure(current: dict, state: str) -> None:
     assert target_state(current, {"a": 1, "b": 1}, {"a": 2, "b": 2}) == state
     assert target_state(current, {}, {}) == "unknown"
+
+
+def test_every_action_type_that_is_not_a_hard_stop_has_an_executor() -> None:
+    policy = GuardrailPolicy()
+    for action in sorted(policy.autonomous | policy.approval_required):
+        plan = plan_change(DEFAULT_EXECUTORS, intent(action, SAMPLE_DIFFS.get(action, {})), NOW)
+        assert plan.executor in EXECUTORS and plan.executor != "handoff", action
+    assert len(policy.autonomous | policy.approval_required) == 17
+
+
+SAMPLE_DIFFS: dict[str, dict] = {
+    "send_proposal": {"lines": [{"description": "Grinder", "quantity": 2, "unit_price": "129"}]},
+    "modify_account_plan": {"plan": "Land the R&D team first."},
+}

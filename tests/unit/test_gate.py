@@ -331,10 +331,7 @@ def test_every_hard_stop_is_blocked_on_every_stage(action_type: str, stage: str)
 
 @pytest.mark.parametrize("action_type", APPROVAL_REQUIRED)
 def test_every_approval_required_type_waits_even_when_allowlisted(action_type: str) -> None:
-    policy = replace(
-        with_autonomy(allowlist=frozenset(AUTONOMOUS + APPROVAL_REQUIRED)),
-        default_executor="handoff",
-    )
+    policy = with_autonomy(allowlist=frozenset(AUTONOMOUS + APPROVAL_REQUIRED))
     outcome = evaluate(intent(action_type=action_type), policy, ctx())
     assert (outcome.decision, outcome.reason) == (REQUIRE, Reason.APPROVAL_REQUIRED_TIER)
     check_trace(outcome, "tier")
@@ -343,7 +340,7 @@ def test_every_approval_required_type_waits_even_when_allowlisted(action_type: s
 @pytest.mark.parametrize("action_type", AUTONOMOUS)
 @pytest.mark.parametrize("stage", GATED)
 def test_every_autonomous_type_is_stage_gated(action_type: str, stage: str) -> None:
-    outcome = evaluate(intent(action_type=action_type), HANDOFF_DEFAULT, ctx(stage=stage))
+    outcome = evaluate(intent(action_type=action_type), POLICY, ctx(stage=stage))
     assert (outcome.decision, outcome.reason, outcome.tier) == (
         REQUIRE,
         Reason.STAGE_GATED,
@@ -355,7 +352,7 @@ def test_every_autonomous_type_is_stage_gated(action_type: str, stage: str) -> N
 @pytest.mark.parametrize("action_type", AUTONOMOUS)
 @pytest.mark.parametrize("stage", OPEN)
 def test_every_autonomous_type_auto_executes_on_open_stages(action_type: str, stage: str) -> None:
-    outcome = evaluate(intent(action_type=action_type), HANDOFF_DEFAULT, ctx(stage=stage))
+    outcome = evaluate(intent(action_type=action_type), POLICY, ctx(stage=stage))
     assert (outcome.decision, outcome.reason) == (AUTO, Reason.AUTO_APPROVED)
 
 
