@@ -89,6 +89,18 @@ async def incidents_list(ctx: CommandContext) -> dict[str, Any]:
     return {"incidents": [r.to_dict() for r in rows]}
 
 
+@command("incidents.open", access=Access.OPERATE, summary="Report an incident.")
+async def incidents_open(ctx: CommandContext) -> dict[str, Any]:
+    """Open an incident a person reports; a critical one trips the critical-incident breaker."""
+    row = await _incidents(ctx).report(
+        severity=ctx.text("severity"),
+        reason=ctx.optional_text("reason") or "",
+        actor=ctx.actor,
+        account=ctx.optional_text("account"),
+    )
+    return row.to_dict()
+
+
 @command("incidents.resolve", access=Access.OPERATE, summary="Resolve an incident.")
 async def incidents_resolve(ctx: CommandContext) -> dict[str, Any]:
     """Mark an open incident resolved, with a note saying how."""

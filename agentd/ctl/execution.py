@@ -169,11 +169,26 @@ def rollback(s: Session, ns: argparse.Namespace) -> int:
     return rollback_run(s, ns)
 
 
+def incidents_open(s: Session, ns: argparse.Namespace) -> int:
+    r = s.call(
+        "incidents.open", {"severity": ns.severity, "reason": ns.reason, "account": ns.account}
+    )
+    s.out(r, lambda r: f"opened {r['id']} ({r['severity']}): {r['title']}")
+    return 0
+
+
 def incidents(s: Session, ns: argparse.Namespace) -> int:
     if not ns.words:
         return incidents_list(s, ns)
+    if ns.words == ["open"]:
+        if not ns.severity or not ns.reason:
+            raise UsageError("incidents open needs --severity and --reason")
+        return incidents_open(s, ns)
     if ns.words[0] != "resolve" or len(ns.words) != 2:
-        raise UsageError("incidents takes no argument, or: resolve ID --note TEXT")
+        raise UsageError(
+            "incidents takes no argument, or: resolve ID --note TEXT, "
+            "or: open --severity LEVEL --reason TEXT"
+        )
     if not ns.note:
         raise UsageError("incidents resolve needs --note")
     ns.id = ns.words[1]
@@ -238,10 +253,20 @@ def register(add: Adder, sub_parser: Callable[[str, str], Any]) -> None:
     p = add(
         "incidents",
         incidents,
-        "List incidents, or resolve one (incidents resolve ID --note TEXT).",
+        "List incidents, resolve one (incidents resolve ID --note TEXT), or report one "
+        "(incidents open --severity critical --reason TEXT).",
         'agentctl incidents resolve inc_0123 --note "restored by hand"',
     )
-    p.add_argument("words", nargs="*", metavar="resolve ID", help="resolve an incident")
+    p.add_argument(
+        "words", nargs="*", metavar="resolve ID | open", help="resolve or report an incident"
+    )
+    p.add_argument(
+        "--severity",
+        choices=("critical", "high", "medium", "low"),
+        help="how bad (open); critical trips the critical-incident breaker",
+    )
+    p.add_argument("--reason", help="what happened (open)")
+    p.add_argument("--account", help="the account it concerns (open)")
     p.add_argument("--status", choices=("open", "resolved"), help="only these incidents")
     p.add_argument("--note", help="how it was resolved (resolve)")
     p.add_argument("--limit", type=int, default=200, help="most rows shown (default 200)")

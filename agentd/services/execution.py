@@ -617,7 +617,7 @@ class ExecutionService:
             if state != "unchanged":
                 incident = await self.incidents.open_in_tx(
                     tx,
-                    severity="high",
+                    severity=_incident_severity(exe),
                     kind="execution_failed",
                     title=f"execution {exe.id} ({exe.action_type} on {exe.account}) failed "
                     f"half-way: the target is {_TARGET_WORDS[state]}",
@@ -1054,7 +1054,7 @@ class ExecutionService:
             )
             incident = await self.incidents.open_in_tx(
                 tx,
-                severity="high",
+                severity=_incident_severity(exe),
                 kind="rollback_escalated",
                 title=f"rollback of {exe.id} ({exe.action_type} on {exe.account}) needs a person",
                 detail=f"{verdict.detail}. Requested by {actor}: {reason}",
@@ -1326,6 +1326,15 @@ class ExecutionService:
     async def tokens(self) -> list[exec_sql.TokenRow]:
         """Return every rollback token, newest first."""
         return await exec_sql.list_tokens(self.store)
+
+
+def _incident_severity(exe: exec_sql.ExecutionRow) -> str:
+    """Return the severity of an incident about ``exe``: critical for a HIGH-risk change.
+
+    A HIGH-risk change (robots.txt, campaign launch, budgets) left half-done, or
+    one only a person can take back, is what the critical-incident breaker is for.
+    """
+    return "critical" if exe.risk == "HIGH" else "high"
 
 
 _TARGET_WORDS = {
