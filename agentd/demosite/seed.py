@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 from datetime import UTC, datetime, time, timedelta
+from decimal import Decimal
 
 from agentd.demosite.state import Meeting, Product, SiteState
 
