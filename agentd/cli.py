@@ -9,6 +9,7 @@ nothing was started and nothing was written.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
@@ -17,6 +18,7 @@ from agentd import __version__
 from agentd.errors import AgentdError, ConfigInvalid
 
 EXIT_CONFIG = 78
+DAEMON_UMASK = 0o027
 
 
 class _Parser(argparse.ArgumentParser):
@@ -39,6 +41,10 @@ def cmd_serve(ns: argparse.Namespace) -> int:
     from agentd.logs import setup_logging, shutdown_logging
 
     settings = _load(ns.config)
+    # Before anything is created: the state folder, the database, its WAL and
+    # the logs are nobody else's business, whatever umask the daemon was started
+    # with (systemd's UMask= is the same; outside systemd the shell's 022 is not).
+    os.umask(DAEMON_UMASK)
     try:
         log_file = setup_logging(settings)
     except OSError as exc:
@@ -59,16 +65,28 @@ def cmd_serve(ns: argparse.Namespace) -> int:
 
 
 def cmd_check_config(ns: argparse.Namespace) -> int:
-    """Validate the configuration and print what the daemon would use."""
+    """Validate the configuration and print what the daemon would use.
+
+    The resolved values go to stdout as JSON; the verdict (OK, or what is
+    wrong on this host) is the last line, on stderr, so the JSON stays
+    readable by a program.
+    """
     import json
 
+    from agentd.config import check_host
+
     settings = _load(ns.config)
+    check_host(settings)
+    source = str(settings.config_file) if settings.config_file else "built-in defaults"
     data = settings.model_dump(mode="json")
     data["config_file"] = str(settings.config_file) if settings.config_file else None
     data["socket_path"] = str(settings.resolved_socket_path)
     data["log_dir"] = str(settings.resolved_log_dir)
     data["database"] = str(settings.database_path)
-    print(json.dumps(data, indent=2))
+    # A file mode reads as octal, as it is written in TOML (0o660), not as 432.
+    data["control"]["socket_mode"] = f"0o{settings.control.socket_mode:o}"
+    print(json.dumps(data, indent=2), flush=True)
+    print(f"agentd: configuration OK ({source})", file=sys.stderr)
     return 0
 
 
@@ -173,7 +191,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "check-config",
         help="Validate the configuration and print it resolved.",
-        description="Validate the configuration and print it resolved, as JSON.",
+        description="Validate the configuration (and that the groups it names exist on this "
+        "host) and print it resolved, as JSON; then 'configuration OK' on stderr. Exit status "
+        "78 when it is invalid.",
         epilog="Example: agentd check-config --config config/agentd.toml",
     )
     p.add_argument("--config", metavar="PATH", help="configuration file")

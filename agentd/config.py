@@ -16,7 +16,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -71,8 +71,41 @@ class ControlSettings(Section):
     read_timeout_s: float = Field(
         10.0, gt=0, le=3600, description="A client must send its request within this time."
     )
+    first_byte_timeout_s: float = Field(
+        2.0,
+        gt=0,
+        le=3600,
+        description="A client must start sending within this time of connecting.",
+    )
     max_connections: int = Field(
-        256, ge=1, le=10_000, description="Requests served at once; more wait their turn."
+        256,
+        ge=1,
+        le=10_000,
+        description="Connections served at once; one more is answered BUSY at once, not queued.",
+    )
+    max_connections_per_uid: int = Field(
+        16,
+        ge=1,
+        le=10_000,
+        description="Connections one user may hold at once (root is not counted per user).",
+    )
+    reserved_connections: int = Field(
+        16,
+        ge=0,
+        le=10_000,
+        description=(
+            "Of max_connections, this many are kept for root and control.approvers_group "
+            "(less than max_connections)."
+        ),
+    )
+    refusal_audit_interval_s: float = Field(
+        60.0,
+        ge=1,
+        le=86_400,
+        description=(
+            "A user's first refused request is audited at once; more within this time are "
+            "audited as one ACCESS_REFUSED record with their count."
+        ),
     )
     max_upload_bytes: int = Field(
         268_435_456, ge=1024, description="Largest file agentctl may upload (imports)."
@@ -84,6 +117,15 @@ class ControlSettings(Section):
         if value not in (0o600, 0o660):
             raise ValueError(f"must be 0o600 or 0o660, not {oct(value)}")
         return value
+
+    @model_validator(mode="after")
+    def _reserve_fits(self) -> ControlSettings:
+        if self.reserved_connections >= self.max_connections:
+            raise ValueError(
+                f"reserved_connections ({self.reserved_connections}) must be less than "
+                f"max_connections ({self.max_connections})"
+            )
+        return self
 
 
 class StoreSettings(Section):
@@ -378,6 +420,25 @@ def _env_name(loc: tuple[Any, ...]) -> str:
     return "AGENTD_" + "__".join(str(part).upper() for part in loc)
 
 
+def _env_source(loc: tuple[Any, ...], data: dict[str, Any]) -> str | None:
+    """Return the environment variable that set the value at ``loc``, or None.
+
+    The environment wins over the file, so a variable naming the key itself is
+    the source even when the file sets the key too. A variable naming a parent
+    table (``AGENTD_AUTONOMY='{...}'``) is merged with the file's table, so it
+    is the source only when the file does not set the key.
+    """
+    present = {name.upper() for name in os.environ}
+    exact = _env_name(loc)
+    if exact in present:
+        return exact
+    for depth in range(len(loc) - 1, 0, -1):
+        parent = _env_name(loc[:depth])
+        if parent in present and not _in_file(data, loc):
+            return parent
+    return None
+
+
 def _in_file(data: dict[str, Any], loc: tuple[Any, ...]) -> bool:
     node: Any = data
     for part in loc:
@@ -403,8 +464,8 @@ def _describe(exc: ValidationError, path: Path | None, data: dict[str, Any]) -> 
     for err in exc.errors():
         loc = tuple(err["loc"])
         key = ".".join(str(p) for p in loc)
-        env_name = _env_name(loc)
-        if env_name in os.environ and not _in_file(data, loc):
+        env_name = _env_source(loc, data)
+        if env_name is not None:
             source = f"environment variable {env_name}"
         else:
             source = str(path) if path else "built-in defaults"
@@ -472,3 +533,37 @@ def load_settings(config: str | os.PathLike[str] | None = None) -> Settings:
             },
         )
     return settings
+
+
+def check_host(settings: Settings) -> None:
+    """Check what the configuration names on this host: the control groups exist.
+
+    Kept apart from :func:`load_settings`, which checks values alone (the same
+    file is valid on a host that has the groups).
+
+    :raises ConfigInvalid: a group does not exist (the message names where it was set).
+    """
+    import grp
+
+    lines, problems = [], []
+    for key in ("group", "approvers_group"):
+        name = getattr(settings.control, key)
+        if name is None:
+            continue
+        try:
+            grp.getgrnam(name)
+        except KeyError:
+            env = _env_source(("control", key), {})
+            path = settings.config_file
+            source = f"environment variable {env}" if env else str(path or "built-in defaults")
+            what = f"no group {name!r} on this host"
+            lines.append(f"{source}: control.{key}: {what}")
+            problems.append({"source": source, "key": f"control.{key}", "problem": what})
+    if lines:
+        raise ConfigInvalid(
+            "invalid configuration:\n  " + "\n  ".join(lines),
+            details={
+                "file": str(settings.config_file) if settings.config_file else None,
+                "errors": problems,
+            },
+        )

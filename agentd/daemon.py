@@ -26,10 +26,18 @@ from agentd.commands.registry import AccessPolicy
 from agentd.config import Settings, load_settings
 from agentd.core.audit import AuditEvent, AuditEventType
 from agentd.core.gate import GatePolicy
-from agentd.errors import AgentdError, ConfigInvalid, StoreError
+from agentd.errors import AgentdError, ConfigInvalid, StoreError, VaultError
 from agentd.kb import load_knowledge_base
 from agentd.llm import make_model
-from agentd.notifiers import FanoutNotifier, FileNotifier, LogNotifier, Notifier, WebhookNotifier
+from agentd.notifiers import (
+    FanoutNotifier,
+    FileNotifier,
+    LogNotifier,
+    NotificationKind,
+    Notifier,
+    Severity,
+    WebhookNotifier,
+)
 from agentd.policy import gate_policy
 from agentd.sdnotify import SystemdNotifier
 from agentd.server import ControlServer
@@ -40,6 +48,8 @@ from agentd.services.governor import Governance
 from agentd.services.incidents import EventHub, IncidentService
 from agentd.services.operations import OperationsService
 from agentd.services.scheduler import ProactiveLoop
+from agentd.services.scope import notify_quietly
+from agentd.statelock import StateLock
 from agentd.store.sqlite import SqliteStore
 from agentd.vault import Vault, load_key
 
@@ -55,6 +65,135 @@ def _vault(settings: Settings) -> Vault | None:
     return Vault(load_key(key_file=vault.key_file, credential_name=vault.credential_name))
 
 
+def vault_key_source(settings: Settings) -> str:
+    """Say where the vault key comes from, as :func:`agentd.vault.load_key` picks it."""
+    credentials = os.environ.get("CREDENTIALS_DIRECTORY")
+    if credentials:
+        credential = Path(credentials) / settings.vault.credential_name
+        if credential.exists():
+            return f"systemd credential {credential}"
+    return f"key file {settings.vault.key_file}"
+
+
+async def check_vault_key(app: App) -> str | None:
+    """Compare the configured key with the one the stored secrets were sealed with.
+
+    Every secret records the fingerprint of the key that sealed it. A key
+    that sealed none of them is the wrong key: start-up is refused, naming
+    both. Some secrets under another key (a key changed with secrets left
+    behind): those cannot be opened; the warning is returned (for status).
+
+    :raises VaultError: secrets exist and none was sealed with the configured key.
+    """
+    rows = await app.store.read_all(
+        "SELECT key_fingerprint, COUNT(*) FROM secrets GROUP BY key_fingerprint ORDER BY 2 DESC"
+    )
+    counts = {str(r[0]): int(r[1]) for r in rows}
+    if not counts:
+        return None
+    total = sum(counts.values())
+    vault = app.operations.vault
+    if vault is None:
+        warning = (
+            f"{total} stored secrets cannot be used: no vault key is configured "
+            f"(they were sealed with key fingerprint {', '.join(counts)})"
+        )
+        logger.warning("{}", warning)
+        return warning
+    source = vault_key_source(app.settings)
+    others = {fp: n for fp, n in counts.items() if fp != vault.fingerprint}
+    if not others:
+        return None
+    sealed = ", ".join(f"{fp} ({n} secrets)" for fp, n in others.items())
+    if vault.fingerprint not in counts:
+        raise VaultError(
+            f"wrong vault key: the {source} has fingerprint {vault.fingerprint}, but the "
+            f"stored secrets were sealed with key fingerprint {sealed}; configure the key "
+            f"they were sealed with (`agentd vault fingerprint PATH` shows a key file's)",
+            details={"key_fingerprint": vault.fingerprint, "sealed_with": sorted(others)},
+        )
+    warning = (
+        f"{sum(others.values())} of {total} stored secrets were sealed with another vault key "
+        f"({sealed}) than the {source} (fingerprint {vault.fingerprint}); they cannot be "
+        f"opened until set again"
+    )
+    logger.warning("{}", warning)
+    return warning
+
+
+#: A database file up to this size is checked (``PRAGMA quick_check``) before
+#: the daemon starts; a larger one right after READY, while it serves.
+QUICK_CHECK_INLINE_BYTES = 256 * 1024 * 1024
+
+
+def _damage_text(problems: list[str]) -> str:
+    shown = "; ".join(problems[:3])
+    more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+    return f"{shown}{more}"
+
+
+async def check_integrity(app: App) -> list[str]:
+    """Run the store's quick check; record the outcome in ``app.integrity``.
+
+    A damaged store is put in a state that refuses every write (reads and
+    status go on), and the damage is logged and notified.
+    """
+    began = time.monotonic()
+    app.integrity = {"state": "running", "started_at": datetime.now(UTC).isoformat()}
+    try:
+        problems = await app.store.quick_check()
+    except StoreError as exc:
+        app.integrity = {"state": "failed", "error": exc.message}
+        logger.error("integrity check: {}", exc.message)
+        return []
+    app.integrity = {
+        "state": "corrupt" if problems else "ok",
+        "checked_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "took_s": round(time.monotonic() - began, 3),
+        "problems": problems,
+    }
+    if problems:
+        damage = _damage_text(problems)
+        app.store.corrupt = damage
+        logger.critical("database {} is damaged, writes are refused: {}", app.store.path, damage)
+        await notify_quietly(
+            app.notifier,
+            Severity.CRITICAL,
+            NotificationKind.STORE,
+            f"agentd's database {app.store.path} is damaged; writes are refused",
+            f"PRAGMA quick_check found: {damage}. Stop agentd and restore a backup.",
+        )
+    else:
+        logger.info(
+            "integrity check of {}: ok in {:.2f} s", app.store.path, app.integrity["took_s"]
+        )
+    return problems
+
+
+async def check_integrity_at_start(app: App) -> bool:
+    """Check a small store before it opens; return False if it is left for after READY.
+
+    :raises StoreError: the store is damaged (start-up is refused: nothing was written).
+    """
+    path = app.store.path
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        app.integrity = {"state": "ok", "checked_at": None, "problems": [], "new": True}
+        return True
+    if size > QUICK_CHECK_INLINE_BYTES:
+        app.integrity = {"state": "pending", "size_bytes": size}
+        return False
+    problems = await check_integrity(app)
+    if problems:
+        raise StoreError(
+            f"database {path} is damaged (PRAGMA quick_check: {_damage_text(problems)}); "
+            f"refusing to start: restore a backup (see the operator guide)",
+            details={"problems": problems},
+        )
+    return True
+
+
 def make_notifier(settings: Settings) -> FanoutNotifier:
     """Return the configured notification channels: file, log, optional webhook."""
     notify = settings.notify
@@ -64,6 +203,10 @@ def make_notifier(settings: Settings) -> FanoutNotifier:
     if notify.webhook_url:
         channels.append(WebhookNotifier(notify.webhook_url, notify.webhook_timeout_s))
     return FanoutNotifier(channels)
+
+
+#: How long ``status`` lists a store write error that later writes got past.
+RECENT_WRITE_ERROR = timedelta(hours=1)
 
 
 class App:
@@ -92,7 +235,7 @@ class App:
             vault=_vault(settings),
             model=model,
             knowledge_base=lambda: load_knowledge_base(
-                browser.knowledge_base, browser.workflows_dir
+                browser.knowledge_base, browser.workflows_dir, browser.workflow_dirs
             ),
         )
         self.events = EventHub()
@@ -130,6 +273,8 @@ class App:
         self.started_at = datetime.now(UTC)
         self.started_monotonic = time.monotonic()
         self.store_schema = 0
+        self.integrity: dict[str, Any] = {"state": "not checked"}
+        self.vault_warning: str | None = None
         self._stop = anyio.Event()
 
     def _approval_ttl(self, tenant: str) -> timedelta:
@@ -183,7 +328,36 @@ class App:
 
     def status_line(self) -> str:
         """Return the one-line summary systemd shows as the service status."""
-        return f"{self.state}; schema v{self.store_schema}; {self.governance.status_text()}"
+        degraded = "; DEGRADED (agentctl status)" if self.problems() else ""
+        return (
+            f"{self.state}; schema v{self.store_schema}; {self.governance.status_text()}{degraded}"
+        )
+
+    def problems(self) -> list[str]:
+        """Return what is wrong while the daemon runs (``agentctl status`` shows it; no I/O)."""
+        out = []
+        store = self.store
+        if store.corrupt is not None:
+            out.append(f"the database is damaged, writes are refused: {store.corrupt}")
+        if store.last_write_error is not None:
+            at, error = store.last_write_error
+            when = at.isoformat(timespec="seconds")
+            if store.writes_failing:
+                out.append(f"store writes are failing (the last at {when}): {error}")
+            elif datetime.now(UTC) - at < RECENT_WRITE_ERROR:
+                out.append(
+                    f"a store write failed at {when} ({store.write_errors} since start; "
+                    f"later writes succeeded): {error}"
+                )
+        unsaved = self.governance.autonomy.unsaved_kill_switch
+        if unsaved is not None:
+            out.append(
+                f"the kill switch is on in memory only, not yet saved ({unsaved['error']}); "
+                f"it is lost if the daemon restarts before the store accepts writes"
+            )
+        if self.vault_warning:
+            out.append(self.vault_warning)
+        return out
 
     def governance_changed(self) -> None:
         """Apply governance's level and allowlist to the gate's policy; refresh STATUS=."""
@@ -229,7 +403,7 @@ def build_dispatcher(app: App) -> Dispatcher:
     policy = AccessPolicy(
         daemon_uid=os.getuid(), group=control.group, approvers_group=control.approvers_group
     )
-    return Dispatcher(app, policy)
+    return Dispatcher(app, policy, refusal_interval_s=control.refusal_audit_interval_s)
 
 
 async def _watchdog(app: App, notifier: SystemdNotifier, interval: float) -> None:
@@ -292,6 +466,11 @@ async def open_store(
         raise failure
 
 
+async def _background_integrity(app: App, notifier: SystemdNotifier) -> None:
+    await check_integrity(app)
+    notifier.notify(STATUS=app.status_line())
+
+
 async def run_daemon(
     settings: Settings,
     *,
@@ -314,12 +493,25 @@ async def run_daemon(
         group=control.group,
         max_message_bytes=control.max_message_bytes,
         read_timeout_s=control.read_timeout_s,
+        first_byte_timeout_s=control.first_byte_timeout_s,
         max_connections=control.max_connections,
+        max_connections_per_uid=control.max_connections_per_uid,
+        reserved_connections=control.reserved_connections,
         max_upload_bytes=control.max_upload_bytes,
     )
-    notifier.notify(STATUS="opening store")
-    await open_store(app.store, notifier)
+    # Before the store opens: a second daemon on this folder must not touch it.
+    lock = StateLock(settings.state_dir, settings.database_path)
+    lock.acquire()
     try:
+        notifier.notify(STATUS="checking the store")
+        checked = await check_integrity_at_start(app)
+        notifier.notify(STATUS="opening store")
+        await open_store(app.store, notifier)
+    except BaseException:
+        lock.release()
+        raise
+    try:
+        app.vault_warning = await check_vault_key(app)
         info = await app.store.info()
         app.store_schema = info.schema_version
         await app.gate.recover()
@@ -332,6 +524,7 @@ async def run_daemon(
     except BaseException:
         app.gate.close()
         await app.store.close()
+        lock.release()
         raise
     settle_after_startup()
     # Signals are caught from here on, so a SIGTERM right after READY=1
@@ -360,7 +553,7 @@ async def run_daemon(
             notifier.notify(READY=1, STATUS=app.status_line(), MAINPID=os.getpid())
             if ready is not None:
                 ready(app)
-            await _serve(app, server, notifier, signals)
+            await _serve(app, server, notifier, signals, check_integrity=not checked)
         finally:
             app.state = "stopped"
             with anyio.CancelScope(shield=True):
@@ -372,15 +565,31 @@ async def run_daemon(
                 await app.proactive.aclose()
                 await app.operations.close()
                 app.gate.close()
+                try:
+                    # The last figures, so the file does not keep a stale minute's.
+                    await app.governance.metrics.write_textfile()
+                except Exception as exc:  # the stop goes on without it
+                    logger.error("could not write the metrics file at stop: {}", exc)
                 await app.store.close()
+                lock.release()
             notifier.close()
             logger.info("agentd stopped")
     return 0
 
 
-async def _serve(app: App, server: ControlServer, notifier: SystemdNotifier, signals: Any) -> None:
+async def _serve(
+    app: App,
+    server: ControlServer,
+    notifier: SystemdNotifier,
+    signals: Any,
+    *,
+    check_integrity: bool = False,
+) -> None:
     timeout = app.settings.daemon.shutdown_timeout_s
     async with anyio.create_task_group() as tg:
+        if check_integrity:
+            # A large store is checked while it serves; a damaged one then refuses writes.
+            tg.start_soon(_background_integrity, app, notifier)
         tg.start_soon(server.serve)
         tg.start_soon(app.gate.run)
         # The scheduler runs the proactive tasks and the housekeeping

@@ -448,8 +448,11 @@ under the state folder.
 
 Exit status: 0 success, 1 the daemon answered with an error (`--json` prints
 `{"error": {"code", "name", "message"}}` with a stable numeric code), 2 usage
-error, 3 the daemon is unreachable (the message names the socket it tried);
-`audit verify` exits 4 when the chain is broken.
+error (a bad option, or a configuration file that is missing or not valid
+TOML: the message names it), 3 the daemon is unreachable (the message names
+the socket it tried); `audit verify` exits 4 when the chain is broken; 5 the
+daemon was too busy to take the request (`BUSY`, code 92: it had no connection
+free for you, nothing was read or done; try again).
 
 Every command takes `-h`/`--help`: what it does in one line, its arguments,
 and an example. Shell completion for bash: `agentctl completion bash` (see

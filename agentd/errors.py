@@ -49,6 +49,7 @@ class ErrorCode(IntEnum):
     # the daemon itself (90-99)
     INTERNAL = 90
     SHUTTING_DOWN = 91
+    BUSY = 92
 
 
 class AgentdError(Exception):
@@ -169,6 +170,12 @@ class StaleKnowledgeBase(AgentdError):
 
 class ShuttingDown(AgentdError):
     code = ErrorCode.SHUTTING_DOWN
+
+
+class Busy(AgentdError):
+    """The daemon had no connection slot for this caller; nothing was read or done."""
+
+    code = ErrorCode.BUSY
 
 
 _BY_CODE: dict[int, type[AgentdError]] = {}

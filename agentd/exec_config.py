@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from agentd.core.executors import DEFAULT_EXECUTORS, EXECUTORS, HANDOFF
+from agentd.core.executors import DEFAULT_EXECUTORS, EXECUTORS, HANDOFF, Executor, derive
 from agentd.core.windows import ExecutionWindow, validate_window
 from agentd.errors import InvalidArgument
 from agentd.sections import Section
@@ -37,6 +37,20 @@ class WindowConfig(Section):
     def window(self) -> ExecutionWindow:
         """Return the window as the pure core takes it."""
         return validate_window(self.timezone, self.days, self.start, self.end)
+
+
+class CustomExecutor(Section):
+    """An executor that works like a shipped one on another back-office's workflows."""
+
+    like: str = Field(description="The shipped executor it works like (e.g. product_seo).")
+    service: str | None = Field(
+        None, description="Browser service its operations run on (default: default_service)."
+    )
+    workflows: dict[str, str] = Field(
+        default_factory=dict,
+        description="The shipped executor's workflow names, each mapped to the one to run "
+        "instead (same parameters and results).",
+    )
 
 
 class ExecutionConfig(Section):
@@ -69,6 +83,11 @@ class ExecutionConfig(Section):
         "hands them to a person; unset, nothing carries them out (the gate holds them "
         "for approval with NO_EXECUTOR).",
     )
+    custom_executors: dict[str, CustomExecutor] = Field(
+        default_factory=dict,
+        description="Executors of your own back-office: [execution.custom_executors.NAME], "
+        "usable by name in executors.",
+    )
     operation_timeout_s: float = Field(
         300.0,
         gt=0,
@@ -76,14 +95,30 @@ class ExecutionConfig(Section):
         description="Longest one browser operation of an execution may take.",
     )
 
-    @field_validator("executors")
-    @classmethod
-    def _known_executors(cls, value: dict[str, str]) -> dict[str, str]:
-        for key, name in value.items():
-            if name not in EXECUTORS:
-                known = ", ".join(sorted(EXECUTORS))
+    @model_validator(mode="after")
+    def _known_executors(self) -> ExecutionConfig:
+        for name in self.custom_executors:
+            if name in EXECUTORS:
+                raise ValueError(f"custom executor {name!r} has the name of a shipped one")
+        try:
+            registry = self.registry()
+        except InvalidArgument as exc:
+            raise ValueError(exc.message) from None
+        for key, name in self.executors.items():
+            if name not in registry:
+                known = ", ".join(sorted(registry))
                 raise ValueError(f"executor {name!r} for {key!r} is unknown (known: {known})")
-        return value
+        return self
+
+    def registry(self) -> dict[str, Executor]:
+        """Return every executor by name: the shipped ones and the custom ones.
+
+        :raises InvalidArgument: a custom executor is not valid.
+        """
+        out = dict(EXECUTORS)
+        for name, custom in self.custom_executors.items():
+            out[name] = derive(name, custom.like, custom.workflows, custom.service)
+        return out
 
     def window_for(self, tenant: str) -> ExecutionWindow | None:
         """Return the tenant's window, the default, or None (always open)."""

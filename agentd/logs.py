@@ -34,12 +34,21 @@ _SYSLOG_PRIORITY = {
 }
 
 
+# Libraries whose INFO lines are chatter: APScheduler says "Running job" and
+# "executed successfully" for every run of every task (some 30 lines a minute,
+# most of the log). They go out at DEBUG; the scheduler logs one INFO line per
+# run itself, with its outcome and duration.
+_CHATTY = ("apscheduler",)
+
+
 class _InterceptHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         try:
             level: str | int = logger.level(record.levelname).name
         except ValueError:
             level = record.levelno
+        if record.levelno == logging.INFO and record.name.startswith(_CHATTY):
+            level = "DEBUG"
         # Find the caller outside the logging module so loguru reports it.
         frame: FrameType | None = logging.currentframe()
         depth = 2

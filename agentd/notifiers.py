@@ -50,6 +50,8 @@ class NotificationKind(StrEnum):
     KILL_SWITCH = "kill_switch"
     GOVERNANCE = "governance"
     HANDOFF = "handoff"
+    STORE = "store"
+    EXECUTION = "execution"
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,13 @@ class BrowserSettings(Section):
 
     executable_path: Path = Field(DEFAULT_CHROMIUM, description="Chromium binary.")
     headless: bool = Field(True, description="Run Chromium without a window.")
+    sandbox: bool | None = Field(
+        None,
+        description="Chromium's own sandbox (its renderers in user, PID and network "
+        "namespaces under seccomp). Unset: on unless the daemon runs as root, where Chromium "
+        "cannot sandbox itself (the systemd unit runs it as user agentd). false: off, for a "
+        "kernel without unprivileged user namespaces. true: required; refused as root.",
+    )
     max_browsers: int = Field(2, ge=1, le=32, description="Operations running at once.")
     step_timeout_s: float = Field(10.0, gt=0, le=600, description="Longest one step may take.")
     lease_s: float = Field(
@@ -71,6 +78,11 @@ class BrowserSettings(Section):
         PROJECT / "workflows",
         description="Workflow tests the knowledge base came from; a stale one is refused.",
     )
+    workflow_dirs: list[Path] = Field(
+        default_factory=list,
+        description="Folders of your own workflow tests, built into one knowledge base with the "
+        "bundled ones (`agentd kb build`); set knowledge_base to a file of your own too.",
+    )
     default_service: str = Field(DEFAULT_SERVICE, description="Service of `op run` by default.")
     services: dict[str, ServiceConfig] = Field(
         default_factory=dict, description="Back-offices by service name: [browser.services.NAME]."
@@ -81,6 +93,11 @@ class BrowserSettings(Section):
     def _absolute(cls, value: Path | None) -> Path | None:
         # A daemon's working directory is not a place to find files.
         return value.expanduser().absolute() if value is not None else None
+
+    @field_validator("workflow_dirs")
+    @classmethod
+    def _absolute_dirs(cls, value: list[Path]) -> list[Path]:
+        return [v.expanduser().absolute() for v in value]
 
     def resolved_screenshots_dir(self, state_dir: Path) -> Path:
         """Return the evidence folder, applying the default under ``state_dir``."""

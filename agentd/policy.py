@@ -88,6 +88,7 @@ def gate_policy(settings: Settings) -> GatePolicy:
         tenant_budgets=MappingProxyType(tenant_budgets),
         executors=MappingProxyType(dict(settings.execution.executors)),
         default_executor=settings.execution.default_executor,
+        custom_executors=frozenset(settings.execution.custom_executors),
         require_goal_alignment=settings.goals.require_alignment,
     )
     return policy.validate()

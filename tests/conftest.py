@@ -59,3 +59,14 @@ def _no_leaked_sqlite_threads() -> Iterator[None]:
         time.sleep(0.01)
     left = set(leaked()) - before
     assert not left, f"test left aiosqlite connections open: {sorted(left)}"
+
+
+@pytest.fixture(scope="session")
+def store_template(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """The real store back-office's database, migrated and seeded once per session.
+
+    Tests serve copies of it (``tests.backoffice.store.Store``), one per module.
+    """
+    from tests.backoffice.store import StoreTemplate
+
+    return StoreTemplate.create(tmp_path_factory.mktemp("store"))

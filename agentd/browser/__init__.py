@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from enum import StrEnum
 from urllib.parse import urlsplit
 
-from agentd.errors import ExternalError
+from agentd.errors import ConfigInvalid, ExternalError
 from agentd.kb import Action, Step
 
 # Schemes that never reach the network: a page may use them freely.
@@ -32,16 +33,52 @@ PASSIVE_ACTIONS = frozenset(
 )
 
 
+@dataclass(frozen=True)
+class SandboxChoice:
+    """Whether Chromium runs in its own sandbox, and why (as ``status`` shows it)."""
+
+    enabled: bool
+    reason: str
+
+
+def chromium_sandbox(setting: bool | None, euid: int) -> SandboxChoice:
+    """Decide whether Chromium runs in its sandbox from ``[browser] sandbox`` and the
+    daemon's effective user id.
+
+    Chromium refuses to sandbox itself as root, so root runs it without one
+    (unless the setting insists, which is an error); any other user runs it
+    sandboxed unless the setting turns the sandbox off.
+
+    :raises ConfigInvalid: ``sandbox = true`` while the daemon runs as root.
+    """
+    if setting is False:
+        return SandboxChoice(False, "turned off by [browser] sandbox = false")
+    if euid == 0:
+        if setting:
+            raise ConfigInvalid(
+                "[browser] sandbox = true, but the daemon runs as root, where Chromium "
+                "cannot sandbox itself: run it as an unprivileged user (the systemd unit "
+                "runs it as agentd) or leave sandbox unset",
+                details={"key": "browser.sandbox"},
+            )
+        return SandboxChoice(False, "the daemon runs as root, where Chromium cannot sandbox itself")
+    if setting:
+        return SandboxChoice(True, "required by [browser] sandbox = true")
+    return SandboxChoice(True, "the daemon does not run as root")
+
+
 class StepProblem(StrEnum):
     """Why a step failed, as far as the agent needs to tell."""
 
     NOT_FOUND = "not_found"  # the selector matched nothing: the planner may recover
     BAD_SELECTOR = "bad_selector"  # the selector is not usable: the planner may recover
     TIMEOUT = "timeout"
-    NAVIGATION = "navigation"  # the site is down, answered an error, or the host is blocked
+    NAVIGATION = "navigation"  # the site is down or answered an error
+    HOST_NOT_ALLOWED = "host_not_allowed"  # the page went, or tried to go, off the allowlist
     EXPECTATION = "expectation"  # the page did not show what the step expects
     DIALOG = "dialog"
     REFUSED = "refused"
+    SECRET_VISIBLE = "secret_visible"  # a capture was refused: the page's text shows a secret
 
 
 class StepFailed(ExternalError):
@@ -50,6 +87,15 @@ class StepFailed(ExternalError):
     def __init__(self, problem: StepProblem, message: str) -> None:
         super().__init__(message, details={"problem": problem.value})
         self.problem = problem
+
+
+class CaptureRefused(StepFailed):
+    """A screenshot was not taken: the page's text shows a secret (``names``)."""
+
+    def __init__(self, message: str, *, names: Sequence[str]) -> None:
+        super().__init__(StepProblem.SECRET_VISIBLE, message)
+        self.names = list(names)
+        self.details["secrets"] = self.names
 
 
 class Permission(StrEnum):
@@ -88,6 +134,26 @@ def required_permission(steps: Iterable[Step]) -> Permission:
         if step.action not in READ_ACTIONS:
             return Permission.WRITE
     return Permission.WRITE if signing_in else Permission.READ
+
+
+def sign_in_fills(steps: Iterable[Step]) -> frozenset[int]:
+    """Return the indexes of the fills that sign in: the workflow's first run of
+    fills that type nothing but vault secrets, when no step before it could
+    change the site (none when there is no such run).
+
+    A vault value they type into a plain (not password, not ``data-secret``)
+    field is a sign-in name: its field is masked like any secret's, but a page
+    may show it as text (sites show who is signed in). Unlike
+    :func:`required_permission`, this does not ask that the run be submitted
+    at once: a sign-in whose recorded submit no longer works is still one.
+    """
+    typing: list[int] = []
+    for step in steps:
+        if step.action is Action.FILL and _SECRET_VALUE.fullmatch(step.value or ""):
+            typing.append(step.index)
+        elif typing or step.action not in READ_ACTIONS:
+            break
+    return frozenset(typing)
 
 
 def consent_permits(granted: Sequence[str], needed: Permission) -> bool:
@@ -141,6 +207,18 @@ def host_allowed(url: str, allowed: Iterable[str]) -> bool:
     return False
 
 
+def endpoint_allowed(host: str, port: int, allowed: Iterable[str]) -> bool:
+    """Return whether a connection to ``host`` on ``port`` may be opened under an allowlist.
+
+    The same rule as :func:`host_allowed` for a URL naming that port: an entry
+    ``host:port`` allows that port, ``host`` any port, ``*.example.com`` the
+    subdomains. (A URL's default port is no exception: ``example.com:443``
+    allows ``https://example.com/``.)
+    """
+    literal = f"[{host}]" if ":" in host else host
+    return host_allowed(f"http://{literal}:{port}/", allowed)
+
+
 # Allowlist entries the fast path understands; any other entry is left to
 # host_allowed, which the route handler applies to every other request.
 _PLAIN_ENTRY = re.compile(r"[a-z0-9.-]+(:[0-9]+)?")
@@ -179,12 +257,17 @@ __all__ = [
     "LOCAL_SCHEMES",
     "PASSIVE_ACTIONS",
     "READ_ACTIONS",
+    "CaptureRefused",
     "Permission",
+    "SandboxChoice",
     "StepFailed",
     "StepProblem",
     "certainly_allowed_pattern",
+    "chromium_sandbox",
     "consent_permits",
+    "endpoint_allowed",
     "host_allowed",
     "host_of",
     "required_permission",
+    "sign_in_fills",
 ]

@@ -33,7 +33,15 @@ which judges by the recorded progress, never mistakes a started commit for one
 that cannot have happened.
 
 Secret values live only in the rendered step handed to the browser: audit,
-step rows, logs and prompts get the unrendered step (placeholders).
+step rows, logs and prompts get placeholders. A step's record names the
+command that ran (the planner's, when it re-planned the step; the audit event
+also names the workflow's as ``recorded``), its target with the parameters in.
+A recorded step types a secret into the field its selector names; the planner
+only into a password or ``data-secret`` field. Every capture masks the fields
+that hold a vault value and is refused when the page's text shows one (a
+sign-in name excepted, see :func:`~agentd.browser.sign_in_fills`): audited as
+``OPERATION_CAPTURE_REFUSED``, the operation fails with reason
+``secret_visible`` before the next step changes the page.
 """
 
 from __future__ import annotations
@@ -54,17 +62,27 @@ from agentd.browser import (
     COMMITTING_ACTIONS,
     PASSIVE_ACTIONS,
     READ_ACTIONS,
+    CaptureRefused,
     Permission,
     StepFailed,
     StepProblem,
     consent_permits,
     host_allowed,
     required_permission,
+    sign_in_fills,
 )
 from agentd.browser.playwright_browser import BrowserSession, PlaywrightBrowser
 from agentd.core.audit import AuditEvent, AuditEventType
 from agentd.errors import AgentdError, Conflict, ExternalError, VaultError
-from agentd.kb import ALLOWED_ACTIONS, Action, KnowledgeBase, Step, Workflow, placeholders
+from agentd.kb import (
+    ALLOWED_ACTIONS,
+    Action,
+    KnowledgeBase,
+    Step,
+    Workflow,
+    bind_account,
+    placeholders,
+)
 from agentd.llm import AnthropicModel, ModelAnswerInvalid, ModelRefused, PlannedCommand, redact
 from agentd.ops_config import BrowserSettings
 from agentd.store import gate_sql, ops_sql
@@ -78,7 +96,16 @@ OPERATION_STARTED = "OPERATION_STARTED"
 OPERATION_COMPLETED = "OPERATION_COMPLETED"
 OPERATION_FAILED = "OPERATION_FAILED"
 OPERATION_CANCELLED = "OPERATION_CANCELLED"
+OPERATION_CAPTURE_REFUSED = "OPERATION_CAPTURE_REFUSED"
 REPLANNABLE = frozenset({StepProblem.NOT_FOUND, StepProblem.BAD_SELECTOR})
+# An operation's end reason for a failed step, by the step's problem.
+_REASONS = {
+    StepProblem.REFUSED: "refused_command",
+    StepProblem.HOST_NOT_ALLOWED: "host_not_allowed",
+    StepProblem.SECRET_VISIBLE: "secret_visible",
+}
+# A step record's key for the workflow's command when another ran (audited, not a column).
+_RECORDED = "recorded"
 # How long a step's record may wait to share a transaction with the next ones.
 RECORD_LINGER_S = 0.25
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -165,6 +192,7 @@ class _Run:
     attempt: int
     folder: Path
     workflow: Workflow | None = None
+    params: dict[str, str] = field(default_factory=dict)  # the account bound (see bind_account)
     session: BrowserSession | None = None
     secrets: dict[str, SecretValue] = field(default_factory=dict)
     results: dict[str, str] = field(default_factory=dict)
@@ -179,6 +207,11 @@ class _Run:
     tasks: TaskGroup | None = None  # where captures are taken and files written
     needs: Permission = Permission.WRITE
     shots: int = 0
+    off_list: dict[str, Any] | None = None  # the step that went off the host allowlist
+    refused_hosts: list[str] = field(default_factory=list)  # hosts the browser was kept from
+    used: Step | None = None  # the command the current step ran (or last tried), target rendered
+    used_by: str = "workflow"  # where it came from: "workflow" or "planner"
+    sign_in: frozenset[int] = frozenset()  # the workflow's sign-in fills (sign_in_fills)
 
 
 class _Journal:
@@ -273,6 +306,8 @@ class BrowserAgent:
             await self._finish(run, end.state, end.reason, end.message)
         except Conflict:
             raise
+        except CaptureRefused as exc:
+            await self._finish(run, "failed", "secret_visible", exc.message)
         except AgentdError as exc:
             await self._finish(run, "failed", "error", exc.message)
         except Exception as exc:
@@ -293,6 +328,14 @@ class BrowserAgent:
         except AgentdError as exc:
             raise OperationEnded("failed", "workflow", exc.message) from exc
         run.needs = required_permission(run.workflow.steps)
+        run.sign_in = sign_in_fills(run.workflow.steps)
+        run.params = dict(op.params)
+        try:
+            # Checked when the operation was created; an older one may predate the checks.
+            bind_account(run.params, op.account)
+            run.workflow.check_parameters(run.params)
+        except AgentdError as exc:
+            raise OperationEnded("failed", "invalid_params", exc.message) from exc
         consent = await ops_sql.active_consent(self.store, op.account, op.service, op.workflow)
         shortfall = consent_shortfall(consent, op.workflow, run.needs)
         if shortfall is not None:
@@ -347,6 +390,20 @@ class BrowserAgent:
         except AgentdError as exc:
             failures.append(exc)
 
+    async def _capture_refused(self, run: _Run, exc: CaptureRefused, capture: str) -> None:
+        """Audit a capture refused because the page's text shows a secret (names only)."""
+        event = AuditEvent(
+            OPERATION_CAPTURE_REFUSED,
+            ACTOR,
+            run.op.id,
+            {"capture": capture, "secrets": exc.names, "error": exc.message},
+        )
+        try:
+            with anyio.CancelScope(shield=True):
+                await self.store.append_audit([event], datetime.now(UTC))
+        except AgentdError as failed:
+            logger.error("op {}: cannot audit a refused capture: {}", run.op.id, failed.message)
+
     async def _credentials(self, run: _Run, workflow: Workflow) -> dict[str, SecretValue]:
         """Open the workflow's secrets; or, when one is unavailable, none of them.
 
@@ -396,6 +453,7 @@ class BrowserAgent:
     async def _steps(self, run: _Run, stop: StopSignal) -> None:
         assert run.workflow is not None and run.session is not None
         plain = {n: v.reveal() for n, v in run.secrets.items()}
+        run.session.protect(plain)
         ended: Exception | None = None
         steps = run.workflow.steps
         async with anyio.create_task_group() as tg:
@@ -447,13 +505,14 @@ class BrowserAgent:
         """
         assert run.session is not None
         started = time.perf_counter()
+        run.used, run.used_by = None, "workflow"
         action = template.action
         passive = action in PASSIVE_ACTIONS
         evidence = _Evidence()
         if action in COMMITTING_ACTIONS:
             # The page before it: this boundary's capture, started now if none is under way.
             self._bind(run, evidence, run.fresh or self._capture(run), template.index)
-        source, error, problem = "workflow", None, None
+        error, problem = None, None
         blocked: OperationEnded | None = None
         broke: AgentdError | None = None
         async with anyio.create_task_group() as tg:
@@ -485,7 +544,7 @@ class BrowserAgent:
                 if blocked is None:
                     if passive and stop.reason is not None:
                         raise OperationEnded("cancelled", stop.reason, stop.message)
-                    source = await self._execute(run, template, plain, journal, ready)
+                    await self._execute(run, template, plain, journal, ready)
                     # A step that leaves the page as it is does not wait for the check.
                     await consent.done.wait()
                     if consent.ended is not None:
@@ -500,7 +559,8 @@ class BrowserAgent:
             tg.cancel_scope.cancel()
         if broke is not None:
             raise broke
-        if run.record_error is not None:
+        refused = run.record_error if isinstance(run.record_error, CaptureRefused) else None
+        if run.record_error is not None and refused is None:
             raise run.record_error
         duration = (time.perf_counter() - started) * 1000
         if passive:
@@ -514,14 +574,22 @@ class BrowserAgent:
         if blocked is not None:
             error = blocked.message
         status = "ok" if problem is None and blocked is None else "failed"
-        journal.add(self._step_row(run, template, status, duration, source, error), evidence)
+        row = self._step_row(run, template, status, duration, run.used_by, error, run.used)
+        journal.add(row, evidence)
         if blocked is not None:
             raise blocked
         if problem is not None:
-            reason = "refused_command" if problem.problem is StepProblem.REFUSED else "step_failed"
+            reason = _REASONS.get(problem.problem, "step_failed")
+            if problem.problem is StepProblem.HOST_NOT_ALLOWED:
+                hosts = run.session.refused_hosts()
+                run.off_list = {"step": template.index, "hosts": hosts, "error": error}
             raise OperationEnded(
                 "failed", reason, f"step {template.index} ({template.intent}): {error}"
             )
+        if refused is not None:
+            # The step left the page as it was (it waited or read), but the page's
+            # capture was refused: the operation stops here, the step on record.
+            raise refused
 
     def _capture(
         self, run: _Run, *, scale: float | None = None, final: bool = False
@@ -549,6 +617,9 @@ class BrowserAgent:
                 for before in earlier:
                     await before.captured.wait()
                 capture.data = await session.screenshot(scale=scale)
+            except CaptureRefused as exc:
+                await self._capture_refused(run, exc, "final" if final else "step")
+                capture.error = exc
             except AgentdError as exc:
                 capture.error = exc
                 if final:
@@ -633,17 +704,18 @@ class BrowserAgent:
         plain: Mapping[str, str],
         journal: _Journal,
         ready: Callable[[], Awaitable[None]],
-    ) -> str:
-        """Run one step (re-planned if its selector fails); return its source.
+    ) -> None:
+        """Run one step (re-planned if its selector fails); ``run.used`` is the command it ran.
 
         ``ready`` returns once a step may change the page (see :meth:`_step`).
         """
         assert run.session is not None
-        rendered = self._render(template, run.op.params, plain)
-        self._check(run, template, rendered, "workflow")
+        rendered = self._render(template, run.params, plain)
+        run.used = replace(template, target=rendered.target)
+        self._check(run, run.used, rendered, "workflow")
         try:
-            await self._perform(run, template, rendered, ready)
-            return "workflow"
+            await self._perform(run, template, rendered, ready, any_field=True)
+            return
         except StepFailed as exc:
             if exc.problem not in REPLANNABLE:
                 raise
@@ -653,12 +725,13 @@ class BrowserAgent:
                 ) from exc
             first_error = exc.message
         planned = await self._plan(run, template, plain)
-        rendered = self._render(planned, run.op.params, plain)
-        self._check(run, planned, rendered, "planner")
+        rendered = self._render(planned, run.params, plain)
+        run.used, run.used_by = replace(planned, target=rendered.target), "planner"
+        self._check(run, run.used, rendered, "planner")
         logger.info("op {} step {}: re-planned after {}", run.op.id, template.index, first_error)
         if planned.action in COMMITTING_ACTIONS and template.action not in COMMITTING_ACTIONS:
             # Recovery judges by the workflow's actions: tell it this step may now commit.
-            row = self._step_row(run, planned, "planned", 0.0, "planner", None)
+            row = self._step_row(run, template, "planned", 0.0, "planner", None, run.used)
             journal.add(row, None)
             if run.fresh is None:
                 # A click gets a screenshot of the page before it; ``ready`` waits for it.
@@ -666,8 +739,13 @@ class BrowserAgent:
             await journal.flush()
             if run.record_error is not None:
                 raise run.record_error
-        await self._perform(run, planned, rendered, ready)
-        return "planner"
+        try:
+            # A secret the planner types goes only into a password or data-secret field.
+            await self._perform(run, planned, rendered, ready, any_field=False)
+        except StepFailed as exc:
+            if exc.problem is StepProblem.REFUSED:
+                run.refusals.append((template.index, "planner", exc.message, run.used.target))
+            raise
 
     def _render(self, step: Step, params: Mapping[str, str], plain: Mapping[str, str]) -> Step:
         try:
@@ -676,7 +754,10 @@ class BrowserAgent:
             raise StepFailed(StepProblem.REFUSED, exc.message) from exc
 
     def _check(self, run: _Run, template: Step, rendered: Step, source: str) -> None:
-        """Refuse a command outside the method or host allowlist (audited by the caller)."""
+        """Refuse a command outside the method or host allowlist (audited by the caller).
+
+        ``template`` is the command as it is recorded: placeholders of secrets, not values.
+        """
         assert run.session is not None
         problem = None
         if rendered.action.value not in ALLOWED_ACTIONS:
@@ -690,13 +771,32 @@ class BrowserAgent:
             raise StepFailed(StepProblem.REFUSED, problem)
 
     async def _perform(
-        self, run: _Run, template: Step, rendered: Step, ready: Callable[[], Awaitable[None]]
+        self,
+        run: _Run,
+        template: Step,
+        rendered: Step,
+        ready: Callable[[], Awaitable[None]],
+        *,
+        any_field: bool,
     ) -> None:
+        """Run a rendered command.
+
+        ``any_field``: a secret it types may go into a plain field (a recorded
+        step's, into the field its reviewed selector names); the planner's go
+        only into password or ``data-secret`` fields.
+        """
         assert run.session is not None
-        await run.session.hide_from_trace(bool(placeholders(template.value)[1]))
+        typed = placeholders(template.value)[1]
+        await run.session.hide_from_trace(bool(typed))
         try:
             with anyio.fail_after(self.settings.step_timeout_s * 3 + 5):
-                extracted = await run.session.perform(rendered, ready)
+                extracted = await run.session.perform(
+                    rendered,
+                    ready,
+                    secrets=typed,
+                    secret_field_only=not any_field,
+                    sign_in=any_field and template.index in run.sign_in,
+                )
         except TimeoutError:
             raise StepFailed(StepProblem.TIMEOUT, f"{template.action} did not finish") from None
         if template.result and extracted is not None:
@@ -707,7 +807,11 @@ class BrowserAgent:
         # The model gets a full-size PNG, masked twice over (the page's stylesheet and
         # Playwright's mask). The step failed without touching the page, so this shows
         # what the step saw.
-        png = await run.session.masked_screenshot("png")
+        try:
+            png = await run.session.masked_screenshot("png")
+        except CaptureRefused as exc:
+            await self._capture_refused(run, exc, "planner")
+            raise
         try:
             cmd: PlannedCommand = await self.model.plan_step(
                 intent=template.intent,
@@ -779,14 +883,21 @@ class BrowserAgent:
         duration_ms: float,
         source: str,
         error: str | None,
+        used: Step | None = None,
     ) -> dict[str, Any]:
-        return {
+        """Return a step's record: the command it ran (``used``), else the workflow's.
+
+        When the command is not the workflow's (the planner's), the audit event
+        also names the workflow's (``recorded``); the row holds what ran.
+        """
+        ran = used or template
+        row: dict[str, Any] = {
             "op_id": run.op.id,
             "attempt": run.attempt,
             "idx": template.index,
             "intent": template.intent,
-            "action": template.action.value,
-            "target": template.target,
+            "action": ran.action.value,
+            "target": ran.target,
             "source": source,
             "status": status,
             "error": error,
@@ -795,6 +906,9 @@ class BrowserAgent:
             "duration_ms": duration_ms,
             "at": iso(datetime.now(UTC)),
         }
+        if source != "workflow":
+            row[_RECORDED] = {"action": template.action.value, "target": template.target}
+        return row
 
     async def _write_steps(self, run: _Run, batch: list[_Pending]) -> None:
         """Write queued step records, their progress and lease in one transaction."""
@@ -815,7 +929,9 @@ class BrowserAgent:
 
     async def _insert_steps(self, tx: Any, run: _Run, batch: list[_Pending], now: datetime) -> None:
         op = run.op
-        await ops_sql.insert_steps(tx, [row for row, _, _ in batch])
+        await ops_sql.insert_steps(
+            tx, [{k: v for k, v in row.items() if k != _RECORDED} for row, _, _ in batch]
+        )
         changes: dict[str, Any] = {
             "updated_at": iso(now),
             "lease_until": iso(now + timedelta(seconds=self.settings.lease_s)),
@@ -848,6 +964,7 @@ class BrowserAgent:
         if session is None:
             await self._record_end(run, state, reason, error, saved)
             return
+        run.refused_hosts = session.refused_hosts()
         # The evidence is complete (final screenshot, trace) before the end is recorded;
         # the context closes while it is, and before the end is told.
         failure: Exception | None = None
@@ -857,6 +974,8 @@ class BrowserAgent:
                 if last is not None and last.data:
                     # The page as the steps left it: taken already.
                     tg.start_soon(self._save, run, last.data, 0, saved)
+                elif last is not None and isinstance(last.error, CaptureRefused):
+                    pass  # the page shows a secret: refused (and audited) already
                 else:
                     tg.start_soon(self._final_screenshot, run, session, saved)
                 tg.start_soon(session.save_trace)
@@ -904,6 +1023,8 @@ class BrowserAgent:
             # Refusals of a command that never became a step row.
             self._audit_refusals(tx, op.id, run.refusals)
             run.refusals = []
+            if run.off_list is not None:
+                tx.audit(AuditEvent(AuditEventType.HOST_NOT_ALLOWED, ACTOR, op.id, run.off_list))
             if saved:
                 await ops_sql.insert_steps(
                     tx,
@@ -951,6 +1072,7 @@ class BrowserAgent:
                         "reason": reason,
                         "error": error,
                         "results": sorted(run.results),
+                        "refused_hosts": run.refused_hosts,
                         "screenshot": saved.get("screenshot"),
                         "sha256": saved.get("sha256"),
                     },
@@ -967,5 +1089,8 @@ class BrowserAgent:
             with anyio.fail_after(self.settings.step_timeout_s + 5):
                 shot = await session.screenshot(scale=1.0)
             await self._save(run, shot, 0, saved)
+        except CaptureRefused as exc:
+            await self._capture_refused(run, exc, "final")
+            logger.warning("op {}: no final screenshot: {}", run.op.id, exc.message)
         except (AgentdError, TimeoutError) as exc:
             logger.warning("op {}: no final screenshot: {}", run.op.id, exc)

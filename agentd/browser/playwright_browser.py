@@ -1,19 +1,29 @@
 """Chromium through Playwright's async API: one browser, a fresh context per operation.
 
-Every request a page makes — not only the navigations the agent starts — goes
-through :meth:`BrowserSession._route`, which lets it out only when its host is
-on the account's allowlist. Screenshots mask secret fields (``data-secret``
-elements and password inputs) with a solid colour. A trace per operation is
-kept beside its screenshots; steps that type a secret are left out of it,
-because a trace records the values a ``fill`` typed.
+Every connection a context opens goes through its own
+:class:`~agentd.browser.egress.EgressProxy`, which opens it only to a host on
+the account's allowlist: each hop of a redirect chain, WebSockets, prefetches,
+popups, beacons. The route handler (:meth:`BrowserSession._route`) refuses
+the first request to an off-list host before it reaches the proxy, so such a
+navigation fails with a clear error. A step that leaves the page on an
+off-list host fails (``HOST_NOT_ALLOWED``), and a ``fill`` first checks the
+host of the document it types into. Screenshots mask secret fields
+(``data-secret`` elements, password inputs, and every field a vault value was
+typed into or shows) with a solid colour, and a capture of a page whose text
+shows a credential is refused (:meth:`BrowserSession.protect` says which
+values). A trace per operation is kept beside its screenshots; steps that type
+a secret are left out of it, because a trace records the values a ``fill``
+typed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import json
+import os
 import re
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urljoin, urlsplit
@@ -24,6 +34,7 @@ from playwright.async_api import (
     BrowserContext,
     CDPSession,
     Dialog,
+    Locator,
     Page,
     Playwright,
     Request,
@@ -36,13 +47,18 @@ from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 from agentd.browser import (
     PASSIVE_ACTIONS,
+    CaptureRefused,
     StepFailed,
     StepProblem,
     certainly_allowed_pattern,
+    chromium_sandbox,
     host_allowed,
+    host_of,
 )
-from agentd.errors import ExternalError
-from agentd.kb import Action, Step
+from agentd.browser.egress import EgressProxy
+from agentd.errors import ConfigInvalid, ExternalError
+from agentd.kb import Action, Step, frame_parts
+from agentd.llm import redact
 from agentd.ops_config import BrowserSettings
 
 CHROMIUM_ARGS = (
@@ -52,7 +68,17 @@ CHROMIUM_ARGS = (
     "--disable-sync",
     "--no-first-run",
 )
-SECRET_SELECTOR = '[data-secret="true"], input[type="password"]'
+# Ways out that would not go through a context's proxy: the browser resolving
+# host names itself (a DNS prefetch names a host to whoever answers for its
+# domain; through SOCKS5 the proxy resolves them), and WebRTC over UDP.
+CONFINED_ARGS = (
+    "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
+    "--webrtc-ip-handling-policy=disable_non_proxied_udp",
+    "--disable-quic",
+)
+# Set by the agent on a field a vault value was typed into or shows: masked like a secret field.
+TYPED_MARK = "data-agentd-secret"
+SECRET_SELECTOR = f'[data-secret="true"], input[type="password"], [{TYPED_MARK}]'
 MASK_COLOR = "#FF00FF"
 # Installed in every page before its own scripts run, so each capture is masked
 # without a per-screenshot round trip: secret fields become solid blocks.
@@ -61,8 +87,10 @@ MASK_STYLE = (
     f" border-color: {MASK_COLOR} !important; color: transparent !important;"
     " -webkit-text-fill-color: transparent !important; text-shadow: none !important;"
     " caret-color: transparent !important; }"
-    ' [data-secret="true"]::placeholder, input[type="password"]::placeholder'
-    " { color: transparent !important; }"
+    f' [data-secret="true"]::placeholder, input[type="password"]::placeholder,'
+    f" [{TYPED_MARK}]::placeholder,"
+    f' [data-secret="true"] *, [{TYPED_MARK}] * {{ color: transparent !important;'
+    " -webkit-text-fill-color: transparent !important; text-shadow: none !important; }"
 )
 MASK_SCRIPT = f"""(() => {{
   const install = () => {{
@@ -75,12 +103,50 @@ MASK_SCRIPT = f"""(() => {{
   else document.addEventListener('DOMContentLoaded', install, {{ once: true }});
 }})();"""
 # A form field's value or an element's text; null for a secret field.
-EXTRACT_SCRIPT = """el => {
-  const secret = el.getAttribute('data-secret') === 'true';
+EXTRACT_SCRIPT = f"""el => {{
+  const secret = el.getAttribute('data-secret') === 'true' || el.hasAttribute('{TYPED_MARK}');
   if (secret || (el.tagName === 'INPUT' && el.type === 'password')) return null;
   if (['INPUT', 'TEXTAREA', 'SELECT'].includes(el.tagName)) return el.value;
   return el.innerText.trim();
-}"""
+}}"""
+# Before a fill that types a secret: find the field Playwright will fill (a label's
+# control for a label), tell whether it is a secret field, and mark it (masked from
+# now on) when it is one or when ``anyField`` lets a secret go into any field.
+SECRET_FIELD_SCRIPT = f"""(el, anyField) => {{
+  let field = el;
+  if (!field.matches('input, textarea, select') && !field.isContentEditable) {{
+    const label = field.closest('label');
+    if (label && label.control) field = label.control;
+  }}
+  const secret = (field.tagName === 'INPUT' && field.type === 'password')
+    || field.closest('[data-secret="true"]') !== null;
+  if (secret || anyField) field.setAttribute('{TYPED_MARK}', '');
+  return secret;
+}}"""
+# Before a capture, in one round trip: the text the page shows outside masked
+# elements, and the values of the form fields not masked yet (``[index, value]``),
+# as one JSON text (Playwright passes a string back ten times faster than arrays).
+PAGE_TEXT_SCRIPT = f"""() => {{
+  const masked = '{SECRET_SELECTOR}';
+  const root = document.body || document.documentElement;
+  if (!root) return JSON.stringify({{ text: '', fields: [] }});
+  const hidden = new Set(['SCRIPT', 'STYLE', 'NOSCRIPT', 'TEMPLATE']);
+  const parts = [];
+  const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {{
+    const el = node.parentElement;
+    if (el && !hidden.has(el.tagName) && el.closest(masked) === null) parts.push(node.data);
+  }}
+  const fields = [];
+  document.querySelectorAll('input, textarea, select').forEach((el, i) => {{
+    if (el.value && !el.matches(masked)) fields.push([i, el.value]);
+  }});
+  return JSON.stringify({{ text: parts.join(''), fields }});
+}}"""
+MARK_FIELDS_SCRIPT = f"""(indexes) => {{
+  const all = document.querySelectorAll('input, textarea, select');
+  for (const i of indexes) if (all[i]) all[i].setAttribute('{TYPED_MARK}', '');
+}}"""
 JPEG_QUALITY = 60
 CAPTURE_ATTEMPTS = 3
 SELECTOR_ACTIONS = frozenset(
@@ -110,11 +176,31 @@ class PlaywrightBrowser:
         self._browser: Browser | None = None
         self._lock = asyncio.Lock()
 
+    def describe(self) -> dict[str, Any]:
+        """Return the browser's state for ``status``: its binary, whether it runs, and
+        whether it runs (or will run, once launched) in its sandbox, and why."""
+        running = self._browser is not None and self._browser.is_connected()
+        out: dict[str, Any] = {
+            "executable": str(self.settings.executable_path),
+            "running": running,
+        }
+        try:
+            choice = chromium_sandbox(self.settings.sandbox, os.geteuid())
+        except ConfigInvalid as exc:
+            out.update(sandbox=None, sandbox_reason=exc.message)
+        else:
+            out.update(sandbox=choice.enabled, sandbox_reason=choice.reason)
+        return out
+
     async def _ensure(self) -> Browser:
         async with self._lock:
             if self._browser is not None and self._browser.is_connected():
                 return self._browser
             path = self.settings.executable_path
+            try:
+                sandbox = chromium_sandbox(self.settings.sandbox, os.geteuid())
+            except ConfigInvalid as exc:
+                raise ExternalError(exc.message, details=exc.details) from exc
             if not path.is_file():
                 raise ExternalError(
                     f"Chromium not found at {path}; install it (apt install chromium) or set "
@@ -127,8 +213,8 @@ class PlaywrightBrowser:
                 self._browser = await self._playwright.chromium.launch(
                     executable_path=str(path),
                     headless=self.settings.headless,
-                    chromium_sandbox=False,
-                    args=list(CHROMIUM_ARGS),
+                    chromium_sandbox=sandbox.enabled,
+                    args=[*CHROMIUM_ARGS, *CONFINED_ARGS],
                 )
             except PlaywrightError as exc:
                 raise ExternalError(f"cannot launch Chromium at {path}: {exc.message}") from exc
@@ -150,14 +236,22 @@ class PlaywrightBrowser:
         """
         browser = await self._ensure()
         settings = settings or self.settings
+        proxy = EgressProxy(allowed_hosts)
+        try:
+            await proxy.start()
+        except OSError as exc:
+            raise ExternalError(f"cannot open the browser's proxy: {exc}") from exc
         try:
             context = await browser.new_context(
                 viewport={"width": settings.viewport_width, "height": settings.viewport_height},
                 service_workers="block",  # a worker's fetches would bypass route interception
+                # Loopback too: Chromium would otherwise connect to it directly.
+                proxy={"server": proxy.server, "bypass": "<-loopback>"},
             )
         except PlaywrightError as exc:
+            await proxy.close()
             raise ExternalError(f"cannot open a browser context: {exc.message}") from exc
-        session = BrowserSession(context, allowed_hosts, folder, settings, base_url)
+        session = BrowserSession(context, allowed_hosts, folder, settings, base_url, proxy)
         await session.open()
         return session
 
@@ -184,14 +278,20 @@ class BrowserSession:
         folder: Path,
         settings: BrowserSettings,
         base_url: str,
+        proxy: EgressProxy | None = None,
     ) -> None:
         self.context = context
+        self.proxy = proxy
         self.allowed_hosts = tuple(allowed_hosts)
         self.folder = folder
         self.settings = settings
         self.base_url = base_url.rstrip("/")
         self.timeout_ms = settings.step_timeout_s * 1000
-        self.blocked: list[str] = []
+        self.blocked: list[str] = []  # hosts of requests the route handler refused
+        # Hosts off the allowlist the page's main frame set out for (each hop of a
+        # redirect chain is a request of its own); ``_left_seen`` of them reported.
+        self.left_for: list[str] = []
+        self._left_seen = 0
         self._page: Page | None = None
         self._armed: tuple[str, asyncio.Future[None]] | None = None
         self._dialog_problem: str | None = None
@@ -200,6 +300,8 @@ class BrowserSession:
         self._cdp: CDPSession | None = None
         self._closed = False
         self._trace_started = False
+        self._vault: dict[str, str] = {}  # name: value of every vault value the run holds
+        self._shown: set[str] = set()  # sign-in names (see perform)
 
     @property
     def page(self) -> Page:
@@ -220,6 +322,7 @@ class BrowserSession:
         )
         self._page = await self.context.new_page()
         self._page.on("dialog", self._on_dialog)
+        self._page.on("request", self._on_request)
         self._cdp = await self.context.new_cdp_session(self._page)
 
     async def _start_trace(self) -> None:
@@ -234,9 +337,39 @@ class BrowserSession:
         if host_allowed(request.url, self.allowed_hosts):
             await route.continue_()
             return
-        self.blocked.append(request.url)
-        logger.warning("blocked a request off the allowlist: {}", request.url)
+        # The host only: a page could put what it wants to send out in the URL.
+        host = _host(request.url)
+        self.blocked.append(host)
+        logger.warning("blocked a request off the allowlist, to {}", host)
         await route.abort("blockedbyclient")
+
+    def refused_hosts(self) -> list[str]:
+        """Return every host (``host:port``) the context was kept from reaching so far."""
+        refused = self.proxy.refused if self.proxy is not None else []
+        return sorted({*self.blocked, *self.left_for, *refused})
+
+    def _on_request(self, request: Request) -> None:
+        if (
+            request.is_navigation_request()
+            and self._page is not None
+            and request.frame == self._page.main_frame
+            and not host_allowed(request.url, self.allowed_hosts)
+        ):
+            self.left_for.append(_host(request.url))
+
+    def _left(self) -> StepFailed | None:
+        """Return the failure for the page setting out off the allowlist since the last one."""
+        hosts = self.left_for[self._left_seen :]
+        if not hosts:
+            url = self.page.url
+            if url.startswith("chrome-error:") or host_allowed(url, self.allowed_hosts):
+                return None
+            hosts = [_host(url)]
+        self._left_seen = len(self.left_for)
+        return StepFailed(
+            StepProblem.HOST_NOT_ALLOWED,
+            f"the page went to {', '.join(dict.fromkeys(hosts))}, off the account's host allowlist",
+        )
 
     async def _on_dialog(self, dialog: Dialog) -> None:
         armed = self._armed
@@ -274,6 +407,7 @@ class BrowserSession:
             params["quality"] = JPEG_QUALITY
         for attempt in range(CAPTURE_ATTEMPTS):
             try:
+                await self._guard()
                 if self._cdp is None:
                     self._cdp = await self.context.new_cdp_session(self.page)
                 if scale < 1:
@@ -295,10 +429,54 @@ class BrowserSession:
                 await asyncio.sleep(0.02 * (attempt + 1))
         return await self.masked_screenshot(kind)
 
-    async def masked_screenshot(self, kind: Literal["png", "jpeg"] = "png") -> bytes:
-        """Return a screenshot through Playwright with its ``mask`` over secret fields."""
+    def protect(self, secrets: Mapping[str, str]) -> None:
+        """Name the vault values this session's captures must not show.
+
+        Before every capture (:meth:`screenshot`, :meth:`masked_screenshot`), one
+        script reads the page: a form field whose value holds any of them is
+        masked from then on, and a capture of a page whose text (outside masked
+        elements) shows one is refused with :class:`CaptureRefused` — except a
+        sign-in name, a value the workflow's sign-in typed into a plain field
+        (sites show who is signed in).
+        """
+        self._vault = {name: value for name, value in secrets.items() if value}
+
+    async def _guard(self) -> None:
+        """Mask the fields that hold a vault value; refuse a page whose text shows one.
+
+        :raises CaptureRefused: the page's text shows a credential.
+        :raises PlaywrightError: the page could not be read (a navigation in flight).
+        """
+        if not self._vault:
+            return
         page = self.page
         try:
+            found = json.loads(await page.evaluate(PAGE_TEXT_SCRIPT))
+            text, fields = str(found["text"]), [(int(i), str(v)) for i, v in found["fields"]]
+        except (TypeError, KeyError, ValueError) as exc:
+            raise ExternalError("cannot read the page to check it for secrets") from exc
+        values = tuple(self._vault.values())
+        holding = [i for i, v in fields if any(s in v for s in values)]
+        if holding:
+            await page.evaluate(MARK_FIELDS_SCRIPT, holding)
+        hidden = {n: v for n, v in self._vault.items() if n not in self._shown}
+        visible = sorted(n for n, v in hidden.items() if v in text)
+        if visible:
+            raise CaptureRefused(
+                f"refusing to capture {redact(page.url, hidden.values())}: the page's text "
+                f"shows the secret {', '.join(visible)}",
+                names=visible,
+            )
+
+    async def masked_screenshot(self, kind: Literal["png", "jpeg"] = "png") -> bytes:
+        """Return a screenshot through Playwright with its ``mask`` over secret fields.
+
+        :raises CaptureRefused: the page's text shows a credential (see :meth:`protect`).
+        :raises ExternalError: the page could not be checked or captured.
+        """
+        page = self.page
+        try:
+            await self._guard()
             return await page.screenshot(
                 type=kind,
                 quality=JPEG_QUALITY if kind == "jpeg" else None,
@@ -361,6 +539,9 @@ class BrowserSession:
             await self.context.close()
         except PlaywrightError as exc:
             logger.warning("closing a browser context failed: {}", exc.message)
+        finally:
+            if self.proxy is not None:
+                await self.proxy.close()
 
     def url(self) -> str:
         """Return the page's current URL."""
@@ -394,7 +575,13 @@ class BrowserSession:
         return urljoin(self.base_url + "/", target.lstrip("/"))
 
     async def perform(
-        self, step: Step, ready: Callable[[], Awaitable[None]] | None = None
+        self,
+        step: Step,
+        ready: Callable[[], Awaitable[None]] | None = None,
+        *,
+        secrets: Sequence[str] = (),
+        secret_field_only: bool = True,
+        sign_in: bool = False,
     ) -> str | None:
         """Carry out one rendered step; return the extracted value for ``extract``.
 
@@ -402,10 +589,22 @@ class BrowserSession:
         click, once Playwright's actionability checks have passed; the click
         then acts without repeating them). What it raises is raised as is.
 
+        ``secrets`` names the vault values a ``fill`` types (see :meth:`protect`).
+        Such a fill goes into a password field or one marked ``data-secret``;
+        with ``secret_field_only`` False (a recorded workflow's own step) it may
+        go into a plain field too, and with ``sign_in`` (the workflow's sign-in,
+        see :func:`~agentd.browser.sign_in_fills`) the values it types there
+        become sign-in names. Either way the field is masked before anything is
+        typed into it.
+
         :raises StepFailed: the step did not do what it should (``problem`` says how).
         """
         armed_before = self._armed
+        if left := self._left():
+            raise left  # since the previous step ended
         try:
+            if secrets and step.action is Action.FILL:
+                await self._secret_field(step.target, secrets, secret_field_only, sign_in)
             extracted = await self._perform(step, ready or _at_once)
             if step.expect and step.action is not Action.EXPECT_TEXT:
                 await expect(self.page.locator("body")).to_contain_text(
@@ -413,15 +612,19 @@ class BrowserSession:
                 )
             if armed_before is not None and step.action is not Action.ACCEPT_DIALOG:
                 await self._await_dialog(armed_before)
-        except StepFailed:
+        except StepFailed as exc:
+            if left := self._left():
+                raise left from exc
             raise
         except AssertionError as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else "assertion failed"
-            raise StepFailed(StepProblem.EXPECTATION, first) from exc
+            raise self._left() or StepFailed(StepProblem.EXPECTATION, first) from exc
         except PlaywrightTimeout as exc:
-            raise await self._timeout_problem(step) from exc
+            raise self._left() or await self._timeout_problem(step) from exc
         except PlaywrightError as exc:
-            raise self._error_problem(step, exc) from exc
+            raise self._left() or self._error_problem(step, exc) from exc
+        if left := self._left():
+            raise left
         if self._dialog_problem:
             problem, self._dialog_problem = self._dialog_problem, None
             raise StepFailed(StepProblem.DIALOG, problem)
@@ -438,9 +641,19 @@ class BrowserSession:
                 f"within {self.settings.step_timeout_s:g}s",
             ) from None
 
+    def _locate(self, target: str) -> Locator:
+        """Return the element a step's selector names (entering its iframes, if any)."""
+        frames, inner = frame_parts(target)
+        if not frames:
+            return self.page.locator(inner)
+        scope = self.page.frame_locator(frames[0])
+        for frame in frames[1:]:
+            scope = scope.frame_locator(frame)
+        return scope.locator(inner)
+
     async def _perform(self, s: Step, ready: Callable[[], Awaitable[None]]) -> str | None:
         page = self.page
-        locator = page.locator(s.target)
+        locator = self._locate(s.target)
         if s.action is Action.CLICK:
             # Checked while the caller gets ready (its screenshot), then clicked as checked.
             await locator.click(trial=True)
@@ -456,6 +669,15 @@ class BrowserSession:
                     status = response.status if response else "no response"
                     raise StepFailed(StepProblem.NAVIGATION, f"goto {s.target} answered {status}")
             case Action.FILL:
+                # Typed only into a document from an allowed host, checked just before.
+                where = await locator.evaluate("el => el.ownerDocument.location.href")
+                left = self._left()
+                if left or not host_allowed(str(where), self.allowed_hosts):
+                    raise left or StepFailed(
+                        StepProblem.HOST_NOT_ALLOWED,
+                        f"refusing to type into a page from {_host(str(where))}, "
+                        "off the account's host allowlist",
+                    )
                 await locator.fill(s.value or "")
             case Action.SELECT_OPTION:
                 await locator.select_option(s.value or "")
@@ -475,9 +697,24 @@ class BrowserSession:
                 self._armed = (s.target, asyncio.get_running_loop().create_future())
         return None
 
+    async def _secret_field(
+        self, target: str, names: Sequence[str], only: bool, sign_in: bool
+    ) -> None:
+        secret = await self._locate(target).evaluate(SECRET_FIELD_SCRIPT, not only)
+        if secret:
+            return
+        if only:
+            raise StepFailed(
+                StepProblem.REFUSED,
+                f"refusing to type the secret {', '.join(names)} into {target}: it is "
+                "neither a password field nor marked data-secret",
+            )
+        if sign_in:
+            self._shown.update(names)
+
     async def _extract(self, target: str) -> str:
         # One round trip: the locator waits for the element, the script reads it.
-        found = await self.page.locator(target).evaluate(EXTRACT_SCRIPT)
+        found = await self._locate(target).evaluate(EXTRACT_SCRIPT)
         if found is None:
             # Secrets are shown once for a person; an agent never reads them back.
             raise StepFailed(
@@ -489,7 +726,7 @@ class BrowserSession:
         limit = f"{self.settings.step_timeout_s:g}s"
         if s.action in SELECTOR_ACTIONS:
             try:
-                count = await self.page.locator(s.target).count()
+                count = await self._locate(s.target).count()
             except PlaywrightError:
                 count = -1
             if count == 0:
@@ -503,7 +740,7 @@ class BrowserSession:
         message = exc.message.strip().splitlines()[0] if exc.message else str(exc)
         if "ERR_BLOCKED_BY_CLIENT" in message:
             return StepFailed(
-                StepProblem.NAVIGATION,
+                StepProblem.HOST_NOT_ALLOWED,
                 f"{s.action} {s.target}: the host is not on the account's allowlist",
             )
         if s.action in SELECTOR_ACTIONS and ("selector" in message.lower()):
@@ -511,3 +748,11 @@ class BrowserSession:
         if "net::" in message or s.action is Action.GOTO:
             return StepFailed(StepProblem.NAVIGATION, f"{s.action} {s.target} failed: {message}")
         return StepFailed(StepProblem.TIMEOUT, f"{s.action} {s.target} failed: {message}")
+
+
+def _host(url: str) -> str:
+    """Return a URL's ``host[:port]`` for a message or a log (never its path or query)."""
+    try:
+        return host_of(url) or urlsplit(url).scheme + ":"
+    except ValueError:
+        return urlsplit(url).scheme + ":"

@@ -210,7 +210,30 @@ async def intents_list(ctx: CommandContext) -> dict[str, Any]:
     rows = await gate_sql.list_intents(
         ctx.app.store, status=status, tenant=ctx.args.get("tenant"), limit=ctx.limit(most=100_000)
     )
-    return {"intents": [r.to_dict(with_trace=False) for r in rows]}
+    out = [r.to_dict(with_trace=False) for r in rows]
+    await _with_executions(ctx, out)
+    return {"intents": out}
+
+
+async def _with_executions(ctx: CommandContext, intents: list[dict[str, Any]]) -> None:
+    """Add each approved intent's execution (state, reason, detail): ``None`` before it has one.
+
+    An approved intent whose execution was refused or failed says so where it is listed.
+    """
+    ids = [i["intent_id"] for i in intents if i.get("status") == "approved"]
+    found: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        rows = await ctx.app.store.read_all(
+            "SELECT intent_id, id, state, reason, detail FROM executions WHERE kind = 'change' "
+            f"AND intent_id IN ({','.join('?' * len(chunk))}) ORDER BY created_at",
+            chunk,
+        )
+        for r in rows:
+            found[r[0]] = {"id": r[1], "state": r[2], "reason": r[3], "detail": r[4]}
+    for intent in intents:
+        if intent.get("status") == "approved":
+            intent["execution"] = found.get(intent["intent_id"])
 
 
 @command("intents.show", summary="Show one intent with its decision trace.")
@@ -227,6 +250,7 @@ async def intents_show(ctx: CommandContext) -> dict[str, Any]:
         (intent_id,),
     )
     out["handoff"] = None if queued is None else {"enqueued_at": queued[0], "state": queued[1]}
+    await _with_executions(ctx, [out])
     return out
 
 

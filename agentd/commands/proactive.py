@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import Any
 
 from agentd.commands.registry import Access, CommandContext, command
@@ -37,6 +37,7 @@ async def interactions_import(ctx: CommandContext) -> dict[str, Any]:
         fmt=fmt,
         skip_bad=bool(ctx.args.get("skip_bad")),
         actor=ctx.actor,
+        clock=loop.clock,
     )
     return report.to_dict()
 
@@ -101,7 +102,7 @@ async def task_run(ctx: CommandContext) -> dict[str, Any]:
 async def digest(ctx: CommandContext) -> dict[str, Any]:
     """Return a day's digest path, and its content with show."""
     loop = _loop(ctx)
-    day = parse_day(ctx.optional_text("date"), datetime.now(UTC).date())
+    day = parse_day(ctx.optional_text("date"), loop.clock().astimezone(UTC).date())
     return await loop.digest.find(day, content=bool(ctx.args.get("show")))
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import grp
 import os
 import pwd
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import IntEnum
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from loguru import logger
 
 from agentd.core.audit import AuditEvent, AuditEventType
+from agentd.core.bursts import BurstTally
 from agentd.errors import (
     AgentdError,
     BadRequest,
@@ -209,19 +211,31 @@ def command(
 
 
 class Dispatcher:
-    """Run commands for peers: access check, errors, refusals audited."""
+    """Run commands for peers: access check, errors, refusals audited.
 
-    def __init__(self, app: App, policy: AccessPolicy) -> None:
+    A user's first refusal is logged and audited at once; further refusals
+    of the same uid within ``refusal_interval_s`` are only counted, and
+    :meth:`flush_refusals` writes them as one ``ACCESS_REFUSED`` record with
+    the count (a flood of refused requests must not fill the disk).
+    """
+
+    def __init__(self, app: App, policy: AccessPolicy, refusal_interval_s: float = 60.0) -> None:
         self.app = app
         self.policy = policy
+        self.refusals = BurstTally(refusal_interval_s)
 
     async def refuse(self, peer: Peer, what: str, reason: str) -> PermissionDenied:
-        """Log and audit a refusal; return the error to send."""
-        logger.warning(
-            "refused {} for {} (uid {}, pid {}): {}", what, peer.user, peer.uid, peer.pid, reason
-        )
-        try:
-            await self.app.audit(
+        """Log and audit a refusal (or count it, in a flood); return the error to send."""
+        if self.refusals.note(peer.uid, peer.user, f"{what}: {reason}", time.monotonic()):
+            logger.warning(
+                "refused {} for {} (uid {}, pid {}): {}",
+                what,
+                peer.user,
+                peer.uid,
+                peer.pid,
+                reason,
+            )
+            await self._audit_refusals(
                 AuditEvent(
                     AuditEventType.ACCESS_REFUSED,
                     actor=peer.user,
@@ -229,9 +243,46 @@ class Dispatcher:
                     data={"uid": peer.uid, "pid": peer.pid, "reason": reason},
                 )
             )
+        return PermissionDenied(f"{peer.user} (uid {peer.uid}) may not {what}: {reason}")
+
+    async def flush_refusals(self, *, everything: bool = False) -> int:
+        """Audit the refusals counted in intervals that ended (``everything``: all of them).
+
+        Returns how many refusals the records written stand for.
+        """
+        now = time.monotonic()
+        bursts = self.refusals.drain(now) if everything else self.refusals.due(now)
+        events = []
+        for burst in bursts:
+            logger.warning(
+                "refused {} more requests of {} (uid {}) in the last {:.0f} s",
+                burst.count,
+                burst.label,
+                burst.key,
+                burst.seconds,
+            )
+            events.append(
+                AuditEvent(
+                    AuditEventType.ACCESS_REFUSED,
+                    actor=burst.label,
+                    subject="repeated refusals",
+                    data={
+                        "uid": burst.key,
+                        "count": burst.count,
+                        "seconds": burst.seconds,
+                        "refused": burst.what,
+                    },
+                )
+            )
+        if events:
+            await self._audit_refusals(*events)
+        return sum(b.count for b in bursts)
+
+    async def _audit_refusals(self, *events: AuditEvent) -> None:
+        try:
+            await self.app.audit(*events)
         except AgentdError as exc:  # refusing must not depend on the store
             logger.error("could not audit a refusal: {}", exc)
-        return PermissionDenied(f"{peer.user} (uid {peer.uid}) may not {what}: {reason}")
 
     async def dispatch(
         self,

@@ -23,6 +23,8 @@ async def status(ctx: CommandContext) -> dict[str, Any]:
     app = ctx.app
     info = await app.store.info()
     settings = app.settings
+    store = app.store
+    last_error = store.last_write_error
     result: dict[str, Any] = {
         "version": __version__,
         "pid": os.getpid(),
@@ -36,12 +38,23 @@ async def status(ctx: CommandContext) -> dict[str, Any]:
             "location": info.location,
             "synchronous": info.synchronous,
             "journal_mode": info.journal_mode,
+            "write_errors": store.write_errors,
+            "last_write_error": (
+                None
+                if last_error is None
+                else {"at": last_error[0].isoformat(timespec="seconds"), "error": last_error[1]}
+            ),
+            "writes_refused": store.corrupt is not None,
+            "integrity": app.integrity,
         },
+        # Empty when all is well; otherwise what needs an operator, one line each.
+        "problems": app.problems(),
         "config_file": str(settings.config_file) if settings.config_file else None,
         "state_dir": str(settings.state_dir),
         "socket_path": str(settings.resolved_socket_path),
         "log_file": str(app.log_file) if app.log_file else None,
         "peer": {"user": ctx.peer.user, "uid": ctx.peer.uid},
         "governance": app.governance.summary(),
+        "browser": app.operations.browser.describe(),
     }
     return result

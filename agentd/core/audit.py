@@ -51,6 +51,7 @@ class AuditEventType(StrEnum):
     OPERATION_FAILED = "OPERATION_FAILED"
     OPERATION_CANCELLED = "OPERATION_CANCELLED"
     OPERATION_REFUSED_COMMAND = "OPERATION_REFUSED_COMMAND"
+    HOST_NOT_ALLOWED = "HOST_NOT_ALLOWED"
     CONSENT_GRANTED = "CONSENT_GRANTED"
     CONSENT_REVOKED = "CONSENT_REVOKED"
     SECRET_SET = "SECRET_SET"
@@ -152,13 +153,19 @@ class ChainVerifier:
     Rows are ``(seq, at, event, actor, subject, data_json, prev_hash, hash)``.
     The first record must link to GENESIS and sequence numbers must be
     consecutive from 1.
+
+    ``written`` is ``(seq, hash)`` of a record the writer knows it wrote (the
+    running daemon's head, kept in memory): the chain must reach it and hold
+    that very record. A database whose tail was cut off and whose last records
+    were rewritten into a consistent chain passes every other check.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, written: tuple[int, str] | None = None) -> None:
         self._prev = GENESIS
         self._seq = 1
         self.count = 0
         self.failure: ChainVerdict | None = None
+        self._written = written if written is not None and written[0] > 0 else None
 
     def feed(self, row: tuple[int, str, str, str, str | None, str, str, str]) -> bool:
         """Check one row; return False once the chain is broken."""
@@ -177,6 +184,15 @@ class ChainVerifier:
             self.failure = ChainVerdict(
                 False, self.count, seq, f"record {seq} was altered (hash mismatch)"
             )
+        elif self._written is not None and seq == self._written[0]:
+            if digest != self._written[1]:
+                self.failure = ChainVerdict(
+                    False,
+                    self.count,
+                    seq,
+                    f"record {seq} in the database (hash {digest[:12]}…) is not the one the "
+                    f"running daemon wrote (hash {self._written[1][:12]}…): it was replaced",
+                )
         if self.failure is not None:
             return False
         self._prev = digest
@@ -188,6 +204,15 @@ class ChainVerifier:
         """Return the verdict; ``head_*`` is the last record the store says it wrote."""
         if self.failure is not None:
             return self.failure
+        if self._written is not None and self._written[0] > self.count:
+            return ChainVerdict(
+                False,
+                self.count,
+                self.count + 1,
+                f"the database ends at record {self.count}, but the running daemon wrote "
+                f"records up to {self._written[0]}: records {self.count + 1}.."
+                f"{self._written[0]} were removed (trail was truncated)",
+            )
         if head_seq is not None and head_seq > self.count:
             return ChainVerdict(
                 False,
@@ -204,9 +229,10 @@ def verify_chain(
     records: Iterable[tuple[int, str, str, str, str | None, str, str, str]],
     head_seq: int | None = None,
     head_hash: str | None = None,
+    written: tuple[int, str] | None = None,
 ) -> ChainVerdict:
     """Check a whole chain given in sequence order (see :class:`ChainVerifier`)."""
-    verifier = ChainVerifier()
+    verifier = ChainVerifier(written)
     for row in records:
         if not verifier.feed(row):
             break

@@ -33,6 +33,10 @@ Edges, precisely:
   window; its rollback rate is rollbacks / successes in the window (the
   denominator for ``min_events`` is the successes).
 
+A trip is ``autonomous`` when any of the events that make its rule trip
+(the failures, rollbacks or critical incidents in its window) came from an
+autonomous action, so the incident it opens is counted as theirs.
+
 A tripped rule does not trip again until :meth:`BreakerMonitor.reset`; for
 ``repeated_command_failures`` each action type trips (and resets) on its own,
 keyed ``"rule:action_type"``. Reset also forgets the rule's window, so the
@@ -301,12 +305,15 @@ class BreakerEvent:
     """Something the breakers watch: an execution's result or an incident.
 
     Execution events need ``action_type``; incidents need ``severity``.
+    ``autonomous``: the execution (for a rollback, the change undone) was
+    approved by policy, or the incident came from such an action.
     """
 
     at: datetime
     kind: BreakerEventKind
     action_type: str | None = None
     severity: str | None = None
+    autonomous: bool = False
 
     def __post_init__(self) -> None:
         if self.at.tzinfo is None or self.at.utcoffset() is None:
@@ -334,6 +341,9 @@ class Trip:
     action_type: str | None
     alert_only: bool
     message: str
+    #: Some of the events that tripped it (failures, rollbacks, critical incidents in
+    #: the window) came from autonomous actions: its incident is theirs too.
+    autonomous: bool = False
 
     @property
     def key(self) -> str:
@@ -342,6 +352,15 @@ class Trip:
             self.rule.name if self.action_type is None else f"{self.rule.name}:{self.action_type}"
         )
 
+
+# The tag whose events make a rule trip (its numerator): whether any of them in the
+# window came from an autonomous action says whether the trip did.
+_CAUSES: Mapping[BreakerMetric, str] = {
+    BreakerMetric.ERROR_RATE: "failed",
+    BreakerMetric.ROLLBACK_RATE: "rolled_back",
+    BreakerMetric.COMMAND_FAILURES: "failed",
+    BreakerMetric.CRITICAL_INCIDENT: "critical",
+}
 
 # Which events feed which metric, and under which tag inside the rule's window.
 _TAGS: Mapping[BreakerMetric, Mapping[BreakerEventKind, str]] = {
@@ -359,29 +378,35 @@ _TAGS: Mapping[BreakerMetric, Mapping[BreakerEventKind, str]] = {
 
 
 class _Window:
-    """Events of one rule (or one rule and action type) in time order, with tag counts."""
+    """Events of one rule (or one rule and action type) in time order, with tag counts
+    (and how many of each tag came from autonomous actions)."""
 
-    __slots__ = ("counts", "events", "span")
+    __slots__ = ("autonomous", "counts", "events", "span")
 
     def __init__(self, span: timedelta) -> None:
         self.span = span
-        self.events: deque[tuple[datetime, str]] = deque()
+        self.events: deque[tuple[datetime, str, bool]] = deque()
         self.counts: dict[str, int] = {}
+        self.autonomous: dict[str, int] = {}
 
     def evict(self, now: datetime) -> None:
         cutoff = now - self.span
         while self.events and self.events[0][0] <= cutoff:
-            _, tag = self.events.popleft()
+            _, tag, autonomous = self.events.popleft()
             self.counts[tag] -= 1
+            if autonomous:
+                self.autonomous[tag] -= 1
 
-    def add(self, at: datetime, tag: str, now: datetime) -> None:
+    def add(self, at: datetime, tag: str, now: datetime, autonomous: bool = False) -> None:
         if at <= now - self.span:
             return  # a late event already outside the window
         index = len(self.events)
         while index > 0 and self.events[index - 1][0] > at:
             index -= 1  # late arrivals are rare and land near the end
-        self.events.insert(index, (at, tag))
+        self.events.insert(index, (at, tag, autonomous))
         self.counts[tag] = self.counts.get(tag, 0) + 1
+        if autonomous:
+            self.autonomous[tag] = self.autonomous.get(tag, 0) + 1
 
     def count(self, tag: str) -> int:
         return self.counts.get(tag, 0)
@@ -483,6 +508,7 @@ class BreakerMonitor:
             action_type=action_type,
             alert_only=rule.alerts_only,
             message=f"{rule.name}: {text}",
+            autonomous=window.autonomous.get(_CAUSES[rule.metric], 0) > 0,
         )
 
     def observe(self, event: BreakerEvent) -> list[Trip]:
@@ -500,7 +526,7 @@ class BreakerMonitor:
             action_type = event.action_type if per_type else None
             window = self._window(rule, action_type)
             window.evict(now)
-            window.add(event.at, tag, now)
+            window.add(event.at, tag, now, event.autonomous)
             trip = self._check(rule, window, action_type, now)
             if trip is not None:
                 trips.append(trip)

@@ -36,6 +36,7 @@ class ChangePlan:
     change: Step
     snapshot: Step | None
     diff: Mapping[str, Any]
+    service: str | None = None  # the browser service its operations run on (None: the default)
 
 
 @dataclass(frozen=True)
@@ -110,6 +111,7 @@ class Executor:
     reversible: bool = False
     # The after snapshot's "stage" is the account's deal stage: agentd keeps it.
     syncs_stage: bool = False
+    like: str | None = None  # the shipped executor it was derived from (a custom one)
 
 
 def bump(name: str) -> Callable[[Mapping[str, Any], ChangePlan], dict[str, Any]]:

@@ -75,7 +75,9 @@ class ExecutionCheckInputs:
     trusted_mode: str
     count_today: int
     consent_present: bool
-    before_snapshot_captured: bool
+    #: True: taken; False: could not be taken; None: not taken yet (it is taken
+    #: right after these checks pass, and the checks run again before the change).
+    before_snapshot_captured: bool | None
     trusted_mode_required: bool = True
     consent_required: bool = True
     daily_limit: int = DEFAULT_DAILY_LIMIT
@@ -242,17 +244,20 @@ def check_execution(inputs: ExecutionCheckInputs) -> ExecutionCheckResult:
     if not consent_ok:
         return done(ExecutionOutcome.WAIT_CONSENT, ExecutionReason.CONSENT_MISSING)
 
+    captured = inputs.before_snapshot_captured
     trace.append(
         CheckTrace(
             "before_snapshot",
-            {"captured": inputs.before_snapshot_captured},
-            "before snapshot captured"
-            if inputs.before_snapshot_captured
-            else "no before snapshot: the change could not be undone",
-            inputs.before_snapshot_captured,
+            {"captured": captured},
+            {
+                True: "before snapshot captured",
+                None: "the before snapshot is taken next",
+                False: "no before snapshot: the change could not be undone",
+            }[captured],
+            captured is not False,
         )
     )
-    if not inputs.before_snapshot_captured:
+    if captured is False:
         return done(ExecutionOutcome.REFUSE, ExecutionReason.NO_BEFORE_SNAPSHOT)
     return done(ExecutionOutcome.PROCEED, ExecutionReason.READY)
 

@@ -32,11 +32,19 @@ types nothing else is mapped to.
 A change without an undo workflow can still be "rolled back" in the sense of
 SPEC §6: the rollback escalates (an incident, a notification, nothing changed
 automatically), because only a person can take back a sent message.
+
+Another back-office: :func:`derive` makes an executor that works like a
+shipped one on that back-office's own workflows (same parameters and results,
+other names) and browser service, e.g. ``product_seo`` on a real store's
+dashboard (``[execution.custom_executors.NAME]``). Every shipped executor but
+``handoff`` can be derived from (:data:`WORKFLOWS` lists the workflows each
+runs); a derived executor is reversible exactly when the one it is like is.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 from types import MappingProxyType
 from typing import Any
@@ -56,6 +64,7 @@ from agentd.core.change import diff_text as _text
 from agentd.core.sales_executors import (
     SALES_DEFAULTS,
     SALES_EXECUTORS,
+    SALES_WORKFLOWS,
     meeting_undo,
     note_undo,
 )
@@ -67,10 +76,12 @@ __all__ = [
     "HANDOFF",
     "MAX_TEXT",
     "REVERSIBLE",
+    "WORKFLOWS",
     "ChangePlan",
     "Executor",
     "IntentView",
     "Step",
+    "derive",
     "executor_for",
     "matches",
     "next_business_day",
@@ -172,7 +183,7 @@ def _seo_finish(plan: ChangePlan, before: Mapping[str, Any]) -> ChangePlan:
     params = dict(plan.change.params)
     for f in SEO_FIELDS:
         params.setdefault(f, str(before.get(f, "")))
-    return ChangePlan(plan.executor, Step(plan.change.workflow, params), plan.snapshot, plan.diff)
+    return replace(plan, change=Step(plan.change.workflow, params))
 
 
 def _seo_read(values: Mapping[str, str]) -> dict[str, Any]:
@@ -285,6 +296,83 @@ DEFAULT_EXECUTORS: Mapping[str, str] = MappingProxyType(
     }
 )
 
+#: The workflows each shipped executor runs (change, snapshot, undo): what
+#: :func:`derive` may rename. Every executor but ``handoff`` (which runs none).
+WORKFLOWS: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {
+        "message": ("send_follow_up_message", "read_account_activity"),
+        "meeting": ("schedule_meeting", "read_account_activity", "cancel_meeting"),
+        "note": ("add_note", "read_account_activity", "delete_note"),
+        "product_seo": ("product_seo_update", "read_product_seo"),
+        "api_key": ("api_key_generation", "api_key_revocation"),
+        **SALES_WORKFLOWS,
+    }
+)
+
+
+def derive(
+    name: str, like: str, workflows: Mapping[str, str], service: str | None = None
+) -> Executor:
+    """Return an executor that works like the shipped ``like`` on other workflows.
+
+    ``workflows`` maps the shipped executor's workflow names to the ones to run
+    instead (those not named keep theirs); they take the same parameters and
+    extract the same results. ``service``: the browser service they run on.
+    The derived executor is reversible exactly when ``like`` is.
+
+    :raises InvalidArgument: ``like`` is not a shipped executor with workflows
+        (``handoff`` has none), or a name in ``workflows`` is not one of its workflows.
+    """
+    base = EXECUTORS.get(like)
+    if base is None or like not in WORKFLOWS:
+        known = ", ".join(sorted(WORKFLOWS))
+        raise InvalidArgument(f"executor {name!r}: like {like!r} is unknown (known: {known})")
+    unknown = sorted(set(workflows) - set(WORKFLOWS[like]))
+    if unknown:
+        raise InvalidArgument(
+            f"executor {name!r}: {', '.join(unknown)} is not a workflow of {like} "
+            f"(its workflows: {', '.join(WORKFLOWS[like])})"
+        )
+
+    def rename(step: Step | None) -> Step | None:
+        if step is None:
+            return None
+        return Step(workflows.get(step.workflow, step.workflow), step.params)
+
+    def plan(intent: IntentView, now: datetime) -> ChangePlan:
+        made = base.plan(intent, now)
+        change = rename(made.change)
+        assert change is not None
+        return replace(
+            made, executor=name, change=change, snapshot=rename(made.snapshot), service=service
+        )
+
+    def undo(
+        plan: ChangePlan,
+        before: Mapping[str, Any],
+        after: Mapping[str, Any],
+        result: Mapping[str, str],
+        hard: bool,
+    ) -> Step | None:
+        return rename(base.undo(plan, before, after, result, hard))
+
+    base_finish = base.finish
+
+    def finish(plan: ChangePlan, before: Mapping[str, Any]) -> ChangePlan:
+        assert base_finish is not None
+        # The finished plan keeps this executor's name and service (its steps are
+        # already renamed: a finish changes parameters, not workflows).
+        return replace(base_finish(plan, before), executor=name, service=service)
+
+    return replace(
+        base,
+        name=name,
+        plan=plan,
+        undo=undo,
+        finish=None if base_finish is None else finish,
+        like=like,
+    )
+
 
 def resolve_executor(
     mapping: Mapping[str, str],
@@ -313,22 +401,35 @@ def executor_for(
     action_type: str,
     domain: str | None,
     change_type: str | None,
+    registry: Mapping[str, Executor] = EXECUTORS,
+    *,
     default: str | None = None,
 ) -> Executor | None:
-    """Return the executor configured for an intent (DOMAIN.change_type first), or None."""
+    """Return the executor configured for an intent (DOMAIN.change_type first), or None.
+
+    ``registry``: every executor by name (the shipped ones and the custom ones,
+    ``ExecutionConfig.registry()``); ``default``: the executor of unmapped types.
+    """
     name, _ = resolve_executor(mapping, action_type, domain, change_type, default)
-    return None if name is None else EXECUTORS[name]
+    return None if name is None else registry[name]
 
 
 def plan_change(
-    mapping: Mapping[str, str], intent: IntentView, now: datetime, default: str | None = None
+    mapping: Mapping[str, str],
+    intent: IntentView,
+    now: datetime,
+    registry: Mapping[str, Executor] = EXECUTORS,
+    *,
+    default: str | None = None,
 ) -> ChangePlan:
     """Return the plan for ``intent`` (``default``: the executor of unmapped types).
 
     :raises InvalidArgument: no executor for it (code ``NO_EXECUTOR`` in details)
         or a bad or missing diff field.
     """
-    executor = executor_for(mapping, intent.action_type, intent.domain, intent.change_type, default)
+    executor = executor_for(
+        mapping, intent.action_type, intent.domain, intent.change_type, registry, default=default
+    )
     if executor is None:
         what = intent.action_type
         if intent.domain and intent.change_type:

@@ -264,6 +264,8 @@ class GatePolicy:
     # executor of the types it leaves out (None: nothing; or "handoff").
     executors: Mapping[str, str] = field(default_factory=lambda: DEFAULT_EXECUTORS, hash=False)
     default_executor: str | None = None
+    # The names of ``[execution.custom_executors]``: known executors besides the shipped ones.
+    custom_executors: frozenset[str] = frozenset()
     # ``[goals] require_alignment``: an autonomous intent serving no active goal waits.
     require_goal_alignment: bool = False
 
@@ -298,7 +300,7 @@ class GatePolicy:
         for tenant, limits in self.tenant_budgets.items():
             _check_budget(limits, f"tenants.{tenant}.budget")
         for key, name in self.executors.items():
-            if name not in EXECUTORS:
+            if name not in EXECUTORS and name not in self.custom_executors:
                 raise _config(f"execution.executors.{key}", f"unknown executor {name!r}", name)
         if not isinstance(self.require_goal_alignment, bool):
             raise _config(

@@ -85,6 +85,11 @@ class Goal:
     name: str
     status: GoalStatus = GoalStatus.ACTIVE
 
+    @property
+    def last_day(self) -> date:
+        """Return the last UTC day the goal covers (``end`` itself is excluded)."""
+        return (self.end - timedelta(microseconds=1)).astimezone(UTC).date()
+
     @classmethod
     def from_spec(cls, goal_id: str, spec: GoalSpec) -> Goal:
         """Return the active goal ``spec`` describes, under ``goal_id``."""

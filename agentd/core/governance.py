@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
+from agentd.core.escape import markdown_text
 from agentd.core.gate import AutonomyLevel
 from agentd.core.metrics import MetricCounts, Rates, escape_label_value
 from agentd.core.readiness import ReadinessReport
@@ -292,8 +293,14 @@ def _pct(value: float | None) -> str:
     return f"{value * 100:.2f}%"
 
 
+class _Markdown(str):
+    """A cell already in Markdown: not escaped."""
+
+    __slots__ = ()
+
+
 def _cell(text: object) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+    return text if isinstance(text, _Markdown) else markdown_text(text)
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[object]], empty: str) -> list[str]:
@@ -308,7 +315,7 @@ def render_report(data: ReportData) -> str:
     """Render the weekly governance report as Markdown (the chart is linked, not embedded)."""
     r, c = data.readiness, data.counts
     verdict = "**ready**" if r.ready else "**not ready**"
-    tripped = ", ".join(data.tripped_now) or "none"
+    tripped = ", ".join(markdown_text(t) for t in data.tripped_now) or "none"
     out = [
         f"# Governance report {data.week}",
         "",
@@ -361,7 +368,11 @@ def render_report(data: ReportData) -> str:
                 ("Success rate", _pct(data.rates.success_rate)),
                 ("Approval rate", _pct(data.rates.approval_rate)),
                 ("Rollback rate", _pct(data.rates.rollback_rate)),
-                ("Error rate", _pct(data.rates.error_rate)),
+                ("Error rate (failed / finished executions)", _pct(data.rates.error_rate)),
+                (
+                    "Intent failure rate (failed executions / intents)",
+                    _pct(data.rates.intent_failure_rate),
+                ),
                 ("Incidents", f"{c.incidents_total} ({incidents or 'none'})"),
                 ("Incidents from autonomous actions", c.incidents_from_autonomous),
                 ("Constraint violations", c.constraint_violations),
@@ -390,7 +401,8 @@ def render_report(data: ReportData) -> str:
         ),
     ]
     if data.paused_action_types:
-        out += ["", "Paused by breakers: " + ", ".join(data.paused_action_types) + "."]
+        paused = ", ".join(markdown_text(t) for t in data.paused_action_types)
+        out += ["", f"Paused by breakers: {paused}."]
     out += ["", "## Readiness", ""]
     for checklist in r.checklists:
         title = checklist.checklist.value.title()
@@ -399,10 +411,10 @@ def render_report(data: ReportData) -> str:
             ("Item", "Weight", "Required", "Met", "Why"),
             [
                 (
-                    f"{i.item.name} (`{i.item.id}`)",
+                    _Markdown(f"{markdown_text(i.item.name)} (`{i.item.id}`)"),
                     i.item.weight,
                     "yes" if i.item.required else "no",
-                    "yes" if i.met else "**no**",
+                    "yes" if i.met else _Markdown("**no**"),
                     i.why,
                 )
                 for i in checklist.items
@@ -413,13 +425,15 @@ def render_report(data: ReportData) -> str:
     out += ["### Blockers", ""]
     out += [f"- `{b}`" for b in r.blockers] or ["_none_"]
     out += ["", "### Recommendations", ""]
-    out += [f"- ({rec.priority}) {rec.text}" for rec in r.recommendations] or ["_none_"]
+    out += [f"- ({rec.priority}) {markdown_text(rec.text)}" for rec in r.recommendations] or [
+        "_none_"
+    ]
     out += ["", "## Scope expansion", ""]
     p = data.proposal
     if p is None:
         out.append(data.proposal_note)
     else:
-        types = ", ".join(p.action_types) or "none"
+        types = ", ".join(markdown_text(t) for t in p.action_types) or "none"
         verb = "Proposed" if p.created else "Still waiting"
         out += [
             f"{verb}: `{p.id}`: level {p.current_level} → {p.target_level}; allowlist additions: "

@@ -1,20 +1,25 @@
-"""Governance metrics: counts, the four rates, and the Prometheus text form.
+"""Governance metrics: counts, the rates, and the Prometheus text form.
 
 Rates (seed 003), each ``None`` when its denominator is zero — "no data", not
 a perfect or a failing score, so a fresh install never reads as 100 % success
-and a readiness check on it never passes by accident:
+and a readiness check on it never passes by accident. Each name has one
+meaning wherever it appears (``agentctl metrics``, the weekly report, the
+metrics file, the circuit breakers):
 
-=================  ==============================================================
-``success_rate``   executions succeeded / (succeeded + failed)
-``approval_rate``  approved / (approved + rejected + expired): of the intents put
-                   before a person, the share approved (an expired approval is a
-                   rejection, SPEC §3.4); auto-executed and blocked intents never
-                   reach a person and are left out
-``rollback_rate``  executions rolled back / executions succeeded
-``error_rate``     executions failed / intents total: failures against all the
-                   work the agent took on (the breaker's error rate differs: it
-                   only sees executions, see :mod:`agentd.core.breakers`)
-=================  ==============================================================
+=======================  ========================================================
+``success_rate``         executions succeeded / (succeeded + failed)
+``approval_rate``        approved / (approved + rejected + expired): of the intents
+                         put before a person, the share approved (an expired
+                         approval is a rejection, SPEC §3.4); auto-executed and
+                         blocked intents never reach a person and are left out
+``rollback_rate``        executions rolled back / executions succeeded
+``error_rate``           executions failed / (succeeded + failed): the share of
+                         finished executions that failed — the ratio the
+                         ``error_rate`` breaker rule watches over its window
+``intent_failure_rate``  executions failed / intents submitted: failures against
+                         all the work the agent took on (blocked, rejected and
+                         waiting intents included)
+=======================  ========================================================
 
 ``executions_succeeded`` counts every execution that completed, including
 those later rolled back (``executions_rolled_back`` is a subset of it). A
@@ -36,8 +41,11 @@ from agentd.errors import InvalidArgument
 PREFIX = "agentd_"
 _LABEL_NAME_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 INCIDENT_SEVERITIES = ("critical", "high", "medium", "low")
-# Labels the metric families use themselves; a caller's label of the same name would clash.
-_RESERVED_LABELS = frozenset({"outcome", "result", "severity", "kind", "state"})
+# Labels the metric families (and the governance gauges) use themselves; a caller's label
+# of the same name would clash.
+_RESERVED_LABELS = frozenset(
+    {"outcome", "result", "severity", "kind", "state", "breaker", "action_type"}
+)
 
 
 @dataclass(frozen=True)
@@ -92,12 +100,13 @@ class MetricCounts:
 
 @dataclass(frozen=True)
 class Rates:
-    """The four governance rates as fractions in [0, 1], ``None`` when undefined."""
+    """The governance rates as fractions in [0, 1], ``None`` when undefined."""
 
     success_rate: float | None
     approval_rate: float | None
     rollback_rate: float | None
     error_rate: float | None
+    intent_failure_rate: float | None
 
 
 def _ratio(numerator: int, denominator: int) -> float | None:
@@ -105,14 +114,15 @@ def _ratio(numerator: int, denominator: int) -> float | None:
 
 
 def compute_rates(counts: MetricCounts) -> Rates:
-    """Compute the four rates (see the module notes for definitions and ``None``)."""
+    """Compute the rates (see the module notes for definitions and ``None``)."""
     finished = counts.executions_succeeded + counts.executions_failed
     reviewed = counts.intents_approved + counts.intents_rejected + counts.intents_expired
     return Rates(
         success_rate=_ratio(counts.executions_succeeded, finished),
         approval_rate=_ratio(counts.intents_approved, reviewed),
         rollback_rate=_ratio(counts.executions_rolled_back, counts.executions_succeeded),
-        error_rate=_ratio(counts.executions_failed, counts.intents_total),
+        error_rate=_ratio(counts.executions_failed, finished),
+        intent_failure_rate=_ratio(counts.executions_failed, counts.intents_total),
     )
 
 
@@ -250,7 +260,12 @@ def render_prometheus(
         ("success_ratio", rates.success_rate, "Executions succeeded / finished."),
         ("approval_ratio", rates.approval_rate, "Intents approved / put before a person."),
         ("rollback_ratio", rates.rollback_rate, "Executions rolled back / succeeded."),
-        ("error_ratio", rates.error_rate, "Executions failed / intents submitted."),
+        ("error_ratio", rates.error_rate, "Executions failed / finished (succeeded + failed)."),
+        (
+            "intent_failure_ratio",
+            rates.intent_failure_rate,
+            "Executions failed / intents submitted.",
+        ),
     ):
         out.family(name, "gauge", help_text, [] if value is None else [({}, value)])
     out.family(

@@ -29,6 +29,7 @@ nothing is changed.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -114,11 +115,8 @@ def _refuse(reason: str, message: str, field: str) -> InvalidArgument:
 
 def _with(plan: ChangePlan, diff: Mapping[str, Any] | None = None, **params: str) -> ChangePlan:
     merged = {**plan.change.params, **params}
-    return ChangePlan(
-        plan.executor,
-        Step(plan.change.workflow, merged),
-        plan.snapshot,
-        plan.diff if diff is None else diff,
+    return replace(
+        plan, change=Step(plan.change.workflow, merged), diff=plan.diff if diff is None else diff
     )
 
 
@@ -219,9 +217,7 @@ def _recipient_finish(plan: ChangePlan, before: Mapping[str, Any]) -> ChangePlan
             )
     else:
         to = str(before.get("contact_email") or "")
-    return ChangePlan(
-        plan.executor, Step(plan.change.workflow, {**params, "to": to}), plan.snapshot, plan.diff
-    )
+    return replace(plan, change=Step(plan.change.workflow, {**params, "to": to}))
 
 
 def _message_read(values: Mapping[str, str]) -> dict[str, Any]:
@@ -306,9 +302,7 @@ def _stage_finish(plan: ChangePlan, before: Mapping[str, Any]) -> ChangePlan:
             "stage",
         )
     params["stage"] = target
-    return ChangePlan(
-        plan.executor, Step(plan.change.workflow, params), plan.snapshot, {"stage": target}
-    )
+    return replace(plan, change=Step(plan.change.workflow, params), diff={"stage": target})
 
 
 def _stage_expected(before: Mapping[str, Any], plan: ChangePlan) -> dict[str, Any]:
@@ -350,9 +344,7 @@ def _fill_from(fields: tuple[str, ...]) -> Any:
         params = dict(plan.change.params)
         for f in fields:
             params.setdefault(f, str(before.get(f, "")))
-        return ChangePlan(
-            plan.executor, Step(plan.change.workflow, params), plan.snapshot, plan.diff
-        )
+        return replace(plan, change=Step(plan.change.workflow, params))
 
     return finish
 
@@ -497,6 +489,17 @@ SALES_EXECUTORS: dict[str, Executor] = {
         note_undo,
         reversible=True,
     ),
+}
+#: The workflows each runs (change, snapshot, undo): what a custom executor may rename.
+SALES_WORKFLOWS: Mapping[str, tuple[str, ...]] = {
+    "quote": ("send_quote", RECORD, "withdraw_quote"),
+    "templated_message": ("send_templated_message", RECORD),
+    "minutes": ("share_meeting_minutes", RECORD),
+    "deal_stage": ("change_deal_stage", RECORD),
+    "qualification": ("record_qualification", RECORD),
+    "account_plan": ("edit_account_plan", RECORD),
+    "escalation": ("escalate_to_manager", RECORD),
+    "briefing": ("add_note", RECORD, "delete_note"),
 }
 #: The shipped mapping of the sales action types.
 SALES_DEFAULTS: Mapping[str, str] = {

@@ -14,6 +14,10 @@ if TYPE_CHECKING:
     from typing import Any
 
 
+class ConfigUnreadable(Exception):
+    """The configuration file named for agentctl is missing or not valid TOML."""
+
+
 class Unreachable(Exception):
     """The daemon could not be reached on the socket."""
 
@@ -35,16 +39,37 @@ def resolve_socket(explicit: str | None, config: str | None = None) -> str:
     if cfg is not None:
         import tomllib  # only when the socket is not given directly
 
+        # A file that cannot be read is named as such: falling back to the
+        # default socket would blame an unreachable daemon instead.
+        origin = "--config" if config else ("AGENTD_CONFIG" if env.get("AGENTD_CONFIG") else "")
+        named = f"configuration file {cfg}" + (f" (from {origin})" if origin else "")
         try:
             with open(cfg, "rb") as fh:
                 data = tomllib.load(fh)
-        except (OSError, tomllib.TOMLDecodeError):
-            data = {}  # the daemon reports a bad file; we just fall back
+        except FileNotFoundError:
+            raise ConfigUnreadable(f"{named} not found") from None
+        except OSError as exc:
+            raise ConfigUnreadable(f"cannot read {named}: {exc.strerror or exc}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigUnreadable(f"{named} is not valid TOML: {exc}") from None
     if isinstance(data.get("socket_path"), str):
         return paths.absolute(data["socket_path"])
     state = env.get("AGENTD_STATE_DIR") or data.get("state_dir")
     state_dir = state if isinstance(state, str) else paths.default_state_dir()
     return paths.default_socket_path(paths.absolute(state_dir))
+
+
+def _refused(path: str) -> str:
+    # connect() on a regular file or a FIFO is refused too: only a socket is stale.
+    import stat
+
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        mode = stat.S_IFSOCK
+    if not stat.S_ISSOCK(mode):
+        return "not a socket (something else is at that path; is the socket path right?)"
+    return "connection refused (stale socket; is agentd running?)"
 
 
 def call(
@@ -74,17 +99,22 @@ def call(
         except FileNotFoundError:
             raise Unreachable(path, "no socket there (is agentd running?)") from None
         except ConnectionRefusedError:
-            raise Unreachable(
-                path, "connection refused (stale socket; is agentd running?)"
-            ) from None
+            raise Unreachable(path, _refused(path)) from None
         except PermissionError:
             raise Unreachable(path, "permission denied (are you in the agentd group?)") from None
         except OSError as exc:
             raise Unreachable(path, exc.strerror or str(exc)) from None
+        sent = False
         try:
             if upload is not None:
                 args = {**(args or {}), "upload": True}
-            sock.sendall(protocol.encode_request(cmd, args))
+            try:
+                sock.sendall(protocol.encode_request(cmd, args))
+                sent = True
+            except (BrokenPipeError, ConnectionResetError):
+                # The daemon answered before reading the request (BUSY, or a
+                # refused peer) and closed: its answer waits to be read below.
+                upload = None
             if upload is not None:
                 try:
                     while chunk := upload.read(1 << 20):
@@ -107,11 +137,19 @@ def call(
                         return msg.get("result")
                     raise from_dict(msg.get("error") or {})
         except TimeoutError:
-            raise Unreachable(path, f"no answer within {timeout:g} s") from None
+            if not sent:
+                raise Unreachable(path, f"no answer within {timeout:g} s") from None
+            # The daemon does not start a request whose client has hung up,
+            # but one it had started runs to its end.
+            raise Unreachable(
+                path,
+                f"no answer within {timeout:g} s; the request was sent and may still "
+                "take effect: check before repeating it",
+            ) from None
         except (BrokenPipeError, ConnectionResetError):
             raise Unreachable(path, "connection reset by the daemon") from None
     finally:
         sock.close()
 
 
-__all__ = ["AgentdError", "Unreachable", "call", "resolve_socket"]
+__all__ = ["AgentdError", "ConfigUnreadable", "Unreachable", "call", "resolve_socket"]

@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import shlex
 
-from agentd.ctl.tree import Command, command_tree, is_file, takes_value
+from agentd.ctl.tree import Command, command_tree, is_file, leading_words, takes_value
 
 SHELLS = ("bash",)
 
@@ -113,6 +113,15 @@ def _positional_kind(action: argparse.Action) -> str:
     return kind + ("..." if action.nargs in ("*", "+", argparse.REMAINDER) else "")
 
 
+def _positional_kinds(action: argparse.Action) -> list[str]:
+    # A word list that starts with a verb (rollback check TOKEN): the verbs
+    # first, then whatever follows (not completed).
+    verbs = leading_words(action)
+    if verbs and action.nargs in ("*", "+"):
+        return ["w:" + ",".join(verbs), "-..."]
+    return [_positional_kind(action)]
+
+
 def _node_branch(cmd: Command) -> str:
     shown = [
         opt
@@ -121,7 +130,7 @@ def _node_branch(cmd: Command) -> str:
         for opt in a.option_strings
     ]
     valued = [opt for a in cmd.all_options() if takes_value(a) for opt in a.option_strings]
-    kinds = [_positional_kind(a) for a in cmd.positionals()]
+    kinds = [kind for a in cmd.positionals() for kind in _positional_kinds(a)]
     label = shlex.quote(cmd.name) if cmd.name else '""'
     return (
         f"    {label})\n"

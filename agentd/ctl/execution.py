@@ -35,6 +35,19 @@ INCIDENT_COLUMNS = ("id", "severity", "status", "kind", "title", "created_at")
 ROLLBACK_TIMEOUT_S = 900.0
 
 
+class _Words(argparse._StoreAction):
+    """A positional word list whose first word may be one of ``verbs``.
+
+    ``rollback TOKEN`` runs while ``rollback check TOKEN`` checks, so the verbs
+    cannot be subparsers; kept on the action, they reach shell completion
+    (:func:`agentd.ctl.tree.leading_words`) from the parser like everything else.
+    """
+
+    def __init__(self, *args: Any, verbs: tuple[str, ...] = (), **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.verbs = verbs
+
+
 def executions_list(s: Session, ns: argparse.Namespace) -> int:
     r = s.call("executions.list", {"status": ns.status, "limit": ns.limit})
     s.out(r, lambda r: render.table(r["executions"], EXE_COLUMNS))
@@ -102,7 +115,8 @@ def rollback_check(s: Session, ns: argparse.Namespace) -> int:
         )
 
     s.out(r, text)
-    return 0
+    # Like test(1): a script can ask "can this be rolled back?" by the status.
+    return 0 if r["available"] else 1
 
 
 def rollback_run(s: Session, ns: argparse.Namespace) -> int:
@@ -241,9 +255,12 @@ def register(add: Adder, sub_parser: Callable[[str, str], Any]) -> None:
         "--reason | rollback tokens).",
         'agentctl rollback rbk_0123 --reason "wrong product"',
     )
+    p.description = f"{p.description} rollback check exits 1 when it cannot be rolled back."
     p.add_argument(
         "words",
         nargs="+",
+        action=_Words,
+        verbs=("check", "extend", "tokens"),
         metavar="ARG",
         help="a rollback token (or an execution id), optionally after check, extend or tokens",
     )
@@ -258,7 +275,12 @@ def register(add: Adder, sub_parser: Callable[[str, str], Any]) -> None:
         'agentctl incidents resolve inc_0123 --note "restored by hand"',
     )
     p.add_argument(
-        "words", nargs="*", metavar="resolve ID | open", help="resolve or report an incident"
+        "words",
+        nargs="*",
+        action=_Words,
+        verbs=("resolve", "open"),
+        metavar="resolve ID | open",
+        help="resolve or report an incident",
     )
     p.add_argument(
         "--severity",

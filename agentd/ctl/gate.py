@@ -107,7 +107,8 @@ def accounts_import(s: Session, ns: argparse.Namespace) -> int:
                 f"imported {r['imported']} accounts from {r['source']} "
                 f"({r['created']} new, {r['updated']} updated, {r['skipped']} skipped)"
             ]
-            + [f"  skipped line {x['line']}: {x['error']}" for x in r["skipped_rows"]]
+            # Each error names its line already ("line 3: ..." or "FILE:3: ...").
+            + [f"  skipped {x['error']}" for x in r["skipped_rows"]]
         ),
     )
     return 0
@@ -179,7 +180,17 @@ def policy_check(s: Session, ns: argparse.Namespace) -> int:
 
 def intents(s: Session, ns: argparse.Namespace) -> int:
     r = s.call("intents.list", {"status": ns.status, "tenant": ns.tenant, "limit": ns.limit})
-    s.out(r, lambda r: render.table(r["intents"], (*INTENT_COLUMNS, "created_at")))
+
+    def human(r: dict[str, Any]) -> str:
+        rows = [
+            {**row, "executed": f"{exe['state']} {exe['reason'] or ''}".strip()}
+            if (exe := row.get("execution"))
+            else row
+            for row in r["intents"]
+        ]
+        return render.table(rows, (*INTENT_COLUMNS, "executed", "created_at"))
+
+    s.out(r, human)
     return 0
 
 
@@ -202,6 +213,13 @@ def explain(s: Session, ns: argparse.Namespace) -> int:
         if r.get("handoff"):
             parts.append(
                 f"  handed to execution at {r['handoff']['enqueued_at']} ({r['handoff']['state']})"
+            )
+        exe = r.get("execution")
+        if exe:
+            parts.append(
+                f"  execution {exe['id']}: {exe['state']}"
+                + (f" {exe['reason']}" if exe.get("reason") else "")
+                + (f": {exe['detail']}" if exe.get("detail") else "")
             )
         return "\n".join(parts)
 
@@ -314,7 +332,8 @@ def audit_export(s: Session, ns: argparse.Namespace) -> int:
     out = sys.stdout
 
     def write(record: Any) -> None:
-        out.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n")
+        line = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
+        out.write(render.json_safe(line) + "\n")
 
     r = s.call("audit.export", {"after": ns.after}, on_event=write)
     print(f"exported {r['count']} records", file=sys.stderr)

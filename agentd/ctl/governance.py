@@ -47,7 +47,8 @@ def _metrics_text(r: dict[str, Any]) -> str:
             f"{c['executions_failed']}, rolled back {c['executions_rolled_back']}",
             f"rates:         success {_pct(rates['success_rate'])}, approval "
             f"{_pct(rates['approval_rate'])}, rollback {_pct(rates['rollback_rate'])}, error "
-            f"{_pct(rates['error_rate'])}",
+            f"{_pct(rates['error_rate'])}, failed per intent "
+            f"{_pct(rates['intent_failure_rate'])}",
             f"incidents:     {c['incidents_total']} ({severities or 'none'}); from autonomous "
             f"actions {c['incidents_from_autonomous']}",
             f"safety events: constraint violations {c['constraint_violations']}, emergency "
@@ -255,7 +256,7 @@ def register(add: Adder, sub_parser: Callable[[str, str], Any]) -> None:
         "agentctl breaker reset high_error_rate --reason 'site fixed, checked the failures'",
     )
     p.add_argument("name", help="a rule, or rule:action_type for one paused action type")
-    p.add_argument("--reason", required=True)
+    p.add_argument("--reason", required=True, help="why, for the audit trail")
 
     # ``agentctl level`` shows; ``level set`` is its subcommand.
     g = add(
@@ -274,7 +275,7 @@ def register(add: Adder, sub_parser: Callable[[str, str], Any]) -> None:
     p.set_defaults(run=level_set)
     p.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     p.add_argument("level", help="L3, L3+, L4 or L4+")
-    p.add_argument("--reason", required=True)
+    p.add_argument("--reason", required=True, help="why, for the audit trail")
 
     p = add(
         "kill-switch",
@@ -282,8 +283,8 @@ def register(add: Adder, sub_parser: Callable[[str, str], Any]) -> None:
         "Stop (on) or allow again (off) all auto-execution; without a state, show it.",
         "agentctl kill-switch on --reason 'bad deploy of the back-office'",
     )
-    p.add_argument("state", nargs="?", choices=("on", "off"))
-    p.add_argument("--reason")
+    p.add_argument("state", nargs="?", choices=("on", "off"), help="on or off (default: show)")
+    p.add_argument("--reason", help="why, for the audit trail (needed with on and off)")
 
     gov = sub_parser("governance", "Readiness, attestations and scope expansion.")
     gov(
@@ -299,9 +300,9 @@ def register(add: Adder, sub_parser: Callable[[str, str], Any]) -> None:
         "agentctl governance attest incident_playbook --by 'Dana Ops' "
         "--evidence 'https://wiki/playbook v3'",
     )
-    p.add_argument("item")
+    p.add_argument("item", help="a readiness item id, as governance readiness lists them")
     p.add_argument("--by", required=True, help="who vouches for it")
-    p.add_argument("--evidence", required=True)
+    p.add_argument("--evidence", required=True, help="where the proof is (a document, a link)")
     gov("attestations", attestations, "List attestations.", "agentctl governance attestations")
     p = gov(
         "proposals",
@@ -309,24 +310,28 @@ def register(add: Adder, sub_parser: Callable[[str, str], Any]) -> None:
         "List scope-expansion proposals.",
         "agentctl governance proposals --status pending",
     )
-    p.add_argument("--status", choices=("pending", "approved", "rejected", "expired"))
+    p.add_argument(
+        "--status",
+        choices=("pending", "approved", "rejected", "expired"),
+        help="only proposals in this state",
+    )
     p = gov(
         "show", show, "Show a scope expansion.", "agentctl governance show scope_0123456789abcdef"
     )
-    p.add_argument("id")
+    p.add_argument("id", help="a scope-expansion id (scope_...)")
     p = gov(
         "approve",
         approve,
         "Approve a scope expansion (it needs distinct approvers; the last one applies it).",
         "agentctl governance approve scope_0123456789abcdef --note 'reviewed the report'",
     )
-    p.add_argument("id")
-    p.add_argument("--note")
+    p.add_argument("id", help="a scope-expansion id (scope_...)")
+    p.add_argument("--note", help="why, for the audit trail")
     p = gov(
         "reject",
         reject,
         "Reject a scope expansion; nothing changes.",
         "agentctl governance reject scope_0123456789abcdef --reason 'wait for Q3'",
     )
-    p.add_argument("id")
-    p.add_argument("--reason", required=True)
+    p.add_argument("id", help="a scope-expansion id (scope_...)")
+    p.add_argument("--reason", required=True, help="why, for the audit trail")

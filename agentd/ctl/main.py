@@ -1,7 +1,9 @@
 """agentctl: the operator's command-line client of the control socket.
 
-Exit status: 0 success, 1 the daemon answered with an error, 2 usage error,
-3 the daemon is unreachable. ``--json`` prints machine-readable output with
+Exit status: 0 success, 1 the daemon answered with an error, 2 usage error
+(including a configuration file that is missing or not TOML), 3 the daemon
+is unreachable, 5 the daemon was too busy to take the request (BUSY: nothing
+was done; try again). ``--json`` prints machine-readable output with
 stable field names: the result object on success, ``{"error": {...}}`` on a
 daemon error.
 
@@ -14,14 +16,15 @@ import argparse
 import json
 import sys
 
+from agentd import __version__
 from agentd.ctl import execution as execution_commands
 from agentd.ctl import gate as gate_commands
 from agentd.ctl import governance as governance_commands
 from agentd.ctl import ops as ops_commands
 from agentd.ctl import proactive as proactive_commands
 from agentd.ctl import render
-from agentd.ctl.client import Unreachable, call, resolve_socket
-from agentd.errors import AgentdError
+from agentd.ctl.client import ConfigUnreadable, Unreachable, call, resolve_socket
+from agentd.errors import AgentdError, ErrorCode
 
 TYPE_CHECKING = False  # typing itself is not imported: agentctl must start fast
 if TYPE_CHECKING:
@@ -29,6 +32,7 @@ if TYPE_CHECKING:
     from typing import Any, NoReturn
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
+EXIT_BUSY = 5  # 4 is audit verify's broken chain
 
 
 class Session:
@@ -54,11 +58,13 @@ class Session:
     def out(self, result: Any, human: Callable[[Any], str]) -> None:
         """Print ``result`` as JSON or through ``human``."""
         if self.json:
-            print(json.dumps(result, indent=2, ensure_ascii=False, default=str))
+            print(render.json_safe(json.dumps(result, indent=2, ensure_ascii=False, default=str)))
         else:
             text = human(result)
             if text:
-                print(text)
+                # Values came from clients, imports and back-offices: never let
+                # one drive the terminal (render.terminal_safe).
+                print(render.terminal_safe(text))
 
 
 if TYPE_CHECKING:
@@ -75,6 +81,17 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def _seconds(text: str) -> float:
+    """Read a positive, finite number of seconds (argparse turns the error into exit 2)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds")
+    return value
 
 
 def _human_status(r: dict[str, Any]) -> str:
@@ -98,7 +115,23 @@ def _human_status(r: dict[str, Any]) -> str:
             f"breakers tripped: {', '.join(gov['breakers_tripped']) or 'none'}; paused: "
             f"{', '.join(gov['paused_action_types']) or 'none'}"
         )
+    browser = r.get("browser")
+    if browser:
+        sandbox = {True: "on", False: "OFF", None: "refused"}[browser.get("sandbox")]
+        lines["browser sandbox"] = f"{sandbox} ({browser.get('sandbox_reason')})"
+    integrity = r["store"].get("integrity") or {}
+    if integrity:
+        lines["integrity"] = integrity.get("state")
+    if r["store"].get("write_errors"):
+        last = r["store"]["last_write_error"]
+        lines["write errors"] = (
+            f"{r['store']['write_errors']} (last at {last['at']}: {last['error']})"
+        )
+    if r.get("problems"):
+        lines["PROBLEMS"] = "\n".join(r["problems"])
     known = {
+        "browser",
+        "problems",
         "version",
         "state",
         "pid",
@@ -141,6 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Control a running agentd over its Unix socket.",
         epilog="Example: agentctl status",
     )
+    parser.add_argument("--version", action="version", version=f"agentctl {__version__}")
     parser.add_argument(
         "--socket",
         metavar="PATH",
@@ -154,7 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
     parser.add_argument(
         "--timeout",
-        type=float,
+        type=_seconds,
         default=30.0,
         metavar="S",
         help="seconds to wait for the daemon (default 30)",
@@ -214,7 +248,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run agentctl; return the exit status."""
     parser = build_parser()
     ns = parser.parse_args(argv)
-    session = Session(socket=resolve_socket(ns.socket, ns.config), json=ns.json, timeout=ns.timeout)
+    try:
+        socket = resolve_socket(ns.socket, ns.config)
+    except ConfigUnreadable as exc:
+        print(render.terminal_safe(f"agentctl: {exc}"), file=sys.stderr)
+        return EXIT_USAGE
+    session = Session(socket=socket, json=ns.json, timeout=ns.timeout)
     try:
         return int(ns.run(session, ns))
     except Unreachable as exc:
@@ -228,9 +267,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_UNREACHABLE
     except AgentdError as exc:
         if session.json:
-            print(json.dumps({"error": exc.to_dict()}, ensure_ascii=False))
-        print(f"agentctl: error {exc.code.name} ({int(exc.code)}): {exc.message}", file=sys.stderr)
-        return EXIT_ERROR
+            print(render.json_safe(json.dumps({"error": exc.to_dict()}, ensure_ascii=False)))
+        print(
+            render.terminal_safe(
+                f"agentctl: error {exc.code.name} ({int(exc.code)}): {exc.message}"
+            ),
+            file=sys.stderr,
+        )
+        return EXIT_BUSY if exc.code == ErrorCode.BUSY else EXIT_ERROR
     except gate_commands.UsageError as exc:
         print(f"agentctl: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -75,11 +75,13 @@ def op_show(s: Session, ns: argparse.Namespace) -> int:
 
     def on_event(event: Any) -> None:
         if s.json:
-            print(json.dumps(event, ensure_ascii=False), flush=True)
+            print(render.json_safe(json.dumps(event, ensure_ascii=False)), flush=True)
         elif event.get("type") == "step":
-            print(_step_line(event), flush=True)
+            print(render.terminal_safe(_step_line(event)), flush=True)
         elif event.get("type") == "state":
-            print(f"state: {event['state']} ({event['progress']})", flush=True)
+            print(
+                render.terminal_safe(f"state: {event['state']} ({event['progress']})"), flush=True
+            )
 
     r = s.call("ops.show", {"id": ns.id, "follow": True}, on_event=on_event)
     s.out(
@@ -204,8 +206,8 @@ def register(add: Adder, sub_parser: Callable[[str, str], Any]) -> None:
         p = consent(
             name, run, summary, f"agentctl consent {name} acme backoffice product_seo_update"
         )
-        p.add_argument("account")
-        p.add_argument("service")
+        p.add_argument("account", help="an account id")
+        p.add_argument("service", help="a back-office, as in [browser.services.NAME]")
         p.add_argument("operation", nargs="?", default="*", help="workflow name (default: *)")
         if name == "grant":
             p.add_argument(

@@ -17,7 +17,52 @@ if TYPE_CHECKING:
 
     Adder = Callable[..., argparse.ArgumentParser]
 
-GOAL_COLUMNS = ("id", "tenant", "type", "name", "target", "current", "verdict", "status", "end")
+# agentd.core.interactions.InteractionKind, repeated here so agentctl starts
+# without importing the core (a test keeps the two equal).
+INTERACTION_KINDS = (
+    "email",
+    "meeting",
+    "chat",
+    "page_visit",
+    "pricing_page_visit",
+    "support_ticket",
+)
+INTERACTION_DIRECTIONS = ("in", "out")
+GOAL_COLUMNS = (
+    "id",
+    "tenant",
+    "type",
+    "name",
+    "target",
+    "current",
+    "verdict",
+    "status",
+    "last_day",
+)
+
+
+def _goal_view(r: dict[str, Any]) -> dict[str, Any]:
+    """Show a goal's end as the operator gave it: the last day, inclusive.
+
+    The protocol's ``end`` is the instant the goal stops (excluded): for
+    ``--end 2026-12-01`` that is 2026-12-02T00:00:00+00:00, which read as the
+    end date would be a day late.
+    """
+    from datetime import datetime, time  # only the goal commands pay for it
+
+    view = dict(r)
+    end, last = view.pop("end", None), view.pop("last_day", None)
+    try:
+        at_midnight = datetime.fromisoformat(end).timetz().replace(tzinfo=None) == time()
+    except (TypeError, ValueError):
+        at_midnight = False
+    if at_midnight and last:
+        view["end"] = f"{last} (the last day, inclusive; UTC)"
+    else:
+        view["end"] = f"{end} (excluded)" if end else None
+    return view
+
+
 TASK_COLUMNS = (
     "name",
     "interval_s",
@@ -50,7 +95,8 @@ def interactions_import(s: Session, ns: argparse.Namespace) -> int:
                 f"imported {r['imported']} interactions from {r['source']} ({r['read']} read,"
                 f" {r['duplicates']} duplicates, {r['skipped']} skipped)"
             ]
-            + [f"  skipped line {x['line']}: {x['error']}" for x in r["skipped_rows"]]
+            # Each error names its line already ("line 3: ..." or "FILE:3: ...").
+            + [f"  skipped {x['error']}" for x in r["skipped_rows"]]
         ),
     )
     return 0
@@ -78,14 +124,14 @@ def goals_add(s: Session, ns: argparse.Namespace) -> int:
         "end": ns.end,
         "name": ns.name,
     }
-    s.out(s.call("goals.add", args), render.kv)
+    s.out(s.call("goals.add", args), lambda r: render.kv(_goal_view(r)))
     return 0
 
 
 def goals_show(s: Session, ns: argparse.Namespace) -> int:
     def human(r: dict[str, Any]) -> str:
         suggestions = r.pop("suggestions", [])
-        lines = [render.kv(r)]
+        lines = [render.kv(_goal_view(r))]
         if suggestions:
             lines.append("suggested actions:")
             lines += [f"  {x['action_type']}: {x['rationale']}" for x in suggestions]
@@ -133,6 +179,12 @@ def register(add: Adder, sub_parser: Callable[[str, str], Any]) -> None:
         interactions_import,
         "Import interactions from a CSV (with header) or JSONL file; duplicates are ignored.",
         "agentctl interactions import interactions.jsonl",
+    )
+    p.description = (
+        f"{p.description} Fields: id, account, kind, direction, at; optional sentiment, "
+        f"summary. kind is one of {', '.join(INTERACTION_KINDS)}; direction is in (the "
+        "customer initiated it) or out (the tenant did); at is an ISO 8601 date-time with a "
+        "UTC offset, not in the future; sentiment is a number from -1 to 1."
     )
     p.add_argument("file", help="CSV (with a header) or JSONL file")
     p.add_argument("--format", choices=("csv", "jsonl"), help="default: from the file name")

@@ -120,6 +120,11 @@ def is_file(action: argparse.Action) -> bool:
     return bool(words & FILE_WORDS) or action.dest in ("file", "dest", "config", "socket")
 
 
+def leading_words(action: argparse.Action) -> tuple[str, ...]:
+    """Return the words a positional word list may start with (``rollback check ...``)."""
+    return tuple(getattr(action, "verbs", ()))
+
+
 def invocation(action: argparse.Action) -> str:
     """Return how an argument is written: ``--status {a,b}``, ``-n N``, ``FILE``."""
     if not action.option_strings:

@@ -129,11 +129,25 @@ class AutonomyState:
         self.store = store
         self.settings = settings
         self._snapshot = AutonomySnapshot(configured_level=AutonomyLevel(settings().autonomy.level))
+        # A kill switch turned on but not (yet) saved, e.g. on a full disk:
+        # ``{"at", "by", "reason", "error"}``. It is on all the same: the
+        # snapshot and the gate's policy say so until it is saved.
+        self.unsaved_kill_switch: dict[str, Any] | None = None
 
     @property
     def snapshot(self) -> AutonomySnapshot:
-        """Return the state as last loaded (no I/O)."""
-        return self._snapshot
+        """Return the state as last loaded, with a kill switch held in memory (no I/O)."""
+        return self._effective(self._snapshot)
+
+    def _effective(self, state: AutonomySnapshot) -> AutonomySnapshot:
+        held = self.unsaved_kill_switch
+        if held is None or state.kill_switch:
+            return state
+        return replace(
+            state,
+            kill_switch=True,
+            kill_switch_changed={k: held[k] for k in ("at", "by", "reason")} | {"on": True},
+        )
 
     def _configured(self) -> AutonomyLevel:
         return AutonomyLevel(self.settings().autonomy.level)
@@ -142,7 +156,7 @@ class AutonomyState:
         """Re-read the state from the store and return it."""
         values = await gov_sql.read_meta(self.store.read_all, KEYS)
         self._snapshot = snapshot_from(values, self._configured())
-        return self._snapshot
+        return self.snapshot
 
     async def in_tx(self, tx: Transaction) -> AutonomySnapshot:
         """Return the state as ``tx`` sees it."""
@@ -228,11 +242,16 @@ class AutonomyState:
         """
         state = self._snapshot
         added = frozenset(state.allowlist_additions)
-        if state.level_override is None and not added:
+        held = self.unsaved_kill_switch is not None
+        if state.level_override is None and not added and not held:
             return policy
 
         def adjust(autonomy: Any, own_level: bool, own_allowlist: bool) -> Any:
             changes: dict[str, Any] = {}
+            if held:
+                # Not saved where the gate and the engine read the switch: their
+                # policy carries it instead (a tenant's switch stops it all the same).
+                changes["kill_switch"] = True
             if state.level_override is not None and not own_level:
                 changes["level"] = state.level_override
             if added and not own_allowlist:

@@ -137,11 +137,25 @@ class BreakerService:
         if after is not None and after > since:
             since = after  # the operator dealt with everything before the last reset
         events = [
-            BreakerEvent(datetime.fromisoformat(at), _OUTCOME_KINDS[kind], action_type=action)
-            for at, kind, action in await gov_sql.recent_outcomes(self.store.read_all, since)
+            BreakerEvent(
+                datetime.fromisoformat(at),
+                _OUTCOME_KINDS[kind],
+                action_type=action,
+                autonomous=autonomous,
+            )
+            for at, kind, action, autonomous in await gov_sql.recent_outcomes(
+                self.store.read_all, since
+            )
         ] + [
-            BreakerEvent(datetime.fromisoformat(at), BreakerEventKind.INCIDENT, severity=severity)
-            for at, severity in await gov_sql.recent_incidents(self.store.read_all, since)
+            BreakerEvent(
+                datetime.fromisoformat(at),
+                BreakerEventKind.INCIDENT,
+                severity=severity,
+                autonomous=autonomous,
+            )
+            for at, severity, autonomous in await gov_sql.recent_incidents(
+                self.store.read_all, since
+            )
         ]
         trips: list[Trip] = []
         for event in sorted(events, key=lambda e: e.at):
@@ -230,6 +244,8 @@ class BreakerService:
                 title=f"Circuit breaker {trip.key} tripped",
                 detail=trip.message + (" (alert only: nothing changed)" if alert_only else ""),
                 ref=trip.key,
+                # Tripped by autonomous actions' failures: the incident is theirs.
+                autonomous=trip.autonomous,
             )
             values = {
                 "id": trip_id,

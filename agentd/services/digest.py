@@ -1,7 +1,8 @@
 """The daily digest as a service: gather one UTC day, render, write atomically.
 
 The page is :func:`agentd.core.digest.render_digest`'s; this module reads the
-day's intents, goals, patterns and audit events, and writes
+day's executions, hand-offs, intents, operations, goals, patterns and audit events (at
+most ``_ROW_LIMIT`` of each list, newest first, with the true totals), and writes
 ``DIGEST_DIR/YYYY-MM-DD.md`` through a temporary file and a rename, so a
 reader never sees half a digest.
 """
@@ -9,7 +10,6 @@ reader never sees half a digest.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import tempfile
 from collections.abc import Callable
@@ -19,20 +19,10 @@ from typing import Any
 
 import anyio
 
-from agentd.core.digest import (
-    BlockedItem,
-    BreakerEvent,
-    DigestData,
-    ExecutedItem,
-    FailedOperation,
-    GoalLine,
-    HandoffLine,
-    PendingItem,
-    render_digest,
-)
+from agentd.core.digest import DigestData, GoalLine, render_digest
 from agentd.errors import InvalidArgument, NotFound
 from agentd.services.goals import GoalService
-from agentd.store import proactive_sql
+from agentd.store import digest_sql, proactive_sql
 from agentd.store.sqlite import SqliteStore, iso
 
 _ROW_LIMIT = 500
@@ -73,10 +63,6 @@ def write_atomically(path: Path, text: str) -> None:
         raise
 
 
-def _when(text: str) -> datetime:
-    return datetime.fromisoformat(text)
-
-
 class DigestService:
     """Write and find daily digests."""
 
@@ -98,50 +84,22 @@ class DigestService:
         return self.directory() / f"{day.isoformat()}.md"
 
     async def gather(self, day: date) -> DigestData:
-        """Collect everything ``day``'s digest shows."""
+        """Collect everything ``day``'s digest shows (each list newest first, with its total)."""
         now = self.clock()
         start = datetime.combine(day, time(), UTC)
         end = start + timedelta(days=1)
         lo, hi = iso(start), iso(end)
-        rows = await self.store.read_all(
-            "SELECT id, account, action_type, rationale, created_at, reason, outcome, status, "
-            "approval_source, decision FROM intents WHERE created_at >= ? AND created_at < ? "
-            "AND (approval_source = 'POLICY' OR decision = 'BLOCKED') ORDER BY created_at "
-            "LIMIT ?",
-            (lo, hi, _ROW_LIMIT * 2),
-        )
-        executed, blocked = [], []
-        for r in rows:
-            if r["decision"] == "BLOCKED":
-                message = json.loads(r["outcome"]).get("message") or ""
-                blocked.append(
-                    BlockedItem(
-                        r["id"],
-                        r["account"],
-                        r["action_type"],
-                        _when(r["created_at"]),
-                        r["reason"],
-                        message,
-                    )
-                )
-            else:
-                executed.append(
-                    ExecutedItem(
-                        r["id"],
-                        r["account"],
-                        r["action_type"],
-                        _when(r["created_at"]),
-                        r["rationale"],
-                    )
-                )
-        pending = [
-            PendingItem(r[0], r[1], r[2], _when(r[3]), r[4])
-            for r in await self.store.read_all(
-                "SELECT id, account, action_type, created_at, reason FROM intents "
-                "WHERE status = 'pending' AND created_at < ? ORDER BY created_at LIMIT ?",
-                (hi, _ROW_LIMIT),
-            )
-        ]
+        store, limit = self.store, _ROW_LIMIT
+        succeeded, n_succeeded = await digest_sql.autonomous_succeeded(store, lo, hi, limit)
+        failed, n_failed, n_failed_auto = await digest_sql.failed_executions(store, lo, hi, limit)
+        rollbacks, n_rollbacks = await digest_sql.rollbacks(store, lo, hi, limit)
+        decisions, n_decisions, n_approved = await digest_sql.decisions(store, lo, hi, limit)
+        pending, n_pending = await digest_sql.pending(store, hi, limit)
+        blocked, n_blocked = await digest_sql.blocked(store, lo, hi, limit)
+        breakers, n_breakers = await digest_sql.breaker_events(store, lo, hi, limit)
+        failures, n_failures = await digest_sql.failed_operations(store, lo, hi, limit)
+        tasks, n_tasks = await digest_sql.failed_tasks(store, lo, hi, limit)
+        handoffs, n_handoffs, n_handoffs_open = await digest_sql.handoffs(store, lo, hi, limit)
         goals = []
         for g in await proactive_sql.list_goals(self.store, include_final=True):
             if g.goal.end < start or g.goal.start >= end:
@@ -162,71 +120,44 @@ class DigestService:
             proactive_sql.pattern_from_row(r)
             for r in await self.store.read_all(
                 "SELECT * FROM patterns WHERE detected_at >= ? AND detected_at < ? "
-                "ORDER BY detected_at LIMIT ?",
-                (lo, hi, _ROW_LIMIT),
+                "ORDER BY detected_at DESC LIMIT ?",
+                (lo, hi, limit),
             )
         ]
-        events = await self.store.read_all(
-            "SELECT at, event, subject, data FROM audit WHERE event IN "
-            "('BREAKER_TRIPPED', 'BREAKER_RESET', 'TASK_FAILED', 'EXECUTION_FAILED') "
-            "AND at >= ? AND at < ? ORDER BY seq LIMIT ?",
-            (lo, hi, _ROW_LIMIT),
+        (n_patterns,) = await self.store.read_all(
+            "SELECT COUNT(*) FROM patterns WHERE detected_at >= ? AND detected_at < ?", (lo, hi)
         )
-        breakers, failures = [], []
-        for e in events:
-            data: dict[str, Any] = json.loads(e["data"])
-            at = _when(e["at"])
-            if e["event"].startswith("BREAKER_"):
-                breakers.append(
-                    BreakerEvent(
-                        at,
-                        str(data.get("rule", e["subject"] or "?")),
-                        str(data.get("action", "reset" if e["event"] == "BREAKER_RESET" else "?")),
-                        str(data.get("severity", "-")),
-                        str(data.get("detail", data.get("message", ""))),
-                    )
-                )
-            else:
-                task = e["event"] == "TASK_FAILED"
-                failures.append(
-                    FailedOperation(
-                        str(e["subject"] or "?"),
-                        str(data.get("account", "-")),
-                        f"task {data.get('task', e['subject'])}"
-                        if task
-                        else str(data.get("workflow", "-")),
-                        at,
-                        str(data.get("error", "")),
-                        tuple(str(s) for s in data.get("screenshots", ())),
-                    )
-                )
-        handoffs = [
-            HandoffLine(
-                r["id"],
-                r["account"],
-                r["action_type"],
-                _when(r["started_at"]),
-                {"handed_off": "open", "succeeded": "done"}.get(r["state"], r["state"]),
-                r["detail"] if r["state"] != "handed_off" else "",
-            )
-            for r in await self.store.read_all(
-                "SELECT id, account, action_type, started_at, state, detail FROM executions "
-                "WHERE kind = 'change' AND executor = 'handoff' AND started_at >= ? "
-                "AND started_at < ? ORDER BY started_at LIMIT ?",
-                (lo, hi, _ROW_LIMIT),
-            )
-        ]
         return DigestData(
             day=day,
             generated_at=now,
-            auto_executed=executed[:_ROW_LIMIT],
+            auto_executed=succeeded,
+            failed_executions=failed,
+            rollbacks=rollbacks,
+            decisions=decisions,
             pending=pending,
-            blocked=blocked[:_ROW_LIMIT],
+            blocked=blocked,
             goals=goals,
             patterns=patterns,
             breaker_events=breakers,
             failures=failures,
+            failed_tasks=tasks,
             handoffs=handoffs,
+            totals={
+                "auto_executed": n_succeeded,
+                "failed_executions": n_failed,
+                "failed_executions:autonomous": n_failed_auto,
+                "rollbacks": n_rollbacks,
+                "decisions": n_decisions,
+                "decisions:approved": n_approved,
+                "pending": n_pending,
+                "blocked": n_blocked,
+                "patterns": int(n_patterns[0]),
+                "breaker_events": n_breakers,
+                "failures": n_failures,
+                "failed_tasks": n_tasks,
+                "handoffs": n_handoffs,
+                "handoffs:open": n_handoffs_open,
+            },
         )
 
     async def write(self, day: date | None = None) -> Path:
@@ -238,11 +169,18 @@ class DigestService:
         return path
 
     async def daily(self) -> str:
-        """Write yesterday's digest if it is missing, and today's so far (the daily task)."""
+        """Write yesterday's digest if it is missing, and today's so far (the daily task).
+
+        Yesterday is skipped when it ended before the daemon first started (its
+        first audit record): there is nothing to tell of it, and an all-zero
+        page would say a quiet day passed.
+        """
         today = self.clock().astimezone(UTC).date()
         written = []
         yesterday = today - timedelta(days=1)
-        if not self.path_for(yesterday).exists():
+        began = await digest_sql.first_audit_at(self.store)
+        started = began is not None and began.astimezone(UTC).date() <= yesterday
+        if started and not self.path_for(yesterday).exists():
             written.append(await self.write(yesterday))
         written.append(await self.write(today))
         return "wrote " + ", ".join(p.name for p in written)

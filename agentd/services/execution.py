@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import secrets as token
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -50,9 +51,9 @@ from agentd.core.execution import (
     limit_day_bounds,
 )
 from agentd.core.executors import (
-    EXECUTORS,
     HANDOFF,
     ChangePlan,
+    Executor,
     IntentView,
     Step,
     matches,
@@ -76,9 +77,11 @@ from agentd.errors import (
     NoExecutor,
     NotFound,
 )
+from agentd.notifiers import NotificationKind, Severity
 from agentd.services.gate import read_global_state
 from agentd.services.handoffs import HandoffDesk
 from agentd.services.incidents import EventHub, IncidentService
+from agentd.services.scope import notify_quietly
 from agentd.store import exec_sql, ops_sql
 from agentd.store.base import Store, Transaction
 from agentd.store.sqlite import iso
@@ -99,6 +102,7 @@ OPEN_STATES = (
     "running",
     "verifying",
 )
+_ENDED = ("succeeded", "failed", "refused")
 MAX_SNAPSHOT_ATTEMPTS = 3
 SNAPSHOT_RETRY = timedelta(seconds=30)
 _TAKE_BATCH = 100
@@ -211,11 +215,36 @@ class ExecutionService:
         changed, self._changed = self._changed, anyio.Event()
         changed.set()
 
+    async def _report_end(self, exe: exec_sql.ExecutionRow) -> None:
+        """Log and notify an execution that ended refused or failed.
+
+        A failure that left the target changed has an incident, which notified
+        already; every other ending is notified here, so that none is silent.
+        """
+        what = f"execution {exe.id} of intent {exe.intent_id} ({exe.action_type} on {exe.account})"
+        logger.error("{} {} {}: {}", what, exe.state, exe.reason, exe.detail)
+        incident = await self.store.read_one(
+            "SELECT id FROM incidents WHERE ref = ? LIMIT 1", (exe.id,)
+        )
+        if incident is not None:
+            return
+        await notify_quietly(
+            self.incidents.notifier,
+            Severity.HIGH if exe.state == "failed" else Severity.MEDIUM,
+            NotificationKind.EXECUTION,
+            f"{what} {exe.state}: {exe.reason}",
+            f"{exe.detail or ''}\n\nThe intent was approved but nothing was changed by this "
+            f"execution; see `agentctl execution show {exe.id}`.",
+        )
+
     async def take_queue(self) -> list[str]:
         """Turn queued hand-offs into executions (refused at once when nothing can run them)."""
         now = self.clock()
         created: list[str] = []
-        mapping, default = self.config().executors, self.config().default_executor
+        refused: list[str] = []
+        config = self.config()
+        mapping, registry = config.executors, config.registry()
+        default = config.default_executor
         async with self.store.write(now) as tx:
             for row in await exec_sql.queued_intents(tx, _TAKE_BATCH):
                 exe_id = f"exe_{token.token_hex(8)}"
@@ -241,7 +270,7 @@ class ExecutionService:
                     "updated_at": iso(now),
                 }
                 try:
-                    plan = plan_change(mapping, intent, now, default)
+                    plan = plan_change(mapping, intent, now, registry, default=default)
                 except InvalidArgument as exc:
                     reason = str(exc.details.get("reason", "BAD_PARAMETERS"))
                     values.update(
@@ -260,6 +289,7 @@ class ExecutionService:
                             {"intent_id": intent.intent_id, "reason": reason, "error": exc.message},
                         )
                     )
+                    refused.append(exe_id)
                 else:
                     values.update(
                         executor=plan.executor,
@@ -270,6 +300,8 @@ class ExecutionService:
                     await exec_sql.insert_execution(tx, values)
                 await exec_sql.mark_queue(tx, intent.intent_id, "taken")
                 created.append(exe_id)
+        for exe_id in refused:
+            await self._report_end(await self.get(exe_id))
         return created
 
     async def check_executable(self, intent_id: str) -> str | None:
@@ -304,20 +336,60 @@ class ExecutionService:
         )
         try:
             config = self.config()
-            return plan_change(
-                config.executors, intent, self.clock(), config.default_executor
-            ).executor
+            plan = plan_change(
+                config.executors,
+                intent,
+                self.clock(),
+                config.registry(),
+                default=config.default_executor,
+            )
         except InvalidArgument as exc:
             raise NoExecutor(
                 f"intent {intent_id} cannot be carried out: {exc.message}",
                 details={"intent_id": intent_id, **exc.details},
             ) from exc
+        # With execution off, approved intents wait in the hand-off queue: the service
+        # may be configured before it is turned on (the executions check again).
+        service = plan.service or self.service()
+        runs_browser = plan.executor != HANDOFF  # a person carries a hand-off out
+        missing = self._missing_service(service) if config.enabled and runs_browser else None
+        if missing is not None:
+            raise NoExecutor(
+                f"intent {intent_id} cannot be carried out: {missing}",
+                details={
+                    "intent_id": intent_id,
+                    "reason": "SERVICE_NOT_CONFIGURED",
+                    "service": service,
+                },
+            )
+        return plan.executor
+
+    def _missing_service(self, service: str) -> str | None:
+        """Say why the browser service ``service`` is not usable (None: it is configured)."""
+        known = self.operations.settings.services
+        if service in known:
+            return None
+        return (
+            f"the browser service {service!r} that executions run against is not configured "
+            f"(add [browser.services.{service}]; configured: "
+            f"{', '.join(sorted(known)) or 'none'})"
+        )
 
     # -- one execution ---------------------------------------------------------------------
 
     async def drive(self, exe_id: str) -> exec_sql.ExecutionRow:
         """Move one execution as far as it can go now; return it."""
         exe = await self.get(exe_id)
+        began = exe.state
+        try:
+            return await self._drive(exe)
+        finally:
+            if began not in _ENDED:
+                end = await self.get(exe_id)
+                if end.state in ("refused", "failed"):
+                    await self._report_end(end)
+
+    async def _drive(self, exe: exec_sql.ExecutionRow) -> exec_sql.ExecutionRow:
         if exe.state in ("queued", "waiting", "awaiting_consent"):
             exe = await self._precheck(exe)
         if exe.state == "snapshot":
@@ -331,7 +403,7 @@ class ExecutionService:
         return exe
 
     async def _checks(
-        self, tx: Transaction, exe: exec_sql.ExecutionRow, *, snapshot: bool
+        self, tx: Transaction, exe: exec_sql.ExecutionRow, *, snapshot: bool | None
     ) -> ExecutionCheckResult:
         config = self.config()
         now = tx.now
@@ -345,7 +417,7 @@ class ExecutionService:
         start, end = limit_day_bounds(now, window)
         plan = _plan(exe)
         consent = await ops_sql.active_consent_in_tx(
-            tx, exe.account, self.service(), plan.change.workflow
+            tx, exe.account, plan.service or self.service(), plan.change.workflow
         )
         if consent is not None and not consent_permits(
             consent.permissions, self._needed(plan.change.workflow)
@@ -379,8 +451,40 @@ class ExecutionService:
 
     async def _precheck(self, exe: exec_sql.ExecutionRow) -> exec_sql.ExecutionRow:
         handed_off = False
+        # A hand-off runs no browser: a person does the work, whatever services exist.
+        missing = (
+            None
+            if exe.executor == HANDOFF
+            else self._missing_service(_plan(exe).service or self.service())
+        )
+        if missing is not None:
+            # Retrying cannot help (the service is part of the configuration at start):
+            # say so now rather than after three failed snapshots.
+            async with self.store.write(self.clock()) as tx:
+                await self._set(
+                    tx,
+                    exe,
+                    state="refused",
+                    reason="SERVICE_NOT_CONFIGURED",
+                    detail=missing,
+                    retry_at=None,
+                    finished_at=iso(tx.now),
+                )
+                tx.audit(
+                    AuditEvent(
+                        AuditEventType.EXECUTION_FAILED,
+                        ACTOR,
+                        exe.id,
+                        {
+                            "intent_id": exe.intent_id,
+                            "reason": "SERVICE_NOT_CONFIGURED",
+                            "error": missing,
+                        },
+                    )
+                )
+            return await self.get(exe.id)
         async with self.store.write(self.clock()) as tx:
-            result = await self._checks(tx, exe, snapshot=True)
+            result = await self._checks(tx, exe, snapshot=None)  # taken once these pass
             trace = [t.to_dict() for t in result.trace]
             if result.proceed and exe.executor == HANDOFF:
                 await self.handoffs.hand_off_in_tx(tx, exe, trace)
@@ -445,17 +549,26 @@ class ExecutionService:
 
     async def _snapshot_phase(self, exe: exec_sql.ExecutionRow) -> exec_sql.ExecutionRow:
         plan = _plan(exe)
-        executor = EXECUTORS[exe.executor]
+        executor = self._executor(exe.executor)
         try:
             before = await self._read(exe, plan, "snapshot_op")
         except OperationFailed as exc:
             async with self.store.write(self.clock()) as tx:
                 attempts = exe.attempts + 1
                 if attempts < MAX_SNAPSHOT_ATTEMPTS:
+                    # The checks shown with the execution say what happened to the snapshot.
+                    failed = {
+                        "check": "before_snapshot",
+                        "saw": {"captured": False, "attempt": attempts},
+                        "said": f"the before snapshot could not be read ({exc.message})",
+                        "passed": False,
+                    }
+                    checks = [c for c in exe.checks if c.get("check") != "before_snapshot"]
                     await self._set(
                         tx,
                         exe,
                         state="waiting",
+                        checks=[*checks, failed],
                         reason="SNAPSHOT_FAILED",
                         attempts=attempts,
                         detail=f"the before snapshot could not be read ({exc.message}); "
@@ -479,7 +592,7 @@ class ExecutionService:
         try:
             if executor.finish is not None:
                 plan = executor.finish(plan, before)
-            if exe.executor == "briefing":
+            if (executor.like or executor.name) == "briefing":
                 plan = await self._brief(exe, plan)
         except InvalidArgument as exc:
             # Nothing to do the change with (no C-level contact, no recorded
@@ -499,9 +612,7 @@ class ExecutionService:
             )
         note, path = await self.briefings.write(exe.account, exe.id)
         params = {**plan.change.params, "note": note, "briefing": str(path)}
-        return ChangePlan(
-            plan.executor, Step(plan.change.workflow, params), plan.snapshot, plan.diff
-        )
+        return replace(plan, change=Step(plan.change.workflow, params))
 
     async def _refuse_after_snapshot(
         self, exe: exec_sql.ExecutionRow, before: dict[str, Any], exc: InvalidArgument
@@ -575,7 +686,7 @@ class ExecutionService:
     async def _fail_change(
         self, exe: exec_sql.ExecutionRow, plan: ChangePlan, exc: OperationFailed
     ) -> exec_sql.ExecutionRow:
-        executor = EXECUTORS[exe.executor]
+        executor = self._executor(exe.executor)
         before = exe.before or {}
         expected = executor.expected(before, plan) if plan.snapshot else {}
         state, current = "unknown", None
@@ -598,7 +709,9 @@ class ExecutionService:
                 finished_at=iso(tx.now),
                 result=exc.op.result if exc.op else None,
             )
-            await self._token(tx, exe, tx.now)
+            # Kept for the record, never usable: a failed execution is not rolled
+            # back (its snapshots say what state the target is in).
+            await self._token(tx, exe, tx.now, state="void")
             tx.audit(
                 AuditEvent(
                     AuditEventType.EXECUTION_FAILED,
@@ -634,7 +747,7 @@ class ExecutionService:
 
     async def _verify_phase(self, exe: exec_sql.ExecutionRow) -> exec_sql.ExecutionRow:
         plan = _plan(exe)
-        executor = EXECUTORS[exe.executor]
+        executor = self._executor(exe.executor)
         after: dict[str, Any] = {}
         verified: bool | None = None
         if plan.snapshot is not None:
@@ -682,7 +795,14 @@ class ExecutionService:
         await self._publish(exe, BreakerEventKind.EXECUTION_SUCCEEDED)
         return await self.get(exe.id)
 
-    async def _token(self, tx: Transaction, exe: exec_sql.ExecutionRow, now: datetime) -> str:
+    async def _token(
+        self,
+        tx: Transaction,
+        exe: exec_sql.ExecutionRow,
+        now: datetime,
+        *,
+        state: str = "available",
+    ) -> str:
         executed = _parse(exe.started_at) if exe.started_at else now
         value = f"rbk_{token.token_hex(12)}"
         await exec_sql.insert_token(
@@ -693,6 +813,7 @@ class ExecutionService:
                 "risk": exe.risk,
                 "executed_at": iso(executed),
                 "deadline": iso(rollback_deadline(executed, exe.risk)),
+                "state": state,
             },
         )
         return value
@@ -701,7 +822,7 @@ class ExecutionService:
         self, tx: Transaction, exe: exec_sql.ExecutionRow, after: Mapping[str, Any], *, actor: str
     ) -> None:
         """Keep the account's stage in agentd as the back-office's after snapshot shows it."""
-        executor = EXECUTORS.get(exe.executor)
+        executor = self.config().registry().get(exe.executor)
         stage = after.get("stage")
         if executor is None or not executor.syncs_stage or stage not in ACCOUNT_STAGES:
             return
@@ -729,7 +850,7 @@ class ExecutionService:
         assert plan.snapshot is not None
         op = await self._operation(exe, plan.snapshot, column, fresh=True)
         try:
-            return EXECUTORS[exe.executor].read(op.result)
+            return self._executor(exe.executor).read(op.result)
         except InvalidArgument as exc:
             raise OperationFailed(op, exc.message, "BAD_SNAPSHOT") from exc
 
@@ -754,7 +875,7 @@ class ExecutionService:
                     step.workflow,
                     exe.account,
                     params=dict(step.params),
-                    service=self.service(),
+                    service=_plan(exe).service or self.service(),
                     actor=ACTOR,
                     intent_id=exe.id,
                 )
@@ -786,12 +907,27 @@ class ExecutionService:
 
     # -- helpers ---------------------------------------------------------------------------
 
+    def _executor(self, name: str) -> Executor:
+        """Return an execution's executor as configured now.
+
+        :raises InvalidState: it is no longer configured (a custom executor removed).
+        """
+        found = self.config().registry().get(name)
+        if found is None:
+            raise InvalidState(
+                f"executor {name!r} is no longer configured ([execution.custom_executors])",
+                details={"reason": "NO_EXECUTOR", "executor": name},
+            )
+        return found
+
     async def _set(self, tx: Transaction, exe: exec_sql.ExecutionRow, **changes: Any) -> None:
         await exec_sql.update_execution(tx, exe.id, {**changes, "updated_at": iso(tx.now)})
 
     async def _publish(self, exe: exec_sql.ExecutionRow, kind: BreakerEventKind) -> None:
         await self.events.publish(
-            BreakerEvent(at=self.clock(), kind=kind, action_type=exe.action_type)
+            BreakerEvent(
+                at=self.clock(), kind=kind, action_type=exe.action_type, autonomous=exe.autonomous
+            )
         )
 
     async def get(self, exe_id: str) -> exec_sql.ExecutionRow:
@@ -925,7 +1061,7 @@ class ExecutionService:
         exec_sql.TokenRow | None, exec_sql.ExecutionRow, RollbackVerdict, dict[str, Any] | None
     ]:
         tok, exe = await self._resolve_token(ref)
-        executor = EXECUTORS.get(exe.executor)
+        executor = self.config().registry().get(exe.executor)
         current: dict[str, Any] | None = None
         current_matches = True
         if read_current and executor is not None and exe.state == "succeeded" and tok is not None:
@@ -1095,7 +1231,7 @@ class ExecutionService:
         reason: str,
         actor: str,
     ) -> dict[str, Any]:
-        executor = EXECUTORS[exe.executor]
+        executor = self._executor(exe.executor)
         plan = _plan(exe)
         hard = verdict.type is RollbackType.HARD_UNDO
         step = executor.undo(plan, exe.before or {}, exe.after or {}, exe.result or {}, hard)
@@ -1126,7 +1262,10 @@ class ExecutionService:
                     "risk": exe.risk,
                     "autonomous": False,
                     "state": "running",
-                    "params": {"change": {"workflow": step.workflow, "params": dict(step.params)}},
+                    "params": {
+                        "change": {"workflow": step.workflow, "params": dict(step.params)},
+                        "service": plan.service,
+                    },
                     "before": current or exe.after,
                     "diff": {k: (exe.before or {}).get(k) for k in (exe.diff or {})},
                     "detail": reason,
@@ -1262,7 +1401,7 @@ class ExecutionService:
                 plan.snapshot.workflow,
                 exe.account,
                 params=dict(plan.snapshot.params),
-                service=self.service(),
+                service=plan.service or self.service(),
                 actor=ACTOR,
                 intent_id=exe.id,
             )
@@ -1272,7 +1411,7 @@ class ExecutionService:
         if op.state != "completed":
             raise OperationFailed(op, op.error or op.state, (op.reason or op.state).upper())
         try:
-            return EXECUTORS[exe.executor].read(op.result)
+            return self._executor(exe.executor).read(op.result)
         except InvalidArgument as err:
             raise OperationFailed(op, err.message, "BAD_SNAPSHOT") from err
 
@@ -1354,6 +1493,7 @@ def _json(raw: str | None) -> dict[str, Any]:
 
 def _plan_json(plan: ChangePlan) -> dict[str, Any]:
     return {
+        "service": plan.service,
         "change": {"workflow": plan.change.workflow, "params": dict(plan.change.params)},
         "snapshot": (
             {"workflow": plan.snapshot.workflow, "params": dict(plan.snapshot.params)}
@@ -1372,4 +1512,5 @@ def _plan(exe: exec_sql.ExecutionRow) -> ChangePlan:
         Step(change["workflow"], change["params"]),
         Step(snap["workflow"], snap["params"]) if snap else None,
         exe.diff or {},
+        params.get("service"),
     )

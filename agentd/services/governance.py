@@ -36,7 +36,7 @@ from agentd.core.readiness import (
     assess,
     validate_attestation,
 )
-from agentd.errors import Conflict, InvalidArgument
+from agentd.errors import Conflict, InvalidArgument, StoreError
 from agentd.notifiers import NotificationKind, Notifier, Severity
 from agentd.services.autonomy import AutonomyState
 from agentd.services.breakers import BreakerService
@@ -218,31 +218,73 @@ class GovernanceService:
     async def kill_switch(self, on: bool, actor: str, reason: Any) -> dict[str, Any]:
         """Turn the kill switch on (stop all auto-execution, stop running operations) or off.
 
+        On takes effect before anything is written: the gate's policy carries
+        it and running operations are told to stop; then it is saved. If the
+        store refuses the write (a full disk), it stays on in memory, status
+        says so, and it is saved as soon as the store accepts writes again
+        (:meth:`save_held_kill_switch`). Off needs the store.
+
         :raises InvalidArgument: no reason.
+        :raises StoreError: off could not be saved (the switch stays on).
         """
         why = _text(reason, "reason", "say why (--reason)")
         now = self.clock()
-        async with self.store.write(now) as tx:
-            state = await self.autonomy.in_tx(tx)
-            changed = state.kill_switch != on
-            if changed:
-                await self.autonomy.set_kill_switch_in_tx(
-                    tx, on, actor=actor, reason=why, tested=not on
-                )
-                tx.audit(
-                    AuditEvent(
-                        AuditEventType.KILL_SWITCH_CHANGED,
-                        actor,
-                        "autonomy.kill_switch",
-                        {"on": on, "reason": why},
-                    )
-                )
         stopped = 0
-        if on and self.operations is not None:
-            # Even when it was already on: an operation started by hand since is stopped too.
-            stopped = self.operations.stop_all(
-                "kill_switch", f"kill switch turned on by {actor}: {why}"
-            )
+        if on:
+            held_before = self.autonomy.unsaved_kill_switch
+            if held_before is None:
+                self.autonomy.unsaved_kill_switch = {
+                    "at": iso(now),
+                    "by": actor,
+                    "reason": why,
+                    "error": None,
+                }
+                self.on_change()
+            if self.operations is not None:
+                # Even when it was already on: an operation started by hand since is stopped too.
+                stopped = self.operations.stop_all(
+                    "kill_switch", f"kill switch turned on by {actor}: {why}"
+                )
+        else:
+            # Save a switch held in memory first, so that its on-off cycle is on record.
+            await self.save_held_kill_switch(raise_error=True)
+        try:
+            changed = await self._save_kill_switch(on, actor, why, now)
+        except StoreError as exc:
+            if not on:
+                raise
+            held = self.autonomy.unsaved_kill_switch
+            assert held is not None
+            first_failure = held["error"] is None
+            held["error"] = exc.message
+            if first_failure:
+                logger.error(
+                    "kill switch turned on by {} ({}), in memory only: it could not be saved: {}",
+                    actor,
+                    why,
+                    exc.message,
+                )
+                await self._notify(
+                    Severity.HIGH,
+                    NotificationKind.KILL_SWITCH,
+                    f"Kill switch turned on by {actor} (in memory: not yet saved)",
+                    f"{why}\n\nThe store refused the write ({exc.message}). Auto-execution is "
+                    f"stopped; the switch is saved as soon as the store accepts writes, and "
+                    f"is lost if agentd restarts before then.",
+                )
+            return {
+                "kill_switch": True,
+                "changed": True,
+                "saved": False,
+                "operations_stopped": stopped,
+                "configured_kill_switch": self.settings().autonomy.kill_switch,
+                "message": f"kill switch on, in memory only: it could not be saved "
+                f"({exc.message}); it is saved as soon as the store accepts writes",
+            }
+        if on:
+            # Saved: the stored switch takes over from the one held in memory.
+            changed = changed or held_before is None
+            self.autonomy.unsaved_kill_switch = None
         state = await self.autonomy.load()
         if changed:
             self.on_change()
@@ -264,10 +306,65 @@ class GovernanceService:
         return {
             "kill_switch": state.kill_switch,
             "changed": changed,
+            "saved": True,
             "operations_stopped": stopped,
             "configured_kill_switch": configured,
             "message": message,
         }
+
+    async def _save_kill_switch(self, on: bool, actor: str, why: str, now: datetime) -> bool:
+        """Store the switch with its audit record; return whether it changed.
+
+        :raises StoreError: the store refused the write.
+        """
+        async with self.store.write(now) as tx:
+            state = await self.autonomy.in_tx(tx)
+            changed = state.kill_switch != on
+            if changed:
+                await self.autonomy.set_kill_switch_in_tx(
+                    tx, on, actor=actor, reason=why, tested=not on
+                )
+                tx.audit(
+                    AuditEvent(
+                        AuditEventType.KILL_SWITCH_CHANGED,
+                        actor,
+                        "autonomy.kill_switch",
+                        {"on": on, "reason": why},
+                    )
+                )
+        return changed
+
+    async def save_held_kill_switch(self, *, raise_error: bool = False) -> bool:
+        """Save a kill switch held in memory (governance's monitor task calls this).
+
+        Return True if one was saved.
+
+        :raises StoreError: the store still refuses it (only with ``raise_error``).
+        """
+        held = self.autonomy.unsaved_kill_switch
+        if held is None:
+            return False
+        try:
+            await self._save_kill_switch(True, held["by"], held["reason"], self.clock())
+        except StoreError as exc:
+            held["error"] = exc.message
+            if raise_error:
+                raise StoreError(
+                    f"the kill switch stays on: it is held in memory and the store still "
+                    f"refuses writes ({exc.message})",
+                    details={"kill_switch": True},
+                ) from exc
+            return False
+        self.autonomy.unsaved_kill_switch = None
+        await self.autonomy.load()
+        self.on_change()
+        logger.warning(
+            "kill switch turned on by {} at {} is now saved ({})",
+            held["by"],
+            held["at"],
+            held["reason"],
+        )
+        return True
 
     async def _notify(
         self, severity: Severity, kind: NotificationKind, title: str, body: str

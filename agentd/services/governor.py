@@ -90,8 +90,14 @@ class Governance:
         def every(name: str) -> Any:
             return lambda: self.settings().scheduler.interval(name)
 
+        async def monitor() -> str:
+            # A kill switch the store refused (a full disk) is saved once it can be.
+            saved = await self.service.save_held_kill_switch()
+            result = await self.breakers.tick()
+            return f"held kill switch saved; {result}" if saved else result
+
         runs = {
-            "breaker_monitor": self.breakers.tick,
+            "breaker_monitor": monitor,
             "metrics_textfile": self.metrics.write_textfile,
             "scope_expansion_expiry": self.scope.expire_due,
             "governance_cycle": self.cycle.run,
@@ -109,6 +115,7 @@ class Governance:
         return {
             "level": str(state.level),
             "kill_switch": state.kill_switch,
+            "kill_switch_saved": self.autonomy.unsaved_kill_switch is None,
             "breakers_tripped": self.breakers.tripped_keys(),
             "paused_action_types": list(state.paused),
         }

@@ -144,6 +144,7 @@ class IncidentService:
                 at=datetime.fromisoformat(incident.created_at),
                 kind=BreakerEventKind.INCIDENT,
                 severity=incident.severity,
+                autonomous=incident.autonomous,
             )
         )
 

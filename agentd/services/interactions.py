@@ -226,6 +226,7 @@ async def import_upload(
     fmt: str,
     skip_bad: bool,
     actor: str,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> InteractionImportReport:
     """Spool an upload to a temporary file, then import it like a file.
 
@@ -239,7 +240,7 @@ async def import_upload(
             async for line in lines:
                 await out.write(line.rstrip(b"\r\n") + b"\n")
         return await import_file(
-            store, path, source=source, fmt=fmt, skip_bad=skip_bad, actor=actor
+            store, path, source=source, fmt=fmt, skip_bad=skip_bad, actor=actor, clock=clock
         )
     finally:
         with anyio.CancelScope(shield=True):

@@ -3,7 +3,7 @@
 :meth:`MetricsCollector.collect` answers ``agentctl metrics`` for any period.
 :meth:`MetricsCollector.write_textfile` writes the file node_exporter's
 textfile collector reads (a scheduled task, every minute by default): counters
-are totals since the store began, the four rates cover the last
+are totals since the store began, the rates cover the last
 ``governance.metrics_rate_window_hours``, and gauges tell the governance state
 (level, kill switch, tripped breakers, paused action types). The file is
 replaced atomically, so the collector never reads half of it.

@@ -46,7 +46,7 @@ from agentd.browser.agent import (
 from agentd.browser.playwright_browser import PlaywrightBrowser
 from agentd.core.audit import AuditEvent, AuditEventType
 from agentd.errors import AgentdError, Conflict, InvalidArgument, InvalidState, NotFound, VaultError
-from agentd.kb import KnowledgeBase, Step
+from agentd.kb import KnowledgeBase, Step, bind_account
 from agentd.llm import AnthropicModel
 from agentd.ops_config import BrowserSettings
 from agentd.store import gate_sql, ops_sql
@@ -150,16 +150,20 @@ class OperationsService:
         """Create an operation: ``pending`` with consent, else ``awaiting_consent``.
 
         :raises NotFound: unknown workflow, account or service.
-        :raises InvalidArgument: missing or non-text parameters.
+        :raises InvalidArgument: missing or non-text parameters, an ``account``
+            parameter other than ``account``, or a value that cannot go into the
+            URL or selector it is used in.
         """
         service = service or self.settings.default_service
         values = dict(params or {})
         if not all(isinstance(k, str) and isinstance(v, str) for k, v in values.items()):
             raise InvalidArgument("operation parameters must be text", details={"field": "params"})
         flow = self.knowledge_base().workflow(workflow)
-        # The operation's account is the workflow's {account} unless given.
-        if "account" in flow.parameters:
-            values.setdefault("account", account)
+        # A workflow's {account} is the operation's account: the account whose consent,
+        # secrets and host allowlist the operation runs under, and which the audit names.
+        bind_account(values, account)
+        if "account" not in flow.parameters:
+            del values["account"]
         flow.check_parameters(values)
         needs = required_permission(flow.steps)
         if await gate_sql.get_account(self.store, account) is None:
@@ -355,9 +359,12 @@ class OperationsService:
                 f"{' or '.join(p.value for p in Permission)} (or none for every permission)",
                 details={"field": "permissions"},
             )
+        # None named means every permission: stored as such, so what is shown
+        # (consent list, the grant's answer, the audit) says what it allows.
+        granted = list(dict.fromkeys(permissions)) or [p.value for p in Permission]
         needs = self._needs()
         async with self.store.write() as tx:
-            row = await ops_sql.upsert_consent(tx, account, service, operation, permissions, actor)
+            row = await ops_sql.upsert_consent(tx, account, service, operation, granted, actor)
             tx.audit(AuditEvent(AuditEventType.CONSENT_GRANTED, actor, account, row.to_dict()))
             released = 0
             covered = [

@@ -10,11 +10,15 @@ Every finished run (success or failure) is stored with its start time, and
 the first run after a (re)start is placed at ``last start + interval`` — or
 at once when that is past — so a restart neither skips nor doubles a daily
 task. A failure is logged, counted, audited (``TASK_FAILED``) and the task
-simply runs again at its next tick; other tasks are untouched.
+simply runs again at its next tick; other tasks are untouched. Each run
+writes one log line with its outcome and duration: INFO when it succeeded,
+ERROR when it failed (APScheduler's own per-run lines are DEBUG, see
+:mod:`agentd.logs`).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -188,6 +192,7 @@ class TaskScheduler:
             async with state.lock:
                 state.running, state.done = True, anyio.Event()
                 started = self.clock()
+                began = time.monotonic()
                 ok, detail = True, ""
                 try:
                     # Shielded so a daemon shutdown drains the run instead of cutting
@@ -204,11 +209,18 @@ class TaskScheduler:
                         else f"{type(exc).__name__}: {exc}"
                     )
                     logger.opt(exception=not isinstance(exc, AgentdError)).error(
-                        "task {} failed ({}); it runs again at its next tick: {}",
+                        "task {} failed after {:.2f} s ({}); it runs again at its next tick: {}",
                         name,
+                        time.monotonic() - began,
                         trigger,
                         detail,
                     )
+                else:
+                    took = time.monotonic() - began
+                    if ok:
+                        logger.info("task {} ok in {:.2f} s ({}): {}", name, took, trigger, detail)
+                    else:
+                        logger.warning("task {} {} after {:.2f} s", name, detail, took)
                 finally:
                     state.running, state.scope = False, None
                     state.done.set()
@@ -352,6 +364,7 @@ class ProactiveLoop:
         self.gate = gate
         self.settings = settings
         self.model = model
+        self.clock = clock
         self.goals = GoalService(store, clock=clock)
         self.scanner = PatternScanner(store, lambda: settings().patterns.rules(), clock=clock)
         self.planner = OutreachPlanner(

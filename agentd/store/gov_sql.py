@@ -353,30 +353,34 @@ async def first_audit_at(read_all: ReadAll) -> str | None:
     return rows[0][0] if rows else None
 
 
-async def recent_outcomes(read_all: ReadAll, since: datetime) -> list[tuple[str, str, str]]:
-    """Return ``(at, kind, action_type)`` of execution outcomes after ``since``, oldest first.
+async def recent_outcomes(read_all: ReadAll, since: datetime) -> list[tuple[str, str, str, bool]]:
+    """Return ``(at, kind, action_type, autonomous)`` of outcomes after ``since``, oldest first.
 
     Kinds: ``succeeded`` and ``failed`` (change executions), ``rolled_back``
-    (successful rollbacks). Used to rebuild the breakers' windows on start-up.
+    (successful rollbacks, autonomous when the change they undid was). Used to
+    rebuild the breakers' windows on start-up.
     """
     rows = await read_all(
-        "SELECT finished_at, CASE WHEN kind = 'rollback' THEN 'rolled_back' ELSE state END, "
-        "action_type FROM executions WHERE finished_at > ? AND ("
-        "(kind = 'change' AND state IN ('succeeded', 'failed')) "
-        "OR (kind = 'rollback' AND state = 'succeeded')) ORDER BY finished_at",
+        "SELECT e.finished_at, CASE WHEN e.kind = 'rollback' THEN 'rolled_back' ELSE e.state END, "
+        "e.action_type, CASE WHEN e.kind = 'rollback' THEN COALESCE((SELECT c.autonomous "
+        "FROM executions c WHERE c.id = e.rollback_of), 0) ELSE e.autonomous END "
+        "FROM executions e WHERE e.finished_at > ? AND ("
+        "(e.kind = 'change' AND e.state IN ('succeeded', 'failed')) "
+        "OR (e.kind = 'rollback' AND e.state = 'succeeded')) ORDER BY e.finished_at",
         (iso(since),),
     )
-    return [(r[0], r[1], r[2]) for r in rows]
+    return [(r[0], r[1], r[2], bool(r[3])) for r in rows]
 
 
-async def recent_incidents(read_all: ReadAll, since: datetime) -> list[tuple[str, str]]:
-    """Return ``(created_at, severity)`` of incidents after ``since`` not raised by breakers."""
+async def recent_incidents(read_all: ReadAll, since: datetime) -> list[tuple[str, str, bool]]:
+    """Return ``(created_at, severity, autonomous)`` of incidents after ``since`` not raised
+    by breakers."""
     rows = await read_all(
-        "SELECT created_at, severity FROM incidents WHERE created_at > ? "
+        "SELECT created_at, severity, autonomous FROM incidents WHERE created_at > ? "
         "AND kind != 'breaker_tripped' ORDER BY created_at",
         (iso(since),),
     )
-    return [(r[0], r[1]) for r in rows]
+    return [(r[0], r[1], bool(r[2])) for r in rows]
 
 
 async def critical_autonomous_incidents(read_all: ReadAll, start: datetime, end: datetime) -> int:

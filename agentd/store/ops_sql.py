@@ -66,7 +66,9 @@ class OperationRow:
             "error": self.error,
             "result": dict(self.result),
             "folder": self.folder,
-            "intent_id": self.intent_id,
+            # The column is named intent_id, but what it holds is the execution
+            # that started the operation (None for one started by hand).
+            "execution": self.intent_id,
             "created_by": self.created_by,
             "created_at": self.created_at,
             "updated_at": self.updated_at,

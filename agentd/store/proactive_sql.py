@@ -219,6 +219,7 @@ class GoalRow:
             "target": g.target,
             "start": iso(g.start),
             "end": iso(g.end),
+            "last_day": g.last_day.isoformat(),
             "status": g.status.value,
             "verdict": self.verdict.value if self.verdict else None,
             "current": self.current,

@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 
 import aiosqlite
 import anyio
+from loguru import logger
 
 from agentd.core.audit import (
     GENESIS,
@@ -171,6 +172,13 @@ class SqliteStore:
         self._head_seq = 0
         self._head_hash = GENESIS
         self._checkpointer: Checkpointer | None = None
+        # Write failures, for status: how many, the last one, and whether the
+        # last write failed (cleared by the next one that commits).
+        self.write_errors = 0
+        self.last_write_error: tuple[datetime, str] | None = None
+        self.writes_failing = False
+        # Set when an integrity check found the file damaged: writes are refused.
+        self.corrupt: str | None = None
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -304,9 +312,7 @@ class SqliteStore:
         :raises StoreError: the store is closed or SQLite refused the write.
         """
         async with self._lock:
-            conn = self._writer
-            if conn is None:
-                raise StoreError("store is closed")
+            conn = self._writable()
             tx = Tx(conn, now or datetime.now(UTC))
             try:
                 # Shielded: a cancel landing here must not leave the
@@ -314,7 +320,7 @@ class SqliteStore:
                 with anyio.CancelScope(shield=True):
                     await conn.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
-                raise StoreError(f"cannot start a transaction: {exc}") from exc
+                raise self._write_failed(f"cannot start a transaction: {exc}") from exc
             try:
                 yield tx
                 records, head = self._audit_rows(tx)
@@ -328,9 +334,10 @@ class SqliteStore:
                     if conn.in_transaction:
                         await conn.execute("ROLLBACK")
                 if isinstance(exc, sqlite3.Error):
-                    raise StoreError(f"write failed: {exc}") from exc
+                    raise self._write_failed(f"write failed: {exc}") from exc
                 raise
             self._head_seq, self._head_hash = head
+            self.writes_failing = False
             if self._checkpointer is not None:
                 self._checkpointer.nudge()
 
@@ -345,16 +352,14 @@ class SqliteStore:
         :raises StoreError: the store is closed or SQLite refused the write.
         """
         async with self._lock:
-            conn = self._writer
-            if conn is None:
-                raise StoreError("store is closed")
+            conn = self._writable()
             tx_now = now or datetime.now(UTC)
 
             def run(raw: sqlite3.Connection) -> tuple[T, tuple[int, str]]:
                 try:
                     raw.execute("BEGIN IMMEDIATE")
                 except sqlite3.Error as exc:
-                    raise StoreError(f"cannot start a transaction: {exc}") from exc
+                    raise self._write_failed(f"cannot start a transaction: {exc}") from exc
                 try:
                     tx = BlockTx(raw, tx_now)
                     result = block(tx)
@@ -373,11 +378,62 @@ class SqliteStore:
                 with anyio.CancelScope(shield=True):
                     result, head = await _on_thread(conn, run)
             except sqlite3.Error as exc:
-                raise StoreError(f"write failed: {exc}") from exc
+                raise self._write_failed(f"write failed: {exc}") from exc
             self._head_seq, self._head_hash = head
+            self.writes_failing = False
             if self._checkpointer is not None:
                 self._checkpointer.nudge()
             return result
+
+    def _writable(self) -> aiosqlite.Connection:
+        """Return the writer connection.
+
+        :raises StoreError: the store is closed, or found corrupt (writes are refused).
+        """
+        if self.corrupt is not None:
+            raise StoreError(
+                f"writes are refused: database {self.path} is damaged ({self.corrupt}); "
+                f"stop agentd and restore a backup",
+                details={"corrupt": self.corrupt},
+            )
+        if self._writer is None:
+            raise StoreError("store is closed")
+        return self._writer
+
+    def _write_failed(self, message: str) -> StoreError:
+        """Count and log a failed write; return the error to raise."""
+        self.write_errors += 1
+        self.last_write_error = (datetime.now(UTC), message)
+        self.writes_failing = True
+        logger.error("store: {} ({})", message, self.path)
+        return StoreError(message)
+
+    async def quick_check(self, max_errors: int = 20) -> list[str]:
+        """Run ``PRAGMA quick_check`` on a connection of its own; return the problems found.
+
+        An empty list: the file's structure is sound. Runs on a worker thread
+        (it reads the whole file) so the event loop and the other connections
+        go on meanwhile.
+
+        :raises StoreError: the check itself could not run.
+        """
+
+        def run() -> list[str]:
+            conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, isolation_level=None)
+            try:
+                rows = conn.execute(f"PRAGMA quick_check({int(max_errors)})").fetchall()
+            finally:
+                conn.close()
+            found = [str(r[0]) for r in rows]
+            return [] if found == ["ok"] else found
+
+        try:
+            return await anyio.to_thread.run_sync(run)
+        except sqlite3.Error as exc:
+            if getattr(exc, "sqlite_errorname", "") in ("SQLITE_CORRUPT", "SQLITE_NOTADB"):
+                # Damage can stop the check itself ("database disk image is malformed").
+                return [str(exc)]
+            raise StoreError(f"integrity check of {self.path} could not run: {exc}") from exc
 
     def _audit_rows(self, tx: Tx) -> tuple[list[tuple[Any, ...]], tuple[int, str]]:
         """Return the audit rows of ``tx``'s events, chained on the head, and the new head."""
@@ -480,14 +536,23 @@ class SqliteStore:
             last = int(rows[-1][0])
 
     async def verify_audit(self) -> ChainVerdict:
-        """Recompute the chain and report the first broken record, if any."""
+        """Recompute the chain and report the first broken record, if any.
+
+        Besides the database's own head (``meta``, which whoever rewrites the
+        file can rewrite too), the chain must hold the last record this store
+        knows of as it remembers it (read at open, moved on by each append):
+        a trail cut short or rewritten under the running daemon fails here.
+        """
+        # Taken before any read: every record up to it has committed, so each
+        # read below sees it (records appended meanwhile come after it).
+        written = (self._head_seq, self._head_hash)
         head = await self.get_meta("audit.head")
         head_seq: int | None = None
         head_hash: str | None = None
         if head:
             seq_text, _, head_hash = head.partition(":")
             head_seq = int(seq_text)
-        verifier = ChainVerifier()
+        verifier = ChainVerifier(written)
         last = 0
         while True:
             rows = await self.read_all(

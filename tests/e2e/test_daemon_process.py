@@ -51,9 +51,16 @@ def test_serve_status_and_clean_stop(daemon: DaemonProcess, daemon_env: dict[str
     assert status["schema_version"] >= 1
     assert status["state_dir"] == daemon_env["AGENTD_STATE_DIR"]
     assert status["config_file"] == daemon_env["AGENTD_CONFIG"]
+    # Chromium's sandbox: off only as root, where Chromium cannot sandbox itself.
+    root = os.geteuid() == 0
+    assert status["browser"]["sandbox"] is not root
+    assert ("runs as root" if root else "does not run as root") in status["browser"][
+        "sandbox_reason"
+    ]
 
     human = agentctl("status")
     assert "schema version:" in human.stdout and "running" in human.stdout
+    assert f"browser sandbox: {'OFF' if root else 'on'} (" in human.stdout
 
     started = time.monotonic()
     code = daemon.stop(timeout=5)

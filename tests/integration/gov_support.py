@@ -149,7 +149,9 @@ async def record_outcomes(
             )
     if publish:
         for state, action_type in outcomes:
-            event = BreakerEvent(when, KINDS[(kind, state)], action_type=action_type)
+            event = BreakerEvent(
+                when, KINDS[(kind, state)], action_type=action_type, autonomous=autonomous
+            )
             await app.events.publish(event)
     return ids
 

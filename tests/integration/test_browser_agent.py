@@ -17,7 +17,6 @@ import zlib
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -241,10 +240,12 @@ def magenta_box(data: bytes) -> tuple[int, tuple[int, int, int, int] | None]:
 
 
 def workflow_params(site: DemoSite) -> dict[str, dict[str, str]]:
+    """Each workflow's parameters; ``{account}`` is the operation's (on the site as well)."""
+    site.add_account(ACCOUNT, "Brightside Goods")
     _, _, _ = site.create_api_key("Storefront search", "read")
     revoke, _, _ = site.create_api_key("Old reporting export", "read_write")
     return {
-        "add_note": {"account": "umbrella", "note": "Asked for a pilot in Q3."},
+        "add_note": {"note": "Asked for a pilot in Q3."},
         "api_key_generation": {"description": "Inventory sync", "permissions": "read_write"},
         "api_key_revocation": {"key_id": str(revoke.id)},
         "product_seo_update": {
@@ -252,17 +253,15 @@ def workflow_params(site: DemoSite) -> dict[str, dict[str, str]]:
             "seo_title": "Gooseneck Kettle | Brightside",
             "meta_description": "Pour-over precision.",
         },
-        "read_account_activity": {"account": "hooli"},
+        "read_account_activity": {},
         "read_product_seo": {"product_id": "102"},
         "schedule_meeting": {
-            "account": "initech",
             "title": "Quarterly review",
-            "date": (date.today() + timedelta(days=7)).isoformat(),
+            "date": "2099-06-30",  # the site refuses past days only
             "time": "14:30",
             "duration": "45",
         },
         "send_follow_up_message": {
-            "account": "globex",
             "subject": "Following up",
             "body": "Thanks for the call.",
         },

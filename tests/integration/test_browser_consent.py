@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import anyio
@@ -10,6 +11,7 @@ import pytest
 from agentd.browser.playwright_browser import PlaywrightBrowser
 from agentd.demosite import DemoSite
 from agentd.errors import InvalidArgument
+from agentd.store import ops_sql
 from tests.integration import test_browser_agent as base
 from tests.integration.test_browser_agent import ACCOUNT, SERVICE, Harness, harness
 
@@ -110,3 +112,69 @@ async def test_unknown_permissions_are_refused(
         with pytest.raises(InvalidArgument, match="unknown permission admin"):
             await h.svc.grant_consent(ACCOUNT, SERVICE, permissions=["read", "admin"], actor="t")
         assert await h.svc.list_consents() == []
+
+
+# -- an operation acts for its own account only ---------------------------------------------------
+
+
+async def test_an_account_parameter_cannot_point_an_operation_at_another_account(
+    tmp: Path, site: DemoSite, shared_browser: PlaywrightBrowser
+) -> None:
+    before = [n.text for n in site.state.notes_for("globex")]
+    async with harness(tmp, site, shared_browser) as h:
+        with pytest.raises(InvalidArgument, match="differs from the operation's account") as err:
+            await h.svc.start_operation(
+                "add_note", ACCOUNT, params={"account": "globex", "note": "hijack"}, actor="t"
+            )
+        assert err.value.details == {"field": "params", "parameter": "account"}
+        assert await h.svc.list_operations() == []
+        assert not [r for r in await h.audit() if r.event == "OPERATION_CREATED"]
+    assert [n.text for n in site.state.notes_for("globex")] == before
+
+
+async def test_an_operation_stored_with_another_accounts_parameter_never_opens_a_page(
+    tmp: Path, site: DemoSite, shared_browser: PlaywrightBrowser
+) -> None:
+    # An operation created before the account was bound (or written by another tool).
+    before = [n.text for n in site.state.notes_for("globex")]
+    async with harness(tmp, site, shared_browser, running=False) as h:
+        op = await h.svc.start_operation("add_note", ACCOUNT, params={"note": "hijack"}, actor="t")
+        async with h.store.write() as tx:
+            params = json.dumps({"account": "globex", "note": "hijack"})
+            await ops_sql.update_operation(tx, op.id, {"params": params})
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(h.svc.run)
+            done = await h.svc.wait(op.id, 60)
+            tg.cancel_scope.cancel()
+        assert (done.state, done.reason) == ("failed", "invalid_params")
+        assert "differs from the operation's account" in (done.error or "")
+        assert not [s for s in await h.svc.steps(op.id) if s.status != "final"]
+    assert [n.text for n in site.state.notes_for("globex")] == before
+    assert not [r for r in site.access_log if r.path.startswith("/crm/accounts/globex")]
+
+
+async def test_a_parameter_cannot_walk_a_url_to_another_page(
+    tmp: Path, site: DemoSite, shared_browser: PlaywrightBrowser
+) -> None:
+    # Unencoded, this product id would open /crm/accounts/globex/notes/new.
+    sneaky = "../../crm/accounts/globex/notes/new?x="
+    async with harness(tmp, site, shared_browser) as h:
+        with pytest.raises(InvalidArgument, match="goes into a URL path"):
+            await h.svc.start_operation(
+                "read_product_seo", ACCOUNT, params={"product_id": ".."}, actor="t"
+            )
+        with pytest.raises(InvalidArgument, match="goes into a selector"):
+            await h.svc.start_operation(
+                "api_key_revocation",
+                ACCOUNT,
+                params={"key_id": '1"], [data-testid^="'},
+                actor="t",
+            )
+        op = await h.run("read_product_seo", {"product_id": sneaky})
+        assert (op.state, op.reason) == ("failed", "step_failed")
+        steps = {s.idx: s for s in await h.svc.steps(op.id)}
+    assert "answered 404" in (steps[6].error or "")
+    # The record names the URL the step really opened.
+    opened = "/admin/products/..%2F..%2Fcrm%2Faccounts%2Fglobex%2Fnotes%2Fnew%3Fx%3D/edit"
+    assert steps[6].target == opened
+    assert not [r for r in site.access_log if r.path.startswith("/crm/accounts/globex")]

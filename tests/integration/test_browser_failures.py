@@ -390,8 +390,17 @@ async def test_a_step_the_planner_turns_into_a_click_is_recorded_before_it_runs(
             op = await h.run("login")
             assert op.state == "completed", op.error
             rows = [(s.idx, s.status, s.action, s.source) for s in await h.svc.steps(op.id)]
+            targets = [s.target for s in await h.svc.steps(op.id) if s.idx == 4]
+            audited = [r.data for r in await h.audit(op.id) if r.event == "OPERATION_STEP"]
     # The click was on record (and every step before it) before it ran, so a crash
     # during it would end the operation as interrupted, not restart it.
-    assert rows[3:5] == [(4, "planned", "click", "planner"), (4, "ok", "wait_for", "planner")]
+    assert rows[3:5] == [(4, "planned", "click", "planner"), (4, "ok", "click", "planner")]
     assert [r[0] for r in rows[:3]] == [1, 2, 3]
+    # Each record names the command that ran; the audit also names the workflow's.
+    assert targets == ['[data-testid="login-submit"]'] * 2
+    step4 = [d for d in audited if d["idx"] == 4]
+    assert [(d["action"], d["target"]) for d in step4] == [
+        ("click", '[data-testid="login-submit"]')
+    ] * 2
+    assert [d["recorded"] for d in step4] == [{"action": "wait_for", "target": "#old-submit"}] * 2
     assert recovery_decision(tuple(steps), 3, [4]) is Recovery.INTERRUPTED

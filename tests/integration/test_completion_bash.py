@@ -99,6 +99,7 @@ def test_options_per_command(script: Path) -> None:
     assert complete(script, "agentctl accounts import --") == {"--help", "--format", "--skip-bad"}
     assert complete(script, "agentctl --") == {
         "--help",
+        "--version",
         "--socket",
         "--config",
         "--json",
@@ -129,3 +130,11 @@ def test_files_where_a_file_is_expected(script: Path, tmp_path: Path) -> None:
     # An intent id is not a file name: nothing is offered.
     assert complete(script, "agentctl approve ", cwd=tmp_path) == set()
     assert complete(script, "agentctl approve int_1 --note ", cwd=tmp_path) == set()
+
+
+def test_verbs_that_are_words_not_subcommands(script: Path) -> None:
+    # rollback TOKEN runs; rollback check|extend|tokens are its verbs.
+    assert complete(script, "agentctl rollback ") == {"check", "extend", "tokens"}
+    assert complete(script, "agentctl rollback ex") == {"extend"}
+    assert complete(script, "agentctl rollback check ") == set()  # a token: not guessed
+    assert complete(script, "agentctl incidents ") == {"resolve"}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -237,6 +238,19 @@ async def test_seo_change_runs_then_soft_undo_restores_it(
         assert events[2:] == ["EXECUTION_ROLLED_BACK", "ROLLBACK_FAILED"]
         assert await audit_events(app, done["rollback"]) == ["ROLLBACK_FAILED"]
         assert (await ask(sock, "audit.verify"))["intact"] is True
+        # The digest lists the undo and the two refused attempts, newest first.
+        day = datetime.fromisoformat(exe["finished_at"]).astimezone(UTC).date()
+        path = await app.proactive.digest.write(day)
+        text = path.read_text()
+        undos = text.split("## Rollbacks\n\n")[1].split("\n## ")[0].splitlines()[2:]
+        assert [row.split(" | ")[1:6:4] for row in undos] == [
+            [done["rollback"], "refused"],
+            [exe["id"], "refused"],
+            [exe["id"], "rolled back"],
+        ], undos
+        assert "| update_account_context | acme | SOFT_UNDO | rolled back |" in undos[2]
+        assert undos[2].endswith(" | wrong title |") and "ALREADY_USED" in undos[1]
+        assert "1 autonomous action succeeded, 0 failed, 3 rollbacks," in text
 
 
 async def test_a_change_someone_else_changed_since_escalates(
@@ -348,7 +362,12 @@ async def test_limits_windows_trust_and_missing_executors(
     site: DemoSite,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    now = datetime.now(UTC)
+    # The engine's clock runs from noon of the day the test starts, so the day's
+    # limit and the closed window below do not depend on the time of day, nor on
+    # a midnight the run may cross (approval expiries, set by the real clock,
+    # stay hours away from it).
+    now = datetime.now(UTC).replace(hour=12, minute=0, second=0, microsecond=0)
+    started = time.monotonic()
     closed_start = (now + timedelta(hours=2)).strftime("%H:%M")
     closed_end = (now + timedelta(hours=3)).strftime("%H:%M")
     extra = (
@@ -357,6 +376,7 @@ async def test_limits_windows_trust_and_missing_executors(
         f'timezone = "UTC"\nstart = "{closed_start}"\nend = "{closed_end}"\n'
     )
     async with daemon(short_tmp, site, monkeypatch, extra=extra) as (app, sock):
+        app.execution.clock = lambda: now + timedelta(seconds=time.monotonic() - started)
         await ask(
             sock,
             "accounts.import",
@@ -594,9 +614,26 @@ async def test_failing_executions_trip_the_error_rate_breaker(
             sock, account="acme", action_type="log_interaction", diff={"note": "c"}
         )
         assert later["decision"] == "REQUIRE_APPROVAL"
+        (incident,) = [i for i in incidents if i["kind"] == "breaker_tripped"]
+        assert incident["autonomous"] is True  # autonomous actions failed: it is theirs
         await ask(sock, "task.run", {"name": "daily_digest_generation", "wait": True})
-        digest = await ask(sock, "digest", {"show": True})
-        assert "high_error_rate" in json.dumps(digest)
+        day = datetime.fromisoformat(exe["finished_at"]).astimezone(UTC).date().isoformat()
+        digest = await ask(sock, "digest", {"date": day, "show": True})
+        text = digest["content"]
+        assert "high_error_rate" in text
+        assert "1 autonomous action succeeded, 1 failed," in text
+        # The failed operation: its account, workflow, failing step and that step's screenshot.
+        (row,) = [
+            line
+            for line in text.splitlines()
+            if line.startswith(f"| {day[:4]}") and f"| {exe['change_op']} |" in line
+        ]
+        cells = row.split(" | ")
+        assert cells[2:5] == ["globex", "add_note", exe["id"]], row
+        assert cells[5].startswith("step "), row
+        link = row.rsplit("](<", 1)[1].split(">)", 1)[0]
+        shot = Path(digest["path"]).parent / link
+        assert shot.read_bytes().startswith(b"\x89PNG"), shot
         # A reset clears the breaker but never raises the level again.
         await ask(sock, "breaker.reset", {"name": "high_error_rate", "reason": "fixed the form"})
         assert (await ask(sock, "breaker.status"))["tripped"] == []

@@ -60,6 +60,16 @@ async def test_error_rate_trip_demotes_to_l3_until_people_approve(
             "open",
         )
         assert incident.notified, "the emergency contact was told"
+        # Autonomous actions failed: the breaker's incident is counted as theirs.
+        assert incident.autonomous is True
+        metrics = await d.ask("metrics", {"since": "1h"})
+        assert metrics["counts"]["incidents_from_autonomous"] == 1
+        await d.ask("task.run", {"name": "governance_cycle", "wait": True})
+        (report,) = (settings.state_dir / "reports").glob("governance-*.md")
+        text = report.read_text()
+        assert "| Incidents | 1 (critical 1) |" in text
+        assert "| Incidents from autonomous actions | 1 |" in text
+        assert "| Error rate (failed / finished executions) | 10.00% |" in text
         (tripped,) = await audit_events(d.app, "BREAKER_TRIPPED")
         assert tripped.data["rule"] == "high_error_rate" and tripped.data["incident"] == incident.id
         changed = await audit_events(d.app, "LEVEL_CHANGED")

@@ -255,7 +255,8 @@ async def test_metrics_command_and_bad_periods(
         assert (c["intents_total"], c["intents_auto_executed"], c["intents_blocked"]) == (2, 1, 1)
         assert (c["executions_succeeded"], c["executions_failed"]) == (4, 1)
         assert c["gate_triggers"] == 1
-        assert r["success_rate"] == pytest.approx(0.8) and r["error_rate"] == pytest.approx(0.5)
+        assert r["success_rate"] == pytest.approx(0.8) and r["error_rate"] == pytest.approx(0.2)
+        assert r["intent_failure_rate"] == pytest.approx(0.5)  # 1 failure, 2 intents
         old = await d.ask("metrics", {"since": "2020-01-01", "until": "2020-02-01"})
         assert old["counts"]["intents_total"] == 0 and old["rates"]["success_rate"] is None
         for args in ({"since": "yesterday-ish"}, {"since": "1h", "until": "2h"}, {"until": 5}):

@@ -2,23 +2,29 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import json
+import logging
+import re
+import sys
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import anyio
 import pytest
+from loguru import logger
 
-from agentd.config import Settings
+from agentd.config import LogSettings, Settings
 from agentd.errors import NotFound
 from agentd.llm import AnthropicModel, LLMSettings
+from agentd.logs import setup_logging, shutdown_logging
 from agentd.policy import gate_policy
 from agentd.proactive_config import SchedulerConfig
 from agentd.services.gate import GateService
 from agentd.services.scheduler import TASK_NAMES, ProactiveLoop, TaskScheduler, TaskSpec
 from agentd.store.sqlite import SqliteStore
 from agentd.testing.anthropic_stub import AnthropicStub, Reply
-from tests.integration.test_proactive_services import BUYING, Cfg, _accounts, _jsonl
+from tests.integration.test_proactive_services import BUYING, NOW, Cfg, _accounts, _jsonl, clock
 
 
 @pytest.fixture
@@ -35,8 +41,10 @@ async def test_every_task_runs_on_the_real_scheduler(tmp_path: Path, store: Sqli
     fast = {f"{name}_interval_s": 0.3 for name in TASK_NAMES}
     cfg = Cfg(tmp_path, scheduler=SchedulerConfig(**fast, misfire_grace_time_s=5))
     policy = gate_policy(Settings(state_dir=tmp_path))
-    gate = GateService(store, lambda: policy, approval_ttl=lambda _t: timedelta(hours=1))
-    loop = ProactiveLoop(store, gate, lambda: cfg)  # type: ignore[arg-type, return-value]
+    gate = GateService(
+        store, lambda: policy, approval_ttl=lambda _t: timedelta(hours=1), clock=clock
+    )
+    loop = ProactiveLoop(store, gate, lambda: cfg, clock=clock)  # type: ignore[arg-type, return-value]
     await _accounts(store)
     (loop.inbox.ensure() / "i.jsonl").write_bytes(_jsonl(BUYING))
     async with anyio.create_task_group() as tg:
@@ -58,7 +66,7 @@ async def test_every_task_runs_on_the_real_scheduler(tmp_path: Path, store: Sqli
     assert row is not None and row[0] == 1  # the buying signal, planned once despite many runs
     planned = await store.read_one("SELECT COUNT(*) FROM patterns WHERE planned_at IS NOT NULL")
     assert planned is not None and planned[0] == 1
-    assert (tmp_path / "digest" / f"{datetime.now(UTC).date().isoformat()}.md").exists()
+    assert (tmp_path / "digest" / f"{NOW.date().isoformat()}.md").exists()
 
 
 async def test_restart_keeps_last_runs_and_failures_are_counted(store: SqliteStore) -> None:
@@ -140,16 +148,17 @@ async def test_summaries_through_the_anthropic_stub(
     path = tmp_path / "i.jsonl"
     path.write_bytes(_jsonl(BUYING))
     await interactions.import_file(
-        store, path, source="i.jsonl", fmt="jsonl", skip_bad=False, actor="t"
+        store, path, source="i.jsonl", fmt="jsonl", skip_bad=False, actor="t", clock=clock
     )
     policy = gate_policy(Settings(state_dir=tmp_path))
-    gate = GateService(store, lambda: policy, approval_ttl=lambda _t: timedelta(hours=1))
+    ttl = timedelta(hours=1)
+    gate = GateService(store, lambda: policy, approval_ttl=lambda _t: ttl, clock=clock)
     with AnthropicStub(api_key="k") as stub:
         stub.push(reply)
         model = AnthropicModel(
             LLMSettings(api_key="k", base_url=stub.url, timeout_s=0.5, max_retries=0)
         )
-        loop = ProactiveLoop(store, gate, lambda: Cfg(tmp_path), model=model)  # type: ignore[arg-type, return-value]
+        loop = ProactiveLoop(store, gate, lambda: Cfg(tmp_path), model=model, clock=clock)  # type: ignore[arg-type, return-value]
         try:
             result = await loop.summaries.summarize_account("acme")
         finally:
@@ -162,3 +171,64 @@ async def test_summaries_through_the_anthropic_stub(
     else:
         assert reason in result["fallback_reason"]
         assert result["summary"].startswith("acme: 3 interactions")
+
+
+@pytest.fixture
+def daemon_logging(tmp_path: Path) -> Iterator[Path]:
+    """The daemon's logging at DEBUG into tmp_path; the test run's own logging restored after."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    path = setup_logging(
+        Settings(state_dir=tmp_path, log_dir=tmp_path / "logs", log=LogSettings(level="DEBUG")),
+        journald_prefix=False,
+    )
+    try:
+        yield path
+    finally:
+        shutdown_logging()
+        logger.add(sys.stderr)
+        root.handlers[:], root.level = handlers, level
+        logging.getLogger("apscheduler").setLevel(logging.NOTSET)
+
+
+async def test_one_info_line_per_task_run_and_apscheduler_chatter_at_debug(
+    store: SqliteStore, daemon_logging: Path
+) -> None:
+    async def quick() -> str:
+        return "quick result"
+
+    async def broken() -> str:
+        raise RuntimeError("boom")
+
+    tasks = [
+        TaskSpec("quick", lambda: timedelta(seconds=0.2), quick),
+        TaskSpec("broken", lambda: timedelta(seconds=0.3), broken),
+    ]
+    sched = TaskScheduler(store, tasks, misfire_grace_time=5)
+    async with anyio.create_task_group() as tg:
+        await tg.start(sched.run)
+        with anyio.fail_after(10):
+            while min(t["runs"] for t in await sched.table()) < 3:
+                await anyio.sleep(0.05)
+        tg.cancel_scope.cancel()
+    table = {t["name"]: t for t in await sched.table()}
+    logger.complete()
+    records = [json.loads(line)["record"] for line in daemon_logging.read_text().splitlines()]
+    lines = [(r["level"]["name"], r["message"]) for r in records]
+
+    chatter = [(lvl, m) for lvl, m in lines if "Running job" in m or "executed successfully" in m]
+    assert chatter, "APScheduler's per-run lines are expected at DEBUG"
+    assert {lvl for lvl, _ in chatter} == {"DEBUG"}, chatter
+
+    info = [m for lvl, m in lines if lvl == "INFO"]
+    quick_lines = [m for m in info if m.startswith("task quick ")]
+    assert len(quick_lines) == table["quick"]["runs"], (quick_lines, table["quick"])
+    assert all(
+        re.fullmatch(r"task quick ok in \d+\.\d\d s \(schedule\): quick result", m)
+        for m in quick_lines
+    ), quick_lines
+    assert not [m for m in info if "broken" in m]
+    failed = [m for lvl, m in lines if lvl == "ERROR" and m.startswith("task broken failed")]
+    assert len(failed) == table["broken"]["failures"] == table["broken"]["runs"]
+    assert all(re.search(r"failed after \d+\.\d\d s \(schedule\).*boom", m) for m in failed)
+    assert len(info) == table["quick"]["runs"], info

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -34,7 +35,15 @@ from agentd.services.gate import GateService
 from agentd.services.scheduler import ProactiveLoop
 from agentd.store.sqlite import SqliteStore
 
-NOW = datetime.now(UTC)
+# A fixed day, never the wall clock's: the services run on a clock that starts
+# here and ticks, so a run that crosses midnight UTC sees the same dates.
+NOW = datetime(2025, 7, 2, 12, 0, tzinfo=UTC)
+_STARTED = time.monotonic()
+
+
+def clock() -> datetime:
+    """Return NOW plus the time the test run has taken so far."""
+    return NOW + timedelta(seconds=time.monotonic() - _STARTED)
 
 
 @dataclass
@@ -64,9 +73,11 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
     store = SqliteStore(tmp_path / "agentd.sqlite3", synchronous="NORMAL")
     await store.open()
     policy = gate_policy(Settings(state_dir=tmp_path))
-    gate = GateService(store, lambda: policy, approval_ttl=lambda _t: timedelta(hours=72))
+    gate = GateService(
+        store, lambda: policy, approval_ttl=lambda _t: timedelta(hours=72), clock=clock
+    )
     cfg = Cfg(tmp_path)
-    loop = ProactiveLoop(store, gate, lambda: cfg)  # type: ignore[arg-type, return-value]
+    loop = ProactiveLoop(store, gate, lambda: cfg, clock=clock)  # type: ignore[arg-type, return-value]
     app: Any = type("FakeApp", (), {"store": store, "proactive": loop})()
     client = InProcessClient(Dispatcher(app, AccessPolicy(daemon_uid=os.getuid())))
     try:

@@ -10,7 +10,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from agentd.core.audit import AuditEvent
+from agentd.core.audit import AuditEvent, canonical_data, record_hash
 from agentd.errors import StoreError
 from agentd.store.base import BlockTransaction
 from agentd.store.sqlite import LATEST_SCHEMA_VERSION, SqliteStore
@@ -90,6 +90,54 @@ async def test_audit_is_append_only_for_the_daemon(store: SqliteStore) -> None:
         async with store.write() as tx:
             await tx.execute("DELETE FROM audit")
     assert (await store.verify_audit()).count == 1
+
+
+@pytest.mark.parametrize(
+    "verb", ["INSERT OR REPLACE", "REPLACE", "INSERT OR IGNORE", "INSERT OR ROLLBACK"]
+)
+async def test_a_record_cannot_be_rewritten_in_place(store: SqliteStore, verb: str) -> None:
+    """REPLACE deletes the old row without firing audit_no_delete: migration 0009 stops it."""
+    await store.append_audit([AuditEvent("A", "alice"), AuditEvent("B", "bob")], NOW)
+    raw = sqlite3.connect(store.path)
+    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+        raw.execute(
+            f"{verb} INTO audit(seq, at, event, actor, subject, data, prev_hash, hash) "
+            "SELECT seq, at, event, 'mallory', subject, data, prev_hash, hash "
+            "FROM audit WHERE seq = 2"
+        )
+    raw.rollback()
+    raw.close()
+    assert [r.actor for r in await store.audit_tail(2)] == ["alice", "bob"]
+    assert (await store.verify_audit()).intact
+
+
+async def test_truncation_under_the_open_store_is_found(store: SqliteStore) -> None:
+    """Delete the tail, re-hash the new last record and fix meta: the store's head tells."""
+    await store.append_audit([AuditEvent("E", "a", data={"n": i}) for i in range(6)], NOW)
+    raw = sqlite3.connect(store.path)
+    raw.execute("DROP TRIGGER audit_no_update")
+    raw.execute("DROP TRIGGER audit_no_delete")
+    raw.execute("DELETE FROM audit WHERE seq > 4")
+    seq, at, event, actor, subject, prev = raw.execute(
+        "SELECT seq, at, event, actor, subject, prev_hash FROM audit WHERE seq = 4"
+    ).fetchone()
+    data = canonical_data({"n": "forged"})
+    digest = record_hash(prev, seq, at, event, actor, subject, data)
+    raw.execute("UPDATE audit SET data = ?, hash = ? WHERE seq = 4", (data, digest))
+    raw.execute("UPDATE meta SET value = ? WHERE key = 'audit.head'", (f"4:{digest}",))
+    raw.commit()
+    raw.close()
+    verdict = await store.verify_audit()
+    assert not verdict.intact and verdict.first_broken_seq == 5
+    assert verdict.problem is not None and "records 5..6 were removed" in verdict.problem
+    # Reopened, the store knows only the file: the chain is consistent again.
+    await store.close()
+    again = SqliteStore(store.path)
+    await again.open()
+    try:
+        assert (await again.verify_audit()).intact
+    finally:
+        await again.close()
 
 
 def _tamper(path: Path, sql: str) -> None:

@@ -88,3 +88,35 @@ def test_record_hash_and_data_text_are_pinned() -> None:
         record_hash("ab" * 32, 12, at, "PROPOSAL_AUTO_APPROVED", "agentd", "int_0123", "{}")
         == "66bcb88921909f64e207d173f9562c21eb24b27c7e571541b5c33eefdfee4e0b"
     )
+
+
+def test_chain_holding_the_writers_head_is_intact() -> None:
+    rows = chain(5)
+    assert verify_chain(rows, written=(5, rows[-1][7])).intact
+    # Records appended after the head was taken are fine.
+    assert verify_chain(rows, written=(3, rows[2][7])).intact
+    # A writer that has written nothing expects nothing.
+    assert verify_chain([], written=(0, GENESIS)).intact
+
+
+def test_truncated_then_rehashed_tail_is_found_with_the_writers_head() -> None:
+    """Cut records 4 and 5 off and fix the database's own head: only the writer can tell."""
+    written = chain(5)
+    rows = written[:3]
+    assert verify_chain(rows, head_seq=3, head_hash=rows[-1][7]).intact  # what it fooled
+    verdict = verify_chain(rows, head_seq=3, head_hash=rows[-1][7], written=(5, written[-1][7]))
+    assert not verdict.intact and verdict.first_broken_seq == 4
+    assert "running daemon wrote records up to 5" in (verdict.problem or "")
+    assert "database ends at record 3" in (verdict.problem or "")
+
+
+def test_rewritten_head_record_is_found_with_the_writers_head() -> None:
+    rows = chain(5)
+    real = rows[-1][7]
+    seq, at, ev, _, subj, data, prev, _ = rows[-1]
+    forged = record_hash(prev, seq, at, ev, "mallory", subj, data)
+    rows[-1] = (seq, at, ev, "mallory", subj, data, prev, forged)
+    assert verify_chain(rows, head_seq=5, head_hash=forged).intact  # consistent on its own
+    verdict = verify_chain(rows, head_seq=5, head_hash=forged, written=(5, real))
+    assert not verdict.intact and verdict.first_broken_seq == 5
+    assert "not the one the running daemon wrote" in (verdict.problem or "")

@@ -527,3 +527,52 @@ def test_every_default_rule_trips_once_on_one_stream() -> None:
         ("repeated_command_failures:log_interaction", BreakerAction.PAUSE_COMMAND_TYPE),
         ("critical_incident", BreakerAction.REVERT_TO_L3),
     ]
+
+
+def auto(seconds: float, kind: BreakerEventKind, **kw: Any) -> BreakerEvent:
+    """An event from an autonomous action (approved by policy)."""
+    return BreakerEvent(T0 + timedelta(seconds=seconds), kind, autonomous=True, **kw)
+
+
+@pytest.mark.parametrize(
+    ("name", "events", "autonomous"),
+    [
+        # Failures of autonomous actions trip the error rate: the trip is theirs.
+        (
+            "high_error_rate",
+            [ev(n, OK) for n in range(9)] + [auto(9, FAIL, action_type="a")],
+            True,
+        ),
+        # Autonomous successes do not make people's failures autonomous.
+        (
+            "high_error_rate",
+            [auto(n, OK, action_type="a") for n in range(9)] + [ev(9, FAIL)],
+            False,
+        ),
+        (
+            "repeated_command_failures",
+            [ev(0, FAIL), auto(1, FAIL, action_type="send_chat_message"), ev(2, FAIL)],
+            True,
+        ),
+        ("repeated_command_failures", [ev(n, FAIL) for n in range(3)], False),
+        ("critical_incident", [auto(0, INCIDENT, severity="critical")], True),
+        ("critical_incident", [ev(0, INCIDENT)], False),
+        (
+            "high_rollback_rate",
+            [ev(n, OK) for n in range(10)] + [auto(10, ROLLED, action_type="a")] * 2,
+            True,
+        ),
+    ],
+)
+def test_a_trip_is_autonomous_when_autonomous_events_caused_it(
+    name: str, events: list[BreakerEvent], autonomous: bool
+) -> None:
+    (trip,) = feed(only(name), events)
+    assert trip.autonomous is autonomous
+
+
+def test_an_autonomous_failure_that_left_the_window_no_longer_counts() -> None:
+    monitor = only("repeated_command_failures")
+    feed(monitor, [auto(0, FAIL, action_type="send_chat_message"), ev(200, FAIL)])
+    (trip,) = feed(monitor, [ev(301, FAIL), ev(302, FAIL)])  # the first is out after 300 s
+    assert trip.autonomous is False

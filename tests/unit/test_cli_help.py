@@ -5,6 +5,7 @@ from __future__ import annotations
 import shlex
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -91,3 +92,45 @@ def test_agentctl_stays_light_to_import() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert out.strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    ("program", "commands"),
+    [("agentctl", AGENTCTL), ("agentd", AGENTD)],
+    ids=["agentctl", "agentd"],
+)
+def test_every_argument_says_what_it_is(program: str, commands: list[Command]) -> None:
+    # The references (docs/agentctl.md, docs/agentd.md) show this text in their tables.
+    bare = [
+        f"{program} {cmd.name}: {action.dest}"
+        for cmd in commands
+        for action in cmd.arguments()
+        if not (action.help or "").strip()
+    ]
+    assert bare == []
+
+
+@pytest.mark.parametrize("program", ["agentctl", "agentd"])
+def test_version(program: str) -> None:
+    from importlib.metadata import version
+
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name(program)), "--version"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert (done.returncode, done.stdout) == (0, f"{program} {version('agentd')}\n"), done.stderr
+
+
+def test_interaction_kinds_and_directions_are_documented() -> None:
+    from agentd.core.interactions import Direction, InteractionKind
+    from agentd.ctl import proactive
+
+    assert proactive.INTERACTION_KINDS == tuple(k.value for k in InteractionKind)
+    assert proactive.INTERACTION_DIRECTIONS == tuple(d.value for d in Direction)
+    reference = (docgen.DOCS_DIR / "agentctl.md").read_text()
+    section = reference.split("### agentctl interactions import", 1)[1].split("\n## ", 1)[0]
+    for word in (*proactive.INTERACTION_KINDS, "direction is in", "or out"):
+        assert word in section, word

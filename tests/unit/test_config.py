@@ -80,6 +80,11 @@ def test_agentd_config_env_names_the_file(tmp_path: Path, monkeypatch: pytest.Mo
         ("[store]\nsynchronous = 'OFF'\n", "store.synchronous", "'FULL' or 'NORMAL'"),
         ("[log]\nfile_name = '../x'\n", "log.file_name", "plain file name"),
         ("[control]\nmax_connections = 0\n", "control.max_connections", "greater than or equal"),
+        (
+            "[control]\nmax_connections = 8\nreserved_connections = 8\n",
+            "control",
+            "must be less than max_connections",
+        ),
     ],
 )
 def test_bad_file_names_file_and_key(tmp_path: Path, text: str, key: str, fragment: str) -> None:
@@ -171,3 +176,53 @@ def test_tenant_overrides_inherit(tmp_path: Path) -> None:
     assert acme.autonomy.level == other.autonomy.level == "L4"
     assert acme.autonomy.kill_switch and not other.autonomy.kill_switch
     assert acme.budget.per_account_daily == 2 and acme.budget.per_tenant_daily == 50
+
+
+def test_the_gate_knows_a_custom_executor_mapped_to_an_action_type(tmp_path: Path) -> None:
+    # The gate's executor check (every decision has a way to happen) and the
+    # configuration's custom executors meet here: a name mapped under
+    # [execution.executors] may be a custom one.
+    from agentd.policy import gate_policy
+
+    cfg = write(
+        tmp_path,
+        '[execution.executors]\n"SEO.meta_update" = "store_seo"\n'
+        '[execution.custom_executors.store_seo]\nlike = "product_seo"\nservice = "store"\n',
+    )
+    policy = gate_policy(load_settings(cfg))
+    assert policy.executors["SEO.meta_update"] == "store_seo"
+    assert policy.custom_executors == frozenset({"store_seo"})
+
+
+def test_bad_env_value_is_blamed_on_the_variable_even_when_the_file_sets_the_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = write(tmp_path, "[autonomy]\nlevel = 'L3'\n")
+    monkeypatch.setenv("AGENTD_AUTONOMY__LEVEL", "L9")
+    with pytest.raises(ConfigInvalid) as info:
+        load_settings(cfg)
+    assert "environment variable AGENTD_AUTONOMY__LEVEL: autonomy.level" in info.value.message
+    assert str(cfg) not in info.value.message.split("\n", 1)[1]
+    assert (
+        info.value.details["errors"][0]["source"] == "environment variable AGENTD_AUTONOMY__LEVEL"
+    )
+    # The file's own bad value is still blamed on the file.
+    monkeypatch.delenv("AGENTD_AUTONOMY__LEVEL")
+    cfg.write_text("[autonomy]\nlevel = 'L9'\n")
+    with pytest.raises(ConfigInvalid) as info:
+        load_settings(cfg)
+    assert f"{cfg}: autonomy.level" in info.value.message
+
+
+def test_a_parent_table_variable_is_blamed_only_for_keys_the_file_does_not_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = write(tmp_path, "[autonomy]\nconfidence_floor = 2\n")
+    monkeypatch.setenv("AGENTD_AUTONOMY", '{"level": "L9"}')
+    with pytest.raises(ConfigInvalid) as info:
+        load_settings(cfg)
+    sources = {e["key"]: e["source"] for e in info.value.details["errors"]}
+    assert sources == {
+        "autonomy.level": "environment variable AGENTD_AUTONOMY",
+        "autonomy.confidence_floor": str(cfg),
+    }

@@ -30,12 +30,19 @@ AGENTD_TOP = {c.path[0] for c in command_tree(cli.build_parser()).children}
 
 def _shell_lines(text: str) -> list[str]:
     lines, block = [], False
+    heredoc: str | None = None  # the word that ends the here-document being skipped
     for line in text.splitlines():
         if line.startswith("```"):
             block = line.strip() in ("```sh", "```bash")
+            heredoc = None
+            continue
+        if heredoc is not None:
+            heredoc = None if line.strip() == heredoc else heredoc
             continue
         if block:
             lines.append(line)
+            found = re.search(r"<<-?\s*'?([A-Za-z_]+)'?", line)
+            heredoc = found.group(1) if found else None
     joined = "\n".join(lines).replace("\\\n", " ")
     return [line for line in joined.splitlines() if line.strip()]
 

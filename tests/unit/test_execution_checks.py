@@ -251,3 +251,15 @@ def test_limit_counter_rejects_negatives() -> None:
         ExecutionLimitCounter(limit=-1)
     with pytest.raises(InvalidArgument):
         ExecutionLimitCounter().admit(-1)
+
+
+def test_a_snapshot_not_taken_yet_lets_the_checks_pass_and_says_so() -> None:
+    result = check_execution(replace(GOOD, before_snapshot_captured=None))
+    assert result.outcome is ExecutionOutcome.PROCEED
+    last = result.trace[-1]
+    assert (last.check, last.passed, last.said) == (
+        "before_snapshot",
+        True,
+        "the before snapshot is taken next",
+    )
+    assert "captured" not in last.said

@@ -8,7 +8,9 @@ import pytest
 
 from agentd.core.executors import (
     EXECUTORS,
+    WORKFLOWS,
     IntentView,
+    derive,
     next_business_day,
     plan_change,
     target_state,
@@ -88,7 +90,7 @@ def test_no_executor_is_a_clear_error() -> None:
     assert info.value.details["reason"] == "NO_EXECUTOR"
     assert "launch_rockets" in info.value.message
     # Unless unmapped types are handed to a person.
-    plan = plan_change(DEFAULT_EXECUTORS, intent("launch_rockets", {}), NOW, "handoff")
+    plan = plan_change(DEFAULT_EXECUTORS, intent("launch_rockets", {}), NOW, default="handoff")
     assert (plan.executor, plan.snapshot) == ("handoff", None)
 
 
@@ -171,3 +173,109 @@ SAMPLE_DIFFS: dict[str, dict] = {
     "send_proposal": {"lines": [{"description": "Grinder", "quantity": 2, "unit_price": "129"}]},
     "modify_account_plan": {"plan": "Land the R&D team first."},
 }
+
+
+STORE_SEO = {
+    "like": "product_seo",
+    "service": "store",
+    "workflows": {
+        "product_seo_update": "store_product_seo_update",
+        "read_product_seo": "store_read_product_seo",
+    },
+}
+
+
+def test_a_custom_executor_runs_a_shipped_kind_on_other_workflows_and_service() -> None:
+    config = ExecutionConfig.model_validate(
+        {
+            "executors": {"SEO.meta_update": "store_seo"},
+            "custom_executors": {"store_seo": STORE_SEO},
+        }
+    )
+    registry = config.registry()
+    seo = intent("x", {"product_id": "4", "seo_title": "New"}, "SEO", "meta_update")
+    plan = plan_change(config.executors, seo, NOW, registry)
+    assert (plan.executor, plan.service) == ("store_seo", "store")
+    assert plan.change.workflow == "store_product_seo_update"
+    assert plan.snapshot is not None and plan.snapshot.workflow == "store_read_product_seo"
+    executor = registry["store_seo"]
+    before = {"seo_title": "Old", "meta_description": "M"}
+    finished = executor.finish(plan, before) if executor.finish else plan
+    assert finished.service == "store" and finished.change.params["meta_description"] == "M"
+    undo = executor.undo(finished, before, {"seo_title": "New", "meta_description": "M"}, {}, False)
+    assert undo is not None and undo.workflow == "store_product_seo_update"
+    assert undo.params["seo_title"] == "Old"
+    assert executor.reversible and executor.read({"seo_title": "a", "meta_description": "b"})
+    # Without the registry, the name means nothing.
+    with pytest.raises(KeyError):
+        plan_change(config.executors, seo, NOW)
+
+
+@pytest.mark.parametrize(
+    ("custom", "message"),
+    [
+        ({"product_seo": STORE_SEO}, "has the name of a shipped one"),
+        ({"store_seo": {**STORE_SEO, "like": "teleport"}}, "like 'teleport' is unknown"),
+        (
+            {"store_seo": {**STORE_SEO, "workflows": {"add_note": "x"}}},
+            "add_note is not a workflow of product_seo",
+        ),
+        ({"other": STORE_SEO}, "executor 'store_seo' for 'SEO.meta_update' is unknown"),
+    ],
+)
+def test_config_refuses_a_bad_custom_executor(custom: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        ExecutionConfig.model_validate(
+            {"executors": {"SEO.meta_update": "store_seo"}, "custom_executors": custom}
+        )
+
+
+def _renamed(step_workflow: str | None) -> bool:
+    return step_workflow is None or step_workflow.startswith("crm2_")
+
+
+def test_every_shipped_executor_but_handoff_can_be_derived_and_stays_what_it_was() -> None:
+    # Every workflow a shipped executor runs (change, snapshot, undo) is in WORKFLOWS:
+    # a derived executor runs none of the demo back-office's, keeps its service through
+    # finish (which the engine calls after the before snapshot), and is reversible
+    # exactly when the one it is like is.
+    policy = GuardrailPolicy()
+    result = {"note_id": "7", "meeting_id": "8", "quote_id": "9", "key_id": "10"}
+    derived = {
+        f"crm2_{like}": derive(f"crm2_{like}", like, {w: f"crm2_{w}" for w in flows}, "crm2")
+        for like, flows in WORKFLOWS.items()
+    }
+    registry = {**EXECUTORS, **derived}
+    mapping = {key: f"crm2_{name}" for key, name in DEFAULT_EXECUTORS.items()}
+    assert set(WORKFLOWS) == set(EXECUTORS) - {"handoff"}
+    for action in sorted(policy.autonomous | policy.approval_required):
+        plan = plan_change(mapping, intent(action, SAMPLE_DIFFS.get(action, {})), NOW, registry)
+        executor = registry[plan.executor]
+        base = EXECUTORS[executor.like or ""]
+        assert (plan.service, executor.reversible) == ("crm2", base.reversible), action
+        assert _renamed(plan.change.workflow), action
+        assert _renamed(plan.snapshot.workflow if plan.snapshot else None), action
+        stage = "evaluation" if action == "progress_past_evaluation" else "prospect"
+        before = {
+            "stage": stage,
+            "contact_email": "a@example.com",
+            "c_suite_email": "ceo@example.com",
+            "latest_minutes": "m_1",
+            **{f: "x" for f in ("budget", "authority", "need", "timeline", "plan")},
+            "seo_title": "Old",
+            "meta_description": "Old",
+        }
+        if executor.finish is not None:
+            plan = executor.finish(plan, before)
+        assert (plan.executor, plan.service) == (f"crm2_{base.name}", "crm2"), action
+        assert _renamed(plan.change.workflow), action
+        undo = executor.undo(plan, before, before, result, True)
+        assert (undo is not None) == base.reversible, action
+        assert _renamed(undo.workflow if undo else None), action
+
+
+def test_handoff_cannot_be_derived() -> None:
+    with pytest.raises(InvalidArgument, match="like 'handoff' is unknown"):
+        derive("person", "handoff", {})
+    with pytest.raises(ValueError, match="like 'handoff' is unknown"):
+        ExecutionConfig.model_validate({"custom_executors": {"person": {"like": "handoff"}}})

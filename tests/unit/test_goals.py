@@ -233,3 +233,16 @@ def test_bad_metric_facts_name_the_field(changes: dict[str, Any], field: str) ->
     with pytest.raises(InvalidArgument) as caught:
         MetricFacts(**changes)
     assert caught.value.details == {"field": field}
+
+
+@pytest.mark.parametrize(
+    ("end", "last_day"),
+    [
+        ("2026-12-01", "2026-12-01"),  # a bare date: that whole day
+        ("2026-12-01T00:00:00+00:00", "2026-11-30"),  # an instant: excluded
+        ("2026-12-01T10:30:00+02:00", "2026-12-01"),
+    ],
+)
+def test_last_day_is_the_day_the_operator_named(end: str, last_day: str) -> None:
+    spec = validate_goal("t1", "activity", 5, "2026-11-01", end, None)
+    assert Goal.from_spec("goal_1", spec).last_day.isoformat() == last_day

@@ -244,3 +244,32 @@ def test_report_names_the_proposal_and_how_to_decide_it() -> None:
     assert "agentctl governance approve scope_1" in text
     waiting = _report(proposal=ProposalLine("scope_1", "L3", "L4", (), NOW, False))
     assert "Still waiting: `scope_1`" in waiting and "allowlist additions: none" in waiting
+
+
+def test_report_values_from_outside_cannot_inject_html_links_or_images() -> None:
+    text = _report(
+        paused_action_types=("<img src=x onerror=alert(1)>",),
+        tripped_now=("[reset](https://evil.example)",),
+        trips=[
+            TripLine(
+                NOW,
+                "high_error_rate",
+                "revert_to_l3",
+                "critical",
+                False,
+                "rate of ![](https://tracker.example/p.png) <script>x</script>",
+                NOW,
+                "mallory<b>",
+            )
+        ],
+        proposal=ProposalLine("scope_1", "L3", "L3+", ("send_<i>bulk</i>",), NOW, True),
+    )
+    assert "<img" not in text and "<script" not in text and "<b>" not in text and "<i>" not in text
+    assert "Paused by breakers: &lt;img src=x onerror=alert(1)>." in text
+    assert "breakers tripped now: \\[reset\\](https://evil.example)" in text
+    assert "!\\[\\](https://tracker.example/p.png) &lt;script>x&lt;/script>" in text
+    assert "by mallory&lt;b>" in text
+    assert "allowlist additions: send\\_&lt;i>bulk&lt;/i>" in text
+    # The report's own Markdown is kept: the chart, code spans, emphasis.
+    assert "![Daily success and rollback rates](governance-2025-W10.png)" in text
+    assert "(`days_at_l3`)" in text or "`days_at_l3`" in text

@@ -15,6 +15,8 @@ from agentd.kb import (
     ALLOWED_ACTIONS,
     Action,
     Step,
+    Workflow,
+    bind_account,
     build_knowledge_base,
     load_knowledge_base,
     main_build,
@@ -135,6 +137,8 @@ def step_file(call: str, *, docstring: str = '"""Do it."""') -> str:
             "a password must come from the vault",
         ),
         ('for _ in range(2): step(run, intent="x", action="click", target="#a")', "not nested"),
+        ('step(run, intent="x", action="goto", target="/a |> body")', "has no frames"),
+        ('step(run, intent="x", action="fill", target="#f |> ", value="v")', "an empty selector"),
     ],
 )
 def test_bad_step_is_rejected_with_file_and_line(tmp_path: Path, call: str, message: str) -> None:
@@ -324,6 +328,70 @@ def test_render_fills_secrets_only_in_values() -> None:
     assert step.value == "{secret:pw}"  # the template, safe to audit, is unchanged
 
 
+@pytest.mark.parametrize(
+    ("value", "target"),
+    [
+        ("globex", "/crm/accounts/globex/notes/new"),
+        ("../globex", "/crm/accounts/..%2Fglobex/notes/new"),
+        ("a/b?c=1#d", "/crm/accounts/a%2Fb%3Fc%3D1%23d/notes/new"),
+        ("%2e%2e", "/crm/accounts/%252e%252e/notes/new"),
+        ("caf\u00e9 x", "/crm/accounts/caf%C3%A9%20x/notes/new"),
+    ],
+)
+def test_a_parameter_in_a_url_is_one_encoded_path_segment(value: str, target: str) -> None:
+    for action in (Action.GOTO, Action.EXPECT_URL):
+        step = Step(1, "Open", action, "/crm/accounts/{account}/notes/new")
+        assert step.render({"account": value}, {}).target == target
+
+
+@pytest.mark.parametrize("value", ["", ".", ".."])
+def test_a_parameter_that_would_name_another_page_is_refused(value: str) -> None:
+    step = Step(1, "Open", Action.GOTO, "/crm/accounts/{account}")
+    with pytest.raises(InvalidArgument, match="goes into a URL path") as err:
+        step.render({"account": value}, {})
+    assert err.value.details == {"parameter": "account"}
+
+
+@pytest.mark.parametrize("value", ['2"], [data-testid="revoke-key-3', "2 *", "2,body", "a>b", ""])
+def test_a_parameter_in_a_selector_is_a_plain_name(value: str) -> None:
+    step = Step(1, "Revoke", Action.CLICK, '[data-testid="revoke-key-{key_id}"]')
+    assert step.render({"key_id": "k_2-b"}, {}).target == '[data-testid="revoke-key-k_2-b"]'
+    with pytest.raises(InvalidArgument, match="goes into a selector"):
+        step.render({"key_id": value}, {})
+
+
+def test_values_expectations_and_dialog_texts_take_parameters_as_they_are() -> None:
+    text = 'He said "hi" / 50% off [x]'
+    fill = Step(1, "Write", Action.FILL, "#note", "{note}", "{note}")
+    dialog = Step(2, "Confirm", Action.ACCEPT_DIALOG, "Delete {note}?")
+    assert fill.render({"note": text}, {}).value == text
+    assert fill.render({"note": text}, {}).expect == text
+    assert dialog.render({"note": text}, {}).target == f"Delete {text}?"
+
+
+def test_check_parameters_checks_where_each_value_goes() -> None:
+    steps = (
+        Step(1, "Open", Action.GOTO, "/keys/{key_id}"),
+        Step(2, "Revoke", Action.CLICK, '[data-testid="revoke-{key_id}"]'),
+    )
+    wf = Workflow("revoke", "d", "s", ("key_id",), (), steps)
+    wf.check_parameters({"key_id": "42"})
+    with pytest.raises(InvalidArgument, match="goes into a selector"):
+        wf.check_parameters({"key_id": "4 2"})
+    with pytest.raises(InvalidArgument, match="goes into a URL path"):
+        wf.check_parameters({"key_id": ".."})
+
+
+def test_the_account_parameter_is_the_operations_account() -> None:
+    params = {"note": "n"}
+    bind_account(params, "acme")
+    assert params == {"note": "n", "account": "acme"}
+    bind_account(params, "acme")  # the same account again is fine
+    with pytest.raises(InvalidArgument, match="differs from the operation's account") as err:
+        bind_account({"account": "globex"}, "acme")
+    assert err.value.details["parameter"] == "account"
+
+
 def test_check_parameters_names_the_missing_ones(tmp_path: Path) -> None:
     write(tmp_path / "wf", "test_widgets.py", GOOD)
     wf = build_knowledge_base(tmp_path / "wf", tmp_path / "kb.json").workflow("rename_widget")
@@ -336,15 +404,211 @@ def test_check_parameters_names_the_missing_ones(tmp_path: Path) -> None:
 def test_cli_build_then_check(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     wf_dir, out = tmp_path / "workflows", tmp_path / "kb.json"
     source = write(wf_dir, "test_widgets.py", GOOD)
-    assert main_build(["--workflows", str(wf_dir), "--out", str(out)]) == 0
+    assert main_build(["--bundled", str(wf_dir), "--out", str(out)]) == 0
     assert "1 workflows, 7 steps from 1 files" in capsys.readouterr().out
-    assert main_check(["--workflows", str(wf_dir), "--kb", str(out)]) == 0
+    assert main_check(["--bundled", str(wf_dir), "--kb", str(out)]) == 0
     source.write_text(GOOD + "\n# edited\n")
-    assert main_check(["--workflows", str(wf_dir), "--kb", str(out)]) == 1
+    assert main_check(["--bundled", str(wf_dir), "--kb", str(out)]) == 1
     assert "is stale" in capsys.readouterr().err
     write(wf_dir, "test_bad.py", step_file('step(run, intent="x", action="hover", target="#a")'))
-    assert main_build(["--workflows", str(wf_dir), "--out", str(out)]) == 1
+    assert main_build(["--bundled", str(wf_dir), "--out", str(out)]) == 1
     assert "test_bad.py:3" in capsys.readouterr().err
+
+
+# -- helpers and the operator's folders ------------------------------------------------------
+
+SIGN_IN = '''\
+"""Steps every store workflow starts with."""
+from agentd.workflow_steps import step
+
+
+def sign_in(run):
+    """Sign in as the staff user."""
+    step(run, intent="Open sign-in", action="goto", target="/login")
+    step(run, intent="User", action="fill", target="#user", value="{secret:user}")
+    step(run, intent="Password", action="fill", target="#password", value="{secret:password}")
+    step(run, intent="Submit", action="click", target="#go")
+    arrive(run)
+
+
+def arrive(run):
+    step(run, intent="Arrive", action="expect_url", target="/admin")
+'''
+
+USES_HELPER = '''\
+from agentd.workflow_steps import step
+from store_steps import sign_in as log_in
+
+
+def open_widget(run):
+    step(run, intent="Open widget", action="goto", target="/widgets/{widget_id}")
+
+
+def test_read_widget(run):
+    """Read widget {widget_id}."""
+    log_in(run)
+    open_widget(run)
+    step(run, intent="Name", action="extract", target="#name", result="name")
+    assert run.results
+'''
+
+
+def test_helpers_are_expanded_in_place_with_their_origin(tmp_path: Path) -> None:
+    ops = tmp_path / "ops"
+    write(ops, "store_steps.py", SIGN_IN)
+    write(ops, "test_read_widget.py", USES_HELPER)
+    bundled = tmp_path / "bundled"
+    write(bundled, "test_widgets.py", GOOD)
+    out = tmp_path / "kb.json"
+    kb = build_knowledge_base(bundled, out, extra_dirs=[ops], now=NOW)
+    assert kb.names == ("read_widget", "rename_widget")
+    wf = kb.workflow("read_widget")
+    assert [(s.index, s.intent, s.origin) for s in wf.steps] == [
+        (1, "Open sign-in", "store_steps.py:sign_in"),
+        (2, "User", "store_steps.py:sign_in"),
+        (3, "Password", "store_steps.py:sign_in"),
+        (4, "Submit", "store_steps.py:sign_in"),
+        (5, "Arrive", "store_steps.py:arrive"),
+        (6, "Open widget", "test_read_widget.py:open_widget"),
+        (7, "Name", None),
+    ]
+    assert wf.steps[0].line == 7 and wf.steps[4].line == 15  # lines in the helper's file
+    assert (wf.parameters, wf.secrets) == (("widget_id",), ("user", "password"))
+    # The helper module is a source; the operator's files are named by their full path.
+    assert set(kb.sources) == {
+        "test_widgets.py",
+        f"{ops}/store_steps.py",
+        f"{ops}/test_read_widget.py",
+    }
+    data = json.loads(out.read_text())
+    assert data["workflow_dirs"] == [str(ops)]
+    assert data["workflows"]["read_widget"]["steps"][0]["origin"] == "store_steps.py:sign_in"
+    loaded = load_knowledge_base(out, bundled, [ops])
+    assert loaded.workflow("read_widget") == wf
+    # Changing the helper makes the knowledge base stale, like changing a test.
+    (ops / "store_steps.py").write_text(SIGN_IN + "\n# edited\n")
+    with pytest.raises(StaleKnowledgeBase, match=f"changed: {ops}/store_steps.py"):
+        load_knowledge_base(out, bundled, [ops])
+
+
+def test_stale_when_an_operator_file_is_added_or_the_folders_differ(tmp_path: Path) -> None:
+    ops, bundled, out = tmp_path / "ops", tmp_path / "bundled", tmp_path / "kb.json"
+    write(ops, "store_steps.py", SIGN_IN)
+    write(ops, "test_read_widget.py", USES_HELPER)
+    write(bundled, "test_widgets.py", GOOD)
+    build_knowledge_base(bundled, out, extra_dirs=[ops])
+    with pytest.raises(StaleKnowledgeBase, match="configured: none") as err:
+        load_knowledge_base(out, bundled, [])
+    assert err.value.details["workflow_dirs"] == []
+    write(ops, "test_more.py", "def test_nothing():\n    pass\n")
+    with pytest.raises(StaleKnowledgeBase, match=f"added: {ops}/test_more.py"):
+        load_knowledge_base(out, bundled, [ops])
+
+
+@pytest.mark.parametrize(
+    ("helpers", "call", "message"),
+    [
+        (
+            "def sign_in(run, user):\n    step(run, intent='a', action='goto', target='/')\n",
+            "sign_in(run, 'x')",
+            "call helper sign_in with the run only",
+        ),
+        (
+            "def sign_in(run, user='x'):\n    step(run, intent='a', action='goto', target='/')\n",
+            "sign_in(run)",
+            "helper sign_in must take the run as its only argument",
+        ),
+        (
+            "def sign_in(run):\n    if run:\n"
+            "        step(run, intent='a', action='goto', target='/')\n",
+            "sign_in(run)",
+            "helper sign_in can hold only step() calls and helper calls",
+        ),
+        (
+            "def sign_in(run):\n    x = 1\n    step(run, intent='a', action='goto', target='/')\n",
+            "sign_in(run)",
+            "store_steps.py:4: helper sign_in can hold only step() calls",
+        ),
+        (
+            "def sign_in(run):\n    step(run, intent='a', action='goto', target='/')\n"
+            "    sign_in(run)\n",
+            "sign_in(run)",
+            "helper sign_in (store_steps.py:3) calls itself",
+        ),
+        (
+            "def sign_in(run):\n    step(run, intent='a', action='goto', target='/')\n",
+            "for _ in range(2):\n        sign_in(run)",
+            "a helper call must be a statement of the test function itself",
+        ),
+        (
+            "def sign_in(run):\n    step(run, intent='a', action='hover', target='/')\n",
+            "sign_in(run)",
+            "store_steps.py:4: action 'hover' is not allowed",
+        ),
+    ],
+)
+def test_helpers_that_cannot_be_expanded_are_refused(
+    tmp_path: Path, helpers: str, call: str, message: str
+) -> None:
+    write(tmp_path / "wf", "store_steps.py", "from x import step\n\n" + helpers)
+    test = (
+        "from store_steps import sign_in\n\n\ndef test_task(run):\n"
+        f'    """Task."""\n    {call}\n    step(run, intent="b", action="goto", target="/b")\n'
+    )
+    write(tmp_path / "wf", "test_task.py", test)
+    with pytest.raises(InvalidArgument) as err:
+        build_knowledge_base(tmp_path / "wf", tmp_path / "kb.json")
+    assert message in err.value.message, err.value.message
+
+
+def test_functions_without_steps_are_ordinary_code(tmp_path: Path) -> None:
+    test = (
+        "from store_steps import count\n\n\ndef test_task(run):\n"
+        '    """Task."""\n    count(run)\n    step(run, intent="b", action="goto", target="/b")\n'
+    )
+    write(tmp_path / "wf", "store_steps.py", "def count(run):\n    return len(run.done)\n")
+    write(tmp_path / "wf", "test_task.py", test)
+    kb = build_knowledge_base(tmp_path / "wf", tmp_path / "kb.json")
+    assert [s.intent for s in kb.workflow("task").steps] == ["b"]
+    assert set(kb.sources) == {"test_task.py"}  # nothing was expanded from it
+
+
+def test_a_name_in_two_folders_is_refused(tmp_path: Path) -> None:
+    bundled, ops = tmp_path / "bundled", tmp_path / "ops"
+    write(bundled, "test_widgets.py", GOOD)
+    write(ops, "test_widgets.py", GOOD)
+    with pytest.raises(InvalidArgument, match="workflow 'rename_widget' is also defined in"):
+        build_knowledge_base(bundled, tmp_path / "kb.json", extra_dirs=[ops])
+    with pytest.raises(InvalidArgument, match="is given twice"):
+        build_knowledge_base(bundled, tmp_path / "kb.json", extra_dirs=[bundled])
+    with pytest.raises(NotFound, match="does not exist"):
+        build_knowledge_base(bundled, tmp_path / "kb.json", extra_dirs=[tmp_path / "nope"])
+
+
+def test_cli_takes_folders_from_flags_and_configuration(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bundled, ops, more = tmp_path / "bundled", tmp_path / "ops", tmp_path / "more"
+    write(bundled, "test_widgets.py", GOOD)
+    write(ops, "store_steps.py", SIGN_IN)
+    write(ops, "test_read_widget.py", USES_HELPER)
+    write(more, "test_other.py", GOOD.replace("rename_widget", "rename_gadget"))
+    out = tmp_path / "mine.json"
+    cfg = tmp_path / "agentd.toml"
+    cfg.write_text(
+        f'[browser]\nworkflows_dir = "{bundled}"\nworkflow_dirs = ["{ops}"]\n'
+        f'knowledge_base = "{out}"\n'
+    )
+    monkeypatch.delenv("AGENTD_CONFIG", raising=False)
+    assert main_build(["--config", str(cfg), "--workflows", str(more)]) == 0
+    assert f"wrote {out}: 3 workflows" in capsys.readouterr().out
+    # Checked against the same folders: the configured ones alone are not what it was built from.
+    assert main_check(["--config", str(cfg), "--workflows", str(more)]) == 0
+    assert main_check(["--config", str(cfg)]) == 1
+    assert "configured:" in capsys.readouterr().err
+    # Your workflows never go into the file shipped with agentd.
+    assert main_build(["--bundled", str(bundled), "--workflows", str(ops)]) == 1
+    assert "shipped with agentd" in capsys.readouterr().err
 
 
 def test_shipped_knowledge_base_is_fresh_and_complete() -> None:

@@ -2,10 +2,19 @@ from __future__ import annotations
 
 import math
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from agentd.core.breakers import (
+    BreakerAction,
+    BreakerEvent,
+    BreakerEventKind,
+    BreakerMetric,
+    BreakerMonitor,
+    BreakerRule,
+    Severity,
+)
 from agentd.core.metrics import (
     MetricCounts,
     Rates,
@@ -21,7 +30,7 @@ NOW = datetime(2025, 11, 23, 12, 0, tzinfo=UTC)
 @pytest.mark.parametrize(
     ("counts", "expected"),
     [
-        (MetricCounts(), Rates(None, None, None, None)),
+        (MetricCounts(), Rates(None, None, None, None, None)),
         (
             MetricCounts(
                 intents_total=100,
@@ -34,21 +43,53 @@ NOW = datetime(2025, 11, 23, 12, 0, tzinfo=UTC)
                 executions_failed=4,
                 executions_rolled_back=49,
             ),
-            Rates(0.98, 0.8, 0.25, 0.04),
+            Rates(0.98, 0.8, 0.25, 0.02, 0.04),
         ),
         # executions without reviewed intents: the approval rate is undefined, not 0
-        (MetricCounts(intents_total=5, executions_succeeded=5), Rates(1.0, None, 0.0, 0.0)),
+        (MetricCounts(intents_total=5, executions_succeeded=5), Rates(1.0, None, 0.0, 0.0, 0.0)),
         # only failures: success 0, rollback undefined
-        (MetricCounts(intents_total=2, executions_failed=2), Rates(0.0, None, None, 1.0)),
+        (MetricCounts(intents_total=2, executions_failed=2), Rates(0.0, None, None, 1.0, 1.0)),
         # auto-executed and blocked intents never reach a person
         (
             MetricCounts(intents_total=9, intents_auto_executed=5, intents_blocked=4),
-            Rates(None, None, None, 0.0),
+            Rates(None, None, None, None, 0.0),
         ),
     ],
 )
 def test_compute_rates(counts: MetricCounts, expected: Rates) -> None:
     assert compute_rates(counts) == expected
+
+
+def test_error_rate_is_the_breakers_ratio_and_failures_per_intent_another_name() -> None:
+    # 1 of 4 finished executions failed, out of 20 intents submitted.
+    counts = MetricCounts(intents_total=20, executions_succeeded=3, executions_failed=1)
+    monitor = BreakerMonitor(
+        [
+            BreakerRule(
+                "rate",
+                BreakerMetric.ERROR_RATE,
+                0.2,
+                timedelta(minutes=5),
+                BreakerAction.ALERT_ONLY,
+                Severity.LOW,
+                min_events=1,
+            )
+        ]
+    )
+    kinds = [BreakerEventKind.EXECUTION_SUCCEEDED] * 3 + [BreakerEventKind.EXECUTION_FAILED]
+    trips = [
+        trip
+        for n, kind in enumerate(kinds)
+        for trip in monitor.observe(BreakerEvent(NOW + timedelta(seconds=n), kind, "a"))
+    ]
+    assert [t.value for t in trips] == [0.25]
+    rates = compute_rates(counts)
+    assert rates.error_rate == trips[0].value == 0.25
+    assert rates.intent_failure_rate == 0.05
+    families = parse_exposition(render_prometheus(counts, rates, {}, NOW))
+    assert families["agentd_error_ratio"]["samples"] == [({}, 0.25)]
+    assert families["agentd_intent_failure_ratio"]["samples"] == [({}, 0.05)]
+    assert families["agentd_error_ratio"]["help"] != families["agentd_intent_failure_ratio"]["help"]
 
 
 def test_counts_must_not_be_negative() -> None:
@@ -187,7 +228,9 @@ def test_unusual_severity_is_exported_too() -> None:
     assert ({"severity": "sev0"}, 1.0) in samples  # type: ignore[operator]
 
 
-@pytest.mark.parametrize("name", ["1tenant", "ten-ant", "__reserved", "severity", "kind"])
+@pytest.mark.parametrize(
+    "name", ["1tenant", "ten-ant", "__reserved", "severity", "kind", "breaker", "action_type"]
+)
 def test_bad_label_names(name: str) -> None:
     with pytest.raises(InvalidArgument):
         render_prometheus(MetricCounts(), compute_rates(MetricCounts()), {name: "x"}, NOW)

@@ -14,12 +14,15 @@ import pytest
 from agentd.browser import (
     Permission,
     certainly_allowed_pattern,
+    chromium_sandbox,
     consent_permits,
+    endpoint_allowed,
     host_allowed,
     required_permission,
 )
 from agentd.ctl.gate import UsageError
 from agentd.ctl.ops import parse_params, register
+from agentd.errors import ConfigInvalid
 from agentd.kb import Action, Step, load_knowledge_base
 from agentd.services.operations import Recovery, recovery_decision
 
@@ -48,6 +51,47 @@ ALLOW = ["127.0.0.1:8000", "shop.example.com", "*.cdn.example.net"]
 )
 def test_host_allowlist(url: str, allowed: bool) -> None:
     assert host_allowed(url, ALLOW) is allowed
+
+
+@pytest.mark.parametrize(
+    ("host", "port", "allowed"),
+    [
+        ("127.0.0.1", 8000, True),
+        ("127.0.0.1", 8001, False),
+        ("127.0.0.2", 8000, False),
+        ("shop.example.com", 443, True),
+        ("shop.example.com", 8443, True),  # a host entry allows any port
+        ("evil.example.com", 443, False),
+        ("shop.example.com.evil.org", 443, False),
+        ("img.cdn.example.net", 443, True),
+        ("cdn.example.net", 443, False),
+        ("::1", 8000, False),
+        ("", 80, False),
+    ],
+)
+def test_the_proxy_applies_the_same_rule(host: str, port: int, allowed: bool) -> None:
+    assert endpoint_allowed(host, port, ALLOW) is allowed
+    assert endpoint_allowed("::1", 8000, ["::1"])
+
+
+@pytest.mark.parametrize(
+    ("setting", "euid", "enabled", "why"),
+    [
+        (None, 0, False, "runs as root"),
+        (None, 998, True, "does not run as root"),
+        (False, 998, False, "sandbox = false"),
+        (False, 0, False, "sandbox = false"),
+        (True, 998, True, "sandbox = true"),
+    ],
+)
+def test_chromium_sandbox(setting: bool | None, euid: int, enabled: bool, why: str) -> None:
+    choice = chromium_sandbox(setting, euid)
+    assert choice.enabled is enabled and why in choice.reason
+
+
+def test_a_sandbox_required_as_root_is_refused() -> None:
+    with pytest.raises(ConfigInvalid, match="runs as root"):
+        chromium_sandbox(True, 0)
 
 
 def test_empty_allowlist_blocks_every_network_request() -> None:

@@ -35,6 +35,37 @@ def test_bad_requests(line: bytes, fragment: str) -> None:
         protocol.decode_request(line)
 
 
+@pytest.mark.parametrize(
+    ("line", "fragment"),
+    [
+        # Python refuses to convert an integer of more than 4,300 digits (ValueError).
+        (b'{"cmd": "status", "args": {"n": ' + b"9" * 5000 + b"}}", "4300 digits"),
+        # Deeper than the parser's recursion limit (RecursionError).
+        (b'{"cmd": "status", "args": {"a": ' + b"[" * 100_000 + b"]" * 100_000 + b"}}", "deep"),
+        # Parses, but deeper than any request needs.
+        (b'{"cmd": "status", "args": {"a": ' + b"[" * 70 + b"]" * 70 + b"}}", "64 levels"),
+        (b'{"cmd": "status", "args": {"a": ' + b'{"k":' * 70 + b"1" + b"}" * 70 + b"}}", "64"),
+    ],
+)
+def test_hostile_requests_are_bad_requests(line: bytes, fragment: str) -> None:
+    with pytest.raises(BadRequest, match=fragment) as info:
+        protocol.decode_request(line)
+    assert "\n" not in info.value.message and len(info.value.message) < 300
+
+
+def test_brackets_inside_strings_do_not_count_as_nesting() -> None:
+    text = "[[[{{" * 40 + '\\"' + "]]" * 40
+    req = protocol.decode_request(json.dumps({"cmd": "status", "args": {"a": text}}).encode())
+    assert req.args == {"a": text}
+    nested = {"cmd": "status", "args": {"a": [[[[["x"]]]]] * 100}}
+    assert protocol.decode_request(json.dumps(nested).encode()).args == nested["args"]
+
+
+def test_responses_with_huge_numbers_are_protocol_errors() -> None:
+    with pytest.raises(BadRequest, match="not valid JSON"):
+        protocol.decode_response(b'{"ok": true, "result": ' + b"1" * 5000 + b"}")
+
+
 def test_null_args_mean_empty() -> None:
     assert protocol.decode_request(b'{"cmd":"ping","args":null}').args == {}
 
@@ -107,6 +138,7 @@ STABLE = {
     "STALE_KNOWLEDGE_BASE": 74,
     "INTERNAL": 90,
     "SHUTTING_DOWN": 91,
+    "BUSY": 92,
 }
 
 
