@@ -43,6 +43,7 @@ from agentd.proactive_config import (
     InboxConfig,
     LLMConfig,
     PatternsConfig,
+    PlannerConfig,
     SchedulerConfig,
 )
 from agentd.sections import Section
@@ -351,6 +352,7 @@ class Settings(BaseSettings):
     scheduler: SchedulerConfig = SchedulerConfig()
     patterns: PatternsConfig = PatternsConfig()
     goals: GoalsConfig = GoalsConfig()
+    planner: PlannerConfig = PlannerConfig()
     digest: DigestConfig = DigestConfig()
     inbox: InboxConfig = InboxConfig()
     llm: LLMConfig = LLMConfig()

@@ -41,6 +41,7 @@ from agentd.notifiers import (
 from agentd.policy import gate_policy
 from agentd.sdnotify import SystemdNotifier
 from agentd.server import ControlServer
+from agentd.services.briefings import BriefingWriter
 from agentd.services.execution import ExecutionService
 from agentd.services.gate import GateService
 from agentd.services.governor import Governance
@@ -248,6 +249,12 @@ class App:
             config=lambda: self.settings.execution,
             policy=lambda: self.policy,
             service=lambda: self.settings.browser.default_service,
+            briefings=BriefingWriter(
+                store,
+                lambda: self.settings.state_dir / "briefings",
+                lambda: model,
+                clock=lambda: datetime.now(UTC),
+            ),
         )
         # Governance: breakers hear every published outcome; its tasks join the scheduler.
         self.sd_notifier: SystemdNotifier | None = None

@@ -28,10 +28,10 @@ from pathlib import Path
 from typing import Any
 
 from agentd.config import MAX_SOCKET_PATH
+from agentd.core.executors import DEFAULT_EXECUTORS
 from agentd.ctl import render
 from agentd.ctl.client import call
 from agentd.demosite.seed import ACCOUNTS as SEEDED_ACCOUNTS
-from agentd.errors import AgentdError
 from agentd.supervise import DaemonFailed, DaemonProcess
 from agentd.vault import generate_key_file
 
@@ -53,8 +53,16 @@ base_url = "{site}"
 
 [execution]
 poll_interval_s = 0.5
+
+# Every action type's executor, as shipped, except that negotiating terms is
+# handed to a person (agentctl handoffs; agentctl handoff done ID --note TEXT).
+[execution.executors]
+{executors}
 """
+HANDED_OFF_TYPES = ("negotiate_terms",)
 STEPS = 10
+# Pending intents the demo operator leaves for later: a weak signal, an untrusted account.
+LEFT_FOR_LATER = ("LOW_CONFIDENCE", "TRUST_NOT_ACTIVE", "NO_EXECUTOR")
 BREAKER_ACCOUNT = "cyberdyne"
 SITE_TIMEOUT_S = 20.0
 EXECUTION_TIMEOUT_S = 240.0
@@ -131,6 +139,15 @@ def _goals(now: datetime) -> list[dict[str, Any]]:
             "name": "400 outbound touches this month",
         },
     ]
+
+
+def _executors() -> str:
+    """Return the demo's ``[execution.executors]`` lines: the shipped table, some handed off."""
+    lines = []
+    for key, name in DEFAULT_EXECUTORS.items():
+        quoted = f'"{key}"' if "." in key else key
+        lines.append(f'{quoted} = "{"handoff" if key in HANDED_OFF_TYPES else name}"')
+    return "\n".join(lines)
 
 
 def _free_port() -> int:
@@ -210,6 +227,8 @@ class _Site:
 
 
 FINISHED = ("succeeded", "failed", "refused")
+# Where an execution rests until something happens: finished, or waiting for a person.
+SETTLED = (*FINISHED, "handed_off")
 
 
 def _watch_executions(sock: Path, expected: int) -> list[dict[str, Any]]:
@@ -223,12 +242,25 @@ def _watch_executions(sock: Path, expected: int) -> list[dict[str, Any]]:
             label = r["state"] + (f" ({r['reason']})" if r.get("reason") else "")
             if seen.get(r["id"]) != label:
                 seen[r["id"]] = label
-                done = sum(1 for x in rows if x["state"] in FINISHED)
+                done = sum(1 for x in rows if x["state"] in SETTLED)
                 _say(f"      [{done}/{expected}] {r['action_type']:<24} {r['account']:<10} {label}")
-        if len(rows) >= expected and all(r["state"] in FINISHED for r in rows):
+        if len(rows) >= expected and all(r["state"] in SETTLED for r in rows):
             break
         time.sleep(0.3)
     return rows
+
+
+def _explain_goal(sock: Path, decided: list[dict[str, Any]]) -> None:
+    """Show the goal check of one intent, as ``agentctl explain`` prints it."""
+    for r in decided:
+        shown = call(sock, "intents.show", {"id": r["intent_id"]})
+        goal = next((c for c in shown["trace"] if c["check"] == "goal"), None)
+        if goal is not None and goal["saw"].get("goal"):
+            _say(
+                f"      agentctl explain {shown['intent_id']} ({shown['action_type']} for "
+                f"{shown['account']}): goal check: {goal['said']}"
+            )
+            return
 
 
 def _screenshots(root: Path) -> list[Path]:
@@ -253,7 +285,7 @@ def run_demo(state_dir: str | os.PathLike[str] = "demo-state", keep_running: boo
     key = root / "vault.key"
     generate_key_file(key)
     config = root / "agentd.toml"
-    config.write_text(DEMO_CONFIG.format(key=key, site=site.url))
+    config.write_text(DEMO_CONFIG.format(key=key, site=site.url, executors=_executors()))
     env["AGENTD_CONFIG"] = str(config)
     daemon = DaemonProcess(env, log_path=root / "daemon.log", detach=keep_running)
     try:
@@ -356,32 +388,51 @@ def _run(root: Path, sock: Path, daemon: DaemonProcess, site: _Site, keep_runnin
     _say(render.table(rows, ("decision", "reason", "account", "action", "risk_level")))
     counts = ", ".join(f"{k} {v}" for k, v in sorted(batch["counts"].items()))
     _say(f"      {counts}")
-    _say(f"[5/{STEPS}] a person approves one pending intent (agentctl approve) ...")
-    pending = call(sock, "pending")["pending"]
-    approved: dict[str, Any] | None = None
-    for item in pending:
-        if item["reason"] in ("APPROVAL_REQUIRED_TIER", "STAGE_GATED"):
-            try:
-                approved = call(
-                    sock,
-                    "approve",
-                    {"id": item["intent_id"], "note": "checked by the demo operator"},
-                )
-            except AgentdError as exc:  # e.g. nothing can carry it out: say so, try the next
-                _say(f"      {item['intent_id']}: {exc.message}")
-                continue
-            break
-    if approved:
-        _say(
-            f"      {approved['intent_id']} ({approved['action_type']} for {approved['account']}) "
-            f"approved by {approved['decided_by']}, handed to execution"
+    _say(
+        f"[5/{STEPS}] a person approves what waits for approval on trusted accounts "
+        "(agentctl pending; agentctl approve) ..."
+    )
+    trusted = {
+        a["id"] for a in call(sock, "accounts.list")["accounts"] if a["trusted_mode"] == "ACTIVE"
+    }
+    approvals: list[dict[str, Any]] = []
+    left: list[dict[str, Any]] = []
+    for item in call(sock, "pending")["pending"]:
+        if item["account"] not in trusted or item["reason"] in LEFT_FOR_LATER:
+            left.append(item)
+            continue
+        approvals.append(
+            call(sock, "approve", {"id": item["intent_id"], "note": "checked by the demo operator"})
         )
+    for a in approvals:
+        _say(f"      approved {a['intent_id']}: {a['action_type']} for {a['account']}")
+    for item in left:
+        _say(
+            f"      left waiting {item['intent_id']}: {item['action_type']} for {item['account']}"
+            f" ({item['reason']})"
+        )
+    _explain_goal(sock, decided)
     queue = call(sock, "queue")["queue"]
     _say(
         f"[6/{STEPS}] executing the approved intents in Chromium against the back-office "
         "(agentctl executions) ..."
     )
     executions = _watch_executions(sock, len(queue))
+    handoffs = call(sock, "handoffs.list", {"status": "open"})["handoffs"]
+    for h in handoffs:
+        approved = h["approved"]
+        _say(
+            f"      handed to a person: {h['id']} ({h['action_type']} for {h['account']}), "
+            f"notified by {', '.join(h['notified']) or 'nobody'}; approved diff "
+            f"{json.dumps(approved.get('diff', {}))}"
+        )
+        closed = call(
+            sock,
+            "handoff.done",
+            {"id": h["id"], "note": "terms agreed with their legal team by phone"},
+        )
+        _say(f"      agentctl handoff done {closed['id']}: {closed['state']} ({closed['note']})")
+    executions = [r for r in call(sock, "executions.list")["executions"] if r["kind"] == "change"]
     succeeded = [r for r in executions if r["state"] == "succeeded"]
     _say(
         f"      {len(succeeded)} of {len(executions)} succeeded; "
@@ -389,7 +440,8 @@ def _run(root: Path, sock: Path, daemon: DaemonProcess, site: _Site, keep_runnin
     )
     _say(f"[7/{STEPS}] rolling back one executed change (agentctl rollback TOKEN) ...")
     rolled: dict[str, Any] | None = None
-    for r in succeeded:
+    # The SEO change first: nothing else touched that product since.
+    for r in sorted(succeeded, key=lambda r: r["executor"] != "product_seo"):
         token = call(sock, "execution.show", {"id": r["id"]})["rollback_token"]
         check = call(sock, "rollback.check", {"token": token["token"]})
         if check["available"] and check["type"] in ("SOFT_UNDO", "HARD_UNDO"):
@@ -473,7 +525,8 @@ def _run(root: Path, sock: Path, daemon: DaemonProcess, site: _Site, keep_runnin
         "intents decided": len(intents),
         "auto-executed": sum(1 for i in intents.values() if i["decision"] == "AUTO_EXECUTE"),
         "waiting for approval": len(call(sock, "pending")["pending"]),
-        "approved by a person": 1 if approved else 0,
+        "approved by a person": len(approvals),
+        "handed off to a person": len(handoffs),
         "blocked": sum(1 for i in intents.values() if i["status"] == "blocked"),
         "handed to execution": len(call(sock, "queue")["queue"]),
         "executions succeeded": sum(1 for r in every if r["state"] == "succeeded"),

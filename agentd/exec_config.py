@@ -3,26 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from agentd.core.executors import EXECUTORS, Executor, derive
+from agentd.core.executors import DEFAULT_EXECUTORS, EXECUTORS, HANDOFF, Executor, derive
 from agentd.core.windows import ExecutionWindow, validate_window
 from agentd.errors import InvalidArgument
 from agentd.sections import Section
 
-# What carries out each kind of change, by action type or by "DOMAIN.change_type"
-# (the domain/change-type key wins when an intent has both).
-DEFAULT_EXECUTORS: dict[str, str] = {
-    "send_follow_up_email": "message",
-    "send_routine_response": "message",
-    "send_chat_message": "message",
-    "schedule_meeting": "meeting",
-    "update_account_context": "note",
-    "log_interaction": "note",
-    "SEO.meta_update": "product_seo",
-    "API.api_key_setup": "api_key",
-}
+__all__ = ["DEFAULT_EXECUTORS", "HANDOFF", "ExecutionConfig", "NotifyConfig", "WindowConfig"]
 
 
 class WindowConfig(Section):
@@ -84,7 +74,14 @@ class ExecutionConfig(Section):
     )
     executors: dict[str, str] = Field(
         default_factory=lambda: dict(DEFAULT_EXECUTORS),
-        description="Executor by action type or DOMAIN.change_type.",
+        description="Executor by action type or DOMAIN.change_type "
+        '("handoff": a person does it, closed with agentctl handoff done|failed).',
+    )
+    default_executor: Literal["handoff"] | None = Field(
+        None,
+        description='Executor of action types [execution.executors] does not map: "handoff" '
+        "hands them to a person; unset, nothing carries them out (the gate holds them "
+        "for approval with NO_EXECUTOR).",
     )
     custom_executors: dict[str, CustomExecutor] = Field(
         default_factory=dict,

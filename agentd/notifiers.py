@@ -49,6 +49,7 @@ class NotificationKind(StrEnum):
     OPERATION = "operation"
     KILL_SWITCH = "kill_switch"
     GOVERNANCE = "governance"
+    HANDOFF = "handoff"
     STORE = "store"
     EXECUTION = "execution"
 
@@ -64,6 +65,9 @@ class Notification:
     title: str
     body: str = ""
     refs: Mapping[str, str] = field(default_factory=dict)
+    # Structured content for a machine reading the notification (a hand-off's
+    # approved intent); left out of the JSON form when empty.
+    data: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.id:
@@ -83,6 +87,7 @@ class Notification:
         body: str = "",
         refs: Mapping[str, str] | None = None,
         at: datetime | None = None,
+        data: Mapping[str, Any] | None = None,
     ) -> Notification:
         """Build a notification with a fresh id, stamped now unless ``at`` is given."""
         return cls(
@@ -93,11 +98,12 @@ class Notification:
             title=title,
             body=body,
             refs=dict(refs or {}),
+            data=dict(data or {}),
         )
 
     def to_dict(self) -> dict[str, Any]:
         """Return the JSON form written to files and posted to webhooks."""
-        return {
+        out = {
             "id": self.id,
             "at": self.at.astimezone(UTC).isoformat(),
             "severity": str(self.severity),
@@ -106,6 +112,9 @@ class Notification:
             "body": self.body,
             "refs": dict(self.refs),
         }
+        if self.data:
+            out["data"] = dict(self.data)
+        return out
 
 
 @runtime_checkable

@@ -86,5 +86,9 @@ def gate_policy(settings: Settings) -> GatePolicy:
             {name: _autonomy(settings.autonomy, t.autonomy) for name, t in settings.tenants.items()}
         ),
         tenant_budgets=MappingProxyType(tenant_budgets),
+        executors=MappingProxyType(dict(settings.execution.executors)),
+        default_executor=settings.execution.default_executor,
+        custom_executors=frozenset(settings.execution.custom_executors),
+        require_goal_alignment=settings.goals.require_alignment,
     )
     return policy.validate()

@@ -154,6 +154,23 @@ class GoalsConfig(Section):
     max_patterns_per_check: int = Field(
         5000, ge=1, le=1_000_000, description="Unplanned patterns one outreach check takes."
     )
+    require_alignment: bool = Field(
+        False,
+        description="True: an autonomous intent that serves no active goal waits for approval "
+        "(GOAL_NOT_ALIGNED).",
+    )
+
+
+class PlannerConfig(Section):
+    """How often the planner may reach out to one account."""
+
+    contact_cooldown_hours: float = Field(
+        72.0,
+        ge=0,
+        le=24 * 365,
+        description="No new outreach to an account while another is open or reached it within "
+        "this many hours (0: only while one is open).",
+    )
 
 
 class DigestConfig(Section):

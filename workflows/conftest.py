@@ -1,4 +1,4 @@
-"""Fixtures for the workflow tests: one Chromium per session, a fresh site and context per test.
+"""Fixtures for the workflow tests: one Chromium per module, a fresh site and context per test.
 
 Playwright's own browser download is not used: the tests drive Debian's
 Chromium (``AGENTD_CHROMIUM`` overrides the path) with the sync API.
@@ -28,9 +28,15 @@ CHROMIUM_ARGS = [
 STEP_TIMEOUT_MS = 5000
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    """Launch headless Chromium once for the whole session."""
+    """Launch headless Chromium once per test module.
+
+    Not once per session: while Playwright's sync API is open its event loop is
+    the thread's running loop, so another module's sync Playwright (the demo
+    site's browser tests) or async test run later in the same session would
+    fail with "Playwright Sync API inside the asyncio loop".
+    """
     if not Path(CHROMIUM).is_file():
         pytest.skip(f"Chromium not found at {CHROMIUM} (set AGENTD_CHROMIUM)")
     with sync_playwright() as playwright:

@@ -89,8 +89,43 @@ async def incidents_list(ctx: CommandContext) -> dict[str, Any]:
     return {"incidents": [r.to_dict() for r in rows]}
 
 
+@command("incidents.open", access=Access.OPERATE, summary="Report an incident.")
+async def incidents_open(ctx: CommandContext) -> dict[str, Any]:
+    """Open an incident a person reports; a critical one trips the critical-incident breaker."""
+    row = await _incidents(ctx).report(
+        severity=ctx.text("severity"),
+        reason=ctx.optional_text("reason") or "",
+        actor=ctx.actor,
+        account=ctx.optional_text("account"),
+    )
+    return row.to_dict()
+
+
 @command("incidents.resolve", access=Access.OPERATE, summary="Resolve an incident.")
 async def incidents_resolve(ctx: CommandContext) -> dict[str, Any]:
     """Mark an open incident resolved, with a note saying how."""
     row = await _incidents(ctx).resolve(ctx.text("id"), ctx.actor, ctx.text("note"))
     return row.to_dict()
+
+
+@command("handoffs.list", summary="List hand-offs to a person.")
+async def handoffs_list(ctx: CommandContext) -> dict[str, Any]:
+    """List hand-offs, newest first: all, or only open, done or failed ones."""
+    rows = await _execution(ctx).handoffs.list_handoffs(
+        ctx.optional_text("status"), limit=ctx.limit()
+    )
+    return {"handoffs": rows}
+
+
+@command("handoff.done", access=Access.OPERATE, summary="Close a hand-off as done.")
+async def handoff_done(ctx: CommandContext) -> dict[str, Any]:
+    """Record that the person did what was approved; the execution succeeds."""
+    return await _execution(ctx).handoffs.done(ctx.text("id"), ctx.actor, ctx.optional_text("note"))
+
+
+@command("handoff.failed", access=Access.OPERATE, summary="Close a hand-off as failed.")
+async def handoff_failed(ctx: CommandContext) -> dict[str, Any]:
+    """Record that what was approved could not be done; it counts as a failed execution."""
+    return await _execution(ctx).handoffs.failed(
+        ctx.text("id"), ctx.actor, ctx.optional_text("reason")
+    )

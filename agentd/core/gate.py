@@ -5,14 +5,22 @@ one that decides; every check that ran leaves a :class:`TraceEntry`, so the
 last entry names the deciding check (or, for ``AUTO_APPROVED``, the budget
 check that let the intent through).
 
-1. ``hard_stop``, ``forbidden_change_type``, ``tier`` — guardrails.
-2. ``allowlist`` — the account's own allowlist when it has one, else the tenant's.
-3. ``autonomy_mode``, ``autonomy_level``, ``kill_switch``, ``action_type_paused``,
+1. ``hard_stop``, ``forbidden_change_type`` — guardrails.
+2. ``goal`` — the goal tracker: the active goal the intent serves (or none)
+   and that goal's verdict. An intent serving only a completed or missed goal
+   is refused (``GOAL_CLOSED``); with ``require_goal_alignment``, an
+   autonomous intent that serves no active goal waits for a person.
+3. ``executor`` — something carries the intent out: an executor or a hand-off
+   to a person (``[execution.executors]``); otherwise it waits for a person
+   (``NO_EXECUTOR``) and never consumes budget.
+4. ``tier`` — guardrails: the tier, stage gating, unknown action types.
+5. ``allowlist`` — the account's own allowlist when it has one, else the tenant's.
+6. ``autonomy_mode``, ``autonomy_level``, ``kill_switch``, ``action_type_paused``,
    ``trusted_mode``.
-4. ``risk``, ``confidence`` — policy.
-5. ``idempotency`` — an intent already ``RESERVED`` or ``PUBLISHED``.
-6. ``budget`` — daily limits per tenant, account and action type.
-7. Auto-approval: consume budget, reserve, publish.
+7. ``risk``, ``confidence`` — policy.
+8. ``idempotency`` — an intent already ``RESERVED`` or ``PUBLISHED``.
+9. ``budget`` — daily limits per tenant, account and action type.
+10. Auto-approval: consume budget, reserve, publish.
 
 Settings that exist both per tenant and globally combine to the stricter:
 the lower of the tenant's and the global autonomy level applies, and either
@@ -20,7 +28,7 @@ kill switch stops auto-execution. The outcome only *describes* its effects
 (``consume_budget``, ``reserve``, ``publish``); the caller applies them, or
 does not (``policy check``).
 
-A human approval skips checks 2–4 and the budget: the caller first re-checks
+A human approval skips checks 4–7 and the budget: the caller first re-checks
 :func:`approval_blocker` (the tables may have been reloaded since the intent
 was queued), then applies :func:`approval_effects` for the intent's
 idempotency state.
@@ -43,6 +51,8 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
 
+from agentd.core.executors import DEFAULT_EXECUTORS, EXECUTORS, HANDOFF, resolve_executor
+from agentd.core.goals import GoalFact, match_goal
 from agentd.core.guardrails import Classification, GuardrailPolicy, Tier, classify, is_forbidden
 from agentd.core.intents import ACTION_TYPE_RE, IDENTIFIER_RE, ActionIntent, IntentSource
 from agentd.core.risk import RiskAssessment, RiskLevel, RiskPolicy, RiskReason, assess_risk
@@ -70,6 +80,9 @@ class Reason(StrEnum):
 
     HARD_STOP = "HARD_STOP"
     FORBIDDEN_CHANGE_TYPE = "FORBIDDEN_CHANGE_TYPE"
+    NO_EXECUTOR = "NO_EXECUTOR"
+    GOAL_CLOSED = "GOAL_CLOSED"
+    GOAL_NOT_ALIGNED = "GOAL_NOT_ALIGNED"
     APPROVAL_REQUIRED_TIER = "APPROVAL_REQUIRED_TIER"
     STAGE_GATED = "STAGE_GATED"
     UNKNOWN_ACTION_TYPE = "UNKNOWN_ACTION_TYPE"
@@ -232,6 +245,9 @@ class TenantPolicy:
     risk: RiskPolicy
     autonomy: AutonomySettings
     budget: BudgetLimits
+    executors: Mapping[str, str] = field(default_factory=lambda: DEFAULT_EXECUTORS, hash=False)
+    default_executor: str | None = None
+    require_goal_alignment: bool = False
 
 
 @dataclass(frozen=True)
@@ -244,6 +260,14 @@ class GatePolicy:
     budget: BudgetLimits = field(default_factory=BudgetLimits)
     tenant_autonomy: Mapping[str, AutonomySettings] = field(default_factory=_empty, hash=False)
     tenant_budgets: Mapping[str, BudgetLimits] = field(default_factory=_empty, hash=False)
+    # What carries out each action type (``[execution.executors]``), and the
+    # executor of the types it leaves out (None: nothing; or "handoff").
+    executors: Mapping[str, str] = field(default_factory=lambda: DEFAULT_EXECUTORS, hash=False)
+    default_executor: str | None = None
+    # The names of ``[execution.custom_executors]``: known executors besides the shipped ones.
+    custom_executors: frozenset[str] = frozenset()
+    # ``[goals] require_alignment``: an autonomous intent serving no active goal waits.
+    require_goal_alignment: bool = False
 
     def for_tenant(self, tenant: str) -> TenantPolicy:
         """Return the policy for ``tenant``: its overrides, else the defaults."""
@@ -253,6 +277,9 @@ class GatePolicy:
             risk=self.risk,
             autonomy=self.tenant_autonomy.get(tenant, self.autonomy),
             budget=self.tenant_budgets.get(tenant, self.budget),
+            executors=self.executors,
+            default_executor=self.default_executor,
+            require_goal_alignment=self.require_goal_alignment,
         )
 
     def validate(self) -> GatePolicy:
@@ -272,6 +299,17 @@ class GatePolicy:
             _check_autonomy(settings, f"tenants.{tenant}.autonomy", self.guardrails)
         for tenant, limits in self.tenant_budgets.items():
             _check_budget(limits, f"tenants.{tenant}.budget")
+        for key, name in self.executors.items():
+            if name not in EXECUTORS and name not in self.custom_executors:
+                raise _config(f"execution.executors.{key}", f"unknown executor {name!r}", name)
+        if not isinstance(self.require_goal_alignment, bool):
+            raise _config(
+                "goals.require_alignment", "must be true or false", self.require_goal_alignment
+            )
+        if self.default_executor not in (None, HANDOFF):
+            raise _config(
+                "execution.default_executor", 'must be "handoff" or unset', self.default_executor
+            )
         return self
 
 
@@ -319,7 +357,8 @@ class GateContext:
     is the account's own allowlist, or None to use the tenant's.
     ``global_kill_switch`` and ``global_level`` are the daemon-wide settings
     (governance and breakers move them); ``usage`` is today's budget use
-    before this intent.
+    before this intent; ``goals`` the tenant's goals with the tracker's
+    latest verdicts (active ones, and any the intent names).
     """
 
     stage: str
@@ -330,6 +369,7 @@ class GateContext:
     paused_action_types: frozenset[str] = frozenset()
     idempotency: IdempotencyState | None = None
     usage: BudgetUsage = field(default_factory=BudgetUsage)
+    goals: tuple[GoalFact, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -575,6 +615,78 @@ def _forbidden(f: _Facts) -> _Step:
     return _Step(saw, "change type not forbidden")
 
 
+# What an intent's ``serves`` may name besides its goal (planner bookkeeping aside).
+_GOAL_KEYS = frozenset({"goal", "goal_verdict", "planning"})
+
+
+def _named_goal(intent: ActionIntent) -> tuple[str | None, bool]:
+    """Return the goal id the intent names (None: none) and whether it serves more."""
+    named = intent.serves.get("goal")
+    more = any(k not in _GOAL_KEYS for k in intent.serves)
+    return (named if isinstance(named, str) and named else None), more
+
+
+def _goal(f: _Facts) -> _Step:
+    # The goal tracker takes part in every decision: the trace names the goal.
+    named, more = _named_goal(f.intent)
+    match = match_goal(f.intent.action_type, named, more, f.ctx.goals)
+    goal = match.goal
+    saw: dict[str, Any] = {
+        "goal": None if goal is None else goal.id,
+        "goal_type": None if goal is None else str(goal.goal_type),
+        "verdict": None if goal is None else str(goal.verdict),
+        "named": named,
+        "named_verdict": None if match.named_fact is None else str(match.named_fact.verdict),
+        "require_alignment": f.tp.require_goal_alignment,
+    }
+    if match.closed_only:
+        assert match.named_fact is not None
+        said = (
+            f"serves only goal {named}, which is {match.named_fact.verdict}: "
+            "nothing more is done for a closed goal"
+        )
+        return _Step(saw, said, (Decision.BLOCKED, Reason.GOAL_CLOSED))
+    if goal is not None:
+        how = "named by the intent" if goal.id == named else "its action moves that metric"
+        return _Step(saw, f"serves {goal.goal_type} goal {goal.id}, {goal.verdict} ({how})")
+    if f.tp.require_goal_alignment and f.cls.tier is Tier.AUTONOMOUS:
+        said = "serves no active goal, and [goals] require_alignment asks a person to approve it"
+        return _Step(saw, said, (Decision.REQUIRE_APPROVAL, Reason.GOAL_NOT_ALIGNED))
+    return _Step(saw, "serves no active goal")
+
+
+def _executor(f: _Facts) -> _Step:
+    # Nothing that cannot happen may consume budget or auto-execute: say so now,
+    # not when a person approves it or at 3 a.m.
+    intent = f.intent
+    saw: dict[str, Any] = {
+        "action_type": intent.action_type,
+        "domain": intent.domain,
+        "change_type": intent.change_type,
+    }
+    if intent.source is IntentSource.GOVERNANCE:
+        saw["executor"] = "governance"
+        return _Step(saw, "a governance intent: governance carries it out")
+    name, key = resolve_executor(
+        f.tp.executors,
+        intent.action_type,
+        intent.domain,
+        intent.change_type,
+        f.tp.default_executor,
+    )
+    saw.update(executor=name, mapped_by=key)
+    if name is None:
+        said = (
+            f"nothing carries out {intent.action_type}: no executor and no hand-off is mapped "
+            "to it ([execution.executors]); it cannot run until one is"
+        )
+        return _Step(saw, said, (Decision.REQUIRE_APPROVAL, Reason.NO_EXECUTOR))
+    if name == HANDOFF:
+        how = "the default for unmapped action types" if key == "*" else f"mapped by {key}"
+        return _Step(saw, f"handed off to a person when approved ({how})")
+    return _Step(saw, f"carried out by the {name} executor (mapped by {key})")
+
+
 def _tier(f: _Facts) -> _Step:
     action_type, cls = f.intent.action_type, f.cls
     saw = {
@@ -738,6 +850,8 @@ def _budget(f: _Facts) -> _Step:
 _CHECKS: tuple[tuple[str, Callable[[_Facts], _Step]], ...] = (
     ("hard_stop", _hard_stop),
     ("forbidden_change_type", _forbidden),
+    ("goal", _goal),
+    ("executor", _executor),
     ("tier", _tier),
     ("allowlist", _allowlist),
     ("autonomy_mode", _autonomy_mode),
@@ -826,6 +940,7 @@ def _prefix_key(
     modes = policy.tenant_autonomy.get(intent.tenant, policy.autonomy).modes
     # The account only matters when the tenant sets modes per account.
     per_account = modes.accounts or modes.account_action_types
+    named, more = _named_goal(intent) if intent.serves else (None, False)
     return (
         intent.tenant,
         intent.account if per_account else None,
@@ -841,6 +956,9 @@ def _prefix_key(
         ctx.paused_action_types,
         intent.confidence,
         intent.source,
+        ctx.goals,
+        named,
+        more,
     )
 
 

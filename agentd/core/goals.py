@@ -323,3 +323,81 @@ def compute_metrics(facts: MetricFacts) -> dict[GoalType, float]:
         GoalType.QUALITY: quality,
         GoalType.REVENUE: revenue,
     }
+
+
+# -- goals in the gate ---------------------------------------------------------------------
+
+#: Goal types an action type moves besides ``activity`` (every executed action
+#: counts toward activity): stage moves toward pipeline, contacts about money
+#: toward revenue, context work toward quality.
+SERVED_GOAL_TYPES: Mapping[str, tuple[GoalType, ...]] = {
+    "qualify_conversation": (GoalType.PIPELINE,),
+    "progress_early_stage": (GoalType.PIPELINE,),
+    "progress_past_evaluation": (GoalType.PIPELINE, GoalType.REVENUE),
+    "send_proposal": (GoalType.REVENUE,),
+    "discuss_pricing": (GoalType.REVENUE,),
+    "negotiate_terms": (GoalType.REVENUE,),
+    "update_account_context": (GoalType.QUALITY,),
+    "create_briefing": (GoalType.QUALITY,),
+    "log_interaction": (GoalType.QUALITY,),
+}
+_VERDICT_RANK = {Verdict.BEHIND: 0, Verdict.ON_TRACK: 1}
+
+
+@dataclass(frozen=True, slots=True)
+class GoalFact:
+    """A goal as the gate sees it: its id, type and the tracker's latest verdict."""
+
+    id: str
+    goal_type: GoalType
+    verdict: Verdict
+
+
+@dataclass(frozen=True, slots=True)
+class GoalMatch:
+    """Which goal an intent serves.
+
+    ``goal`` is the active goal it serves (None: none); ``named`` the goal the
+    intent names in its ``serves`` and ``named_fact`` that goal as known (None
+    when unknown); ``closed_only`` is True when the intent serves nothing but a
+    completed or missed goal.
+    """
+
+    goal: GoalFact | None
+    named: str | None = None
+    named_fact: GoalFact | None = None
+    closed_only: bool = False
+
+
+def goal_types_served(action_type: str) -> tuple[GoalType, ...]:
+    """Return the goal types an action type moves, the most specific first."""
+    return (*SERVED_GOAL_TYPES.get(action_type, ()), GoalType.ACTIVITY)
+
+
+def match_goal(
+    action_type: str,
+    named: str | None,
+    serves_more: bool,
+    goals: tuple[GoalFact, ...],
+) -> GoalMatch:
+    """Return the goal an intent serves among its tenant's ``goals``.
+
+    A goal the intent names wins while it is active. Otherwise (it names none,
+    an unknown one, or a closed one but also serves something else, such as a
+    pattern) the active goal of a type the action moves: the most specific
+    type first, a goal behind before one on track, then by id.
+    """
+    known = {g.id: g for g in goals}
+    fact = known.get(named) if named else None
+    if fact is not None and fact.verdict not in FINAL_VERDICTS:
+        return GoalMatch(fact, named, fact)
+    if fact is not None and not serves_more:
+        return GoalMatch(None, named, fact, closed_only=True)
+    types = goal_types_served(action_type)
+    active = [g for g in goals if g.verdict not in FINAL_VERDICTS and g.goal_type in types]
+    if not active:
+        return GoalMatch(None, named, fact)
+    best = min(
+        active, key=lambda g: (types.index(g.goal_type), _VERDICT_RANK.get(g.verdict, 2), g.id)
+    )
+    return GoalMatch(best, named, fact)

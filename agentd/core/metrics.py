@@ -22,7 +22,10 @@ metrics file, the circuit breakers):
 =======================  ========================================================
 
 ``executions_succeeded`` counts every execution that completed, including
-those later rolled back (``executions_rolled_back`` is a subset of it).
+those later rolled back (``executions_rolled_back`` is a subset of it). A
+hand-off to a person counts as an execution once it is closed (done:
+succeeded, failed: failed); ``handoffs_*`` count them apart as well, by when
+they were handed off.
 """
 
 from __future__ import annotations
@@ -40,7 +43,9 @@ _LABEL_NAME_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 INCIDENT_SEVERITIES = ("critical", "high", "medium", "low")
 # Labels the metric families (and the governance gauges) use themselves; a caller's label
 # of the same name would clash.
-_RESERVED_LABELS = frozenset({"outcome", "result", "severity", "kind", "breaker", "action_type"})
+_RESERVED_LABELS = frozenset(
+    {"outcome", "result", "severity", "kind", "state", "breaker", "action_type"}
+)
 
 
 @dataclass(frozen=True)
@@ -61,6 +66,9 @@ class MetricCounts:
     executions_succeeded: int = 0
     executions_failed: int = 0
     executions_rolled_back: int = 0
+    handoffs_open: int = 0
+    handoffs_done: int = 0
+    handoffs_failed: int = 0
     incidents_by_severity: Mapping[str, int] = field(default_factory=dict, hash=False)
     incidents_from_autonomous: int = 0
     constraint_violations: int = 0
@@ -211,6 +219,16 @@ def render_prometheus(
             ({"result": "succeeded"}, counts.executions_succeeded),
             ({"result": "failed"}, counts.executions_failed),
             ({"result": "rolled_back"}, counts.executions_rolled_back),
+        ],
+    )
+    out.family(
+        "handoffs_total",
+        "counter",
+        "Hand-offs to a person by state (done and failed also count as executions).",
+        [
+            ({"state": "open"}, counts.handoffs_open),
+            ({"state": "done"}, counts.handoffs_done),
+            ({"state": "failed"}, counts.handoffs_failed),
         ],
     )
     severities = list(INCIDENT_SEVERITIES) + sorted(

@@ -18,7 +18,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from agentd.core.goals import (
@@ -351,3 +351,85 @@ def submittable(intent: PlannedIntent, verdicts: Mapping[str, Verdict]) -> bool:
         return True
     verdict = verdicts.get(intent.goal_id, intent.goal_verdict)
     return verdict not in FINAL_VERDICTS
+
+
+# -- contact cooldown ----------------------------------------------------------------------
+
+#: Action types that reach the customer: one at a time per account, then a cooldown.
+OUTREACH_ACTIONS: frozenset[str] = frozenset(
+    {
+        "send_follow_up_email",
+        "send_routine_response",
+        "send_chat_message",
+        "schedule_meeting",
+        "send_proposal",
+        "discuss_pricing",
+        "negotiate_terms",
+        "contact_c_suite",
+        "share_minutes_externally",
+    }
+)
+#: Internal escalations: once per account while one is open.
+ESCALATION_ACTIONS: frozenset[str] = frozenset({"escalate_to_management"})
+
+
+@dataclass(frozen=True, slots=True)
+class RecentContact:
+    """An earlier outreach or escalation intent of an account, as far as it got.
+
+    ``open``: still pending, approved but not carried out, running or handed off;
+    ``reached_at``: when its execution finished (None while open, or when it
+    never ran).
+    """
+
+    tenant: str
+    account: str
+    action_type: str
+    open: bool
+    reached_at: datetime | None = None
+
+
+def apply_cooldown(
+    plan: Sequence[PlannedIntent],
+    contacts: Iterable[RecentContact],
+    *,
+    now: datetime,
+    cooldown: timedelta,
+) -> tuple[list[PlannedIntent], list[tuple[PlannedIntent, str]]]:
+    """Split ``plan`` into the intents to submit and the ones held back, with why.
+
+    No new outreach to an account while another outreach to it is open or
+    reached it within ``cooldown``, and at most one per account in a plan;
+    no new escalation while one is open for the account, and at most one per
+    account in a plan. Other intents pass. The plan's order decides which of
+    two new ones goes first.
+    """
+    busy: dict[tuple[str, str, bool], str] = {}
+    for c in contacts:
+        escalation = c.action_type in ESCALATION_ACTIONS
+        if c.open:
+            busy.setdefault(
+                (c.tenant, c.account, escalation), f"{c.action_type} is still open for it"
+            )
+        elif not escalation and c.reached_at is not None and c.reached_at > now - cooldown:
+            hours = cooldown.total_seconds() / 3600
+            busy.setdefault(
+                (c.tenant, c.account, False),
+                f"{c.action_type} reached it at {c.reached_at.isoformat(timespec='minutes')}, "
+                f"within the {hours:g} h contact cooldown",
+            )
+    kept: list[PlannedIntent] = []
+    held: list[tuple[PlannedIntent, str]] = []
+    for intent in plan:
+        escalation = intent.action_type in ESCALATION_ACTIONS
+        if not escalation and intent.action_type not in OUTREACH_ACTIONS:
+            kept.append(intent)
+            continue
+        key = (intent.tenant, intent.account, escalation)
+        why = busy.get(key)
+        if why is not None:
+            held.append((intent, why))
+            continue
+        busy[key] = f"{intent.action_type} is planned for it in this run"
+        kept.append(intent)
+    return kept, held

@@ -24,6 +24,7 @@ STATES = (
     "ready",
     "running",
     "verifying",
+    "handed_off",
     "succeeded",
     "failed",
     "refused",
@@ -182,15 +183,51 @@ def rollback(s: Session, ns: argparse.Namespace) -> int:
     return rollback_run(s, ns)
 
 
+def incidents_open(s: Session, ns: argparse.Namespace) -> int:
+    r = s.call(
+        "incidents.open", {"severity": ns.severity, "reason": ns.reason, "account": ns.account}
+    )
+    s.out(r, lambda r: f"opened {r['id']} ({r['severity']}): {r['title']}")
+    return 0
+
+
 def incidents(s: Session, ns: argparse.Namespace) -> int:
     if not ns.words:
         return incidents_list(s, ns)
+    if ns.words == ["open"]:
+        if not ns.severity or not ns.reason:
+            raise UsageError("incidents open needs --severity and --reason")
+        return incidents_open(s, ns)
     if ns.words[0] != "resolve" or len(ns.words) != 2:
-        raise UsageError("incidents takes no argument, or: resolve ID --note TEXT")
+        raise UsageError(
+            "incidents takes no argument, or: resolve ID --note TEXT, "
+            "or: open --severity LEVEL --reason TEXT"
+        )
     if not ns.note:
         raise UsageError("incidents resolve needs --note")
     ns.id = ns.words[1]
     return incidents_resolve(s, ns)
+
+
+HANDOFF_COLUMNS = ("id", "state", "action_type", "account", "handed_off_at", "closed_by")
+
+
+def handoffs_list(s: Session, ns: argparse.Namespace) -> int:
+    r = s.call("handoffs.list", {"status": ns.status, "limit": ns.limit})
+    s.out(r, lambda r: render.table(r["handoffs"], HANDOFF_COLUMNS))
+    return 0
+
+
+def handoff_done(s: Session, ns: argparse.Namespace) -> int:
+    r = s.call("handoff.done", {"id": ns.id, "note": ns.note})
+    s.out(r, lambda r: f"hand-off {r['id']} closed: done ({r['action_type']} on {r['account']})")
+    return 0
+
+
+def handoff_failed(s: Session, ns: argparse.Namespace) -> int:
+    r = s.call("handoff.failed", {"id": ns.id, "reason": ns.reason})
+    s.out(r, lambda r: f"hand-off {r['id']} closed: failed ({r['action_type']} on {r['account']})")
+    return 0
 
 
 def register(add: Adder, sub_parser: Callable[[str, str], Any]) -> None:
@@ -233,17 +270,52 @@ def register(add: Adder, sub_parser: Callable[[str, str], Any]) -> None:
     p = add(
         "incidents",
         incidents,
-        "List incidents, or resolve one (incidents resolve ID --note TEXT).",
+        "List incidents, resolve one (incidents resolve ID --note TEXT), or report one "
+        "(incidents open --severity critical --reason TEXT).",
         'agentctl incidents resolve inc_0123 --note "restored by hand"',
     )
     p.add_argument(
         "words",
         nargs="*",
         action=_Words,
-        verbs=("resolve",),
-        metavar="resolve ID",
-        help="resolve an incident",
+        verbs=("resolve", "open"),
+        metavar="resolve ID | open",
+        help="resolve or report an incident",
     )
+    p.add_argument(
+        "--severity",
+        choices=("critical", "high", "medium", "low"),
+        help="how bad (open); critical trips the critical-incident breaker",
+    )
+    p.add_argument("--reason", help="what happened (open)")
+    p.add_argument("--account", help="the account it concerns (open)")
     p.add_argument("--status", choices=("open", "resolved"), help="only these incidents")
     p.add_argument("--note", help="how it was resolved (resolve)")
     p.add_argument("--limit", type=int, default=200, help="most rows shown (default 200)")
+
+    p = add(
+        "handoffs",
+        handoffs_list,
+        "List hand-offs to a person (executions of the handoff executor).",
+        "agentctl handoffs --status open",
+    )
+    p.add_argument("--status", choices=("open", "done", "failed"), help="only these hand-offs")
+    p.add_argument("--limit", type=int, default=200, help="most rows shown (default 200)")
+
+    handoff = sub_parser("handoff", "Close a hand-off to a person.")
+    p = handoff(
+        "done",
+        handoff_done,
+        "Record that a person did what was approved (the execution succeeds).",
+        'agentctl handoff done exe_0123456789abcdef --note "proposal sent from the CRM"',
+    )
+    p.add_argument("id", help="the hand-off's execution id")
+    p.add_argument("--note", required=True, help="what was done")
+    p = handoff(
+        "failed",
+        handoff_failed,
+        "Record that what was approved could not be done (counts as a failed execution).",
+        'agentctl handoff failed exe_0123456789abcdef --reason "customer asked to wait"',
+    )
+    p.add_argument("id", help="the hand-off's execution id")
+    p.add_argument("--reason", required=True, help="why it could not be done")

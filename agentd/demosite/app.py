@@ -8,7 +8,7 @@ from __future__ import annotations
 import secrets
 from urllib.parse import urlencode
 
-from agentd.demosite import admin, api, crm
+from agentd.demosite import admin, api, crm, sales
 from agentd.demosite.html import SCRIPT, STYLESHEET, error_page
 from agentd.demosite.web import (
     App,
@@ -37,6 +37,7 @@ def build_router() -> Router:
     router.add("GET", "/static/site.js", _static(SCRIPT, "text/javascript"), auth=False)
     admin.register(router)
     crm.register(router)
+    sales.register(router)
     api.register(router)
     return router
 

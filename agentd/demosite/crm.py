@@ -16,7 +16,7 @@ from agentd.demosite.html import (
 )
 from agentd.demosite.state import MEETING_DURATIONS, Account
 from agentd.demosite.web import Request, Response, Router, html, redirect
-from agentd.errors import InvalidArgument
+from agentd.errors import InvalidArgument, NotFound
 
 _ACCOUNT = r"/crm/accounts/([a-z0-9][a-z0-9_-]{0,62})"
 DURATION_OPTIONS = tuple((str(m), f"{m} minutes") for m in MEETING_DURATIONS)
@@ -73,13 +73,26 @@ def account_detail(req: Request) -> Response:
         banner = notice(
             f'Note added (#<span data-testid="note-id">{esc(req.query["note"])}</span>).'
         )
+    elif req.query.get("task"):
+        banner = notice(
+            f'Task #<span data-testid="task-id">{esc(req.query["task"])}</span> assigned to '
+            f"{esc(account.manager)}."
+        )
+    elif req.query.get("saved") in _SAVED:
+        banner = notice(_SAVED[req.query["saved"]])
+    elif req.query.get("deleted_note"):
+        banner = notice(f"Note {esc(req.query['deleted_note'])} deleted.")
+    elif req.query.get("cancelled_meeting"):
+        banner = notice(f"Meeting {esc(req.query['cancelled_meeting'])} cancelled.")
     notes = state.notes_for(account.id)
     meetings = state.meetings_for(account.id)
     messages = state.messages_for(account.id)
     note_items = (
         "".join(
             f'<li data-testid="note-{n.id}"><p>{esc(n.text)}</p>'
-            f"<small>{n.created_at:%Y-%m-%d %H:%M} UTC</small></li>"
+            f"<small>{n.created_at:%Y-%m-%d %H:%M} UTC</small> "
+            f'<a href="/crm/accounts/{esc(account.id)}/notes/{n.id}/delete" '
+            f'data-testid="delete-note-{n.id}">Delete</a></li>'
             for n in reversed(notes)
         )
         or "<li><em>No notes yet.</em></li>"
@@ -87,7 +100,9 @@ def account_detail(req: Request) -> Response:
     meeting_rows = "".join(
         f'<tr data-testid="meeting-row-{m.id}"><td>{esc(m.title)}</td><td>{m.date.isoformat()}</td>'
         f"<td>{m.time:%H:%M}</td><td>{m.duration_min} min</td>"
-        f"<td>{'sent' if m.send_invite else '—'}</td></tr>"
+        f"<td>{'sent' if m.send_invite else '—'}</td>"
+        f'<td><a href="/crm/accounts/{esc(account.id)}/meetings/{m.id}/cancel" '
+        f'data-testid="cancel-meeting-{m.id}">Cancel</a></td></tr>'
         for m in meetings
     )
     message_rows = "".join(
@@ -109,6 +124,7 @@ def account_detail(req: Request) -> Response:
         'data-testid="new-meeting">Schedule meeting</a>'
         f'<a class="button secondary" href="/crm/accounts/{esc(account.id)}/notes/new" '
         'data-testid="add-note">Add note</a></div>'
+        f"{_sales_links(account)}"
         f'<h2>Notes (<span data-testid="note-count">{len(notes)}</span>)</h2>'
         f'<ul data-testid="note-list">{note_items}</ul>'
         f'<h2>Meetings (<span data-testid="meeting-count">{len(meetings)}</span>)</h2>'
@@ -117,21 +133,88 @@ def account_detail(req: Request) -> Response:
         f'<h2>Sent messages (<span data-testid="message-count">{len(messages)}</span>)</h2>'
         '<table data-testid="message-table"><thead><tr><th>Sent</th><th>To</th><th>Subject</th>'
         f"</tr></thead><tbody>{message_rows}</tbody></table>"
+        f"{_sales_sections(req, account)}"
     )
     return _page(req, account.name, content, account=account, detail=True)
+
+
+_SAVED = {
+    "stage": "Deal stage saved.",
+    "qualification": "Qualification saved.",
+    "plan": "Account plan saved.",
+}
+
+
+def _sales_links(account: Account) -> str:
+    base = f"/crm/accounts/{esc(account.id)}"
+    links = (
+        ("record", "Account record", "open-record"),
+        ("stage", "Change stage", "change-stage"),
+        ("qualification", "Qualification", "edit-qualification"),
+        ("plan", "Account plan", "edit-plan"),
+        ("quotes/new", "New quote", "new-quote"),
+        ("tasks/new", "New internal task", "new-task"),
+    )
+    return (
+        '<div class="actions">'
+        + "".join(
+            f'<a class="button secondary" href="{base}/{path}" data-testid="{testid}">{text}</a>'
+            for path, text, testid in links
+        )
+        + "</div>"
+    )
+
+
+def _sales_sections(req: Request, account: Account) -> str:
+    state = req.app.state
+    contacts = "".join(
+        f"<tr><td>{esc(c.name)}</td><td>{esc(c.role)}</td><td>{esc(c.email)}</td></tr>"
+        for c in state.contacts_for(account.id)
+    )
+    quotes = "".join(
+        f'<tr data-testid="quote-row-{q.id}"><td><a href="/crm/quotes/{q.id}">Q-{q.id}</a></td>'
+        f"<td>{q.total}</td><td>{q.valid_until}</td><td>{esc(q.status)}</td></tr>"
+        for q in state.quotes_for(account.id)
+    )
+    tasks = "".join(
+        f'<tr data-testid="task-row-{t.id}"><td>{esc(t.title)}</td><td>{esc(t.assignee)}</td>'
+        f"<td>{esc(t.kind)}</td></tr>"
+        for t in state.tasks_for(account.id)
+    )
+    return (
+        f"<h2>Contacts</h2><table><thead><tr><th>Name</th><th>Role</th><th>Email</th></tr>"
+        f"</thead><tbody>{contacts}</tbody></table>"
+        "<h2>Quotes</h2><table><thead><tr><th>Quote</th><th>Total</th><th>Valid until</th>"
+        f"<th>Status</th></tr></thead><tbody>{quotes}</tbody></table>"
+        "<h2>Internal tasks</h2><table><thead><tr><th>Task</th><th>Assigned to</th>"
+        f"<th>Kind</th></tr></thead><tbody>{tasks}</tbody></table>"
+    )
 
 
 def _compose_form(
     req: Request, account: Account, values: dict[str, str], errors: dict[str, str]
 ) -> str:
+    template = values.get("template", req.query.get("template", ""))
+    to = account.contact_email
+    if req.query.get("to") == "c_suite":
+        contact = req.app.state.c_level_contact(account.id)
+        if contact is None:
+            raise NotFound(f"account {account.id!r} has no C-level contact")
+        to = contact.email
+    label = (
+        f'<p>Template: <span data-testid="compose-template">{esc(template)}</span></p>'
+        if template
+        else ""
+    )
     return (
         f"{error_summary(errors)}"
         f'<form method="post" action="/crm/accounts/{esc(account.id)}/compose" novalidate '
         f'data-testid="compose-form">{csrf_input(req.session)}'
+        f'<input type="hidden" name="template" value="{esc(template)}">{label}'
         + text_field(
             "to",
             "To",
-            values.get("to", account.contact_email),
+            values.get("to", to),
             "compose-to",
             errors,
             input_type="email",
@@ -153,7 +236,7 @@ def compose(req: Request) -> Response:
 
 def compose_send(req: Request) -> Response:
     account = req.app.state.account(req.args[0])
-    values = {name: req.field(name) for name in ("to", "subject", "body")}
+    values = {name: req.field(name) for name in ("to", "subject", "body", "template")}
     try:
         message = req.app.state.send_message(account.id, **values)
     except InvalidArgument as exc:

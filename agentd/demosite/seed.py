@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 
-from agentd.demosite.state import Product, SiteState
+from agentd.demosite.state import Meeting, Product, SiteState
 
 PRODUCTS: tuple[Product, ...] = (
     Product(
@@ -68,9 +69,40 @@ ACCOUNTS: tuple[tuple[str, str, str], ...] = (
 )
 
 
+# (account, name, email, role): people on the accounts besides the buying team.
+CONTACTS: tuple[tuple[str, str, str, str], ...] = (
+    ("vandelay", "Art Vandelay", "art@vandelay.example", "CEO"),
+    ("vandelay", "Kel Varnsen", "kel@vandelay.example", "Buyer"),
+)
+# A past meeting with recorded minutes, the kind a person shares with the customer.
+MINUTES = (
+    "vandelay",
+    "Import logistics workshop",
+    "Agreed: a two-warehouse pilot from next month; Vandelay sends volumes by Friday.",
+)
+
+
 def seed(state: SiteState) -> None:
-    """Fill an empty state with the catalogue and the accounts."""
+    """Fill an empty state with the catalogue, the accounts, contacts and a recorded meeting."""
     for product in PRODUCTS:
         state.add_product(product)
     for account_id, name, stage in ACCOUNTS:
         state.add_account(account_id, name, stage=stage)
+    for account_id, name, email, role in CONTACTS:
+        state.add_contact(account_id, name, email, role)
+    account_id, title, minutes = MINUTES
+    held = datetime.now(UTC) - timedelta(days=2)
+    with state.lock:  # held in the past: not something the scheduling form would take
+        state.meetings.append(
+            Meeting(
+                state._new_id(),
+                account_id,
+                title,
+                held.date(),
+                time(10, 0),
+                60,
+                False,
+                held,
+                minutes=minutes,
+            )
+        )

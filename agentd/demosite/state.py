@@ -17,6 +17,7 @@ from datetime import UTC, date, datetime, time
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 
+from agentd.demosite.deals import DealRecords
 from agentd.errors import InvalidArgument, NotFound
 
 ACCOUNT_ID_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
@@ -69,6 +70,12 @@ class Account:
     contact_name: str
     contact_email: str
     stage: str = "discovery"
+    manager: str = "dana.whitfield@brightside.example"
+    plan: str = ""
+    budget: str = ""
+    authority: str = ""
+    need: str = ""
+    timeline: str = ""
 
 
 @dataclass(frozen=True)
@@ -79,6 +86,8 @@ class Message:
     subject: str
     body: str
     sent_at: datetime
+    template: str = ""
+    attachment: str = ""  # the text of an attached document (meeting minutes)
 
 
 @dataclass(frozen=True)
@@ -91,6 +100,8 @@ class Meeting:
     duration_min: int
     send_invite: bool
     created_at: datetime
+    cancelled: bool = False
+    minutes: str = ""
 
 
 @dataclass(frozen=True)
@@ -124,7 +135,7 @@ def _parse_price(raw: str) -> Decimal | None:
     return price.quantize(Decimal("0.01"))
 
 
-class SiteState:
+class SiteState(DealRecords):
     """Everything the demo back-office knows; thread-safe."""
 
     def __init__(self) -> None:
@@ -135,6 +146,7 @@ class SiteState:
         self.messages: list[Message] = []
         self.meetings: list[Meeting] = []
         self.notes: list[Note] = []
+        self._init_deals()
         self._next_id = 1
 
     def _new_id(self) -> int:
@@ -293,7 +305,16 @@ class SiteState:
             self.accounts[account_id] = account
         return account
 
-    def send_message(self, account_id: str, *, to: str, subject: str, body: str) -> Message:
+    def send_message(
+        self,
+        account_id: str,
+        *,
+        to: str,
+        subject: str,
+        body: str,
+        template: str = "",
+        attachment: str = "",
+    ) -> Message:
         """Send a message to an account's contact; it lands in the outbox.
 
         :raises NotFound: no such account.
@@ -314,7 +335,16 @@ class SiteState:
             errors["body"] = "Message body must be at most 5000 characters."
         if errors:
             raise _invalid(errors)
-        message = Message(self._new_id(), account_id, to, subject, body, datetime.now(UTC))
+        message = Message(
+            self._new_id(),
+            account_id,
+            to,
+            subject,
+            body,
+            datetime.now(UTC),
+            template.strip(),
+            attachment,
+        )
         with self.lock:
             self.messages.append(message)
         return message
@@ -393,8 +423,9 @@ class SiteState:
             return [n for n in self.notes if n.account_id == account_id]
 
     def meetings_for(self, account_id: str) -> list[Meeting]:
+        """Return the account's scheduled meetings (cancelled ones left out)."""
         with self.lock:
-            return [m for m in self.meetings if m.account_id == account_id]
+            return [m for m in self.meetings if m.account_id == account_id and not m.cancelled]
 
     def messages_for(self, account_id: str) -> list[Message]:
         with self.lock:

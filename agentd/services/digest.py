@@ -1,7 +1,7 @@
 """The daily digest as a service: gather one UTC day, render, write atomically.
 
 The page is :func:`agentd.core.digest.render_digest`'s; this module reads the
-day's executions, intents, operations, goals, patterns and audit events (at
+day's executions, hand-offs, intents, operations, goals, patterns and audit events (at
 most ``_ROW_LIMIT`` of each list, newest first, with the true totals), and writes
 ``DIGEST_DIR/YYYY-MM-DD.md`` through a temporary file and a rename, so a
 reader never sees half a digest.
@@ -99,6 +99,7 @@ class DigestService:
         breakers, n_breakers = await digest_sql.breaker_events(store, lo, hi, limit)
         failures, n_failures = await digest_sql.failed_operations(store, lo, hi, limit)
         tasks, n_tasks = await digest_sql.failed_tasks(store, lo, hi, limit)
+        handoffs, n_handoffs, n_handoffs_open = await digest_sql.handoffs(store, lo, hi, limit)
         goals = []
         for g in await proactive_sql.list_goals(self.store, include_final=True):
             if g.goal.end < start or g.goal.start >= end:
@@ -140,6 +141,7 @@ class DigestService:
             breaker_events=breakers,
             failures=failures,
             failed_tasks=tasks,
+            handoffs=handoffs,
             totals={
                 "auto_executed": n_succeeded,
                 "failed_executions": n_failed,
@@ -153,6 +155,8 @@ class DigestService:
                 "breaker_events": n_breakers,
                 "failures": n_failures,
                 "failed_tasks": n_tasks,
+                "handoffs": n_handoffs,
+                "handoffs:open": n_handoffs_open,
             },
         )
 

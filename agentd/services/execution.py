@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import secrets as token
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -50,6 +51,7 @@ from agentd.core.execution import (
     limit_day_bounds,
 )
 from agentd.core.executors import (
+    HANDOFF,
     ChangePlan,
     Executor,
     IntentView,
@@ -66,6 +68,7 @@ from agentd.core.rollback import (
     extend_deadline,
     rollback_deadline,
 )
+from agentd.core.sales_executors import STAGES as ACCOUNT_STAGES
 from agentd.errors import (
     AgentdError,
     Conflict,
@@ -76,6 +79,7 @@ from agentd.errors import (
 )
 from agentd.notifiers import NotificationKind, Severity
 from agentd.services.gate import read_global_state
+from agentd.services.handoffs import HandoffDesk
 from agentd.services.incidents import EventHub, IncidentService
 from agentd.services.scope import notify_quietly
 from agentd.store import exec_sql, ops_sql
@@ -85,6 +89,7 @@ from agentd.store.sqlite import iso
 if TYPE_CHECKING:
     from agentd.core.gate import GatePolicy
     from agentd.exec_config import ExecutionConfig
+    from agentd.services.briefings import BriefingWriter
     from agentd.services.operations import OperationsService
 
 ACTOR = "agentd"
@@ -140,6 +145,7 @@ class ExecutionService:
         policy: Callable[[], GatePolicy],
         service: Callable[[], str],
         clock: Callable[[], datetime] = _now,
+        briefings: BriefingWriter | None = None,
     ) -> None:
         self.store = store
         self.operations = operations
@@ -152,6 +158,10 @@ class ExecutionService:
         self._wake = anyio.Event()
         self._active: set[str] = set()
         self._changed = anyio.Event()
+        self.briefings = briefings
+        self.handoffs = HandoffDesk(
+            store, incidents.notifier, events, clock=lambda: self.clock(), token=self._token
+        )
 
     def wake(self) -> None:
         """Look at the queue now (an approval, a consent, a reset arrived)."""
@@ -234,6 +244,7 @@ class ExecutionService:
         refused: list[str] = []
         config = self.config()
         mapping, registry = config.executors, config.registry()
+        default = config.default_executor
         async with self.store.write(now) as tx:
             for row in await exec_sql.queued_intents(tx, _TAKE_BATCH):
                 exe_id = f"exe_{token.token_hex(8)}"
@@ -259,7 +270,7 @@ class ExecutionService:
                     "updated_at": iso(now),
                 }
                 try:
-                    plan = plan_change(mapping, intent, now, registry)
+                    plan = plan_change(mapping, intent, now, registry, default=default)
                 except InvalidArgument as exc:
                     reason = str(exc.details.get("reason", "BAD_PARAMETERS"))
                     values.update(
@@ -325,7 +336,13 @@ class ExecutionService:
         )
         try:
             config = self.config()
-            plan = plan_change(config.executors, intent, self.clock(), config.registry())
+            plan = plan_change(
+                config.executors,
+                intent,
+                self.clock(),
+                config.registry(),
+                default=config.default_executor,
+            )
         except InvalidArgument as exc:
             raise NoExecutor(
                 f"intent {intent_id} cannot be carried out: {exc.message}",
@@ -334,7 +351,8 @@ class ExecutionService:
         # With execution off, approved intents wait in the hand-off queue: the service
         # may be configured before it is turned on (the executions check again).
         service = plan.service or self.service()
-        missing = self._missing_service(service) if config.enabled else None
+        runs_browser = plan.executor != HANDOFF  # a person carries a hand-off out
+        missing = self._missing_service(service) if config.enabled and runs_browser else None
         if missing is not None:
             raise NoExecutor(
                 f"intent {intent_id} cannot be carried out: {missing}",
@@ -405,6 +423,8 @@ class ExecutionService:
             consent.permissions, self._needed(plan.change.workflow)
         ):
             consent = None  # consent exists but does not cover this change: wait for it
+        # A hand-off runs no browser on the customer's back-office: a person does the work.
+        handoff = exe.executor == HANDOFF
         return check_execution(
             ExecutionCheckInputs(
                 now=now,
@@ -414,7 +434,7 @@ class ExecutionService:
                 kill_switch_on=state.kill_switch or tenant_kill,
                 trusted_mode=account[0] if account else "NONE",
                 count_today=await exec_sql.count_started(tx, exe.tenant, iso(start), iso(end)),
-                consent_present=consent is not None,
+                consent_present=consent is not None or handoff,
                 before_snapshot_captured=snapshot,
                 trusted_mode_required=config.trusted_mode_required,
                 daily_limit=config.daily_limit,
@@ -430,7 +450,13 @@ class ExecutionService:
             return Permission.WRITE
 
     async def _precheck(self, exe: exec_sql.ExecutionRow) -> exec_sql.ExecutionRow:
-        missing = self._missing_service(_plan(exe).service or self.service())
+        handed_off = False
+        # A hand-off runs no browser: a person does the work, whatever services exist.
+        missing = (
+            None
+            if exe.executor == HANDOFF
+            else self._missing_service(_plan(exe).service or self.service())
+        )
         if missing is not None:
             # Retrying cannot help (the service is part of the configuration at start):
             # say so now rather than after three failed snapshots.
@@ -460,12 +486,17 @@ class ExecutionService:
         async with self.store.write(self.clock()) as tx:
             result = await self._checks(tx, exe, snapshot=None)  # taken once these pass
             trace = [t.to_dict() for t in result.trace]
-            if result.proceed:
+            if result.proceed and exe.executor == HANDOFF:
+                await self.handoffs.hand_off_in_tx(tx, exe, trace)
+                handed_off = True
+            elif result.proceed:
                 await self._set(
                     tx, exe, state="snapshot", checks=trace, retry_at=None, reason=None, detail=None
                 )
             else:
                 await self._hold(tx, exe, result, trace)
+        if handed_off:
+            await self.handoffs.announce(exe.id)
         return await self.get(exe.id)
 
     async def _hold(
@@ -558,10 +589,55 @@ class ExecutionService:
             if attempts >= MAX_SNAPSHOT_ATTEMPTS:
                 await self._publish(exe, BreakerEventKind.EXECUTION_FAILED)
             return await self.get(exe.id)
-        if executor.finish is not None:
-            plan = executor.finish(plan, before)
+        try:
+            if executor.finish is not None:
+                plan = executor.finish(plan, before)
+            if (executor.like or executor.name) == "briefing":
+                plan = await self._brief(exe, plan)
+        except InvalidArgument as exc:
+            # Nothing to do the change with (no C-level contact, no recorded
+            # meeting, a stage move not allowed): refused, nothing changed.
+            return await self._refuse_after_snapshot(exe, before, exc)
         async with self.store.write(self.clock()) as tx:
-            await self._set(tx, exe, state="ready", before=before, params=_plan_json(plan))
+            await self._set(
+                tx, exe, state="ready", before=before, params=_plan_json(plan), diff=dict(plan.diff)
+            )
+        return await self.get(exe.id)
+
+    async def _brief(self, exe: exec_sql.ExecutionRow, plan: ChangePlan) -> ChangePlan:
+        """Write the account's briefing and make it the note the change adds."""
+        if self.briefings is None:
+            raise InvalidArgument(
+                "no briefing writer in this daemon", details={"reason": "NO_BRIEFING_WRITER"}
+            )
+        note, path = await self.briefings.write(exe.account, exe.id)
+        params = {**plan.change.params, "note": note, "briefing": str(path)}
+        return replace(plan, change=Step(plan.change.workflow, params))
+
+    async def _refuse_after_snapshot(
+        self, exe: exec_sql.ExecutionRow, before: dict[str, Any], exc: InvalidArgument
+    ) -> exec_sql.ExecutionRow:
+        reason = str(exc.details.get("reason", "BAD_PARAMETERS"))
+        async with self.store.write(self.clock()) as tx:
+            await self._set(
+                tx,
+                exe,
+                state="refused",
+                reason=reason,
+                detail=exc.message,
+                before=before,
+                target_state="unchanged",
+                finished_at=iso(tx.now),
+            )
+            tx.audit(
+                AuditEvent(
+                    AuditEventType.EXECUTION_FAILED,
+                    ACTOR,
+                    exe.id,
+                    {"intent_id": exe.intent_id, "reason": reason, "error": exc.message},
+                )
+            )
+        logger.warning("execution {} refused: {}", exe.id, exc.message)
         return await self.get(exe.id)
 
     async def _start(self, exe: exec_sql.ExecutionRow) -> exec_sql.ExecutionRow:
@@ -654,7 +730,7 @@ class ExecutionService:
             if state != "unchanged":
                 incident = await self.incidents.open_in_tx(
                     tx,
-                    severity="high",
+                    severity=_incident_severity(exe),
                     kind="execution_failed",
                     title=f"execution {exe.id} ({exe.action_type} on {exe.account}) failed "
                     f"half-way: the target is {_TARGET_WORDS[state]}",
@@ -702,6 +778,7 @@ class ExecutionService:
                 detail=detail,
             )
             rollback = await self._token(tx, exe, tx.now)
+            await self._sync_stage(tx, exe, after, actor=ACTOR)
             tx.audit(
                 AuditEvent(
                     AuditEventType.EXECUTION_COMPLETED,
@@ -740,6 +817,30 @@ class ExecutionService:
             },
         )
         return value
+
+    async def _sync_stage(
+        self, tx: Transaction, exe: exec_sql.ExecutionRow, after: Mapping[str, Any], *, actor: str
+    ) -> None:
+        """Keep the account's stage in agentd as the back-office's after snapshot shows it."""
+        executor = self.config().registry().get(exe.executor)
+        stage = after.get("stage")
+        if executor is None or not executor.syncs_stage or stage not in ACCOUNT_STAGES:
+            return
+        row = await tx.fetchone("SELECT stage FROM accounts WHERE id = ?", (exe.account,))
+        if row is None or row[0] == stage:
+            return
+        await tx.execute(
+            "UPDATE accounts SET stage = ?, updated_at = ? WHERE id = ?",
+            (stage, iso(tx.now), exe.account),
+        )
+        tx.audit(
+            AuditEvent(
+                AuditEventType.ACCOUNT_UPDATED,
+                actor,
+                exe.account,
+                {"stage": {"from": row[0], "to": stage}, "execution": exe.id},
+            )
+        )
 
     # -- browser operations ---------------------------------------------------------------
 
@@ -846,8 +947,8 @@ class ExecutionService:
 
         :raises InvalidArgument: unknown state.
         """
-        if state is not None and state not in (*OPEN_STATES, *exec_sql.TERMINAL):
-            known = ", ".join((*OPEN_STATES, *sorted(exec_sql.TERMINAL)))
+        if state is not None and state not in (*OPEN_STATES, "handed_off", *exec_sql.TERMINAL):
+            known = ", ".join((*OPEN_STATES, "handed_off", *sorted(exec_sql.TERMINAL)))
             raise InvalidArgument(
                 f"unknown execution state {state!r} (one of {known})", details={"field": "status"}
             )
@@ -1089,7 +1190,7 @@ class ExecutionService:
             )
             incident = await self.incidents.open_in_tx(
                 tx,
-                severity="high",
+                severity=_incident_severity(exe),
                 kind="rollback_escalated",
                 title=f"rollback of {exe.id} ({exe.action_type} on {exe.account}) needs a person",
                 detail=f"{verdict.detail}. Requested by {actor}: {reason}",
@@ -1213,6 +1314,7 @@ class ExecutionService:
                     "rollback_execution": rb_id,
                 },
             )
+            await self._sync_stage(tx, exe, after, actor=actor)
             tx.audit(
                 AuditEvent(
                     AuditEventType.EXECUTION_ROLLED_BACK,
@@ -1363,6 +1465,15 @@ class ExecutionService:
     async def tokens(self) -> list[exec_sql.TokenRow]:
         """Return every rollback token, newest first."""
         return await exec_sql.list_tokens(self.store)
+
+
+def _incident_severity(exe: exec_sql.ExecutionRow) -> str:
+    """Return the severity of an incident about ``exe``: critical for a HIGH-risk change.
+
+    A HIGH-risk change (robots.txt, campaign launch, budgets) left half-done, or
+    one only a person can take back, is what the critical-incident breaker is for.
+    """
+    return "critical" if exe.risk == "HIGH" else "high"
 
 
 _TARGET_WORDS = {

@@ -51,6 +51,8 @@ from agentd.services.gate_batch import (
     decide_batch,
     decision_view,
     gate_context,
+    goal_facts,
+    goals_query,
     read_global_state,
 )
 from agentd.store import gate_sql
@@ -140,7 +142,7 @@ class GateService:
         """Decide and store a batch in one transaction, then answer its submitters."""
         now = self.clock()
         policy = self.policy()
-        query = BatchQuery([p.intent for p in batch], budget_day(now).isoformat())
+        query = BatchQuery([p.intent for p in batch], budget_day(now).isoformat(), now)
         failure: AgentdError | None = None
         stored = False
         items = [(p.intent, p.actor) for p in batch]
@@ -208,8 +210,10 @@ class GateService:
             "WHERE i.id = ?",
             (intent.intent_id,),
         )
+        goal_rows = [await self.store.read_all(sql, args) for sql, args in goals_query([intent])]
+        goals = goal_facts(goal_rows, now)
         ctx = replace(
-            gate_context(policy, account, state, intent),
+            gate_context(policy, account, state, intent, goals=goals),
             usage=BudgetUsage(usage[t], usage[a], usage[x]),
             idempotency=IdempotencyState(idem_row[0]) if idem_row else None,
         )

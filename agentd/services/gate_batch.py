@@ -29,6 +29,7 @@ from agentd.core.gate import (
     budget_day,
     evaluate,
 )
+from agentd.core.goals import GoalFact, GoalType, Verdict
 from agentd.core.intents import ActionIntent, content_fingerprint
 from agentd.errors import AgentdError, Conflict, InvalidArgument, NotFound
 from agentd.store import gate_sql
@@ -85,12 +86,50 @@ def _global_state(rows: Iterable[Row]) -> GlobalState:
     )
 
 
+_GOAL_COLUMNS = "SELECT id, tenant, goal_type, status, verdict, end_at FROM goals"
+
+
+def goals_query(intents: Sequence[ActionIntent]) -> Query:
+    """Return the read of the goals the gate shows: the active ones, and any an intent names."""
+    named = sorted({g for i in intents if isinstance(g := i.serves.get("goal"), str) and g})[:500]
+    if not named:
+        return [(f"{_GOAL_COLUMNS} WHERE status = 'active'", ())]
+    marks = ",".join("?" * len(named))
+    return [(f"{_GOAL_COLUMNS} WHERE status = 'active' OR id IN ({marks})", named)]
+
+
+def goal_facts(rowsets: Iterable[Sequence[Row]], now: datetime) -> dict[str, tuple[GoalFact, ...]]:
+    """Return the goals read by :func:`goals_query` by tenant, with their verdict at ``now``.
+
+    A stored final status stands; an active goal whose end has passed is missed;
+    otherwise the verdict of the last progress update (on track before the first).
+    """
+    by_tenant: dict[str, list[GoalFact]] = {}
+    at = iso(now)
+    for rows in rowsets:
+        for r in rows:
+            status = r["status"]
+            if status in ("completed", "missed"):
+                verdict = Verdict(status)
+            elif r["end_at"] <= at:
+                verdict = Verdict.MISSED
+            elif r["verdict"] in ("on_track", "behind"):
+                verdict = Verdict(r["verdict"])
+            else:
+                verdict = Verdict.ON_TRACK
+            by_tenant.setdefault(r["tenant"], []).append(
+                GoalFact(r["id"], GoalType(r["goal_type"]), verdict)
+            )
+    return {t: tuple(sorted(facts, key=lambda g: g.id)) for t, facts in by_tenant.items()}
+
+
 def gate_context(
     policy: GatePolicy,
     account: AccountRow,
     state: GlobalState,
     intent: ActionIntent,
     usage: BudgetUsage | None = None,
+    goals: Mapping[str, tuple[GoalFact, ...]] | None = None,
 ) -> GateContext:
     """Return what the pure gate needs to know about ``intent``'s account and the world."""
     tenant = policy.tenant_autonomy.get(intent.tenant, policy.autonomy)
@@ -102,6 +141,7 @@ def gate_context(
         global_level=state.level or tenant.level,
         paused_action_types=state.paused_action_types,
         usage=BudgetUsage() if usage is None else usage,
+        goals=() if goals is None else goals.get(intent.tenant, ()),
     )
 
 
@@ -141,12 +181,14 @@ class BatchReads:
     idempotency: Mapping[str, IdempotencyState]
     accounts: Mapping[str, AccountRow]
     counters: Mapping[tuple[str, str], int]
+    goals: Mapping[str, tuple[GoalFact, ...]]
 
 
 class BatchQuery:
     """The reads of one batch, as queries to send in one round trip."""
 
-    def __init__(self, intents: Sequence[ActionIntent], day: str) -> None:
+    def __init__(self, intents: Sequence[ActionIntent], day: str, now: datetime) -> None:
+        self.now = now
         ids = [i.intent_id for i in intents]
         self.keys = [
             k for i in intents for k in gate_sql.budget_keys(i.tenant, i.account, i.action_type)
@@ -157,6 +199,7 @@ class BatchQuery:
             gate_sql.idempotency_query(ids),
             gate_sql.accounts_query([i.account for i in intents]),
             gate_sql.budget_query(day, self.keys),
+            goals_query(intents),
         )
         self.queries: Query = [q for group in self._groups for q in group]
 
@@ -170,6 +213,7 @@ class BatchQuery:
             idempotency=gate_sql.idempotency_found(got[2]),
             accounts=gate_sql.accounts_found(got[3]),
             counters=gate_sql.budget_found(self.keys, got[4]),
+            goals=goal_facts(got[5], self.now),
         )
 
 
@@ -241,7 +285,9 @@ def decide_batch(
             continue
         t, a, x = gate_sql.budget_keys(intent.tenant, intent.account, intent.action_type)
         ledger.seed(intent, today, BudgetUsage(counters[t], counters[a], counters[x]))
-        ctx = gate_context(policy, account, reads.state, intent, ledger.usage(intent, today))
+        ctx = gate_context(
+            policy, account, reads.state, intent, ledger.usage(intent, today), reads.goals
+        )
         outcome = evaluate(intent, policy, ctx)
         if outcome.consume_budget:
             usage = ledger.consume(intent, today)

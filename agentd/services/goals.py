@@ -102,6 +102,22 @@ class GoalService:
                     {"tenant": goal.tenant, "type": goal.goal_type.value, "target": goal.target},
                 )
             )
+        # The gate names the goal an intent serves with its latest verdict: have one at once.
+        evaluation = await self.evaluate(goal)
+        async with self.store.write(self.clock()) as tx:
+            await proactive_sql.write_progress(
+                tx,
+                [(goal.id, evaluation.status.value, evaluation.current, evaluation.verdict.value)],
+            )
+            if evaluation.status_changed:
+                tx.audit(
+                    AuditEvent(
+                        GOAL_STATUS_CHANGED,
+                        "agentd",
+                        goal.id,
+                        {"status": evaluation.status.value, "summary": evaluation.describe()},
+                    )
+                )
         row = await proactive_sql.get_goal(self.store, goal.id)
         assert row is not None
         return row.to_dict()

@@ -155,6 +155,32 @@ class IncidentService:
         await self.announce(incident_id)
         return incident_id
 
+    async def report(
+        self, *, severity: str, reason: str, actor: str, account: str | None = None
+    ) -> exec_sql.IncidentRow:
+        """Open an incident a person reports (``agentctl incidents open``), audited and notified.
+
+        A critical one trips the critical-incident breaker like any other.
+
+        :raises InvalidArgument: unknown severity, or no reason.
+        """
+        text = (reason or "").strip()
+        if not text:
+            raise InvalidArgument("say what happened (--reason)", details={"field": "reason"})
+        if len(text) > 2000:
+            raise InvalidArgument(
+                "--reason is longer than 2000 characters", details={"field": "reason"}
+            )
+        incident_id = await self.open(
+            severity=severity,
+            kind="reported",
+            title=f"reported by {actor}: {text.splitlines()[0][:200]}",
+            detail=text,
+            ref=actor,
+            account=account,
+        )
+        return await self.get(incident_id)
+
     async def get(self, incident_id: str) -> exec_sql.IncidentRow:
         """Return one incident.
 

@@ -11,13 +11,20 @@ Re-running never duplicates: an id already stored is not submitted again (and
 the gate would answer a resubmission with its earlier decision, consuming
 nothing). An intent serving only a goal that is completed or missed by now is
 not submitted at all.
+
+The planner does not pester (:func:`agentd.core.planning.apply_cooldown`): no
+new outreach to an account while another outreach to it is pending, approved,
+running or handed off, or reached it within ``[planner] contact_cooldown_hours``
+(72), and one per account per run; an escalation only while none is open for
+the account. A held-back pattern counts as planned: unchanged data plans
+nothing new on the next run.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import anyio
@@ -25,7 +32,16 @@ from loguru import logger
 
 from agentd.core.goals import Verdict
 from agentd.core.intents import ActionIntent, IntentSource, make_intent
-from agentd.core.planning import CandidateAccount, PlannedIntent, plan_outreach, submittable
+from agentd.core.planning import (
+    ESCALATION_ACTIONS,
+    OUTREACH_ACTIONS,
+    CandidateAccount,
+    PlannedIntent,
+    RecentContact,
+    apply_cooldown,
+    plan_outreach,
+    submittable,
+)
 from agentd.errors import AgentdError, Conflict
 from agentd.services.gate import GateService
 from agentd.services.goals import GoalService
@@ -47,6 +63,7 @@ class OutreachReport:
     not_submitted: int
     failed: int
     decisions: dict[str, int]
+    held_back: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """Return the protocol form."""
@@ -59,6 +76,7 @@ class OutreachReport:
             "not_submitted": self.not_submitted,
             "failed": self.failed,
             "decisions": dict(self.decisions),
+            "held_back": self.held_back,
         }
 
     def describe(self) -> str:
@@ -67,7 +85,8 @@ class OutreachReport:
         return (
             f"{self.planned} planned from {self.patterns} patterns and {self.goals_behind} goals"
             f" behind: {self.submitted} submitted ({decided}), {self.already_planned} known,"
-            f" {self.not_submitted} not submitted, {self.failed} failed"
+            f" {self.not_submitted} not submitted, {self.held_back} held back by the contact"
+            f" cooldown, {self.failed} failed"
         )
 
 
@@ -103,6 +122,7 @@ class OutreachPlanner:
         *,
         accounts_per_goal: Callable[[], int] = lambda: 3,
         max_patterns: Callable[[], int] = lambda: 5000,
+        contact_cooldown: Callable[[], timedelta] = lambda: timedelta(hours=72),
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.store = store
@@ -110,6 +130,7 @@ class OutreachPlanner:
         self.goals = goals
         self.accounts_per_goal = accounts_per_goal
         self.max_patterns = max_patterns
+        self.contact_cooldown = contact_cooldown
         self.clock = clock
 
     async def check(self) -> OutreachReport:
@@ -135,23 +156,42 @@ class OutreachPlanner:
         plan = plan_outreach(
             patterns, tenants, goals, candidates, accounts_per_goal=self.accounts_per_goal()
         )
-        to_submit: list[ActionIntent] = []
+        to_submit: list[tuple[PlannedIntent, ActionIntent]] = []
         not_submitted = 0
         for planned in plan:
             if not submittable(planned, verdicts):
                 not_submitted += 1
                 continue
             try:
-                to_submit.append(planned_to_intent(planned))
+                to_submit.append((planned, planned_to_intent(planned)))
             except AgentdError as exc:
                 not_submitted += 1
                 logger.warning("planned intent for {} not valid: {}", planned.account, exc)
-        known = await proactive_sql.intent_ids_known(self.store, [i.intent_id for i in to_submit])
-        fresh = [i for i in to_submit if i.intent_id not in known]
+        known = await proactive_sql.intent_ids_known(
+            self.store, [i.intent_id for _, i in to_submit]
+        )
+        unknown = [(p, i) for p, i in to_submit if i.intent_id not in known]
+        now = self.clock()
+        contacts = await proactive_sql.recent_contacts(
+            self.store,
+            sorted({p.account for p, _ in unknown}),
+            OUTREACH_ACTIONS | ESCALATION_ACTIONS,
+            now - self.contact_cooldown(),
+        )
+        kept, held = apply_cooldown(
+            [p for p, _ in unknown],
+            [RecentContact(r[0], r[1], r[2], r[3], r[4]) for r in contacts],
+            now=now,
+            cooldown=self.contact_cooldown(),
+        )
+        for planned, why in held[:20]:
+            logger.info("{} for {} held back: {}", planned.action_type, planned.account, why)
+        chosen = {id(p) for p in kept}
+        fresh = [i for p, i in unknown if id(p) in chosen]
         decisions: dict[str, int] = {}
         failures: list[str] = []
         retry_keys: set[str] = set()
-        already = len(to_submit) - len(fresh)
+        already = len(to_submit) - len(unknown)
 
         async def submit(intent: ActionIntent) -> None:
             nonlocal already
@@ -192,6 +232,7 @@ class OutreachPlanner:
             not_submitted=not_submitted,
             failed=len(failures),
             decisions=decisions,
+            held_back=len(held),
         )
         logger.info("outreach check: {}", report.describe())
         if failures:

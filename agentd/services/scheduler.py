@@ -40,6 +40,7 @@ from agentd.proactive_config import (
     InboxConfig,
     LLMConfig,
     PatternsConfig,
+    PlannerConfig,
     SchedulerConfig,
 )
 from agentd.services.digest import DigestService
@@ -317,6 +318,8 @@ class ProactiveSettings(Protocol):
     @property
     def goals(self) -> GoalsConfig: ...
     @property
+    def planner(self) -> PlannerConfig: ...
+    @property
     def digest(self) -> DigestConfig: ...
     @property
     def inbox(self) -> InboxConfig: ...
@@ -370,6 +373,7 @@ class ProactiveLoop:
             self.goals,
             accounts_per_goal=lambda: settings().goals.accounts_per_goal,
             max_patterns=lambda: settings().goals.max_patterns_per_check,
+            contact_cooldown=lambda: timedelta(hours=settings().planner.contact_cooldown_hours),
             clock=clock,
         )
         self.digest = DigestService(

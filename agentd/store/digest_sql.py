@@ -21,6 +21,7 @@ from agentd.core.digest import (
     FailedExecution,
     FailedOperation,
     FailedTask,
+    HandoffLine,
     PendingItem,
     RollbackItem,
 )
@@ -56,9 +57,11 @@ async def first_audit_at(store: Store) -> datetime | None:
 
 # -- executions -----------------------------------------------------------------------------
 
+# A hand-off a person closed (done or failed) is in the hand-off list, not these two:
+# the agent did not carry it out. One refused before it reached a person stays a failure.
 _SUCCEEDED = (
     "FROM executions e WHERE e.kind = 'change' AND e.autonomous = 1 AND e.state = 'succeeded' "
-    "AND e.finished_at >= ? AND e.finished_at < ?"
+    "AND e.executor != 'handoff' AND e.finished_at >= ? AND e.finished_at < ?"
 )
 
 
@@ -88,6 +91,7 @@ async def autonomous_succeeded(
 
 _FAILED = (
     "FROM executions e WHERE e.kind = 'change' AND e.state IN ('failed', 'refused') "
+    "AND NOT (e.executor = 'handoff' AND e.state = 'failed') "
     "AND e.finished_at >= ? AND e.finished_at < ?"
 )
 
@@ -121,6 +125,43 @@ async def failed_executions(
     ]
     counted = await store.read_one(
         f"SELECT COUNT(*), COALESCE(SUM(e.autonomous), 0) {_FAILED}", (lo, hi)
+    )
+    assert counted is not None
+    return items, int(counted[0]), int(counted[1])
+
+
+_HANDOFFS = (
+    "FROM executions e WHERE e.kind = 'change' AND e.executor = 'handoff' "
+    "AND e.started_at IS NOT NULL AND e.started_at >= ? AND e.started_at < ?"
+)
+_HANDOFF_STATES = {"handed_off": "open", "succeeded": "done"}
+
+
+async def handoffs(
+    store: Store, lo: str, hi: str, limit: int
+) -> tuple[list[HandoffLine], int, int]:
+    """Return the hand-offs to a person made in the day, and where each stands now.
+
+    Returns the rows, their total, and how many of the total are still open.
+    """
+    rows = await store.read_all(
+        f"SELECT e.id, e.account, e.action_type, e.started_at, e.state, e.detail {_HANDOFFS} "
+        "ORDER BY e.started_at DESC, e.id DESC LIMIT ?",
+        (lo, hi, limit),
+    )
+    items = [
+        HandoffLine(
+            r["id"],
+            r["account"],
+            r["action_type"],
+            _when(r["started_at"]),
+            _HANDOFF_STATES.get(r["state"], r["state"]),
+            (r["detail"] or "") if r["state"] != "handed_off" else "",
+        )
+        for r in rows
+    ]
+    counted = await store.read_one(
+        f"SELECT COUNT(*), COALESCE(SUM(e.state = 'handed_off'), 0) {_HANDOFFS}", (lo, hi)
     )
     assert counted is not None
     return items, int(counted[0]), int(counted[1])

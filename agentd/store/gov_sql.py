@@ -277,6 +277,12 @@ async def metric_counts(
         "FROM executions e WHERE e.kind = 'change' AND e.finished_at >= ? AND e.finished_at < ?",
         (lo, hi),
     )
+    (h,) = await read_all(
+        "SELECT COALESCE(SUM(state = 'handed_off'), 0), COALESCE(SUM(state = 'succeeded'), 0), "
+        "COALESCE(SUM(state = 'failed'), 0) FROM executions WHERE kind = 'change' "
+        "AND executor = 'handoff' AND started_at >= ? AND started_at < ?",
+        (lo, hi),
+    )
     severity: dict[str, int] = {}
     autonomous = 0
     for row in await read_all(
@@ -305,6 +311,9 @@ async def metric_counts(
         executions_succeeded=int(e[0]),
         executions_failed=int(e[1]),
         executions_rolled_back=int(e[2]),
+        handoffs_open=int(h[0]),
+        handoffs_done=int(h[1]),
+        handoffs_failed=int(h[2]),
         incidents_by_severity=severity,
         incidents_from_autonomous=autonomous,
         constraint_violations=int(a[0]),

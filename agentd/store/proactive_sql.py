@@ -322,11 +322,12 @@ async def metric_counts(
         "JOIN interactions i ON i.account = a.id AND i.at >= ? AND i.at < ? WHERE a.tenant = ?",
         (since_ts, until_ts, tenant),
     )
+    # Executions by when they finished (the audit's subject is the execution's
+    # id, not the intent's: the executions table is the record to count).
     execs = await store.read_one(
-        "SELECT COALESCE(SUM(a.event = 'EXECUTION_COMPLETED'), 0), COUNT(*) FROM audit a "
-        "JOIN intents i ON i.id = a.subject WHERE a.event IN "
-        "('EXECUTION_COMPLETED', 'EXECUTION_FAILED') AND a.at >= ? AND a.at < ? "
-        "AND i.tenant = ?",
+        "SELECT COALESCE(SUM(state = 'succeeded'), 0), COUNT(*) FROM executions "
+        "WHERE kind = 'change' AND state IN ('succeeded', 'failed') "
+        "AND finished_at >= ? AND finished_at < ? AND tenant = ?",
         (iso(since), iso(until), tenant),
     )
     assert row is not None and inter is not None and execs is not None
@@ -354,6 +355,39 @@ async def candidate_rows(store: SqliteStore, tenants: Sequence[str]) -> list[sql
         "AND a.stage NOT IN ('closed_won', 'closed_lost')",
         list(tenants),
     )
+
+
+async def recent_contacts(
+    store: SqliteStore, accounts: Sequence[str], action_types: Iterable[str], since: datetime
+) -> list[tuple[str, str, str, bool, datetime | None]]:
+    """Return ``(tenant, account, action type, open, reached_at)`` of the accounts' contacts.
+
+    Intents of ``action_types`` that are still open (pending; approved and not
+    finished: queued, running or handed off), or whose execution finished
+    (succeeded or failed) at or after ``since``.
+    """
+    types = sorted(action_types)
+    out: list[tuple[str, str, str, bool, datetime | None]] = []
+    for n in range(0, len(accounts), 500):
+        chunk = list(accounts[n : n + 500])
+        rows = await store.read_all(
+            "SELECT i.tenant, i.account, i.action_type, i.status, e.state, e.finished_at "
+            "FROM intents i LEFT JOIN executions e ON e.intent_id = i.id AND e.kind = 'change' "
+            f"WHERE i.account IN ({','.join('?' * len(chunk))}) "
+            f"AND i.action_type IN ({','.join('?' * len(types))}) "
+            "AND (i.status = 'pending' OR (i.status = 'approved' AND (e.state IS NULL "
+            "OR e.state NOT IN ('succeeded', 'failed', 'refused') OR e.finished_at >= ?)))",
+            (*chunk, *types, iso(since)),
+        )
+        for r in rows:
+            finished = r["state"] in ("succeeded", "failed", "refused")
+            reached = (
+                datetime.fromisoformat(r["finished_at"])
+                if r["state"] in ("succeeded", "failed") and r["finished_at"]
+                else None
+            )
+            out.append((r["tenant"], r["account"], r["action_type"], not finished, reached))
+    return out
 
 
 async def intent_ids_known(store: SqliteStore, ids: Sequence[str]) -> set[str]:

@@ -79,6 +79,24 @@ def test_demo_runs_and_its_summary_matches_the_store(short_tmp: Path) -> None:
         and claimed("auto-executed") >= 1
         and claimed("waiting for approval") >= 1
     )
+    # Every decision has a way to happen: every action type that is not a hard stop is
+    # proposed, approvals are shown, a hand-off is closed, and the happy path (up to the
+    # breaker step) shows no refusal.
+    from agentd.core.guardrails import GuardrailPolicy
+
+    policy = GuardrailPolicy()
+    proposed = {r[0] for r in db.execute("SELECT DISTINCT action_type FROM intents")}
+    assert policy.autonomous | policy.approval_required <= proposed
+    assert claimed("approved by a person") >= 8
+    assert claimed("handed off to a person") == q(
+        "SELECT count(*) FROM executions WHERE executor = 'handoff' AND state = 'succeeded'"
+    )
+    assert claimed("handed off to a person") == 1
+    assert re.search(r"^\s+agentctl handoff done exe_\w+: succeeded", out, re.M)
+    assert re.search(r"agentctl explain \S+ .*goal check: serves \w+ goal goal_\w+", out)
+    happy = out.split("the back-office starts failing")[0]
+    assert "refused" not in happy.lower() and "NO_EXECUTOR" not in happy, happy
+    assert q("SELECT count(*) FROM executions WHERE state = 'refused'") == 0
     db.close()
     # The trail verifies and nothing is left running.
     from agentd.core.audit import verify_chain

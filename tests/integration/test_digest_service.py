@@ -233,6 +233,57 @@ async def test_a_busy_day_counts_everything_and_shows_the_newest(
         assert (path.parent / link).read_bytes() == b"\x89PNG step"
 
 
+async def test_handoffs_are_listed_apart_with_their_true_totals(
+    store: SqliteStore, tmp_path: Path
+) -> None:
+    # Hand-offs as the engine and `agentctl handoff done|failed` leave them: a person
+    # did (or could not do) the work, so they are neither actions that succeeded nor
+    # executions that failed; one refused before it reached a person is a failure.
+    await started(store, START - timedelta(days=3))
+    for n in range(503):  # open: handed off, not closed yet
+        await execution(
+            store,
+            n,
+            START + timedelta(hours=8, seconds=n),
+            "handed_off",
+            executor="handoff",
+            finished_at=None,
+        )
+    await execution(
+        store, 600, START + timedelta(hours=10), "succeeded", executor="handoff", detail="sent"
+    )
+    await execution(
+        store, 601, START + timedelta(hours=11), "failed", executor="handoff", detail="no stock"
+    )
+    await execution(
+        store,
+        602,
+        START + timedelta(hours=12),
+        "refused",
+        executor="handoff",
+        reason="KILL_SWITCH_ON",
+        started_at=None,
+    )
+    await execution(store, 603, START + timedelta(hours=13), "succeeded")  # the agent ran it
+
+    text = (await service(store, tmp_path / "digest", GENERATED).write(DAY)).read_text()
+    headline = text.splitlines()[2]
+    assert headline.startswith("On 2024-06-03: 1 autonomous action succeeded, 1 failed,"), headline
+    assert headline.endswith(", 505 hand-offs to a person (503 still open)."), headline
+    handed = section(text, "Handed off to a person")
+    assert handed.startswith("Showing 500 of 505 (newest first).\n")
+    rows = [line for line in handed.splitlines() if line.startswith("| 2024")]
+    assert rows[:2] == [
+        "| 2024-06-03 11:00 UTC | send_chat_message | acme | exe_00601 | failed | no stock |",
+        "| 2024-06-03 10:00 UTC | send_chat_message | acme | exe_00600 | done | sent |",
+    ]
+    assert rows[2].startswith("| 2024-06-03 08:08 UTC | send_chat_message | acme | exe_00502 |")
+    assert "exe_00602" not in handed
+    failed = section(text, "Executions that failed")
+    assert "exe_00602" in failed and "KILL_SWITCH_ON" in failed and "exe_00601" not in failed
+    assert "int_00600" not in section(text, "Autonomous actions that succeeded")
+
+
 async def test_decisions_by_people_through_the_gate(store: SqliteStore, tmp_path: Path) -> None:
     now = START + timedelta(hours=11)
     await started(store, START - timedelta(days=1))

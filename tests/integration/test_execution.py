@@ -437,13 +437,13 @@ async def test_limits_windows_trust_and_missing_executors(
 
         # An approved intent nothing can carry out is refused at approval time.
         pending = await propose(
-            sock, account="acme", action_type="send_proposal", diff={"amount": 10}
+            sock, account="acme", action_type="ship_samples", diff={"amount": 10}
         )
-        assert pending["decision"] == "REQUIRE_APPROVAL"
+        assert (pending["decision"], pending["reason"]) == ("REQUIRE_APPROVAL", "NO_EXECUTOR")
         err = await expect_error(
             ErrorCode.NO_EXECUTOR, ask(sock, "approve", {"id": pending["intent_id"]})
         )
-        assert "no executor carries out send_proposal" in err.message
+        assert "no executor carries out ship_samples" in err.message
         assert "APPROVAL_REFUSED" in await audit_events(app, pending["intent_id"])
         bad = await propose(
             sock,

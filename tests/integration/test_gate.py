@@ -187,7 +187,7 @@ async def test_auto_execute_consumes_once_and_hands_off(gate: Gate) -> None:
         (intent("wayne"), "REQUIRE_APPROVAL", "TRUST_NOT_ACTIVE"),
         (intent(action="send_proposal"), "REQUIRE_APPROVAL", "APPROVAL_REQUIRED_TIER"),
         (intent(action="commit_pricing"), "BLOCKED", "HARD_STOP"),
-        (intent(action="made_up_action"), "REQUIRE_APPROVAL", "UNKNOWN_ACTION_TYPE"),
+        (intent(action="made_up_action"), "REQUIRE_APPROVAL", "NO_EXECUTOR"),
         (intent(domain="SEO", change_type="domain_redirect"), "BLOCKED", "FORBIDDEN_CHANGE_TYPE"),
         (intent(confidence=0.5), "REQUIRE_APPROVAL", "LOW_CONFIDENCE"),
         (

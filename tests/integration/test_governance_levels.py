@@ -266,6 +266,8 @@ async def test_metrics_command_and_bad_periods(
         assert written["ok"] is True
         text = (settings.state_dir / "metrics" / "agentd.prom").read_text()
         assert 'agentd_executions_total{result="failed"} 1' in text
-        assert "agentd_autonomy_level 1" in text and "agentd_kill_switch 0" in text
+        # One failure in five executions trips the day-long error-rate rule: back to L3.
+        assert 'agentd_breaker_tripped{breaker="high_error_rate"} 1' in text
+        assert "agentd_autonomy_level 0" in text and "agentd_kill_switch 0" in text
         samples = [line for line in text.splitlines() if line and not line.startswith("#")]
         assert all(line.startswith("agentd_") and len(line.split(" ")) == 2 for line in samples)

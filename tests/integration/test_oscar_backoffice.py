@@ -238,7 +238,8 @@ def test_the_store_connection_agent_connects_verifies_and_undoes(
     assert exported.returncode == 0 and "integration_password" in exported.stdout
     assert password not in exported.stdout
 
-    undone = run_op("oscar_disconnect_store", f"partner_id={partner}", f"integration_email={email}")
+    user_id = str(user[0][0])
+    undone = run_op("oscar_disconnect_store", f"partner_id={partner}", f"user_id={user_id}")
     assert undone["state"] == "completed", undone
     after = store.query(
         "SELECT u.is_active, (SELECT count(*) FROM partner_partner_users pu "

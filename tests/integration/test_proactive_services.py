@@ -18,6 +18,8 @@ from agentd.commands import Dispatcher, InProcessClient
 from agentd.commands import proactive as _registers  # noqa: F401
 from agentd.commands.registry import AccessPolicy
 from agentd.config import GateConfig, Settings
+from agentd.core.audit import AuditEvent
+from agentd.core.intents import ActionIntent, make_intent
 from agentd.errors import InvalidArgument, NotFound
 from agentd.policy import gate_policy
 from agentd.proactive_config import (
@@ -26,6 +28,7 @@ from agentd.proactive_config import (
     InboxConfig,
     LLMConfig,
     PatternsConfig,
+    PlannerConfig,
     SchedulerConfig,
 )
 from agentd.services.gate import GateService
@@ -50,6 +53,7 @@ class Cfg:
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
     patterns: PatternsConfig = field(default_factory=PatternsConfig)
     goals: GoalsConfig = field(default_factory=GoalsConfig)
+    planner: PlannerConfig = field(default_factory=PlannerConfig)
     digest: DigestConfig = field(default_factory=DigestConfig)
     inbox: InboxConfig = field(default_factory=InboxConfig)
     llm: LLMConfig = field(default_factory=LLMConfig)
@@ -256,8 +260,10 @@ async def test_goals_validation_progress_and_goal_intents(world: World) -> None:
     # One account (acme) is in discovery: 1 of 10 with about half the time gone.
     assert shown["evaluation"]["verdict"] == "behind" and shown["evaluation"]["current"] == 1
     assert shown["suggestions"][0]["action_type"] == "qualify_conversation"
+    # A goal reached when created is completed at once (the gate sees its verdict).
+    assert done["status"] == "completed"
     progress = await world.loop.goals.update_progress()
-    assert (progress.completed, progress.behind) == (1, 1)
+    assert (progress.goals, progress.completed, progress.behind) == (1, 0, 1)
     listed = await world.client.call("goals.list", {})
     assert [g["id"] for g in listed["goals"]] == [behind["id"]]
     everything = await world.client.call("goals.list", {"all": True})
@@ -317,3 +323,110 @@ async def test_inbox_takes_renamed_files_only(world: World) -> None:
 async def test_import_spools_and_leaves_no_temp_file(world: World) -> None:
     await world.client.call("interactions.import", {"name": "i.jsonl"}, upload=_jsonl(BUYING))
     assert list((world.cfg.state_dir / "tmp").iterdir()) == []
+
+
+async def _executed(world: World, intent_id: str, state: str, finished: datetime) -> str:
+    """Record a finished change execution of an intent, as the engine writes it."""
+    exe_id = f"exe_{intent_id[-8:]}"
+    at = finished.isoformat()
+    async with world.store.write(finished) as tx:
+        await tx.execute(
+            "INSERT INTO executions(id, kind, intent_id, tenant, account, action_type, executor, "
+            "risk, autonomous, state, created_at, updated_at, started_at, finished_at) "
+            "VALUES (?, 'change', ?, 't1', 'acme', 'log_interaction', 'note', 'LOW', 1, ?, "
+            "?, ?, ?, ?)",
+            (exe_id, intent_id, state, at, at, at, at),
+        )
+        event = "EXECUTION_COMPLETED" if state == "succeeded" else "EXECUTION_FAILED"
+        tx.audit(AuditEvent(event, "agentd", exe_id, {"intent_id": intent_id}))
+    return exe_id
+
+
+async def test_executed_actions_count_toward_activity_and_quality_goals(world: World) -> None:
+    start = (NOW - timedelta(days=10)).date().isoformat()
+    end = (NOW + timedelta(days=10)).date().isoformat()
+    activity = await world.client.call(
+        "goals.add", {"tenant": "t1", "type": "activity", "target": 10, "start": start, "end": end}
+    )
+    quality = await world.client.call(
+        "goals.add", {"tenant": "t1", "type": "quality", "target": 90, "start": start, "end": end}
+    )
+    for n, state in enumerate(("succeeded", "succeeded", "succeeded", "failed")):
+        decided = await world.gate.submit(
+            make_intent(
+                tenant="t1",
+                account="acme",
+                action_type="log_interaction",
+                diff={"note": f"call {n}"},
+                source="operator",
+            ),
+            "tester",
+        )
+        await _executed(world, decided["intent_id"], state, NOW - timedelta(hours=n + 1))
+    shown = await world.client.call("goals.show", {"id": activity["id"]})
+    # Three executed actions count toward activity (none did before: 0 of 10).
+    assert shown["evaluation"]["current"] == 3
+    shown = await world.client.call("goals.show", {"id": quality["id"]})
+    # No rated interactions: quality falls back to the executions' success (3 of 4).
+    assert shown["evaluation"]["current"] == 75
+
+
+async def test_the_gate_names_the_goal_and_refuses_a_closed_one(world: World) -> None:
+    start = (NOW - timedelta(days=10)).date().isoformat()
+    end = (NOW + timedelta(days=10)).date().isoformat()
+    behind = await world.client.call(
+        "goals.add", {"tenant": "t1", "type": "pipeline", "target": 10, "start": start, "end": end}
+    )
+    done = await world.client.call(
+        "goals.add", {"tenant": "t1", "type": "pipeline", "target": 1, "start": start, "end": end}
+    )
+    assert (behind["verdict"], done["status"]) == ("behind", "completed")
+
+    def ask(action: str, serves: dict[str, Any]) -> ActionIntent:
+        return make_intent(
+            tenant="t1", account="globex", action_type=action, serves=serves, source="operator"
+        )
+
+    served = await world.gate.submit(ask("qualify_conversation", {}), "tester")
+    goal = next(t for t in served["trace"] if t["check"] == "goal")
+    assert (goal["saw"]["goal"], goal["saw"]["verdict"]) == (behind["id"], "behind")
+    closed = await world.gate.submit(ask("send_follow_up_email", {"goal": done["id"]}), "tester")
+    assert (closed["decision"], closed["reason"]) == ("BLOCKED", "GOAL_CLOSED")
+    assert done["id"] in closed["message"] and "completed" in closed["message"]
+    # The dry run answers the same.
+    check = await world.gate.check(ask("send_chat_message", {"goal": done["id"]}))
+    assert check["reason"] == "GOAL_CLOSED"
+
+
+async def test_the_planner_does_not_pester_an_account(world: World) -> None:
+    await world.client.call("interactions.import", {"name": "i.jsonl"}, upload=_jsonl(BUYING))
+    await world.loop.scanner.scan()
+    first = await world.loop.planner.check()
+    assert first.submitted == 1  # the buying signal's follow-up to acme waits for approval
+    # An activity goal falls behind: its corrective follow-ups go to the most active
+    # accounts, acme first — which has a follow-up open already.
+    start = (NOW - timedelta(days=10)).date().isoformat()
+    end = (NOW + timedelta(days=10)).date().isoformat()
+    await world.client.call(
+        "goals.add", {"tenant": "t1", "type": "activity", "target": 50, "start": start, "end": end}
+    )
+    second = await world.loop.planner.check()
+    assert (second.submitted, second.held_back) == (2, 1)
+    rows = await world.store.read_all(
+        "SELECT account, COUNT(*) FROM intents WHERE action_type = 'send_follow_up_email' "
+        "GROUP BY account ORDER BY account"
+    )
+    assert [tuple(r) for r in rows] == [("acme", 1), ("globex", 1), ("initech", 1)]
+    # Unchanged data: a re-run creates nothing new.
+    third = await world.loop.planner.check()
+    assert third.submitted == 0
+    assert len(await world.store.read_all("SELECT id FROM intents")) == 3
+    # Once acme's follow-up has reached it, the cooldown still holds new outreach back.
+    async with world.store.write(NOW) as tx:
+        await tx.execute(
+            "UPDATE intents SET status = 'approved' WHERE account = 'acme'",
+        )
+    [acme] = await world.store.read_all("SELECT id FROM intents WHERE account = 'acme'")
+    await _executed(world, acme[0], "succeeded", NOW - timedelta(hours=1))
+    fourth = await world.loop.planner.check()
+    assert (fourth.submitted, fourth.held_back) == (0, 1)

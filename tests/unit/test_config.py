@@ -178,6 +178,22 @@ def test_tenant_overrides_inherit(tmp_path: Path) -> None:
     assert acme.budget.per_account_daily == 2 and acme.budget.per_tenant_daily == 50
 
 
+def test_the_gate_knows_a_custom_executor_mapped_to_an_action_type(tmp_path: Path) -> None:
+    # The gate's executor check (every decision has a way to happen) and the
+    # configuration's custom executors meet here: a name mapped under
+    # [execution.executors] may be a custom one.
+    from agentd.policy import gate_policy
+
+    cfg = write(
+        tmp_path,
+        '[execution.executors]\n"SEO.meta_update" = "store_seo"\n'
+        '[execution.custom_executors.store_seo]\nlike = "product_seo"\nservice = "store"\n',
+    )
+    policy = gate_policy(load_settings(cfg))
+    assert policy.executors["SEO.meta_update"] == "store_seo"
+    assert policy.custom_executors == frozenset({"store_seo"})
+
+
 def test_bad_env_value_is_blamed_on_the_variable_even_when_the_file_sets_the_key(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -18,6 +18,7 @@ from agentd.core.digest import (
     FailedOperation,
     FailedTask,
     GoalLine,
+    HandoffLine,
     PendingItem,
     RollbackItem,
     digest_path,
@@ -125,6 +126,10 @@ FULL = DigestData(
         )
     ],
     failed_tasks=[FailedTask("pattern_detection", at(2), "database is locked")],
+    handoffs=[
+        HandoffLine("exe-8", "globex", "send_proposal", at(16), "done", "sent from the CRM"),
+        HandoffLine("exe-9", "acme", "negotiate_terms", at(17), "open"),
+    ],
 )
 
 
@@ -138,7 +143,7 @@ def test_headline_counts_come_first() -> None:
         " 1 rollback, 2 decisions by a person (1 approved, 1 rejected), 2 waiting for approval"
         " (oldest since 2024-06-01 08:15 UTC), 1 blocked, 1 of 2 goals on track or completed,"
         " 2 new patterns (1 critical risk), 1 breaker event, 1 failed operation,"
-        " 1 failed task run."
+        " 1 failed task run, 2 hand-offs to a person (1 still open)."
     )
 
 
@@ -157,6 +162,7 @@ def test_sections_show_what_a_person_needs() -> None:
         "## Breaker events",
         "## Failed operations",
         "## Failed task runs",
+        "## Handed off to a person",
     ]
     lines = text.splitlines()
     # Newest first, with the time and what it was.
@@ -204,6 +210,11 @@ def test_sections_show_what_a_person_needs() -> None:
         " | step 5 of 10: save the product | selector #save not found"
         " | [005.png](<../screenshots/op-4/005.png>) |"
     ) in text
+    handed = [line for line in lines if "| exe-8 | done |" in line or "| exe-9 | open |" in line]
+    assert handed == [
+        "| 2024-06-03 17:00 UTC | negotiate_terms | acme | exe-9 | open |  |",
+        "| 2024-06-03 16:00 UTC | send_proposal | globex | exe-8 | done | sent from the CRM |",
+    ]
     assert "| 2024-06-03 02:00 UTC | pattern_detection | database is locked |" in text
 
 
@@ -256,7 +267,7 @@ def test_empty_day_says_none_everywhere() -> None:
         "On 2024-06-03: 0 autonomous actions succeeded, 0 failed, 0 rollbacks,"
         " 0 decisions by a person, 0 waiting for approval, 0 blocked," in text
     )
-    assert text.count("None.") == 11
+    assert text.count("None.") == 12
     assert "|" not in text
     assert text.endswith("None.\n")
 
@@ -357,3 +368,19 @@ def test_values_from_outside_cannot_inject_html_links_or_images() -> None:
     assert "see !\\[x\\](http://t/x.png)" in text
     # Every "[" left is an escaped one (the links made here are screenshot links only).
     assert text.count("[") == text.count("\\[")
+
+
+def test_handoffs_cut_short_count_the_true_total_and_escape_the_note() -> None:
+    data = DigestData(
+        day=DAY,
+        generated_at=GENERATED,
+        handoffs=[HandoffLine("exe-1", "acme", "send_proposal", at(9), "failed", "no | stock")],
+        totals={"handoffs": 40, "handoffs:open": 12},
+    )
+    text = render_digest(data)
+    assert text.splitlines()[2].endswith(", 40 hand-offs to a person (12 still open).")
+    section = text.split("## Handed off to a person\n\n")[1]
+    assert section.startswith("Showing 1 of 40 (newest first).\n")
+    assert "| send_proposal | acme | exe-1 | failed | no \\| stock |" in section
+    with pytest.raises(InvalidArgument):
+        DigestData(day=DAY, generated_at=GENERATED, totals={"handoffs:done": 1})

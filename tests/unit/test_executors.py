@@ -8,11 +8,14 @@ import pytest
 
 from agentd.core.executors import (
     EXECUTORS,
+    WORKFLOWS,
     IntentView,
+    derive,
     next_business_day,
     plan_change,
     target_state,
 )
+from agentd.core.guardrails import GuardrailPolicy
 from agentd.errors import InvalidArgument
 from agentd.exec_config import DEFAULT_EXECUTORS, ExecutionConfig
 
@@ -83,9 +86,12 @@ def test_bad_diffs_name_the_field(
 
 def test_no_executor_is_a_clear_error() -> None:
     with pytest.raises(InvalidArgument) as info:
-        plan_change(DEFAULT_EXECUTORS, intent("send_proposal", {}), NOW)
+        plan_change(DEFAULT_EXECUTORS, intent("launch_rockets", {}), NOW)
     assert info.value.details["reason"] == "NO_EXECUTOR"
-    assert "send_proposal" in info.value.message
+    assert "launch_rockets" in info.value.message
+    # Unless unmapped types are handed to a person.
+    plan = plan_change(DEFAULT_EXECUTORS, intent("launch_rockets", {}), NOW, default="handoff")
+    assert (plan.executor, plan.snapshot) == ("handoff", None)
 
 
 def test_config_refuses_an_unknown_executor() -> None:
@@ -124,7 +130,14 @@ def test_counters_and_irreversible_executors() -> None:
     with pytest.raises(InvalidArgument):
         note.read({"note_count": "three"})
     assert note.expected({"note_count": 3}, plan) == {"note_count": 4}
-    assert note.undo(plan, {}, {}, {}, True) is None and not note.reversible
+    # A note is taken back by deleting it (the change's result names it).
+    assert note.undo(plan, {}, {}, {}, True) is None and note.reversible
+    undo_note = note.undo(plan, {}, {}, {"note_id": "9"}, False)
+    assert undo_note is not None and (undo_note.workflow, dict(undo_note.params)) == (
+        "delete_note",
+        {"account": "acme", "note_id": "9"},
+    )
+    assert not EXECUTORS["message"].reversible and not EXECUTORS["escalation"].reversible
     key = EXECUTORS["api_key"]
     key_plan = key.plan(intent("x", {}, "API", "api_key_setup"), NOW)
     assert key_plan.snapshot is None and key.reversible
@@ -146,6 +159,20 @@ def test_counters_and_irreversible_executors() -> None:
 def test_target_state_after_a_failure(current: dict, state: str) -> None:
     assert target_state(current, {"a": 1, "b": 1}, {"a": 2, "b": 2}) == state
     assert target_state(current, {}, {}) == "unknown"
+
+
+def test_every_action_type_that_is_not_a_hard_stop_has_an_executor() -> None:
+    policy = GuardrailPolicy()
+    for action in sorted(policy.autonomous | policy.approval_required):
+        plan = plan_change(DEFAULT_EXECUTORS, intent(action, SAMPLE_DIFFS.get(action, {})), NOW)
+        assert plan.executor in EXECUTORS and plan.executor != "handoff", action
+    assert len(policy.autonomous | policy.approval_required) == 17
+
+
+SAMPLE_DIFFS: dict[str, dict] = {
+    "send_proposal": {"lines": [{"description": "Grinder", "quantity": 2, "unit_price": "129"}]},
+    "modify_account_plan": {"plan": "Land the R&D team first."},
+}
 
 
 STORE_SEO = {
@@ -201,3 +228,54 @@ def test_config_refuses_a_bad_custom_executor(custom: dict, message: str) -> Non
         ExecutionConfig.model_validate(
             {"executors": {"SEO.meta_update": "store_seo"}, "custom_executors": custom}
         )
+
+
+def _renamed(step_workflow: str | None) -> bool:
+    return step_workflow is None or step_workflow.startswith("crm2_")
+
+
+def test_every_shipped_executor_but_handoff_can_be_derived_and_stays_what_it_was() -> None:
+    # Every workflow a shipped executor runs (change, snapshot, undo) is in WORKFLOWS:
+    # a derived executor runs none of the demo back-office's, keeps its service through
+    # finish (which the engine calls after the before snapshot), and is reversible
+    # exactly when the one it is like is.
+    policy = GuardrailPolicy()
+    result = {"note_id": "7", "meeting_id": "8", "quote_id": "9", "key_id": "10"}
+    derived = {
+        f"crm2_{like}": derive(f"crm2_{like}", like, {w: f"crm2_{w}" for w in flows}, "crm2")
+        for like, flows in WORKFLOWS.items()
+    }
+    registry = {**EXECUTORS, **derived}
+    mapping = {key: f"crm2_{name}" for key, name in DEFAULT_EXECUTORS.items()}
+    assert set(WORKFLOWS) == set(EXECUTORS) - {"handoff"}
+    for action in sorted(policy.autonomous | policy.approval_required):
+        plan = plan_change(mapping, intent(action, SAMPLE_DIFFS.get(action, {})), NOW, registry)
+        executor = registry[plan.executor]
+        base = EXECUTORS[executor.like or ""]
+        assert (plan.service, executor.reversible) == ("crm2", base.reversible), action
+        assert _renamed(plan.change.workflow), action
+        assert _renamed(plan.snapshot.workflow if plan.snapshot else None), action
+        stage = "evaluation" if action == "progress_past_evaluation" else "prospect"
+        before = {
+            "stage": stage,
+            "contact_email": "a@example.com",
+            "c_suite_email": "ceo@example.com",
+            "latest_minutes": "m_1",
+            **{f: "x" for f in ("budget", "authority", "need", "timeline", "plan")},
+            "seo_title": "Old",
+            "meta_description": "Old",
+        }
+        if executor.finish is not None:
+            plan = executor.finish(plan, before)
+        assert (plan.executor, plan.service) == (f"crm2_{base.name}", "crm2"), action
+        assert _renamed(plan.change.workflow), action
+        undo = executor.undo(plan, before, before, result, True)
+        assert (undo is not None) == base.reversible, action
+        assert _renamed(undo.workflow if undo else None), action
+
+
+def test_handoff_cannot_be_derived() -> None:
+    with pytest.raises(InvalidArgument, match="like 'handoff' is unknown"):
+        derive("person", "handoff", {})
+    with pytest.raises(ValueError, match="like 'handoff' is unknown"):
+        ExecutionConfig.model_validate({"custom_executors": {"person": {"like": "handoff"}}})

@@ -33,6 +33,7 @@ from agentd.core.gate import (
     can_approve,
     evaluate,
 )
+from agentd.core.goals import GoalFact, GoalType, Verdict
 from agentd.core.guardrails import GuardrailPolicy, Tier
 from agentd.core.intents import ActionIntent, IntentSource, make_intent
 from agentd.core.risk import RiskLevel
@@ -63,6 +64,20 @@ RISKY: dict[RiskLevel, dict[str, Any]] = {
     MEDIUM: {"domain": "SEO", "change_type": "meta_update", "diff": {"bulk": True}},
     HIGH: {"domain": "ADS", "change_type": "budget_change", "diff": {"daily": 20}},
 }
+
+
+# Nothing mapped to an executor; or unmapped action types handed off to a person.
+NO_EXECUTORS = replace(POLICY, executors={}).validate()
+HANDOFF_DEFAULT = replace(POLICY, default_executor="handoff").validate()
+
+
+# Goals as the gate sees them.
+ACTIVITY_BEHIND = GoalFact("g_act", GoalType.ACTIVITY, Verdict.BEHIND)
+CLOSED = (
+    GoalFact("g_done", GoalType.PIPELINE, Verdict.COMPLETED),
+    GoalFact("g_missed", GoalType.ACTIVITY, Verdict.MISSED),
+)
+ALIGNED = replace(POLICY, require_goal_alignment=True).validate()
 
 
 def intent(**changes: Any) -> ActionIntent:
@@ -100,8 +115,56 @@ def check_trace(outcome: GateOutcome, deciding: str) -> None:
 # (case id, intent changes, context changes, policy, decision, reason, deciding check)
 SCENARIOS: list[tuple[str, dict[str, Any], dict[str, Any], GatePolicy, Decision, Reason, str]] = [
     ("baseline", {}, {}, POLICY, AUTO, Reason.AUTO_APPROVED, "budget"),
-    ("unknown type", {"action_type": "launch_rockets"}, {}, POLICY, REQUIRE,
-     Reason.UNKNOWN_ACTION_TYPE, "tier"),
+    ("unknown type, nothing carries it out", {"action_type": "launch_rockets"}, {}, POLICY,
+     REQUIRE, Reason.NO_EXECUTOR, "executor"),
+    ("unknown type handed off by default", {"action_type": "launch_rockets"}, {},
+     HANDOFF_DEFAULT, REQUIRE, Reason.UNKNOWN_ACTION_TYPE, "tier"),
+    # The goal check: every trace names the goal; a closed goal alone refuses.
+    ("serves an active goal", {}, {"goals": (ACTIVITY_BEHIND,)}, POLICY, AUTO,
+     Reason.AUTO_APPROVED, "budget"),
+    ("serves only a completed goal", {"serves": {"goal": "g_done"}}, {"goals": CLOSED}, POLICY,
+     BLOCKED, Reason.GOAL_CLOSED, "goal"),
+    ("serves only a missed goal", {"serves": {"goal": "g_missed", "goal_verdict": "behind"}},
+     {"goals": CLOSED}, POLICY, BLOCKED, Reason.GOAL_CLOSED, "goal"),
+    ("closed goal refuses an approval-tier type too", {"action_type": "send_proposal",
+     "serves": {"goal": "g_done"}}, {"goals": CLOSED}, HANDOFF_DEFAULT, BLOCKED,
+     Reason.GOAL_CLOSED, "goal"),
+    ("closed goal, but a pattern too", {"serves": {"goal": "g_done", "pattern": "p1"}},
+     {"goals": CLOSED}, POLICY, AUTO, Reason.AUTO_APPROVED, "budget"),
+    ("an unknown goal named", {"serves": {"goal": "g_gone"}}, {"goals": CLOSED}, POLICY, AUTO,
+     Reason.AUTO_APPROVED, "budget"),
+    ("hard stop before a closed goal", {"action_type": "commit_pricing",
+     "serves": {"goal": "g_done"}}, {"goals": CLOSED}, POLICY, BLOCKED, Reason.HARD_STOP,
+     "hard_stop"),
+    ("alignment required, no goal", {}, {}, ALIGNED, REQUIRE, Reason.GOAL_NOT_ALIGNED, "goal"),
+    ("alignment required, only closed goals", {}, {"goals": CLOSED}, ALIGNED, REQUIRE,
+     Reason.GOAL_NOT_ALIGNED, "goal"),
+    ("alignment required and served", {}, {"goals": (ACTIVITY_BEHIND,)}, ALIGNED, AUTO,
+     Reason.AUTO_APPROVED, "budget"),
+    ("alignment concerns autonomous intents only", {"action_type": "send_proposal"}, {},
+     replace(ALIGNED, default_executor="handoff"), REQUIRE, Reason.APPROVAL_REQUIRED_TIER,
+     "tier"),
+    ("alignment, stage gated", {}, {"stage": "negotiation"}, ALIGNED, REQUIRE,
+     Reason.STAGE_GATED, "tier"),
+    # Executor availability: before the budget, so nothing that cannot happen consumes it.
+    ("unmapped autonomous type", {}, {}, NO_EXECUTORS, REQUIRE, Reason.NO_EXECUTOR, "executor"),
+    ("unmapped type, budget exhausted", {}, {"usage": BudgetUsage(50, 10, 25)}, NO_EXECUTORS,
+     REQUIRE, Reason.NO_EXECUTOR, "executor"),
+    ("unmapped type, kill switch on", {}, {"global_kill_switch": True}, NO_EXECUTORS, REQUIRE,
+     Reason.NO_EXECUTOR, "executor"),
+    ("unmapped type handed off by default", {}, {}, replace(NO_EXECUTORS,
+     default_executor="handoff"), AUTO, Reason.AUTO_APPROVED, "budget"),
+    ("mapped to a hand-off", {}, {}, replace(POLICY, executors={
+     "send_follow_up_email": "handoff"}), AUTO, Reason.AUTO_APPROVED, "budget"),
+    ("domain key maps what the action type does not", {"domain": "seo",
+     "change_type": "meta_update", "diff": {"title": "x"}}, {}, replace(POLICY,
+     executors={"SEO.meta_update": "product_seo"}), AUTO, Reason.AUTO_APPROVED, "budget"),
+    ("governance needs no executor", {"source": "governance", "action_type": "launch_rockets"},
+     {}, NO_EXECUTORS, REQUIRE, Reason.UNKNOWN_ACTION_TYPE, "tier"),
+    ("forbidden before no executor", {"domain": "SEO", "change_type": "domain_redirect"}, {},
+     NO_EXECUTORS, BLOCKED, Reason.FORBIDDEN_CHANGE_TYPE, "forbidden_change_type"),
+    ("hard stop before no executor", {"action_type": "commit_pricing"}, {}, NO_EXECUTORS,
+     BLOCKED, Reason.HARD_STOP, "hard_stop"),
     ("not allowlisted", {}, {}, with_autonomy(allowlist=frozenset({"send_chat_message"})),
      REQUIRE, Reason.ACTION_TYPE_NOT_ALLOWLISTED, "allowlist"),
     ("empty tenant allowlist", {}, {}, with_autonomy(allowlist=frozenset()), REQUIRE,
@@ -670,6 +733,8 @@ def test_budget_defaults() -> None:
          "tenants.acme.autonomy.kill_switch"),
         (replace(POLICY, guardrails=GuardrailPolicy(gated_stages=frozenset({"won"}))),
          "guardrails.gated_stages"),
+        (replace(POLICY, executors={"send_proposal": "fax"}), "execution.executors.send_proposal"),
+        (replace(POLICY, default_executor="message"), "execution.default_executor"),
     ],
 )  # fmt: skip
 def test_invalid_policies_name_the_field(policy: GatePolicy, field: str) -> None:
@@ -682,3 +747,85 @@ def test_operator_source_enum_is_used_for_missing_confidence() -> None:
     outcome = evaluate(intent(confidence=None, source=IntentSource.OPERATOR), POLICY, ctx())
     entry = next(e for e in outcome.trace if e.check == "confidence")
     assert entry.saw == {"confidence": None, "counted_as": 1.0, "floor": 0.7, "source": "operator"}
+
+
+@pytest.mark.parametrize(
+    ("policy", "changes", "executor", "mapped_by", "said"),
+    [
+        (POLICY, {}, "message", "send_follow_up_email", "carried out by the message executor"),
+        (POLICY, {"domain": "seo", "change_type": "meta_update", "diff": {"title": "x"}},
+         "product_seo", "SEO.meta_update", "carried out by the product_seo executor"),
+        (HANDOFF_DEFAULT, {"action_type": "launch_rockets"}, "handoff", "*",
+         "the default for unmapped action types"),
+        (replace(POLICY, executors={"send_follow_up_email": "handoff"}), {}, "handoff",
+         "send_follow_up_email", "handed off to a person"),
+        (NO_EXECUTORS, {}, None, None, "no executor and no hand-off is mapped"),
+    ],
+)  # fmt: skip
+def test_the_executor_check_says_what_carries_the_intent_out(
+    policy: GatePolicy,
+    changes: dict[str, Any],
+    executor: str | None,
+    mapped_by: str | None,
+    said: str,
+) -> None:
+    outcome = evaluate(intent(**changes), policy, ctx())
+    entry = next(e for e in outcome.trace if e.check == "executor")
+    assert (entry.saw["executor"], entry.saw["mapped_by"]) == (executor, mapped_by)
+    assert said in entry.said
+    assert entry.passed is (executor is not None)
+    if executor is None:
+        # Nothing can happen: no budget, no reservation, no hand-off to execution.
+        assert outcome.effects == Effects()
+        assert "cannot run" in outcome.message
+
+
+QUALITY_ON_TRACK = GoalFact("g_q", GoalType.QUALITY, Verdict.ON_TRACK)
+ACTIVITY_ON_TRACK = GoalFact("g_a2", GoalType.ACTIVITY, Verdict.ON_TRACK)
+
+
+@pytest.mark.parametrize(
+    ("changes", "goals", "goal", "verdict", "said"),
+    [
+        ({}, (), None, None, "serves no active goal"),
+        ({}, (ACTIVITY_ON_TRACK, ACTIVITY_BEHIND), "g_act", "behind", "its action moves"),
+        ({"action_type": "log_interaction"}, (ACTIVITY_BEHIND, QUALITY_ON_TRACK), "g_q",
+         "on_track", "serves quality goal g_q, on_track"),
+        ({"serves": {"goal": "g_a2"}}, (ACTIVITY_BEHIND, ACTIVITY_ON_TRACK), "g_a2", "on_track",
+         "named by the intent"),
+        ({"serves": {"goal": "g_done", "pattern": "p"}}, (*CLOSED, ACTIVITY_BEHIND), "g_act",
+         "behind", "its action moves"),
+        ({"serves": {"goal": "g_done"}}, CLOSED, None, None, "which is completed"),
+    ],
+)  # fmt: skip
+def test_every_trace_names_the_goal_it_serves_and_its_verdict(
+    changes: dict[str, Any],
+    goals: tuple[GoalFact, ...],
+    goal: str | None,
+    verdict: str | None,
+    said: str,
+) -> None:
+    outcome = evaluate(intent(**changes), POLICY, ctx(goals=goals))
+    entry = next(e for e in outcome.trace if e.check == "goal")
+    assert (entry.saw["goal"], entry.saw["verdict"]) == (goal, verdict)
+    assert said in entry.said
+    if "g_done" in str(changes):
+        assert entry.saw["named"] == "g_done" and entry.saw["named_verdict"] == "completed"
+
+
+def test_the_goal_check_sees_each_intents_own_goals() -> None:
+    """The shared checks' memo tells intents apart by the goals they name and see."""
+    served = evaluate(intent(serves={"goal": "g_act"}), POLICY, ctx(goals=(ACTIVITY_BEHIND,)))
+    closed = evaluate(intent(serves={"goal": "g_done"}), POLICY, ctx(goals=CLOSED))
+    again = evaluate(intent(serves={"goal": "g_act"}), POLICY, ctx(goals=(ACTIVITY_BEHIND,)))
+    assert [o.reason for o in (served, closed, again)] == [
+        Reason.AUTO_APPROVED,
+        Reason.GOAL_CLOSED,
+        Reason.AUTO_APPROVED,
+    ]
+    moved = evaluate(
+        intent(serves={"goal": "g_act"}),
+        POLICY,
+        ctx(goals=(GoalFact("g_act", GoalType.ACTIVITY, Verdict.COMPLETED),)),
+    )
+    assert moved.reason is Reason.GOAL_CLOSED

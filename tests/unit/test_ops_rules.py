@@ -235,6 +235,7 @@ def test_the_read_only_workflows_need_only_read() -> None:
     needs = {name: required_permission(kb.workflow(name).steps) for name in kb.names}
     assert sorted(n for n, p in needs.items() if p is R) == [
         "read_account_activity",
+        "read_account_record",
         "read_product_seo",
     ]
 

@@ -12,6 +12,8 @@ from agentd.core.planning import (
     PATTERN_ACTIONS,
     CandidateAccount,
     PlannedIntent,
+    RecentContact,
+    apply_cooldown,
     plan_for_goals,
     plan_for_patterns,
     plan_outreach,
@@ -285,3 +287,54 @@ def test_joining_pattern_intents_counts_towards_accounts_per_goal() -> None:
     g, evaluation = judged(goal("g-1", GoalType.ACTIVITY), 10)
     intents = plan_outreach([BUY, MED], TENANTS, [(g, evaluation)], CANDIDATES, accounts_per_goal=1)
     assert [(i.account, i.goal_id) for i in intents] == [("acme", "g-1"), ("globex", None)]
+
+
+def planned(account: str, action: str, tenant: str = "t1") -> PlannedIntent:
+    return PlannedIntent(tenant, account, action, "why", 0.8, {})
+
+
+COOLDOWN = timedelta(hours=72)
+
+
+@pytest.mark.parametrize(
+    ("plan", "contacts", "kept", "held"),
+    [
+        # Nothing earlier: one outreach per account per run, the first planned wins.
+        ([planned("a", "send_follow_up_email"), planned("a", "schedule_meeting"),
+          planned("b", "send_chat_message")], [], ["a:send_follow_up_email",
+          "b:send_chat_message"], ["a:schedule_meeting"]),
+        # An open outreach (pending, approved, running, handed off) holds any new one back.
+        ([planned("a", "send_proposal")], [RecentContact("t1", "a", "send_chat_message", True)],
+         [], ["a:send_proposal"]),
+        # One that reached the account within the cooldown too; an older one does not.
+        ([planned("a", "send_follow_up_email")], [RecentContact(
+            "t1", "a", "send_follow_up_email", False, NOW - timedelta(hours=71))], [],
+         ["a:send_follow_up_email"]),
+        ([planned("a", "send_follow_up_email")], [RecentContact(
+            "t1", "a", "send_follow_up_email", False, NOW - timedelta(hours=73))],
+         ["a:send_follow_up_email"], []),
+        # Other accounts and other tenants are not affected.
+        ([planned("a", "send_follow_up_email", "t2")], [RecentContact(
+            "t1", "a", "send_follow_up_email", True)], ["a:send_follow_up_email"], []),
+        # Work that does not reach the customer is never held back.
+        ([planned("a", "log_interaction"), planned("a", "create_briefing")], [RecentContact(
+            "t1", "a", "send_follow_up_email", True)], ["a:log_interaction", "a:create_briefing"],
+         []),
+        # Escalations: once per account while one is open; outreach does not hold them.
+        ([planned("a", "escalate_to_management"), planned("a", "escalate_to_management")],
+         [RecentContact("t1", "a", "send_follow_up_email", True)],
+         ["a:escalate_to_management"], ["a:escalate_to_management"]),
+        ([planned("a", "escalate_to_management")], [RecentContact(
+            "t1", "a", "escalate_to_management", True)], [], ["a:escalate_to_management"]),
+        ([planned("a", "escalate_to_management")], [RecentContact(
+            "t1", "a", "escalate_to_management", False, NOW - timedelta(hours=1))],
+         ["a:escalate_to_management"], []),
+    ],
+)  # fmt: skip
+def test_contact_cooldown(
+    plan: list[PlannedIntent], contacts: list[RecentContact], kept: list[str], held: list[str]
+) -> None:
+    got, back = apply_cooldown(plan, contacts, now=NOW, cooldown=COOLDOWN)
+    assert [f"{p.account}:{p.action_type}" for p in got] == kept
+    assert [f"{p.account}:{p.action_type}" for p, _ in back] == held
+    assert all(why for _, why in back)
