@@ -14,6 +14,10 @@ shows a credential is refused (:meth:`BrowserSession.protect` says which
 values). A trace per operation is kept beside its screenshots; steps that type
 a secret are left out of it, because a trace records the values a ``fill``
 typed.
+
+Playwright takes most of a second to import, so it is imported when the
+browser is first launched (:func:`_load_playwright`), not with this module:
+the daemon starts, and the CLI runs, without it.
 """
 
 from __future__ import annotations
@@ -25,24 +29,10 @@ import os
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urljoin, urlsplit
 
 from loguru import logger
-from playwright.async_api import (
-    Browser,
-    BrowserContext,
-    CDPSession,
-    Dialog,
-    Page,
-    Playwright,
-    Request,
-    Route,
-    async_playwright,
-    expect,
-)
-from playwright.async_api import Error as PlaywrightError
-from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 from agentd.browser import (
     PASSIVE_ACTIONS,
@@ -59,6 +49,35 @@ from agentd.errors import ConfigInvalid, ExternalError
 from agentd.kb import Action, Step
 from agentd.llm import redact
 from agentd.ops_config import BrowserSettings
+
+if TYPE_CHECKING:
+    from playwright.async_api import (
+        Browser,
+        BrowserContext,
+        CDPSession,
+        Dialog,
+        Page,
+        Playwright,
+        Request,
+        Route,
+        async_playwright,
+        expect,
+    )
+    from playwright.async_api import Error as PlaywrightError
+    from playwright.async_api import TimeoutError as PlaywrightTimeout
+
+
+def _load_playwright() -> None:
+    """Bind the Playwright names this module uses at run time (once; cheap after).
+
+    Called before a browser is launched and when a session is made, so every
+    ``except PlaywrightError`` below runs with the name bound.
+    """
+    global PlaywrightError, PlaywrightTimeout, async_playwright, expect
+    from playwright.async_api import Error as PlaywrightError
+    from playwright.async_api import TimeoutError as PlaywrightTimeout
+    from playwright.async_api import async_playwright, expect
+
 
 CHROMIUM_ARGS = (
     "--disable-gpu",
@@ -206,6 +225,7 @@ class PlaywrightBrowser:
                     "[browser] executable_path",
                     details={"path": str(path)},
                 )
+            _load_playwright()
             try:
                 if self._playwright is None:
                     self._playwright = await async_playwright().start()
@@ -279,6 +299,7 @@ class BrowserSession:
         base_url: str,
         proxy: EgressProxy | None = None,
     ) -> None:
+        _load_playwright()
         self.context = context
         self.proxy = proxy
         self.allowed_hosts = tuple(allowed_hosts)
