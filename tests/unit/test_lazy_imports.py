@@ -2,7 +2,8 @@
 
 Importing either takes most of a second (anthropic well over one on a busy
 host), which every ``agentd serve`` and every ``agentd``/``agentctl`` command
-would pay. Each check runs in a fresh interpreter and reads its ``sys.modules``.
+would pay; cryptography (tens of milliseconds) loads only with a vault key.
+Each check runs in a fresh interpreter and reads its ``sys.modules``.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-HEAVY = ("anthropic", "playwright")
+HEAVY = ("anthropic", "cryptography", "playwright")
 
 REPORT = (
     "import json, sys; "
