@@ -9,6 +9,9 @@ HTTP error, refusal, an answer of the wrong shape — surfaces as an
 Secret values never enter a prompt: callers pass them as ``secrets`` and every
 text field is run through :func:`redact`; the planner only ever sees the
 placeholders it may put in a command's ``value``.
+
+The ``anthropic`` package takes over a second to import, so it is imported
+only when a model is first called: the daemon and the CLI start without it.
 """
 
 from __future__ import annotations
@@ -17,23 +20,23 @@ import base64
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Final, Protocol
+from typing import TYPE_CHECKING, Final, Protocol
 
-import anthropic
 import anyio
-from anthropic.types import (
-    ImageBlockParam,
-    Message,
-    MessageParam,
-    TextBlock,
-    TextBlockParam,
-    ToolChoiceToolParam,
-    ToolParam,
-    ToolUseBlock,
-)
 from loguru import logger
 
 from agentd.errors import ExternalError, InvalidArgument
+
+if TYPE_CHECKING:
+    from anthropic import AsyncAnthropic
+    from anthropic.types import (
+        ImageBlockParam,
+        Message,
+        MessageParam,
+        TextBlockParam,
+        ToolChoiceToolParam,
+        ToolParam,
+    )
 
 DEFAULT_MODEL: Final = "claude-sonnet-4-6"
 PLANNER_TOOL: Final = "browser_command"
@@ -166,23 +169,16 @@ def planner_tool(allowed_methods: Sequence[str]) -> ToolParam:
 
 
 class AnthropicModel:
-    """The model behind the official ``anthropic`` client.
+    """The model behind the official ``anthropic`` client, made on the first call.
 
     :raises ModelUnavailable: if ``settings`` has no API key.
     """
 
-    def __init__(
-        self, settings: LLMSettings, *, client: anthropic.AsyncAnthropic | None = None
-    ) -> None:
+    def __init__(self, settings: LLMSettings, *, client: AsyncAnthropic | None = None) -> None:
         if not settings.configured:
             raise ModelUnavailable("no Anthropic API key is configured")
         self.settings = settings
-        self._client = client or anthropic.AsyncAnthropic(
-            api_key=settings.api_key,
-            base_url=settings.base_url,
-            timeout=settings.timeout_s,
-            max_retries=settings.max_retries,
-        )
+        self._client = client
         # The client's timeout bounds each connect, write and read; this bounds the
         # whole call, retries and their back-off included, against a trickling server.
         self._deadline_s = (settings.timeout_s + 10) * (settings.max_retries + 1)
@@ -190,9 +186,22 @@ class AnthropicModel:
     def __repr__(self) -> str:
         return f"AnthropicModel(model={self.settings.model!r}, base_url={self.settings.base_url!r})"
 
+    def _connect(self) -> AsyncAnthropic:
+        if self._client is None:
+            import anthropic
+
+            self._client = anthropic.AsyncAnthropic(
+                api_key=self.settings.api_key,
+                base_url=self.settings.base_url,
+                timeout=self.settings.timeout_s,
+                max_retries=self.settings.max_retries,
+            )
+        return self._client
+
     async def aclose(self) -> None:
-        """Close the HTTP connections."""
-        await self._client.close()
+        """Close the HTTP connections (none were opened if the model was never called)."""
+        if self._client is not None:
+            await self._client.close()
 
     async def __aenter__(self) -> AnthropicModel:
         return self
@@ -217,6 +226,8 @@ class AnthropicModel:
             system=SUMMARY_SYSTEM,
             messages=[{"role": "user", "content": content}],
         )
+        from anthropic.types import TextBlock
+
         if message.stop_reason == "refusal":
             raise ModelRefused(
                 f"the model declined to summarise account {account}",
@@ -302,9 +313,12 @@ class AnthropicModel:
         tools: list[ToolParam] | None = None,
         tool_choice: ToolChoiceToolParam | None = None,
     ) -> Message:
+        import anthropic
+
+        client = self._connect()
         try:
             with anyio.fail_after(self._deadline_s):
-                message = await self._client.messages.create(
+                message = await client.messages.create(
                     model=self.settings.model,
                     max_tokens=self.settings.max_tokens,
                     system=system,
@@ -377,6 +391,8 @@ def parse_planned_command(message: Message, allowed_methods: Sequence[str]) -> P
     :raises ModelAnswerInvalid: on an unknown tool, a method not in
         ``allowed_methods``, several tool calls, or a malformed input.
     """
+    from anthropic.types import TextBlock, ToolUseBlock
+
     said = " ".join(b.text for b in message.content if isinstance(b, TextBlock)).strip()
     if message.stop_reason == "refusal":
         raise ModelRefused(

@@ -10,7 +10,6 @@ import os
 import socket
 from collections.abc import Mapping
 
-
 # How long one notification may wait for room in the listener's queue.
 SEND_TIMEOUT_S = 0.1
 

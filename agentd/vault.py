@@ -27,9 +27,6 @@ from enum import Enum
 from pathlib import Path
 from typing import Final
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
 from agentd.errors import InvalidArgument, VaultError
 
 KEY_BYTES: Final = 32
@@ -115,6 +112,9 @@ class Vault:
     def __init__(self, key: bytes) -> None:
         if len(key) != KEY_BYTES:
             raise VaultError(f"vault key must be {KEY_BYTES} bytes, got {len(key)}")
+        # Imported here: a daemon without a vault key never needs it.
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
         self._aead = AESGCM(key)
         self.fingerprint = key_fingerprint(key)
 
@@ -153,6 +153,8 @@ class Vault:
                 details={"secret": label},
             )
         nonce, sealed = blob[1 : 1 + NONCE_BYTES], blob[1 + NONCE_BYTES :]
+        from cryptography.exceptions import InvalidTag
+
         try:
             plain = self._aead.decrypt(nonce, sealed, _aad(account, service, name))
         except InvalidTag as exc:

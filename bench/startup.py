@@ -1,6 +1,6 @@
 """Time ``agentd serve`` from process start to ``READY=1``, and its idle RSS.
 
-Run: .venv/bin/python bench/startup.py [--runs N] [--idle SECONDS]
+Run: .venv/bin/python bench/startup.py [--runs N] [--idle SECONDS] [--against CHECKOUT]
 
 Each round starts a real ``agentd serve`` on an empty state folder with a
 ``NOTIFY_SOCKET`` (as systemd does), times process start to ``READY=1``, and
@@ -12,6 +12,10 @@ the ratio, the aims (READY under 1 s, idle RSS under 80 MiB), and which heavy
 packages (anthropic, playwright) importing the daemon's modules pulls in (none
 is the aim: they load only when a model call or a browser operation needs
 them).
+
+``--against`` names another checkout of agentd (an older commit, say, made
+with ``git worktree add``): its daemon is started in the same rounds, through
+the same interpreter and packages, so the two are compared side by side.
 """
 
 from __future__ import annotations
@@ -52,7 +56,9 @@ def heavy_imported(env: dict[str, str]) -> list[str]:
     return out.stdout.split()
 
 
-def start_daemon(tmp: Path, n: int) -> tuple[DaemonProcess, float, dict[str, str]]:
+def start_daemon(
+    tmp: Path, n: int, code: Path | None = None
+) -> tuple[DaemonProcess, float, dict[str, str]]:
     env = {
         **os.environ,
         "AGENTD_STATE_DIR": str(tmp / f"state{n}"),
@@ -60,6 +66,8 @@ def start_daemon(tmp: Path, n: int) -> tuple[DaemonProcess, float, dict[str, str
         "AGENTD_LOG_DIR": str(tmp / f"logs{n}"),
     }
     env.pop("AGENTD_CONFIG", None)
+    if code is not None:
+        env["PYTHONPATH"] = str(code)
     started = time.perf_counter()
     daemon = DaemonProcess(env, log_path=tmp / f"daemon{n}.log")
     daemon.wait_ready(60)
@@ -76,13 +84,22 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=7, help="rounds of each side (default 7)")
     parser.add_argument("--idle", type=float, default=30.0, help="seconds before the RSS reading")
+    parser.add_argument(
+        "--against", type=Path, help="another agentd checkout to start in the same rounds"
+    )
     ns = parser.parse_args()
     if ns.runs < 1 or ns.idle < 0:
         parser.error("--runs must be at least 1 and --idle not negative")
+    if ns.against is not None and not (ns.against / "agentd" / "daemon.py").is_file():
+        parser.error(f"--against {ns.against}: no agentd checkout there")
     tmp = Path(tempfile.mkdtemp(prefix="ad-start-", dir="/tmp"))
+    # ``python -m agentd`` looks in the working folder first: run from an empty
+    # one, so each side runs the code it was given.
+    os.chdir(tmp)
     ready: list[float] = []
     floor: list[float] = []
-    rss = 0.0
+    other: list[float] = []
+    rss = other_rss = 0.0
     imported: list[str] = []
     try:
         floor_once()  # warm the page cache for both sides
@@ -98,7 +115,19 @@ def main() -> int:
             finally:
                 daemon.stop()
                 daemon.close()
-            print(f"round {n + 1}: READY {took * 1000:7.1f} ms   floor {floor[-1] * 1000:6.1f} ms")
+            line = f"round {n + 1}: READY {took * 1000:7.1f} ms   floor {floor[-1] * 1000:6.1f} ms"
+            if ns.against is not None:
+                daemon, took, env = start_daemon(tmp, n + 1000, ns.against)
+                other.append(took)
+                try:
+                    if n == 0:
+                        time.sleep(ns.idle)
+                        other_rss = rss_mib(daemon.pid)
+                finally:
+                    daemon.stop()
+                    daemon.close()
+                line += f"   --against READY {took * 1000:7.1f} ms"
+            print(line)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     r, f = statistics.median(ready), statistics.median(floor)
@@ -111,6 +140,13 @@ def main() -> int:
     )
     print(f"ratio READY / floor: {r / f:.2f}x")
     print(f"idle RSS after {ns.idle:g} s: {rss:.1f} MiB")
+    if other:
+        o = statistics.median(other)
+        print(
+            f"--against {ns.against}: READY median {o * 1000:7.1f} ms"
+            f"  (min {min(other) * 1000:.1f}, max {max(other) * 1000:.1f});"
+            f" READY / against {r / o:.2f}x; its idle RSS {other_rss:.1f} MiB"
+        )
     print(f"heavy modules imported by agentd.daemon + agentd.cli: {', '.join(imported) or 'none'}")
     print(
         f"aims: READY < 1000 ms: {'met' if r < 1.0 else 'NOT met'}; "

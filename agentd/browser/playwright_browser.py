@@ -14,6 +14,10 @@ shows a credential is refused (:meth:`BrowserSession.protect` says which
 values). A trace per operation is kept beside its screenshots; steps that type
 a secret are left out of it, because a trace records the values a ``fill``
 typed.
+
+Playwright takes most of a second to import, so it is imported when the
+browser is first launched (:func:`_load_playwright`), not with this module:
+the daemon starts, and the CLI runs, without it.
 """
 
 from __future__ import annotations
@@ -25,25 +29,10 @@ import os
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urljoin, urlsplit
 
 from loguru import logger
-from playwright.async_api import (
-    Browser,
-    BrowserContext,
-    CDPSession,
-    Dialog,
-    Locator,
-    Page,
-    Playwright,
-    Request,
-    Route,
-    async_playwright,
-    expect,
-)
-from playwright.async_api import Error as PlaywrightError
-from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 from agentd.browser import (
     PASSIVE_ACTIONS,
@@ -59,7 +48,37 @@ from agentd.browser.egress import EgressProxy
 from agentd.errors import ConfigInvalid, ExternalError
 from agentd.kb import Action, Step, frame_parts
 from agentd.llm import redact
-from agentd.ops_config import BrowserSettings
+from agentd.ops_config import HEADLESS_SHELL, BrowserSettings
+
+if TYPE_CHECKING:
+    from playwright.async_api import (
+        Browser,
+        BrowserContext,
+        CDPSession,
+        Dialog,
+        Locator,
+        Page,
+        Playwright,
+        Request,
+        Route,
+        async_playwright,
+        expect,
+    )
+    from playwright.async_api import Error as PlaywrightError
+    from playwright.async_api import TimeoutError as PlaywrightTimeout
+
+
+def _load_playwright() -> None:
+    """Bind the Playwright names this module uses at run time (once; cheap after).
+
+    Called before a browser is launched and when a session is made, so every
+    ``except PlaywrightError`` below runs with the name bound.
+    """
+    global PlaywrightError, PlaywrightTimeout, async_playwright, expect
+    from playwright.async_api import Error as PlaywrightError
+    from playwright.async_api import TimeoutError as PlaywrightTimeout
+    from playwright.async_api import async_playwright, expect
+
 
 CHROMIUM_ARGS = (
     "--disable-gpu",
@@ -70,10 +89,13 @@ CHROMIUM_ARGS = (
 )
 # Ways out that would not go through a context's proxy: the browser resolving
 # host names itself (a DNS prefetch names a host to whoever answers for its
-# domain; through SOCKS5 the proxy resolves them), and WebRTC over UDP.
+# domain; through SOCKS5 the proxy resolves them), and WebRTC over UDP. The
+# headless shell ignores the WebRTC preference switch (a STUN packet got out);
+# it honours the content layer's forced policy, which full Chromium takes too.
 CONFINED_ARGS = (
     "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
     "--webrtc-ip-handling-policy=disable_non_proxied_udp",
+    "--force-webrtc-ip-handling-policy=disable_non_proxied_udp",
     "--disable-quic",
 )
 # Set by the agent on a field a vault value was typed into or shows: masked like a secret field.
@@ -203,10 +225,12 @@ class PlaywrightBrowser:
                 raise ExternalError(exc.message, details=exc.details) from exc
             if not path.is_file():
                 raise ExternalError(
-                    f"Chromium not found at {path}; install it (apt install chromium) or set "
+                    f"Chromium not found at {path}; install it (apt install "
+                    f"{HEADLESS_SHELL if path.name == HEADLESS_SHELL else 'chromium'}) or set "
                     "[browser] executable_path",
                     details={"path": str(path)},
                 )
+            _load_playwright()
             try:
                 if self._playwright is None:
                     self._playwright = await async_playwright().start()
@@ -280,6 +304,7 @@ class BrowserSession:
         base_url: str,
         proxy: EgressProxy | None = None,
     ) -> None:
+        _load_playwright()
         self.context = context
         self.proxy = proxy
         self.allowed_hosts = tuple(allowed_hosts)
@@ -390,8 +415,10 @@ class BrowserSession:
         """Return a screenshot of the viewport with every secret field painted over.
 
         ``scale`` (default: the ``screenshot_scale`` setting) shrinks the image:
-        Chromium scales the copy of the frame before encoding it, which halves
-        the capture's cost at 0.5.
+        Chromium scales the copy of the frame before encoding it. That makes a
+        smaller file, not a faster capture: measured, a capture at 0.5 or 0.25
+        takes as long as one at full size (about 30 ms for the demo back-office,
+        png or jpeg alike), the time being Chromium producing the frame.
 
         The page's mask stylesheet paints the fields; Chromium is asked directly
         (optimised for speed), since a step's screenshot is on the agent's

@@ -254,19 +254,25 @@ class SqliteStore:
                 f"understands ({LATEST_SCHEMA_VERSION}); upgrade agentd or restore a backup"
             )
         pending = MIGRATIONS[current:]
-        for version, name, sql in pending:
-            script = (
-                f"BEGIN IMMEDIATE;\n{sql}\n"
-                f"INSERT OR REPLACE INTO meta(key, value) VALUES "
-                f"('migration.{version:04d}', '{name} {iso(datetime.now(UTC))}');\n"
-                f"PRAGMA user_version = {version};\nCOMMIT;"
+        # A new file gets every migration in one transaction: one sync to disk
+        # instead of one per migration (most of an empty start's store open).
+        # An existing file gets them one by one, each committed on its own.
+        steps = [pending] if current == 0 and pending else [[m] for m in pending]
+        for step in steps:
+            stamp = iso(datetime.now(UTC))
+            body = "\n".join(
+                f"{sql}\nINSERT OR REPLACE INTO meta(key, value) VALUES "
+                f"('migration.{version:04d}', '{name} {stamp}');"
+                for version, name, sql in step
             )
+            script = f"BEGIN IMMEDIATE;\n{body}\nPRAGMA user_version = {step[-1][0]};\nCOMMIT;"
             try:
                 await self._writer.executescript(script)
             except sqlite3.Error as exc:
                 if self._writer.in_transaction:
                     await self._writer.execute("ROLLBACK")
-                raise StoreError(f"migration {name} failed: {exc}") from exc
+                names = ", ".join(name for _, name, _ in step)
+                raise StoreError(f"migration {names} failed: {exc}") from exc
         if pending:
             # A migration that rewrote a table left a log as large as the
             # table: copy it in now and give its space back to the disk.

@@ -5,12 +5,16 @@ The unprivileged case runs the daemon's real launch code as ``nobody`` in a
 child process under a seccomp filter built from the unit's own
 ``SystemCallFilter=``, ``SystemCallErrorNumber=`` and ``RestrictNamespaces=``
 lines (expanded by ``systemd-analyze``, loaded with libseccomp the way systemd
-loads them), and reads Chromium's own verdict from ``chrome://sandbox``.
+loads them), and reads Chromium's own verdict from ``chrome://sandbox``. The
+headless shell (the default binary) has no ``chrome://`` pages: for it the
+tests read what the sandbox does from ``/proc``, a page's renderer in a PID
+namespace of its own.
 """
 
 from __future__ import annotations
 
 import ctypes.util
+import inspect
 import json
 import os
 import shutil
@@ -23,7 +27,7 @@ import pytest
 
 from agentd.browser.playwright_browser import PlaywrightBrowser
 from agentd.errors import ExternalError
-from agentd.ops_config import BrowserSettings
+from agentd.ops_config import FULL_CHROMIUM, BrowserSettings
 from tests.integration import test_browser_agent as base
 
 pytestmark = base.pytestmark
@@ -33,6 +37,47 @@ REPO = Path(__file__).resolve().parents[2]
 UNIT = REPO / "systemd" / "agentd.service"
 ADEQUATE = "You are adequately sandboxed."
 as_root = pytest.mark.skipif(os.geteuid() != 0, reason="the daemon does not run as root here")
+
+
+def renderer_depths() -> list[int]:
+    """Return the PID-namespace depth of every Chromium renderer this process started.
+
+    2 or more in the sandbox (a namespace of its own), 1 without it.
+    """
+    from pathlib import Path
+
+    def status(pid: str) -> dict[str, str]:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+        return dict(line.split(":", 1) for line in lines if ":" in line)
+
+    me, depths = str(os.getpid()), []
+    for entry in Path("/proc").iterdir():
+        try:
+            if not entry.name.isdigit():
+                continue
+            if b"--type=renderer" not in (entry / "cmdline").read_bytes():
+                continue
+            found, pid = status(entry.name), entry.name
+            for _ in range(8):  # renderer, zygotes, browser, driver: up to this process
+                pid = status(pid)["PPid"].strip()
+                if pid in (me, "0"):
+                    break
+            if pid == me:
+                depths.append(len(found["NSpid"].split()))
+        except (OSError, KeyError):
+            continue  # gone meanwhile, or not ours to read
+    return depths
+
+
+async def renderer_namespaces(browser: PlaywrightBrowser) -> list[int]:
+    """Launch Chromium as the daemon does, open a page; return its renderers' depths."""
+    chromium = await browser._ensure()
+    page = await chromium.new_page()
+    try:
+        await page.goto("data:text/html,<p>renderer</p>")
+        return renderer_depths()
+    finally:
+        await page.close()
 
 
 async def sandbox_page(browser: PlaywrightBrowser) -> str:
@@ -48,8 +93,19 @@ async def sandbox_page(browser: PlaywrightBrowser) -> str:
 
 
 @as_root
-async def test_as_root_chromium_runs_without_its_sandbox() -> None:
+async def test_as_root_the_headless_shell_runs_without_its_sandbox() -> None:
     browser = PlaywrightBrowser(BrowserSettings())
+    try:
+        assert browser.describe()["sandbox"] is False
+        depths = await renderer_namespaces(browser)
+        assert depths and set(depths) == {1}, depths
+    finally:
+        await browser.close()
+
+
+@as_root
+async def test_as_root_chromium_runs_without_its_sandbox() -> None:
+    browser = PlaywrightBrowser(BrowserSettings(executable_path=FULL_CHROMIUM))
     try:
         assert browser.describe()["sandbox"] is False
         text = await sandbox_page(browser)
@@ -75,7 +131,8 @@ async def test_as_root_a_required_sandbox_is_a_clear_error(tmp_path: Path) -> No
 
 # -- unprivileged, under the unit's restrictions -------------------------------------------
 
-CHILD = r"""
+CHILD = (
+    r"""
 import asyncio, ctypes, json, os, sys
 
 spec = json.loads(os.environ["UNIT_FILTER"])
@@ -120,25 +177,39 @@ probes = {
 }
 
 from agentd.browser.playwright_browser import PlaywrightBrowser
-from agentd.ops_config import BrowserSettings
-
+from agentd.ops_config import FULL_CHROMIUM, BrowserSettings
+"""
+    + inspect.getsource(renderer_depths)
+    + r"""
 
 async def main():
+    # The default binary (the headless shell): its renderers, seen from /proc.
     browser = PlaywrightBrowser(BrowserSettings())
+    try:
+        chromium = await browser._ensure()
+        page = await chromium.new_page()
+        await page.goto("data:text/html,<p>renderer</p>")
+        depths = renderer_depths()
+        shell = browser.describe()
+    finally:
+        await browser.close()
+    # Full Chromium: its own verdict.
+    browser = PlaywrightBrowser(BrowserSettings(executable_path=FULL_CHROMIUM))
     try:
         chromium = await browser._ensure()
         page = await chromium.new_page()
         await page.goto("chrome://sandbox")
         await page.wait_for_function("document.body.innerText.includes('sandboxed')")
         text = await page.inner_text("body")
-        print(json.dumps({"euid": os.geteuid(), "refused": probes,
-                          "describe": browser.describe(), "page": text}))
+        print(json.dumps({"euid": os.geteuid(), "refused": probes, "depths": depths,
+                          "shell": shell, "describe": browser.describe(), "page": text}))
     finally:
         await browser.close()
 
 
 asyncio.run(main())
 """
+)
 
 # Namespace flags by RestrictNamespaces= name.
 NAMESPACE_FLAGS = {
@@ -270,4 +341,7 @@ def test_unprivileged_under_the_units_filter_chromium_runs_sandboxed() -> None:
     # ... and Chromium sandboxed itself under it, as the daemon reports.
     assert report["describe"]["sandbox"] is True, report["describe"]
     assert ADEQUATE in report["page"], report["page"]
+    # The headless shell too: every renderer in a PID namespace of its own.
+    assert report["shell"]["sandbox"] is True, report["shell"]
+    assert report["depths"] and min(report["depths"]) >= 2, report["depths"]
     assert "Namespace" in report["page"]
