@@ -16,7 +16,7 @@ from enum import StrEnum
 
 from agentd.core.escape import markdown_text
 from agentd.core.gate import AutonomyLevel
-from agentd.core.metrics import MetricCounts, Rates, escape_label_value
+from agentd.core.metrics import Family, MetricCounts, Rates, family
 from agentd.core.readiness import ReadinessReport
 from agentd.errors import Conflict, InvalidArgument
 
@@ -178,45 +178,51 @@ def status_text(level: str, kill_switch: bool, tripped: Sequence[str]) -> str:
     return "; ".join(parts)
 
 
-def governance_gauges(
+def governance_families(
     level: AutonomyLevel,
     kill_switch: bool,
     tripped: Sequence[str],
     paused: Sequence[str],
     labels: Mapping[str, str],
-) -> str:
+) -> list[Family]:
     """Return Prometheus gauges of the governance state (to follow the metric families)."""
-    base = sorted(labels.items())
-
-    def sample(name: str, value: float, **extra: str) -> str:
-        pairs = [*base, *sorted(extra.items())]
-        text = ",".join(f'{k}="{escape_label_value(v)}"' for k, v in pairs)
-        return f"agentd_{name}{{{text}}} {value:g}" if text else f"agentd_{name} {value:g}"
-
-    lines = [
-        "# HELP agentd_autonomy_level Global autonomy level: 0 L3, 1 L3+, 2 L4, 3 L4+.",
-        "# TYPE agentd_autonomy_level gauge",
-        sample("autonomy_level", level.rank),
-        "# HELP agentd_kill_switch 1 while the kill switch stops all auto-execution.",
-        "# TYPE agentd_kill_switch gauge",
-        sample("kill_switch", 1 if kill_switch else 0),
-        "# HELP agentd_breakers_tripped Circuit breakers tripped and not yet reset.",
-        "# TYPE agentd_breakers_tripped gauge",
-        sample("breakers_tripped", len(tripped)),
+    return [
+        *family(
+            "autonomy_level",
+            "gauge",
+            "Global autonomy level: 0 L3, 1 L3+, 2 L4, 3 L4+.",
+            labels,
+            [({}, level.rank)],
+        ),
+        *family(
+            "kill_switch",
+            "gauge",
+            "1 while the kill switch stops all auto-execution.",
+            labels,
+            [({}, 1 if kill_switch else 0)],
+        ),
+        *family(
+            "breakers_tripped",
+            "gauge",
+            "Circuit breakers tripped and not yet reset.",
+            labels,
+            [({}, len(tripped))],
+        ),
+        *family(
+            "breaker_tripped",
+            "gauge",
+            "1 for each tripped breaker.",
+            labels,
+            [({"breaker": key}, 1) for key in sorted(tripped)],
+        ),
+        *family(
+            "action_type_paused",
+            "gauge",
+            "1 for each action type a breaker paused.",
+            labels,
+            [({"action_type": name}, 1) for name in sorted(paused)],
+        ),
     ]
-    if tripped:
-        lines += [
-            "# HELP agentd_breaker_tripped 1 for each tripped breaker.",
-            "# TYPE agentd_breaker_tripped gauge",
-            *(sample("breaker_tripped", 1, breaker=key) for key in sorted(tripped)),
-        ]
-    if paused:
-        lines += [
-            "# HELP agentd_action_type_paused 1 for each action type a breaker paused.",
-            "# TYPE agentd_action_type_paused gauge",
-            *(sample("action_type_paused", 1, action_type=name) for name in sorted(paused)),
-        ]
-    return "\n".join(lines) + "\n"
 
 
 # -- the weekly report --------------------------------------------------------------------

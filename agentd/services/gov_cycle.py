@@ -4,11 +4,11 @@
 governance_cycle --wait`` runs it now) verifies the audit chain, collects the
 period's metrics and a daily trend, assesses readiness, and writes
 ``REPORTS_DIR/governance-YYYY-Www.md`` with the chart
-``governance-YYYY-Www.png`` beside it (a real PNG: success and rollback rate
-per day). When the assessment says ready, nothing waits already, and the kill
-switch is off with no breaker tripped, it proposes a scope expansion: the
-next level up, and the autonomous-tier action types whose human-approved
-executions were all clean; the proposal then waits for distinct approvers.
+``governance-YYYY-Www.svg`` beside it (success and rollback rate per day).
+When the assessment says ready, nothing waits already, and the kill switch is
+off with no breaker tripped, it proposes a scope expansion: the next level
+up, and the autonomous-tier action types whose human-approved executions
+were all clean; the proposal then waits for distinct approvers.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from pathlib import Path
 import anyio
 from loguru import logger
 
+from agentd.atomic import write_atomically
 from agentd.config import Settings
-from agentd.core.chart import line_chart_png
 from agentd.core.governance import (
     DayLine,
     ProposalLine,
@@ -35,8 +35,8 @@ from agentd.core.governance import (
 )
 from agentd.core.metrics import compute_rates
 from agentd.policy import gate_policy
+from agentd.report_chart import line_chart_svg
 from agentd.services.governance import GovernanceService, readiness_summary
-from agentd.services.metrics import write_file_atomically
 from agentd.services.scope import ACTOR
 from agentd.store import gov_sql
 from agentd.store.gov_sql import ProposalRow
@@ -116,7 +116,7 @@ class GovernanceCycle:
         week = iso_week(now)
         folder = self.reports_dir()
         report_path = folder / f"governance-{week}.md"
-        chart_path = folder / f"governance-{week}.png"
+        chart_path = folder / f"governance-{week}.svg"
 
         proposal: ProposalLine | None = None
         note = ""
@@ -204,7 +204,7 @@ class GovernanceCycle:
                 (d.day, None if d.rollback_rate is None else d.rollback_rate * 100) for d in days
             ],
         }
-        png = line_chart_png(series, f"agentd {week}: daily rates", "percent", y_max=100)
+        chart = line_chart_svg(series, f"agentd {week}: daily rates", "percent", y_max=100)
         data = ReportData(
             week=week,
             start=start,
@@ -227,9 +227,9 @@ class GovernanceCycle:
         text = render_report(data)
 
         def write() -> None:
-            folder.mkdir(parents=True, exist_ok=True, mode=0o750)
-            chart_path.write_bytes(png)  # first, so the report never links a missing chart
-            write_file_atomically(report_path, text, mode=0o640)
+            # The chart first, so the report never links a missing chart.
+            write_atomically(chart_path, chart, mode=0o640, folder_mode=0o750)
+            write_atomically(report_path, text, mode=0o640, folder_mode=0o750)
 
         # A report changes nothing, so it is not audited; the task table keeps its result.
         await anyio.to_thread.run_sync(write)

@@ -17,6 +17,7 @@ from agentd.errors import AgentdError, ErrorCode
 from agentd.store import gov_sql
 from agentd.store.sqlite import iso
 from tests.integration.gov_support import Daemon, audit_events, configure, running
+from tests.unit.test_metrics import parse_exposition
 
 
 async def refused(call: Any, code: ErrorCode) -> str:
@@ -265,7 +266,9 @@ async def test_metrics_command_and_bad_periods(
         written = await d.ask("task.run", {"name": "metrics_textfile", "wait": True})
         assert written["ok"] is True
         text = (settings.state_dir / "metrics" / "agentd.prom").read_text()
-        assert 'agentd_executions_total{result="failed"} 1' in text
-        assert "agentd_autonomy_level 1" in text and "agentd_kill_switch 0" in text
+        families = parse_exposition(text)
+        assert ({"result": "failed"}, 1.0) in families["agentd_executions_total"]["samples"]  # type: ignore[operator]
+        assert families["agentd_autonomy_level"]["samples"] == [({}, 1.0)]
+        assert families["agentd_kill_switch"]["samples"] == [({}, 0.0)]
         samples = [line for line in text.splitlines() if line and not line.startswith("#")]
         assert all(line.startswith("agentd_") and len(line.split(" ")) == 2 for line in samples)
