@@ -177,10 +177,28 @@ def metric_families(
     check_labels(labels)
     if now.tzinfo is None or now.utcoffset() is None:
         raise InvalidArgument("now must be timezone-aware", details={"field": "now"})
+    return [
+        *(
+            f
+            for name, text, samples in _counters(counts)
+            for f in family(name, "counter", text, labels, samples)
+        ),
+        *(
+            f
+            for name, text, value in _gauges(rates, now)
+            for f in family(name, "gauge", text, labels, [] if value is None else [({}, value)])
+        ),
+    ]
+
+
+_Samples = list[tuple[dict[str, str], float]]
+
+
+def _counters(counts: MetricCounts) -> list[tuple[str, str, _Samples]]:
     severities = list(INCIDENT_SEVERITIES) + sorted(
         s for s in counts.incidents_by_severity if s not in INCIDENT_SEVERITIES
     )
-    counters: list[tuple[str, str, list[tuple[dict[str, str], float]]]] = [
+    return [
         ("intents_total", "Action intents submitted to the gate.", [({}, counts.intents_total)]),
         (
             "intent_outcomes_total",
@@ -222,7 +240,10 @@ def metric_families(
             ],
         ),
     ]
-    gauges: list[tuple[str, str, float | None]] = [
+
+
+def _gauges(rates: Rates, now: datetime) -> list[tuple[str, str, float | None]]:
+    return [
         ("success_ratio", "Executions succeeded / finished.", rates.success_rate),
         ("approval_ratio", "Intents approved / put before a person.", rates.approval_rate),
         ("rollback_ratio", "Executions rolled back / succeeded.", rates.rollback_rate),
@@ -236,17 +257,5 @@ def metric_families(
             "metrics_generated_timestamp_seconds",
             "Unix time at which these metrics were written.",
             now.timestamp(),
-        ),
-    ]
-    return [
-        *(
-            f
-            for name, text, samples in counters
-            for f in family(name, "counter", text, labels, samples)
-        ),
-        *(
-            f
-            for name, text, value in gauges
-            for f in family(name, "gauge", text, labels, [] if value is None else [({}, value)])
         ),
     ]

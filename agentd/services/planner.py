@@ -112,7 +112,7 @@ class OutreachPlanner:
         self.max_patterns = max_patterns
         self.clock = clock
 
-    async def check(self) -> OutreachReport:
+    async def check(self) -> OutreachReport:  # noqa: PLR0915
         """Run one outreach check.
 
         :raises StoreError: the database cannot be read or written.
