@@ -22,8 +22,6 @@ LIMIT = 80
 CEILINGS = {
     "agentd/demo.py::_run": 242,
     "agentd/core/digest.py::render_digest": 174,
-    "agentd/services/gov_cycle.py::GovernanceCycle.run": 139,
-    "agentd/core/governance.py::render_report": 133,
     "agentd/core/execution.py::check_execution": 131,
     "agentd/services/gate_batch.py::decide_batch": 115,
     "agentd/services/execution.py::ExecutionService._undo": 112,
