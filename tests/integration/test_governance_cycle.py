@@ -15,7 +15,8 @@ from agentd.core.readiness import ATTESTABLE_IDS
 from agentd.services.autonomy import LEVEL_SINCE
 from agentd.store import gov_sql
 from agentd.store.sqlite import iso
-from tests.integration.gov_support import audit_events, configure, record_outcomes, running
+from tests.integration.conftest import StartDaemon
+from tests.integration.gov_support import audit_events, configure, record_outcomes
 from tests.unit.test_report_chart import series_points
 
 CHAT, BRIEFING = "send_chat_message", "create_briefing"
@@ -33,7 +34,10 @@ ALLOWLIST = [
 
 
 async def test_weekly_cycle_reports_and_proposes_when_ready(
-    daemon_env: dict[str, str], short_tmp: Path, monkeypatch: pytest.MonkeyPatch
+    daemon: StartDaemon,
+    daemon_env: dict[str, str],
+    short_tmp: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     settings = configure(
         short_tmp,
@@ -44,7 +48,7 @@ async def test_weekly_cycle_reports_and_proposes_when_ready(
         "[execution]\nenabled = false\n",
     )
     now = datetime.now(UTC)
-    async with running(settings, short_tmp) as d:
+    async with daemon(settings, accounts=True) as d:
         app = d.app
         # A week of history: executions every day, one failure on day 3, one rollback on day 5.
         ids: list[str] = []
