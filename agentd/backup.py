@@ -19,6 +19,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from agentd.atomic import replace_synced
 from agentd.errors import StoreError
 
 PAGES_PER_STEP = 1024
@@ -59,9 +60,7 @@ def backup_database(source: Path, dest: Path, *, progress: bool = False) -> dict
         finally:
             out.close()
             src.close()
-        with open(tmp, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, dest)
+        replace_synced(tmp, dest)
     except sqlite3.Error as exc:
         raise StoreError(f"backup of {source} failed: {exc}") from exc
     finally:

@@ -471,7 +471,7 @@ async def _background_integrity(app: App, notifier: SystemdNotifier) -> None:
     notifier.notify(STATUS=app.status_line())
 
 
-async def run_daemon(
+async def run_daemon(  # noqa: PLR0915
     settings: Settings,
     *,
     notifier: SystemdNotifier | None = None,

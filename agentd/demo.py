@@ -306,7 +306,7 @@ def run_demo(state_dir: str | os.PathLike[str] = "demo-state", keep_running: boo
         raise
 
 
-def _run(root: Path, sock: Path, daemon: DaemonProcess, site: _Site, keep_running: bool) -> int:
+def _run(root: Path, sock: Path, daemon: DaemonProcess, site: _Site, keep_running: bool) -> int:  # noqa: C901, PLR0915
     _say(f"      ready: pid {daemon.pid}, socket {sock}")
     status = call(sock, "status")
     _say(f"      schema version {status['schema_version']}, database {status['store']['location']}")

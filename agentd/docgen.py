@@ -26,6 +26,7 @@ from pydantic import BaseModel, SecretStr
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
+from agentd.atomic import write_atomically
 from agentd.ctl.tree import Command, command_tree, invocation
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -561,9 +562,6 @@ def main(which: Sequence[str], docs_dir: Path = DOCS_DIR, check: bool = False) -
         if current == text:
             print(f"{path} is up to date")
             continue
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{name}.tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)
+        write_atomically(path, text)
         print(f"wrote {path}")
     return status

@@ -52,10 +52,8 @@ import argparse
 import ast
 import hashlib
 import json
-import os
 import re
 import sys
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -64,6 +62,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from agentd.atomic import write_atomically
 from agentd.errors import AgentdError, ConfigInvalid, InvalidArgument, NotFound, StaleKnowledgeBase
 
 FORMAT_VERSION = 1
@@ -754,23 +753,8 @@ def build_knowledge_base(
         tuple(sorted(workflows, key=lambda w: w.name)),
         workflow_dirs=tuple(f.as_posix() for f in operator),
     )
-    _write_atomically(out_path, json.dumps(kb.to_dict(), indent=2, sort_keys=True) + "\n")
+    write_atomically(out_path, json.dumps(kb.to_dict(), indent=2, sort_keys=True) + "\n")
     return kb
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 # -- loading ------------------------------------------------------------------------------

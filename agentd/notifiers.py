@@ -7,11 +7,8 @@ never lets one failing channel silence the others.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import re
-import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -26,6 +23,7 @@ from typing import Any, Protocol, runtime_checkable
 import anyio
 from loguru import logger
 
+from agentd.atomic import write_atomically
 from agentd.errors import ExternalError, InvalidArgument
 
 
@@ -165,28 +163,8 @@ class FileNotifier:
         target = self.path_for(n)
         data = json.dumps(n.to_dict(), ensure_ascii=False, indent=2).encode("utf-8") + b"\n"
         try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            # temp file in the same folder so os.replace is a rename, never a copy
-            fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=".", suffix=".tmp")
+            write_atomically(target, data, mode=0o640)
         except OSError as exc:
-            raise ExternalError(
-                f"cannot write notification to {self.folder}: {exc.strerror or exc}"
-            ) from exc
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                os.fchmod(handle.fileno(), 0o640)
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, target)
-            dir_fd = os.open(self.folder, os.O_RDONLY | os.O_DIRECTORY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
-        except OSError as exc:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
             raise ExternalError(
                 f"cannot write notification {target}: {exc.strerror or exc}"
             ) from exc

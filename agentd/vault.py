@@ -27,6 +27,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Final
 
+from agentd.atomic import fsync_dir
 from agentd.errors import InvalidArgument, VaultError
 
 KEY_BYTES: Final = 32
@@ -311,11 +312,7 @@ def generate_key_file(path: Path) -> None:
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-    dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    fsync_dir(path.parent)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -482,7 +482,7 @@ class BrowserAgent:
         if run.record_error is not None:
             raise run.record_error
 
-    async def _step(
+    async def _step(  # noqa: C901, PLR0915
         self,
         run: _Run,
         stop: StopSignal,

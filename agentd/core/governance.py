@@ -16,7 +16,7 @@ from enum import StrEnum
 
 from agentd.core.escape import markdown_text
 from agentd.core.gate import AutonomyLevel
-from agentd.core.metrics import MetricCounts, Rates, escape_label_value
+from agentd.core.metrics import Family, MetricCounts, Rates, family
 from agentd.core.readiness import ReadinessReport
 from agentd.errors import Conflict, InvalidArgument
 
@@ -178,45 +178,51 @@ def status_text(level: str, kill_switch: bool, tripped: Sequence[str]) -> str:
     return "; ".join(parts)
 
 
-def governance_gauges(
+def governance_families(
     level: AutonomyLevel,
     kill_switch: bool,
     tripped: Sequence[str],
     paused: Sequence[str],
     labels: Mapping[str, str],
-) -> str:
+) -> list[Family]:
     """Return Prometheus gauges of the governance state (to follow the metric families)."""
-    base = sorted(labels.items())
-
-    def sample(name: str, value: float, **extra: str) -> str:
-        pairs = [*base, *sorted(extra.items())]
-        text = ",".join(f'{k}="{escape_label_value(v)}"' for k, v in pairs)
-        return f"agentd_{name}{{{text}}} {value:g}" if text else f"agentd_{name} {value:g}"
-
-    lines = [
-        "# HELP agentd_autonomy_level Global autonomy level: 0 L3, 1 L3+, 2 L4, 3 L4+.",
-        "# TYPE agentd_autonomy_level gauge",
-        sample("autonomy_level", level.rank),
-        "# HELP agentd_kill_switch 1 while the kill switch stops all auto-execution.",
-        "# TYPE agentd_kill_switch gauge",
-        sample("kill_switch", 1 if kill_switch else 0),
-        "# HELP agentd_breakers_tripped Circuit breakers tripped and not yet reset.",
-        "# TYPE agentd_breakers_tripped gauge",
-        sample("breakers_tripped", len(tripped)),
+    return [
+        *family(
+            "autonomy_level",
+            "gauge",
+            "Global autonomy level: 0 L3, 1 L3+, 2 L4, 3 L4+.",
+            labels,
+            [({}, level.rank)],
+        ),
+        *family(
+            "kill_switch",
+            "gauge",
+            "1 while the kill switch stops all auto-execution.",
+            labels,
+            [({}, 1 if kill_switch else 0)],
+        ),
+        *family(
+            "breakers_tripped",
+            "gauge",
+            "Circuit breakers tripped and not yet reset.",
+            labels,
+            [({}, len(tripped))],
+        ),
+        *family(
+            "breaker_tripped",
+            "gauge",
+            "1 for each tripped breaker.",
+            labels,
+            [({"breaker": key}, 1) for key in sorted(tripped)],
+        ),
+        *family(
+            "action_type_paused",
+            "gauge",
+            "1 for each action type a breaker paused.",
+            labels,
+            [({"action_type": name}, 1) for name in sorted(paused)],
+        ),
     ]
-    if tripped:
-        lines += [
-            "# HELP agentd_breaker_tripped 1 for each tripped breaker.",
-            "# TYPE agentd_breaker_tripped gauge",
-            *(sample("breaker_tripped", 1, breaker=key) for key in sorted(tripped)),
-        ]
-    if paused:
-        lines += [
-            "# HELP agentd_action_type_paused 1 for each action type a breaker paused.",
-            "# TYPE agentd_action_type_paused gauge",
-            *(sample("action_type_paused", 1, action_type=name) for name in sorted(paused)),
-        ]
-    return "\n".join(lines) + "\n"
 
 
 # -- the weekly report --------------------------------------------------------------------
@@ -313,7 +319,7 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[object]], empty: str) 
 
 def render_report(data: ReportData) -> str:
     """Render the weekly governance report as Markdown (the chart is linked, not embedded)."""
-    r, c = data.readiness, data.counts
+    r = data.readiness
     verdict = "**ready**" if r.ready else "**not ready**"
     tripped = ", ".join(markdown_text(t) for t in data.tripped_now) or "none"
     out = [
@@ -325,13 +331,20 @@ def render_report(data: ReportData) -> str:
         "required item met). "
         f"Autonomy level {data.level} (configured {data.configured_level}); kill switch "
         f"{'ON' if data.kill_switch else 'off'}; breakers tripped now: {tripped}.",
-        "",
-        "## Trend",
-        "",
+        *_trend_section(data),
+        *_metrics_section(data),
+        *_breakers_section(data),
+        *_readiness_section(r),
+        *_expansion_section(data),
     ]
+    return "\n".join(out).rstrip("\n") + "\n"
+
+
+def _trend_section(data: ReportData) -> list[str]:
+    out = ["", "## Trend", ""]
     if data.chart_file:
         out += [f"![Daily success and rollback rates]({data.chart_file})", ""]
-    out += _table(
+    return out + _table(
         ("Day", "Succeeded", "Failed", "Rolled back", "Success rate", "Rollback rate"),
         [
             (
@@ -346,41 +359,39 @@ def render_report(data: ReportData) -> str:
         ],
         "no days in the period",
     )
+
+
+def _metrics_section(data: ReportData) -> list[str]:
+    c, rates = data.counts, data.rates
     incidents = ", ".join(
         f"{severity} {count}" for severity, count in sorted(c.incidents_by_severity.items())
     )
-    out += [
-        "",
-        "## Metrics",
-        "",
-        *_table(
-            ("Metric", "Value"),
-            [
-                ("Intents", c.intents_total),
-                ("Auto-executed", c.intents_auto_executed),
-                ("Approved by a person", c.intents_approved),
-                ("Rejected", c.intents_rejected),
-                ("Expired", c.intents_expired),
-                ("Blocked", c.intents_blocked),
-                ("Executions succeeded", c.executions_succeeded),
-                ("Executions failed", c.executions_failed),
-                ("Executions rolled back", c.executions_rolled_back),
-                ("Success rate", _pct(data.rates.success_rate)),
-                ("Approval rate", _pct(data.rates.approval_rate)),
-                ("Rollback rate", _pct(data.rates.rollback_rate)),
-                ("Error rate (failed / finished executions)", _pct(data.rates.error_rate)),
-                (
-                    "Intent failure rate (failed executions / intents)",
-                    _pct(data.rates.intent_failure_rate),
-                ),
-                ("Incidents", f"{c.incidents_total} ({incidents or 'none'})"),
-                ("Incidents from autonomous actions", c.incidents_from_autonomous),
-                ("Constraint violations", c.constraint_violations),
-                ("Emergency aborts", c.emergency_aborts),
-                ("Safety-gate triggers", c.gate_triggers),
-            ],
-            "",
-        ),
+    rows: list[tuple[str, object]] = [
+        ("Intents", c.intents_total),
+        ("Auto-executed", c.intents_auto_executed),
+        ("Approved by a person", c.intents_approved),
+        ("Rejected", c.intents_rejected),
+        ("Expired", c.intents_expired),
+        ("Blocked", c.intents_blocked),
+        ("Executions succeeded", c.executions_succeeded),
+        ("Executions failed", c.executions_failed),
+        ("Executions rolled back", c.executions_rolled_back),
+        ("Success rate", _pct(rates.success_rate)),
+        ("Approval rate", _pct(rates.approval_rate)),
+        ("Rollback rate", _pct(rates.rollback_rate)),
+        ("Error rate (failed / finished executions)", _pct(rates.error_rate)),
+        ("Intent failure rate (failed executions / intents)", _pct(rates.intent_failure_rate)),
+        ("Incidents", f"{c.incidents_total} ({incidents or 'none'})"),
+        ("Incidents from autonomous actions", c.incidents_from_autonomous),
+        ("Constraint violations", c.constraint_violations),
+        ("Emergency aborts", c.emergency_aborts),
+        ("Safety-gate triggers", c.gate_triggers),
+    ]
+    return ["", "## Metrics", "", *_table(("Metric", "Value"), rows, "")]
+
+
+def _breakers_section(data: ReportData) -> list[str]:
+    out = [
         "",
         "## Circuit breakers",
         "",
@@ -403,7 +414,11 @@ def render_report(data: ReportData) -> str:
     if data.paused_action_types:
         paused = ", ".join(markdown_text(t) for t in data.paused_action_types)
         out += ["", f"Paused by breakers: {paused}."]
-    out += ["", "## Readiness", ""]
+    return out
+
+
+def _readiness_section(r: ReadinessReport) -> list[str]:
+    out = ["", "## Readiness", ""]
     for checklist in r.checklists:
         title = checklist.checklist.value.title()
         out += [f"### {title}: {checklist.score} / {checklist.max_score}", ""]
@@ -428,19 +443,22 @@ def render_report(data: ReportData) -> str:
     out += [f"- ({rec.priority}) {markdown_text(rec.text)}" for rec in r.recommendations] or [
         "_none_"
     ]
-    out += ["", "## Scope expansion", ""]
+    return out
+
+
+def _expansion_section(data: ReportData) -> list[str]:
+    out = ["", "## Scope expansion", ""]
     p = data.proposal
     if p is None:
-        out.append(data.proposal_note)
-    else:
-        types = ", ".join(markdown_text(t) for t in p.action_types) or "none"
-        verb = "Proposed" if p.created else "Still waiting"
-        out += [
-            f"{verb}: `{p.id}`: level {p.current_level} → {p.target_level}; allowlist additions: "
-            f"{types}; expires {_when(p.expires_at)}.",
-            "",
-            f"It needs approvals from distinct users: `agentctl governance approve {p.id}` "
-            f"(or `agentctl approve {p.id}`); `agentctl governance reject {p.id} --reason TEXT` "
-            "changes nothing.",
-        ]
-    return "\n".join(out).rstrip("\n") + "\n"
+        return [*out, data.proposal_note]
+    types = ", ".join(markdown_text(t) for t in p.action_types) or "none"
+    verb = "Proposed" if p.created else "Still waiting"
+    return [
+        *out,
+        f"{verb}: `{p.id}`: level {p.current_level} → {p.target_level}; allowlist additions: "
+        f"{types}; expires {_when(p.expires_at)}.",
+        "",
+        f"It needs approvals from distinct users: `agentctl governance approve {p.id}` "
+        f"(or `agentctl approve {p.id}`); `agentctl governance reject {p.id} --reason TEXT` "
+        "changes nothing.",
+    ]

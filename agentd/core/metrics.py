@@ -1,4 +1,4 @@
-"""Governance metrics: counts, the rates, and the Prometheus text form.
+"""Governance metrics: counts, the rates, and their Prometheus metric families.
 
 Rates (seed 003), each ``None`` when its denominator is zero — "no data", not
 a perfect or a failing score, so a fresh install never reads as 100 % success
@@ -30,11 +30,11 @@ they were handed off.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from datetime import datetime
+from typing import Literal
 
 from agentd.errors import InvalidArgument
 
@@ -126,53 +126,50 @@ def compute_rates(counts: MetricCounts) -> Rates:
     )
 
 
-def escape_label_value(value: str) -> str:
-    """Escape a label value for the Prometheus text format (backslash, quote, newline)."""
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+@dataclass(frozen=True)
+class Family:
+    """One Prometheus metric family, as data: the exposition is written elsewhere.
+
+    ``name`` is the full name (``agentd_intents_total``); each sample is its
+    labels (the caller's base labels first, then the family's own) and its value.
+    """
+
+    name: str
+    kind: Literal["counter", "gauge"]
+    help: str
+    samples: tuple[tuple[Mapping[str, str], float], ...]
 
 
-def _escape_help(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("\n", "\\n")
+def check_labels(labels: Mapping[str, str]) -> None:
+    """Refuse label names Prometheus would reject or that a family uses itself.
+
+    :raises InvalidArgument: a bad or reserved name, or a value that is not a string.
+    """
+    for name, label_value in labels.items():
+        if not _LABEL_NAME_RE.match(name) or name.startswith("__") or name in _RESERVED_LABELS:
+            raise InvalidArgument(f"bad metric label name {name!r}", details={"field": name})
+        if not isinstance(label_value, str):
+            raise InvalidArgument(f"label {name!r} must be a string", details={"field": name})
 
 
-def _number(value: float) -> str:
-    if isinstance(value, int):
-        return str(value)
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    return repr(float(value))
+def family(
+    name: str,
+    kind: Literal["counter", "gauge"],
+    help_text: str,
+    labels: Mapping[str, str],
+    samples: list[tuple[dict[str, str], float]],
+) -> list[Family]:
+    """Return ``[Family]`` with ``labels`` on every sample, or ``[]`` without samples."""
+    if not samples:
+        return []
+    base = dict(sorted(labels.items()))
+    return [Family(PREFIX + name, kind, help_text, tuple(({**base, **x}, v) for x, v in samples))]
 
 
-class _Writer:
-    def __init__(self, labels: Mapping[str, str]) -> None:
-        self.lines: list[str] = []
-        self.base = tuple(sorted(labels.items()))
-
-    def family(
-        self,
-        name: str,
-        kind: str,
-        help_text: str,
-        samples: list[tuple[dict[str, str], float]],
-    ) -> None:
-        if not samples:
-            return
-        full = PREFIX + name
-        self.lines.append(f"# HELP {full} {_escape_help(help_text)}")
-        self.lines.append(f"# TYPE {full} {kind}")
-        for extra, value in samples:
-            pairs = [*self.base, *extra.items()]
-            rendered = ",".join(f'{k}="{escape_label_value(v)}"' for k, v in pairs)
-            label_part = "{" + rendered + "}" if rendered else ""
-            self.lines.append(f"{full}{label_part} {_number(value)}")
-
-
-def render_prometheus(
+def metric_families(
     counts: MetricCounts, rates: Rates, labels: Mapping[str, str], now: datetime
-) -> str:
-    """Render counts and rates in the Prometheus text exposition format.
+) -> list[Family]:
+    """Return counts and rates as Prometheus metric families.
 
     Meant for node_exporter's textfile collector, which refuses sample
     timestamps: ``now`` is exported as the gauge
@@ -185,93 +182,97 @@ def render_prometheus(
     :raises InvalidArgument: a label name that Prometheus would reject or that a
         family already uses (outcome, result, severity, kind), or a naive ``now``.
     """
-    for name, label_value in labels.items():
-        if not _LABEL_NAME_RE.match(name) or name.startswith("__") or name in _RESERVED_LABELS:
-            raise InvalidArgument(f"bad metric label name {name!r}", details={"field": name})
-        if not isinstance(label_value, str):
-            raise InvalidArgument(f"label {name!r} must be a string", details={"field": name})
+    check_labels(labels)
     if now.tzinfo is None or now.utcoffset() is None:
         raise InvalidArgument("now must be timezone-aware", details={"field": "now"})
-    out = _Writer(labels)
-    out.family(
-        "intents_total",
-        "counter",
-        "Action intents submitted to the gate.",
-        [({}, counts.intents_total)],
-    )
-    out.family(
-        "intent_outcomes_total",
-        "counter",
-        "Action intents by how they ended.",
-        [
-            ({"outcome": "auto_executed"}, counts.intents_auto_executed),
-            ({"outcome": "approved"}, counts.intents_approved),
-            ({"outcome": "rejected"}, counts.intents_rejected),
-            ({"outcome": "blocked"}, counts.intents_blocked),
-            ({"outcome": "expired"}, counts.intents_expired),
-        ],
-    )
-    out.family(
-        "executions_total",
-        "counter",
-        "Executions by result (rolled_back counts succeeded executions later undone).",
-        [
-            ({"result": "succeeded"}, counts.executions_succeeded),
-            ({"result": "failed"}, counts.executions_failed),
-            ({"result": "rolled_back"}, counts.executions_rolled_back),
-        ],
-    )
-    out.family(
-        "handoffs_total",
-        "counter",
-        "Hand-offs to a person by state (done and failed also count as executions).",
-        [
-            ({"state": "open"}, counts.handoffs_open),
-            ({"state": "done"}, counts.handoffs_done),
-            ({"state": "failed"}, counts.handoffs_failed),
-        ],
-    )
+    return [
+        *(
+            f
+            for name, text, samples in _counters(counts)
+            for f in family(name, "counter", text, labels, samples)
+        ),
+        *(
+            f
+            for name, text, value in _gauges(rates, now)
+            for f in family(name, "gauge", text, labels, [] if value is None else [({}, value)])
+        ),
+    ]
+
+
+_Samples = list[tuple[dict[str, str], float]]
+
+
+def _counters(counts: MetricCounts) -> list[tuple[str, str, _Samples]]:
     severities = list(INCIDENT_SEVERITIES) + sorted(
         s for s in counts.incidents_by_severity if s not in INCIDENT_SEVERITIES
     )
-    out.family(
-        "incidents_total",
-        "counter",
-        "Incidents by severity.",
-        [({"severity": s}, counts.incidents_by_severity.get(s, 0)) for s in severities],
-    )
-    out.family(
-        "incidents_from_autonomous_actions_total",
-        "counter",
-        "Incidents attributed to autonomously executed actions.",
-        [({}, counts.incidents_from_autonomous)],
-    )
-    out.family(
-        "safety_events_total",
-        "counter",
-        "Safety events by kind.",
-        [
-            ({"kind": "constraint_violation"}, counts.constraint_violations),
-            ({"kind": "emergency_abort"}, counts.emergency_aborts),
-            ({"kind": "gate_trigger"}, counts.gate_triggers),
-        ],
-    )
-    for name, value, help_text in (
-        ("success_ratio", rates.success_rate, "Executions succeeded / finished."),
-        ("approval_ratio", rates.approval_rate, "Intents approved / put before a person."),
-        ("rollback_ratio", rates.rollback_rate, "Executions rolled back / succeeded."),
-        ("error_ratio", rates.error_rate, "Executions failed / finished (succeeded + failed)."),
+    return [
+        ("intents_total", "Action intents submitted to the gate.", [({}, counts.intents_total)]),
+        (
+            "intent_outcomes_total",
+            "Action intents by how they ended.",
+            [
+                ({"outcome": "auto_executed"}, counts.intents_auto_executed),
+                ({"outcome": "approved"}, counts.intents_approved),
+                ({"outcome": "rejected"}, counts.intents_rejected),
+                ({"outcome": "blocked"}, counts.intents_blocked),
+                ({"outcome": "expired"}, counts.intents_expired),
+            ],
+        ),
+        (
+            "executions_total",
+            "Executions by result (rolled_back counts succeeded executions later undone).",
+            [
+                ({"result": "succeeded"}, counts.executions_succeeded),
+                ({"result": "failed"}, counts.executions_failed),
+                ({"result": "rolled_back"}, counts.executions_rolled_back),
+            ],
+        ),
+        (
+            "handoffs_total",
+            "Hand-offs to a person by state (done and failed also count as executions).",
+            [
+                ({"state": "open"}, counts.handoffs_open),
+                ({"state": "done"}, counts.handoffs_done),
+                ({"state": "failed"}, counts.handoffs_failed),
+            ],
+        ),
+        (
+            "incidents_total",
+            "Incidents by severity.",
+            [({"severity": s}, counts.incidents_by_severity.get(s, 0)) for s in severities],
+        ),
+        (
+            "incidents_from_autonomous_actions_total",
+            "Incidents attributed to autonomously executed actions.",
+            [({}, counts.incidents_from_autonomous)],
+        ),
+        (
+            "safety_events_total",
+            "Safety events by kind.",
+            [
+                ({"kind": "constraint_violation"}, counts.constraint_violations),
+                ({"kind": "emergency_abort"}, counts.emergency_aborts),
+                ({"kind": "gate_trigger"}, counts.gate_triggers),
+            ],
+        ),
+    ]
+
+
+def _gauges(rates: Rates, now: datetime) -> list[tuple[str, str, float | None]]:
+    return [
+        ("success_ratio", "Executions succeeded / finished.", rates.success_rate),
+        ("approval_ratio", "Intents approved / put before a person.", rates.approval_rate),
+        ("rollback_ratio", "Executions rolled back / succeeded.", rates.rollback_rate),
+        ("error_ratio", "Executions failed / finished (succeeded + failed).", rates.error_rate),
         (
             "intent_failure_ratio",
-            rates.intent_failure_rate,
             "Executions failed / intents submitted.",
+            rates.intent_failure_rate,
         ),
-    ):
-        out.family(name, "gauge", help_text, [] if value is None else [({}, value)])
-    out.family(
-        "metrics_generated_timestamp_seconds",
-        "gauge",
-        "Unix time at which these metrics were written.",
-        [({}, now.timestamp())],
-    )
-    return "\n".join(out.lines) + "\n"
+        (
+            "metrics_generated_timestamp_seconds",
+            "Unix time at which these metrics were written.",
+            now.timestamp(),
+        ),
+    ]

@@ -50,7 +50,7 @@ from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from agentd.core.interactions import CompactInteraction, KindCode
 from agentd.errors import InvalidArgument
@@ -239,6 +239,202 @@ _CONTACT_KINDS = frozenset({_EMAIL, _MEETING})
 _TICKET_KINDS = frozenset({_TICKET})
 
 
+class _Cutoffs(NamedTuple):
+    """The start of each rule's window, as Unix times (the engagement window's end too)."""
+
+    now: float
+    buy: float
+    combo: float
+    tickets_c: float
+    tickets_m: float
+    eng: float
+    eng_prev: float
+    quiet: float
+    active: float
+    sent: float
+
+    @classmethod
+    def at(cls, now: float, r: PatternRules) -> _Cutoffs:
+        eng = now - r.engagement_window_days * _DAY
+        quiet = now - r.silence_days * _DAY
+        return cls(
+            now=now,
+            buy=now - r.buying_window_days * _DAY,
+            combo=now - r.buying_combo_days * _DAY,
+            tickets_c=now - r.critical_tickets_days * _DAY,
+            tickets_m=now - r.medium_tickets_days * _DAY,
+            eng=eng,
+            eng_prev=eng - r.engagement_window_days * _DAY,
+            quiet=quiet,
+            active=quiet - r.silence_active_days * _DAY,
+            sent=now - r.sentiment_window_days * _DAY,
+        )
+
+    @property
+    def horizon(self) -> float:
+        """Return the earliest time any rule looks at."""
+        return min(
+            self.buy,
+            self.combo,
+            self.tickets_c,
+            self.tickets_m,
+            self.eng_prev,
+            self.active,
+            self.sent,
+        )
+
+
+class _Counts(NamedTuple):
+    pricing: int
+    pricing_combo: int
+    contact_combo: int
+    tickets_c: int
+    tickets_m: int
+    inbound_quiet: int
+    inbound_active: int
+    eng_recent: int
+    eng_prev: int
+
+
+def _count(items: Sequence[CompactInteraction], c: _Cutoffs, inbound_only: bool) -> _Counts:
+    """Count what each rule needs in one pass (the hot loop: counters only, in locals)."""
+    _, buy_from, combo_from, tc_from, tm_from, eng_from, prev_from, quiet_from, active_from, _ = c
+    pricing = pricing_combo = contact_combo = tickets_c = tickets_m = 0
+    inbound_quiet = inbound_active = eng_recent = eng_prev = 0
+    for _, kind, inbound, ts, _ in items:
+        if inbound:
+            if ts >= quiet_from:
+                inbound_quiet += 1
+            elif ts >= active_from:
+                inbound_active += 1
+        if kind == _PRICING:
+            if ts >= buy_from:
+                pricing += 1
+            if ts >= combo_from:
+                pricing_combo += 1
+        elif inbound and kind == _TICKET:
+            if ts >= tc_from:
+                tickets_c += 1
+            if ts >= tm_from:
+                tickets_m += 1
+        elif inbound and (kind == _EMAIL or kind == _MEETING) and ts >= combo_from:
+            contact_combo += 1
+        if inbound or not inbound_only:
+            if ts >= eng_from:
+                eng_recent += 1
+            elif ts >= prev_from:
+                eng_prev += 1
+    return _Counts(
+        pricing,
+        pricing_combo,
+        contact_combo,
+        tickets_c,
+        tickets_m,
+        inbound_quiet,
+        inbound_active,
+        eng_recent,
+        eng_prev,
+    )
+
+
+def _buying(
+    items: Sequence[CompactInteraction], n: _Counts, c: _Cutoffs, r: PatternRules
+) -> list[_Reason]:
+    buying: list[_Reason] = []
+    if n.pricing >= r.buying_pricing_visits:
+        ids = _indices(items, c.buy, kinds=_PRICING_KINDS)
+        text = f"{n.pricing} pricing-page visits in the last {r.buying_window_days:g} days"
+        buying.append(("repeat_pricing_visits", text, ids, items[ids[0]][3]))
+    if n.pricing_combo and n.contact_combo:
+        ids = sorted(
+            _indices(items, c.combo, kinds=_PRICING_KINDS)
+            + _indices(items, c.combo, kinds=_CONTACT_KINDS, inbound_only=True)
+        )
+        text = (
+            "pricing-page visit and inbound email or meeting"
+            f" in the last {r.buying_combo_days:g} days"
+        )
+        buying.append(("pricing_visit_and_contact", text, ids, items[ids[0]][3]))
+    return buying
+
+
+def _sentiment(
+    items: Sequence[CompactInteraction], c: _Cutoffs, r: PatternRules
+) -> tuple[float, _Reason] | None:
+    """Return the average of the most recent rated interactions and its reason, if low."""
+    rated: list[int] = []
+    for n in range(len(items) - 1, -1, -1):  # walking back from the end
+        if items[n][3] < c.sent or len(rated) >= r.sentiment_sample:
+            break
+        if items[n][4] is not None:
+            rated.append(n)
+    rated.reverse()
+    if not rated or len(rated) < r.sentiment_min_samples:
+        return None
+    average = sum(items[n][4] or 0.0 for n in rated) / len(rated)
+    if average > r.medium_sentiment:
+        return None
+    text = (
+        f"average sentiment {average:.2f} over the last {len(rated)} rated interactions"
+        f" in {r.sentiment_window_days:g} days"
+    )
+    return average, ("negative_sentiment", text, rated, items[rated[0]][3])
+
+
+def _risk(
+    items: Sequence[CompactInteraction], n: _Counts, c: _Cutoffs, r: PatternRules
+) -> tuple[list[_Reason], list[_Reason]]:
+    """Return the critical and the medium reasons."""
+    critical: list[_Reason] = []
+    medium: list[_Reason] = []
+    sentiment = _sentiment(items, c, r)
+    if sentiment is not None:
+        average, reason = sentiment
+        (critical if average <= r.critical_sentiment else medium).append(reason)
+    for count, threshold, since, days, bucket in (
+        (n.tickets_c, r.critical_tickets, c.tickets_c, r.critical_tickets_days, critical),
+        (n.tickets_m, r.medium_tickets, c.tickets_m, r.medium_tickets_days, medium),
+    ):
+        if count >= threshold:
+            ids = _indices(items, since, kinds=_TICKET_KINDS, inbound_only=True)
+            text = f"{count} inbound support tickets in the last {days:g} days"
+            bucket.append(("support_tickets", text, ids, items[ids[0]][3]))
+    if not n.inbound_quiet and n.inbound_active >= r.silence_min_prior_inbound:
+        ids = _indices(items, c.active, c.quiet, inbound_only=True)
+        last = items[ids[-1]][3]
+        text = (
+            f"no inbound activity for {(c.now - last) / _DAY:.0f} days after {n.inbound_active}"
+            f" inbound interactions in the {r.silence_active_days:g} days before"
+        )
+        critical.append(("inbound_silence", text, ids, last))
+    return critical, medium
+
+
+def _engagement(
+    items: Sequence[CompactInteraction], n: _Counts, c: _Cutoffs, r: PatternRules
+) -> tuple[EngagementDirection, _Reason] | None:
+    recent, prev = n.eng_recent, n.eng_prev
+    if max(recent, prev) < r.engagement_min_count:
+        return None
+    needed = r.engagement_change_ratio * prev
+    if recent > prev and recent - prev >= needed:
+        direction, since, until = EngagementDirection.UP, c.eng, _INF
+    elif prev > recent and prev - recent >= needed:
+        direction, since, until = EngagementDirection.DOWN, c.eng_prev, c.eng
+    else:
+        return None
+    inbound_only = r.engagement_inbound_only
+    ids = _indices(items, since, until, inbound_only=inbound_only)
+    change = f"{(recent - prev) / prev:+.0%}" if prev else "from none"
+    what = "inbound interactions" if inbound_only else "interactions"
+    span = f"{r.engagement_window_days:g} days"
+    text = (
+        f"{what} {direction.value} ({change}): {recent} in the last {span}"
+        f" vs {prev} in the {span} before"
+    )
+    return direction, ("interaction_volume", text, ids, items[ids[0]][3])
+
+
 def detect(
     account: str,
     interactions: Sequence[CompactInteraction],
@@ -255,133 +451,35 @@ def detect(
     """
     if now.tzinfo is None:
         raise InvalidArgument("now must be timezone-aware", details={"field": "now"})
+    return _detect(account, interactions, now, _Cutoffs.at(now.timestamp(), rules), rules)
+
+
+def _detect(
+    account: str,
+    interactions: Sequence[CompactInteraction],
+    now: datetime,
+    c: _Cutoffs,
+    r: PatternRules,
+) -> list[Pattern]:
     if not interactions:
         return []
-    r = rules
-    now_ts = now.timestamp()
-    buy_from = now_ts - r.buying_window_days * _DAY
-    combo_from = now_ts - r.buying_combo_days * _DAY
-    tickets_c_from = now_ts - r.critical_tickets_days * _DAY
-    tickets_m_from = now_ts - r.medium_tickets_days * _DAY
-    eng_from = now_ts - r.engagement_window_days * _DAY
-    eng_prev_from = eng_from - r.engagement_window_days * _DAY
-    quiet_from = now_ts - r.silence_days * _DAY
-    active_from = quiet_from - r.silence_active_days * _DAY
-    sent_from = now_ts - r.sentiment_window_days * _DAY
-    horizon = min(
-        buy_from, combo_from, tickets_c_from, tickets_m_from, eng_prev_from, active_from, sent_from
-    )
-    first = bisect_left(interactions, horizon, key=_at)
+    first = bisect_left(interactions, c.horizon, key=_at)
     items = interactions[first:] if first else interactions
-
-    # The hot loop: counters only; evidence is gathered below for rules that fire.
-    pricing = pricing_combo = contact_combo = tickets_c = tickets_m = 0
-    inbound_quiet = inbound_active = eng_recent = eng_prev = 0
-    inbound_only = r.engagement_inbound_only
-    for _, kind, inbound, ts, _ in items:
-        if inbound:
-            if ts >= quiet_from:
-                inbound_quiet += 1
-            elif ts >= active_from:
-                inbound_active += 1
-        if kind == _PRICING:
-            if ts >= buy_from:
-                pricing += 1
-            if ts >= combo_from:
-                pricing_combo += 1
-        elif inbound and kind == _TICKET:
-            if ts >= tickets_c_from:
-                tickets_c += 1
-            if ts >= tickets_m_from:
-                tickets_m += 1
-        elif inbound and (kind == _EMAIL or kind == _MEETING) and ts >= combo_from:
-            contact_combo += 1
-        if inbound or not inbound_only:
-            if ts >= eng_from:
-                eng_recent += 1
-            elif ts >= eng_prev_from:
-                eng_prev += 1
-
+    # Evidence is gathered only for the rules that fire.
+    n = _count(items, c, r.engagement_inbound_only)
     out: list[Pattern] = []
-    buying: list[_Reason] = []
-    if pricing >= r.buying_pricing_visits:
-        ids = _indices(items, buy_from, kinds=_PRICING_KINDS)
-        text = f"{pricing} pricing-page visits in the last {r.buying_window_days:g} days"
-        buying.append(("repeat_pricing_visits", text, ids, items[ids[0]][3]))
-    if pricing_combo and contact_combo:
-        ids = sorted(
-            _indices(items, combo_from, kinds=_PRICING_KINDS)
-            + _indices(items, combo_from, kinds=_CONTACT_KINDS, inbound_only=True)
-        )
-        text = (
-            "pricing-page visit and inbound email or meeting"
-            f" in the last {r.buying_combo_days:g} days"
-        )
-        buying.append(("pricing_visit_and_contact", text, ids, items[ids[0]][3]))
+    buying = _buying(items, n, c, r)
     if buying:
         out.append(_pattern(account, PatternKind.BUYING_SIGNAL, buying, items, now, r))
-
-    critical: list[_Reason] = []
-    medium: list[_Reason] = []
-    # The most recent rated interactions in the window, walking back from the end.
-    rated: list[int] = []
-    for n in range(len(items) - 1, -1, -1):
-        if items[n][3] < sent_from or len(rated) >= r.sentiment_sample:
-            break
-        if items[n][4] is not None:
-            rated.append(n)
-    rated.reverse()
-    if rated and len(rated) >= r.sentiment_min_samples:
-        average = sum(items[n][4] or 0.0 for n in rated) / len(rated)
-        if average <= r.medium_sentiment:
-            text = (
-                f"average sentiment {average:.2f} over the last {len(rated)} rated interactions"
-                f" in {r.sentiment_window_days:g} days"
-            )
-            reason = ("negative_sentiment", text, rated, items[rated[0]][3])
-            (critical if average <= r.critical_sentiment else medium).append(reason)
-    for count, threshold, since, days, bucket in (
-        (tickets_c, r.critical_tickets, tickets_c_from, r.critical_tickets_days, critical),
-        (tickets_m, r.medium_tickets, tickets_m_from, r.medium_tickets_days, medium),
-    ):
-        if count >= threshold:
-            ids = _indices(items, since, kinds=_TICKET_KINDS, inbound_only=True)
-            text = f"{count} inbound support tickets in the last {days:g} days"
-            bucket.append(("support_tickets", text, ids, items[ids[0]][3]))
-    if not inbound_quiet and inbound_active >= r.silence_min_prior_inbound:
-        ids = _indices(items, active_from, quiet_from, inbound_only=True)
-        last = items[ids[-1]][3]
-        text = (
-            f"no inbound activity for {(now_ts - last) / _DAY:.0f} days after {inbound_active}"
-            f" inbound interactions in the {r.silence_active_days:g} days before"
-        )
-        critical.append(("inbound_silence", text, ids, last))
+    critical, medium = _risk(items, n, c, r)
     if critical or medium:
         severity = RiskSeverity.CRITICAL if critical else RiskSeverity.MEDIUM
         out.append(_pattern(account, PatternKind.RISK, critical or medium, items, now, r, severity))
-
-    direction: EngagementDirection | None = None
-    if max(eng_recent, eng_prev) >= r.engagement_min_count:
-        needed = r.engagement_change_ratio * eng_prev
-        if eng_recent > eng_prev and eng_recent - eng_prev >= needed:
-            direction = EngagementDirection.UP
-        elif eng_prev > eng_recent and eng_prev - eng_recent >= needed:
-            direction = EngagementDirection.DOWN
-    if direction is not None:
-        up = direction is EngagementDirection.UP
-        since, until = (eng_from, _INF) if up else (eng_prev_from, eng_from)
-        ids = _indices(items, since, until, inbound_only=inbound_only)
-        change = f"{(eng_recent - eng_prev) / eng_prev:+.0%}" if eng_prev else "from none"
-        what = "inbound interactions" if inbound_only else "interactions"
-        span = f"{r.engagement_window_days:g} days"
-        text = (
-            f"{what} {direction.value} ({change}): {eng_recent} in the last {span}"
-            f" vs {eng_prev} in the {span} before"
-        )
-        reason = ("interaction_volume", text, ids, items[ids[0]][3])
-        out.append(
-            _pattern(account, PatternKind.ENGAGEMENT_CHANGE, [reason], items, now, r, direction)
-        )
+    engagement = _engagement(items, n, c, r)
+    if engagement is not None:
+        direction, reason = engagement
+        kind = PatternKind.ENGAGEMENT_CHANGE
+        out.append(_pattern(account, kind, [reason], items, now, r, direction))
     return out
 
 
@@ -391,10 +489,13 @@ def scan(
     rules: PatternRules = DEFAULT_RULES,
 ) -> list[Pattern]:
     """Run :func:`detect` over ``(account, interactions)`` pairs and concatenate the results."""
+    if now.tzinfo is None:
+        raise InvalidArgument("now must be timezone-aware", details={"field": "now"})
+    cutoffs = _Cutoffs.at(now.timestamp(), rules)  # once for every account
     out: list[Pattern] = []
     for account, interactions in accounts:
         if interactions:
-            out.extend(detect(account, interactions, now, rules))
+            out.extend(_detect(account, interactions, now, cutoffs, rules))
     return out
 
 

@@ -72,7 +72,7 @@ def _refused(path: str) -> str:
     return "connection refused (stale socket; is agentd running?)"
 
 
-def call(
+def call(  # noqa: C901, PLR0915
     path: str | os.PathLike[str],
     cmd: str,
     args: dict[str, Any] | None = None,

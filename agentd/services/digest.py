@@ -9,9 +9,6 @@ reader never sees half a digest.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -19,6 +16,7 @@ from typing import Any
 
 import anyio
 
+from agentd.atomic import write_atomically
 from agentd.core.digest import DigestData, GoalLine, render_digest
 from agentd.errors import InvalidArgument, NotFound
 from agentd.services.goals import GoalService
@@ -43,24 +41,6 @@ def parse_day(text: str | None, today: date) -> date:
         raise InvalidArgument(
             f"date: {text!r} is not YYYY-MM-DD", details={"field": "date"}
         ) from None
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a synced temporary file and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o640)
-        os.replace(tmp, path)
-    except BaseException:
-        # Keep the original error; the temporary file must not linger.
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 class DigestService:
@@ -165,7 +145,9 @@ class DigestService:
         day = day or self.clock().astimezone(UTC).date()
         path = self.path_for(day)
         text = render_digest(await self.gather(day), digest_dir=str(path.parent.absolute()))
-        await anyio.to_thread.run_sync(write_atomically, path, text)
+        await anyio.to_thread.run_sync(
+            lambda: write_atomically(path, text, mode=0o640, folder_mode=0o750)
+        )
         return path
 
     async def daily(self) -> str:

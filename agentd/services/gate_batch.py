@@ -227,7 +227,7 @@ class Decided:
     count: int  # new decisions (duplicates and refusals aside)
 
 
-def decide_batch(
+def decide_batch(  # noqa: PLR0915
     items: Sequence[tuple[ActionIntent, str]],
     reads: BatchReads,
     *,

@@ -5,29 +5,34 @@
 textfile collector reads (a scheduled task, every minute by default): counters
 are totals since the store began, the rates cover the last
 ``governance.metrics_rate_window_hours``, and gauges tell the governance state
-(level, kill switch, tripped breakers, paused action types). The file is
-replaced atomically, so the collector never reads half of it.
+(level, kill switch, tripped breakers, paused action types).
+
+The text is prometheus_client's: each write registers the families computed
+in :mod:`agentd.core.metrics` in a fresh ``CollectorRegistry`` and hands it to
+``write_to_textfile``, which replaces the file through a temporary file and a
+rename, so the collector never reads half of it. prometheus_client is imported
+by the first write, not when the daemon starts.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
 from agentd.config import Settings
-from agentd.core.governance import governance_gauges
-from agentd.core.metrics import MetricCounts, compute_rates, render_prometheus
+from agentd.core.governance import governance_families
+from agentd.core.metrics import Family, MetricCounts, compute_rates, metric_families
 from agentd.services.autonomy import AutonomyState
 from agentd.store import gov_sql
 from agentd.store.base import Store
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
 
 
 def counts_dict(counts: MetricCounts) -> dict[str, Any]:
@@ -38,19 +43,34 @@ def counts_dict(counts: MetricCounts) -> dict[str, Any]:
     return out
 
 
-def write_file_atomically(path: Path, text: str, mode: int = 0o644) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+def registry(families: Iterable[Family]) -> CollectorRegistry:
+    """Return a fresh registry holding ``families`` (and nothing else: no process metrics)."""
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
+    from prometheus_client.registry import Collector
+
+    fixed = list(families)
+
+    class _Families(Collector):
+        def collect(self) -> Iterator[Metric]:
+            for fam in fixed:
+                kind = CounterMetricFamily if fam.kind == "counter" else GaugeMetricFamily
+                names = list(fam.samples[0][0]) if fam.samples else []
+                metric = kind(fam.name, fam.help, labels=names)
+                for labels, value in fam.samples:
+                    metric.add_metric([labels[n] for n in names], value)
+                yield metric
+
+    out = CollectorRegistry(auto_describe=False)
+    out.register(_Families())
+    return out
+
+
+def exposition(families: Iterable[Family]) -> str:
+    """Return ``families`` in the Prometheus text format (what the metrics file holds)."""
+    from prometheus_client import generate_latest
+
+    return generate_latest(registry(families)).decode("utf-8")
 
 
 class MetricsCollector:
@@ -91,23 +111,32 @@ class MetricsCollector:
         s = self.settings()
         return s.governance.resolve(s.state_dir, s.governance.metrics_file)
 
-    async def render(self) -> str:
-        """Return the Prometheus text: totals, recent rates, governance gauges."""
+    async def families(self) -> list[Family]:
+        """Return the metric families: totals, recent rates, governance gauges."""
         now = self.clock()
         cfg = self.settings().governance
         totals = await self.counts(None, None)
         recent = await self.counts(now - timedelta(hours=cfg.metrics_rate_window_hours), now)
         state = self.autonomy.snapshot
-        text = render_prometheus(totals, compute_rates(recent), cfg.metrics_labels, now)
-        return text + governance_gauges(
-            state.level, state.kill_switch, self.tripped(), state.paused, cfg.metrics_labels
-        )
+        return [
+            *metric_families(totals, compute_rates(recent), cfg.metrics_labels, now),
+            *governance_families(
+                state.level, state.kill_switch, self.tripped(), state.paused, cfg.metrics_labels
+            ),
+        ]
 
     async def write_textfile(self) -> str:
         """Write the metrics file (the scheduled task); return a one-line result."""
         path = self.path
-        text = await self.render()
-        await anyio.to_thread.run_sync(write_file_atomically, path, text)
+        families = await self.families()
+
+        def write() -> None:
+            from prometheus_client import write_to_textfile
+
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_to_textfile(str(path), registry(families))
+
+        await anyio.to_thread.run_sync(write)
         return f"wrote {path}"
 
     def written_at(self) -> datetime | None:

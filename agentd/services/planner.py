@@ -133,7 +133,7 @@ class OutreachPlanner:
         self.contact_cooldown = contact_cooldown
         self.clock = clock
 
-    async def check(self) -> OutreachReport:
+    async def check(self) -> OutreachReport:  # noqa: PLR0915
         """Run one outreach check.
 
         :raises StoreError: the database cannot be read or written.

@@ -12,7 +12,6 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import anyio
@@ -22,47 +21,25 @@ from loguru import logger
 from agentd.config import load_settings
 from agentd.core.audit import record_hash
 from agentd.ctl.client import call
-from agentd.daemon import App, run_daemon
+from agentd.daemon import run_daemon
 from agentd.errors import AgentdError, ConfigInvalid, ErrorCode
 from agentd.sdnotify import SystemdNotifier
 from agentd.server import SocketInUse
 from tests import flood_peer
 from tests.helpers import ask, serving
+from tests.integration.conftest import Daemon, StartDaemon
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to connect as another uid")
 
 
-@dataclass
-class Running:
-    app: App
-    socket: Path
-    notify: socket.socket
-
-    def notifications(self) -> list[dict[str, str]]:
-        out = []
-        while True:
-            try:
-                data = self.notify.recv(4096)
-            except BlockingIOError:
-                return out
-            out.append(dict(line.split("=", 1) for line in data.decode().splitlines()))
-
-
 @pytest.fixture
 async def running(
-    daemon_env: dict[str, str], short_tmp: Path, monkeypatch: pytest.MonkeyPatch
-) -> AsyncIterator[Running]:
+    daemon_env: dict[str, str], daemon: StartDaemon, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[Daemon]:
     monkeypatch.setenv("AGENTD_CONTROL__READ_TIMEOUT_S", "0.5")
     monkeypatch.setenv("AGENTD_CONTROL__MAX_MESSAGE_BYTES", "65536")
-    notify_path = short_tmp / "notify"
-    dgram = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    dgram.bind(str(notify_path))
-    dgram.setblocking(False)
-    settings = load_settings(None)
-    notifier = SystemdNotifier({"NOTIFY_SOCKET": str(notify_path)})
-    async with serving(settings, notifier) as app:
-        yield Running(app, settings.resolved_socket_path, dgram)
-    dgram.close()
+    async with daemon() as d:
+        yield d
 
 
 @pytest.fixture
@@ -92,22 +69,22 @@ async def raw_exchange(path: Path, payload: bytes, *, close_write: bool = False)
     return json.loads(data)
 
 
-async def test_ready_status_and_audit(running: Running) -> None:
+async def test_ready_status_and_audit(running: Daemon) -> None:
     msgs = running.notifications()
     assert any(m.get("READY") == "1" for m in msgs)
     assert any("STATUS" in m for m in msgs)
-    status = await ask(running.socket, "status")
+    status = await ask(running.sock, "status")
     assert isinstance(status, dict)
     assert status["state"] == "running"
     assert status["pid"] == os.getpid()
     assert status["schema_version"] == status["latest_schema_version"] >= 1
-    assert status["socket_path"] == str(running.socket)
+    assert status["socket_path"] == str(running.sock)
     tail = await running.app.store.audit_tail(5)
     assert [r.event for r in tail] == ["DAEMON_STARTED"]
 
 
-async def test_socket_mode_is_restrictive(running: Running) -> None:
-    st = running.socket.stat()
+async def test_socket_mode_is_restrictive(running: Daemon) -> None:
+    st = running.sock.stat()
     assert stat.S_ISSOCK(st.st_mode)
     assert stat.S_IMODE(st.st_mode) == 0o660
 
@@ -121,12 +98,12 @@ async def test_socket_mode_is_restrictive(running: Running) -> None:
         (b'{"cmd": "ping", "args": "x"}\n', ErrorCode.BAD_REQUEST),
     ],
 )
-async def test_bad_requests_get_errors(running: Running, payload: bytes, code: ErrorCode) -> None:
-    answer = await raw_exchange(running.socket, payload)
+async def test_bad_requests_get_errors(running: Daemon, payload: bytes, code: ErrorCode) -> None:
+    answer = await raw_exchange(running.sock, payload)
     assert answer["ok"] is False
     assert answer["error"]["code"] == code
     assert answer["error"]["name"] == code.name
-    assert await ask(running.socket, "ping")
+    assert await ask(running.sock, "ping")
 
 
 @pytest.mark.parametrize(
@@ -137,26 +114,26 @@ async def test_bad_requests_get_errors(running: Running, payload: bytes, code: E
     ],
 )
 async def test_hostile_json_gets_bad_request_and_one_log_line(
-    running: Running, log_lines: list[str], payload: bytes, fragment: str
+    running: Daemon, log_lines: list[str], payload: bytes, fragment: str
 ) -> None:
-    answer = await raw_exchange(running.socket, payload)
+    answer = await raw_exchange(running.sock, payload)
     assert answer["ok"] is False
     assert answer["error"]["name"] == "BAD_REQUEST"
     assert fragment in answer["error"]["message"]
     about = [line for line in log_lines if "request" in line.lower()]
     assert len(about) == 1 and "bad request from" in about[0], log_lines
     assert not any("Traceback" in line for line in log_lines)
-    assert await ask(running.socket, "ping")
+    assert await ask(running.sock, "ping")
 
 
-async def test_oversized_message_is_refused(running: Running) -> None:
-    answer = await raw_exchange(running.socket, b"x" * 70_000)
+async def test_oversized_message_is_refused(running: Daemon) -> None:
+    answer = await raw_exchange(running.sock, b"x" * 70_000)
     assert answer["error"]["code"] == ErrorCode.MESSAGE_TOO_LARGE
-    assert await ask(running.socket, "ping")
+    assert await ask(running.sock, "ping")
 
 
-async def test_silent_client_times_out(running: Running) -> None:
-    answer = await raw_exchange(running.socket, b"")
+async def test_silent_client_times_out(running: Daemon) -> None:
+    answer = await raw_exchange(running.sock, b"")
     assert answer["error"]["code"] == ErrorCode.REQUEST_TIMEOUT
 
 
@@ -236,49 +213,49 @@ async def test_busy_exits_5_with_a_clear_message(
 
 
 async def test_request_of_a_client_that_hung_up_is_not_run(
-    running: Running, log_lines: list[str]
+    running: Daemon, log_lines: list[str]
 ) -> None:
     # Sent and closed without yielding to the loop: the daemon reads the
     # request only after its client gave up on it.
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.connect(str(running.socket))
+    s.connect(str(running.sock))
     s.sendall(b'{"cmd": "kill_switch.on", "args": {"reason": "gave up"}}\n')
     s.close()
     await anyio.sleep(0.3)
-    assert (await ask(running.socket, "level"))["kill_switch"] is False
+    assert (await ask(running.sock, "level"))["kill_switch"] is False
     assert any("client hung up before it ran" in line for line in log_lines)
 
 
-async def test_half_request_then_eof(running: Running) -> None:
-    answer = await raw_exchange(running.socket, b'{"cmd": "pi', close_write=True)
+async def test_half_request_then_eof(running: Daemon) -> None:
+    answer = await raw_exchange(running.sock, b'{"cmd": "pi', close_write=True)
     assert answer["error"]["code"] == ErrorCode.BAD_REQUEST
 
 
-async def test_client_vanishing_mid_request_does_not_hurt(running: Running) -> None:
+async def test_client_vanishing_mid_request_does_not_hurt(running: Daemon) -> None:
     for _ in range(20):
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.connect(str(running.socket))
+        s.connect(str(running.sock))
         s.send(b'{"cmd": "status", "ar')
         s.close()
-    assert await ask(running.socket, "ping")
+    assert await ask(running.sock, "ping")
 
 
-async def test_two_hundred_clients_at_once(running: Running) -> None:
+async def test_two_hundred_clients_at_once(running: Daemon) -> None:
     results: list[object] = []
 
     async def one() -> None:
-        results.append(await ask(running.socket, "ping"))
+        results.append(await ask(running.sock, "ping"))
 
     # Some idle clients hold connections open meanwhile.
     idle = [socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) for _ in range(10)]
     for s in idle:
-        s.connect(str(running.socket))
+        s.connect(str(running.sock))
     limiter = anyio.CapacityLimiter(200)
     async with anyio.create_task_group() as tg:
         for _ in range(200):
             tg.start_soon(
                 lambda: anyio.to_thread.run_sync(
-                    lambda: results.append(call(running.socket, "ping", timeout=20)),
+                    lambda: results.append(call(running.sock, "ping", timeout=20)),
                     limiter=limiter,
                 )
             )
@@ -288,14 +265,14 @@ async def test_two_hundred_clients_at_once(running: Running) -> None:
     assert all(isinstance(r, dict) and r["pong"] for r in results)
 
 
-async def test_second_daemon_on_live_socket_refuses(running: Running) -> None:
+async def test_second_daemon_on_live_socket_refuses(running: Daemon) -> None:
     # Another state folder: on the same one, the folder's lock refuses it first.
     settings = load_settings(None).model_copy(
         update={"state_dir": running.app.settings.state_dir.parent / "other-state"}
     )
     with pytest.raises(SocketInUse, match="already serving"):
         await run_daemon(settings, notifier=SystemdNotifier({}))
-    assert await ask(running.socket, "ping")
+    assert await ask(running.sock, "ping")
 
 
 async def test_stop_sends_stopping_and_removes_socket(
@@ -443,17 +420,17 @@ async def test_a_refusal_flood_writes_one_record_per_interval_with_the_count(
 
 
 async def test_audit_verify_fails_when_the_trail_is_cut_under_the_running_daemon(
-    running: Running,
+    running: Daemon,
 ) -> None:
     """Delete the tail, rewrite the new head and the meta head with raw SQLite: still found."""
     for i in range(5):
         await ask(
-            running.socket,
+            running.sock,
             "kill_switch.on" if i % 2 == 0 else "kill_switch.off",
             {"reason": f"r{i}"},
         )
     db_path = running.app.settings.database_path
-    assert (await ask(running.socket, "audit.verify"))["intact"] is True
+    assert (await ask(running.sock, "audit.verify"))["intact"] is True
     raw = sqlite3.connect(db_path)
     top = raw.execute("SELECT max(seq) FROM audit").fetchone()[0]
     keep = top - 3
@@ -474,7 +451,7 @@ async def test_audit_verify_fails_when_the_trail_is_cut_under_the_running_daemon
     raw.execute("UPDATE meta SET value = ? WHERE key = 'audit.head'", (f"{keep}:{digest}",))
     raw.commit()
     raw.close()
-    verdict = await ask(running.socket, "audit.verify")
+    verdict = await ask(running.sock, "audit.verify")
     assert verdict["intact"] is False
     assert verdict["first_broken_seq"] == keep + 1
     assert f"the database ends at record {keep}" in verdict["problem"]

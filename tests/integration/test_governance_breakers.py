@@ -13,11 +13,11 @@ import pytest
 
 from agentd.errors import AgentdError, ErrorCode
 from agentd.store import exec_sql
+from tests.integration.conftest import StartDaemon
 from tests.integration.gov_support import (
     audit_events,
     configure,
     record_outcomes,
-    running,
 )
 
 CHAT, EMAIL = "send_chat_message", "send_follow_up_email"
@@ -30,10 +30,13 @@ async def error_code(call: object) -> ErrorCode:
 
 
 async def test_error_rate_trip_demotes_to_l3_until_people_approve(
-    daemon_env: dict[str, str], short_tmp: Path, monkeypatch: pytest.MonkeyPatch
+    daemon: StartDaemon,
+    daemon_env: dict[str, str],
+    short_tmp: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     settings = configure(short_tmp, monkeypatch)
-    async with running(settings, short_tmp) as d:
+    async with daemon(settings, accounts=True) as d:
         assert (await d.intent("before"))["decision"] == "AUTO_EXECUTE"
         await record_outcomes(d.app, [("succeeded", EMAIL)] * 9)
         assert (await d.ask("breaker.status"))["tripped"] == []
@@ -126,10 +129,13 @@ async def test_error_rate_trip_demotes_to_l3_until_people_approve(
 
 
 async def test_repeated_failures_pause_one_action_type(
-    daemon_env: dict[str, str], short_tmp: Path, monkeypatch: pytest.MonkeyPatch
+    daemon: StartDaemon,
+    daemon_env: dict[str, str],
+    short_tmp: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     settings = configure(short_tmp, monkeypatch)
-    async with running(settings, short_tmp) as d:
+    async with daemon(settings, accounts=True) as d:
         # 57 successes and 3 failures: an error rate of exactly 5 %, which does not trip.
         await record_outcomes(d.app, [("succeeded", EMAIL)] * 57)
         await record_outcomes(d.app, [("failed", CHAT)] * 2)
@@ -154,10 +160,13 @@ async def test_repeated_failures_pause_one_action_type(
 
 
 async def test_alert_only_mode_changes_nothing_but_says_so(
-    daemon_env: dict[str, str], short_tmp: Path, monkeypatch: pytest.MonkeyPatch
+    daemon: StartDaemon,
+    daemon_env: dict[str, str],
+    short_tmp: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     settings = configure(short_tmp, monkeypatch, "[breakers]\nalert_only = true\n")
-    async with running(settings, short_tmp) as d:
+    async with daemon(settings, accounts=True) as d:
         await record_outcomes(d.app, [("succeeded", EMAIL)] * 9 + [("failed", CHAT)] * 3)
         status = await d.ask("breaker.status")
         keys = sorted(t["key"] for t in status["tripped"])
@@ -170,10 +179,13 @@ async def test_alert_only_mode_changes_nothing_but_says_so(
 
 
 async def test_critical_incident_trips_and_rollback_rate_only_alerts(
-    daemon_env: dict[str, str], short_tmp: Path, monkeypatch: pytest.MonkeyPatch
+    daemon: StartDaemon,
+    daemon_env: dict[str, str],
+    short_tmp: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     settings = configure(short_tmp, monkeypatch)
-    async with running(settings, short_tmp) as d:
+    async with daemon(settings, accounts=True) as d:
         done = await record_outcomes(d.app, [("succeeded", EMAIL)] * 10)
         await record_outcomes(
             d.app, [("succeeded", EMAIL)] * 2, kind="rollback", rollback_of=done[0]
@@ -197,20 +209,23 @@ async def test_critical_incident_trips_and_rollback_rate_only_alerts(
 
 
 async def test_trips_survive_a_restart_and_windows_are_rebuilt(
-    daemon_env: dict[str, str], short_tmp: Path, monkeypatch: pytest.MonkeyPatch
+    daemon: StartDaemon,
+    daemon_env: dict[str, str],
+    short_tmp: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     settings = configure(short_tmp, monkeypatch)
-    async with running(settings, short_tmp) as d:
+    async with daemon(settings, accounts=True) as d:
         await record_outcomes(d.app, [("succeeded", EMAIL)] * 9 + [("failed", CHAT)])
         assert (await d.ask("status"))["governance"]["breakers_tripped"] == ["high_error_rate"]
-    async with running(settings, short_tmp, accounts=False) as d:
+    async with daemon(settings) as d:
         assert (await d.ask("status"))["governance"]["breakers_tripped"] == ["high_error_rate"]
         assert (await d.ask("level"))["level"] == "L3"
         assert "breaker tripped: high_error_rate" in d.app.status_line()
         await d.ask("breaker.reset", {"name": "high_error_rate", "reason": "fixed"})
         # Outcomes stored while nobody listened (a crash before they were published).
         await record_outcomes(d.app, [("failed", CHAT)] * 3, publish=False)
-    async with running(settings, short_tmp, accounts=False) as d:
+    async with daemon(settings) as d:
         tripped = (await d.ask("status"))["governance"]["breakers_tripped"]
         # Rebuilt from the store: the failures after the reset trip again; those before do not.
         assert tripped == [f"repeated_command_failures:{CHAT}"]
@@ -218,10 +233,13 @@ async def test_trips_survive_a_restart_and_windows_are_rebuilt(
 
 
 async def test_bad_rules_stop_start_up_and_reload(
-    daemon_env: dict[str, str], short_tmp: Path, monkeypatch: pytest.MonkeyPatch
+    daemon: StartDaemon,
+    daemon_env: dict[str, str],
+    short_tmp: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     settings = configure(short_tmp, monkeypatch)
-    async with running(settings, short_tmp, accounts=False) as d:
+    async with daemon(settings) as d:
         cfg = short_tmp / "agentd.toml"
         good = cfg.read_text()
         cfg.write_text(

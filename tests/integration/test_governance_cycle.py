@@ -15,8 +15,9 @@ from agentd.core.readiness import ATTESTABLE_IDS
 from agentd.services.autonomy import LEVEL_SINCE
 from agentd.store import gov_sql
 from agentd.store.sqlite import iso
-from tests.integration.gov_support import audit_events, configure, record_outcomes, running
-from tests.unit.test_chart import color, count, decode_png
+from tests.integration.conftest import StartDaemon
+from tests.integration.gov_support import audit_events, configure, record_outcomes
+from tests.unit.test_report_chart import series_points
 
 CHAT, BRIEFING = "send_chat_message", "create_briefing"
 # Everything autonomous but create_briefing may auto-execute; people approve briefings.
@@ -33,7 +34,10 @@ ALLOWLIST = [
 
 
 async def test_weekly_cycle_reports_and_proposes_when_ready(
-    daemon_env: dict[str, str], short_tmp: Path, monkeypatch: pytest.MonkeyPatch
+    daemon: StartDaemon,
+    daemon_env: dict[str, str],
+    short_tmp: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     settings = configure(
         short_tmp,
@@ -44,7 +48,7 @@ async def test_weekly_cycle_reports_and_proposes_when_ready(
         "[execution]\nenabled = false\n",
     )
     now = datetime.now(UTC)
-    async with running(settings, short_tmp) as d:
+    async with daemon(settings, accounts=True) as d:
         app = d.app
         # A week of history: executions every day, one failure on day 3, one rollback on day 5.
         ids: list[str] = []
@@ -114,7 +118,7 @@ async def test_weekly_cycle_reports_and_proposes_when_ready(
         # The report: headline, trend with its chart, metrics, readiness, the proposal.
         assert text.startswith(f"# Governance report {week}\n")
         assert "Readiness 80 / 80: **ready**" in text
-        chart_name = f"governance-{week}.png"
+        chart_name = f"governance-{week}.svg"
         assert f"]({chart_name})" in text
         day_rows = [line for line in text.splitlines() if re.match(r"^\| \d\d-\d\d \|", line)]
         assert len(day_rows) == 7
@@ -122,9 +126,11 @@ async def test_weekly_cycle_reports_and_proposes_when_ready(
         assert "| Executions succeeded | 294 |" in text
         assert "| Executions failed | 1 |" in text and "| Executions rolled back | 1 |" in text
         assert f"Proposed: `{proposal['id']}`: level L3 → L3+" in text and BRIEFING in text
-        width, height, rows = decode_png((report.parent / chart_name).read_bytes())
-        assert (width, height) == (720, 360)
-        assert count(rows, color(0)) > 100 and count(rows, color(1)) > 100  # both lines drawn
+        chart = series_points((report.parent / chart_name).read_text())
+        # both lines drawn, one point a day (the rollback rate has no data on days without
+        # a succeeded execution)
+        assert sum(len(run) for run in chart["success rate %"]) == 7
+        assert chart["rollback rate %"]
         tasks = {t["name"]: t for t in (await d.ask("tasks"))["tasks"]}
         assert tasks["governance_cycle"]["runs"] == 2
 

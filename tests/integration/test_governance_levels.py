@@ -16,7 +16,9 @@ import pytest
 from agentd.errors import AgentdError, ErrorCode
 from agentd.store import gov_sql
 from agentd.store.sqlite import iso
-from tests.integration.gov_support import Daemon, audit_events, configure, running
+from tests.integration.conftest import Daemon, StartDaemon
+from tests.integration.gov_support import audit_events, configure
+from tests.unit.test_metrics import parse_exposition
 
 
 async def refused(call: Any, code: ErrorCode) -> str:
@@ -37,10 +39,13 @@ async def snapshot(d: Daemon) -> dict[str, Any]:
 
 
 async def test_kill_switch_stops_auto_execution_and_persists(
-    daemon_env: dict[str, str], short_tmp: Path, monkeypatch: pytest.MonkeyPatch
+    daemon: StartDaemon,
+    daemon_env: dict[str, str],
+    short_tmp: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     settings = configure(short_tmp, monkeypatch)
-    async with running(settings, short_tmp) as d:
+    async with daemon(settings, accounts=True) as d:
         assert (await d.check())["decision"] == "AUTO_EXECUTE"
         await refused(d.ask("kill_switch.on", {}), ErrorCode.INVALID_ARGUMENT)
         on = await d.ask("kill_switch.on", {"reason": "bad deploy"})
@@ -54,7 +59,7 @@ async def test_kill_switch_stops_auto_execution_and_persists(
             d.as_user("carol", approver=False).call("kill_switch.off", {"reason": "x"}),
             ErrorCode.PERMISSION_DENIED,
         )
-    async with running(settings, short_tmp, accounts=False) as d:
+    async with daemon(settings) as d:
         assert (await d.ask("level"))["kill_switch"] is True
         assert (await d.check())["reason"] == "KILL_SWITCH"
         off = await d.ask("kill_switch.off", {"reason": "fixed"})
@@ -71,10 +76,13 @@ async def test_kill_switch_stops_auto_execution_and_persists(
 
 
 async def test_level_lowering_is_immediate_and_bad_levels_change_nothing(
-    daemon_env: dict[str, str], short_tmp: Path, monkeypatch: pytest.MonkeyPatch
+    daemon: StartDaemon,
+    daemon_env: dict[str, str],
+    short_tmp: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     settings = configure(short_tmp, monkeypatch)
-    async with running(settings, short_tmp) as d:
+    async with daemon(settings, accounts=True) as d:
         before = await snapshot(d)
         message = await refused(
             d.ask("level.set", {"level": "L5", "reason": "x"}), ErrorCode.INVALID_ARGUMENT
@@ -93,10 +101,13 @@ async def test_level_lowering_is_immediate_and_bad_levels_change_nothing(
 
 
 async def test_scope_expansion_needs_two_distinct_approvers(
-    daemon_env: dict[str, str], short_tmp: Path, monkeypatch: pytest.MonkeyPatch
+    daemon: StartDaemon,
+    daemon_env: dict[str, str],
+    short_tmp: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     settings = configure(short_tmp, monkeypatch)
-    async with running(settings, short_tmp) as d:
+    async with daemon(settings, accounts=True) as d:
         alice, bob = d.as_user("alice"), d.as_user("bob")
         medium = json.dumps({"items": [f"p{n}" for n in range(11)]})  # MEDIUM risk: 11 items
         held = await d.check("send_chat_message", diff=medium)
@@ -136,10 +147,13 @@ async def test_scope_expansion_needs_two_distinct_approvers(
 
 
 async def test_rejected_expired_or_unsafe_expansions_change_nothing(
-    daemon_env: dict[str, str], short_tmp: Path, monkeypatch: pytest.MonkeyPatch
+    daemon: StartDaemon,
+    daemon_env: dict[str, str],
+    short_tmp: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     settings = configure(short_tmp, monkeypatch)
-    async with running(settings, short_tmp) as d:
+    async with daemon(settings, accounts=True) as d:
         alice, bob = d.as_user("alice"), d.as_user("bob")
         await refused(alice.call("governance.approve", {"id": "scope_nope"}), ErrorCode.NOT_FOUND)
 
@@ -185,10 +199,13 @@ async def test_rejected_expired_or_unsafe_expansions_change_nothing(
 
 
 async def test_attestations_count_then_expire(
-    daemon_env: dict[str, str], short_tmp: Path, monkeypatch: pytest.MonkeyPatch
+    daemon: StartDaemon,
+    daemon_env: dict[str, str],
+    short_tmp: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     settings = configure(short_tmp, monkeypatch)
-    async with running(settings, short_tmp, accounts=False) as d:
+    async with daemon(settings) as d:
         before = await snapshot(d)
         message = await refused(
             d.ask("governance.attest", {"item": "vibes", "by": "Dana", "evidence": "trust me"}),
@@ -240,10 +257,13 @@ async def test_attestations_count_then_expire(
 
 
 async def test_metrics_command_and_bad_periods(
-    daemon_env: dict[str, str], short_tmp: Path, monkeypatch: pytest.MonkeyPatch
+    daemon: StartDaemon,
+    daemon_env: dict[str, str],
+    short_tmp: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     settings = configure(short_tmp, monkeypatch)
-    async with running(settings, short_tmp) as d:
+    async with daemon(settings, accounts=True) as d:
         from tests.integration.gov_support import record_outcomes
 
         await d.intent("one")
@@ -265,9 +285,12 @@ async def test_metrics_command_and_bad_periods(
         written = await d.ask("task.run", {"name": "metrics_textfile", "wait": True})
         assert written["ok"] is True
         text = (settings.state_dir / "metrics" / "agentd.prom").read_text()
-        assert 'agentd_executions_total{result="failed"} 1' in text
+        families = parse_exposition(text)
+        assert ({"result": "failed"}, 1.0) in families["agentd_executions_total"]["samples"]  # type: ignore[operator]
         # One failure in five executions trips the day-long error-rate rule: back to L3.
-        assert 'agentd_breaker_tripped{breaker="high_error_rate"} 1' in text
-        assert "agentd_autonomy_level 0" in text and "agentd_kill_switch 0" in text
+        tripped = families["agentd_breaker_tripped"]["samples"]
+        assert ({"breaker": "high_error_rate"}, 1.0) in tripped  # type: ignore[operator]
+        assert families["agentd_autonomy_level"]["samples"] == [({}, 0.0)]
+        assert families["agentd_kill_switch"]["samples"] == [({}, 0.0)]
         samples = [line for line in text.splitlines() if line and not line.startswith("#")]
         assert all(line.startswith("agentd_") and len(line.split(" ")) == 2 for line in samples)

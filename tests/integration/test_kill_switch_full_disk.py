@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.gov_support import audit_events, configure, running
+from tests.integration.conftest import StartDaemon
+from tests.integration.gov_support import audit_events, configure
 
 
 @pytest.fixture
@@ -58,12 +59,12 @@ def fill(disk: Path, db: Path) -> Path:
 
 
 async def test_kill_switch_on_a_full_disk_holds_in_memory_then_is_saved(
-    short_tmp: Path, small_disk: Path, monkeypatch: pytest.MonkeyPatch
+    daemon: StartDaemon, short_tmp: Path, small_disk: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("AGENTD_STATE_DIR", str(small_disk / "state"))
     monkeypatch.setenv("AGENTD_SOCKET_PATH", str(short_tmp / "s.sock"))
     settings = configure(short_tmp, monkeypatch)
-    async with running(settings, short_tmp) as d:
+    async with daemon(settings, accounts=True) as d:
         assert (await d.check())["decision"] == "AUTO_EXECUTE"
         filler = fill(small_disk, settings.database_path)
 
@@ -95,6 +96,6 @@ async def test_kill_switch_on_a_full_disk_holds_in_memory_then_is_saved(
             (records[0].actor, True, "runaway agent")
         ]
     # Saved for real: a restart keeps it on.
-    async with running(settings, short_tmp, accounts=False) as d:
+    async with daemon(settings) as d:
         assert (await d.ask("level"))["kill_switch"] is True
         assert (await d.check())["reason"] == "KILL_SWITCH"

@@ -15,7 +15,7 @@ from agentd.core.governance import (
     TripLine,
     add_approval,
     expansion_candidates,
-    governance_gauges,
+    governance_families,
     iso_week,
     next_level,
     parse_level,
@@ -27,6 +27,7 @@ from agentd.core.governance import (
 from agentd.core.metrics import MetricCounts, compute_rates
 from agentd.core.readiness import ReadinessFacts, assess
 from agentd.errors import Conflict, InvalidArgument
+from agentd.services.metrics import exposition
 
 NOW = datetime(2025, 3, 5, 12, 0, tzinfo=UTC)
 
@@ -147,19 +148,21 @@ def test_status_text() -> None:
 
 
 def test_governance_gauges_are_valid_prometheus_lines() -> None:
-    text = governance_gauges(
-        AutonomyLevel.L4, True, ["high_error_rate"], ["send_chat_message"], {"site": 'eu"1'}
+    text = exposition(
+        governance_families(
+            AutonomyLevel.L4, True, ["high_error_rate"], ["send_chat_message"], {"site": 'eu"1'}
+        )
     )
     samples = [line for line in text.splitlines() if not line.startswith("#")]
     assert samples == [
-        'agentd_autonomy_level{site="eu\\"1"} 2',
-        'agentd_kill_switch{site="eu\\"1"} 1',
-        'agentd_breakers_tripped{site="eu\\"1"} 1',
-        'agentd_breaker_tripped{site="eu\\"1",breaker="high_error_rate"} 1',
-        'agentd_action_type_paused{site="eu\\"1",action_type="send_chat_message"} 1',
+        'agentd_autonomy_level{site="eu\\"1"} 2.0',
+        'agentd_kill_switch{site="eu\\"1"} 1.0',
+        'agentd_breakers_tripped{site="eu\\"1"} 1.0',
+        'agentd_breaker_tripped{breaker="high_error_rate",site="eu\\"1"} 1.0',
+        'agentd_action_type_paused{action_type="send_chat_message",site="eu\\"1"} 1.0',
     ]
-    quiet = governance_gauges(AutonomyLevel.L3, False, [], [], {})
-    assert "agentd_breaker_tripped{" not in quiet and "agentd_kill_switch 0" in quiet
+    quiet = exposition(governance_families(AutonomyLevel.L3, False, [], [], {}))
+    assert "agentd_breaker_tripped" not in quiet and "agentd_kill_switch 0.0" in quiet
 
 
 def _facts(**change: Any) -> ReadinessFacts:
@@ -215,7 +218,7 @@ def _report(**change: Any) -> str:
         "tripped_now": ("high_error_rate",),
         "proposal": None,
         "proposal_note": "Not proposed: not ready.",
-        "chart_file": "governance-2025-W10.png",
+        "chart_file": "governance-2025-W10.svg",
     }
     return render_report(ReportData(**{**data, **change}))
 
@@ -225,7 +228,7 @@ def test_report_shows_trend_metrics_breakers_readiness_and_why_nothing_was_propo
     assert text.startswith("# Governance report 2025-W10\n")
     assert "Autonomy level L3 (configured L3+)" in text
     assert "breakers tripped now: high_error_rate" in text
-    assert "![Daily success and rollback rates](governance-2025-W10.png)" in text
+    assert "![Daily success and rollback rates](governance-2025-W10.svg)" in text
     assert "| 03-05 | 9 | 1 | 0 | 90.00% | 0.00% |" in text
     assert "| 03-04 | 0 | 0 | 0 | n/a | n/a |" in text
     assert "| Success rate | 90.00% |" in text and "| Incidents | 1 (high 1) |" in text
@@ -271,5 +274,5 @@ def test_report_values_from_outside_cannot_inject_html_links_or_images() -> None
     assert "by mallory&lt;b>" in text
     assert "allowlist additions: send\\_&lt;i>bulk&lt;/i>" in text
     # The report's own Markdown is kept: the chart, code spans, emphasis.
-    assert "![Daily success and rollback rates](governance-2025-W10.png)" in text
+    assert "![Daily success and rollback rates](governance-2025-W10.svg)" in text
     assert "(`days_at_l3`)" in text or "`days_at_l3`" in text

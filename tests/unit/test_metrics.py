@@ -19,12 +19,18 @@ from agentd.core.metrics import (
     MetricCounts,
     Rates,
     compute_rates,
-    escape_label_value,
-    render_prometheus,
+    metric_families,
 )
 from agentd.errors import InvalidArgument
+from agentd.services.metrics import exposition
 
 NOW = datetime(2025, 11, 23, 12, 0, tzinfo=UTC)
+
+
+def render_prometheus(
+    counts: MetricCounts, rates: Rates, labels: dict[str, str], now: datetime
+) -> str:
+    return exposition(metric_families(counts, rates, labels, now))
 
 
 @pytest.mark.parametrize(
@@ -214,11 +220,11 @@ def test_undefined_rates_are_left_out() -> None:
     ],
 )
 def test_label_escaping(raw: str, escaped: str) -> None:
-    assert escape_label_value(raw) == escaped
     text = render_prometheus(MetricCounts(), compute_rates(MetricCounts()), {"tenant": raw}, NOW)
     families = parse_exposition(text)
     labels, _ = families["agentd_intents_total"]["samples"][0]  # type: ignore[index]
     assert labels == {"tenant": raw}
+    assert f'agentd_intents_total{{tenant="{escaped}"}} 0.0' in text.splitlines()
 
 
 def test_unusual_severity_is_exported_too() -> None:

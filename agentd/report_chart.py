@@ -1,22 +1,20 @@
-"""Small, dependency-free line charts for the weekly governance report.
+"""A small, dependency-free line chart (SVG) for the weekly governance report.
 
-Two renderers share one layout: :func:`line_chart_svg` (text, crisp, for
-viewers that show SVG) and :func:`line_chart_png` (a real PNG built with
-``zlib`` and Bresenham lines, for everything else). A series is a sequence of
-``(label, value)``; ``None`` (or a non-finite value) leaves a gap. The x axis
-is the union of every series' labels in order of first appearance, evenly
-spaced; values above ``y_max`` are drawn at ``y_max``.
+Presentation, not decision: it lives beside the services that write reports,
+outside the pure core. A series is a sequence of ``(label, value)``; ``None``
+(or a non-finite value) leaves a gap. The x axis is the union of every series'
+labels in order of first appearance, evenly spaced; values above ``y_max`` are
+drawn at ``y_max``. The SVG has real text (the title, ticks, day labels and
+legend in the viewer's sans-serif font) and is shown by browsers, Markdown
+previews and code forges alike.
 """
 
 from __future__ import annotations
 
 import html
 import math
-import struct
-import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from itertools import pairwise
 
 from agentd.errors import InvalidArgument
 
@@ -215,159 +213,3 @@ def line_chart_svg(
     out.append("</g>")
     out.append("</svg>")
     return "\n".join(out) + "\n"
-
-
-# A 3x5 pixel font: each glyph is five rows of three bits, top row first.
-_FONT: Mapping[str, str] = {
-    "0": "111101101101111", "1": "010110010010111", "2": "111001111100111",
-    "3": "111001111001111", "4": "101101111001001", "5": "111100111001111",
-    "6": "111100111101111", "7": "111001001001001", "8": "111101111101111",
-    "9": "111101111001111", "A": "010101111101101", "B": "110101110101110",
-    "C": "011100100100011", "D": "110101101101110", "E": "111100110100111",
-    "F": "111100110100100", "G": "011100101101011", "H": "101101111101101",
-    "I": "111010010010111", "J": "001001001101010", "K": "101101110101101",
-    "L": "100100100100111", "M": "101111111101101", "N": "110101101101101",
-    "O": "010101101101010", "P": "110101110100100", "Q": "010101101110011",
-    "R": "110101110101101", "S": "011100010001110", "T": "111010010010010",
-    "U": "101101101101111", "V": "101101101101010", "W": "101101111111101",
-    "X": "101101010101101", "Y": "101101010010010", "Z": "111001010100111",
-    " ": "000000000000000", ".": "000000000000010", ",": "000000000010100",
-    "-": "000000111000000", "_": "000000000000111", ":": "000010000010000",
-    "%": "101001010100101", "/": "001001010100100", "(": "010100100100010",
-    ")": "010001001001010", "+": "000010111010000", "=": "000111000111000",
-    "?": "111001010000010",
-}  # fmt: skip
-_GLYPH_SCALE = 2
-_ADVANCE = 4 * _GLYPH_SCALE  # three columns and one of spacing
-
-
-def _rgb(color: str) -> tuple[int, int, int]:
-    return int(color[1:3], 16), int(color[3:5], 16), int(color[5:7], 16)
-
-
-class _Canvas:
-    """An RGB raster with just enough drawing for a line chart."""
-
-    def __init__(self, width: int, height: int) -> None:
-        self.width, self.height = width, height
-        self.pixels = bytearray(b"\xff" * (width * height * 3))
-
-    def dot(self, x: int, y: int, color: tuple[int, int, int]) -> None:
-        if 0 <= x < self.width and 0 <= y < self.height:
-            at = (y * self.width + x) * 3
-            self.pixels[at : at + 3] = bytes(color)
-
-    def rect(self, x: int, y: int, w: int, h: int, color: tuple[int, int, int]) -> None:
-        for yy in range(y, y + h):
-            for xx in range(x, x + w):
-                self.dot(xx, yy, color)
-
-    def line(
-        self, x0: int, y0: int, x1: int, y1: int, color: tuple[int, int, int], thick: int = 1
-    ) -> None:
-        """Draw a line with Bresenham's algorithm (``thick`` pixels, widened downwards)."""
-        dx, dy = abs(x1 - x0), -abs(y1 - y0)
-        sx, sy = (1 if x0 < x1 else -1), (1 if y0 < y1 else -1)
-        err = dx + dy
-        while True:
-            for extra in range(thick):
-                self.dot(x0, y0 + extra, color)
-            if x0 == x1 and y0 == y1:
-                return
-            doubled = 2 * err
-            if doubled >= dy:
-                err += dy
-                x0 += sx
-            if doubled <= dx:
-                err += dx
-                y0 += sy
-
-    def text(
-        self, x: int, y: int, text: str, color: tuple[int, int, int], anchor: str = "start"
-    ) -> None:
-        """Write ``text`` with its top at ``y``; ``anchor`` is start, middle or end."""
-        width = len(text) * _ADVANCE - _GLYPH_SCALE
-        if anchor == "middle":
-            x -= width // 2
-        elif anchor == "end":
-            x -= width
-        for char in text:
-            glyph = _FONT.get(char.upper(), _FONT["?"])
-            for bit, on in enumerate(glyph):
-                if on == "1":
-                    row, col = divmod(bit, 3)
-                    self.rect(
-                        x + col * _GLYPH_SCALE,
-                        y + row * _GLYPH_SCALE,
-                        _GLYPH_SCALE,
-                        _GLYPH_SCALE,
-                        color,
-                    )
-            x += _ADVANCE
-
-    def png(self) -> bytes:
-        """Encode as an 8-bit RGB PNG (filter type 0 on every row)."""
-        stride = self.width * 3
-        raw = b"".join(
-            b"\x00" + bytes(self.pixels[row * stride : (row + 1) * stride])
-            for row in range(self.height)
-        )
-
-        def chunk(kind: bytes, data: bytes) -> bytes:
-            crc = zlib.crc32(kind + data) & 0xFFFFFFFF
-            return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
-
-        header = struct.pack(">IIBBBBB", self.width, self.height, 8, 2, 0, 0, 0)
-        return (
-            b"\x89PNG\r\n\x1a\n"
-            + chunk(b"IHDR", header)
-            + chunk(b"IDAT", zlib.compress(raw, 9))
-            + chunk(b"IEND", b"")
-        )
-
-
-def line_chart_png(
-    series: Series,
-    title: str,
-    y_label: str,
-    y_max: float | None = None,
-    *,
-    width: int = 720,
-    height: int = 360,
-) -> bytes:
-    """Render the same chart as :func:`line_chart_svg` as PNG bytes.
-
-    Text uses a built-in 3x5 pixel font (upper case; unknown characters show as "?").
-
-    :raises InvalidArgument: a ``y_max`` not above the data's floor, or a tiny size.
-    """
-    lay = _layout(series, y_max, width, height)
-    canvas = _Canvas(width, height)
-    ink, grid = (0x33, 0x33, 0x33), (0xE6, 0xE6, 0xE6)
-    canvas.text(width // 2, 12, title, ink, anchor="middle")
-    canvas.text(lay.left, lay.top - 16, y_label, ink)
-    for tick in lay.ticks:
-        y = round(lay.y(tick))
-        canvas.line(lay.left, y, lay.right, y, grid)
-        canvas.text(lay.left - 6, y - 5, _tick_text(tick), ink, anchor="end")
-    canvas.line(lay.left, lay.top, lay.left, lay.bottom, ink)
-    canvas.line(lay.left, lay.bottom, lay.right, lay.bottom, ink)
-    step = lay.label_step(_ADVANCE)
-    for index, label in enumerate(lay.labels):
-        x = round(lay.x(index))
-        canvas.line(x, lay.bottom, x, lay.bottom + 4, ink)
-        if index % step == 0:
-            canvas.text(x, lay.bottom + 8, label, ink, anchor="middle")
-    legend_x = lay.left
-    for number, (name, segments) in enumerate(lay.runs):
-        color = _rgb(PALETTE[number % len(PALETTE)])
-        for segment in segments:
-            points = [(round(x), round(y)) for x, y in segment]
-            if len(points) == 1:
-                canvas.rect(points[0][0] - 2, points[0][1] - 2, 5, 5, color)
-            for (x0, y0), (x1, y1) in pairwise(points):
-                canvas.line(x0, y0, x1, y1, color, thick=2)
-        canvas.rect(legend_x, height - 22, 14, 10, color)
-        canvas.text(legend_x + 19, height - 22, name, ink)
-        legend_x += 34 + _ADVANCE * len(name)
-    return canvas.png()

@@ -1,14 +1,12 @@
 from __future__ import annotations
 
-import struct
-import zlib
 from collections.abc import Sequence
 from xml.etree import ElementTree
 
 import pytest
 
-from agentd.core.chart import PALETTE, line_chart_png, line_chart_svg
 from agentd.errors import InvalidArgument
+from agentd.report_chart import PALETTE, line_chart_svg
 
 SVG = "{http://www.w3.org/2000/svg}"
 DAYS = ["11-17", "11-18", "11-19", "11-20", "11-21", "11-22", "11-23"]
@@ -18,74 +16,37 @@ WEEK: dict[str, Sequence[tuple[str, float | None]]] = {
 }
 
 
-def decode_png(data: bytes) -> tuple[int, int, list[bytes]]:
-    """Decode an 8-bit RGB PNG with filter 0, checking every chunk's CRC."""
-    assert data[:8] == b"\x89PNG\r\n\x1a\n"
-    at, chunks = 8, []
-    while at < len(data):
-        (length,) = struct.unpack(">I", data[at : at + 4])
-        kind = data[at + 4 : at + 8]
-        body = data[at + 8 : at + 8 + length]
-        (crc,) = struct.unpack(">I", data[at + 8 + length : at + 12 + length])
-        assert zlib.crc32(kind + body) & 0xFFFFFFFF == crc, f"bad CRC on {kind!r}"
-        chunks.append((kind, body))
-        at += 12 + length
-    assert chunks[0][0] == b"IHDR" and chunks[-1] == (b"IEND", b"")
-    width, height, depth, color, _, _, interlace = struct.unpack(">IIBBBBB", chunks[0][1])
-    assert (depth, color, interlace) == (8, 2, 0)
-    raw = zlib.decompress(b"".join(body for kind, body in chunks if kind == b"IDAT"))
-    stride = width * 3 + 1
-    assert len(raw) == stride * height
-    rows = [raw[y * stride : (y + 1) * stride] for y in range(height)]
-    assert all(row[0] == 0 for row in rows)  # filter type 0
-    return width, height, [row[1:] for row in rows]
+def series_points(svg: str) -> dict[str, list[list[tuple[float, float]]]]:
+    """Return each series' runs of points (a lone point is a run of one)."""
+    root = ElementTree.fromstring(svg)
+    out: dict[str, list[list[tuple[float, float]]]] = {}
+    for group in root.iter(f"{SVG}g"):
+        if group.get("class") != "series":
+            continue
+        runs = out.setdefault(group.get("data-name") or "", [])
+        for shape in group:
+            if shape.tag == f"{SVG}circle":
+                runs.append([(float(shape.get("cx", "")), float(shape.get("cy", "")))])
+            else:
+                pairs = (p.split(",") for p in shape.get("points", "").split())
+                runs.append([(float(x), float(y)) for x, y in pairs])
+    return out
 
 
-def pixel(rows: list[bytes], x: int, y: int) -> tuple[int, int, int]:
-    r, g, b = rows[y][x * 3 : x * 3 + 3]
-    return r, g, b
+def test_svg_colours_each_series_from_the_palette() -> None:
+    root = ElementTree.fromstring(line_chart_svg(WEEK, "t", "%", y_max=100))
+    groups = [g for g in root.iter(f"{SVG}g") if g.get("class") == "series"]
+    assert [g.get("stroke") for g in groups] == [PALETTE[0], PALETTE[1]]
+    assert [len(run) for run in series_points(line_chart_svg(WEEK, "t", "%"))["success rate"]] == [
+        2,
+        4,
+    ]
 
 
-def color(index: int) -> tuple[int, int, int]:
-    hex_color = PALETTE[index]
-    return int(hex_color[1:3], 16), int(hex_color[3:5], 16), int(hex_color[5:7], 16)
-
-
-def count(
-    rows: list[bytes], rgb: tuple[int, int, int], x_range: range | None = None, y_stop: int = 0
-) -> int:
-    """Count pixels of colour ``rgb`` in columns ``x_range`` of rows before ``y_stop``."""
-    total = 0
-    for row in rows[: y_stop or len(rows)]:
-        for x in x_range or range(len(row) // 3):
-            if tuple(row[x * 3 : x * 3 + 3]) == rgb:
-                total += 1
-    return total
-
-
-def test_png_is_a_valid_image_with_the_lines_drawn() -> None:
-    data = line_chart_png(WEEK, "Weekly rates", "%", y_max=100, width=640, height=320)
-    width, height, rows = decode_png(data)
-    assert (width, height) == (640, 320)
-    assert pixel(rows, 2, 2) == (255, 255, 255)  # background
-    assert count(rows, color(0)) > 200  # success rate line
-    assert count(rows, color(1)) > 200  # rollback rate line
-    assert count(rows, (0x33, 0x33, 0x33)) > 500  # axes and text
-
-
-def test_png_leaves_a_gap_for_none() -> None:
-    series = {"s": [("a", 5.0), ("b", 5.0), ("c", None), ("d", 5.0), ("e", 5.0)]}
-    _, _, rows = decode_png(line_chart_png(series, "t", "y", width=400, height=200))
-    # plot spans x 70..364 and y 44..136: points every 73.5 px, "b" at ~143, "d" at ~290
-    assert count(rows, color(0), range(150, 280), y_stop=140) == 0
-    assert count(rows, color(0), range(80, 140), y_stop=140) > 0
-    assert count(rows, color(0), range(295, 360), y_stop=140) > 0
-
-
-def test_png_of_nothing_is_still_an_image() -> None:
-    width, height, rows = decode_png(line_chart_png({}, "empty", "y"))
-    assert (width, height) == (720, 360)
-    assert count(rows, color(0)) == 0
+def test_svg_of_nothing_is_still_an_image() -> None:
+    root = ElementTree.fromstring(line_chart_svg({}, "empty", "y"))
+    assert (root.get("width"), root.get("height")) == ("720", "360")
+    assert series_points(line_chart_svg({}, "empty", "y")) == {}
 
 
 def test_svg_structure() -> None:
