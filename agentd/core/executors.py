@@ -293,6 +293,9 @@ DEFAULT_EXECUTORS: Mapping[str, str] = MappingProxyType(
         **SALES_DEFAULTS,
         "SEO.meta_update": "product_seo",
         "API.api_key_setup": "api_key",
+        # The planner's proposals for a revenue goal name no prices: a person drafts
+        # the quote from what was approved (see agentd.core.planning).
+        "SALES.proposal_request": HANDOFF,
     }
 )
 

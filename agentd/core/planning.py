@@ -111,6 +111,7 @@ class PlannedIntent:
     goal_id: str | None = None
     goal_verdict: Verdict | None = None
     domain: str = DOMAIN
+    change_type: str | None = None
     trace: tuple[Mapping[str, Any], ...] = field(default=())
 
     @property
@@ -239,6 +240,12 @@ def _goal_rationale(goal: Goal, evaluation: GoalEvaluation, why: str) -> str:
     return f"goal {goal.name!r} ({goal.goal_type.value}) is {evaluation.describe()}; {why}"
 
 
+#: Goal actions the planner cannot fill in itself, by the change type that says so.
+#: A proposal needs prices and line items no pattern or goal carries: it goes out
+#: as ``SALES.proposal_request``, which the default executors hand off to a person.
+GOAL_CHANGE_TYPES: Mapping[str, str] = {"send_proposal": "proposal_request"}
+
+
 def _goal_diff(goal: Goal, action: str) -> dict[str, Any]:
     template = f"goal_{action}"
     diff: dict[str, Any] = {
@@ -325,6 +332,7 @@ def plan_outreach(
                     diff=_goal_diff(goal, action),
                     goal_id=goal.id,
                     goal_verdict=evaluation.verdict,
+                    change_type=GOAL_CHANGE_TYPES.get(action),
                     trace=(step, pick),
                 )
             )

@@ -102,6 +102,7 @@ def planned_to_intent(planned: PlannedIntent) -> ActionIntent:
         account=planned.account,
         action_type=planned.action_type,
         domain=planned.domain,
+        change_type=planned.change_type,
         diff=planned.diff,
         rationale=planned.rationale[:2000],
         confidence=planned.confidence,

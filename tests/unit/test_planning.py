@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from agentd.core.executors import DEFAULT_EXECUTORS, resolve_executor
 from agentd.core.goals import Goal, GoalEvaluation, GoalStatus, GoalType, Verdict, evaluate_goal
 from agentd.core.patterns import EngagementDirection, Pattern, PatternKind, RiskSeverity
 from agentd.core.planning import (
@@ -171,6 +172,25 @@ def test_goal_behind_plans_its_corrective_action_on_chosen_accounts(
         assert intent.trace[0]["goal"] == g.id
         assert "is behind: 10 of 100 (10%)" in intent.rationale
         assert intent.diff["goal"]["id"] == g.id
+
+
+def test_a_planned_proposal_is_a_request_a_person_completes() -> None:
+    """The planner names no prices: its proposals go out as ``SALES.proposal_request``,
+    which the default executors hand off to a person instead of a quote that needs lines."""
+    g, evaluation = judged(goal("g-rev", GoalType.REVENUE), 10)
+    intents = plan_for_goals([(g, evaluation)], CANDIDATES)
+    assert intents and {(i.domain, i.change_type) for i in intents} == {
+        ("SALES", "proposal_request")
+    }
+    assert "lines" not in intents[0].diff and "amount" not in intents[0].diff
+    executor, key = resolve_executor(
+        DEFAULT_EXECUTORS, "send_proposal", "SALES", "proposal_request"
+    )
+    assert (executor, key) == ("handoff", "SALES.proposal_request")
+    # A proposal a person proposes with its lines still goes to the CRM's quote.
+    assert resolve_executor(DEFAULT_EXECUTORS, "send_proposal", None, None)[0] == "quote"
+    other, _ = judged(goal("g-act", GoalType.ACTIVITY), 10)
+    assert all(i.change_type is None for i in plan_for_goals([(other, _)], CANDIDATES))
 
 
 @pytest.mark.parametrize(
