@@ -244,8 +244,60 @@ def workflow_params(site: DemoSite) -> dict[str, dict[str, str]]:
     site.add_account(ACCOUNT, "Brightside Goods")
     _, _, _ = site.create_api_key("Storefront search", "read")
     revoke, _, _ = site.create_api_key("Old reporting export", "read_write")
+    state = site.state
+    ceo = "ceo@brightside.example"
+    state.add_contact(ACCOUNT, "Ada Brightside", ceo, "CEO")
+    cancelled = state.schedule_meeting(
+        ACCOUNT, title="Old review", day="2099-06-29", at="10:00", duration="30", send_invite=False
+    )
+    kickoff = state.schedule_meeting(
+        ACCOUNT, title="Kick-off", day="2099-06-28", at="09:00", duration="30", send_invite=False
+    )
+    state.record_minutes(ACCOUNT, kickoff.id, "Agreed: a pilot in two shops.")
+    mistake = state.add_note(ACCOUNT, "Added by mistake.")
+    quote = state.create_quote(ACCOUNT, [("Grinder", "2", "129.00")], "14")
     return {
         "add_note": {"note": "Asked for a pilot in Q3."},
+        "cancel_meeting": {"meeting_id": str(cancelled.id)},
+        "change_deal_stage": {"stage": "qualification"},
+        "delete_note": {"note_id": str(mistake.id)},
+        "edit_account_plan": {"plan": "Land the cafe chain first.\nThen the roastery."},
+        "escalate_to_manager": {
+            "title": "Renewal at risk",
+            "details": "Two complaints this week.",
+        },
+        "read_account_record": {},
+        "record_qualification": {
+            "budget": "10k",
+            "authority": "Owner",
+            "need": "Stock sync",
+            "timeline": "This quarter",
+        },
+        "send_quote": {
+            "description_1": "Burr grinder",
+            "quantity_1": "2",
+            "price_1": "129.00",
+            "description_2": "",
+            "quantity_2": "",
+            "price_2": "",
+            "description_3": "",
+            "quantity_3": "",
+            "price_3": "",
+            "valid_days": "30",
+        },
+        "send_templated_message": {
+            "template": "pricing_discussion",
+            "to": ceo,
+            "subject": "Pricing for next year",
+            "body": "Hello,\n\nCould we go through next year's pricing together?\n",
+        },
+        "share_meeting_minutes": {
+            "meeting_id": str(kickoff.id),
+            "to": ceo,
+            "subject": "Minutes of our kick-off",
+            "body": "Hello,\n\nThe minutes of our kick-off are attached.\n",
+        },
+        "withdraw_quote": {"quote_id": str(quote.id)},
         "api_key_generation": {"description": "Inventory sync", "permissions": "read_write"},
         "api_key_revocation": {"key_id": str(revoke.id)},
         "product_seo_update": {

@@ -137,4 +137,4 @@ def test_verbs_that_are_words_not_subcommands(script: Path) -> None:
     assert complete(script, "agentctl rollback ") == {"check", "extend", "tokens"}
     assert complete(script, "agentctl rollback ex") == {"extend"}
     assert complete(script, "agentctl rollback check ") == set()  # a token: not guessed
-    assert complete(script, "agentctl incidents ") == {"resolve"}
+    assert complete(script, "agentctl incidents ") == {"open", "resolve"}
