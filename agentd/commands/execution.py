@@ -11,10 +11,18 @@ from agentd.errors import InvalidArgument, NoExecutor
 if TYPE_CHECKING:
     from agentd.services.execution import ExecutionService
     from agentd.services.incidents import IncidentService
+    from agentd.services.rollback import RollbackService
 
 
 def _execution(ctx: CommandContext) -> ExecutionService:
     service: ExecutionService | None = getattr(ctx.app, "execution", None)
+    if service is None:
+        raise NoExecutor("execution is not enabled in this daemon")
+    return service
+
+
+def _rollback(ctx: CommandContext) -> RollbackService:
+    service: RollbackService | None = getattr(ctx.app, "rollback", None)
     if service is None:
         raise NoExecutor("execution is not enabled in this daemon")
     return service
@@ -57,13 +65,13 @@ async def execution_show(ctx: CommandContext) -> dict[str, Any]:
 @command("rollback.check", summary="Say whether a change can be rolled back, and how.")
 async def rollback_check(ctx: CommandContext) -> dict[str, Any]:
     """Answer for a token (or an execution id) without changing anything."""
-    return await _execution(ctx).check_rollback(ctx.text("token"))
+    return await _rollback(ctx).check_rollback(ctx.text("token"))
 
 
 @command("rollback.run", access=Access.APPROVE, summary="Roll back a change.")
 async def rollback_run(ctx: CommandContext) -> dict[str, Any]:
     """Undo, restore or escalate, as the token's age, risk and the target's state allow."""
-    return await _execution(ctx).rollback(
+    return await _rollback(ctx).rollback(
         ctx.text("token"), reason=ctx.text("reason"), actor=ctx.actor
     )
 
@@ -71,7 +79,7 @@ async def rollback_run(ctx: CommandContext) -> dict[str, Any]:
 @command("rollback.extend", access=Access.APPROVE, summary="Extend a rollback deadline.")
 async def rollback_extend(ctx: CommandContext) -> dict[str, Any]:
     """Move an available token's deadline later (at most 30 days past it)."""
-    return await _execution(ctx).extend(
+    return await _rollback(ctx).extend(
         ctx.text("token"), _time(ctx, "until"), reason=ctx.text("reason"), actor=ctx.actor
     )
 
@@ -79,7 +87,7 @@ async def rollback_extend(ctx: CommandContext) -> dict[str, Any]:
 @command("rollback.tokens", summary="List rollback tokens.")
 async def rollback_tokens(ctx: CommandContext) -> dict[str, Any]:
     """List rollback tokens, newest first."""
-    return {"tokens": [t.to_dict() for t in await _execution(ctx).tokens()]}
+    return {"tokens": [t.to_dict() for t in await _rollback(ctx).tokens()]}
 
 
 @command("incidents.list", summary="List incidents.")
