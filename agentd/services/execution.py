@@ -870,7 +870,7 @@ class ExecutionService:
                     params=dict(step.params),
                     service=stored_plan(exe).service or self.service(),
                     actor=ACTOR,
-                    intent_id=exe.id,
+                    execution_id=exe.id,
                 )
             except AgentdError as exc:
                 raise OperationFailed(None, exc.message, exc.code.name) from exc
@@ -892,7 +892,7 @@ class ExecutionService:
         self, exe: exec_sql.ExecutionRow, step: Step
     ) -> ops_sql.OperationRow | None:
         row = await self.store.read_one(
-            "SELECT id FROM operations WHERE intent_id = ? AND workflow = ? "
+            "SELECT id FROM operations WHERE execution_id = ? AND workflow = ? "
             "ORDER BY created_at DESC LIMIT 1",
             (exe.id, step.workflow),
         )

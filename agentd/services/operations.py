@@ -145,7 +145,7 @@ class OperationsService:
         params: Mapping[str, str] | None = None,
         service: str | None = None,
         actor: str,
-        intent_id: str | None = None,
+        execution_id: str | None = None,
     ) -> ops_sql.OperationRow:
         """Create an operation: ``pending`` with consent, else ``awaiting_consent``.
 
@@ -189,7 +189,7 @@ class OperationsService:
                     "params": values,
                     "state": state,
                     "total": len(flow.steps),
-                    "intent_id": intent_id,
+                    "execution_id": execution_id,
                     "folder": str(self.folder / op_id),
                     "created_by": actor,
                     "created_at": iso(now),

@@ -442,7 +442,7 @@ class RollbackService:
                 params=dict(plan.snapshot.params),
                 service=plan.service or self.engine.service(),
                 actor=ACTOR,
-                intent_id=exe.id,
+                execution_id=exe.id,
             )
         except AgentdError as err:
             raise OperationFailed(None, err.message, err.code.name) from err

@@ -37,7 +37,7 @@ class OperationRow:
     error: str | None
     result: dict[str, str]
     folder: str | None
-    intent_id: str | None
+    execution_id: str | None
     created_by: str
     created_at: str
     updated_at: str
@@ -66,9 +66,8 @@ class OperationRow:
             "error": self.error,
             "result": dict(self.result),
             "folder": self.folder,
-            # The column is named intent_id, but what it holds is the execution
-            # that started the operation (None for one started by hand).
-            "execution": self.intent_id,
+            # The execution that started the operation (None for one started by hand).
+            "execution": self.execution_id,
             "created_by": self.created_by,
             "created_at": self.created_at,
             "updated_at": self.updated_at,
@@ -94,7 +93,7 @@ def _operation(row: Row) -> OperationRow:
         error=row["error"],
         result=json.loads(row["result"]) if row["result"] else {},
         folder=row["folder"],
-        intent_id=row["intent_id"],
+        execution_id=row["execution_id"],
         created_by=row["created_by"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
