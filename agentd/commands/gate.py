@@ -10,6 +10,7 @@ import anyio
 from agentd.commands.registry import Access, CommandContext, command
 from agentd.core.audit import AuditEvent, AuditEventType
 from agentd.core.intents import IntentSource, parse_intent
+from agentd.core.states import IntentStatus
 from agentd.errors import AgentdError, InvalidArgument, NoExecutor, NotFound
 from agentd.services import accounts as accounts_service
 from agentd.services.scope import PROPOSAL_PREFIX
@@ -28,7 +29,7 @@ INTENT_FIELDS = (
     "source",
     "serves",
 )
-STATUSES = ("pending", "approved", "blocked", "rejected", "expired")
+STATUSES = tuple(IntentStatus)
 
 
 def _arg(ctx: CommandContext, name: str, *, required: bool = True) -> Any:

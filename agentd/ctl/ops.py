@@ -8,6 +8,7 @@ import io
 import json
 import sys
 
+from agentd.core.states import OperationState
 from agentd.ctl import render
 from agentd.ctl.gate import UsageError
 
@@ -20,7 +21,8 @@ if TYPE_CHECKING:
 
     Adder = Callable[..., argparse.ArgumentParser]
 
-STATES = ("awaiting_consent", "pending", "in_progress", "completed", "failed", "cancelled")
+# Plain strings: argparse quotes choices with repr() in its errors.
+STATES = [s.value for s in OperationState]
 OP_COLUMNS = ("id", "state", "progress", "workflow", "account", "reason", "created_at")
 
 

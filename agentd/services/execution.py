@@ -65,6 +65,14 @@ from agentd.core.rollback import (
     rollback_deadline,
 )
 from agentd.core.sales_executors import STAGES as ACCOUNT_STAGES
+from agentd.core.states import (
+    ENDED_EXECUTION_STATES,
+    OPEN_EXECUTION_STATES,
+    ExecutionState,
+    IntentStatus,
+    OperationState,
+    TokenState,
+)
 from agentd.errors import (
     AgentdError,
     InvalidArgument,
@@ -88,16 +96,6 @@ if TYPE_CHECKING:
     from agentd.services.operations import OperationsService
 
 ACTOR = "agentd"
-OPEN_STATES = (
-    "queued",
-    "waiting",
-    "awaiting_consent",
-    "snapshot",
-    "ready",
-    "running",
-    "verifying",
-)
-_ENDED = ("succeeded", "failed", "refused")
 MAX_SNAPSHOT_ATTEMPTS = 3
 SNAPSHOT_RETRY = timedelta(seconds=30)
 _TAKE_BATCH = 100
@@ -184,7 +182,7 @@ class ExecutionService:
     async def _due(self) -> list[exec_sql.ExecutionRow]:
         now = self.clock()
         async with self.store.write(now) as tx:
-            rows = await exec_sql.executions_in_state(tx, OPEN_STATES)
+            rows = await exec_sql.executions_in_state(tx, OPEN_EXECUTION_STATES)
         return [
             r
             for r in rows
@@ -196,7 +194,12 @@ class ExecutionService:
     async def _drive_guarded(self, exe_id: str) -> None:
         try:
             exe = await self.drive(exe_id)
-            if exe.state in ("snapshot", "ready", "running", "verifying"):
+            if exe.state in (
+                ExecutionState.SNAPSHOT,
+                ExecutionState.READY,
+                ExecutionState.RUNNING,
+                ExecutionState.VERIFYING,
+            ):
                 # Not expected: a phase returned without moving on. The next
                 # look at the queue picks it up again (every phase resumes).
                 logger.warning("execution {} paused in state {}", exe_id, exe.state)
@@ -225,7 +228,7 @@ class ExecutionService:
             return
         await notify_quietly(
             self.incidents.notifier,
-            Severity.HIGH if exe.state == "failed" else Severity.MEDIUM,
+            Severity.HIGH if exe.state == ExecutionState.FAILED else Severity.MEDIUM,
             NotificationKind.EXECUTION,
             f"{what} {exe.state}: {exe.reason}",
             f"{exe.detail or ''}\n\nThe intent was approved but nothing was changed by this "
@@ -270,7 +273,7 @@ class ExecutionService:
                     reason = str(exc.details.get("reason", "BAD_PARAMETERS"))
                     values.update(
                         executor="none",
-                        state="refused",
+                        state=ExecutionState.REFUSED,
                         reason=reason,
                         detail=exc.message,
                         finished_at=iso(now),
@@ -288,7 +291,7 @@ class ExecutionService:
                 else:
                     values.update(
                         executor=plan.executor,
-                        state="queued",
+                        state=ExecutionState.QUEUED,
                         params=_plan_json(plan),
                         diff=dict(plan.diff),
                     )
@@ -315,7 +318,7 @@ class ExecutionService:
         if (
             row is None
             or row["source"] == "governance"
-            or row["status"] != "pending"
+            or row["status"] != IntentStatus.PENDING
             or row["decision"] == "BLOCKED"
             or (row["expires_at"] is not None and row["expires_at"] <= iso(self.clock()))
         ):
@@ -379,21 +382,25 @@ class ExecutionService:
         try:
             return await self._drive(exe)
         finally:
-            if began not in _ENDED:
+            if began not in ENDED_EXECUTION_STATES:
                 end = await self.get(exe_id)
-                if end.state in ("refused", "failed"):
+                if end.state in (ExecutionState.REFUSED, ExecutionState.FAILED):
                     await self._report_end(end)
 
     async def _drive(self, exe: exec_sql.ExecutionRow) -> exec_sql.ExecutionRow:
-        if exe.state in ("queued", "waiting", "awaiting_consent"):
+        if exe.state in (
+            ExecutionState.QUEUED,
+            ExecutionState.WAITING,
+            ExecutionState.AWAITING_CONSENT,
+        ):
             exe = await self._precheck(exe)
-        if exe.state == "snapshot":
+        if exe.state == ExecutionState.SNAPSHOT:
             exe = await self._snapshot_phase(exe)
-        if exe.state == "ready":
+        if exe.state == ExecutionState.READY:
             exe = await self._start(exe)
-        if exe.state == "running":
+        if exe.state == ExecutionState.RUNNING:
             exe = await self._change_phase(exe)
-        if exe.state == "verifying":
+        if exe.state == ExecutionState.VERIFYING:
             exe = await self._verify_phase(exe)
         return exe
 
@@ -459,7 +466,7 @@ class ExecutionService:
                 await self.set_state(
                     tx,
                     exe,
-                    state="refused",
+                    state=ExecutionState.REFUSED,
                     reason="SERVICE_NOT_CONFIGURED",
                     detail=missing,
                     retry_at=None,
@@ -486,7 +493,13 @@ class ExecutionService:
                 handed_off = True
             elif result.proceed:
                 await self.set_state(
-                    tx, exe, state="snapshot", checks=trace, retry_at=None, reason=None, detail=None
+                    tx,
+                    exe,
+                    state=ExecutionState.SNAPSHOT,
+                    checks=trace,
+                    retry_at=None,
+                    reason=None,
+                    detail=None,
                 )
             else:
                 await self._hold(tx, exe, result, trace)
@@ -510,7 +523,7 @@ class ExecutionService:
             await self.set_state(
                 tx,
                 exe,
-                state="refused",
+                state=ExecutionState.REFUSED,
                 checks=trace,
                 reason=str(result.reason),
                 detail=said,
@@ -527,7 +540,11 @@ class ExecutionService:
                 )
             )
             return
-        state = "awaiting_consent" if result.outcome is ExecutionOutcome.WAIT_CONSENT else "waiting"
+        state = (
+            ExecutionState.AWAITING_CONSENT
+            if result.outcome is ExecutionOutcome.WAIT_CONSENT
+            else ExecutionState.WAITING
+        )
         retry = result.retry_at or tx.now + timedelta(seconds=self.config().poll_interval_s)
         if (exe.state, exe.reason) != (state, str(result.reason)):
             logger.info("execution {} {}: {}", exe.id, state, said)
@@ -562,7 +579,7 @@ class ExecutionService:
                     await self.set_state(
                         tx,
                         exe,
-                        state="waiting",
+                        state=ExecutionState.WAITING,
                         checks=[*checks, failed],
                         reason="SNAPSHOT_FAILED",
                         attempts=attempts,
@@ -595,7 +612,12 @@ class ExecutionService:
             return await self._refuse_after_snapshot(exe, before, exc)
         async with self.store.write(self.clock()) as tx:
             await self.set_state(
-                tx, exe, state="ready", before=before, params=_plan_json(plan), diff=dict(plan.diff)
+                tx,
+                exe,
+                state=ExecutionState.READY,
+                before=before,
+                params=_plan_json(plan),
+                diff=dict(plan.diff),
             )
         return await self.get(exe.id)
 
@@ -617,7 +639,7 @@ class ExecutionService:
             await self.set_state(
                 tx,
                 exe,
-                state="refused",
+                state=ExecutionState.REFUSED,
                 reason=reason,
                 detail=exc.message,
                 before=before,
@@ -646,7 +668,7 @@ class ExecutionService:
                 await self.set_state(
                     tx,
                     exe,
-                    state="running",
+                    state=ExecutionState.RUNNING,
                     checks=trace,
                     started_at=iso(tx.now),
                     retry_at=None,
@@ -675,7 +697,7 @@ class ExecutionService:
         except OperationFailed as exc:
             return await self._fail_change(exe, plan, exc)
         async with self.store.write(self.clock()) as tx:
-            await self.set_state(tx, exe, state="verifying", result=op.result)
+            await self.set_state(tx, exe, state=ExecutionState.VERIFYING, result=op.result)
         return await self.get(exe.id)
 
     async def _fail_change(
@@ -696,7 +718,7 @@ class ExecutionService:
             await self.set_state(
                 tx,
                 exe,
-                state="failed",
+                state=ExecutionState.FAILED,
                 reason=exc.reason,
                 detail=detail,
                 target_state=state,
@@ -706,7 +728,7 @@ class ExecutionService:
             )
             # Kept for the record, never usable: a failed execution is not rolled
             # back (its snapshots say what state the target is in).
-            await self.issue_token(tx, exe, tx.now, state="void")
+            await self.issue_token(tx, exe, tx.now, state=TokenState.VOID)
             tx.audit(
                 AuditEvent(
                     AuditEventType.EXECUTION_FAILED,
@@ -764,7 +786,7 @@ class ExecutionService:
             await self.set_state(
                 tx,
                 exe,
-                state="succeeded",
+                state=ExecutionState.SUCCEEDED,
                 after=after,
                 finished_at=iso(tx.now),
                 target_state="applied",
@@ -794,7 +816,7 @@ class ExecutionService:
         exe: exec_sql.ExecutionRow,
         now: datetime,
         *,
-        state: str = "available",
+        state: TokenState = TokenState.AVAILABLE,
     ) -> str:
         executed = parse_time(exe.started_at) if exe.started_at else now
         value = f"rbk_{token.token_hex(12)}"
@@ -858,7 +880,7 @@ class ExecutionService:
         op: ops_sql.OperationRow | None = None
         if recorded is not None:
             op = await self.operations.get(recorded)
-            if fresh and op.finished and op.state != "completed":
+            if fresh and op.finished and op.state != OperationState.COMPLETED:
                 op = None
         if op is None:
             op = await self._find_started(exe, step) if not fresh else None
@@ -881,7 +903,7 @@ class ExecutionService:
         except TimeoutError:
             await self.operations.cancel(op.id, ACTOR)
             op = await self.operations.wait(op.id, 60)
-        if op.state != "completed":
+        if op.state != OperationState.COMPLETED:
             message = op.error or f"operation {op.id} ended {op.state}"
             raise OperationFailed(
                 op, f"{step.workflow}: {message}", (op.reason or op.state).upper()
@@ -940,8 +962,8 @@ class ExecutionService:
 
         :raises InvalidArgument: unknown state.
         """
-        if state is not None and state not in (*OPEN_STATES, "handed_off", *exec_sql.TERMINAL):
-            known = ", ".join((*OPEN_STATES, "handed_off", *sorted(exec_sql.TERMINAL)))
+        if state is not None and state not in frozenset(ExecutionState):
+            known = ", ".join(ExecutionState)
             raise InvalidArgument(
                 f"unknown execution state {state!r} (one of {known})", details={"field": "status"}
             )
@@ -1006,13 +1028,19 @@ class ExecutionService:
         touched: list[str] = []
         async with self.store.write(now) as tx:
             for exe in await exec_sql.executions_in_state(
-                tx, ("ready", "snapshot", "verifying", "running")
+                tx,
+                (
+                    ExecutionState.READY,
+                    ExecutionState.SNAPSHOT,
+                    ExecutionState.VERIFYING,
+                    ExecutionState.RUNNING,
+                ),
             ):
                 if exe.kind == "rollback":
                     await self.set_state(
                         tx,
                         exe,
-                        state="failed",
+                        state=ExecutionState.FAILED,
                         reason="INTERRUPTED",
                         finished_at=iso(now),
                         detail="the daemon stopped during the rollback; check the target and "
@@ -1020,8 +1048,10 @@ class ExecutionService:
                     )
                     if exe.rollback_of:
                         original = await exec_sql.token_for_execution_in_tx(tx, exe.rollback_of)
-                        if original is not None and original.state == "in_progress":
-                            await exec_sql.update_token(tx, original.token, {"state": "available"})
+                        if original is not None and original.state == TokenState.IN_PROGRESS:
+                            await exec_sql.update_token(
+                                tx, original.token, {"state": TokenState.AVAILABLE}
+                            )
                     tx.audit(
                         AuditEvent(
                             AuditEventType.ROLLBACK_FAILED,
@@ -1030,8 +1060,8 @@ class ExecutionService:
                             {"rollback": exe.id, "reason": "INTERRUPTED"},
                         )
                     )
-                elif exe.state == "ready":
-                    await self.set_state(tx, exe, state="queued", before=None)
+                elif exe.state == ExecutionState.READY:
+                    await self.set_state(tx, exe, state=ExecutionState.QUEUED, before=None)
                 touched.append(exe.id)
         return touched
 

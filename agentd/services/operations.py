@@ -45,6 +45,7 @@ from agentd.browser.agent import (
 )
 from agentd.browser.playwright_browser import PlaywrightBrowser
 from agentd.core.audit import AuditEvent, AuditEventType
+from agentd.core.states import OperationState
 from agentd.errors import AgentdError, Conflict, InvalidArgument, InvalidState, NotFound, VaultError
 from agentd.kb import KnowledgeBase, Step, bind_account
 from agentd.llm import AnthropicModel
@@ -57,7 +58,7 @@ from agentd.vault import SecretValue, Vault
 OPERATION_CREATED = AuditEventType.OPERATION_CREATED
 OPERATION_RESUMED = "OPERATION_RESUMED"
 OPERATION_AWAITING_CONSENT = "OPERATION_AWAITING_CONSENT"
-STATES = ("awaiting_consent", "pending", "in_progress", "completed", "failed", "cancelled")
+STATES = tuple(OperationState)
 
 
 class Recovery(StrEnum):

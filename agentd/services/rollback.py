@@ -31,6 +31,7 @@ from agentd.core.rollback import (
     choose_rollback,
     extend_deadline,
 )
+from agentd.core.states import ExecutionState, OperationState, TokenState
 from agentd.errors import AgentdError, Conflict, InvalidArgument, InvalidState, NotFound
 from agentd.services.execution import (
     ACTOR,
@@ -81,9 +82,14 @@ class RollbackService:
         executor = self.engine.config().registry().get(exe.executor)
         current: dict[str, Any] | None = None
         current_matches = True
-        if read_current and executor is not None and exe.state == "succeeded" and tok is not None:
+        if (
+            read_current
+            and executor is not None
+            and exe.state == ExecutionState.SUCCEEDED
+            and tok is not None
+        ):
             plan = stored_plan(exe)
-            if plan.snapshot is not None and tok.state == "available":
+            if plan.snapshot is not None and tok.state == TokenState.AVAILABLE:
                 try:
                     current = await self._read_plain(exe, plan)
                     current_matches = matches(current, exe.after or {})
@@ -102,9 +108,10 @@ class RollbackService:
             now,
             parse_time(tok.deadline) if tok else executed,
             current_matches_after=current_matches,
-            already_rolled_back=tok is not None and tok.state in ("used", "escalated"),
+            already_rolled_back=tok is not None
+            and tok.state in (TokenState.USED, TokenState.ESCALATED),
             is_rollback=exe.kind == "rollback",
-            execution_succeeded=exe.state == "succeeded",
+            execution_succeeded=exe.state == ExecutionState.SUCCEEDED,
         )
         if (
             verdict.available
@@ -129,7 +136,9 @@ class RollbackService:
         return {
             "token": tok.token if tok else None,
             "execution": exe.id,
-            "available": verdict.available and tok is not None and tok.state == "available",
+            "available": verdict.available
+            and tok is not None
+            and tok.state == TokenState.AVAILABLE,
             "type": str(verdict.type) if verdict.type else None,
             "reason": str(verdict.reason),
             "detail": verdict.detail
@@ -154,7 +163,7 @@ class RollbackService:
             raise InvalidArgument("say why (--reason)", details={"field": "reason"})
         now = self.engine.clock()
         tok, exe, verdict, current = await self._verdict(ref, now, read_current=True)
-        if tok is not None and tok.state == "in_progress":
+        if tok is not None and tok.state == TokenState.IN_PROGRESS:
             raise Conflict(
                 f"a rollback of {exe.id} is already running", details={"token": tok.token}
             )
@@ -204,7 +213,7 @@ class RollbackService:
                 tx,
                 exe,
                 tok,
-                {"state": "escalated", "used_at": iso(tx.now), "used_by": actor},
+                {"state": TokenState.ESCALATED, "used_at": iso(tx.now), "used_by": actor},
                 severity=incident_severity(exe),
                 kind="rollback_escalated",
                 title=f"rollback of {exe.id} ({exe.action_type} on {exe.account}) needs a person",
@@ -273,7 +282,7 @@ class RollbackService:
         rb_id = f"exe_{token.token_hex(8)}"
         async with self.store.write(self.engine.clock()) as tx:
             await _still_available(tx, tok)
-            await exec_sql.update_token(tx, tok.token, {"state": "in_progress"})
+            await exec_sql.update_token(tx, tok.token, {"state": TokenState.IN_PROGRESS})
             await exec_sql.insert_execution(
                 tx,
                 {
@@ -288,7 +297,7 @@ class RollbackService:
                     "executor": exe.executor,
                     "risk": exe.risk,
                     "autonomous": False,
-                    "state": "running",
+                    "state": ExecutionState.RUNNING,
                     "params": {
                         "change": {"workflow": step.workflow, "params": dict(step.params)},
                         "service": stored_plan(exe).service,
@@ -345,7 +354,7 @@ class RollbackService:
             await self.engine.set_state(
                 tx,
                 rb,
-                state="succeeded",
+                state=ExecutionState.SUCCEEDED,
                 after=after,
                 result=op.result,
                 finished_at=iso(tx.now),
@@ -355,7 +364,7 @@ class RollbackService:
                 tx,
                 tok.token,
                 {
-                    "state": "used",
+                    "state": TokenState.USED,
                     "used_at": iso(tx.now),
                     "used_by": actor,
                     "rollback_execution": rb_id,
@@ -400,7 +409,7 @@ class RollbackService:
             await self.engine.set_state(
                 tx,
                 rb,
-                state="failed",
+                state=ExecutionState.FAILED,
                 reason=exc.reason,
                 detail=exc.message,
                 after=after,
@@ -411,7 +420,7 @@ class RollbackService:
                 tx,
                 exe,
                 tok,
-                {"state": "available"},
+                {"state": TokenState.AVAILABLE},
                 severity="high",
                 kind="rollback_failed",
                 title=f"rollback of {exe.id} ({exe.action_type} on {exe.account}) failed",
@@ -447,7 +456,7 @@ class RollbackService:
         except AgentdError as err:
             raise OperationFailed(None, err.message, err.code.name) from err
         op = await self.operations.wait(op.id, self.engine.config().operation_timeout_s)
-        if op.state != "completed":
+        if op.state != OperationState.COMPLETED:
             raise OperationFailed(op, op.error or op.state, (op.reason or op.state).upper())
         try:
             return self.engine.executor(exe.executor).read(op.result)
@@ -473,7 +482,7 @@ class RollbackService:
         async with self.store.write(now) as tx:
             fresh = await exec_sql.token_in_tx(tx, tok.token)
             assert fresh is not None
-            if fresh.state != "available":
+            if fresh.state != TokenState.AVAILABLE:
                 raise InvalidState(
                     f"token {tok.token} is {fresh.state}; only an available token can be extended",
                     details={"reason": "TOKEN_NOT_AVAILABLE"},
@@ -512,5 +521,5 @@ async def _still_available(tx: Transaction, tok: exec_sql.TokenRow) -> None:
     :raises Conflict: another rollback, escalation or extension came first.
     """
     fresh = await exec_sql.token_in_tx(tx, tok.token)
-    if fresh is None or fresh.state != "available":
+    if fresh is None or fresh.state != TokenState.AVAILABLE:
         raise Conflict(f"token {tok.token} changed meanwhile ({fresh.state if fresh else 'gone'})")

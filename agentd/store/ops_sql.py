@@ -11,11 +11,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from agentd.core.states import ENDED_OPERATION_STATES
 from agentd.store.base import Row, Store, Transaction
 from agentd.store.rows import insert_row, update_row
 from agentd.store.sqlite import iso
-
-TERMINAL_STATES = frozenset({"completed", "failed", "cancelled"})
 
 
 @dataclass(frozen=True)
@@ -47,7 +46,7 @@ class OperationRow:
     @property
     def finished(self) -> bool:
         """Return whether the operation reached a terminal state."""
-        return self.state in TERMINAL_STATES
+        return self.state in ENDED_OPERATION_STATES
 
     def to_dict(self) -> dict[str, Any]:
         """Return the protocol form."""
