@@ -43,6 +43,7 @@ from agentd.sdnotify import SystemdNotifier
 from agentd.server import ControlServer
 from agentd.services.briefings import BriefingWriter
 from agentd.services.execution import ExecutionService
+from agentd.services.execution_views import ExecutionViews
 from agentd.services.gate import GateService
 from agentd.services.governor import Governance
 from agentd.services.incidents import EventHub, IncidentService
@@ -258,6 +259,7 @@ class App:
             ),
         )
         self.rollback = RollbackService(self.execution)
+        self.execution_views = ExecutionViews(store, self.operations)
         # Governance: breakers hear every published outcome; its tasks join the scheduler.
         self.sd_notifier: SystemdNotifier | None = None
         self.governance = Governance(

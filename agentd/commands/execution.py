@@ -10,12 +10,20 @@ from agentd.errors import InvalidArgument, NoExecutor
 
 if TYPE_CHECKING:
     from agentd.services.execution import ExecutionService
+    from agentd.services.execution_views import ExecutionViews
     from agentd.services.incidents import IncidentService
     from agentd.services.rollback import RollbackService
 
 
 def _execution(ctx: CommandContext) -> ExecutionService:
     service: ExecutionService | None = getattr(ctx.app, "execution", None)
+    if service is None:
+        raise NoExecutor("execution is not enabled in this daemon")
+    return service
+
+
+def _views(ctx: CommandContext) -> ExecutionViews:
+    service: ExecutionViews | None = getattr(ctx.app, "execution_views", None)
     if service is None:
         raise NoExecutor("execution is not enabled in this daemon")
     return service
@@ -52,14 +60,14 @@ def _time(ctx: CommandContext, name: str) -> datetime:
 @command("executions.list", summary="List executions.")
 async def executions_list(ctx: CommandContext) -> dict[str, Any]:
     """List executions, newest first, optionally in one state."""
-    rows = await _execution(ctx).list_executions(ctx.optional_text("status"), limit=ctx.limit())
+    rows = await _views(ctx).list_executions(ctx.optional_text("status"), limit=ctx.limit())
     return {"executions": [r.to_dict() for r in rows]}
 
 
 @command("execution.show", summary="Show an execution: checks, snapshots, token, screenshots.")
 async def execution_show(ctx: CommandContext) -> dict[str, Any]:
     """Show one execution with its rollback token and the operations it ran."""
-    return await _execution(ctx).show(ctx.text("id"))
+    return await _views(ctx).show(ctx.text("id"))
 
 
 @command("rollback.check", summary="Say whether a change can be rolled back, and how.")

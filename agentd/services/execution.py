@@ -78,9 +78,9 @@ from agentd.errors import (
     InvalidArgument,
     InvalidState,
     NoExecutor,
-    NotFound,
 )
 from agentd.notifiers import NotificationKind, Severity
+from agentd.services.execution_views import get_execution
 from agentd.services.gate import read_global_state
 from agentd.services.handoffs import HandoffDesk
 from agentd.services.incidents import EventHub, IncidentService
@@ -950,24 +950,7 @@ class ExecutionService:
 
         :raises NotFound: no such execution.
         """
-        row = await exec_sql.get_execution(self.store, exe_id)
-        if row is None:
-            raise NotFound(f"unknown execution {exe_id!r}", details={"execution": exe_id})
-        return row
-
-    async def list_executions(
-        self, state: str | None = None, limit: int = 200
-    ) -> list[exec_sql.ExecutionRow]:
-        """Return executions, newest first.
-
-        :raises InvalidArgument: unknown state.
-        """
-        if state is not None and state not in frozenset(ExecutionState):
-            known = ", ".join(ExecutionState)
-            raise InvalidArgument(
-                f"unknown execution state {state!r} (one of {known})", details={"field": "status"}
-            )
-        return await exec_sql.list_executions(self.store, state=state, limit=limit)
+        return await get_execution(self.store, exe_id)
 
     async def wait(self, exe_id: str, timeout_s: float = 300.0) -> exec_sql.ExecutionRow:
         """Wait until an execution is finished; return it.
@@ -982,37 +965,6 @@ class ExecutionService:
                     return exe
                 with anyio.move_on_after(0.5):
                     await changed.wait()
-
-    async def show(self, exe_id: str) -> dict[str, Any]:
-        """Return an execution with its token, rollbacks and the operations it ran."""
-        exe = await self.get(exe_id)
-        tok = await exec_sql.token_for_execution(self.store, exe.id)
-        operations = []
-        for column in ("snapshot_op", "change_op", "verify_op"):
-            op_id = getattr(exe, column)
-            if op_id is None:
-                continue
-            op = await self.operations.get(op_id)
-            steps = await self.operations.steps(op_id)
-            operations.append(
-                {
-                    "phase": column.removesuffix("_op"),
-                    "id": op.id,
-                    "workflow": op.workflow,
-                    "state": op.state,
-                    "folder": op.folder,
-                    "screenshots": [s.screenshot for s in steps if s.screenshot],
-                }
-            )
-        rollbacks = await self.store.read_all(
-            "SELECT id FROM executions WHERE rollback_of = ? ORDER BY created_at", (exe.id,)
-        )
-        return {
-            **exe.to_dict(),
-            "rollback_token": tok.to_dict() if tok else None,
-            "operations": operations,
-            "rollbacks": [r[0] for r in rollbacks],
-        }
 
     # -- recovery --------------------------------------------------------------------------
 
