@@ -93,7 +93,7 @@ def op_show(s: Session, ns: argparse.Namespace) -> int:
             + (f" {r['reason']}: {r['error']}" if r.get("reason") else "")
         ),
     )
-    return 0 if r["state"] == "completed" else 1
+    return 0 if r["state"] == OperationState.COMPLETED else 1
 
 
 def op_run(s: Session, ns: argparse.Namespace) -> int:

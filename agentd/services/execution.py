@@ -431,7 +431,7 @@ class ExecutionService:
             ExecutionCheckInputs(
                 now=now,
                 intent_status="APPROVED"
-                if intent and intent[0] == "approved"
+                if intent and intent[0] == IntentStatus.APPROVED
                 else str(intent[0] if intent else "missing").upper(),
                 kill_switch_on=state.kill_switch or tenant_kill,
                 trusted_mode=account[0] if account else "NONE",

@@ -304,7 +304,7 @@ def decide_batch(  # noqa: PLR0915
         elif outcome.reserve:
             idem_rows.append((intent_id, IdempotencyState.RESERVED, at))
         status = STATUS_FOR[outcome.decision]
-        expires = iso(now + approval_ttl(intent.tenant)) if status == "pending" else None
+        expires = iso(now + approval_ttl(intent.tenant)) if status == IntentStatus.PENDING else None
         inserts.append(
             gate_sql.intent_insert_row(
                 intent,
