@@ -859,6 +859,32 @@ class ExecutionService:
 
     # -- browser operations ---------------------------------------------------------------
 
+    async def read_current(self, exe: exec_sql.ExecutionRow, plan: ChangePlan) -> dict[str, Any]:
+        """Read the target's current values with a fresh snapshot operation (not recorded).
+
+        A rollback compares them with the change's after snapshot before it
+        chooses how to undo; the operation is not one of ``exe``'s phases.
+        """
+        assert plan.snapshot is not None
+        try:
+            op = await self.operations.start_operation(
+                plan.snapshot.workflow,
+                exe.account,
+                params=dict(plan.snapshot.params),
+                service=plan.service or self.service(),
+                actor=ACTOR,
+                execution_id=exe.id,
+            )
+        except AgentdError as err:
+            raise OperationFailed(None, err.message, err.code.name) from err
+        op = await self.operations.wait(op.id, self.config().operation_timeout_s)
+        if op.state != OperationState.COMPLETED:
+            raise OperationFailed(op, op.error or op.state, (op.reason or op.state).upper())
+        try:
+            return self.executor(exe.executor).read(op.result)
+        except InvalidArgument as err:
+            raise OperationFailed(op, err.message, "BAD_SNAPSHOT") from err
+
     async def read_snapshot(
         self, exe: exec_sql.ExecutionRow, plan: ChangePlan, column: str
     ) -> dict[str, Any]:

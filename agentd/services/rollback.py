@@ -23,7 +23,7 @@ from loguru import logger
 
 from agentd.core.audit import AuditEvent, AuditEventType
 from agentd.core.breakers import BreakerEventKind
-from agentd.core.executors import ChangePlan, Step, matches
+from agentd.core.executors import Step, matches
 from agentd.core.rollback import (
     RollbackReason,
     RollbackType,
@@ -31,10 +31,9 @@ from agentd.core.rollback import (
     choose_rollback,
     extend_deadline,
 )
-from agentd.core.states import ExecutionState, OperationState, TokenState
-from agentd.errors import AgentdError, Conflict, InvalidArgument, InvalidState, NotFound
+from agentd.core.states import ExecutionState, TokenState
+from agentd.errors import Conflict, InvalidArgument, InvalidState, NotFound
 from agentd.services.execution import (
-    ACTOR,
     ExecutionService,
     OperationFailed,
     incident_severity,
@@ -59,7 +58,6 @@ class RollbackService:
     def __init__(self, engine: ExecutionService) -> None:
         self.engine = engine
         self.store = engine.store
-        self.operations = engine.operations
         self.incidents = engine.incidents
 
     async def _resolve_token(
@@ -91,7 +89,7 @@ class RollbackService:
             plan = stored_plan(exe)
             if plan.snapshot is not None and tok.state == TokenState.AVAILABLE:
                 try:
-                    current = await self._read_plain(exe, plan)
+                    current = await self.engine.read_current(exe, plan)
                     current_matches = matches(current, exe.after or {})
                 except OperationFailed as exc:
                     raise InvalidState(
@@ -440,28 +438,6 @@ class RollbackService:
             f"rollback failed: {exc.message} (incident {incident}; the token stays usable)",
             details={"reason": "ROLLBACK_FAILED", "rollback": rb.id, "incident": incident},
         )
-
-    async def _read_plain(self, exe: exec_sql.ExecutionRow, plan: ChangePlan) -> dict[str, Any]:
-        """Read the target's current values with a fresh snapshot operation (not recorded)."""
-        assert plan.snapshot is not None
-        try:
-            op = await self.operations.start_operation(
-                plan.snapshot.workflow,
-                exe.account,
-                params=dict(plan.snapshot.params),
-                service=plan.service or self.engine.service(),
-                actor=ACTOR,
-                execution_id=exe.id,
-            )
-        except AgentdError as err:
-            raise OperationFailed(None, err.message, err.code.name) from err
-        op = await self.operations.wait(op.id, self.engine.config().operation_timeout_s)
-        if op.state != OperationState.COMPLETED:
-            raise OperationFailed(op, op.error or op.state, (op.reason or op.state).upper())
-        try:
-            return self.engine.executor(exe.executor).read(op.result)
-        except InvalidArgument as err:
-            raise OperationFailed(op, err.message, "BAD_SNAPSHOT") from err
 
     async def extend(self, ref: str, until: datetime, *, reason: str, actor: str) -> dict[str, Any]:
         """Move a token's deadline later (ROLLBACK_DEADLINE_EXTENDED).
