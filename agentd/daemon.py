@@ -43,10 +43,12 @@ from agentd.sdnotify import SystemdNotifier
 from agentd.server import ControlServer
 from agentd.services.briefings import BriefingWriter
 from agentd.services.execution import ExecutionService
+from agentd.services.execution_views import ExecutionViews
 from agentd.services.gate import GateService
 from agentd.services.governor import Governance
 from agentd.services.incidents import EventHub, IncidentService
 from agentd.services.operations import OperationsService
+from agentd.services.rollback import RollbackService
 from agentd.services.scheduler import ProactiveLoop
 from agentd.services.scope import notify_quietly
 from agentd.statelock import StateLock
@@ -256,6 +258,8 @@ class App:
                 clock=lambda: datetime.now(UTC),
             ),
         )
+        self.rollback = RollbackService(self.execution)
+        self.execution_views = ExecutionViews(store, self.operations)
         # Governance: breakers hear every published outcome; its tasks join the scheduler.
         self.sd_notifier: SystemdNotifier | None = None
         self.governance = Governance(

@@ -28,7 +28,7 @@ CEILINGS = {
     "agentd/core/digest.py::render_digest": 184,
     "agentd/core/execution.py::check_execution": 131,
     "agentd/services/gate_batch.py::decide_batch": 117,
-    "agentd/services/execution.py::ExecutionService._undo": 116,
+    "agentd/services/rollback.py::RollbackService._undo": 82,
     "agentd/browser/agent.py::BrowserAgent._step": 108,
     "agentd/ctl/gate.py::register": 106,
     "agentd/daemon.py::run_daemon": 104,

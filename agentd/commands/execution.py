@@ -10,11 +10,27 @@ from agentd.errors import InvalidArgument, NoExecutor
 
 if TYPE_CHECKING:
     from agentd.services.execution import ExecutionService
+    from agentd.services.execution_views import ExecutionViews
     from agentd.services.incidents import IncidentService
+    from agentd.services.rollback import RollbackService
 
 
 def _execution(ctx: CommandContext) -> ExecutionService:
     service: ExecutionService | None = getattr(ctx.app, "execution", None)
+    if service is None:
+        raise NoExecutor("execution is not enabled in this daemon")
+    return service
+
+
+def _views(ctx: CommandContext) -> ExecutionViews:
+    service: ExecutionViews | None = getattr(ctx.app, "execution_views", None)
+    if service is None:
+        raise NoExecutor("execution is not enabled in this daemon")
+    return service
+
+
+def _rollback(ctx: CommandContext) -> RollbackService:
+    service: RollbackService | None = getattr(ctx.app, "rollback", None)
     if service is None:
         raise NoExecutor("execution is not enabled in this daemon")
     return service
@@ -44,26 +60,26 @@ def _time(ctx: CommandContext, name: str) -> datetime:
 @command("executions.list", summary="List executions.")
 async def executions_list(ctx: CommandContext) -> dict[str, Any]:
     """List executions, newest first, optionally in one state."""
-    rows = await _execution(ctx).list_executions(ctx.optional_text("status"), limit=ctx.limit())
+    rows = await _views(ctx).list_executions(ctx.optional_text("status"), limit=ctx.limit())
     return {"executions": [r.to_dict() for r in rows]}
 
 
 @command("execution.show", summary="Show an execution: checks, snapshots, token, screenshots.")
 async def execution_show(ctx: CommandContext) -> dict[str, Any]:
     """Show one execution with its rollback token and the operations it ran."""
-    return await _execution(ctx).show(ctx.text("id"))
+    return await _views(ctx).show(ctx.text("id"))
 
 
 @command("rollback.check", summary="Say whether a change can be rolled back, and how.")
 async def rollback_check(ctx: CommandContext) -> dict[str, Any]:
     """Answer for a token (or an execution id) without changing anything."""
-    return await _execution(ctx).check_rollback(ctx.text("token"))
+    return await _rollback(ctx).check_rollback(ctx.text("token"))
 
 
 @command("rollback.run", access=Access.APPROVE, summary="Roll back a change.")
 async def rollback_run(ctx: CommandContext) -> dict[str, Any]:
     """Undo, restore or escalate, as the token's age, risk and the target's state allow."""
-    return await _execution(ctx).rollback(
+    return await _rollback(ctx).rollback(
         ctx.text("token"), reason=ctx.text("reason"), actor=ctx.actor
     )
 
@@ -71,7 +87,7 @@ async def rollback_run(ctx: CommandContext) -> dict[str, Any]:
 @command("rollback.extend", access=Access.APPROVE, summary="Extend a rollback deadline.")
 async def rollback_extend(ctx: CommandContext) -> dict[str, Any]:
     """Move an available token's deadline later (at most 30 days past it)."""
-    return await _execution(ctx).extend(
+    return await _rollback(ctx).extend(
         ctx.text("token"), _time(ctx, "until"), reason=ctx.text("reason"), actor=ctx.actor
     )
 
@@ -79,7 +95,7 @@ async def rollback_extend(ctx: CommandContext) -> dict[str, Any]:
 @command("rollback.tokens", summary="List rollback tokens.")
 async def rollback_tokens(ctx: CommandContext) -> dict[str, Any]:
     """List rollback tokens, newest first."""
-    return {"tokens": [t.to_dict() for t in await _execution(ctx).tokens()]}
+    return {"tokens": [t.to_dict() for t in await _rollback(ctx).tokens()]}
 
 
 @command("incidents.list", summary="List incidents.")

@@ -10,6 +10,7 @@ import anyio
 from agentd.commands.registry import Access, CommandContext, command
 from agentd.core.audit import AuditEvent, AuditEventType
 from agentd.core.intents import IntentSource, parse_intent
+from agentd.core.states import IntentStatus
 from agentd.errors import AgentdError, InvalidArgument, NoExecutor, NotFound
 from agentd.services import accounts as accounts_service
 from agentd.services.scope import PROPOSAL_PREFIX
@@ -28,7 +29,7 @@ INTENT_FIELDS = (
     "source",
     "serves",
 )
-STATUSES = ("pending", "approved", "blocked", "rejected", "expired")
+STATUSES = tuple(IntentStatus)
 
 
 def _arg(ctx: CommandContext, name: str, *, required: bool = True) -> Any:
@@ -220,7 +221,7 @@ async def _with_executions(ctx: CommandContext, intents: list[dict[str, Any]]) -
 
     An approved intent whose execution was refused or failed says so where it is listed.
     """
-    ids = [i["intent_id"] for i in intents if i.get("status") == "approved"]
+    ids = [i["intent_id"] for i in intents if i.get("status") == IntentStatus.APPROVED]
     found: dict[str, dict[str, Any]] = {}
     for start in range(0, len(ids), 500):
         chunk = ids[start : start + 500]
@@ -232,7 +233,7 @@ async def _with_executions(ctx: CommandContext, intents: list[dict[str, Any]]) -
         for r in rows:
             found[r[0]] = {"id": r[1], "state": r[2], "reason": r[3], "detail": r[4]}
     for intent in intents:
-        if intent.get("status") == "approved":
+        if intent.get("status") == IntentStatus.APPROVED:
             intent["execution"] = found.get(intent["intent_id"])
 
 
@@ -258,7 +259,7 @@ async def intents_show(ctx: CommandContext) -> dict[str, Any]:
 async def pending(ctx: CommandContext) -> dict[str, Any]:
     """List pending approvals, oldest first (and a scope expansion waiting, if any)."""
     rows = await gate_sql.list_intents(
-        ctx.app.store, status="pending", limit=ctx.limit(most=100_000)
+        ctx.app.store, status=IntentStatus.PENDING, limit=ctx.limit(most=100_000)
     )
     expansions = await ctx.app.governance.scope.proposals("pending")
     return {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from agentd.core.states import ExecutionState
 from agentd.ctl import render
 from agentd.ctl.gate import UsageError
 
@@ -16,19 +17,8 @@ if TYPE_CHECKING:
 
     Adder = Callable[..., argparse.ArgumentParser]
 
-STATES = (
-    "queued",
-    "waiting",
-    "awaiting_consent",
-    "snapshot",
-    "ready",
-    "running",
-    "verifying",
-    "handed_off",
-    "succeeded",
-    "failed",
-    "refused",
-)
+# Plain strings: argparse quotes choices with repr() in its errors.
+STATES = [s.value for s in ExecutionState]
 EXE_COLUMNS = ("id", "kind", "state", "action_type", "account", "executor", "risk", "reason")
 INCIDENT_COLUMNS = ("id", "severity", "status", "kind", "title", "created_at")
 # A rollback runs browser operations (a read, the undo, a read): give it time.

@@ -7,6 +7,7 @@ import json
 import os
 import sys
 
+from agentd.core.states import IntentStatus
 from agentd.ctl import render
 
 TYPE_CHECKING = False
@@ -412,7 +413,7 @@ def register(add: Adder, sub_parser: Callable[[str, str], Any]) -> None:
     p = add("intents", intents, "List intents.", "agentctl intents --status pending")
     p.add_argument(
         "--status",
-        choices=("pending", "approved", "blocked", "rejected", "expired"),
+        choices=[s.value for s in IntentStatus],
         help="only intents in this state",
     )
     p.add_argument("--tenant", help="only this tenant's intents")

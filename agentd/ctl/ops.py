@@ -8,6 +8,7 @@ import io
 import json
 import sys
 
+from agentd.core.states import OperationState
 from agentd.ctl import render
 from agentd.ctl.gate import UsageError
 
@@ -20,7 +21,8 @@ if TYPE_CHECKING:
 
     Adder = Callable[..., argparse.ArgumentParser]
 
-STATES = ("awaiting_consent", "pending", "in_progress", "completed", "failed", "cancelled")
+# Plain strings: argparse quotes choices with repr() in its errors.
+STATES = [s.value for s in OperationState]
 OP_COLUMNS = ("id", "state", "progress", "workflow", "account", "reason", "created_at")
 
 
@@ -91,7 +93,7 @@ def op_show(s: Session, ns: argparse.Namespace) -> int:
             + (f" {r['reason']}: {r['error']}" if r.get("reason") else "")
         ),
     )
-    return 0 if r["state"] == "completed" else 1
+    return 0 if r["state"] == OperationState.COMPLETED else 1
 
 
 def op_run(s: Session, ns: argparse.Namespace) -> int:

@@ -24,8 +24,9 @@ last committed state and never runs a change twice:
     (72 h / 7 d / 30 d); a failed one says what state the target is in
     (unchanged, partial, applied, unknown), compared with the before snapshot.
 
-Rollbacks (:meth:`ExecutionService.rollback`) are executions too (kind
-``rollback``), run the executor's undo workflow, and are never rolled back.
+Rollbacks are executions too (kind ``rollback``), run through this engine's
+operations by :class:`agentd.services.rollback.RollbackService`; recovery
+(:meth:`ExecutionService.recover`) settles both kinds.
 """
 
 from __future__ import annotations
@@ -61,23 +62,25 @@ from agentd.core.executors import (
     target_state,
 )
 from agentd.core.rollback import (
-    RollbackReason,
-    RollbackType,
-    RollbackVerdict,
-    choose_rollback,
-    extend_deadline,
     rollback_deadline,
 )
 from agentd.core.sales_executors import STAGES as ACCOUNT_STAGES
+from agentd.core.states import (
+    ENDED_EXECUTION_STATES,
+    OPEN_EXECUTION_STATES,
+    ExecutionState,
+    IntentStatus,
+    OperationState,
+    TokenState,
+)
 from agentd.errors import (
     AgentdError,
-    Conflict,
     InvalidArgument,
     InvalidState,
     NoExecutor,
-    NotFound,
 )
 from agentd.notifiers import NotificationKind, Severity
+from agentd.services.execution_views import get_execution
 from agentd.services.gate import read_global_state
 from agentd.services.handoffs import HandoffDesk
 from agentd.services.incidents import EventHub, IncidentService
@@ -93,16 +96,6 @@ if TYPE_CHECKING:
     from agentd.services.operations import OperationsService
 
 ACTOR = "agentd"
-OPEN_STATES = (
-    "queued",
-    "waiting",
-    "awaiting_consent",
-    "snapshot",
-    "ready",
-    "running",
-    "verifying",
-)
-_ENDED = ("succeeded", "failed", "refused")
 MAX_SNAPSHOT_ATTEMPTS = 3
 SNAPSHOT_RETRY = timedelta(seconds=30)
 _TAKE_BATCH = 100
@@ -112,7 +105,7 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _parse(value: str) -> datetime:
+def parse_time(value: str) -> datetime:
     return datetime.fromisoformat(value)
 
 
@@ -127,7 +120,7 @@ class OperationFailed(Exception):
 
 
 class ExecutionService:
-    """Carry out approved intents and roll them back (see the module notes).
+    """Carry out approved intents (see the module notes).
 
     :param config: returns the current ``[execution]`` section (reload-aware).
     :param policy: returns the current gate policy (tenant kill switches).
@@ -160,7 +153,7 @@ class ExecutionService:
         self._changed = anyio.Event()
         self.briefings = briefings
         self.handoffs = HandoffDesk(
-            store, incidents.notifier, events, clock=lambda: self.clock(), token=self._token
+            store, incidents.notifier, events, clock=lambda: self.clock(), token=self.issue_token
         )
 
     def wake(self) -> None:
@@ -189,19 +182,24 @@ class ExecutionService:
     async def _due(self) -> list[exec_sql.ExecutionRow]:
         now = self.clock()
         async with self.store.write(now) as tx:
-            rows = await exec_sql.executions_in_state(tx, OPEN_STATES)
+            rows = await exec_sql.executions_in_state(tx, OPEN_EXECUTION_STATES)
         return [
             r
             for r in rows
             if r.id not in self._active
             and r.kind == "change"
-            and (r.retry_at is None or _parse(r.retry_at) <= now)
+            and (r.retry_at is None or parse_time(r.retry_at) <= now)
         ]
 
     async def _drive_guarded(self, exe_id: str) -> None:
         try:
             exe = await self.drive(exe_id)
-            if exe.state in ("snapshot", "ready", "running", "verifying"):
+            if exe.state in (
+                ExecutionState.SNAPSHOT,
+                ExecutionState.READY,
+                ExecutionState.RUNNING,
+                ExecutionState.VERIFYING,
+            ):
                 # Not expected: a phase returned without moving on. The next
                 # look at the queue picks it up again (every phase resumes).
                 logger.warning("execution {} paused in state {}", exe_id, exe.state)
@@ -209,9 +207,9 @@ class ExecutionService:
             logger.error("execution {} stopped: {}", exe_id, exc.message)
         finally:
             self._active.discard(exe_id)
-            self._notify()
+            self.notify_changed()
 
-    def _notify(self) -> None:
+    def notify_changed(self) -> None:
         changed, self._changed = self._changed, anyio.Event()
         changed.set()
 
@@ -230,7 +228,7 @@ class ExecutionService:
             return
         await notify_quietly(
             self.incidents.notifier,
-            Severity.HIGH if exe.state == "failed" else Severity.MEDIUM,
+            Severity.HIGH if exe.state == ExecutionState.FAILED else Severity.MEDIUM,
             NotificationKind.EXECUTION,
             f"{what} {exe.state}: {exe.reason}",
             f"{exe.detail or ''}\n\nThe intent was approved but nothing was changed by this "
@@ -275,7 +273,7 @@ class ExecutionService:
                     reason = str(exc.details.get("reason", "BAD_PARAMETERS"))
                     values.update(
                         executor="none",
-                        state="refused",
+                        state=ExecutionState.REFUSED,
                         reason=reason,
                         detail=exc.message,
                         finished_at=iso(now),
@@ -293,7 +291,7 @@ class ExecutionService:
                 else:
                     values.update(
                         executor=plan.executor,
-                        state="queued",
+                        state=ExecutionState.QUEUED,
                         params=_plan_json(plan),
                         diff=dict(plan.diff),
                     )
@@ -320,7 +318,7 @@ class ExecutionService:
         if (
             row is None
             or row["source"] == "governance"
-            or row["status"] != "pending"
+            or row["status"] != IntentStatus.PENDING
             or row["decision"] == "BLOCKED"
             or (row["expires_at"] is not None and row["expires_at"] <= iso(self.clock()))
         ):
@@ -384,21 +382,25 @@ class ExecutionService:
         try:
             return await self._drive(exe)
         finally:
-            if began not in _ENDED:
+            if began not in ENDED_EXECUTION_STATES:
                 end = await self.get(exe_id)
-                if end.state in ("refused", "failed"):
+                if end.state in (ExecutionState.REFUSED, ExecutionState.FAILED):
                     await self._report_end(end)
 
     async def _drive(self, exe: exec_sql.ExecutionRow) -> exec_sql.ExecutionRow:
-        if exe.state in ("queued", "waiting", "awaiting_consent"):
+        if exe.state in (
+            ExecutionState.QUEUED,
+            ExecutionState.WAITING,
+            ExecutionState.AWAITING_CONSENT,
+        ):
             exe = await self._precheck(exe)
-        if exe.state == "snapshot":
+        if exe.state == ExecutionState.SNAPSHOT:
             exe = await self._snapshot_phase(exe)
-        if exe.state == "ready":
+        if exe.state == ExecutionState.READY:
             exe = await self._start(exe)
-        if exe.state == "running":
+        if exe.state == ExecutionState.RUNNING:
             exe = await self._change_phase(exe)
-        if exe.state == "verifying":
+        if exe.state == ExecutionState.VERIFYING:
             exe = await self._verify_phase(exe)
         return exe
 
@@ -415,7 +417,7 @@ class ExecutionService:
         )
         window = config.window_for(exe.tenant)
         start, end = limit_day_bounds(now, window)
-        plan = _plan(exe)
+        plan = stored_plan(exe)
         consent = await ops_sql.active_consent_in_tx(
             tx, exe.account, plan.service or self.service(), plan.change.workflow
         )
@@ -429,7 +431,7 @@ class ExecutionService:
             ExecutionCheckInputs(
                 now=now,
                 intent_status="APPROVED"
-                if intent and intent[0] == "approved"
+                if intent and intent[0] == IntentStatus.APPROVED
                 else str(intent[0] if intent else "missing").upper(),
                 kill_switch_on=state.kill_switch or tenant_kill,
                 trusted_mode=account[0] if account else "NONE",
@@ -455,16 +457,16 @@ class ExecutionService:
         missing = (
             None
             if exe.executor == HANDOFF
-            else self._missing_service(_plan(exe).service or self.service())
+            else self._missing_service(stored_plan(exe).service or self.service())
         )
         if missing is not None:
             # Retrying cannot help (the service is part of the configuration at start):
             # say so now rather than after three failed snapshots.
             async with self.store.write(self.clock()) as tx:
-                await self._set(
+                await self.set_state(
                     tx,
                     exe,
-                    state="refused",
+                    state=ExecutionState.REFUSED,
                     reason="SERVICE_NOT_CONFIGURED",
                     detail=missing,
                     retry_at=None,
@@ -490,8 +492,14 @@ class ExecutionService:
                 await self.handoffs.hand_off_in_tx(tx, exe, trace)
                 handed_off = True
             elif result.proceed:
-                await self._set(
-                    tx, exe, state="snapshot", checks=trace, retry_at=None, reason=None, detail=None
+                await self.set_state(
+                    tx,
+                    exe,
+                    state=ExecutionState.SNAPSHOT,
+                    checks=trace,
+                    retry_at=None,
+                    reason=None,
+                    detail=None,
                 )
             else:
                 await self._hold(tx, exe, result, trace)
@@ -512,10 +520,10 @@ class ExecutionService:
         # once an operator turns it off (SPEC §7: it stops execution, it loses nothing).
         kill = result.reason is ExecutionReason.KILL_SWITCH_ON
         if result.outcome is ExecutionOutcome.REFUSE and not kill:
-            await self._set(
+            await self.set_state(
                 tx,
                 exe,
-                state="refused",
+                state=ExecutionState.REFUSED,
                 checks=trace,
                 reason=str(result.reason),
                 detail=said,
@@ -532,11 +540,15 @@ class ExecutionService:
                 )
             )
             return
-        state = "awaiting_consent" if result.outcome is ExecutionOutcome.WAIT_CONSENT else "waiting"
+        state = (
+            ExecutionState.AWAITING_CONSENT
+            if result.outcome is ExecutionOutcome.WAIT_CONSENT
+            else ExecutionState.WAITING
+        )
         retry = result.retry_at or tx.now + timedelta(seconds=self.config().poll_interval_s)
         if (exe.state, exe.reason) != (state, str(result.reason)):
             logger.info("execution {} {}: {}", exe.id, state, said)
-        await self._set(
+        await self.set_state(
             tx,
             exe,
             state=state,
@@ -548,10 +560,10 @@ class ExecutionService:
         )
 
     async def _snapshot_phase(self, exe: exec_sql.ExecutionRow) -> exec_sql.ExecutionRow:
-        plan = _plan(exe)
-        executor = self._executor(exe.executor)
+        plan = stored_plan(exe)
+        executor = self.executor(exe.executor)
         try:
-            before = await self._read(exe, plan, "snapshot_op")
+            before = await self.read_snapshot(exe, plan, "snapshot_op")
         except OperationFailed as exc:
             async with self.store.write(self.clock()) as tx:
                 attempts = exe.attempts + 1
@@ -564,10 +576,10 @@ class ExecutionService:
                         "passed": False,
                     }
                     checks = [c for c in exe.checks if c.get("check") != "before_snapshot"]
-                    await self._set(
+                    await self.set_state(
                         tx,
                         exe,
-                        state="waiting",
+                        state=ExecutionState.WAITING,
                         checks=[*checks, failed],
                         reason="SNAPSHOT_FAILED",
                         attempts=attempts,
@@ -579,7 +591,7 @@ class ExecutionService:
                 else:
                     result = await self._checks(tx, exe, snapshot=False)
                     await self._hold(tx, exe, result, [t.to_dict() for t in result.trace])
-                    await self._set(
+                    await self.set_state(
                         tx,
                         exe,
                         target_state="unchanged",
@@ -587,7 +599,7 @@ class ExecutionService:
                         detail=f"no before snapshot: {exc.message}",
                     )
             if attempts >= MAX_SNAPSHOT_ATTEMPTS:
-                await self._publish(exe, BreakerEventKind.EXECUTION_FAILED)
+                await self.publish(exe, BreakerEventKind.EXECUTION_FAILED)
             return await self.get(exe.id)
         try:
             if executor.finish is not None:
@@ -599,8 +611,13 @@ class ExecutionService:
             # meeting, a stage move not allowed): refused, nothing changed.
             return await self._refuse_after_snapshot(exe, before, exc)
         async with self.store.write(self.clock()) as tx:
-            await self._set(
-                tx, exe, state="ready", before=before, params=_plan_json(plan), diff=dict(plan.diff)
+            await self.set_state(
+                tx,
+                exe,
+                state=ExecutionState.READY,
+                before=before,
+                params=_plan_json(plan),
+                diff=dict(plan.diff),
             )
         return await self.get(exe.id)
 
@@ -619,10 +636,10 @@ class ExecutionService:
     ) -> exec_sql.ExecutionRow:
         reason = str(exc.details.get("reason", "BAD_PARAMETERS"))
         async with self.store.write(self.clock()) as tx:
-            await self._set(
+            await self.set_state(
                 tx,
                 exe,
-                state="refused",
+                state=ExecutionState.REFUSED,
                 reason=reason,
                 detail=exc.message,
                 before=before,
@@ -648,10 +665,10 @@ class ExecutionService:
             if not result.proceed:
                 await self._hold(tx, exe, result, trace)
             else:
-                await self._set(
+                await self.set_state(
                     tx,
                     exe,
-                    state="running",
+                    state=ExecutionState.RUNNING,
                     checks=trace,
                     started_at=iso(tx.now),
                     retry_at=None,
@@ -666,7 +683,7 @@ class ExecutionService:
                         {
                             "intent_id": exe.intent_id,
                             "executor": exe.executor,
-                            "workflow": _plan(exe).change.workflow,
+                            "workflow": stored_plan(exe).change.workflow,
                             "autonomous": exe.autonomous,
                         },
                     )
@@ -674,34 +691,34 @@ class ExecutionService:
         return await self.get(exe.id)
 
     async def _change_phase(self, exe: exec_sql.ExecutionRow) -> exec_sql.ExecutionRow:
-        plan = _plan(exe)
+        plan = stored_plan(exe)
         try:
-            op = await self._operation(exe, plan.change, "change_op")
+            op = await self.run_operation(exe, plan.change, "change_op")
         except OperationFailed as exc:
             return await self._fail_change(exe, plan, exc)
         async with self.store.write(self.clock()) as tx:
-            await self._set(tx, exe, state="verifying", result=op.result)
+            await self.set_state(tx, exe, state=ExecutionState.VERIFYING, result=op.result)
         return await self.get(exe.id)
 
     async def _fail_change(
         self, exe: exec_sql.ExecutionRow, plan: ChangePlan, exc: OperationFailed
     ) -> exec_sql.ExecutionRow:
-        executor = self._executor(exe.executor)
+        executor = self.executor(exe.executor)
         before = exe.before or {}
         expected = executor.expected(before, plan) if plan.snapshot else {}
         state, current = "unknown", None
         if plan.snapshot is not None:
             try:
-                current = await self._read(exe, plan, "verify_op")
+                current = await self.read_snapshot(exe, plan, "verify_op")
                 state = target_state(current, before, expected)
             except OperationFailed as read_exc:
                 logger.warning("execution {}: target unreadable: {}", exe.id, read_exc.message)
         detail = f"{exc.message}; the target is {_TARGET_WORDS[state]}"
         async with self.store.write(self.clock()) as tx:
-            await self._set(
+            await self.set_state(
                 tx,
                 exe,
-                state="failed",
+                state=ExecutionState.FAILED,
                 reason=exc.reason,
                 detail=detail,
                 target_state=state,
@@ -711,7 +728,7 @@ class ExecutionService:
             )
             # Kept for the record, never usable: a failed execution is not rolled
             # back (its snapshots say what state the target is in).
-            await self._token(tx, exe, tx.now, state="void")
+            await self.issue_token(tx, exe, tx.now, state=TokenState.VOID)
             tx.audit(
                 AuditEvent(
                     AuditEventType.EXECUTION_FAILED,
@@ -728,31 +745,29 @@ class ExecutionService:
             )
             incident = None
             if state != "unchanged":
-                incident = await self.incidents.open_in_tx(
+                incident = await open_execution_incident(
+                    self.incidents,
                     tx,
-                    severity=_incident_severity(exe),
+                    exe,
+                    severity=incident_severity(exe),
                     kind="execution_failed",
                     title=f"execution {exe.id} ({exe.action_type} on {exe.account}) failed "
                     f"half-way: the target is {_TARGET_WORDS[state]}",
                     detail=detail,
-                    ref=exe.id,
-                    tenant=exe.tenant,
-                    account=exe.account,
-                    autonomous=exe.autonomous,
                 )
         if incident:
             await self.incidents.announce(incident)
-        await self._publish(exe, BreakerEventKind.EXECUTION_FAILED)
+        await self.publish(exe, BreakerEventKind.EXECUTION_FAILED)
         return await self.get(exe.id)
 
     async def _verify_phase(self, exe: exec_sql.ExecutionRow) -> exec_sql.ExecutionRow:
-        plan = _plan(exe)
-        executor = self._executor(exe.executor)
+        plan = stored_plan(exe)
+        executor = self.executor(exe.executor)
         after: dict[str, Any] = {}
         verified: bool | None = None
         if plan.snapshot is not None:
             try:
-                after = await self._read(exe, plan, "verify_op")
+                after = await self.read_snapshot(exe, plan, "verify_op")
                 verified = matches(after, executor.expected(exe.before or {}, plan))
             except OperationFailed as exc:
                 logger.warning("execution {}: after snapshot failed: {}", exe.id, exc.message)
@@ -768,17 +783,17 @@ class ExecutionService:
             else None
         )
         async with self.store.write(self.clock()) as tx:
-            await self._set(
+            await self.set_state(
                 tx,
                 exe,
-                state="succeeded",
+                state=ExecutionState.SUCCEEDED,
                 after=after,
                 finished_at=iso(tx.now),
                 target_state="applied",
                 detail=detail,
             )
-            rollback = await self._token(tx, exe, tx.now)
-            await self._sync_stage(tx, exe, after, actor=ACTOR)
+            rollback = await self.issue_token(tx, exe, tx.now)
+            await self.sync_stage(tx, exe, after, actor=ACTOR)
             tx.audit(
                 AuditEvent(
                     AuditEventType.EXECUTION_COMPLETED,
@@ -792,18 +807,18 @@ class ExecutionService:
                     },
                 )
             )
-        await self._publish(exe, BreakerEventKind.EXECUTION_SUCCEEDED)
+        await self.publish(exe, BreakerEventKind.EXECUTION_SUCCEEDED)
         return await self.get(exe.id)
 
-    async def _token(
+    async def issue_token(
         self,
         tx: Transaction,
         exe: exec_sql.ExecutionRow,
         now: datetime,
         *,
-        state: str = "available",
+        state: TokenState = TokenState.AVAILABLE,
     ) -> str:
-        executed = _parse(exe.started_at) if exe.started_at else now
+        executed = parse_time(exe.started_at) if exe.started_at else now
         value = f"rbk_{token.token_hex(12)}"
         await exec_sql.insert_token(
             tx,
@@ -818,7 +833,7 @@ class ExecutionService:
         )
         return value
 
-    async def _sync_stage(
+    async def sync_stage(
         self, tx: Transaction, exe: exec_sql.ExecutionRow, after: Mapping[str, Any], *, actor: str
     ) -> None:
         """Keep the account's stage in agentd as the back-office's after snapshot shows it."""
@@ -844,17 +859,43 @@ class ExecutionService:
 
     # -- browser operations ---------------------------------------------------------------
 
-    async def _read(
+    async def read_current(self, exe: exec_sql.ExecutionRow, plan: ChangePlan) -> dict[str, Any]:
+        """Read the target's current values with a fresh snapshot operation (not recorded).
+
+        A rollback compares them with the change's after snapshot before it
+        chooses how to undo; the operation is not one of ``exe``'s phases.
+        """
+        assert plan.snapshot is not None
+        try:
+            op = await self.operations.start_operation(
+                plan.snapshot.workflow,
+                exe.account,
+                params=dict(plan.snapshot.params),
+                service=plan.service or self.service(),
+                actor=ACTOR,
+                execution_id=exe.id,
+            )
+        except AgentdError as err:
+            raise OperationFailed(None, err.message, err.code.name) from err
+        op = await self.operations.wait(op.id, self.config().operation_timeout_s)
+        if op.state != OperationState.COMPLETED:
+            raise OperationFailed(op, op.error or op.state, (op.reason or op.state).upper())
+        try:
+            return self.executor(exe.executor).read(op.result)
+        except InvalidArgument as err:
+            raise OperationFailed(op, err.message, "BAD_SNAPSHOT") from err
+
+    async def read_snapshot(
         self, exe: exec_sql.ExecutionRow, plan: ChangePlan, column: str
     ) -> dict[str, Any]:
         assert plan.snapshot is not None
-        op = await self._operation(exe, plan.snapshot, column, fresh=True)
+        op = await self.run_operation(exe, plan.snapshot, column, fresh=True)
         try:
-            return self._executor(exe.executor).read(op.result)
+            return self.executor(exe.executor).read(op.result)
         except InvalidArgument as exc:
             raise OperationFailed(op, exc.message, "BAD_SNAPSHOT") from exc
 
-    async def _operation(
+    async def run_operation(
         self, exe: exec_sql.ExecutionRow, step: Step, column: str, *, fresh: bool = False
     ) -> ops_sql.OperationRow:
         """Run (or adopt, after a crash) the operation of one phase and wait for its end.
@@ -865,7 +906,7 @@ class ExecutionService:
         op: ops_sql.OperationRow | None = None
         if recorded is not None:
             op = await self.operations.get(recorded)
-            if fresh and op.finished and op.state != "completed":
+            if fresh and op.finished and op.state != OperationState.COMPLETED:
                 op = None
         if op is None:
             op = await self._find_started(exe, step) if not fresh else None
@@ -875,20 +916,20 @@ class ExecutionService:
                     step.workflow,
                     exe.account,
                     params=dict(step.params),
-                    service=_plan(exe).service or self.service(),
+                    service=stored_plan(exe).service or self.service(),
                     actor=ACTOR,
-                    intent_id=exe.id,
+                    execution_id=exe.id,
                 )
             except AgentdError as exc:
                 raise OperationFailed(None, exc.message, exc.code.name) from exc
             async with self.store.write(self.clock()) as tx:
-                await self._set(tx, exe, **{column: op.id})
+                await self.set_state(tx, exe, **{column: op.id})
         try:
             op = await self.operations.wait(op.id, self.config().operation_timeout_s)
         except TimeoutError:
             await self.operations.cancel(op.id, ACTOR)
             op = await self.operations.wait(op.id, 60)
-        if op.state != "completed":
+        if op.state != OperationState.COMPLETED:
             message = op.error or f"operation {op.id} ended {op.state}"
             raise OperationFailed(
                 op, f"{step.workflow}: {message}", (op.reason or op.state).upper()
@@ -899,7 +940,7 @@ class ExecutionService:
         self, exe: exec_sql.ExecutionRow, step: Step
     ) -> ops_sql.OperationRow | None:
         row = await self.store.read_one(
-            "SELECT id FROM operations WHERE intent_id = ? AND workflow = ? "
+            "SELECT id FROM operations WHERE execution_id = ? AND workflow = ? "
             "ORDER BY created_at DESC LIMIT 1",
             (exe.id, step.workflow),
         )
@@ -907,7 +948,7 @@ class ExecutionService:
 
     # -- helpers ---------------------------------------------------------------------------
 
-    def _executor(self, name: str) -> Executor:
+    def executor(self, name: str) -> Executor:
         """Return an execution's executor as configured now.
 
         :raises InvalidState: it is no longer configured (a custom executor removed).
@@ -920,10 +961,10 @@ class ExecutionService:
             )
         return found
 
-    async def _set(self, tx: Transaction, exe: exec_sql.ExecutionRow, **changes: Any) -> None:
+    async def set_state(self, tx: Transaction, exe: exec_sql.ExecutionRow, **changes: Any) -> None:
         await exec_sql.update_execution(tx, exe.id, {**changes, "updated_at": iso(tx.now)})
 
-    async def _publish(self, exe: exec_sql.ExecutionRow, kind: BreakerEventKind) -> None:
+    async def publish(self, exe: exec_sql.ExecutionRow, kind: BreakerEventKind) -> None:
         await self.events.publish(
             BreakerEvent(
                 at=self.clock(), kind=kind, action_type=exe.action_type, autonomous=exe.autonomous
@@ -935,24 +976,7 @@ class ExecutionService:
 
         :raises NotFound: no such execution.
         """
-        row = await exec_sql.get_execution(self.store, exe_id)
-        if row is None:
-            raise NotFound(f"unknown execution {exe_id!r}", details={"execution": exe_id})
-        return row
-
-    async def list_executions(
-        self, state: str | None = None, limit: int = 200
-    ) -> list[exec_sql.ExecutionRow]:
-        """Return executions, newest first.
-
-        :raises InvalidArgument: unknown state.
-        """
-        if state is not None and state not in (*OPEN_STATES, "handed_off", *exec_sql.TERMINAL):
-            known = ", ".join((*OPEN_STATES, "handed_off", *sorted(exec_sql.TERMINAL)))
-            raise InvalidArgument(
-                f"unknown execution state {state!r} (one of {known})", details={"field": "status"}
-            )
-        return await exec_sql.list_executions(self.store, state=state, limit=limit)
+        return await get_execution(self.store, exe_id)
 
     async def wait(self, exe_id: str, timeout_s: float = 300.0) -> exec_sql.ExecutionRow:
         """Wait until an execution is finished; return it.
@@ -968,37 +992,6 @@ class ExecutionService:
                 with anyio.move_on_after(0.5):
                     await changed.wait()
 
-    async def show(self, exe_id: str) -> dict[str, Any]:
-        """Return an execution with its token, rollbacks and the operations it ran."""
-        exe = await self.get(exe_id)
-        tok = await exec_sql.token_for_execution(self.store, exe.id)
-        operations = []
-        for column in ("snapshot_op", "change_op", "verify_op"):
-            op_id = getattr(exe, column)
-            if op_id is None:
-                continue
-            op = await self.operations.get(op_id)
-            steps = await self.operations.steps(op_id)
-            operations.append(
-                {
-                    "phase": column.removesuffix("_op"),
-                    "id": op.id,
-                    "workflow": op.workflow,
-                    "state": op.state,
-                    "folder": op.folder,
-                    "screenshots": [s.screenshot for s in steps if s.screenshot],
-                }
-            )
-        rollbacks = await self.store.read_all(
-            "SELECT id FROM executions WHERE rollback_of = ? ORDER BY created_at", (exe.id,)
-        )
-        return {
-            **exe.to_dict(),
-            "rollback_token": tok.to_dict() if tok else None,
-            "operations": operations,
-            "rollbacks": [r[0] for r in rollbacks],
-        }
-
     # -- recovery --------------------------------------------------------------------------
 
     async def recover(self) -> list[str]:
@@ -1013,13 +1006,19 @@ class ExecutionService:
         touched: list[str] = []
         async with self.store.write(now) as tx:
             for exe in await exec_sql.executions_in_state(
-                tx, ("ready", "snapshot", "verifying", "running")
+                tx,
+                (
+                    ExecutionState.READY,
+                    ExecutionState.SNAPSHOT,
+                    ExecutionState.VERIFYING,
+                    ExecutionState.RUNNING,
+                ),
             ):
                 if exe.kind == "rollback":
-                    await self._set(
+                    await self.set_state(
                         tx,
                         exe,
-                        state="failed",
+                        state=ExecutionState.FAILED,
                         reason="INTERRUPTED",
                         finished_at=iso(now),
                         detail="the daemon stopped during the rollback; check the target and "
@@ -1027,8 +1026,10 @@ class ExecutionService:
                     )
                     if exe.rollback_of:
                         original = await exec_sql.token_for_execution_in_tx(tx, exe.rollback_of)
-                        if original is not None and original.state == "in_progress":
-                            await exec_sql.update_token(tx, original.token, {"state": "available"})
+                        if original is not None and original.state == TokenState.IN_PROGRESS:
+                            await exec_sql.update_token(
+                                tx, original.token, {"state": TokenState.AVAILABLE}
+                            )
                     tx.audit(
                         AuditEvent(
                             AuditEventType.ROLLBACK_FAILED,
@@ -1037,443 +1038,48 @@ class ExecutionService:
                             {"rollback": exe.id, "reason": "INTERRUPTED"},
                         )
                     )
-                elif exe.state == "ready":
-                    await self._set(tx, exe, state="queued", before=None)
+                elif exe.state == ExecutionState.READY:
+                    await self.set_state(tx, exe, state=ExecutionState.QUEUED, before=None)
                 touched.append(exe.id)
         return touched
 
-    # -- rollback ----------------------------------------------------------------------------
 
-    async def _resolve_token(
-        self, ref: str
-    ) -> tuple[exec_sql.TokenRow | None, exec_sql.ExecutionRow]:
-        if ref.startswith("exe_"):
-            exe = await self.get(ref)
-            return await exec_sql.token_for_execution(self.store, exe.id), exe
-        tok = await exec_sql.get_token(self.store, ref)
-        if tok is None:
-            raise NotFound(f"unknown rollback token {ref!r}", details={"token": ref})
-        return tok, await self.get(tok.execution_id)
-
-    async def _verdict(
-        self, ref: str, now: datetime, *, read_current: bool
-    ) -> tuple[
-        exec_sql.TokenRow | None, exec_sql.ExecutionRow, RollbackVerdict, dict[str, Any] | None
-    ]:
-        tok, exe = await self._resolve_token(ref)
-        executor = self.config().registry().get(exe.executor)
-        current: dict[str, Any] | None = None
-        current_matches = True
-        if read_current and executor is not None and exe.state == "succeeded" and tok is not None:
-            plan = _plan(exe)
-            if plan.snapshot is not None and tok.state == "available":
-                try:
-                    current = await self._read_plain(exe, plan)
-                    current_matches = matches(current, exe.after or {})
-                except OperationFailed as exc:
-                    raise InvalidState(
-                        f"the target's current values cannot be read ({exc.message}); "
-                        "nothing was changed",
-                        details={"reason": "SNAPSHOT_FAILED"},
-                    ) from exc
-        executed = _parse(tok.executed_at) if tok else _parse(exe.started_at or exe.created_at)
-        verdict = choose_rollback(
-            executed,
-            exe.risk,
-            now,
-            _parse(tok.deadline) if tok else executed,
-            current_matches_after=current_matches,
-            already_rolled_back=tok is not None and tok.state in ("used", "escalated"),
-            is_rollback=exe.kind == "rollback",
-            execution_succeeded=exe.state == "succeeded",
-        )
-        if (
-            verdict.available
-            and verdict.type in (RollbackType.SOFT_UNDO, RollbackType.HARD_UNDO)
-            and executor is not None
-            and not executor.reversible
-        ):
-            verdict = RollbackVerdict(
-                True,
-                RollbackType.ESCALATED_RESTORE,
-                RollbackReason.TARGET_CHANGED if not current_matches else RollbackReason.NO_UNDO,
-                f"a {exe.executor} change has no undo workflow (it cannot be taken back "
-                "automatically): an incident is opened and nothing is changed",
-                verdict.age,
-            )
-        return tok, exe, verdict, current
-
-    async def check_rollback(self, ref: str) -> dict[str, Any]:
-        """Answer whether (and how) a token can be rolled back now, without changing anything."""
-        now = self.clock()
-        tok, exe, verdict, _ = await self._verdict(ref, now, read_current=False)
-        return {
-            "token": tok.token if tok else None,
-            "execution": exe.id,
-            "available": verdict.available and tok is not None and tok.state == "available",
-            "type": str(verdict.type) if verdict.type else None,
-            "reason": str(verdict.reason),
-            "detail": verdict.detail
-            if tok or exe.kind == "rollback"
-            else "this execution has no rollback token (it never started a change)",
-            "deadline": tok.deadline if tok else None,
-            "state": tok.state if tok else None,
-            "risk": exe.risk,
-            "executor": exe.executor,
-            "note": "the target's current values are compared when the rollback runs",
-        }
-
-    async def rollback(self, ref: str, *, reason: str, actor: str) -> dict[str, Any]:
-        """Roll back the execution of a token (see SPEC §6's table); return what happened.
-
-        :raises NotFound: unknown token.
-        :raises InvalidState: refused (used, expired, failed execution, a rollback,
-            the target unreadable); ``details["reason"]`` is the stable code.
-        :raises Conflict: a rollback of this token is already running.
-        """
-        if not reason or not reason.strip():
-            raise InvalidArgument("say why (--reason)", details={"field": "reason"})
-        now = self.clock()
-        tok, exe, verdict, current = await self._verdict(ref, now, read_current=True)
-        if tok is not None and tok.state == "in_progress":
-            raise Conflict(
-                f"a rollback of {exe.id} is already running", details={"token": tok.token}
-            )
-        if not verdict.available or tok is None:
-            if not verdict.available:
-                why, code = verdict.detail, str(verdict.reason)
-            else:
-                why, code = "this execution has no rollback token", "NO_TOKEN"
-            await self._audit_refusal(actor, exe, tok, code, why)
-            raise InvalidState(
-                f"rollback refused: {why}", details={"reason": code, "execution": exe.id}
-            )
-        if verdict.type is RollbackType.ESCALATED_RESTORE:
-            return await self._escalate(tok, exe, verdict, current, reason, actor)
-        return await self._undo(tok, exe, verdict, current, reason, actor)
-
-    async def _audit_refusal(
-        self,
-        actor: str,
-        exe: exec_sql.ExecutionRow,
-        tok: exec_sql.TokenRow | None,
-        code: str,
-        why: str,
-    ) -> None:
-        async with self.store.write(self.clock()) as tx:
-            tx.audit(
-                AuditEvent(
-                    AuditEventType.ROLLBACK_FAILED,
-                    actor,
-                    exe.id,
-                    {"refused": code, "detail": why, "token": tok.token if tok else None},
-                )
-            )
-
-    async def _escalate(
-        self,
-        tok: exec_sql.TokenRow,
-        exe: exec_sql.ExecutionRow,
-        verdict: RollbackVerdict,
-        current: dict[str, Any] | None,
-        reason: str,
-        actor: str,
-    ) -> dict[str, Any]:
-        async with self.store.write(self.clock()) as tx:
-            fresh = await exec_sql.token_in_tx(tx, tok.token)
-            if fresh is None or fresh.state != "available":
-                raise Conflict(
-                    f"token {tok.token} changed meanwhile ({fresh.state if fresh else 'gone'})"
-                )
-            await exec_sql.update_token(
-                tx, tok.token, {"state": "escalated", "used_at": iso(tx.now), "used_by": actor}
-            )
-            incident = await self.incidents.open_in_tx(
-                tx,
-                severity=_incident_severity(exe),
-                kind="rollback_escalated",
-                title=f"rollback of {exe.id} ({exe.action_type} on {exe.account}) needs a person",
-                detail=f"{verdict.detail}. Requested by {actor}: {reason}",
-                ref=exe.id,
-                tenant=exe.tenant,
-                account=exe.account,
-                autonomous=exe.autonomous,
-            )
-            tx.audit(
-                AuditEvent(
-                    AuditEventType.ROLLBACK_ESCALATED,
-                    actor,
-                    exe.id,
-                    {
-                        "token": tok.token,
-                        "reason": reason,
-                        "why": str(verdict.reason),
-                        "incident": incident,
-                        "current": current,
-                    },
-                )
-            )
-        await self.incidents.announce(incident)
-        return {
-            "execution": exe.id,
-            "type": str(RollbackType.ESCALATED_RESTORE),
-            "state": "escalated",
-            "incident": incident,
-            "detail": verdict.detail,
-        }
-
-    async def _undo(
-        self,
-        tok: exec_sql.TokenRow,
-        exe: exec_sql.ExecutionRow,
-        verdict: RollbackVerdict,
-        current: dict[str, Any] | None,
-        reason: str,
-        actor: str,
-    ) -> dict[str, Any]:
-        executor = self._executor(exe.executor)
-        plan = _plan(exe)
-        hard = verdict.type is RollbackType.HARD_UNDO
-        step = executor.undo(plan, exe.before or {}, exe.after or {}, exe.result or {}, hard)
-        if step is None:
-            raise InvalidState(
-                f"execution {exe.id} has nothing to undo with", details={"reason": "NO_UNDO"}
-            )
-        rb_id = f"exe_{token.token_hex(8)}"
-        async with self.store.write(self.clock()) as tx:
-            fresh = await exec_sql.token_in_tx(tx, tok.token)
-            if fresh is None or fresh.state != "available":
-                raise Conflict(
-                    f"token {tok.token} changed meanwhile ({fresh.state if fresh else 'gone'})"
-                )
-            await exec_sql.update_token(tx, tok.token, {"state": "in_progress"})
-            await exec_sql.insert_execution(
-                tx,
-                {
-                    "id": rb_id,
-                    "kind": "rollback",
-                    "intent_id": exe.intent_id,
-                    "rollback_of": exe.id,
-                    "rollback_type": str(verdict.type),
-                    "tenant": exe.tenant,
-                    "account": exe.account,
-                    "action_type": exe.action_type,
-                    "executor": exe.executor,
-                    "risk": exe.risk,
-                    "autonomous": False,
-                    "state": "running",
-                    "params": {
-                        "change": {"workflow": step.workflow, "params": dict(step.params)},
-                        "service": plan.service,
-                    },
-                    "before": current or exe.after,
-                    "diff": {k: (exe.before or {}).get(k) for k in (exe.diff or {})},
-                    "detail": reason,
-                    "created_at": iso(tx.now),
-                    "updated_at": iso(tx.now),
-                    "started_at": iso(tx.now),
-                },
-            )
-        rb = await self.get(rb_id)
-        try:
-            op = await self._operation(rb, step, "change_op")
-        except OperationFailed as exc:
-            return await self._undo_failed(tok, exe, rb, exc, actor)
-        after: dict[str, Any] = {}
-        restored = True
-        if plan.snapshot is not None:
-            try:
-                after = await self._read(rb, plan, "verify_op")
-                fields = list(exe.before or {}) if hard else list(exe.diff or {})
-                restored = all(after.get(f) == (exe.before or {}).get(f) for f in fields)
-            except OperationFailed as exc:
-                logger.warning("rollback {}: after snapshot failed: {}", rb_id, exc.message)
-                restored = False
-        if not restored:
-            failure = OperationFailed(
-                op, "the undo ran but the target does not show the old values", "NOT_RESTORED"
-            )
-            return await self._undo_failed(tok, exe, rb, failure, actor, after=after)
-        async with self.store.write(self.clock()) as tx:
-            await self._set(
-                tx,
-                rb,
-                state="succeeded",
-                after=after,
-                result=op.result,
-                finished_at=iso(tx.now),
-                target_state="applied",
-            )
-            await exec_sql.update_token(
-                tx,
-                tok.token,
-                {
-                    "state": "used",
-                    "used_at": iso(tx.now),
-                    "used_by": actor,
-                    "rollback_execution": rb_id,
-                },
-            )
-            await self._sync_stage(tx, exe, after, actor=actor)
-            tx.audit(
-                AuditEvent(
-                    AuditEventType.EXECUTION_ROLLED_BACK,
-                    actor,
-                    exe.id,
-                    {
-                        "token": tok.token,
-                        "type": str(verdict.type),
-                        "rollback": rb_id,
-                        "reason": reason,
-                    },
-                )
-            )
-        await self._publish(exe, BreakerEventKind.EXECUTION_ROLLED_BACK)
-        self._notify()
-        return {
-            "execution": exe.id,
-            "type": str(verdict.type),
-            "state": "rolled_back",
-            "rollback": rb_id,
-            "restored": after,
-            "detail": verdict.detail,
-        }
-
-    async def _undo_failed(
-        self,
-        tok: exec_sql.TokenRow,
-        exe: exec_sql.ExecutionRow,
-        rb: exec_sql.ExecutionRow,
-        exc: OperationFailed,
-        actor: str,
-        *,
-        after: dict[str, Any] | None = None,
-    ) -> dict[str, Any]:
-        async with self.store.write(self.clock()) as tx:
-            await self._set(
-                tx,
-                rb,
-                state="failed",
-                reason=exc.reason,
-                detail=exc.message,
-                after=after,
-                finished_at=iso(tx.now),
-                target_state="unknown",
-            )
-            await exec_sql.update_token(tx, tok.token, {"state": "available"})
-            incident = await self.incidents.open_in_tx(
-                tx,
-                severity="high",
-                kind="rollback_failed",
-                title=f"rollback of {exe.id} ({exe.action_type} on {exe.account}) failed",
-                detail=exc.message,
-                ref=exe.id,
-                tenant=exe.tenant,
-                account=exe.account,
-                autonomous=exe.autonomous,
-            )
-            tx.audit(
-                AuditEvent(
-                    AuditEventType.ROLLBACK_FAILED,
-                    actor,
-                    exe.id,
-                    {
-                        "token": tok.token,
-                        "rollback": rb.id,
-                        "reason": exc.reason,
-                        "error": exc.message,
-                        "incident": incident,
-                    },
-                )
-            )
-        await self.incidents.announce(incident)
-        self._notify()
-        raise InvalidState(
-            f"rollback failed: {exc.message} (incident {incident}; the token stays usable)",
-            details={"reason": "ROLLBACK_FAILED", "rollback": rb.id, "incident": incident},
-        )
-
-    async def _read_plain(self, exe: exec_sql.ExecutionRow, plan: ChangePlan) -> dict[str, Any]:
-        """Read the target's current values with a fresh snapshot operation (not recorded)."""
-        assert plan.snapshot is not None
-        try:
-            op = await self.operations.start_operation(
-                plan.snapshot.workflow,
-                exe.account,
-                params=dict(plan.snapshot.params),
-                service=plan.service or self.service(),
-                actor=ACTOR,
-                intent_id=exe.id,
-            )
-        except AgentdError as err:
-            raise OperationFailed(None, err.message, err.code.name) from err
-        op = await self.operations.wait(op.id, self.config().operation_timeout_s)
-        if op.state != "completed":
-            raise OperationFailed(op, op.error or op.state, (op.reason or op.state).upper())
-        try:
-            return self._executor(exe.executor).read(op.result)
-        except InvalidArgument as err:
-            raise OperationFailed(op, err.message, "BAD_SNAPSHOT") from err
-
-    async def extend(self, ref: str, until: datetime, *, reason: str, actor: str) -> dict[str, Any]:
-        """Move a token's deadline later (ROLLBACK_DEADLINE_EXTENDED).
-
-        :raises InvalidArgument: ``until`` not later, too far, or no reason.
-        :raises InvalidState: the token is used, escalated or expired.
-        """
-        if not reason or not reason.strip():
-            raise InvalidArgument("say why (--reason)", details={"field": "reason"})
-        if until.tzinfo is None:
-            raise InvalidArgument("--until needs a time zone (e.g. 2026-12-01T12:00:00Z)")
-        tok, exe = await self._resolve_token(ref)
-        if tok is None:
-            raise InvalidState(
-                f"execution {exe.id} has no rollback token", details={"reason": "NO_TOKEN"}
-            )
-        now = self.clock()
-        async with self.store.write(now) as tx:
-            fresh = await exec_sql.token_in_tx(tx, tok.token)
-            assert fresh is not None
-            if fresh.state != "available":
-                raise InvalidState(
-                    f"token {tok.token} is {fresh.state}; only an available token can be extended",
-                    details={"reason": "TOKEN_NOT_AVAILABLE"},
-                )
-            new = extend_deadline(_parse(fresh.deadline), until, now)
-            record = {
-                "from": fresh.deadline,
-                "until": iso(new),
-                "by": actor,
-                "reason": reason,
-                "at": iso(now),
-            }
-            await exec_sql.update_token(
-                tx, tok.token, {"deadline": iso(new), "extensions": [*fresh.extensions, record]}
-            )
-            tx.audit(
-                AuditEvent(
-                    AuditEventType.ROLLBACK_DEADLINE_EXTENDED,
-                    actor,
-                    exe.id,
-                    {"token": tok.token, **record},
-                )
-            )
-        updated = await exec_sql.get_token(self.store, tok.token)
-        assert updated is not None
-        return updated.to_dict()
-
-    async def tokens(self) -> list[exec_sql.TokenRow]:
-        """Return every rollback token, newest first."""
-        return await exec_sql.list_tokens(self.store)
-
-
-def _incident_severity(exe: exec_sql.ExecutionRow) -> str:
+def incident_severity(exe: exec_sql.ExecutionRow) -> str:
     """Return the severity of an incident about ``exe``: critical for a HIGH-risk change.
 
     A HIGH-risk change (robots.txt, campaign launch, budgets) left half-done, or
     one only a person can take back, is what the critical-incident breaker is for.
     """
     return "critical" if exe.risk == "HIGH" else "high"
+
+
+async def open_execution_incident(
+    incidents: IncidentService,
+    tx: Transaction,
+    exe: exec_sql.ExecutionRow,
+    *,
+    severity: str,
+    kind: str,
+    title: str,
+    detail: str,
+) -> str:
+    """Open an incident about ``exe`` in ``tx``; announce it once ``tx`` has committed.
+
+    Every incident of an execution or its rollback carries the execution's id
+    (``ref``), tenant, account and autonomy, so that the critical-incident
+    breaker and ``agentctl incidents list`` can tell whose change it is.
+    """
+    return await incidents.open_in_tx(
+        tx,
+        severity=severity,
+        kind=kind,
+        title=title,
+        detail=detail,
+        ref=exe.id,
+        tenant=exe.tenant,
+        account=exe.account,
+        autonomous=exe.autonomous,
+    )
 
 
 _TARGET_WORDS = {
@@ -1503,7 +1109,7 @@ def _plan_json(plan: ChangePlan) -> dict[str, Any]:
     }
 
 
-def _plan(exe: exec_sql.ExecutionRow) -> ChangePlan:
+def stored_plan(exe: exec_sql.ExecutionRow) -> ChangePlan:
     params: Mapping[str, Any] = exe.params or {}
     change = params.get("change") or {"workflow": "", "params": {}}
     snap = params.get("snapshot")

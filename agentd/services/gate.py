@@ -34,6 +34,7 @@ from agentd.core.gate import (
     evaluate,
 )
 from agentd.core.intents import ActionIntent
+from agentd.core.states import IntentStatus
 from agentd.errors import (
     AgentdError,
     BlockedIntent,
@@ -341,19 +342,19 @@ class GateService:
         row = (await gate_sql.intents_by_id(tx, [intent_id])).get(intent_id)
         if row is None:
             raise NotFound(f"no intent {intent_id}", details={"intent_id": intent_id})
-        if row.status == "blocked":
+        if row.status == IntentStatus.BLOCKED:
             return BlockedIntent(
                 f"intent {intent_id} was blocked ({row.outcome.reason}); blocked intents "
                 "can never be approved",
                 details={"intent_id": intent_id, "reason": str(row.outcome.reason)},
             )
-        if row.status == "pending" and row.expires_at and row.expires_at <= iso(now):
+        if row.status == IntentStatus.PENDING and row.expires_at and row.expires_at <= iso(now):
             await self._expire(tx, [row], iso(now))
             return Expired(
                 f"intent {intent_id} expired at {row.expires_at} without a decision",
                 details={"intent_id": intent_id},
             )
-        if row.status != "pending":
+        if row.status != IntentStatus.PENDING:
             who = f" by {row.decided_by}" if row.decided_by else ""
             when = f" at {row.decided_at}" if row.decided_at else ""
             return InvalidState(

@@ -31,6 +31,7 @@ from agentd.core.gate import (
 )
 from agentd.core.goals import GoalFact, GoalType, Verdict
 from agentd.core.intents import ActionIntent, content_fingerprint
+from agentd.core.states import IntentStatus
 from agentd.errors import AgentdError, Conflict, InvalidArgument, NotFound
 from agentd.store import gate_sql
 from agentd.store.base import Row
@@ -38,9 +39,9 @@ from agentd.store.gate_sql import AccountRow, IntentRow, Query
 from agentd.store.sqlite import iso
 
 STATUS_FOR = {
-    Decision.AUTO_EXECUTE: "approved",
-    Decision.REQUIRE_APPROVAL: "pending",
-    Decision.BLOCKED: "blocked",
+    Decision.AUTO_EXECUTE: IntentStatus.APPROVED,
+    Decision.REQUIRE_APPROVAL: IntentStatus.PENDING,
+    Decision.BLOCKED: IntentStatus.BLOCKED,
 }
 
 # The data of every auto-approval's audit record: one object, never written to,
@@ -303,7 +304,7 @@ def decide_batch(  # noqa: PLR0915
         elif outcome.reserve:
             idem_rows.append((intent_id, IdempotencyState.RESERVED, at))
         status = STATUS_FOR[outcome.decision]
-        expires = iso(now + approval_ttl(intent.tenant)) if status == "pending" else None
+        expires = iso(now + approval_ttl(intent.tenant)) if status == IntentStatus.PENDING else None
         inserts.append(
             gate_sql.intent_insert_row(
                 intent,

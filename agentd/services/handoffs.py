@@ -23,6 +23,7 @@ from loguru import logger
 from agentd.core.audit import AuditEvent, AuditEventType
 from agentd.core.breakers import BreakerEvent, BreakerEventKind
 from agentd.core.executors import HANDOFF
+from agentd.core.states import ENDED_EXECUTION_STATES, ExecutionState
 from agentd.errors import InvalidArgument, InvalidState, NotFound
 from agentd.notifiers import FanoutNotifier, Notification, NotificationKind, Notifier, Severity
 from agentd.notifiers import notifier_name as _name
@@ -32,9 +33,13 @@ from agentd.store.base import Store, Transaction
 from agentd.store.sqlite import iso
 
 ACTOR = "agentd"
-HANDED_OFF = "handed_off"
+HANDED_OFF = ExecutionState.HANDED_OFF
 #: ``agentctl handoffs --status``: the execution states each one covers.
-LIST_STATES = {"open": (HANDED_OFF,), "done": ("succeeded",), "failed": ("failed",)}
+LIST_STATES = {
+    "open": (HANDED_OFF,),
+    "done": (ExecutionState.SUCCEEDED,),
+    "failed": (ExecutionState.FAILED,),
+}
 MAX_TEXT = 2000
 
 TokenMaker = Callable[[Transaction, exec_sql.ExecutionRow, datetime], Awaitable[str]]
@@ -167,7 +172,11 @@ class HandoffDesk:
                 f"unknown hand-off status {status!r} (one of {', '.join(LIST_STATES)})",
                 details={"field": "status"},
             )
-        states = LIST_STATES[status] if status else (HANDED_OFF, "succeeded", "failed")
+        states = (
+            LIST_STATES[status]
+            if status
+            else (HANDED_OFF, ExecutionState.SUCCEEDED, ExecutionState.FAILED)
+        )
         marks = ", ".join("?" for _ in states)
         rows = await self.store.read_all(
             f"SELECT id FROM executions WHERE kind = 'change' AND executor = ? "
@@ -190,7 +199,7 @@ class HandoffDesk:
                 tx,
                 exe.id,
                 {
-                    "state": "succeeded",
+                    "state": ExecutionState.SUCCEEDED,
                     "reason": "HANDOFF_DONE",
                     "detail": text,
                     "target_state": "applied",
@@ -230,7 +239,7 @@ class HandoffDesk:
                 tx,
                 exe.id,
                 {
-                    "state": "failed",
+                    "state": ExecutionState.FAILED,
                     "reason": "HANDOFF_FAILED",
                     "detail": text,
                     "target_state": "unchanged",
@@ -266,7 +275,7 @@ class HandoffDesk:
                 details={"reason": "NOT_A_HANDOFF", "execution": exe_id},
             )
         if exe.state != HANDED_OFF:
-            closed = exe.state in exec_sql.TERMINAL
+            closed = exe.state in ENDED_EXECUTION_STATES
             why = (
                 f"was already closed ({exe.state}"
                 + (f" by {(exe.result or {}).get('closed_by')}" if exe.result else "")

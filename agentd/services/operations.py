@@ -45,6 +45,7 @@ from agentd.browser.agent import (
 )
 from agentd.browser.playwright_browser import PlaywrightBrowser
 from agentd.core.audit import AuditEvent, AuditEventType
+from agentd.core.states import OperationState
 from agentd.errors import AgentdError, Conflict, InvalidArgument, InvalidState, NotFound, VaultError
 from agentd.kb import KnowledgeBase, Step, bind_account
 from agentd.llm import AnthropicModel
@@ -57,7 +58,7 @@ from agentd.vault import SecretValue, Vault
 OPERATION_CREATED = AuditEventType.OPERATION_CREATED
 OPERATION_RESUMED = "OPERATION_RESUMED"
 OPERATION_AWAITING_CONSENT = "OPERATION_AWAITING_CONSENT"
-STATES = ("awaiting_consent", "pending", "in_progress", "completed", "failed", "cancelled")
+STATES = tuple(OperationState)
 
 
 class Recovery(StrEnum):
@@ -145,7 +146,7 @@ class OperationsService:
         params: Mapping[str, str] | None = None,
         service: str | None = None,
         actor: str,
-        intent_id: str | None = None,
+        execution_id: str | None = None,
     ) -> ops_sql.OperationRow:
         """Create an operation: ``pending`` with consent, else ``awaiting_consent``.
 
@@ -189,7 +190,7 @@ class OperationsService:
                     "params": values,
                     "state": state,
                     "total": len(flow.steps),
-                    "intent_id": intent_id,
+                    "execution_id": execution_id,
                     "folder": str(self.folder / op_id),
                     "created_by": actor,
                     "created_at": iso(now),

@@ -350,7 +350,7 @@ async def failed_operations(
     final screenshot) stands in.
     """
     ops = await store.read_all(
-        f"SELECT id, account, workflow, finished_at, error, reason, intent_id, total "
+        f"SELECT id, account, workflow, finished_at, error, reason, execution_id, total "
         f"{_OPS_FAILED} ORDER BY finished_at DESC, id DESC LIMIT ?",
         (lo, hi, limit),
     )
@@ -383,7 +383,7 @@ async def failed_operations(
                 o["error"] or o["reason"] or "",
                 label,
                 shot,
-                o["intent_id"] or "",
+                o["execution_id"] or "",
             )
         )
     return items, await _count(store, f"SELECT COUNT(*) {_OPS_FAILED}", (lo, hi))

@@ -11,11 +11,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from agentd.core.states import ENDED_EXECUTION_STATES
 from agentd.store.base import Row, Store, Transaction
 from agentd.store.rows import insert_row, row_dict, update_row
 from agentd.store.sqlite import iso
 
-TERMINAL = frozenset({"succeeded", "failed", "refused"})
 _JSON_COLUMNS = ("checks", "params", "before", "after", "diff", "result")
 
 
@@ -61,7 +61,7 @@ class ExecutionRow:
     @property
     def finished(self) -> bool:
         """Return whether the execution reached a terminal state."""
-        return self.state in TERMINAL
+        return self.state in ENDED_EXECUTION_STATES
 
     def to_dict(self) -> dict[str, Any]:
         """Return the JSON form `agentctl` shows."""

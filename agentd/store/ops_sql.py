@@ -11,11 +11,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from agentd.core.states import ENDED_OPERATION_STATES
 from agentd.store.base import Row, Store, Transaction
 from agentd.store.rows import insert_row, update_row
 from agentd.store.sqlite import iso
-
-TERMINAL_STATES = frozenset({"completed", "failed", "cancelled"})
 
 
 @dataclass(frozen=True)
@@ -37,7 +36,7 @@ class OperationRow:
     error: str | None
     result: dict[str, str]
     folder: str | None
-    intent_id: str | None
+    execution_id: str | None
     created_by: str
     created_at: str
     updated_at: str
@@ -47,7 +46,7 @@ class OperationRow:
     @property
     def finished(self) -> bool:
         """Return whether the operation reached a terminal state."""
-        return self.state in TERMINAL_STATES
+        return self.state in ENDED_OPERATION_STATES
 
     def to_dict(self) -> dict[str, Any]:
         """Return the protocol form."""
@@ -66,9 +65,8 @@ class OperationRow:
             "error": self.error,
             "result": dict(self.result),
             "folder": self.folder,
-            # The column is named intent_id, but what it holds is the execution
-            # that started the operation (None for one started by hand).
-            "execution": self.intent_id,
+            # The execution that started the operation (None for one started by hand).
+            "execution": self.execution_id,
             "created_by": self.created_by,
             "created_at": self.created_at,
             "updated_at": self.updated_at,
@@ -94,7 +92,7 @@ def _operation(row: Row) -> OperationRow:
         error=row["error"],
         result=json.loads(row["result"]) if row["result"] else {},
         folder=row["folder"],
-        intent_id=row["intent_id"],
+        execution_id=row["execution_id"],
         created_by=row["created_by"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],

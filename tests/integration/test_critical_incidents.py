@@ -78,7 +78,7 @@ async def test_a_failing_high_risk_change_trips_the_critical_incident_breaker(
 
         # Only a person can take a sent HIGH-risk message back: a critical incident too.
         await ask(sock, "breaker.reset", {"name": "critical_incident", "reason": "site fixed"})
-        sent = (await app.execution.show((await finished(app, ok["intent_id"]))["id"]))["id"]
+        sent = (await app.execution_views.show((await finished(app, ok["intent_id"]))["id"]))["id"]
         escalated = await ask(sock, "rollback.run", {"token": sent, "reason": "wrong budget"})
         assert escalated["state"] == "escalated"
         assert (await app.incidents.get(escalated["incident"])).severity == "critical"

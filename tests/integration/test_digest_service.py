@@ -152,7 +152,7 @@ async def failed_operation(
                 "reason": "step_failed",
                 "error": f"step {fail_at} (press Save): timeout waiting for #save",
                 "folder": str(folder),
-                "intent_id": exe,
+                "execution_id": exe,
                 "created_by": "agentd",
                 "created_at": iso(at),
                 "updated_at": iso(at),

@@ -141,7 +141,7 @@ async def finished(app: App, intent_id: str, timeout: float = 90) -> dict[str, A
                 (intent_id,),
             )
             if row is not None and row[1] in ("succeeded", "failed", "refused"):
-                return await app.execution.show(row[0])
+                return await app.execution_views.show(row[0])
             await anyio.sleep(0.1)
 
 
@@ -152,7 +152,7 @@ async def held(app: App, intent_id: str, state: str, timeout: float = 30) -> dic
                 "SELECT id, state FROM executions WHERE intent_id = ?", (intent_id,)
             )
             if row is not None and row[1] == state:
-                return await app.execution.show(row[0])
+                return await app.execution_views.show(row[0])
             await anyio.sleep(0.1)
 
 
@@ -401,7 +401,9 @@ async def test_limits_windows_trust_and_missing_executors(
                     )
                     if row is not None:
                         states[row[0]] = row[1]
-        waiting = await app.execution.show(next(k for k, v in states.items() if v == "waiting"))
+        waiting = await app.execution_views.show(
+            next(k for k, v in states.items() if v == "waiting")
+        )
         assert waiting["reason"] == "DAILY_LIMIT_REACHED"
         assert datetime.fromisoformat(waiting["retry_at"]).date() > now.date()
 

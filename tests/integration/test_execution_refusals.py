@@ -44,7 +44,7 @@ async def _execution(app: App, intent_id: str) -> dict[str, Any]:
                 "SELECT id, state FROM executions WHERE intent_id = ?", (intent_id,)
             )
             if row is not None and row[1] in ("refused", "failed", "succeeded"):
-                return await app.execution.show(row[0])
+                return await app.execution_views.show(row[0])
             await anyio.sleep(0.05)
 
 

@@ -106,7 +106,7 @@ async def test_an_approved_handoff_notifies_what_was_approved_and_is_closed_by_a
             ErrorCode.INVALID_STATE, ask(sock, "handoff.failed", {"id": exe["id"], "reason": "x"})
         )
         assert again.details["reason"] == "HANDOFF_CLOSED"
-        shown = await app.execution.show(exe["id"])
+        shown = await app.execution_views.show(exe["id"])
         assert shown["state"] == "succeeded" and shown["rollback_token"] is not None
         # Only a person can take a person's work back: the rollback escalates.
         check = await ask(sock, "rollback.check", {"token": exe["id"]})
