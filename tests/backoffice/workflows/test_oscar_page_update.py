@@ -28,6 +28,14 @@ def test_oscar_page_update(run: WorkflowRun, store: Store) -> None:
         result="before_content",
     )
     # The content field is a TinyMCE editor: its text is the body of an iframe.
+    # The editor makes that body editable in the same task that loads the field's
+    # text into it: typed before then, the text would be overwritten.
+    step(
+        run,
+        intent="Wait for the editor to be ready",
+        action="wait_for",
+        target='#id_content_ifr |> body[contenteditable="true"]',
+    )
     step(
         run,
         intent="Type the new text into the editor",
