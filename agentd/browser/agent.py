@@ -63,16 +63,19 @@ from agentd.browser import (
     PASSIVE_ACTIONS,
     READ_ACTIONS,
     CaptureRefused,
-    Permission,
     StepFailed,
     StepProblem,
-    consent_permits,
     host_allowed,
-    required_permission,
     sign_in_fills,
 )
 from agentd.browser.playwright_browser import BrowserSession, PlaywrightBrowser
 from agentd.core.audit import AuditEvent, AuditEventType
+from agentd.core.consent import (
+    Permission,
+    ShortfallReason,
+    consent_shortfall,
+    required_permission,
+)
 from agentd.errors import AgentdError, Conflict, ExternalError, VaultError
 from agentd.kb import (
     ALLOWED_ACTIONS,
@@ -109,26 +112,6 @@ _RECORDED = "recorded"
 # How long a step's record may wait to share a transaction with the next ones.
 RECORD_LINGER_S = 0.25
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-def consent_shortfall(
-    consent: ops_sql.ConsentRow | None, workflow: str, needs: Permission | None
-) -> tuple[str, str] | None:
-    """Return why a consent does not let a workflow run (reason, message), or None if it does.
-
-    ``needs`` is the workflow's :func:`~agentd.browser.required_permission`
-    (None: unknown, only a consent in force is required).
-    """
-    if consent is None:
-        return "consent_missing", f"no consent in force for {workflow}"
-    if needs is not None and not consent_permits(consent.permissions, needs):
-        return (
-            "permission_missing",
-            f"{workflow} needs permission {needs.value!r}; the consent in force "
-            f"(operation {consent.operation}, version {consent.version}) grants "
-            f"{', '.join(consent.permissions)}",
-        )
-    return None
 
 
 @dataclass
@@ -339,10 +322,10 @@ class BrowserAgent:
         consent = await ops_sql.active_consent(self.store, op.account, op.service, op.workflow)
         shortfall = consent_shortfall(consent, op.workflow, run.needs)
         if shortfall is not None:
-            reason, message = shortfall
-            if reason == "permission_missing":
+            reason = shortfall.reason.value
+            if shortfall.reason is ShortfallReason.PERMISSION_MISSING:
                 reason = "permission_revoked"  # it was granted when the operation was claimed
-            raise OperationEnded("cancelled", reason, message)
+            raise OperationEnded("cancelled", reason, shortfall.message)
         account = await gate_sql.get_account(self.store, op.account)
         if account is None:
             raise OperationEnded("failed", "unknown_account", f"unknown account {op.account!r}")
@@ -691,11 +674,11 @@ class BrowserAgent:
         shortfall = consent_shortfall(consent, op.workflow, run.needs)
         if shortfall is None:
             return None
-        if shortfall[0] == "consent_missing":
+        if shortfall.reason is ShortfallReason.CONSENT_MISSING:
             return OperationEnded(
                 "cancelled", "consent_revoked", f"consent for {op.workflow} was revoked"
             )
-        return OperationEnded("cancelled", "permission_revoked", shortfall[1])
+        return OperationEnded("cancelled", "permission_revoked", shortfall.message)
 
     async def _execute(
         self,

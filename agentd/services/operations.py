@@ -6,13 +6,14 @@ consent arrives; a revoke stops a running one at its next step boundary. At
 most ``max_browsers`` run at once.
 
 Consent permissions: a workflow needs ``read`` or ``write``
-(:func:`~agentd.browser.required_permission`: ``read`` when it only opens and
-reads pages, apart from signing in). An operation whose consent does not grant
-it waits in ``awaiting_consent`` (audited with what it waits for) like one
-without consent; a consent with no permissions grants every permission, and
-``write`` includes ``read``. A grant that narrows the permissions, or a revoke
-that leaves only a narrower consent, stops a running operation it no longer
-covers at its next step (reason ``permission_revoked``).
+(:mod:`agentd.core.consent`: ``read`` when it only opens and reads pages,
+apart from signing in; ``write`` for a workflow that cannot be told). An
+operation whose consent does not grant it waits in ``awaiting_consent``
+(audited with what it waits for) like one without consent; a consent with no
+permissions grants every permission, and ``write`` includes ``read``. A grant
+that narrows the permissions, or a revoke that leaves only a narrower consent,
+stops a running operation it no longer covers at its next step (reason
+``permission_revoked``).
 
 A running operation holds a lease (owner and deadline), renewed with its step records.
 After a crash, :meth:`OperationsService.recover` decides each orphan's fate
@@ -33,7 +34,7 @@ from typing import Any
 import anyio
 from loguru import logger
 
-from agentd.browser import COMMITTING_ACTIONS, Permission, required_permission
+from agentd.browser import COMMITTING_ACTIONS
 from agentd.browser.agent import (
     ACTOR,
     OPERATION_CANCELLED,
@@ -41,10 +42,16 @@ from agentd.browser.agent import (
     OPERATION_STARTED,
     BrowserAgent,
     StopSignal,
-    consent_shortfall,
 )
 from agentd.browser.playwright_browser import PlaywrightBrowser
 from agentd.core.audit import AuditEvent, AuditEventType
+from agentd.core.consent import (
+    Permission,
+    ShortfallReason,
+    consent_shortfall,
+    required_permission,
+    workflow_needs,
+)
 from agentd.errors import AgentdError, Conflict, InvalidArgument, InvalidState, NotFound, VaultError
 from agentd.kb import KnowledgeBase, Step, bind_account
 from agentd.llm import AnthropicModel
@@ -204,7 +211,7 @@ class OperationsService:
                 "needs": needs.value,
             }
             if shortfall:
-                data["waiting_for"] = shortfall[1]
+                data["waiting_for"] = shortfall.message
             tx.audit(AuditEvent(OPERATION_CREATED, actor, op_id, data))
         self._wake.set()
         self._notify(op_id)
@@ -380,7 +387,7 @@ class OperationsService:
                 shortfall = consent_shortfall(consent, op.workflow, needs(op.workflow))
                 if op.state == "in_progress":
                     if shortfall is not None:
-                        narrowed.append((op.id, shortfall[1]))
+                        narrowed.append((op.id, shortfall.message))
                 elif shortfall is None:
                     await ops_sql.update_operation(
                         tx, op.id, {"state": "pending", "updated_at": iso(tx.now)}
@@ -396,17 +403,17 @@ class OperationsService:
             self._notify("")
         return row
 
-    def _needs(self) -> Callable[[str], Permission | None]:
-        """Return a lookup of the permission each workflow needs (None: unknown workflow)."""
+    def _needs(self) -> Callable[[str], Permission]:
+        """Return a lookup of the permission each workflow needs (an unknown one: WRITE)."""
         try:
             kb: KnowledgeBase | None = self.knowledge_base()
         except AgentdError:
             kb = None
 
-        def needs(workflow: str) -> Permission | None:
+        def needs(workflow: str) -> Permission:
             if kb is None or workflow not in kb.names:
-                return None  # the agent fails it with a clear reason
-            return required_permission(kb.workflow(workflow).steps)
+                return workflow_needs(None)  # fail closed
+            return workflow_needs(kb.workflow(workflow).steps)
 
         return needs
 
@@ -434,10 +441,10 @@ class OperationsService:
                 shortfall = consent_shortfall(consent, op.workflow, needs(op.workflow))
                 if shortfall is None:
                     continue  # another consent in force still covers it
-                if shortfall[0] == "consent_missing":
+                if shortfall.reason is ShortfallReason.CONSENT_MISSING:
                     self._running[op.id].set("consent_revoked", f"consent revoked by {actor}")
                 else:
-                    self._running[op.id].set("permission_revoked", shortfall[1])
+                    self._running[op.id].set("permission_revoked", shortfall.message)
         return row
 
     async def list_consents(self, account: str | None = None) -> list[ops_sql.ConsentRow]:
@@ -572,7 +579,7 @@ class OperationsService:
                     await ops_sql.update_operation(
                         tx, op.id, {"state": "awaiting_consent", "updated_at": iso(now)}
                     )
-                    waiting = {"reason": shortfall[0], "waiting_for": shortfall[1]}
+                    waiting = {"reason": shortfall.reason.value, "waiting_for": shortfall.message}
                     tx.audit(AuditEvent(OPERATION_AWAITING_CONSENT, ACTOR, op.id, waiting))
                     continue
                 await ops_sql.update_operation(
