@@ -1,4 +1,4 @@
-"""Durable browser operations: consent, secrets, scheduling, leases and crash recovery.
+"""Durable browser operations: scheduling, leases and crash recovery.
 
 States: ``awaiting_consent`` → ``pending`` → ``in_progress`` → ``completed`` |
 ``failed`` | ``cancelled``. An operation without consent waits and starts when
@@ -13,7 +13,9 @@ operation whose consent does not grant it waits in ``awaiting_consent``
 permissions grants every permission, and ``write`` includes ``read``. A grant
 that narrows the permissions, or a revoke that leaves only a narrower consent,
 stops a running operation it no longer covers at its next step (reason
-``permission_revoked``).
+``permission_revoked``). Consents are granted and revoked through
+:class:`~agentd.services.consents.ConsentsService`, secrets stored through
+:class:`~agentd.services.secrets.SecretsService`.
 
 A running operation holds a lease (owner and deadline), renewed with its step records.
 After a crash, :meth:`OperationsService.recover` decides each orphan's fate
@@ -46,20 +48,18 @@ from agentd.browser.agent import (
 from agentd.browser.playwright_browser import PlaywrightBrowser
 from agentd.core.audit import AuditEvent, AuditEventType
 from agentd.core.consent import (
-    Permission,
-    ShortfallReason,
     consent_shortfall,
     required_permission,
-    workflow_needs,
 )
-from agentd.errors import AgentdError, Conflict, InvalidArgument, InvalidState, NotFound, VaultError
+from agentd.errors import AgentdError, Conflict, InvalidArgument, InvalidState, NotFound
 from agentd.kb import KnowledgeBase, Step, bind_account
 from agentd.llm import AnthropicModel
 from agentd.ops_config import BrowserSettings
+from agentd.services.consents import permission_lookup
 from agentd.store import gate_sql, ops_sql
 from agentd.store.base import Store
 from agentd.store.sqlite import iso
-from agentd.vault import SecretValue, Vault
+from agentd.vault import Vault
 
 OPERATION_CREATED = AuditEventType.OPERATION_CREATED
 OPERATION_RESUMED = "OPERATION_RESUMED"
@@ -343,157 +343,22 @@ class OperationsService:
                 with anyio.move_on_after(0.5):
                     await changed.wait()
 
-    # -- consent --------------------------------------------------------------------------
+    # -- consent (see ConsentsService) ----------------------------------------------------
 
-    async def grant_consent(
-        self,
-        account: str,
-        service: str,
-        operation: str = "*",
-        *,
-        permissions: Sequence[str] = (),
-        actor: str,
-    ) -> ops_sql.ConsentRow:
-        """Grant consent (a new version) and release the operations waiting for it.
+    def is_running(self, op_id: str) -> bool:
+        """Return whether an operation runs in this daemon now."""
+        return op_id in self._running
 
-        :raises InvalidArgument: an empty account, service or operation.
-        """
-        _names(account=account, service=service, operation=operation)
-        unknown = sorted(set(permissions) - set(Permission))
-        if unknown:
-            raise InvalidArgument(
-                f"unknown permission {', '.join(unknown)}: grant "
-                f"{' or '.join(p.value for p in Permission)} (or none for every permission)",
-                details={"field": "permissions"},
-            )
-        # None named means every permission: stored as such, so what is shown
-        # (consent list, the grant's answer, the audit) says what it allows.
-        granted = list(dict.fromkeys(permissions)) or [p.value for p in Permission]
-        needs = self._needs()
-        async with self.store.write() as tx:
-            row = await ops_sql.upsert_consent(tx, account, service, operation, granted, actor)
-            tx.audit(AuditEvent(AuditEventType.CONSENT_GRANTED, actor, account, row.to_dict()))
-            released = 0
-            covered = [
-                op
-                for op in await ops_sql.operations_in_state(tx, ["awaiting_consent", "in_progress"])
-                if op.account == account
-                and op.service == service
-                and operation in ("*", op.workflow)
-            ]
-            narrowed = []
-            for op in covered:
-                consent = await ops_sql.active_consent_in_tx(tx, account, service, op.workflow)
-                shortfall = consent_shortfall(consent, op.workflow, needs(op.workflow))
-                if op.state == "in_progress":
-                    if shortfall is not None:
-                        narrowed.append((op.id, shortfall.message))
-                elif shortfall is None:
-                    await ops_sql.update_operation(
-                        tx, op.id, {"state": "pending", "updated_at": iso(tx.now)}
-                    )
-                    released += 1
-        # A grant that narrows the permissions stops what it no longer covers.
-        for op_id, message in narrowed:
-            if op_id in self._running:
-                self._running[op_id].set("permission_revoked", message)
-        if released:
-            logger.info("consent for {}/{} released {} operations", account, service, released)
-            self._wake.set()
-            self._notify("")
-        return row
+    def stop(self, op_id: str, reason: str, message: str) -> None:
+        """Stop a running operation at its next step boundary (nothing when it does not run)."""
+        signal = self._running.get(op_id)
+        if signal is not None:
+            signal.set(reason, message)
 
-    def _needs(self) -> Callable[[str], Permission]:
-        """Return a lookup of the permission each workflow needs (an unknown one: WRITE)."""
-        try:
-            kb: KnowledgeBase | None = self.knowledge_base()
-        except AgentdError:
-            kb = None
-
-        def needs(workflow: str) -> Permission:
-            if kb is None or workflow not in kb.names:
-                return workflow_needs(None)  # fail closed
-            return workflow_needs(kb.workflow(workflow).steps)
-
-        return needs
-
-    async def revoke_consent(
-        self, account: str, service: str, operation: str = "*", *, actor: str
-    ) -> ops_sql.ConsentRow:
-        """Revoke a consent; running operations it covered stop at their next step.
-
-        :raises NotFound: no such consent in force.
-        """
-        _names(account=account, service=service, operation=operation)
-        async with self.store.write() as tx:
-            row = await ops_sql.revoke_consent(tx, account, service, operation, actor)
-            if row is None:
-                raise NotFound(
-                    f"no consent in force for {account}/{service}/{operation}",
-                    details={"account": account, "service": service, "operation": operation},
-                )
-            tx.audit(AuditEvent(AuditEventType.CONSENT_REVOKED, actor, account, row.to_dict()))
-            running = await ops_sql.operations_in_state(tx, ["in_progress"])
-        needs = self._needs()
-        for op in running:
-            if op.account == account and op.service == service and op.id in self._running:
-                consent = await ops_sql.active_consent(self.store, account, service, op.workflow)
-                shortfall = consent_shortfall(consent, op.workflow, needs(op.workflow))
-                if shortfall is None:
-                    continue  # another consent in force still covers it
-                if shortfall.reason is ShortfallReason.CONSENT_MISSING:
-                    self._running[op.id].set("consent_revoked", f"consent revoked by {actor}")
-                else:
-                    self._running[op.id].set("permission_revoked", shortfall.message)
-        return row
-
-    async def list_consents(self, account: str | None = None) -> list[ops_sql.ConsentRow]:
-        """Return consents, active and revoked."""
-        return await ops_sql.list_consents(self.store, account)
-
-    # -- secrets --------------------------------------------------------------------------
-
-    def _vault(self) -> Vault:
-        if self.vault is None:
-            raise VaultError(
-                "no vault key is configured: set [vault] key_file or the systemd credential"
-            )
-        return self.vault
-
-    async def set_secret(
-        self, account: str, service: str, name: str, value: SecretValue, *, actor: str
-    ) -> dict[str, Any]:
-        """Seal and store a secret (replacing one of the same name); audited without its value.
-
-        :raises VaultError: no vault key is configured.
-        :raises InvalidArgument: an empty name or value.
-        """
-        if not value.reveal():
-            raise InvalidArgument("the secret value is empty", details={"field": "value"})
-        vault = self._vault()
-        blob = vault.seal(account, service, name, value.reveal())
-        async with self.store.write() as tx:
-            replaced = await ops_sql.upsert_secret(
-                tx, account, service, name, blob, vault.fingerprint, actor
-            )
-            data = {"service": service, "name": name, "replaced": replaced}
-            tx.audit(AuditEvent(AuditEventType.SECRET_SET, actor, account, data))
-        return {"account": account, "service": service, "name": name, "replaced": replaced}
-
-    async def list_secrets(self, account: str | None = None) -> list[dict[str, Any]]:
-        """Return secret names and metadata, never values."""
-        return await ops_sql.list_secrets(self.store, account)
-
-    async def remove_secret(self, account: str, service: str, name: str, *, actor: str) -> None:
-        """Delete a secret.
-
-        :raises NotFound: there is no such secret.
-        """
-        async with self.store.write() as tx:
-            if not await ops_sql.delete_secret(tx, account, service, name):
-                raise NotFound(f"no secret {account}/{service}/{name}")
-            data = {"service": service, "name": name}
-            tx.audit(AuditEvent(AuditEventType.SECRET_REMOVED, actor, account, data))
+    def consent_arrived(self) -> None:
+        """Look at the waiting operations now: a consent released some."""
+        self._wake.set()
+        self._notify("")
 
     # -- running --------------------------------------------------------------------------
 
@@ -568,7 +433,7 @@ class OperationsService:
     async def _claim(self, n: int) -> list[ops_sql.OperationRow]:
         claimed: list[str] = []
         now = _now()
-        needs = self._needs()
+        needs = permission_lookup(self.knowledge_base)
         async with self.store.write(now) as tx:
             for op in (await ops_sql.operations_in_state(tx, ["pending"]))[:n]:
                 consent = await ops_sql.active_consent_in_tx(
@@ -620,9 +485,3 @@ class OperationsService:
         if self._own_browser and not self._closed:
             self._closed = True
             await self.browser.close()
-
-
-def _names(**values: str) -> None:
-    for label, value in values.items():
-        if not isinstance(value, str) or not value.strip():
-            raise InvalidArgument(f"{label} must not be empty", details={"field": label})

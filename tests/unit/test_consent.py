@@ -17,9 +17,7 @@ from agentd.core.consent import (
 )
 from agentd.errors import NotFound
 from agentd.kb import Action, KnowledgeBase, Step, load_knowledge_base
-from agentd.ops_config import BrowserSettings
-from agentd.services.operations import OperationsService
-from agentd.store.sqlite import SqliteStore
+from agentd.services.consents import permission_lookup
 
 R, W = Permission.READ, Permission.WRITE
 KB_FILE = Path(__file__).resolve().parents[2] / "knowledge_base" / "AGENT_KNOWLEDGE_BASE.json"
@@ -78,11 +76,9 @@ def test_workflow_needs() -> None:
 
 
 @pytest.mark.parametrize("kb_loads", [True, False])
-def test_operations_need_write_for_a_workflow_they_cannot_tell(
-    tmp_path: Path, kb_loads: bool
-) -> None:
-    """The operations' check (create, claim, grant, revoke) and the executor's
-    agree: a workflow not in the knowledge base, or no knowledge base, needs write."""
+def test_operations_need_write_for_a_workflow_they_cannot_tell(kb_loads: bool) -> None:
+    """The operations' lookup (create, claim, grant, revoke) agrees with the
+    executor's: a workflow not in the knowledge base, or no knowledge base, needs write."""
     kb = load_knowledge_base(KB_FILE)
 
     def knowledge_base() -> KnowledgeBase:
@@ -90,14 +86,7 @@ def test_operations_need_write_for_a_workflow_they_cannot_tell(
             raise NotFound("no knowledge base")
         return kb
 
-    service = OperationsService(
-        SqliteStore(tmp_path / "agentd.sqlite3"),
-        BrowserSettings(),
-        state_dir=tmp_path,
-        knowledge_base=knowledge_base,
-        vault=None,
-    )
-    needs = service._needs()
+    needs = permission_lookup(knowledge_base)
     assert needs("no_such_workflow") is W
     if kb_loads:
         assert needs("read_account_record") is R
