@@ -50,9 +50,9 @@ import hashlib
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 from anyio.abc import TaskGroup
@@ -67,6 +67,15 @@ from agentd.browser import (
     StepProblem,
     host_allowed,
     sign_in_fills,
+)
+from agentd.browser.journal import (
+    ACTOR,
+    OPERATION_CAPTURE_REFUSED,
+    RECORDED,
+    OperationEnd,
+    OperationLog,
+    Refusal,
+    StepEntry,
 )
 from agentd.browser.playwright_browser import BrowserSession, PlaywrightBrowser
 from agentd.core.audit import AuditEvent, AuditEventType
@@ -88,18 +97,11 @@ from agentd.kb import (
 )
 from agentd.llm import AnthropicModel, ModelAnswerInvalid, ModelRefused, PlannedCommand, redact
 from agentd.ops_config import BrowserSettings
-from agentd.store import gate_sql, ops_sql
-from agentd.store.base import Store
-from agentd.store.sqlite import iso
 from agentd.vault import SecretValue, Vault
 
-ACTOR = "agentd"
-# Event names the audit trail has no member for yet (see AuditEventType).
-OPERATION_STARTED = "OPERATION_STARTED"
-OPERATION_COMPLETED = "OPERATION_COMPLETED"
-OPERATION_FAILED = "OPERATION_FAILED"
-OPERATION_CANCELLED = "OPERATION_CANCELLED"
-OPERATION_CAPTURE_REFUSED = "OPERATION_CAPTURE_REFUSED"
+if TYPE_CHECKING:
+    from agentd.store.ops_sql import OperationRow
+
 REPLANNABLE = frozenset({StepProblem.NOT_FOUND, StepProblem.BAD_SELECTOR})
 # An operation's end reason for a failed step, by the step's problem.
 _REASONS = {
@@ -107,8 +109,6 @@ _REASONS = {
     StepProblem.HOST_NOT_ALLOWED: "host_not_allowed",
     StepProblem.SECRET_VISIBLE: "secret_visible",
 }
-# A step record's key for the workflow's command when another ran (audited, not a column).
-_RECORDED = "recorded"
 # How long a step's record may wait to share a transaction with the next ones.
 RECORD_LINGER_S = 0.25
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -166,12 +166,12 @@ class _ConsentCheck:
 
 # A step row waiting to be written, the refusals audited before it, and its
 # screenshot (its path and hash go into the row once the file is written).
-_Pending = tuple[dict[str, Any], list[tuple[int, str, str, str]], _Evidence | None]
+_Pending = tuple[dict[str, Any], list[Refusal], _Evidence | None]
 
 
 @dataclass
 class _Run:
-    op: ops_sql.OperationRow
+    op: OperationRow
     attempt: int
     folder: Path
     workflow: Workflow | None = None
@@ -179,7 +179,7 @@ class _Run:
     session: BrowserSession | None = None
     secrets: dict[str, SecretValue] = field(default_factory=dict)
     results: dict[str, str] = field(default_factory=dict)
-    refusals: list[tuple[int, str, str, str]] = field(default_factory=list)
+    refusals: list[Refusal] = field(default_factory=list)
     pending: list[_Pending] = field(default_factory=list)
     record_error: AgentdError | None = None
     unavailable: OperationEnded | None = None  # why the secrets could not be opened
@@ -252,7 +252,7 @@ class BrowserAgent:
 
     def __init__(
         self,
-        store: Store,
+        log: OperationLog,
         browser: PlaywrightBrowser,
         settings: BrowserSettings,
         *,
@@ -263,7 +263,7 @@ class BrowserAgent:
         owner: str,
         on_change: Callable[[str], None] = lambda op_id: None,
     ) -> None:
-        self.store = store
+        self.log = log
         self.browser = browser
         self.settings = settings
         self.knowledge_base = knowledge_base
@@ -275,7 +275,7 @@ class BrowserAgent:
 
     # -- the loop -------------------------------------------------------------------------
 
-    async def run(self, op: ops_sql.OperationRow, stop: StopSignal) -> ops_sql.OperationRow:
+    async def run(self, op: OperationRow, stop: StopSignal) -> OperationRow:
         """Run a claimed operation to its end; return it as stored.
 
         :raises Conflict: the operation's lease was taken over by another runner.
@@ -300,9 +300,7 @@ class BrowserAgent:
             if run.session is not None:
                 with anyio.CancelScope(shield=True):
                     await run.session.close()
-        row = await ops_sql.get_operation(self.store, op.id)
-        assert row is not None
-        return row
+        return await self.log.operation(op.id)
 
     async def _prepare(self, run: _Run) -> None:
         op = run.op
@@ -319,15 +317,15 @@ class BrowserAgent:
             run.workflow.check_parameters(run.params)
         except AgentdError as exc:
             raise OperationEnded("failed", "invalid_params", exc.message) from exc
-        consent = await ops_sql.active_consent(self.store, op.account, op.service, op.workflow)
+        consent = await self.log.active_consent(op.account, op.service, op.workflow)
         shortfall = consent_shortfall(consent, op.workflow, run.needs)
         if shortfall is not None:
             reason = shortfall.reason.value
             if shortfall.reason is ShortfallReason.PERMISSION_MISSING:
                 reason = "permission_revoked"  # it was granted when the operation was claimed
             raise OperationEnded("cancelled", reason, shortfall.message)
-        account = await gate_sql.get_account(self.store, op.account)
-        if account is None:
+        hosts = await self.log.allowed_hosts(op.account)
+        if hosts is None:
             raise OperationEnded("failed", "unknown_account", f"unknown account {op.account!r}")
         service = self.settings.services.get(op.service)
         if service is None:
@@ -342,9 +340,7 @@ class BrowserAgent:
         async with anyio.create_task_group() as tg:
             # The audit of the secrets' use commits while the browser opens (and
             # before any step can type one).
-            tg.start_soon(
-                self._open_session, run, account.allowed_hosts, service.base_url, failures
-            )
+            tg.start_soon(self._open_session, run, hosts, service.base_url, failures)
             if run.secrets:
                 tg.start_soon(self._audit_secret_use, run, failures)
         if failures:
@@ -369,7 +365,7 @@ class BrowserAgent:
             {"operation": op.id, "names": sorted(run.secrets)},
         )
         try:
-            await self.store.append_audit([event], datetime.now(UTC))
+            await self.log.audit(event)
         except AgentdError as exc:
             failures.append(exc)
 
@@ -383,7 +379,7 @@ class BrowserAgent:
         )
         try:
             with anyio.CancelScope(shield=True):
-                await self.store.append_audit([event], datetime.now(UTC))
+                await self.log.audit(event)
         except AgentdError as failed:
             logger.error("op {}: cannot audit a refused capture: {}", run.op.id, failed.message)
 
@@ -403,7 +399,7 @@ class BrowserAgent:
                 "failed", "vault", "no vault key is configured ([vault] key_file)"
             )
             return {}
-        blobs = await ops_sql.secret_blobs(self.store, op.account, op.service, names)
+        blobs = await self.log.secret_blobs(op.account, op.service, names)
         missing = [n for n in names if n not in blobs]
         if missing:
             run.unavailable = OperationEnded(
@@ -670,7 +666,7 @@ class BrowserAgent:
         op = run.op
         if stop.reason is not None:
             return OperationEnded("cancelled", stop.reason, stop.message)
-        consent = await ops_sql.active_consent(self.store, op.account, op.service, op.workflow)
+        consent = await self.log.active_consent(op.account, op.service, op.workflow)
         shortfall = consent_shortfall(consent, op.workflow, run.needs)
         if shortfall is None:
             return None
@@ -887,19 +883,16 @@ class BrowserAgent:
             "screenshot": None,  # filled in when the file is written
             "sha256": None,
             "duration_ms": duration_ms,
-            "at": iso(datetime.now(UTC)),
+            "at": datetime.now(UTC).isoformat(timespec="microseconds"),
         }
         if source != "workflow":
-            row[_RECORDED] = {"action": template.action.value, "target": template.target}
+            row[RECORDED] = {"action": template.action.value, "target": template.target}
         return row
 
     async def _write_steps(self, run: _Run, batch: list[_Pending]) -> None:
         """Write queued step records, their progress and lease in one transaction."""
         await self._screenshots_written(batch)
-        now = datetime.now(UTC)
-        async with self.store.write(now) as tx:
-            await self._own(tx, run.op.id)
-            await self._insert_steps(tx, run, batch, now)
+        await self.log.write_steps(run.op.id, self.owner, _entries(batch))
         self.on_change(run.op.id)
 
     @staticmethod
@@ -909,37 +902,6 @@ class BrowserAgent:
                 await evidence.written.wait()
                 row["screenshot"] = evidence.saved.get("screenshot")
                 row["sha256"] = evidence.saved.get("sha256")
-
-    async def _insert_steps(self, tx: Any, run: _Run, batch: list[_Pending], now: datetime) -> None:
-        op = run.op
-        await ops_sql.insert_steps(
-            tx, [{k: v for k, v in row.items() if k != _RECORDED} for row, _, _ in batch]
-        )
-        changes: dict[str, Any] = {
-            "updated_at": iso(now),
-            "lease_until": iso(now + timedelta(seconds=self.settings.lease_s)),
-        }
-        done = [row["idx"] for row, _, _ in batch if row["status"] == "ok"]
-        if done:
-            changes["step"] = max(done)
-        await ops_sql.update_operation(tx, op.id, changes)
-        for row, refusals, _ in batch:
-            self._audit_refusals(tx, op.id, refusals)
-            data = {k: v for k, v in row.items() if k not in ("op_id", "attempt")}
-            tx.audit(AuditEvent(AuditEventType.OPERATION_STEP, ACTOR, op.id, data))
-
-    @staticmethod
-    def _audit_refusals(tx: Any, op_id: str, refusals: list[tuple[int, str, str, str]]) -> None:
-        for index, source, problem, target in refusals:
-            data = {"step": index, "source": source, "problem": problem, "target": target}
-            tx.audit(AuditEvent(AuditEventType.OPERATION_REFUSED_COMMAND, ACTOR, op_id, data))
-
-    async def _own(self, tx: Any, op_id: str) -> None:
-        current = await ops_sql.operation_in_tx(tx, op_id)
-        if current is None or current.lease_owner != self.owner or current.finished:
-            raise Conflict(
-                f"operation {op_id} is no longer run by this process", details={"op": op_id}
-            )
 
     async def _finish(self, run: _Run, state: str, reason: str | None, error: str | None) -> None:
         saved: dict[str, str] = {}
@@ -991,76 +953,24 @@ class BrowserAgent:
     ) -> None:
         """Write the operation's end: its last step records, state, final screenshot, audit."""
         op = run.op
-        now = datetime.now(UTC)
-        event = {
-            "completed": OPERATION_COMPLETED,
-            "failed": OPERATION_FAILED,
-            "cancelled": OPERATION_CANCELLED,
-        }[state]
         batch, run.pending = run.pending, []
         await self._screenshots_written(batch)
-        async with self.store.write(now) as tx:
-            await self._own(tx, op.id)
-            if batch:
-                await self._insert_steps(tx, run, batch, now)
-            # Refusals of a command that never became a step row.
-            self._audit_refusals(tx, op.id, run.refusals)
-            run.refusals = []
-            if run.off_list is not None:
-                tx.audit(AuditEvent(AuditEventType.HOST_NOT_ALLOWED, ACTOR, op.id, run.off_list))
-            if saved:
-                await ops_sql.insert_steps(
-                    tx,
-                    [
-                        {
-                            "op_id": op.id,
-                            "attempt": run.attempt,
-                            "idx": 0,
-                            "intent": "final screenshot",
-                            "action": "screenshot",
-                            "target": "",
-                            "source": "agent",
-                            "status": "final",
-                            "error": error,
-                            "screenshot": saved["screenshot"],
-                            "sha256": saved["sha256"],
-                            "at": iso(now),
-                        }
-                    ],
-                )
-            await ops_sql.update_operation(
-                tx,
-                op.id,
-                {
-                    "state": state,
-                    "reason": reason,
-                    "error": error,
-                    "result": run.results,
-                    "folder": str(run.folder),
-                    "lease_owner": None,
-                    "lease_until": None,
-                    "updated_at": iso(now),
-                    "finished_at": iso(now),
-                },
-            )
-            tx.audit(
-                AuditEvent(
-                    event,
-                    ACTOR,
-                    op.id,
-                    {
-                        "workflow": op.workflow,
-                        "account": op.account,
-                        "state": state,
-                        "reason": reason,
-                        "error": error,
-                        "results": sorted(run.results),
-                        "refused_hosts": run.refused_hosts,
-                        "screenshot": saved.get("screenshot"),
-                        "sha256": saved.get("sha256"),
-                    },
-                )
-            )
+        # Refusals of a command that never became a step row.
+        refusals, run.refusals = run.refusals, []
+        end = OperationEnd(
+            op,
+            run.attempt,
+            state,
+            reason,
+            error,
+            results=run.results,
+            folder=str(run.folder),
+            refused_hosts=run.refused_hosts,
+            off_list=run.off_list,
+            refusals=refusals,
+            saved=saved,
+        )
+        await self.log.record_end(end, self.owner, _entries(batch))
         logger.info("op {} {}{}", op.id, state, f" ({reason}: {error})" if reason else "")
         if notify:
             self.on_change(op.id)
@@ -1077,3 +987,7 @@ class BrowserAgent:
             logger.warning("op {}: no final screenshot: {}", run.op.id, exc.message)
         except (AgentdError, TimeoutError) as exc:
             logger.warning("op {}: no final screenshot: {}", run.op.id, exc)
+
+
+def _entries(batch: list[_Pending]) -> list[StepEntry]:
+    return [StepEntry(row, refusals) for row, refusals, _ in batch]

@@ -37,13 +37,12 @@ import anyio
 from loguru import logger
 
 from agentd.browser import COMMITTING_ACTIONS
-from agentd.browser.agent import (
+from agentd.browser.agent import BrowserAgent, StopSignal
+from agentd.browser.journal import (
     ACTOR,
     OPERATION_CANCELLED,
     OPERATION_FAILED,
     OPERATION_STARTED,
-    BrowserAgent,
-    StopSignal,
 )
 from agentd.browser.playwright_browser import PlaywrightBrowser
 from agentd.core.audit import AuditEvent, AuditEventType
@@ -56,6 +55,7 @@ from agentd.kb import KnowledgeBase, Step, bind_account
 from agentd.llm import AnthropicModel
 from agentd.ops_config import BrowserSettings
 from agentd.services.consents import permission_lookup
+from agentd.services.operation_log import StoredOperationLog
 from agentd.store import gate_sql, ops_sql
 from agentd.store.base import Store
 from agentd.store.sqlite import iso
@@ -127,7 +127,7 @@ class OperationsService:
         self.browser = browser or PlaywrightBrowser(settings)
         self._own_browser = browser is None
         self.agent = BrowserAgent(
-            store,
+            StoredOperationLog(store, lease_s=settings.lease_s),
             self.browser,
             settings,
             knowledge_base=knowledge_base,
