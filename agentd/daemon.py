@@ -21,6 +21,7 @@ import anyio
 from loguru import logger
 
 from agentd import __version__
+from agentd.browser.playwright_browser import PlaywrightBrowser
 from agentd.commands import Dispatcher
 from agentd.commands.registry import AccessPolicy
 from agentd.config import Settings, load_settings
@@ -237,13 +238,17 @@ class App:
                 browser.knowledge_base, browser.workflows_dir, browser.workflow_dirs
             )
 
+        # The agent's browser and step planner: Chromium through Playwright and the
+        # configured model (each loads its package when first used).
         self.operations = OperationsService(
             store,
             browser,
             state_dir=settings.state_dir,
             vault=vault,
+            browser=PlaywrightBrowser(browser),
             model=model,
             knowledge_base=knowledge_base,
+            close_browser=True,
         )
         self.consents = ConsentsService(store, self.operations, knowledge_base=knowledge_base)
         self.secrets = SecretsService(store, vault)

@@ -77,7 +77,7 @@ from agentd.browser.journal import (
     Refusal,
     StepEntry,
 )
-from agentd.browser.playwright_browser import BrowserSession, PlaywrightBrowser
+from agentd.browser.protocols import Browser, Session
 from agentd.core.audit import AuditEvent, AuditEventType
 from agentd.core.consent import (
     Permission,
@@ -95,7 +95,7 @@ from agentd.kb import (
     bind_account,
     placeholders,
 )
-from agentd.llm import AnthropicModel, ModelAnswerInvalid, ModelRefused, PlannedCommand, redact
+from agentd.llm import ModelAnswerInvalid, ModelRefused, PlannedCommand, StepPlanner, redact
 from agentd.ops_config import BrowserSettings
 from agentd.vault import SecretValue, Vault
 
@@ -176,7 +176,7 @@ class _Run:
     folder: Path
     workflow: Workflow | None = None
     params: dict[str, str] = field(default_factory=dict)  # the account bound (see bind_account)
-    session: BrowserSession | None = None
+    session: Session | None = None
     secrets: dict[str, SecretValue] = field(default_factory=dict)
     results: dict[str, str] = field(default_factory=dict)
     refusals: list[Refusal] = field(default_factory=list)
@@ -253,12 +253,12 @@ class BrowserAgent:
     def __init__(
         self,
         log: OperationLog,
-        browser: PlaywrightBrowser,
+        browser: Browser,
         settings: BrowserSettings,
         *,
         knowledge_base: Callable[[], KnowledgeBase],
         vault: Vault | None,
-        model: AnthropicModel | None = None,
+        model: StepPlanner | None = None,
         folder: Path,
         owner: str,
         on_change: Callable[[str], None] = lambda op_id: None,
@@ -937,7 +937,7 @@ class BrowserAgent:
         self.on_change(run.op.id)
 
     @staticmethod
-    async def _close_session(session: BrowserSession) -> None:
+    async def _close_session(session: Session) -> None:
         with anyio.CancelScope(shield=True):
             await session.close()
 
@@ -975,9 +975,7 @@ class BrowserAgent:
         if notify:
             self.on_change(op.id)
 
-    async def _final_screenshot(
-        self, run: _Run, session: BrowserSession, saved: dict[str, str]
-    ) -> None:
+    async def _final_screenshot(self, run: _Run, session: Session, saved: dict[str, str]) -> None:
         try:
             with anyio.fail_after(self.settings.step_timeout_s + 5):
                 shot = await session.screenshot(scale=1.0)

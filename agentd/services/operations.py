@@ -44,7 +44,7 @@ from agentd.browser.journal import (
     OPERATION_FAILED,
     OPERATION_STARTED,
 )
-from agentd.browser.playwright_browser import PlaywrightBrowser
+from agentd.browser.protocols import Browser
 from agentd.core.audit import AuditEvent, AuditEventType
 from agentd.core.consent import (
     consent_shortfall,
@@ -52,7 +52,7 @@ from agentd.core.consent import (
 )
 from agentd.errors import AgentdError, Conflict, InvalidArgument, InvalidState, NotFound
 from agentd.kb import KnowledgeBase, Step, bind_account
-from agentd.llm import AnthropicModel
+from agentd.llm import StepPlanner
 from agentd.ops_config import BrowserSettings
 from agentd.services.consents import permission_lookup
 from agentd.services.operation_log import StoredOperationLog
@@ -103,7 +103,11 @@ class OperationsService:
     :param knowledge_base: returns the workflow registry (called per operation,
         so a rebuilt or stale knowledge base is noticed).
     :param vault: seals and opens secrets; ``None`` when no key is configured.
+    :param browser: opens the operations' sessions (the daemon wires in
+        :class:`~agentd.browser.playwright_browser.PlaywrightBrowser`).
     :param model: the LLM step planner, or ``None``.
+    :param close_browser: whether :meth:`close` closes the browser (the
+        daemon's own), or leaves it to whoever shares it.
     """
 
     def __init__(
@@ -114,9 +118,10 @@ class OperationsService:
         state_dir: Path,
         knowledge_base: Callable[[], KnowledgeBase],
         vault: Vault | None,
-        model: AnthropicModel | None = None,
-        browser: PlaywrightBrowser | None = None,
+        browser: Browser,
+        model: StepPlanner | None = None,
         owner: str | None = None,
+        close_browser: bool = False,
     ) -> None:
         self.store = store
         self.settings = settings
@@ -124,8 +129,8 @@ class OperationsService:
         self.vault = vault
         self.owner = owner or f"agentd-{token.token_hex(6)}"
         self.folder = settings.resolved_screenshots_dir(state_dir)
-        self.browser = browser or PlaywrightBrowser(settings)
-        self._own_browser = browser is None
+        self.browser = browser
+        self._own_browser = close_browser
         self.agent = BrowserAgent(
             StoredOperationLog(store, lease_s=settings.lease_s),
             self.browser,
@@ -481,7 +486,7 @@ class OperationsService:
             self._notify(op.id)
 
     async def close(self) -> None:
-        """Close the browser this service launched."""
+        """Close the browser, when it is this service's to close (``close_browser``)."""
         if self._own_browser and not self._closed:
             self._closed = True
             await self.browser.close()
