@@ -52,7 +52,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import anyio
 from anyio.abc import TaskGroup
@@ -72,6 +72,7 @@ from agentd.browser.journal import (
     ACTOR,
     OPERATION_CAPTURE_REFUSED,
     RECORDED,
+    Operation,
     OperationEnd,
     OperationLog,
     Refusal,
@@ -98,9 +99,6 @@ from agentd.kb import (
 from agentd.llm import ModelAnswerInvalid, ModelRefused, PlannedCommand, StepPlanner, redact
 from agentd.ops_config import BrowserSettings
 from agentd.vault import SecretValue, Vault
-
-if TYPE_CHECKING:
-    from agentd.store.ops_sql import OperationRow
 
 REPLANNABLE = frozenset({StepProblem.NOT_FOUND, StepProblem.BAD_SELECTOR})
 # An operation's end reason for a failed step, by the step's problem.
@@ -171,7 +169,7 @@ _Pending = tuple[dict[str, Any], list[Refusal], _Evidence | None]
 
 @dataclass
 class _Run:
-    op: OperationRow
+    op: Operation
     attempt: int
     folder: Path
     workflow: Workflow | None = None
@@ -275,7 +273,7 @@ class BrowserAgent:
 
     # -- the loop -------------------------------------------------------------------------
 
-    async def run(self, op: OperationRow, stop: StopSignal) -> OperationRow:
+    async def run(self, op: Operation, stop: StopSignal) -> Operation:
         """Run a claimed operation to its end; return it as stored.
 
         :raises Conflict: the operation's lease was taken over by another runner.

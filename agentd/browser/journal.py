@@ -11,13 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from agentd.core.audit import AuditEvent
 from agentd.core.consent import ConsentLike
-
-if TYPE_CHECKING:
-    from agentd.store.ops_sql import OperationRow
 
 ACTOR = "agentd"
 # Event names the audit trail has no member for yet (see AuditEventType).
@@ -28,6 +25,29 @@ OPERATION_CANCELLED = "OPERATION_CANCELLED"
 OPERATION_CAPTURE_REFUSED = "OPERATION_CAPTURE_REFUSED"
 # A step record's key for the workflow's command when another ran (audited, not a column).
 RECORDED = "recorded"
+
+
+class Operation(Protocol):
+    """What the agent reads of an operation it runs (``OperationRow`` has it)."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def account(self) -> str: ...
+
+    @property
+    def service(self) -> str: ...
+
+    @property
+    def workflow(self) -> str: ...
+
+    @property
+    def params(self) -> Mapping[str, str]: ...
+
+    @property
+    def attempts(self) -> int: ...
+
 
 # A command refused before it ran: (step index, source, problem, target).
 Refusal = tuple[int, str, str, str]
@@ -46,7 +66,7 @@ class StepEntry:
 class OperationEnd:
     """How an operation ended, with what is left to record of it."""
 
-    op: OperationRow
+    op: Operation
     attempt: int
     state: str  # completed | failed | cancelled
     reason: str | None
@@ -66,7 +86,7 @@ class OperationLog(Protocol):
     or ended) raises :class:`~agentd.errors.Conflict` and writes nothing.
     """
 
-    async def operation(self, op_id: str) -> OperationRow:
+    async def operation(self, op_id: str) -> Operation:
         """Return the operation as stored."""
         ...
 
