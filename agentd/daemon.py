@@ -21,13 +21,14 @@ import anyio
 from loguru import logger
 
 from agentd import __version__
+from agentd.browser.playwright_browser import PlaywrightBrowser
 from agentd.commands import Dispatcher
 from agentd.commands.registry import AccessPolicy
 from agentd.config import Settings, load_settings
 from agentd.core.audit import AuditEvent, AuditEventType
 from agentd.core.gate import GatePolicy
 from agentd.errors import AgentdError, ConfigInvalid, StoreError, VaultError
-from agentd.kb import load_knowledge_base
+from agentd.kb import KnowledgeBase, load_knowledge_base
 from agentd.llm import make_model
 from agentd.notifiers import (
     FanoutNotifier,
@@ -42,6 +43,7 @@ from agentd.policy import gate_policy
 from agentd.sdnotify import SystemdNotifier
 from agentd.server import ControlServer
 from agentd.services.briefings import BriefingWriter
+from agentd.services.consents import ConsentsService
 from agentd.services.execution import ExecutionService
 from agentd.services.execution_views import ExecutionViews
 from agentd.services.gate import GateService
@@ -51,6 +53,7 @@ from agentd.services.operations import OperationsService
 from agentd.services.rollback import RollbackService
 from agentd.services.scheduler import ProactiveLoop
 from agentd.services.scope import notify_quietly
+from agentd.services.secrets import SecretsService
 from agentd.statelock import StateLock
 from agentd.store.sqlite import SqliteStore
 from agentd.vault import Vault, load_key
@@ -230,16 +233,27 @@ class App:
         model = make_model(settings.llm.llm_settings())
         self.proactive = ProactiveLoop(store, self.gate, lambda: self.settings, model=model)
         browser = settings.browser
+        vault = _vault(settings)
+
+        def knowledge_base() -> KnowledgeBase:
+            return load_knowledge_base(
+                browser.knowledge_base, browser.workflows_dir, browser.workflow_dirs
+            )
+
+        # The agent's browser and step planner: Chromium through Playwright and the
+        # configured model (each loads its package when first used).
         self.operations = OperationsService(
             store,
             browser,
             state_dir=settings.state_dir,
-            vault=_vault(settings),
+            vault=vault,
+            browser=PlaywrightBrowser(browser),
             model=model,
-            knowledge_base=lambda: load_knowledge_base(
-                browser.knowledge_base, browser.workflows_dir, browser.workflow_dirs
-            ),
+            knowledge_base=knowledge_base,
+            close_browser=True,
         )
+        self.consents = ConsentsService(store, self.operations, knowledge_base=knowledge_base)
+        self.secrets = SecretsService(store, vault)
         self.events = EventHub()
         self.notifier = make_notifier(settings)
         self.incidents = IncidentService(store, self.notifier, self.events)

@@ -39,7 +39,9 @@ from agentd.browser.playwright_browser import CHROMIUM_ARGS, PlaywrightBrowser
 from agentd.demosite import DemoSite
 from agentd.kb import load_knowledge_base
 from agentd.ops_config import BrowserSettings, ServiceConfig
+from agentd.services.consents import ConsentsService
 from agentd.services.operations import OperationsService
+from agentd.services.secrets import SecretsService
 from agentd.store import gate_sql
 from agentd.store.sqlite import SqliteStore
 from agentd.vault import SecretValue, Vault
@@ -102,12 +104,13 @@ async def main(
     store = SqliteStore(tmp / "agentd.sqlite3")
     await store.open()
     browser = PlaywrightBrowser(settings)
+    vault = Vault(os.urandom(32))
     svc = OperationsService(
         store,
         settings,
         state_dir=tmp,
         knowledge_base=lambda: kb,
-        vault=Vault(os.urandom(32)),
+        vault=vault,
         browser=browser,
         owner="bench",
     )
@@ -134,10 +137,12 @@ async def main(
             ("admin_user", site.admin_user),
             ("admin_password", site.admin_password),
         ):
-            await svc.set_secret(
+            await SecretsService(store, vault).set_secret(
                 "brightside", "backoffice", name, SecretValue(value), actor="bench"
             )
-        await svc.grant_consent("brightside", "backoffice", actor="bench")
+        await ConsentsService(store, svc, knowledge_base=lambda: kb).grant_consent(
+            "brightside", "backoffice", actor="bench"
+        )
         async with async_playwright() as pw:
             chromium = await pw.chromium.launch(
                 executable_path=str(settings.executable_path),

@@ -39,7 +39,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from agentd.browser.playwright_browser import CHROMIUM_ARGS, PlaywrightBrowser
 from agentd.kb import build_knowledge_base
 from agentd.ops_config import BrowserSettings, ServiceConfig
+from agentd.services.consents import ConsentsService
 from agentd.services.operations import OperationsService
+from agentd.services.secrets import SecretsService
 from agentd.store import gate_sql
 from agentd.store.sqlite import SqliteStore
 from agentd.vault import SecretValue, Vault
@@ -97,12 +99,13 @@ async def main(runs: int) -> int:
     db = SqliteStore(tmp / "agentd.sqlite3")
     await db.open()
     browser = PlaywrightBrowser(settings)
+    vault = Vault(os.urandom(32))
     svc = OperationsService(
         db,
         settings,
         state_dir=tmp,
         knowledge_base=lambda: kb,
-        vault=Vault(os.urandom(32)),
+        vault=vault,
         browser=browser,
         owner="bench",
     )
@@ -126,8 +129,12 @@ async def main(runs: int) -> int:
                 tx.now.isoformat(),
             )
         for name, value in store.secrets.items():
-            await svc.set_secret("brightside", "store", name, SecretValue(value), actor="bench")
-        await svc.grant_consent("brightside", "store", actor="bench")
+            await SecretsService(db, vault).set_secret(
+                "brightside", "store", name, SecretValue(value), actor="bench"
+            )
+        await ConsentsService(db, svc, knowledge_base=lambda: kb).grant_consent(
+            "brightside", "store", actor="bench"
+        )
         async with async_playwright() as pw:
             chromium = await pw.chromium.launch(
                 executable_path=str(settings.executable_path),

@@ -38,7 +38,6 @@ CEILINGS = {
     "agentd/cli.py::build_parser": 89,
     "agentd/ctl/execution.py::register": 89,
     "agentd/services/planner.py::OutreachPlanner.check": 108,
-    "agentd/browser/agent.py::BrowserAgent._record_end": 85,
     "agentd/ctl/proactive.py::register": 83,
 }
 

@@ -1,8 +1,8 @@
 """Browser agents: the Playwright adapter and the audited agent loop.
 
 This module holds what both share and needs no browser: the host allowlist
-rule, the permission a workflow needs from its consent, and the error a failed
-step raises.
+rule, the sign-in fills, and the error a failed step raises. The consent rules
+live in :mod:`agentd.core.consent` (re-exported here).
 """
 
 from __future__ import annotations
@@ -13,6 +13,13 @@ from dataclasses import dataclass
 from enum import StrEnum
 from urllib.parse import urlsplit
 
+from agentd.core import consent
+from agentd.core.consent import (
+    Permission,
+    consent_permits,
+    required_permission,
+    types_only_secrets,
+)
 from agentd.errors import ConfigInvalid, ExternalError
 from agentd.kb import Action, Step
 
@@ -23,9 +30,8 @@ LOCAL_SCHEMES = frozenset({"about", "data", "blob"})
 COMMITTING_ACTIONS = frozenset({Action.CLICK, Action.PRESS})
 # Steps that only open and read pages: all a workflow may do without its
 # secrets, and all it may do under a consent that grants "read".
-READ_ACTIONS = frozenset(
-    {Action.GOTO, Action.WAIT_FOR, Action.EXPECT_TEXT, Action.EXPECT_URL, Action.EXTRACT}
-)
+# (The consent rules in agentd.core.consent name them.)
+READ_ACTIONS = frozenset(Action(name) for name in consent.READ_ACTIONS)
 # Steps that leave the page as it is (they wait, read, or arm the dialog
 # handler): their screenshot is taken while they run.
 PASSIVE_ACTIONS = frozenset(
@@ -98,44 +104,6 @@ class CaptureRefused(StepFailed):
         self.details["secrets"] = self.names
 
 
-class Permission(StrEnum):
-    """What a consent lets operations do on a back-office."""
-
-    READ = "read"  # open and read pages (and sign in)
-    WRITE = "write"  # anything else: type, choose, tick, confirm, click
-
-
-_SECRET_VALUE = re.compile(r"(?:\{secret:[A-Za-z_][A-Za-z0-9_]*\})+")
-_SUBMITS = frozenset({Action.CLICK, Action.PRESS})
-
-
-def required_permission(steps: Iterable[Step]) -> Permission:
-    """Return the permission a workflow needs from its consent.
-
-    READ when every step only opens or reads pages (``READ_ACTIONS``), apart
-    from signing in: the workflow's first run of fills that type nothing but
-    vault secrets, with the click or press right after it, when no other
-    change came before. Every operation starts in a fresh, signed-out browser
-    context, so that run is its sign-in. Anything else needs WRITE: another
-    fill, ``select_option``, ``check``, ``accept_dialog``, any other click or
-    press, and credentials typed but not submitted by the very next step.
-    """
-    signing_in: bool | None = None  # None: not yet; True: typing credentials; False: over
-    for step in steps:
-        credentials = step.action is Action.FILL and bool(_SECRET_VALUE.fullmatch(step.value or ""))
-        if credentials and signing_in is not False:
-            signing_in = True
-            continue
-        if signing_in and step.action in _SUBMITS:
-            signing_in = False
-            continue
-        if signing_in:
-            return Permission.WRITE  # typed without being submitted at once
-        if step.action not in READ_ACTIONS:
-            return Permission.WRITE
-    return Permission.WRITE if signing_in else Permission.READ
-
-
 def sign_in_fills(steps: Iterable[Step]) -> frozenset[int]:
     """Return the indexes of the fills that sign in: the workflow's first run of
     fills that type nothing but vault secrets, when no step before it could
@@ -149,22 +117,11 @@ def sign_in_fills(steps: Iterable[Step]) -> frozenset[int]:
     """
     typing: list[int] = []
     for step in steps:
-        if step.action is Action.FILL and _SECRET_VALUE.fullmatch(step.value or ""):
+        if types_only_secrets(step):
             typing.append(step.index)
         elif typing or step.action not in READ_ACTIONS:
             break
     return frozenset(typing)
-
-
-def consent_permits(granted: Sequence[str], needed: Permission) -> bool:
-    """Return whether a consent's permissions cover what a workflow needs.
-
-    No permissions at all means every permission (consents granted before
-    permissions were enforced keep working); WRITE includes READ.
-    """
-    if not granted:
-        return True
-    return needed in granted or (needed is Permission.READ and Permission.WRITE in granted)
 
 
 def host_of(url: str) -> str | None:

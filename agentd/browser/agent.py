@@ -50,7 +50,7 @@ import hashlib
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -63,16 +63,29 @@ from agentd.browser import (
     PASSIVE_ACTIONS,
     READ_ACTIONS,
     CaptureRefused,
-    Permission,
     StepFailed,
     StepProblem,
-    consent_permits,
     host_allowed,
-    required_permission,
     sign_in_fills,
 )
-from agentd.browser.playwright_browser import BrowserSession, PlaywrightBrowser
+from agentd.browser.journal import (
+    ACTOR,
+    OPERATION_CAPTURE_REFUSED,
+    RECORDED,
+    Operation,
+    OperationEnd,
+    OperationLog,
+    Refusal,
+    StepEntry,
+)
+from agentd.browser.protocols import Browser, Session
 from agentd.core.audit import AuditEvent, AuditEventType
+from agentd.core.consent import (
+    Permission,
+    ShortfallReason,
+    consent_shortfall,
+    required_permission,
+)
 from agentd.errors import AgentdError, Conflict, ExternalError, VaultError
 from agentd.kb import (
     ALLOWED_ACTIONS,
@@ -83,20 +96,10 @@ from agentd.kb import (
     bind_account,
     placeholders,
 )
-from agentd.llm import AnthropicModel, ModelAnswerInvalid, ModelRefused, PlannedCommand, redact
+from agentd.llm import ModelAnswerInvalid, ModelRefused, PlannedCommand, StepPlanner, redact
 from agentd.ops_config import BrowserSettings
-from agentd.store import gate_sql, ops_sql
-from agentd.store.base import Store
-from agentd.store.sqlite import iso
 from agentd.vault import SecretValue, Vault
 
-ACTOR = "agentd"
-# Event names the audit trail has no member for yet (see AuditEventType).
-OPERATION_STARTED = "OPERATION_STARTED"
-OPERATION_COMPLETED = "OPERATION_COMPLETED"
-OPERATION_FAILED = "OPERATION_FAILED"
-OPERATION_CANCELLED = "OPERATION_CANCELLED"
-OPERATION_CAPTURE_REFUSED = "OPERATION_CAPTURE_REFUSED"
 REPLANNABLE = frozenset({StepProblem.NOT_FOUND, StepProblem.BAD_SELECTOR})
 # An operation's end reason for a failed step, by the step's problem.
 _REASONS = {
@@ -104,31 +107,9 @@ _REASONS = {
     StepProblem.HOST_NOT_ALLOWED: "host_not_allowed",
     StepProblem.SECRET_VISIBLE: "secret_visible",
 }
-# A step record's key for the workflow's command when another ran (audited, not a column).
-_RECORDED = "recorded"
 # How long a step's record may wait to share a transaction with the next ones.
 RECORD_LINGER_S = 0.25
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-def consent_shortfall(
-    consent: ops_sql.ConsentRow | None, workflow: str, needs: Permission | None
-) -> tuple[str, str] | None:
-    """Return why a consent does not let a workflow run (reason, message), or None if it does.
-
-    ``needs`` is the workflow's :func:`~agentd.browser.required_permission`
-    (None: unknown, only a consent in force is required).
-    """
-    if consent is None:
-        return "consent_missing", f"no consent in force for {workflow}"
-    if needs is not None and not consent_permits(consent.permissions, needs):
-        return (
-            "permission_missing",
-            f"{workflow} needs permission {needs.value!r}; the consent in force "
-            f"(operation {consent.operation}, version {consent.version}) grants "
-            f"{', '.join(consent.permissions)}",
-        )
-    return None
 
 
 @dataclass
@@ -183,20 +164,20 @@ class _ConsentCheck:
 
 # A step row waiting to be written, the refusals audited before it, and its
 # screenshot (its path and hash go into the row once the file is written).
-_Pending = tuple[dict[str, Any], list[tuple[int, str, str, str]], _Evidence | None]
+_Pending = tuple[dict[str, Any], list[Refusal], _Evidence | None]
 
 
 @dataclass
 class _Run:
-    op: ops_sql.OperationRow
+    op: Operation
     attempt: int
     folder: Path
     workflow: Workflow | None = None
     params: dict[str, str] = field(default_factory=dict)  # the account bound (see bind_account)
-    session: BrowserSession | None = None
+    session: Session | None = None
     secrets: dict[str, SecretValue] = field(default_factory=dict)
     results: dict[str, str] = field(default_factory=dict)
-    refusals: list[tuple[int, str, str, str]] = field(default_factory=list)
+    refusals: list[Refusal] = field(default_factory=list)
     pending: list[_Pending] = field(default_factory=list)
     record_error: AgentdError | None = None
     unavailable: OperationEnded | None = None  # why the secrets could not be opened
@@ -269,18 +250,18 @@ class BrowserAgent:
 
     def __init__(
         self,
-        store: Store,
-        browser: PlaywrightBrowser,
+        log: OperationLog,
+        browser: Browser,
         settings: BrowserSettings,
         *,
         knowledge_base: Callable[[], KnowledgeBase],
         vault: Vault | None,
-        model: AnthropicModel | None = None,
+        model: StepPlanner | None = None,
         folder: Path,
         owner: str,
         on_change: Callable[[str], None] = lambda op_id: None,
     ) -> None:
-        self.store = store
+        self.log = log
         self.browser = browser
         self.settings = settings
         self.knowledge_base = knowledge_base
@@ -292,7 +273,7 @@ class BrowserAgent:
 
     # -- the loop -------------------------------------------------------------------------
 
-    async def run(self, op: ops_sql.OperationRow, stop: StopSignal) -> ops_sql.OperationRow:
+    async def run(self, op: Operation, stop: StopSignal) -> Operation:
         """Run a claimed operation to its end; return it as stored.
 
         :raises Conflict: the operation's lease was taken over by another runner.
@@ -317,9 +298,7 @@ class BrowserAgent:
             if run.session is not None:
                 with anyio.CancelScope(shield=True):
                     await run.session.close()
-        row = await ops_sql.get_operation(self.store, op.id)
-        assert row is not None
-        return row
+        return await self.log.operation(op.id)
 
     async def _prepare(self, run: _Run) -> None:
         op = run.op
@@ -336,15 +315,15 @@ class BrowserAgent:
             run.workflow.check_parameters(run.params)
         except AgentdError as exc:
             raise OperationEnded("failed", "invalid_params", exc.message) from exc
-        consent = await ops_sql.active_consent(self.store, op.account, op.service, op.workflow)
+        consent = await self.log.active_consent(op.account, op.service, op.workflow)
         shortfall = consent_shortfall(consent, op.workflow, run.needs)
         if shortfall is not None:
-            reason, message = shortfall
-            if reason == "permission_missing":
+            reason = shortfall.reason.value
+            if shortfall.reason is ShortfallReason.PERMISSION_MISSING:
                 reason = "permission_revoked"  # it was granted when the operation was claimed
-            raise OperationEnded("cancelled", reason, message)
-        account = await gate_sql.get_account(self.store, op.account)
-        if account is None:
+            raise OperationEnded("cancelled", reason, shortfall.message)
+        hosts = await self.log.allowed_hosts(op.account)
+        if hosts is None:
             raise OperationEnded("failed", "unknown_account", f"unknown account {op.account!r}")
         service = self.settings.services.get(op.service)
         if service is None:
@@ -359,9 +338,7 @@ class BrowserAgent:
         async with anyio.create_task_group() as tg:
             # The audit of the secrets' use commits while the browser opens (and
             # before any step can type one).
-            tg.start_soon(
-                self._open_session, run, account.allowed_hosts, service.base_url, failures
-            )
+            tg.start_soon(self._open_session, run, hosts, service.base_url, failures)
             if run.secrets:
                 tg.start_soon(self._audit_secret_use, run, failures)
         if failures:
@@ -386,7 +363,7 @@ class BrowserAgent:
             {"operation": op.id, "names": sorted(run.secrets)},
         )
         try:
-            await self.store.append_audit([event], datetime.now(UTC))
+            await self.log.audit(event)
         except AgentdError as exc:
             failures.append(exc)
 
@@ -400,7 +377,7 @@ class BrowserAgent:
         )
         try:
             with anyio.CancelScope(shield=True):
-                await self.store.append_audit([event], datetime.now(UTC))
+                await self.log.audit(event)
         except AgentdError as failed:
             logger.error("op {}: cannot audit a refused capture: {}", run.op.id, failed.message)
 
@@ -420,7 +397,7 @@ class BrowserAgent:
                 "failed", "vault", "no vault key is configured ([vault] key_file)"
             )
             return {}
-        blobs = await ops_sql.secret_blobs(self.store, op.account, op.service, names)
+        blobs = await self.log.secret_blobs(op.account, op.service, names)
         missing = [n for n in names if n not in blobs]
         if missing:
             run.unavailable = OperationEnded(
@@ -687,15 +664,15 @@ class BrowserAgent:
         op = run.op
         if stop.reason is not None:
             return OperationEnded("cancelled", stop.reason, stop.message)
-        consent = await ops_sql.active_consent(self.store, op.account, op.service, op.workflow)
+        consent = await self.log.active_consent(op.account, op.service, op.workflow)
         shortfall = consent_shortfall(consent, op.workflow, run.needs)
         if shortfall is None:
             return None
-        if shortfall[0] == "consent_missing":
+        if shortfall.reason is ShortfallReason.CONSENT_MISSING:
             return OperationEnded(
                 "cancelled", "consent_revoked", f"consent for {op.workflow} was revoked"
             )
-        return OperationEnded("cancelled", "permission_revoked", shortfall[1])
+        return OperationEnded("cancelled", "permission_revoked", shortfall.message)
 
     async def _execute(
         self,
@@ -904,19 +881,16 @@ class BrowserAgent:
             "screenshot": None,  # filled in when the file is written
             "sha256": None,
             "duration_ms": duration_ms,
-            "at": iso(datetime.now(UTC)),
+            "at": datetime.now(UTC).isoformat(timespec="microseconds"),
         }
         if source != "workflow":
-            row[_RECORDED] = {"action": template.action.value, "target": template.target}
+            row[RECORDED] = {"action": template.action.value, "target": template.target}
         return row
 
     async def _write_steps(self, run: _Run, batch: list[_Pending]) -> None:
         """Write queued step records, their progress and lease in one transaction."""
         await self._screenshots_written(batch)
-        now = datetime.now(UTC)
-        async with self.store.write(now) as tx:
-            await self._own(tx, run.op.id)
-            await self._insert_steps(tx, run, batch, now)
+        await self.log.write_steps(run.op.id, self.owner, _entries(batch))
         self.on_change(run.op.id)
 
     @staticmethod
@@ -926,37 +900,6 @@ class BrowserAgent:
                 await evidence.written.wait()
                 row["screenshot"] = evidence.saved.get("screenshot")
                 row["sha256"] = evidence.saved.get("sha256")
-
-    async def _insert_steps(self, tx: Any, run: _Run, batch: list[_Pending], now: datetime) -> None:
-        op = run.op
-        await ops_sql.insert_steps(
-            tx, [{k: v for k, v in row.items() if k != _RECORDED} for row, _, _ in batch]
-        )
-        changes: dict[str, Any] = {
-            "updated_at": iso(now),
-            "lease_until": iso(now + timedelta(seconds=self.settings.lease_s)),
-        }
-        done = [row["idx"] for row, _, _ in batch if row["status"] == "ok"]
-        if done:
-            changes["step"] = max(done)
-        await ops_sql.update_operation(tx, op.id, changes)
-        for row, refusals, _ in batch:
-            self._audit_refusals(tx, op.id, refusals)
-            data = {k: v for k, v in row.items() if k not in ("op_id", "attempt")}
-            tx.audit(AuditEvent(AuditEventType.OPERATION_STEP, ACTOR, op.id, data))
-
-    @staticmethod
-    def _audit_refusals(tx: Any, op_id: str, refusals: list[tuple[int, str, str, str]]) -> None:
-        for index, source, problem, target in refusals:
-            data = {"step": index, "source": source, "problem": problem, "target": target}
-            tx.audit(AuditEvent(AuditEventType.OPERATION_REFUSED_COMMAND, ACTOR, op_id, data))
-
-    async def _own(self, tx: Any, op_id: str) -> None:
-        current = await ops_sql.operation_in_tx(tx, op_id)
-        if current is None or current.lease_owner != self.owner or current.finished:
-            raise Conflict(
-                f"operation {op_id} is no longer run by this process", details={"op": op_id}
-            )
 
     async def _finish(self, run: _Run, state: str, reason: str | None, error: str | None) -> None:
         saved: dict[str, str] = {}
@@ -992,7 +935,7 @@ class BrowserAgent:
         self.on_change(run.op.id)
 
     @staticmethod
-    async def _close_session(session: BrowserSession) -> None:
+    async def _close_session(session: Session) -> None:
         with anyio.CancelScope(shield=True):
             await session.close()
 
@@ -1008,83 +951,29 @@ class BrowserAgent:
     ) -> None:
         """Write the operation's end: its last step records, state, final screenshot, audit."""
         op = run.op
-        now = datetime.now(UTC)
-        event = {
-            "completed": OPERATION_COMPLETED,
-            "failed": OPERATION_FAILED,
-            "cancelled": OPERATION_CANCELLED,
-        }[state]
         batch, run.pending = run.pending, []
         await self._screenshots_written(batch)
-        async with self.store.write(now) as tx:
-            await self._own(tx, op.id)
-            if batch:
-                await self._insert_steps(tx, run, batch, now)
-            # Refusals of a command that never became a step row.
-            self._audit_refusals(tx, op.id, run.refusals)
-            run.refusals = []
-            if run.off_list is not None:
-                tx.audit(AuditEvent(AuditEventType.HOST_NOT_ALLOWED, ACTOR, op.id, run.off_list))
-            if saved:
-                await ops_sql.insert_steps(
-                    tx,
-                    [
-                        {
-                            "op_id": op.id,
-                            "attempt": run.attempt,
-                            "idx": 0,
-                            "intent": "final screenshot",
-                            "action": "screenshot",
-                            "target": "",
-                            "source": "agent",
-                            "status": "final",
-                            "error": error,
-                            "screenshot": saved["screenshot"],
-                            "sha256": saved["sha256"],
-                            "at": iso(now),
-                        }
-                    ],
-                )
-            await ops_sql.update_operation(
-                tx,
-                op.id,
-                {
-                    "state": state,
-                    "reason": reason,
-                    "error": error,
-                    "result": run.results,
-                    "folder": str(run.folder),
-                    "lease_owner": None,
-                    "lease_until": None,
-                    "updated_at": iso(now),
-                    "finished_at": iso(now),
-                },
-            )
-            tx.audit(
-                AuditEvent(
-                    event,
-                    ACTOR,
-                    op.id,
-                    {
-                        "workflow": op.workflow,
-                        "account": op.account,
-                        "state": state,
-                        "reason": reason,
-                        "error": error,
-                        "results": sorted(run.results),
-                        "refused_hosts": run.refused_hosts,
-                        "screenshot": saved.get("screenshot"),
-                        "sha256": saved.get("sha256"),
-                    },
-                )
-            )
+        # Refusals of a command that never became a step row.
+        refusals, run.refusals = run.refusals, []
+        end = OperationEnd(
+            op,
+            run.attempt,
+            state,
+            reason,
+            error,
+            results=run.results,
+            folder=str(run.folder),
+            refused_hosts=run.refused_hosts,
+            off_list=run.off_list,
+            refusals=refusals,
+            saved=saved,
+        )
+        await self.log.record_end(end, self.owner, _entries(batch))
         logger.info("op {} {}{}", op.id, state, f" ({reason}: {error})" if reason else "")
         if notify:
             self.on_change(op.id)
 
-    async def _final_screenshot(
-        self, run: _Run, session: BrowserSession, saved: dict[str, str]
-    ) -> None:
+    async def _final_screenshot(self, run: _Run, session: Session, saved: dict[str, str]) -> None:
         try:
             with anyio.fail_after(self.settings.step_timeout_s + 5):
                 shot = await session.screenshot(scale=1.0)
@@ -1094,3 +983,7 @@ class BrowserAgent:
             logger.warning("op {}: no final screenshot: {}", run.op.id, exc.message)
         except (AgentdError, TimeoutError) as exc:
             logger.warning("op {}: no final screenshot: {}", run.op.id, exc)
+
+
+def _entries(batch: list[_Pending]) -> list[StepEntry]:
+    return [StepEntry(row, refusals) for row, refusals, _ in batch]

@@ -9,13 +9,29 @@ from agentd.errors import InvalidArgument, NoExecutor
 from agentd.vault import SecretValue
 
 if TYPE_CHECKING:
+    from agentd.services.consents import ConsentsService
     from agentd.services.operations import OperationsService
+    from agentd.services.secrets import SecretsService
 
 MAX_SECRET_BYTES = 64 * 1024
 
 
 def _ops(ctx: CommandContext) -> OperationsService:
     service: OperationsService | None = getattr(ctx.app, "operations", None)
+    if service is None:
+        raise NoExecutor("browser operations are not enabled in this daemon")
+    return service
+
+
+def _consents(ctx: CommandContext) -> ConsentsService:
+    service: ConsentsService | None = getattr(ctx.app, "consents", None)
+    if service is None:
+        raise NoExecutor("browser operations are not enabled in this daemon")
+    return service
+
+
+def _secrets(ctx: CommandContext) -> SecretsService:
+    service: SecretsService | None = getattr(ctx.app, "secrets", None)
     if service is None:
         raise NoExecutor("browser operations are not enabled in this daemon")
     return service
@@ -80,7 +96,7 @@ async def consent_grant(ctx: CommandContext) -> dict[str, Any]:
         raise InvalidArgument(
             "permissions must be a list of names", details={"field": "permissions"}
         )
-    row = await _ops(ctx).grant_consent(
+    row = await _consents(ctx).grant_consent(
         ctx.text("account"),
         ctx.text("service"),
         ctx.optional_text("operation") or "*",
@@ -93,7 +109,7 @@ async def consent_grant(ctx: CommandContext) -> dict[str, Any]:
 @command("consent.revoke", access=Access.OPERATE, summary="Revoke a consent.")
 async def consent_revoke(ctx: CommandContext) -> dict[str, Any]:
     """Revoke a consent; running operations it covered stop at their next step."""
-    row = await _ops(ctx).revoke_consent(
+    row = await _consents(ctx).revoke_consent(
         ctx.text("account"),
         ctx.text("service"),
         ctx.optional_text("operation") or "*",
@@ -105,7 +121,7 @@ async def consent_revoke(ctx: CommandContext) -> dict[str, Any]:
 @command("consent.list", summary="List consents.")
 async def consent_list(ctx: CommandContext) -> dict[str, Any]:
     """List consents, active and revoked."""
-    rows = await _ops(ctx).list_consents(ctx.optional_text("account"))
+    rows = await _consents(ctx).list_consents(ctx.optional_text("account"))
     return {"consents": [r.to_dict() for r in rows]}
 
 
@@ -129,7 +145,7 @@ async def secret_set(ctx: CommandContext) -> dict[str, Any]:
     except UnicodeDecodeError:
         raise InvalidArgument("the secret value must be UTF-8 text") from None
     value = SecretValue(text.rstrip("\r\n"))
-    return await _ops(ctx).set_secret(
+    return await _secrets(ctx).set_secret(
         ctx.text("account"), ctx.text("service"), ctx.text("name"), value, actor=ctx.actor
     )
 
@@ -137,12 +153,12 @@ async def secret_set(ctx: CommandContext) -> dict[str, Any]:
 @command("secret.list", summary="List secret names (never values).")
 async def secret_list(ctx: CommandContext) -> dict[str, Any]:
     """List the secrets of every account, or of one."""
-    return {"secrets": await _ops(ctx).list_secrets(ctx.optional_text("account"))}
+    return {"secrets": await _secrets(ctx).list_secrets(ctx.optional_text("account"))}
 
 
 @command("secret.rm", access=Access.OPERATE, summary="Remove a secret.")
 async def secret_rm(ctx: CommandContext) -> dict[str, Any]:
     """Delete one secret."""
     account, service, name = ctx.text("account"), ctx.text("service"), ctx.text("name")
-    await _ops(ctx).remove_secret(account, service, name, actor=ctx.actor)
+    await _secrets(ctx).remove_secret(account, service, name, actor=ctx.actor)
     return {"account": account, "service": service, "name": name, "removed": True}

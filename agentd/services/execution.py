@@ -40,9 +40,9 @@ from typing import TYPE_CHECKING, Any
 import anyio
 from loguru import logger
 
-from agentd.browser import Permission, consent_permits, required_permission
 from agentd.core.audit import AuditEvent, AuditEventType
 from agentd.core.breakers import BreakerEvent, BreakerEventKind
+from agentd.core.consent import Permission, consent_permits, workflow_needs
 from agentd.core.execution import (
     ExecutionCheckInputs,
     ExecutionCheckResult,
@@ -447,9 +447,10 @@ class ExecutionService:
     def _needed(self, workflow: str) -> Permission:
         """Return the permission a workflow needs (WRITE when it cannot be told)."""
         try:
-            return required_permission(self.operations.knowledge_base().workflow(workflow).steps)
+            steps = self.operations.knowledge_base().workflow(workflow).steps
         except AgentdError:
-            return Permission.WRITE
+            return workflow_needs(None)  # fail closed
+        return workflow_needs(steps)
 
     async def _precheck(self, exe: exec_sql.ExecutionRow) -> exec_sql.ExecutionRow:
         handed_off = False

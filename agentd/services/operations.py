@@ -1,4 +1,4 @@
-"""Durable browser operations: consent, secrets, scheduling, leases and crash recovery.
+"""Durable browser operations: scheduling, leases and crash recovery.
 
 States: ``awaiting_consent`` → ``pending`` → ``in_progress`` → ``completed`` |
 ``failed`` | ``cancelled``. An operation without consent waits and starts when
@@ -6,13 +6,16 @@ consent arrives; a revoke stops a running one at its next step boundary. At
 most ``max_browsers`` run at once.
 
 Consent permissions: a workflow needs ``read`` or ``write``
-(:func:`~agentd.browser.required_permission`: ``read`` when it only opens and
-reads pages, apart from signing in). An operation whose consent does not grant
-it waits in ``awaiting_consent`` (audited with what it waits for) like one
-without consent; a consent with no permissions grants every permission, and
-``write`` includes ``read``. A grant that narrows the permissions, or a revoke
-that leaves only a narrower consent, stops a running operation it no longer
-covers at its next step (reason ``permission_revoked``).
+(:mod:`agentd.core.consent`: ``read`` when it only opens and reads pages,
+apart from signing in; ``write`` for a workflow that cannot be told). An
+operation whose consent does not grant it waits in ``awaiting_consent``
+(audited with what it waits for) like one without consent; a consent with no
+permissions grants every permission, and ``write`` includes ``read``. A grant
+that narrows the permissions, or a revoke that leaves only a narrower consent,
+stops a running operation it no longer covers at its next step (reason
+``permission_revoked``). Consents are granted and revoked through
+:class:`~agentd.services.consents.ConsentsService`, secrets stored through
+:class:`~agentd.services.secrets.SecretsService`.
 
 A running operation holds a lease (owner and deadline), renewed with its step records.
 After a crash, :meth:`OperationsService.recover` decides each orphan's fate
@@ -33,27 +36,31 @@ from typing import Any
 import anyio
 from loguru import logger
 
-from agentd.browser import COMMITTING_ACTIONS, Permission, required_permission
-from agentd.browser.agent import (
+from agentd.browser import COMMITTING_ACTIONS
+from agentd.browser.agent import BrowserAgent, StopSignal
+from agentd.browser.journal import (
     ACTOR,
     OPERATION_CANCELLED,
     OPERATION_FAILED,
     OPERATION_STARTED,
-    BrowserAgent,
-    StopSignal,
-    consent_shortfall,
 )
-from agentd.browser.playwright_browser import PlaywrightBrowser
+from agentd.browser.protocols import Browser
 from agentd.core.audit import AuditEvent, AuditEventType
+from agentd.core.consent import (
+    consent_shortfall,
+    required_permission,
+)
 from agentd.core.states import OperationState
-from agentd.errors import AgentdError, Conflict, InvalidArgument, InvalidState, NotFound, VaultError
+from agentd.errors import AgentdError, Conflict, InvalidArgument, InvalidState, NotFound
 from agentd.kb import KnowledgeBase, Step, bind_account
-from agentd.llm import AnthropicModel
+from agentd.llm import StepPlanner
 from agentd.ops_config import BrowserSettings
+from agentd.services.consents import permission_lookup
+from agentd.services.operation_log import StoredOperationLog
 from agentd.store import gate_sql, ops_sql
 from agentd.store.base import Store
 from agentd.store.sqlite import iso
-from agentd.vault import SecretValue, Vault
+from agentd.vault import Vault
 
 OPERATION_CREATED = AuditEventType.OPERATION_CREATED
 OPERATION_RESUMED = "OPERATION_RESUMED"
@@ -97,7 +104,11 @@ class OperationsService:
     :param knowledge_base: returns the workflow registry (called per operation,
         so a rebuilt or stale knowledge base is noticed).
     :param vault: seals and opens secrets; ``None`` when no key is configured.
+    :param browser: opens the operations' sessions (the daemon wires in
+        :class:`~agentd.browser.playwright_browser.PlaywrightBrowser`).
     :param model: the LLM step planner, or ``None``.
+    :param close_browser: whether :meth:`close` closes the browser (the
+        daemon's own), or leaves it to whoever shares it.
     """
 
     def __init__(
@@ -108,9 +119,10 @@ class OperationsService:
         state_dir: Path,
         knowledge_base: Callable[[], KnowledgeBase],
         vault: Vault | None,
-        model: AnthropicModel | None = None,
-        browser: PlaywrightBrowser | None = None,
+        browser: Browser,
+        model: StepPlanner | None = None,
         owner: str | None = None,
+        close_browser: bool = False,
     ) -> None:
         self.store = store
         self.settings = settings
@@ -118,10 +130,10 @@ class OperationsService:
         self.vault = vault
         self.owner = owner or f"agentd-{token.token_hex(6)}"
         self.folder = settings.resolved_screenshots_dir(state_dir)
-        self.browser = browser or PlaywrightBrowser(settings)
-        self._own_browser = browser is None
+        self.browser = browser
+        self._own_browser = close_browser
         self.agent = BrowserAgent(
-            store,
+            StoredOperationLog(store, lease_s=settings.lease_s),
             self.browser,
             settings,
             knowledge_base=knowledge_base,
@@ -205,7 +217,7 @@ class OperationsService:
                 "needs": needs.value,
             }
             if shortfall:
-                data["waiting_for"] = shortfall[1]
+                data["waiting_for"] = shortfall.message
             tx.audit(AuditEvent(OPERATION_CREATED, actor, op_id, data))
         self._wake.set()
         self._notify(op_id)
@@ -337,157 +349,22 @@ class OperationsService:
                 with anyio.move_on_after(0.5):
                     await changed.wait()
 
-    # -- consent --------------------------------------------------------------------------
+    # -- consent (see ConsentsService) ----------------------------------------------------
 
-    async def grant_consent(
-        self,
-        account: str,
-        service: str,
-        operation: str = "*",
-        *,
-        permissions: Sequence[str] = (),
-        actor: str,
-    ) -> ops_sql.ConsentRow:
-        """Grant consent (a new version) and release the operations waiting for it.
+    def is_running(self, op_id: str) -> bool:
+        """Return whether an operation runs in this daemon now."""
+        return op_id in self._running
 
-        :raises InvalidArgument: an empty account, service or operation.
-        """
-        _names(account=account, service=service, operation=operation)
-        unknown = sorted(set(permissions) - set(Permission))
-        if unknown:
-            raise InvalidArgument(
-                f"unknown permission {', '.join(unknown)}: grant "
-                f"{' or '.join(p.value for p in Permission)} (or none for every permission)",
-                details={"field": "permissions"},
-            )
-        # None named means every permission: stored as such, so what is shown
-        # (consent list, the grant's answer, the audit) says what it allows.
-        granted = list(dict.fromkeys(permissions)) or [p.value for p in Permission]
-        needs = self._needs()
-        async with self.store.write() as tx:
-            row = await ops_sql.upsert_consent(tx, account, service, operation, granted, actor)
-            tx.audit(AuditEvent(AuditEventType.CONSENT_GRANTED, actor, account, row.to_dict()))
-            released = 0
-            covered = [
-                op
-                for op in await ops_sql.operations_in_state(tx, ["awaiting_consent", "in_progress"])
-                if op.account == account
-                and op.service == service
-                and operation in ("*", op.workflow)
-            ]
-            narrowed = []
-            for op in covered:
-                consent = await ops_sql.active_consent_in_tx(tx, account, service, op.workflow)
-                shortfall = consent_shortfall(consent, op.workflow, needs(op.workflow))
-                if op.state == "in_progress":
-                    if shortfall is not None:
-                        narrowed.append((op.id, shortfall[1]))
-                elif shortfall is None:
-                    await ops_sql.update_operation(
-                        tx, op.id, {"state": "pending", "updated_at": iso(tx.now)}
-                    )
-                    released += 1
-        # A grant that narrows the permissions stops what it no longer covers.
-        for op_id, message in narrowed:
-            if op_id in self._running:
-                self._running[op_id].set("permission_revoked", message)
-        if released:
-            logger.info("consent for {}/{} released {} operations", account, service, released)
-            self._wake.set()
-            self._notify("")
-        return row
+    def stop(self, op_id: str, reason: str, message: str) -> None:
+        """Stop a running operation at its next step boundary (nothing when it does not run)."""
+        signal = self._running.get(op_id)
+        if signal is not None:
+            signal.set(reason, message)
 
-    def _needs(self) -> Callable[[str], Permission | None]:
-        """Return a lookup of the permission each workflow needs (None: unknown workflow)."""
-        try:
-            kb: KnowledgeBase | None = self.knowledge_base()
-        except AgentdError:
-            kb = None
-
-        def needs(workflow: str) -> Permission | None:
-            if kb is None or workflow not in kb.names:
-                return None  # the agent fails it with a clear reason
-            return required_permission(kb.workflow(workflow).steps)
-
-        return needs
-
-    async def revoke_consent(
-        self, account: str, service: str, operation: str = "*", *, actor: str
-    ) -> ops_sql.ConsentRow:
-        """Revoke a consent; running operations it covered stop at their next step.
-
-        :raises NotFound: no such consent in force.
-        """
-        _names(account=account, service=service, operation=operation)
-        async with self.store.write() as tx:
-            row = await ops_sql.revoke_consent(tx, account, service, operation, actor)
-            if row is None:
-                raise NotFound(
-                    f"no consent in force for {account}/{service}/{operation}",
-                    details={"account": account, "service": service, "operation": operation},
-                )
-            tx.audit(AuditEvent(AuditEventType.CONSENT_REVOKED, actor, account, row.to_dict()))
-            running = await ops_sql.operations_in_state(tx, ["in_progress"])
-        needs = self._needs()
-        for op in running:
-            if op.account == account and op.service == service and op.id in self._running:
-                consent = await ops_sql.active_consent(self.store, account, service, op.workflow)
-                shortfall = consent_shortfall(consent, op.workflow, needs(op.workflow))
-                if shortfall is None:
-                    continue  # another consent in force still covers it
-                if shortfall[0] == "consent_missing":
-                    self._running[op.id].set("consent_revoked", f"consent revoked by {actor}")
-                else:
-                    self._running[op.id].set("permission_revoked", shortfall[1])
-        return row
-
-    async def list_consents(self, account: str | None = None) -> list[ops_sql.ConsentRow]:
-        """Return consents, active and revoked."""
-        return await ops_sql.list_consents(self.store, account)
-
-    # -- secrets --------------------------------------------------------------------------
-
-    def _vault(self) -> Vault:
-        if self.vault is None:
-            raise VaultError(
-                "no vault key is configured: set [vault] key_file or the systemd credential"
-            )
-        return self.vault
-
-    async def set_secret(
-        self, account: str, service: str, name: str, value: SecretValue, *, actor: str
-    ) -> dict[str, Any]:
-        """Seal and store a secret (replacing one of the same name); audited without its value.
-
-        :raises VaultError: no vault key is configured.
-        :raises InvalidArgument: an empty name or value.
-        """
-        if not value.reveal():
-            raise InvalidArgument("the secret value is empty", details={"field": "value"})
-        vault = self._vault()
-        blob = vault.seal(account, service, name, value.reveal())
-        async with self.store.write() as tx:
-            replaced = await ops_sql.upsert_secret(
-                tx, account, service, name, blob, vault.fingerprint, actor
-            )
-            data = {"service": service, "name": name, "replaced": replaced}
-            tx.audit(AuditEvent(AuditEventType.SECRET_SET, actor, account, data))
-        return {"account": account, "service": service, "name": name, "replaced": replaced}
-
-    async def list_secrets(self, account: str | None = None) -> list[dict[str, Any]]:
-        """Return secret names and metadata, never values."""
-        return await ops_sql.list_secrets(self.store, account)
-
-    async def remove_secret(self, account: str, service: str, name: str, *, actor: str) -> None:
-        """Delete a secret.
-
-        :raises NotFound: there is no such secret.
-        """
-        async with self.store.write() as tx:
-            if not await ops_sql.delete_secret(tx, account, service, name):
-                raise NotFound(f"no secret {account}/{service}/{name}")
-            data = {"service": service, "name": name}
-            tx.audit(AuditEvent(AuditEventType.SECRET_REMOVED, actor, account, data))
+    def consent_arrived(self) -> None:
+        """Look at the waiting operations now: a consent released some."""
+        self._wake.set()
+        self._notify("")
 
     # -- running --------------------------------------------------------------------------
 
@@ -562,7 +439,7 @@ class OperationsService:
     async def _claim(self, n: int) -> list[ops_sql.OperationRow]:
         claimed: list[str] = []
         now = _now()
-        needs = self._needs()
+        needs = permission_lookup(self.knowledge_base)
         async with self.store.write(now) as tx:
             for op in (await ops_sql.operations_in_state(tx, ["pending"]))[:n]:
                 consent = await ops_sql.active_consent_in_tx(
@@ -573,7 +450,7 @@ class OperationsService:
                     await ops_sql.update_operation(
                         tx, op.id, {"state": "awaiting_consent", "updated_at": iso(now)}
                     )
-                    waiting = {"reason": shortfall[0], "waiting_for": shortfall[1]}
+                    waiting = {"reason": shortfall.reason.value, "waiting_for": shortfall.message}
                     tx.audit(AuditEvent(OPERATION_AWAITING_CONSENT, ACTOR, op.id, waiting))
                     continue
                 await ops_sql.update_operation(
@@ -610,13 +487,7 @@ class OperationsService:
             self._notify(op.id)
 
     async def close(self) -> None:
-        """Close the browser this service launched."""
+        """Close the browser, when it is this service's to close (``close_browser``)."""
         if self._own_browser and not self._closed:
             self._closed = True
             await self.browser.close()
-
-
-def _names(**values: str) -> None:
-    for label, value in values.items():
-        if not isinstance(value, str) or not value.strip():
-            raise InvalidArgument(f"{label} must not be empty", details={"field": label})

@@ -27,7 +27,9 @@ from agentd.browser.playwright_browser import PlaywrightBrowser
 from agentd.demosite import DemoSite
 from agentd.kb import KnowledgeBase, load_knowledge_base
 from agentd.ops_config import DEFAULT_CHROMIUM, BrowserSettings, ServiceConfig
+from agentd.services.consents import ConsentsService
 from agentd.services.operations import OperationsService
+from agentd.services.secrets import SecretsService
 from agentd.store import gate_sql
 from agentd.store.sqlite import SqliteStore
 from agentd.vault import SecretValue, Vault
@@ -84,6 +86,8 @@ class Harness:
     store: SqliteStore
     site: DemoSite
     folder: Path
+    consents: ConsentsService
+    secrets: SecretsService
 
     async def run(
         self, workflow: str, params: dict[str, str] | None = None, timeout: float = 60
@@ -144,15 +148,18 @@ async def harness(
         services={SERVICE: ServiceConfig(base_url=site.url)},
     )
     knowledge = kb or workflow_kb()
+    sealer = Vault(os.urandom(32)) if vault else None
     svc = OperationsService(
         store,
         settings,
         state_dir=tmp,
         knowledge_base=lambda: knowledge,
-        vault=Vault(os.urandom(32)) if vault else None,
+        vault=sealer,
         model=model,
         browser=browser,
     )
+    consents = ConsentsService(store, svc, knowledge_base=lambda: knowledge)
+    vaulted = SecretsService(store, sealer)
     try:
         await add_account(store, hosts if hosts is not None else [f"127.0.0.1:{site.port}"])
         if secrets:
@@ -160,13 +167,15 @@ async def harness(
                 ("admin_user", site.admin_user),
                 ("admin_password", site.admin_password),
             ):
-                await svc.set_secret(ACCOUNT, SERVICE, name, SecretValue(value), actor="tester")
+                await vaulted.set_secret(ACCOUNT, SERVICE, name, SecretValue(value), actor="tester")
         if consent:
-            await svc.grant_consent(ACCOUNT, SERVICE, "*", permissions=["write"], actor="tester")
+            await consents.grant_consent(
+                ACCOUNT, SERVICE, "*", permissions=["write"], actor="tester"
+            )
         async with anyio.create_task_group() as tg:
             if running:
                 tg.start_soon(svc.run)
-            yield Harness(svc, store, site, tmp / "operations")
+            yield Harness(svc, store, site, tmp / "operations", consents, vaulted)
             tg.cancel_scope.cancel()
     finally:
         await svc.close()

@@ -32,7 +32,7 @@ async def _body(data: bytes) -> AsyncIterator[bytes]:
 
 async def test_commands_end_to_end(tmp: Path, site: DemoSite, shared_browser: Any) -> None:
     async with harness(tmp, site, shared_browser, consent=False, secrets=False) as h:
-        app = SimpleNamespace(operations=h.svc, audit=None)
+        app = SimpleNamespace(operations=h.svc, consents=h.consents, secrets=h.secrets, audit=None)
         dispatcher = Dispatcher(app, AccessPolicy(daemon_uid=os.getuid()))  # type: ignore[arg-type]
         me = Peer.myself()
 

@@ -33,7 +33,9 @@ async def test_a_read_consent_runs_reads_and_holds_writes_until_write_is_granted
 ) -> None:
     before = site.state.product(103).seo_title
     async with harness(tmp, site, shared_browser, consent=False) as h:
-        await h.svc.grant_consent(ACCOUNT, SERVICE, "*", permissions=["read"], actor="customer")
+        await h.consents.grant_consent(
+            ACCOUNT, SERVICE, "*", permissions=["read"], actor="customer"
+        )
         read = await h.run("read_product_seo", {"product_id": "102"})
         assert (read.state, read.error) == ("completed", None)
 
@@ -45,7 +47,9 @@ async def test_a_read_consent_runs_reads_and_holds_writes_until_write_is_granted
         assert (await h.svc.get(write.id)).state == "awaiting_consent"
         assert site.state.product(103).seo_title == before
 
-        await h.svc.grant_consent(ACCOUNT, SERVICE, "*", permissions=["write"], actor="customer")
+        await h.consents.grant_consent(
+            ACCOUNT, SERVICE, "*", permissions=["write"], actor="customer"
+        )
         done = await h.svc.wait(write.id, 60)
         assert (done.state, done.error) == ("completed", None)
         assert site.state.product(103).seo_title == "Consented"
@@ -55,13 +59,13 @@ async def test_a_workflows_own_consent_decides_over_the_accounts(
     tmp: Path, site: DemoSite, shared_browser: PlaywrightBrowser
 ) -> None:
     async with harness(tmp, site, shared_browser) as h:  # "*" with write
-        await h.svc.grant_consent(
+        await h.consents.grant_consent(
             ACCOUNT, SERVICE, "product_seo_update", permissions=["read"], actor="customer"
         )
         op = await h.svc.start_operation("product_seo_update", ACCOUNT, params=SEO, actor="t")
         assert op.state == "awaiting_consent"
         # No permissions at all: every permission (consents from before they were enforced).
-        await h.svc.grant_consent(ACCOUNT, SERVICE, "product_seo_update", actor="customer")
+        await h.consents.grant_consent(ACCOUNT, SERVICE, "product_seo_update", actor="customer")
         done = await h.svc.wait(op.id, 60)
         assert (done.state, done.error) == ("completed", None)
 
@@ -74,7 +78,7 @@ async def test_a_narrowed_consent_stops_a_running_write_at_the_next_step(
         op = await h.svc.start_operation("product_seo_update", ACCOUNT, params=SEO, actor="t")
         async for event in h.svc.follow(op.id, poll_s=0.05):
             if event["type"] == "step" and event["index"] == 1:
-                await h.svc.grant_consent(
+                await h.consents.grant_consent(
                     ACCOUNT, SERVICE, "*", permissions=["read"], actor="customer"
                 )
         done = await h.svc.get(op.id)
@@ -93,7 +97,9 @@ async def test_an_operation_claimed_under_a_narrowed_consent_waits_again(
     async with harness(tmp, site, shared_browser, running=False) as h:
         op = await h.svc.start_operation("product_seo_update", ACCOUNT, params=SEO, actor="t")
         assert op.state == "pending"
-        await h.svc.grant_consent(ACCOUNT, SERVICE, "*", permissions=["read"], actor="customer")
+        await h.consents.grant_consent(
+            ACCOUNT, SERVICE, "*", permissions=["read"], actor="customer"
+        )
         async with anyio.create_task_group() as tg:
             tg.start_soon(h.svc.run)
             with anyio.fail_after(10):
@@ -110,8 +116,10 @@ async def test_unknown_permissions_are_refused(
 ) -> None:
     async with harness(tmp, site, shared_browser, consent=False, running=False) as h:
         with pytest.raises(InvalidArgument, match="unknown permission admin"):
-            await h.svc.grant_consent(ACCOUNT, SERVICE, permissions=["read", "admin"], actor="t")
-        assert await h.svc.list_consents() == []
+            await h.consents.grant_consent(
+                ACCOUNT, SERVICE, permissions=["read", "admin"], actor="t"
+            )
+        assert await h.consents.list_consents() == []
 
 
 # -- an operation acts for its own account only ---------------------------------------------------

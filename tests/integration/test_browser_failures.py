@@ -182,7 +182,7 @@ async def test_waits_for_consent_then_starts(
         assert op.state == "awaiting_consent"
         await anyio.sleep(0.3)
         assert (await h.svc.get(op.id)).state == "awaiting_consent"
-        await h.svc.grant_consent(ACCOUNT, SERVICE, "read_product_seo", actor="t")
+        await h.consents.grant_consent(ACCOUNT, SERVICE, "read_product_seo", actor="t")
         done = await h.svc.wait(op.id, 30)
         assert done.state == "completed" and done.result["seo_title"]
 
@@ -196,7 +196,7 @@ async def test_consent_revoked_mid_run_stops_the_next_step(
         op = await h.svc.start_operation("product_seo_update", ACCOUNT, params=params, actor="t")
         async for event in h.svc.follow(op.id):
             if event["type"] == "step" and event["index"] == 2:
-                await h.svc.revoke_consent(ACCOUNT, SERVICE, "*", actor="customer")
+                await h.consents.revoke_consent(ACCOUNT, SERVICE, "*", actor="customer")
         done = await h.svc.get(op.id)
         assert (done.state, done.reason) == ("cancelled", "consent_revoked")
         assert done.step < 6, "the revoke must stop the operation at the next boundary"

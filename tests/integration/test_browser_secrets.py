@@ -185,7 +185,7 @@ async def test_a_field_the_page_fills_with_a_vault_value_is_masked(
         Step(0, "See the error", Action.WAIT_FOR, '[data-testid="login-error"]'),
     ]
     async with harness(tmp, site, shared_browser, kb=one_workflow(steps)) as h:
-        await h.svc.set_secret(
+        await h.secrets.set_secret(
             ACCOUNT, SERVICE, "admin_password", SecretValue("wrong-password"), actor="t"
         )
         op = await h.svc.start_operation("w", ACCOUNT, actor="t")
@@ -277,7 +277,9 @@ async def test_a_vault_value_typed_into_a_plain_field_is_masked_and_never_shown_
         kb=echo_workflow(mode),
         secrets=False,
     ) as h:
-        await h.svc.set_secret(ACCOUNT, SERVICE, "api_token", SecretValue(echo.token), actor="t")
+        await h.secrets.set_secret(
+            ACCOUNT, SERVICE, "api_token", SecretValue(echo.token), actor="t"
+        )
         op = await h.svc.start_operation("w", ACCOUNT, actor="t")
         op = await h.svc.wait(op.id, 60)
         rows = {s.idx: s for s in await h.svc.steps(op.id)}
@@ -324,7 +326,7 @@ async def test_the_planner_never_sees_a_page_whose_text_shows_a_secret(
             secrets=False,
             step_timeout_s=STEP_TIMEOUT_S,
         ) as h:
-            await h.svc.set_secret(
+            await h.secrets.set_secret(
                 ACCOUNT, SERVICE, "api_token", SecretValue(echo.token), actor="t"
             )
             op = await h.svc.start_operation("w", ACCOUNT, actor="t")

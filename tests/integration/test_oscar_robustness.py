@@ -24,7 +24,9 @@ import pytest
 from agentd.browser.playwright_browser import PlaywrightBrowser
 from agentd.kb import Action, KnowledgeBase, Step, Workflow, build_knowledge_base
 from agentd.ops_config import DEFAULT_CHROMIUM, BrowserSettings, ServiceConfig
+from agentd.services.consents import ConsentsService
 from agentd.services.operations import OperationsService
+from agentd.services.secrets import SecretsService
 from agentd.store import gate_sql
 from agentd.store.sqlite import SqliteStore
 from agentd.vault import SecretValue, Vault
@@ -131,12 +133,13 @@ async def agent(
         screenshots_dir=tmp / "operations",
         services={SERVICE: ServiceConfig(base_url=store.url)},
     )
+    vault = Vault(os.urandom(32))
     svc = OperationsService(
         db,
         settings,
         state_dir=tmp,
         knowledge_base=lambda: kb,
-        vault=Vault(os.urandom(32)),
+        vault=vault,
         browser=browser,
     )
     try:
@@ -157,8 +160,12 @@ async def agent(
                 tx.now.isoformat(),
             )
         for name, value in store.secrets.items():
-            await svc.set_secret(ACCOUNT, SERVICE, name, SecretValue(value), actor="t")
-        await svc.grant_consent(ACCOUNT, SERVICE, "*", permissions=["write"], actor="t")
+            await SecretsService(db, vault).set_secret(
+                ACCOUNT, SERVICE, name, SecretValue(value), actor="t"
+            )
+        await ConsentsService(db, svc, knowledge_base=lambda: kb).grant_consent(
+            ACCOUNT, SERVICE, "*", permissions=["write"], actor="t"
+        )
         async with anyio.create_task_group() as tg:
             tg.start_soon(svc.run)
             yield Agent(svc)
