@@ -123,6 +123,24 @@ def bump(name: str) -> Callable[[Mapping[str, Any], ChangePlan], dict[str, Any]]
     return expected
 
 
+def restored_fields(
+    fields: tuple[str, ...],
+    plan: ChangePlan,
+    before: Mapping[str, Any],
+    after: Mapping[str, Any],
+    hard: bool,
+) -> dict[str, str]:
+    """Return the values an undo writes back to a form of ``fields``.
+
+    Every field keeps its value after the change, except those taken back to
+    the before snapshot: all of them when ``hard``, else only those the change set.
+    """
+    restored = fields if hard else tuple(f for f in fields if f in plan.diff)
+    values = {f: str(after.get(f, "")) for f in fields}
+    values.update({f: str(before.get(f, "")) for f in restored})
+    return values
+
+
 def no_undo(*_: Any) -> Step | None:
     """Return no undo step: the change cannot be taken back by a workflow."""
     return None

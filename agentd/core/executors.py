@@ -57,6 +57,7 @@ from agentd.core.change import (
     Step,
     counter,
     no_undo,
+    restored_fields,
     snapshot_count,
 )
 from agentd.core.change import bump as _bump
@@ -204,9 +205,7 @@ def _seo_undo(
     result: Mapping[str, str],
     hard: bool,
 ) -> Step | None:
-    fields = SEO_FIELDS if hard else tuple(f for f in SEO_FIELDS if f in plan.diff)
-    params = {f: str(after.get(f, "")) for f in SEO_FIELDS}
-    params.update({f: str(before.get(f, "")) for f in fields})
+    params = restored_fields(SEO_FIELDS, plan, before, after, hard)
     return Step("product_seo_update", {"product_id": plan.change.params["product_id"], **params})
 
 

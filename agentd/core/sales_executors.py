@@ -39,6 +39,7 @@ from agentd.core.change import (
     IntentView,
     Step,
     no_undo,
+    restored_fields,
 )
 from agentd.core.change import bump as _bump
 from agentd.core.change import counter as _counter
@@ -364,9 +365,7 @@ def _restore(workflow: str, fields: tuple[str, ...]) -> Any:
         result: Mapping[str, str],
         hard: bool,
     ) -> Step | None:
-        restored = fields if hard else tuple(f for f in fields if f in plan.diff)
-        params = {f: str(after.get(f, "")) for f in fields}
-        params.update({f: str(before.get(f, "")) for f in restored})
+        params = restored_fields(fields, plan, before, after, hard)
         return Step(workflow, {"account": plan.change.params["account"], **params})
 
     return undo
