@@ -1,0 +1,486 @@
+"""PostgreSQL implementation of the store's foundations (psycopg 3, its async pool).
+
+What several daemons sharing one database need from PostgreSQL itself, and
+nothing home-made: migrations applied once under an advisory lock, however
+many daemons start at the same moment; one audit chain, whose next sequence
+number and previous hash are read under a transaction-level advisory lock
+held only while the records are appended at the end of a transaction (so
+all daemons write the trail in one order); committed reads on connections of
+the pool.
+
+Why psycopg 3 rather than asyncpg: it is the reference driver, with a
+connection pool of its own (``psycopg_pool``), pipeline mode (several
+statements in one round trip, which ``executemany`` uses), LISTEN/NOTIFY on
+an async connection, and libpq's own connection strings and environment
+(``PGPASSFILE``, ``sslmode``, service files) that operators already know.
+
+Statements reach it in the store's portable form (``?`` parameters, ``?N``
+for a numbered one); :func:`to_format` turns them into psycopg's ``%s``.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+
+from agentd.core.audit import (
+    GENESIS,
+    AuditEvent,
+    AuditRecord,
+    ChainVerdict,
+    ChainVerifier,
+    canonical_data,
+    record_hash,
+)
+from agentd.errors import StoreError
+from agentd.store.base import StoreInfo
+from agentd.store.sqlite import iso
+
+if TYPE_CHECKING:
+    import psycopg
+    from psycopg_pool import AsyncConnectionPool
+
+#: Advisory lock keys (any two 32-bit numbers; these spell "agen" "td…").
+MIGRATION_LOCK = (0x6167656E, 1)
+AUDIT_LOCK = (0x6167656E, 2)
+
+
+def _pg_migrations() -> list[tuple[int, str, str]]:
+    found = []
+    for entry in resources.files("agentd.store.pg_migrations").iterdir():
+        name = entry.name
+        if name.endswith(".sql") and name[:4].isdigit():
+            found.append((int(name[:4]), name, entry.read_text(encoding="utf-8")))
+    found.sort()
+    return found
+
+
+#: PostgreSQL's migrations: a baseline at the version SQLite had when
+#: PostgreSQL came, then one per later version (the same numbers as SQLite's).
+PG_MIGRATIONS = _pg_migrations()
+
+
+_PARAM = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|\?(\d*)|%")
+
+
+@functools.lru_cache(maxsize=1024)
+def to_format(sql: str) -> tuple[str, tuple[int, ...] | None]:
+    """Return ``sql`` with psycopg's ``%s`` placeholders, and the parameter order.
+
+    ``?`` becomes ``%s``; a literal ``%`` becomes ``%%`` (psycopg reads
+    every ``%``, even quoted, as a placeholder);
+    numbered ``?N`` parameters (SQLite's) become ``%s`` in the order they
+    appear, and the second value lists which of the caller's parameters goes
+    to each (``None`` when the statement numbers none). A ``?`` in quoted
+    text is text, not a parameter.
+    """
+    order: list[int] = []
+    numbered = False
+
+    def swap(m: re.Match[str]) -> str:
+        nonlocal numbered
+        text = m.group(0)
+        if text.startswith(("'", '"')):
+            # psycopg reads every % as a placeholder, quoted or not.
+            return text.replace("%", "%%")
+        if text == "%":
+            return "%%"
+        if m.group(1):
+            numbered = True
+            order.append(int(m.group(1)) - 1)
+        else:
+            order.append(len(order))
+        return "%s"
+
+    out = _PARAM.sub(swap, sql)
+    return out, (tuple(order) if numbered else None)
+
+
+def _params(order: tuple[int, ...] | None, params: Sequence[Any]) -> Sequence[Any]:
+    return params if order is None else [params[i] for i in order]
+
+
+class PgRow(tuple[Any, ...]):
+    """A result row by position or by column name (what the store's readers expect)."""
+
+    _names: dict[str, int]
+
+    def __new__(cls, names: dict[str, int], values: Sequence[Any]) -> PgRow:
+        row = super().__new__(cls, values)
+        row._names = names
+        return row
+
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, str):
+            return super().__getitem__(self._names[key])
+        return super().__getitem__(key)
+
+    def keys(self) -> list[str]:
+        """Return the column names."""
+        return list(self._names)
+
+
+def _row_factory(cursor: Any) -> Any:
+    names = {d.name: i for i, d in enumerate(cursor.description or ())}
+    return lambda values: PgRow(names, values)
+
+
+class PgTx:
+    """One write transaction on one connection of the pool; audit events commit with it."""
+
+    def __init__(self, conn: psycopg.AsyncConnection[Any], now: datetime) -> None:
+        self._conn = conn
+        self.now = now
+        self._audit: list[AuditEvent] = []
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        """Run one statement; return its cursor."""
+        text, order = to_format(sql)
+        return await self._conn.execute(text, _params(order, params))
+
+    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        """Run one statement for many rows (pipelined by psycopg)."""
+        text, order = to_format(sql)
+        batch = [_params(order, r) for r in rows]
+        if batch:
+            async with self._conn.cursor() as cur:
+                await cur.executemany(text, batch)
+
+    async def execute_each(self, statements: Sequence[tuple[str, Iterable[Sequence[Any]]]]) -> None:
+        """Run each ``(sql, rows)`` statement for its rows, in order."""
+        for sql, rows in statements:
+            await self.executemany(sql, rows)
+
+    async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[PgRow]:
+        """Read rows, seeing this transaction's own writes."""
+        text, order = to_format(sql)
+        async with self._conn.cursor(row_factory=_row_factory) as cur:
+            await cur.execute(text, _params(order, params))
+            return list(await cur.fetchall())
+
+    async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> PgRow | None:
+        """Read one row, seeing this transaction's own writes."""
+        return next(iter(await self.fetchall(sql, params)), None)
+
+    async def fetch_each(self, queries: Sequence[tuple[str, Sequence[Any]]]) -> list[list[PgRow]]:
+        """Run each query in order and return the rows of each."""
+        return [await self.fetchall(sql, params) for sql, params in queries]
+
+    def audit(self, event: AuditEvent) -> None:
+        """Append an audit event when the transaction commits."""
+        self._audit.append(event)
+
+
+class PostgresStore:
+    """The store on a PostgreSQL database that several daemons may share (see the module)."""
+
+    backend = "postgresql"
+
+    def __init__(self, url: str, *, pool_size: int = 8, connect_timeout_s: float = 10.0) -> None:
+        self.url = url
+        self.pool_size = pool_size
+        self.connect_timeout_s = connect_timeout_s
+        self._pool: AsyncConnectionPool[Any] | None = None
+        # The last record this store appended (for verify_audit, as SQLite's).
+        self._head_seq = 0
+        self._head_hash = GENESIS
+        self.writes_failing = False
+
+    def __repr__(self) -> str:
+        return f"PostgresStore({_redacted(self.url)!r})"
+
+    @property
+    def location(self) -> str:
+        """Where the store is, without a password."""
+        return _redacted(self.url)
+
+    # -- lifecycle ----------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Open the pool and apply pending migrations (once, whoever else starts).
+
+        :raises StoreError: the server cannot be reached, or its schema is newer.
+        """
+        import psycopg
+        from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+        pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+            self.url,
+            min_size=1,
+            max_size=self.pool_size,
+            open=False,
+            timeout=self.connect_timeout_s,
+            name="agentd",
+        )
+        try:
+            await pool.open(wait=True, timeout=self.connect_timeout_s)
+        except (PoolTimeout, psycopg.Error) as exc:
+            await pool.close()
+            raise StoreError(f"cannot reach PostgreSQL at {self.location}: {exc}") from exc
+        self._pool = pool
+        try:
+            await self._migrate()
+            await self._load_head()
+        except BaseException:
+            await self.close()
+            raise
+
+    async def close(self) -> None:
+        """Close the pool; safe to call twice."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.close()
+
+    def _pool_or_fail(self) -> AsyncConnectionPool[Any]:
+        if self._pool is None:
+            raise StoreError("store is closed")
+        return self._pool
+
+    async def _migrate(self) -> None:
+        import psycopg
+
+        latest = PG_MIGRATIONS[-1][0]
+        async with self._pool_or_fail().connection() as conn:
+            try:
+                async with conn.transaction():
+                    await conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", MIGRATION_LOCK)
+                    await conn.execute(
+                        "CREATE TABLE IF NOT EXISTS schema_version "
+                        "(version BIGINT NOT NULL, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
+                    )
+                    cur = await conn.execute("SELECT max(version) FROM schema_version")
+                    row = await cur.fetchone()
+                    current = int(row[0]) if row and row[0] is not None else 0
+                    if current > latest:
+                        raise StoreError(
+                            f"database {self.location} has schema version {current}, newer "
+                            f"than this agentd understands ({latest}); upgrade agentd"
+                        )
+                    for version, name, sql in PG_MIGRATIONS:
+                        if version <= current:
+                            continue
+                        await conn.execute(sql.encode())
+                        await conn.execute(
+                            "INSERT INTO schema_version VALUES (%s, %s, %s)",
+                            (version, name, iso(datetime.now(UTC))),
+                        )
+            except psycopg.Error as exc:
+                raise StoreError(f"migration of {self.location} failed: {exc}") from exc
+
+    async def _load_head(self) -> None:
+        row = await self.read_one("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
+        if row is not None:
+            self._head_seq, self._head_hash = int(row[0]), str(row[1])
+
+    async def info(self) -> StoreInfo:
+        """Return backend facts for status output."""
+        version = await self.read_one("SELECT max(version) FROM schema_version")
+        sync = await self.read_one("SHOW synchronous_commit")
+        return StoreInfo(
+            backend=self.backend,
+            location=self.location,
+            schema_version=int(version[0]) if version and version[0] is not None else 0,
+            latest_schema_version=PG_MIGRATIONS[-1][0],
+            synchronous=str(sync[0]) if sync else "?",
+            journal_mode="wal",
+        )
+
+    async def health_check(self) -> None:
+        """Run a trivial read.
+
+        :raises StoreError: the server does not answer.
+        """
+        await self.read_one("SELECT 1")
+
+    # -- transactions and reads -------------------------------------------------------
+
+    @asynccontextmanager
+    async def write(self, now: datetime | None = None) -> AsyncIterator[PgTx]:
+        """Run a block as one transaction; its audit events are chained and commit with it.
+
+        :raises StoreError: the server refused the transaction.
+        """
+        import psycopg
+
+        try:
+            async with self._pool_or_fail().connection() as conn, conn.transaction():
+                tx = PgTx(conn, now or datetime.now(UTC))
+                yield tx
+                if tx._audit:
+                    head = await self._append(conn, tx._audit, tx.now)
+                    self._head_seq, self._head_hash = head
+        except psycopg.Error as exc:
+            self.writes_failing = True
+            raise StoreError(f"write failed: {exc}") from exc
+        self.writes_failing = False
+
+    async def _append(
+        self, conn: psycopg.AsyncConnection[Any], events: Sequence[AuditEvent], now: datetime
+    ) -> tuple[int, str]:
+        """Chain ``events`` on the trail's head, read under the audit lock, and insert them.
+
+        The lock is a transaction-level advisory lock: every daemon's
+        transaction that appends takes it just before appending and holds it
+        to its commit, so records go in one order and each links to the one
+        before it, whichever daemon wrote that.
+        """
+        await conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", AUDIT_LOCK)
+        cur = await conn.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
+        row = await cur.fetchone()
+        seq, prev = (int(row[0]), str(row[1])) if row else (0, GENESIS)
+        at = iso(now)
+        rows = []
+        texts: dict[int, str] = {}
+        for ev in events:
+            seq += 1
+            data_json = texts.get(id(ev.data))
+            if data_json is None:
+                data_json = texts[id(ev.data)] = canonical_data(ev.data)
+            digest = record_hash(prev, seq, at, ev.event, ev.actor, ev.subject, data_json)
+            rows.append((seq, at, ev.event, ev.actor, ev.subject, data_json, prev, digest))
+            prev = digest
+        async with conn.cursor() as c:
+            await c.executemany(
+                "INSERT INTO audit(seq, at, event, actor, subject, data, prev_hash, hash) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                rows,
+            )
+        await conn.execute(
+            "INSERT INTO meta(key, value) VALUES ('audit.head', %s) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (f"{seq}:{prev}",),
+        )
+        return seq, prev
+
+    async def read_all(self, sql: str, params: Sequence[Any] = ()) -> list[PgRow]:
+        """Read rows from the last committed state."""
+        import psycopg
+
+        text, order = to_format(sql)
+        try:
+            async with self._pool_or_fail().connection() as conn:
+                async with conn.cursor(row_factory=_row_factory) as cur:
+                    await cur.execute(text, _params(order, params))
+                    rows = list(await cur.fetchall())
+                await conn.rollback()
+                return rows
+        except psycopg.Error as exc:
+            raise StoreError(f"read failed: {exc}") from exc
+
+    async def read_one(self, sql: str, params: Sequence[Any] = ()) -> PgRow | None:
+        """Read the first row from the last committed state."""
+        return next(iter(await self.read_all(sql, params)), None)
+
+    # -- meta ------------------------------------------------------------------------
+
+    async def get_meta(self, key: str) -> str | None:
+        """Return a metadata value, or None."""
+        row = await self.read_one("SELECT value FROM meta WHERE key = ?", (key,))
+        return str(row[0]) if row else None
+
+    async def set_meta(self, key: str, value: str) -> None:
+        """Set a metadata value."""
+        async with self.write() as tx:
+            await tx.execute(
+                "INSERT INTO meta(key, value) VALUES (?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
+
+    # -- audit -----------------------------------------------------------------------
+
+    async def append_audit(self, events: Sequence[AuditEvent], now: datetime) -> list[AuditRecord]:
+        """Append events atomically, in order; return the stored records."""
+        if not events:
+            return []
+        async with self.write(now) as tx:
+            for ev in events:
+                tx.audit(ev)
+        last = self._head_seq
+        rows = await self.read_all(
+            "SELECT seq, at, event, actor, subject, data, prev_hash, hash FROM audit "
+            "WHERE seq > ? AND seq <= ? ORDER BY seq",
+            (last - len(events), last),
+        )
+        return [_record(r) for r in rows]
+
+    async def audit_tail(self, n: int) -> list[AuditRecord]:
+        """Return the last ``n`` records, oldest first."""
+        rows = await self.read_all(
+            "SELECT * FROM (SELECT seq, at, event, actor, subject, data, prev_hash, hash "
+            "FROM audit ORDER BY seq DESC LIMIT ?) AS t ORDER BY seq",
+            (max(0, n),),
+        )
+        return [_record(r) for r in rows]
+
+    async def audit_records(
+        self, after_seq: int = 0, batch: int = 2000
+    ) -> AsyncIterator[AuditRecord]:
+        """Yield every record after ``after_seq`` in order, in batches."""
+        last = after_seq
+        while True:
+            rows = await self.read_all(
+                "SELECT seq, at, event, actor, subject, data, prev_hash, hash FROM audit "
+                "WHERE seq > ? ORDER BY seq LIMIT ?",
+                (last, batch),
+            )
+            for r in rows:
+                yield _record(r)
+            if len(rows) < batch:
+                return
+            last = int(rows[-1][0])
+
+    async def verify_audit(self) -> ChainVerdict:
+        """Recompute the chain and report the first broken record, if any.
+
+        As SQLite's: besides the head in ``meta``, the chain must still hold
+        the last record this store appended, as it remembers it.
+        """
+        # Taken before any read: every record up to it has committed, so each
+        # read below sees it (records other daemons append meanwhile come after).
+        written = (self._head_seq, self._head_hash)
+        head = await self.get_meta("audit.head")
+        head_seq: int | None = None
+        head_hash: str | None = None
+        if head:
+            seq_text, _, head_hash = head.partition(":")
+            head_seq = int(seq_text)
+        verifier = ChainVerifier(written)
+        last = 0
+        while True:
+            rows = await self.read_all(
+                "SELECT seq, at, event, actor, subject, data, prev_hash, hash FROM audit "
+                "WHERE seq > ? ORDER BY seq LIMIT 5000",
+                (last,),
+            )
+            for r in rows:
+                if not verifier.feed(tuple(r)):
+                    return verifier.finish()
+            if len(rows) < 5000:
+                break
+            last = int(rows[-1][0])
+        return verifier.finish(head_seq, head_hash)
+
+
+def _record(r: Sequence[Any]) -> AuditRecord:
+    return AuditRecord(
+        seq=int(r[0]),
+        at=str(r[1]),
+        event=str(r[2]),
+        actor=str(r[3]),
+        subject=r[4],
+        data=json.loads(r[5]),
+        prev_hash=str(r[6]),
+        hash=str(r[7]),
+    )
+
+
+def _redacted(url: str) -> str:
+    """Return ``url`` without its password."""
+    return re.sub(r"(://[^:/@]+):[^@/]*@", r"\1:***@", url)
