@@ -85,6 +85,12 @@ def counter(name: str) -> Callable[[Mapping[str, str]], dict[str, Any]]:
     return read
 
 
+#: ``undo(plan, before, after, result, hard)``: the operation that takes a change back.
+Undo = Callable[
+    [ChangePlan, Mapping[str, Any], Mapping[str, Any], Mapping[str, str], bool], Step | None
+]
+
+
 @dataclass(frozen=True)
 class Executor:
     """One kind of change (see the module table).
@@ -103,9 +109,7 @@ class Executor:
     plan: Callable[[IntentView, datetime], ChangePlan]
     read: Callable[[Mapping[str, str]], dict[str, Any]]
     expected: Callable[[Mapping[str, Any], ChangePlan], dict[str, Any]]
-    undo: Callable[
-        [ChangePlan, Mapping[str, Any], Mapping[str, Any], Mapping[str, str], bool], Step | None
-    ]
+    undo: Undo
     finish: Callable[[ChangePlan, Mapping[str, Any]], ChangePlan] | None = None
     # An undo workflow takes the change back (else a rollback escalates to a person).
     reversible: bool = False
@@ -139,6 +143,29 @@ def restored_fields(
     values = {f: str(after.get(f, "")) for f in fields}
     values.update({f: str(before.get(f, "")) for f in restored})
     return values
+
+
+def undo_by_result(workflow: str, key: str, *, account: bool = True) -> Undo:
+    """Return the undo that takes back what the change made, named by ``key`` in its result.
+
+    The undo workflow gets that id (and the account, unless ``account`` is
+    false); a change whose result lacks the id has nothing to take back.
+    """
+
+    def undo(
+        plan: ChangePlan,
+        before: Mapping[str, Any],
+        after: Mapping[str, Any],
+        result: Mapping[str, str],
+        hard: bool,
+    ) -> Step | None:
+        made = result.get(key)
+        if not made:
+            return None
+        params = {"account": plan.change.params["account"]} if account else {}
+        return Step(workflow, {**params, key: made})
+
+    return undo
 
 
 def no_undo(*_: Any) -> Step | None:

@@ -59,6 +59,7 @@ from agentd.core.change import (
     no_undo,
     restored_fields,
     snapshot_count,
+    undo_by_result,
 )
 from agentd.core.change import bump as _bump
 from agentd.core.change import diff_text as _text
@@ -226,15 +227,7 @@ def _api_key(intent: IntentView, now: datetime) -> ChangePlan:
     return ChangePlan("api_key", change, None, {"key_id": "new"})
 
 
-def _api_key_undo(
-    plan: ChangePlan,
-    before: Mapping[str, Any],
-    after: Mapping[str, Any],
-    result: Mapping[str, str],
-    hard: bool,
-) -> Step | None:
-    key_id = result.get("key_id")
-    return Step("api_key_revocation", {"key_id": key_id}) if key_id else None
+_api_key_undo = undo_by_result("api_key_revocation", "key_id", account=False)
 
 
 # -- hand-off ------------------------------------------------------------------------------

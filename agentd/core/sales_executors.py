@@ -40,6 +40,7 @@ from agentd.core.change import (
     Step,
     no_undo,
     restored_fields,
+    undo_by_result,
 )
 from agentd.core.change import bump as _bump
 from agentd.core.change import counter as _counter
@@ -173,15 +174,7 @@ def _quote(intent: IntentView, now: datetime) -> ChangePlan:
     return ChangePlan("quote", Step("send_quote", params), _snapshot(intent), {"open_quotes": "+1"})
 
 
-def _quote_undo(
-    plan: ChangePlan,
-    before: Mapping[str, Any],
-    after: Mapping[str, Any],
-    result: Mapping[str, str],
-    hard: bool,
-) -> Step | None:
-    quote_id = result.get("quote_id")
-    return Step("withdraw_quote", {"quote_id": quote_id}) if quote_id else None
+_quote_undo = undo_by_result("withdraw_quote", "quote_id", account=False)
 
 
 # -- messages from their own templates ------------------------------------------------------------
@@ -402,32 +395,12 @@ def _briefing(intent: IntentView, now: datetime) -> ChangePlan:
     return ChangePlan("briefing", Step("add_note", params), _snapshot(intent), {"note_count": "+1"})
 
 
-def note_undo(
-    plan: ChangePlan,
-    before: Mapping[str, Any],
-    after: Mapping[str, Any],
-    result: Mapping[str, str],
-    hard: bool,
-) -> Step | None:
-    note_id = result.get("note_id")
-    account = plan.change.params["account"]
-    return Step("delete_note", {"account": account, "note_id": note_id}) if note_id else None
+#: Deletes the note the change added.
+note_undo = undo_by_result("delete_note", "note_id")
 
 
-def meeting_undo(
-    plan: ChangePlan,
-    before: Mapping[str, Any],
-    after: Mapping[str, Any],
-    result: Mapping[str, str],
-    hard: bool,
-) -> Step | None:
-    meeting_id = result.get("meeting_id")
-    account = plan.change.params["account"]
-    return (
-        Step("cancel_meeting", {"account": account, "meeting_id": meeting_id})
-        if meeting_id
-        else None
-    )
+#: Cancels the meeting the change booked.
+meeting_undo = undo_by_result("cancel_meeting", "meeting_id")
 
 
 SALES_EXECUTORS: dict[str, Executor] = {
