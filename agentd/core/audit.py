@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -135,6 +135,28 @@ def record_hash(
         f"{len(data_json)}:{data_json};"
     )
     return hashlib.sha256(body.encode()).hexdigest()
+
+
+def chain_rows(
+    events: Sequence[AuditEvent], seq: int, prev: str, at: str
+) -> tuple[list[tuple[Any, ...]], tuple[int, str]]:
+    """Return the ``audit`` rows of ``events`` chained after ``(seq, prev)``, and the new head.
+
+    Rows are ``(seq, at, event, actor, subject, data_json, prev_hash, hash)``.
+    """
+    rows: list[tuple[Any, ...]] = []
+    # Events often share one data mapping (a constant): serialise it once.
+    # Keyed by id() only for this loop, while every event is alive.
+    texts: dict[int, str] = {}
+    for ev in events:
+        seq += 1
+        data_json = texts.get(id(ev.data))
+        if data_json is None:
+            data_json = texts[id(ev.data)] = canonical_data(ev.data)
+        digest = record_hash(prev, seq, at, ev.event, ev.actor, ev.subject, data_json)
+        rows.append((seq, at, ev.event, ev.actor, ev.subject, data_json, prev, digest))
+        prev = digest
+    return rows, (seq, prev)
 
 
 @dataclass(frozen=True)

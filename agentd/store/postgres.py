@@ -21,7 +21,6 @@ for a numbered one); :func:`to_format` turns them into psycopg's ``%s``.
 from __future__ import annotations
 
 import functools
-import json
 import re
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
@@ -33,12 +32,10 @@ from agentd.core.audit import (
     GENESIS,
     AuditEvent,
     AuditRecord,
-    ChainVerdict,
-    ChainVerifier,
-    canonical_data,
-    record_hash,
+    chain_rows,
 )
 from agentd.errors import StoreError
+from agentd.store.audit_log import ChainedAuditReads, audit_record
 from agentd.store.base import StoreInfo
 from agentd.store.sqlite import iso
 
@@ -177,7 +174,7 @@ class PgTx:
         self._audit.append(event)
 
 
-class PostgresStore:
+class PostgresStore(ChainedAuditReads):
     """The store on a PostgreSQL database that several daemons may share (see the module)."""
 
     backend = "postgresql"
@@ -334,17 +331,7 @@ class PostgresStore:
         cur = await conn.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
         row = await cur.fetchone()
         seq, prev = (int(row[0]), str(row[1])) if row else (0, GENESIS)
-        at = iso(now)
-        rows = []
-        texts: dict[int, str] = {}
-        for ev in events:
-            seq += 1
-            data_json = texts.get(id(ev.data))
-            if data_json is None:
-                data_json = texts[id(ev.data)] = canonical_data(ev.data)
-            digest = record_hash(prev, seq, at, ev.event, ev.actor, ev.subject, data_json)
-            rows.append((seq, at, ev.event, ev.actor, ev.subject, data_json, prev, digest))
-            prev = digest
+        rows, (seq, prev) = chain_rows(events, seq, prev, iso(now))
         async with conn.cursor() as c:
             await c.executemany(
                 "INSERT INTO audit(seq, at, event, actor, subject, data, prev_hash, hash) "
@@ -408,77 +395,7 @@ class PostgresStore:
             "WHERE seq > ? AND seq <= ? ORDER BY seq",
             (last - len(events), last),
         )
-        return [_record(r) for r in rows]
-
-    async def audit_tail(self, n: int) -> list[AuditRecord]:
-        """Return the last ``n`` records, oldest first."""
-        rows = await self.read_all(
-            "SELECT * FROM (SELECT seq, at, event, actor, subject, data, prev_hash, hash "
-            "FROM audit ORDER BY seq DESC LIMIT ?) AS t ORDER BY seq",
-            (max(0, n),),
-        )
-        return [_record(r) for r in rows]
-
-    async def audit_records(
-        self, after_seq: int = 0, batch: int = 2000
-    ) -> AsyncIterator[AuditRecord]:
-        """Yield every record after ``after_seq`` in order, in batches."""
-        last = after_seq
-        while True:
-            rows = await self.read_all(
-                "SELECT seq, at, event, actor, subject, data, prev_hash, hash FROM audit "
-                "WHERE seq > ? ORDER BY seq LIMIT ?",
-                (last, batch),
-            )
-            for r in rows:
-                yield _record(r)
-            if len(rows) < batch:
-                return
-            last = int(rows[-1][0])
-
-    async def verify_audit(self) -> ChainVerdict:
-        """Recompute the chain and report the first broken record, if any.
-
-        As SQLite's: besides the head in ``meta``, the chain must still hold
-        the last record this store appended, as it remembers it.
-        """
-        # Taken before any read: every record up to it has committed, so each
-        # read below sees it (records other daemons append meanwhile come after).
-        written = (self._head_seq, self._head_hash)
-        head = await self.get_meta("audit.head")
-        head_seq: int | None = None
-        head_hash: str | None = None
-        if head:
-            seq_text, _, head_hash = head.partition(":")
-            head_seq = int(seq_text)
-        verifier = ChainVerifier(written)
-        last = 0
-        while True:
-            rows = await self.read_all(
-                "SELECT seq, at, event, actor, subject, data, prev_hash, hash FROM audit "
-                "WHERE seq > ? ORDER BY seq LIMIT 5000",
-                (last,),
-            )
-            for r in rows:
-                if not verifier.feed(tuple(r)):
-                    return verifier.finish()
-            if len(rows) < 5000:
-                break
-            last = int(rows[-1][0])
-        return verifier.finish(head_seq, head_hash)
-
-
-def _record(r: Sequence[Any]) -> AuditRecord:
-    return AuditRecord(
-        seq=int(r[0]),
-        at=str(r[1]),
-        event=str(r[2]),
-        actor=str(r[3]),
-        subject=r[4],
-        data=json.loads(r[5]),
-        prev_hash=str(r[6]),
-        hash=str(r[7]),
-    )
+        return [audit_record(r) for r in rows]
 
 
 def _redacted(url: str) -> str:

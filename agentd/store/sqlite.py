@@ -15,7 +15,6 @@ throughput; WAL keeps the file consistent either way.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
@@ -32,12 +31,10 @@ from agentd.core.audit import (
     GENESIS,
     AuditEvent,
     AuditRecord,
-    ChainVerdict,
-    ChainVerifier,
-    canonical_data,
-    record_hash,
+    chain_rows,
 )
 from agentd.errors import StoreError
+from agentd.store.audit_log import ChainedAuditReads
 from agentd.store.base import BlockTransaction, StoreInfo
 from agentd.store.wal import WRITER_AUTOCHECKPOINT, Checkpointer
 
@@ -155,7 +152,7 @@ class BlockTx:
         self._audit.append(event)
 
 
-class SqliteStore:
+class SqliteStore(ChainedAuditReads):
     """The embedded store: one SQLite file under the state folder."""
 
     backend = "sqlite"
@@ -449,23 +446,7 @@ class SqliteStore:
         self, events: Sequence[AuditEvent], now: datetime
     ) -> tuple[list[tuple[Any, ...]], tuple[int, str]]:
         """Return the audit rows of ``events``, chained on the head, and the new head."""
-        seq, prev = self._head_seq, self._head_hash
-        rows: list[tuple[Any, ...]] = []
-        if not events:
-            return rows, (seq, prev)
-        at = iso(now)
-        # Events often share one data mapping (a constant): serialise it once.
-        # Keyed by id() only for this loop, while every event is alive.
-        texts: dict[int, str] = {}
-        for ev in events:
-            seq += 1
-            data_json = texts.get(id(ev.data))
-            if data_json is None:
-                data_json = texts[id(ev.data)] = canonical_data(ev.data)
-            digest = record_hash(prev, seq, at, ev.event, ev.actor, ev.subject, data_json)
-            rows.append((seq, at, ev.event, ev.actor, ev.subject, data_json, prev, digest))
-            prev = digest
-        return rows, (seq, prev)
+        return chain_rows(events, self._head_seq, self._head_hash, iso(now))
 
     async def _read_one(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Row | None:
         conn = self._reader or self._writer
@@ -515,65 +496,6 @@ class SqliteStore:
                 tx.audit(ev)
         return await self.audit_tail(len(events)) if events else []
 
-    async def audit_tail(self, n: int) -> list[AuditRecord]:
-        """Return the last ``n`` records, oldest first."""
-        rows = await self.read_all(
-            "SELECT * FROM (SELECT seq, at, event, actor, subject, data, prev_hash, hash "
-            "FROM audit ORDER BY seq DESC LIMIT ?) ORDER BY seq",
-            (max(0, n),),
-        )
-        return [_record(r) for r in rows]
-
-    async def audit_records(
-        self, after_seq: int = 0, batch: int = 2000
-    ) -> AsyncIterator[AuditRecord]:
-        """Yield every record after ``after_seq`` in order, in batches."""
-        last = after_seq
-        while True:
-            rows = await self.read_all(
-                "SELECT seq, at, event, actor, subject, data, prev_hash, hash FROM audit "
-                "WHERE seq > ? ORDER BY seq LIMIT ?",
-                (last, batch),
-            )
-            for r in rows:
-                yield _record(r)
-            if len(rows) < batch:
-                return
-            last = int(rows[-1][0])
-
-    async def verify_audit(self) -> ChainVerdict:
-        """Recompute the chain and report the first broken record, if any.
-
-        Besides the database's own head (``meta``, which whoever rewrites the
-        file can rewrite too), the chain must hold the last record this store
-        knows of as it remembers it (read at open, moved on by each append):
-        a trail cut short or rewritten under the running daemon fails here.
-        """
-        # Taken before any read: every record up to it has committed, so each
-        # read below sees it (records appended meanwhile come after it).
-        written = (self._head_seq, self._head_hash)
-        head = await self.get_meta("audit.head")
-        head_seq: int | None = None
-        head_hash: str | None = None
-        if head:
-            seq_text, _, head_hash = head.partition(":")
-            head_seq = int(seq_text)
-        verifier = ChainVerifier(written)
-        last = 0
-        while True:
-            rows = await self.read_all(
-                "SELECT seq, at, event, actor, subject, data, prev_hash, hash FROM audit "
-                "WHERE seq > ? ORDER BY seq LIMIT 5000",
-                (last,),
-            )
-            for r in rows:
-                if not verifier.feed(tuple(r)):
-                    return verifier.finish()
-            if len(rows) < 5000:
-                break
-            last = int(rows[-1][0])
-        return verifier.finish(head_seq, head_hash)
-
 
 def _append_and_commit(
     raw: sqlite3.Connection, records: list[tuple[Any, ...]], head: tuple[int, str]
@@ -589,16 +511,3 @@ def _append_and_commit(
             (f"{head[0]}:{head[1]}",),
         )
     raw.execute("COMMIT")
-
-
-def _record(r: sqlite3.Row) -> AuditRecord:
-    return AuditRecord(
-        seq=int(r[0]),
-        at=str(r[1]),
-        event=str(r[2]),
-        actor=str(r[3]),
-        subject=r[4],
-        data=json.loads(r[5]),
-        prev_hash=str(r[6]),
-        hash=str(r[7]),
-    )
