@@ -22,6 +22,7 @@ from loguru import logger
 
 from agentd import __version__
 from agentd.browser.playwright_browser import PlaywrightBrowser
+from agentd.browser.task import AgentModeSettings
 from agentd.commands import Dispatcher
 from agentd.commands.registry import AccessPolicy
 from agentd.config import Settings, load_settings
@@ -251,6 +252,13 @@ class App:
             model=model,
             knowledge_base=knowledge_base,
             close_browser=True,
+            agent_mode=AgentModeSettings(
+                limits=settings.llm.agent_limits(),
+                input_usd_per_mtok=settings.llm.input_usd_per_mtok,
+                output_usd_per_mtok=settings.llm.output_usd_per_mtok,
+                approval_timeout_s=settings.llm.agent_approval_timeout_s,
+            ),
+            level=lambda: self.governance.autonomy.snapshot.level,
         )
         self.consents = ConsentsService(store, self.operations, knowledge_base=knowledge_base)
         self.secrets = SecretsService(store, vault)

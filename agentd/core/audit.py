@@ -51,6 +51,14 @@ class AuditEventType(StrEnum):
     OPERATION_FAILED = "OPERATION_FAILED"
     OPERATION_CANCELLED = "OPERATION_CANCELLED"
     OPERATION_REFUSED_COMMAND = "OPERATION_REFUSED_COMMAND"
+    # agent mode: a model-planned write waits for a person, who approves or rejects it
+    OPERATION_STEP_AWAITING_APPROVAL = "OPERATION_STEP_AWAITING_APPROVAL"
+    OPERATION_STEP_APPROVED = "OPERATION_STEP_APPROVED"
+    OPERATION_STEP_REJECTED = "OPERATION_STEP_REJECTED"
+    # agent mode: a budget (steps, tokens, cost, wall clock) ended an operation
+    OPERATION_BUDGET_REACHED = "OPERATION_BUDGET_REACHED"
+    # agent mode: a completed task written as a workflow file for review
+    WORKFLOW_LEARNED = "WORKFLOW_LEARNED"
     HOST_NOT_ALLOWED = "HOST_NOT_ALLOWED"
     CONSENT_GRANTED = "CONSENT_GRANTED"
     CONSENT_REVOKED = "CONSENT_REVOKED"
