@@ -57,8 +57,6 @@ class AuditEventType(StrEnum):
     OPERATION_STEP_REJECTED = "OPERATION_STEP_REJECTED"
     # agent mode: a budget (steps, tokens, cost, wall clock) ended an operation
     OPERATION_BUDGET_REACHED = "OPERATION_BUDGET_REACHED"
-    # agent mode: a completed task written as a workflow file for review
-    WORKFLOW_LEARNED = "WORKFLOW_LEARNED"
     HOST_NOT_ALLOWED = "HOST_NOT_ALLOWED"
     CONSENT_GRANTED = "CONSENT_GRANTED"
     CONSENT_REVOKED = "CONSENT_REVOKED"

@@ -259,7 +259,11 @@ class OperationsService:
         :raises NotFound: unknown account or service.
         """
         text = check_task_text(task)
-        learned = learned_workflow_for(self.knowledge_base(), text, account)
+        try:
+            learned = learned_workflow_for(self.knowledge_base(), text, account)
+        except AgentdError as exc:  # no knowledge base: nothing learned to replay
+            logger.warning("a task without the knowledge base: {}", exc.message)
+            learned = None
         if learned is not None:
             name, params = learned
             op = await self.start_operation(
