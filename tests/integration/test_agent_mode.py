@@ -225,7 +225,7 @@ async def test_a_task_without_a_key_is_refused(
     short_tmp: Path, site: DemoSite, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with AnthropicStub() as stub:
-        async with agent_daemon(short_tmp, site, stub, monkeypatch, key=False) as (app, sock):
+        async with agent_daemon(short_tmp, site, stub, monkeypatch, key=False) as (_, sock):
             with pytest.raises(AgentdError) as refused:
                 await ask(sock, "ops.run", {"task": "Do it", "account": "acme"})
             assert refused.value.code == ErrorCode.EXTERNAL_ERROR
