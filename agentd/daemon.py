@@ -252,12 +252,7 @@ class App:
             model=model,
             knowledge_base=knowledge_base,
             close_browser=True,
-            agent_mode=AgentModeSettings(
-                limits=settings.llm.agent_limits(),
-                input_usd_per_mtok=settings.llm.input_usd_per_mtok,
-                output_usd_per_mtok=settings.llm.output_usd_per_mtok,
-                approval_timeout_s=settings.llm.agent_approval_timeout_s,
-            ),
+            agent_mode=_agent_mode(settings),
             level=lambda: self.governance.autonomy.snapshot.level,
         )
         self.consents = ConsentsService(store, self.operations, knowledge_base=knowledge_base)
@@ -411,6 +406,17 @@ def settle_after_startup() -> None:
         _settled = True
         gc.collect()
         gc.freeze()
+
+
+def _agent_mode(settings: Settings) -> AgentModeSettings:
+    """Return agent mode's budgets, prices and approval wait from ``[llm]``."""
+    llm = settings.llm
+    return AgentModeSettings(
+        limits=llm.agent_limits(),
+        input_usd_per_mtok=llm.input_usd_per_mtok,
+        output_usd_per_mtok=llm.output_usd_per_mtok,
+        approval_timeout_s=llm.agent_approval_timeout_s,
+    )
 
 
 def build_app(settings: Settings, *, log_file: Path | None = None) -> App:
