@@ -7,8 +7,7 @@ model call (the real ``anthropic`` client against the local stub).
 from __future__ import annotations
 
 import os
-import re
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,8 @@ from agentd.demosite import DemoSite
 from agentd.errors import AgentdError, ErrorCode, PermissionDenied
 from agentd.kb import DEFAULT_WORKFLOWS_DIR, build_knowledge_base
 from agentd.kb import main as kb_main
-from agentd.testing.anthropic_stub import AnthropicStub, Reply
+from agentd.testing.anthropic_stub import AnthropicStub
+from agentd.testing.task_model import ScriptedTaskModel, add_note_script
 from agentd.vault import generate_key_file
 from tests.helpers import ask, serving
 from tests.integration import test_browser_agent as base
@@ -36,62 +36,6 @@ acme,t1,Acme,discovery,ACTIVE,SALES;SEO,127.0.0.1
 """
 NOTE = "Asked for a volume discount; call back after their budget review."
 TASK = f"Sign in as admin and add the note '{NOTE}' to account acme"
-
-
-def prompt(request: Any) -> str:
-    """Return the text the model was given in a request."""
-    return str(request.body["messages"][0]["content"])
-
-
-def ref(request: Any, testid: str) -> str:
-    """Return the digest's reference of the element with this test id (as a model reads it)."""
-    found = re.search(rf"^(e\d+) [^\n]*testid={testid!r}", prompt(request), re.MULTILINE)
-    assert found, f"{testid} is not in the page digest"
-    return found.group(1)
-
-
-Script = list[Callable[[Any], Reply]]
-
-
-class ScriptedModel(AnthropicStub):
-    """The stub answering from a script of functions of the request (the digest it shows)."""
-
-    def __init__(self, script: Script) -> None:
-        super().__init__()
-        self.script = list(script)
-
-    def _next(self) -> Reply:
-        if not self.script:
-            return super()._next()
-        return self.script.pop(0)(self.requests[-1])
-
-
-def on(testid: str, method: str, value: str | None = None) -> Callable[[Any], Reply]:
-    return lambda r: Reply.tool_use(
-        method,
-        tool_input={"method": method, "ref": ref(r, testid), "reason": f"{method} "}
-        | ({"value": value} if value is not None else {}),
-    )
-
-
-def go(path: str) -> Callable[[Any], Reply]:
-    return lambda r: Reply.tool_use("goto", value=path, reason=f"open {path}")
-
-
-def add_note_script(user: str) -> Script:
-    return [
-        go("/login"),
-        on("login-username", "fill", user),
-        on("login-password", "fill", "{secret:admin_password}"),
-        on("login-submit", "click"),
-        go("/crm/accounts/acme"),
-        on("add-note", "click"),
-        on("note-text", "fill", NOTE),
-        on("save-note", "click"),
-        on("notice", "expect_text", "Note added"),
-        on("note-id", "extract", "note_id"),
-        lambda r: Reply.tool_use("done", value="the note is added", reason="done"),
-    ]
 
 
 @pytest.fixture
@@ -159,7 +103,7 @@ async def until(sock: Path, op_id: str, states: set[str], timeout: float = 60) -
 async def test_a_planned_task_is_approved_learned_and_replayed_without_the_model(
     short_tmp: Path, site: DemoSite, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with ScriptedModel(add_note_script(site.admin_user)) as stub:
+    with ScriptedTaskModel(add_note_script(site.admin_user, NOTE, "acme")) as stub:
         async with agent_daemon(short_tmp, site, stub, monkeypatch) as (app, sock):
             op = await ask(sock, "ops.run", {"task": TASK, "account": "acme"})
             assert (op["workflow"], op["task"]) == ("task", TASK)
