@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -26,23 +25,21 @@ from typing import Any
 
 import anyio
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from agentd.browser.playwright_browser import PlaywrightBrowser  # noqa: E402
-from agentd.browser.task import AgentModeSettings  # noqa: E402
-from agentd.core.gate import AutonomyLevel  # noqa: E402
-from agentd.demosite import DemoSite  # noqa: E402
-from agentd.kb import DEFAULT_WORKFLOWS_DIR, build_knowledge_base, load_knowledge_base  # noqa: E402
-from agentd.learn import learn  # noqa: E402
-from agentd.llm import AnthropicModel, LLMSettings  # noqa: E402
-from agentd.ops_config import BrowserSettings, ServiceConfig  # noqa: E402
-from agentd.services.consents import ConsentsService  # noqa: E402
-from agentd.services.operations import OperationsService  # noqa: E402
-from agentd.services.secrets import SecretsService  # noqa: E402
-from agentd.store import gate_sql  # noqa: E402
-from agentd.store.sqlite import SqliteStore  # noqa: E402
-from agentd.testing.task_model import ScriptedTaskModel, add_note_script  # noqa: E402
-from agentd.vault import SecretValue, Vault  # noqa: E402
+from agentd.browser.playwright_browser import PlaywrightBrowser
+from agentd.browser.task import AgentModeSettings
+from agentd.core.gate import AutonomyLevel
+from agentd.demosite import DemoSite
+from agentd.kb import DEFAULT_WORKFLOWS_DIR, build_knowledge_base, load_knowledge_base
+from agentd.learn import learn
+from agentd.llm import AnthropicModel, LLMSettings
+from agentd.ops_config import BrowserSettings, ServiceConfig
+from agentd.services.consents import ConsentsService
+from agentd.services.operations import OperationsService
+from agentd.services.secrets import SecretsService
+from agentd.store import gate_sql
+from agentd.store.sqlite import SqliteStore
+from agentd.testing.task_model import ScriptedTaskModel, add_note_script
+from agentd.vault import SecretValue, Vault
 
 ACCOUNT, SERVICE = "acme", "backoffice"
 NOTE = "Asked for a volume discount; call back after their budget review."
