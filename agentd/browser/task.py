@@ -311,6 +311,8 @@ class TaskAgent(BrowserAgent):
         value: str | None = cmd.value
         if action is Action.GOTO:
             target, value = (cmd.value or cmd.selector or "").strip(), None
+            if not target.startswith(("/", "http://", "https://")) or target.startswith("//"):
+                self._refuse(run, index, f"goto {target[:80]!r}: a path or an http(s) URL", "")
         else:
             target = stable_selector(element) if element is not None else (cmd.selector or "")
         if not target:

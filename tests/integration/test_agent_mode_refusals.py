@@ -27,6 +27,7 @@ from agentd.ops_config import BrowserSettings, ServiceConfig
 from agentd.services.consents import ConsentsService
 from agentd.services.operations import OperationsService
 from agentd.services.secrets import SecretsService
+from agentd.store import ops_sql
 from agentd.store.sqlite import SqliteStore
 from agentd.testing.anthropic_stub import AnthropicStub, Reply
 from agentd.vault import SecretValue, Vault
@@ -137,6 +138,11 @@ def refused_command(events: list[Any]) -> dict[str, Any]:
             Reply.tool_use("goto", value="http://127.0.0.1:9/steal"), "allowlist", id="off-host"
         ),
         pytest.param(
+            Reply.tool_use("goto", value="data:text/html,<input type=password>"),
+            "a path or an http(s) URL",
+            id="goto-data-url",
+        ),
+        pytest.param(
             Reply.tool_use(
                 "fill",
                 tool_input={
@@ -244,6 +250,31 @@ async def test_a_rejected_step_ends_the_task_before_it_runs(
         assert "OPERATION_STEP_AWAITING_APPROVAL" in events
         assert "OPERATION_STEP_REJECTED" in events
         assert not any(s.action == "click" for s in await a.svc.steps(op.id))
+
+
+async def test_a_task_waiting_for_approval_when_the_daemon_died_is_interrupted(
+    tmp: Path, site: DemoSite, shared_browser: PlaywrightBrowser, stub: AnthropicStub
+) -> None:
+    async with agent(tmp, site, shared_browser, stub) as a:
+        async with a.store.write() as tx:
+            await ops_sql.insert_operation(
+                tx,
+                {
+                    "id": "op_orphan",
+                    "account": ACCOUNT,
+                    "service": SERVICE,
+                    "workflow": "task",
+                    "task": "Add a note",
+                    "state": "awaiting_step_approval",
+                    "total": 8,
+                    "lease_owner": "agentd-gone",
+                    "created_by": "tester",
+                    "created_at": "2026-01-01T00:00:00+00:00",
+                    "updated_at": "2026-01-01T00:00:00+00:00",
+                },
+            )
+        [settled] = await a.svc.recover()
+        assert (settled.state, settled.reason) == ("failed", "interrupted")
 
 
 async def test_a_write_under_a_read_consent_is_refused(
