@@ -4,9 +4,10 @@ States: ``awaiting_consent`` → ``pending`` → ``in_progress`` → ``completed
 ``failed`` | ``cancelled``; a task the model plans (agent mode,
 :meth:`OperationsService.start_task`, :mod:`agentd.browser.task`) may go from
 ``in_progress`` to ``awaiting_step_approval`` and back, before each step that
-could change the site, until a person decides (:meth:`OperationsService.decide_step`). An operation without consent waits and starts when
-consent arrives; a revoke stops a running one at its next step boundary. At
-most ``max_browsers`` run at once.
+could change the site, until a person decides
+(:meth:`OperationsService.decide_step`). An operation without consent waits
+and starts when consent arrives; a revoke stops a running one at its next
+step boundary. At most ``max_browsers`` run at once.
 
 Consent permissions: a workflow needs ``read`` or ``write``
 (:mod:`agentd.core.consent`: ``read`` when it only opens and reads pages,
