@@ -39,14 +39,23 @@ def replace_synced(tmp: Path, target: Path) -> None:
 
 
 def write_atomically(
-    path: Path, data: str | bytes, *, mode: int = 0o644, folder_mode: int = 0o777
+    path: Path,
+    data: str | bytes,
+    *,
+    mode: int = 0o644,
+    folder_mode: int = 0o777,
+    replace: bool = True,
 ) -> None:
     """Replace ``path`` with ``data`` (text is written as UTF-8), crash-safe.
+
+    With ``replace`` False an existing ``path`` is never overwritten: the
+    finished file is linked in under its name, which fails if the name exists.
 
     ``mode`` is set on the temporary file before the first byte is written, so
     the umask never decides it and the content is never readable more widely
     than ``mode``. A missing folder is created with ``folder_mode`` (less the umask).
 
+    :raises FileExistsError: ``replace`` is False and ``path`` exists.
     :raises OSError: the folder or the file could not be written; ``path`` is unchanged.
     """
     payload = data.encode("utf-8") if isinstance(data, str) else data
@@ -58,7 +67,11 @@ def write_atomically(
             handle.write(payload)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        if replace:
+            os.replace(tmp, path)
+        else:
+            os.link(tmp, path)
+            os.unlink(tmp)
     except BaseException:
         # Keep the original error; the temporary file must not linger.
         with contextlib.suppress(OSError):

@@ -22,6 +22,7 @@ from loguru import logger
 
 from agentd import __version__
 from agentd.browser.playwright_browser import PlaywrightBrowser
+from agentd.browser.task import AgentModeSettings
 from agentd.commands import Dispatcher
 from agentd.commands.registry import AccessPolicy
 from agentd.config import Settings, load_settings
@@ -251,6 +252,8 @@ class App:
             model=model,
             knowledge_base=knowledge_base,
             close_browser=True,
+            agent_mode=_agent_mode(settings),
+            level=lambda: self.governance.autonomy.snapshot.level,
         )
         self.consents = ConsentsService(store, self.operations, knowledge_base=knowledge_base)
         self.secrets = SecretsService(store, vault)
@@ -403,6 +406,17 @@ def settle_after_startup() -> None:
         _settled = True
         gc.collect()
         gc.freeze()
+
+
+def _agent_mode(settings: Settings) -> AgentModeSettings:
+    """Return agent mode's budgets, prices and approval wait from ``[llm]``."""
+    llm = settings.llm
+    return AgentModeSettings(
+        limits=llm.agent_limits(),
+        input_usd_per_mtok=llm.input_usd_per_mtok,
+        output_usd_per_mtok=llm.output_usd_per_mtok,
+        approval_timeout_s=llm.agent_approval_timeout_s,
+    )
 
 
 def build_app(settings: Settings, *, log_file: Path | None = None) -> App:

@@ -971,7 +971,10 @@ def _arguments(parser: argparse.ArgumentParser, out_flag: str) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """Return the parser of ``agentd kb build|check``."""
-    summary = "Build or check the knowledge base extracted from workflows/."
+    summary = (
+        "Build or check the knowledge base extracted from workflows/, or learn a workflow "
+        "from a model-planned operation."
+    )
     parser = argparse.ArgumentParser(
         prog="agentd kb", description=summary, epilog="Example: agentd kb check"
     )
@@ -993,6 +996,9 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         p = sub.add_parser(name, help=text, description=text, epilog=f"Example: {example}")
         _arguments(p, out_flag)
+    from agentd import learn
+
+    learn.add_parser(sub)
     return parser
 
 
@@ -1061,8 +1067,12 @@ def main_check(argv: Sequence[str] | None = None) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``agentd kb build|check ...``."""
+    """``agentd kb build|check|learn ...``."""
     args = build_parser().parse_args(argv)
+    if args.command == "learn":
+        from agentd import learn
+
+        return learn.main(args)
     return _build(args) if args.command == "build" else _check(args)
 
 

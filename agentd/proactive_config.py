@@ -12,6 +12,7 @@ from pathlib import Path
 
 from pydantic import Field, SecretStr, field_validator
 
+from agentd.core.agent_mode import Limits
 from agentd.core.patterns import PatternRules
 from agentd.llm import DEFAULT_MODEL, LLMSettings
 from agentd.sections import Section
@@ -222,6 +223,39 @@ class LLMConfig(Section):
     summary_max_accounts: int = Field(
         200, ge=1, le=100_000, description="Accounts summarised per run (most recent first)."
     )
+    agent_max_steps: int = Field(
+        30, ge=1, le=500, description="Agent mode: most commands the model may plan for one task."
+    )
+    agent_max_tokens_per_operation: int = Field(
+        200_000, ge=1, description="Agent mode: most tokens (in and out) one task may spend."
+    )
+    agent_max_cost_per_operation_usd: float = Field(
+        2.0, gt=0, description="Agent mode: most US dollars one task may spend."
+    )
+    agent_max_tokens_per_day: int = Field(
+        2_000_000, ge=1, description="Agent mode: most tokens all tasks may spend per UTC day."
+    )
+    agent_max_cost_per_day_usd: float = Field(
+        20.0, gt=0, description="Agent mode: most US dollars all tasks may spend per UTC day."
+    )
+    agent_max_wall_s: float = Field(
+        600.0,
+        gt=0,
+        le=86_400,
+        description="Agent mode: longest a task may run, waits for approval not counted.",
+    )
+    agent_approval_timeout_s: float = Field(
+        3600.0,
+        gt=0,
+        le=7 * 86_400,
+        description="Agent mode: longest a step waits for approval before the task fails.",
+    )
+    input_usd_per_mtok: float = Field(
+        3.0, ge=0, description="Price of a million input tokens, for the cost budgets."
+    )
+    output_usd_per_mtok: float = Field(
+        15.0, ge=0, description="Price of a million output tokens, for the cost budgets."
+    )
 
     @field_validator("base_url")
     @classmethod
@@ -229,6 +263,17 @@ class LLMConfig(Section):
         if value is not None and not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         return value
+
+    def agent_limits(self) -> Limits:
+        """Return agent mode's budgets."""
+        return Limits(
+            max_steps=self.agent_max_steps,
+            max_tokens_per_operation=self.agent_max_tokens_per_operation,
+            max_cost_per_operation_usd=self.agent_max_cost_per_operation_usd,
+            max_tokens_per_day=self.agent_max_tokens_per_day,
+            max_cost_per_day_usd=self.agent_max_cost_per_day_usd,
+            max_wall_s=self.agent_max_wall_s,
+        )
 
     def llm_settings(self) -> LLMSettings:
         """Return the client settings, reading ``api_key_file`` when set.

@@ -278,7 +278,7 @@ class BrowserAgent:
 
         :raises Conflict: the operation's lease was taken over by another runner.
         """
-        run = _Run(op, op.attempts, self.folder / op.id)
+        run = self._new_run(op)
         try:
             await self._prepare(run)
             await self._steps(run, stop)
@@ -299,6 +299,10 @@ class BrowserAgent:
                 with anyio.CancelScope(shield=True):
                     await run.session.close()
         return await self.log.operation(op.id)
+
+    def _new_run(self, op: Operation) -> _Run:
+        """Return the state of one run of ``op`` (a subclass may keep more)."""
+        return _Run(op, op.attempts, self.folder / op.id)
 
     async def _prepare(self, run: _Run) -> None:
         op = run.op

@@ -593,6 +593,17 @@ class BrowserSession:
         except PlaywrightError:
             return ""
 
+    async def digest(self, limit: int = 80) -> list[dict[str, str]]:
+        """Return the page's visible elements a command may name (agent mode), at most
+        ``limit``: tag, type, role, text, test id, id, name, link, the form's method, and
+        a plain field's value (never a password's or a ``data-secret`` field's).
+        """
+        try:
+            found = await self.page.evaluate(DIGEST_SCRIPT, limit)
+        except PlaywrightError:
+            return []
+        return [{str(k): str(v) for k, v in item.items()} for item in found]
+
     # -- steps ----------------------------------------------------------------------------
 
     def absolute(self, target: str) -> str:
@@ -775,6 +786,40 @@ class BrowserSession:
         if "net::" in message or s.action is Action.GOTO:
             return StepFailed(StepProblem.NAVIGATION, f"{s.action} {s.target} failed: {message}")
         return StepFailed(StepProblem.TIMEOUT, f"{s.action} {s.target} failed: {message}")
+
+
+DIGEST_SCRIPT = """(limit) => {
+  const wanted = 'a,button,input,select,textarea,h1,h2,[role=button],[data-testid]';
+  const out = [];
+  for (const el of document.querySelectorAll(wanted)) {
+    if (out.length >= limit) break;
+    const box = el.getBoundingClientRect();
+    if (el.type !== 'hidden' && box.width === 0 && box.height === 0) continue;
+    if (el.type === 'hidden') continue;
+    const secret = el.type === 'password' || el.closest('[data-secret="true"]') !== null;
+    const form = el.form || el.closest('form');
+    const label = (el.labels && el.labels[0] && el.labels[0].innerText) || '';
+    const text = (el.getAttribute('aria-label') || label || el.placeholder ||
+      (['INPUT', 'TEXTAREA', 'SELECT'].includes(el.tagName) ? '' : el.innerText) || '');
+    const item = {
+      tag: el.tagName.toLowerCase(),
+      type: el.getAttribute('type') || '',
+      role: el.getAttribute('role') || '',
+      text: text.trim().replace(/\\s+/g, ' ').slice(0, 80),
+      testid: el.getAttribute('data-testid') || '',
+      id: el.id || '',
+      name: el.getAttribute('name') || '',
+      href: el.tagName === 'A' ? (el.getAttribute('href') || '') : '',
+      form_method: form ? (form.getAttribute('method') || 'get').toLowerCase() : '',
+    };
+    if (secret) item.secret = 'true';
+    else if ('value' in el && el.tagName !== 'BUTTON' && el.value) {
+      item.value = String(el.value).slice(0, 80);
+    }
+    out.push(item);
+  }
+  return out;
+}"""
 
 
 def _host(url: str) -> str:

@@ -64,6 +64,10 @@ class Session(Protocol):
         """Return a short text outline of the page (for the planner)."""
         ...
 
+    async def digest(self, limit: int = 80) -> list[dict[str, str]]:
+        """Return the page's visible elements as text fields (for agent mode; no secret values)."""
+        ...
+
     async def perform(
         self,
         step: Step,

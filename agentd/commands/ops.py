@@ -61,9 +61,23 @@ async def ops_show(ctx: CommandContext) -> dict[str, Any]:
     return {**op.to_dict(), "steps": [s.to_dict() for s in await service.steps(op_id)]}
 
 
-@command("ops.run", access=Access.OPERATE, summary="Start a workflow as an operation.")
+@command("ops.run", access=Access.OPERATE, summary="Start a workflow or a task as an operation.")
 async def ops_run(ctx: CommandContext) -> dict[str, Any]:
-    """Create an operation (it waits for consent when there is none)."""
+    """Create an operation (it waits for consent when there is none).
+
+    With ``task`` (text) instead of ``workflow``: the workflow learned for the
+    task, else the model plans it step by step (agent mode).
+    """
+    if ctx.args.get("task") is not None:
+        if ctx.args.get("workflow") or ctx.args.get("params"):
+            raise InvalidArgument("give a task or a workflow (with params), not both")
+        op = await _ops(ctx).start_task(
+            ctx.args["task"],
+            ctx.text("account"),
+            service=ctx.optional_text("service"),
+            actor=ctx.actor,
+        )
+        return op.to_dict()
     params = ctx.args.get("params") or {}
     if not isinstance(params, dict):
         raise InvalidArgument(
@@ -83,6 +97,29 @@ async def ops_run(ctx: CommandContext) -> dict[str, Any]:
 async def ops_cancel(ctx: CommandContext) -> dict[str, Any]:
     """Cancel at once if not started, else at the next step boundary."""
     return (await _ops(ctx).cancel(ctx.text("id"), ctx.actor)).to_dict()
+
+
+@command(
+    "ops.approve_step",
+    access=Access.APPROVE,
+    summary="Approve the step a model-planned operation waits with.",
+)
+async def ops_approve_step(ctx: CommandContext) -> dict[str, Any]:
+    """Let an operation in ``awaiting_step_approval`` run the step it showed."""
+    op = await _ops(ctx).decide_step(ctx.text("id"), approved=True, actor=ctx.actor)
+    return op.to_dict()
+
+
+@command(
+    "ops.reject_step",
+    access=Access.APPROVE,
+    summary="Reject the step a model-planned operation waits with (it ends).",
+)
+async def ops_reject_step(ctx: CommandContext) -> dict[str, Any]:
+    """End an operation in ``awaiting_step_approval`` without its step, for a reason."""
+    reason = ctx.text("reason")
+    op = await _ops(ctx).decide_step(ctx.text("id"), approved=False, actor=ctx.actor, reason=reason)
+    return op.to_dict()
 
 
 # -- consent ----------------------------------------------------------------------------

@@ -69,11 +69,15 @@ class OperationState(StrEnum):
     AWAITING_CONSENT = "awaiting_consent"
     PENDING = "pending"
     IN_PROGRESS = "in_progress"
+    # agent mode: a model-planned step that would change something waits for a person
+    AWAITING_STEP_APPROVAL = "awaiting_step_approval"
     COMPLETED = "completed"
     FAILED = "failed"
     CANCELLED = "cancelled"
 
 
+# The states of an operation a runner holds (its browser session is open).
+RUNNING_OPERATION_STATES = (OperationState.IN_PROGRESS, OperationState.AWAITING_STEP_APPROVAL)
 # The states an operation ends in; it never leaves one.
 ENDED_OPERATION_STATES = frozenset(
     {OperationState.COMPLETED, OperationState.FAILED, OperationState.CANCELLED}

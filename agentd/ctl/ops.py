@@ -44,6 +44,8 @@ def _step_line(e: dict[str, Any]) -> str:
     mark = {"ok": "ok ", "failed": "-> ", "final": "[] "}.get(e["status"], "   ")
     where = f" {e['target']}" if e.get("target") else ""
     text = f"{mark}{e['index']:>3} {e['action']}{where}: {e['intent']}"
+    if e.get("detail") and e["detail"].get("reason"):
+        text += f"\n        model: {e['detail']['reason']}"
     if e.get("error"):
         text += f"\n        error: {e['error']}"
     if e.get("screenshot"):
@@ -52,8 +54,15 @@ def _step_line(e: dict[str, Any]) -> str:
 
 
 def _op_text(r: dict[str, Any]) -> str:
-    head = {k: v for k, v in r.items() if k not in ("steps", "params", "result")}
+    hidden = ("steps", "params", "result", "spend", "pending_step", "task")
+    head = {k: v for k, v in r.items() if k not in hidden}
     lines = [render.kv(head)]
+    if r.get("task"):
+        lines.append(f"task: {r['task']}")
+    if r.get("spend", {}).get("model_calls"):
+        lines.append("spend:\n" + render.kv(r["spend"], indent=2))
+    if r.get("pending_step"):
+        lines.append("step awaiting approval:\n" + render.kv(r["pending_step"], indent=2))
     if r.get("params"):
         lines.append("params:\n" + render.kv(r["params"], indent=2))
     if r.get("result"):
@@ -97,13 +106,32 @@ def op_show(s: Session, ns: argparse.Namespace) -> int:
 
 
 def op_run(s: Session, ns: argparse.Namespace) -> int:
-    args = {
-        "workflow": ns.workflow,
-        "account": ns.account,
-        "service": ns.service,
-        "params": parse_params(ns.param),
-    }
+    if (ns.workflow is None) == (ns.task is None):
+        raise UsageError("give a workflow or --task TEXT (one of them)")
+    if ns.task is not None:
+        if ns.param:
+            raise UsageError("--param goes with a workflow, not with --task")
+        args: dict[str, Any] = {"task": ns.task, "account": ns.account, "service": ns.service}
+    else:
+        args = {
+            "workflow": ns.workflow,
+            "account": ns.account,
+            "service": ns.service,
+            "params": parse_params(ns.param),
+        }
     s.out(s.call("ops.run", args), lambda r: f"{r['id']}: {r['state']} ({r['workflow']})")
+    return 0
+
+
+def op_approve_step(s: Session, ns: argparse.Namespace) -> int:
+    r = s.call("ops.approve_step", {"id": ns.id})
+    s.out(r, lambda r: f"{r['id']}: {r['state']} (step approved)")
+    return 0
+
+
+def op_reject_step(s: Session, ns: argparse.Namespace) -> int:
+    r = s.call("ops.reject_step", {"id": ns.id, "reason": ns.reason})
+    s.out(r, lambda r: f"{r['id']}: {r['state']} (step rejected)")
     return 0
 
 
@@ -190,15 +218,36 @@ def register(add: Adder, sub_parser: Callable[[str, str], Any]) -> None:
     p = op(
         "run",
         op_run,
-        "Start a workflow (it waits for consent when there is none).",
+        "Start a workflow, or a task the model plans (it waits for consent when there is none).",
         "agentctl op run product_seo_update --account acme --param product_id=103",
     )
-    p.add_argument("workflow", help="a workflow of the knowledge base, e.g. add_note")
+    p.add_argument("workflow", nargs="?", help="a workflow of the knowledge base, e.g. add_note")
+    p.add_argument(
+        "--task",
+        metavar="TEXT",
+        help="instead of a workflow: a task in words; the workflow learned for it runs, "
+        "else the model plans it step by step (agent mode; needs [llm] api_key)",
+    )
     p.add_argument("--account", required=True, help="the account it works for")
     p.add_argument("--service", help="default: [browser] default_service")
     p.add_argument("--param", action="append", metavar="KEY=VALUE", help="repeatable")
     p = op("cancel", op_cancel, "Cancel an operation.", "agentctl op cancel op_0123")
     p.add_argument("id", help="an operation id")
+    p = op(
+        "approve-step",
+        op_approve_step,
+        "Approve the step a model-planned operation waits with (approvers only).",
+        "agentctl op approve-step op_0123",
+    )
+    p.add_argument("id", help="an operation in awaiting_step_approval")
+    p = op(
+        "reject-step",
+        op_reject_step,
+        "Reject the step a model-planned operation waits with; it ends (approvers only).",
+        'agentctl op reject-step op_0123 --reason "wrong account"',
+    )
+    p.add_argument("id", help="an operation in awaiting_step_approval")
+    p.add_argument("--reason", required=True, help="why (audited)")
 
     consent = sub_parser("consent", "Grant, revoke and list customer consents.")
     for name, run, summary in (

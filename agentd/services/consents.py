@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from loguru import logger
 
+from agentd.core.agent_mode import TASK_WORKFLOW
 from agentd.core.audit import AuditEvent, AuditEventType
 from agentd.core.consent import Permission, ShortfallReason, consent_shortfall, workflow_needs
 from agentd.errors import AgentdError, InvalidArgument, NotFound
@@ -40,6 +41,8 @@ def permission_lookup(knowledge_base: Callable[[], KnowledgeBase]) -> Callable[[
         kb = None
 
     def needs(workflow: str) -> Permission:
+        if workflow == TASK_WORKFLOW:
+            return Permission.READ  # a task's writes are checked one by one (agent mode)
         if kb is None or workflow not in kb.names:
             return workflow_needs(None)  # fail closed
         return workflow_needs(kb.workflow(workflow).steps)

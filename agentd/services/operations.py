@@ -1,9 +1,13 @@
 """Durable browser operations: scheduling, leases and crash recovery.
 
 States: ``awaiting_consent`` → ``pending`` → ``in_progress`` → ``completed`` |
-``failed`` | ``cancelled``. An operation without consent waits and starts when
-consent arrives; a revoke stops a running one at its next step boundary. At
-most ``max_browsers`` run at once.
+``failed`` | ``cancelled``; a task the model plans (agent mode,
+:meth:`OperationsService.start_task`, :mod:`agentd.browser.task`) may go from
+``in_progress`` to ``awaiting_step_approval`` and back, before each step that
+could change the site, until a person decides
+(:meth:`OperationsService.decide_step`). An operation without consent waits
+and starts when consent arrives; a revoke stops a running one at its next
+step boundary. At most ``max_browsers`` run at once.
 
 Consent permissions: a workflow needs ``read`` or ``write``
 (:mod:`agentd.core.consent`: ``read`` when it only opens and reads pages,
@@ -45,16 +49,21 @@ from agentd.browser.journal import (
     OPERATION_STARTED,
 )
 from agentd.browser.protocols import Browser
+from agentd.browser.task import AgentModeSettings, Decision, TaskAgent
+from agentd.core.agent_mode import TASK_WORKFLOW, check_task_text
 from agentd.core.audit import AuditEvent, AuditEventType
 from agentd.core.consent import (
+    Permission,
     consent_shortfall,
     required_permission,
 )
-from agentd.core.states import OperationState
+from agentd.core.gate import AutonomyLevel
+from agentd.core.states import RUNNING_OPERATION_STATES, OperationState
 from agentd.errors import AgentdError, Conflict, InvalidArgument, InvalidState, NotFound
 from agentd.kb import KnowledgeBase, Step, bind_account
-from agentd.llm import StepPlanner
+from agentd.llm import ModelUnavailable, StepPlanner, TaskPlanner
 from agentd.ops_config import BrowserSettings
+from agentd.services.agent_tasks import StoreTaskHost, learned_workflow_for
 from agentd.services.consents import permission_lookup
 from agentd.services.operation_log import StoredOperationLog
 from agentd.store import gate_sql, ops_sql
@@ -123,6 +132,8 @@ class OperationsService:
         model: StepPlanner | None = None,
         owner: str | None = None,
         close_browser: bool = False,
+        agent_mode: AgentModeSettings | None = None,
+        level: Callable[[], AutonomyLevel] = lambda: AutonomyLevel.L3,
     ) -> None:
         self.store = store
         self.settings = settings
@@ -143,6 +154,23 @@ class OperationsService:
             owner=self.owner,
             on_change=self._notify,
         )
+        # Agent mode: the model plans a task (only when the model can, see TaskPlanner).
+        self.agent_mode = agent_mode or AgentModeSettings()
+        self.tasks = StoreTaskHost(store, level)
+        self.task_agent: TaskAgent | None = None
+        if model is not None and isinstance(model, TaskPlanner):
+            self.task_agent = TaskAgent(
+                StoredOperationLog(store, lease_s=settings.lease_s),
+                self.browser,
+                settings,
+                planner=model,
+                host=self.tasks,
+                mode=self.agent_mode,
+                vault=vault,
+                folder=self.folder,
+                owner=self.owner,
+                on_change=self._notify,
+            )
         self._running: dict[str, StopSignal] = {}
         self._wake = anyio.Event()
         self._changed = anyio.Event()
@@ -222,6 +250,92 @@ class OperationsService:
         self._wake.set()
         self._notify(op_id)
         return await self.get(op_id)
+
+    async def start_task(
+        self, task: object, account: str, *, service: str | None = None, actor: str
+    ) -> ops_sql.OperationRow:
+        """Create an operation that does ``task``: from the workflow learned for it, if
+        the knowledge base has one (no model call), else planned by the model.
+
+        :raises InvalidArgument: the task text is empty, too long or holds control
+            characters.
+        :raises ModelUnavailable: no workflow does the task and no model is configured.
+        :raises NotFound: unknown account or service.
+        """
+        text = check_task_text(task)
+        try:
+            learned = learned_workflow_for(self.knowledge_base(), text, account)
+        except AgentdError as exc:  # no knowledge base: nothing learned to replay
+            logger.warning("a task without the knowledge base: {}", exc.message)
+            learned = None
+        if learned is not None:
+            name, params = learned
+            op = await self.start_operation(
+                name, account, params=params, service=service, actor=actor
+            )
+            async with self.store.write() as tx:
+                await ops_sql.update_operation(tx, op.id, {"task": text})
+            return await self.get(op.id)
+        if self.task_agent is None:
+            raise ModelUnavailable(
+                "a task without a learned workflow is planned by the Anthropic model, but no "
+                "Anthropic API key is configured ([llm] api_key or api_key_file)",
+                details={"reason": "no_model", "purpose": "agent mode"},
+            )
+        service = service or self.settings.default_service
+        await self._check_target(account, service)
+        op_id = f"op_{token.token_hex(8)}"
+        now = _now()
+        async with self.store.write(now) as tx:
+            consent = await ops_sql.active_consent_in_tx(tx, account, service, TASK_WORKFLOW)
+            shortfall = consent_shortfall(consent, TASK_WORKFLOW, Permission.READ)
+            state = "awaiting_consent" if shortfall else "pending"
+            await ops_sql.insert_operation(
+                tx,
+                {
+                    "id": op_id,
+                    "account": account,
+                    "service": service,
+                    "workflow": TASK_WORKFLOW,
+                    "task": text,
+                    "params": {},
+                    "state": state,
+                    "total": self.agent_mode.limits.max_steps,
+                    "folder": str(self.folder / op_id),
+                    "created_by": actor,
+                    "created_at": iso(now),
+                    "updated_at": iso(now),
+                },
+            )
+            data = {"workflow": TASK_WORKFLOW, "account": account, "service": service}
+            data |= {"state": state, "needs": Permission.READ.value, "task": text}
+            if shortfall:
+                data["waiting_for"] = shortfall.message
+            tx.audit(AuditEvent(OPERATION_CREATED, actor, op_id, data))
+        self._wake.set()
+        self._notify(op_id)
+        return await self.get(op_id)
+
+    async def _check_target(self, account: str, service: str) -> None:
+        if await gate_sql.get_account(self.store, account) is None:
+            raise NotFound(f"unknown account {account!r}", details={"account": account})
+        if service not in self.settings.services:
+            known = ", ".join(sorted(self.settings.services)) or "none configured"
+            raise NotFound(
+                f"unknown service {service!r} (known: {known})", details={"service": service}
+            )
+
+    async def decide_step(
+        self, op_id: str, *, approved: bool, actor: str, reason: str = ""
+    ) -> ops_sql.OperationRow:
+        """Approve or reject the step an operation waits with (agent mode).
+
+        :raises NotFound: no such operation.
+        :raises InvalidState: it does not wait for a step's approval.
+        """
+        row = await self.tasks.decide(op_id, Decision(approved, actor, reason))
+        self._notify(op_id)
+        return row
 
     async def get(self, op_id: str) -> ops_sql.OperationRow:
         """Return one operation.
@@ -381,11 +495,11 @@ class OperationsService:
             kb = None
         settled: list[str] = []
         async with self.store.write() as tx:
-            for op in await ops_sql.operations_in_state(tx, ["in_progress"]):
+            for op in await ops_sql.operations_in_state(tx, RUNNING_OPERATION_STATES):
                 if op.lease_owner == self.owner:
                     continue
                 steps = None
-                if kb is not None and op.workflow in kb.names:
+                if kb is not None and op.workflow in kb.names and op.workflow != TASK_WORKFLOW:
                     steps = kb.workflow(op.workflow).steps
                 planned = await ops_sql.planned_commits(tx, op.id, op.attempts)
                 decision = recovery_decision(steps, op.step, planned)
@@ -474,8 +588,11 @@ class OperationsService:
         return [await self.get(op_id) for op_id in claimed]
 
     async def _run_one(self, op: ops_sql.OperationRow, limiter: anyio.CapacityLimiter) -> None:
+        agent: BrowserAgent = self.agent
+        if op.workflow == TASK_WORKFLOW and self.task_agent is not None:
+            agent = self.task_agent
         try:
-            await self.agent.run(op, self._running[op.id])
+            await agent.run(op, self._running[op.id])
         except Conflict as exc:
             logger.warning("op {} abandoned: {}", op.id, exc.message)
         except AgentdError as exc:

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from agentd.core.agent_mode import Spend
 from agentd.core.states import ENDED_OPERATION_STATES
 from agentd.store.base import Row, Store, Transaction
 from agentd.store.rows import insert_row, update_row
@@ -42,6 +43,9 @@ class OperationRow:
     updated_at: str
     started_at: str | None
     finished_at: str | None
+    task: str | None = None  # agent mode: the task the model plans (None: a recorded workflow)
+    spend: Spend = field(default_factory=Spend)  # what its model calls cost (agent mode)
+    pending_step: dict[str, Any] | None = None  # the step awaiting a person's approval
 
     @property
     def finished(self) -> bool:
@@ -72,6 +76,9 @@ class OperationRow:
             "updated_at": self.updated_at,
             "started_at": self.started_at,
             "finished_at": self.finished_at,
+            "task": self.task,
+            "spend": self.spend.to_dict(),
+            "pending_step": self.pending_step,
         }
 
 
@@ -98,6 +105,14 @@ def _operation(row: Row) -> OperationRow:
         updated_at=row["updated_at"],
         started_at=row["started_at"],
         finished_at=row["finished_at"],
+        task=row["task"],
+        spend=Spend(
+            int(row["model_calls"]),
+            int(row["input_tokens"]),
+            int(row["output_tokens"]),
+            float(row["cost_usd"]),
+        ),
+        pending_step=json.loads(row["pending_step"]) if row["pending_step"] else None,
     )
 
 
@@ -119,10 +134,11 @@ class StepRow:
     sha256: str | None
     duration_ms: float
     at: str
+    detail: dict[str, Any] | None = None  # agent mode: value, expect, result, element, reason
 
     def to_dict(self) -> dict[str, Any]:
         """Return the protocol form."""
-        return {
+        out = {
             "op_id": self.op_id,
             "seq": self.seq,
             "attempt": self.attempt,
@@ -138,6 +154,9 @@ class StepRow:
             "duration_ms": round(self.duration_ms, 1),
             "at": self.at,
         }
+        if self.detail is not None:
+            out["detail"] = self.detail
+        return out
 
 
 def _step(row: Row) -> StepRow:
@@ -156,6 +175,7 @@ def _step(row: Row) -> StepRow:
         sha256=row["sha256"],
         duration_ms=float(row["duration_ms"]),
         at=row["at"],
+        detail=json.loads(row["detail"]) if row["detail"] else None,
     )
 
 
@@ -219,8 +239,9 @@ async def insert_operation(tx: Transaction, values: dict[str, Any]) -> None:
 
 async def update_operation(tx: Transaction, op_id: str, changes: dict[str, Any]) -> None:
     """Set columns of one operation (column names come from the caller, never a client)."""
-    if "result" in changes and not isinstance(changes["result"], str | None):
-        changes = {**changes, "result": json.dumps(changes["result"], sort_keys=True)}
+    for key in ("result", "pending_step"):
+        if key in changes and not isinstance(changes[key], str | None):
+            changes = {**changes, key: json.dumps(changes[key], sort_keys=True)}
     await update_row(tx, "operations", "id", op_id, changes)
 
 
@@ -271,6 +292,12 @@ async def insert_steps(tx: Transaction, rows: Sequence[dict[str, Any]]) -> None:
     """Append step rows of one operation (all with the same columns), in order."""
     if not rows:
         return
+    rows = [
+        {**r, "detail": json.dumps(r["detail"], sort_keys=True)}
+        if isinstance(r.get("detail"), dict)
+        else r
+        for r in rows
+    ]
     row = await tx.fetchone(
         "SELECT COALESCE(MAX(seq), 0) FROM operation_steps WHERE op_id = ?", (rows[0]["op_id"],)
     )
@@ -299,6 +326,70 @@ async def list_steps(store: Store, op_id: str, after_seq: int = 0) -> list[StepR
         "SELECT * FROM operation_steps WHERE op_id = ? AND seq > ? ORDER BY seq", (op_id, after_seq)
     )
     return [_step(r) for r in rows]
+
+
+# -- agent mode -------------------------------------------------------------------------
+
+
+async def add_spend(tx: Transaction, op_id: str, day: str, spend: Spend) -> None:
+    """Add one model call's spend to its operation and to the day's total."""
+    await tx.execute(
+        "UPDATE operations SET model_calls = model_calls + ?, input_tokens = input_tokens + ?, "
+        "output_tokens = output_tokens + ?, cost_usd = cost_usd + ? WHERE id = ?",
+        (spend.calls, spend.input_tokens, spend.output_tokens, spend.cost_usd, op_id),
+    )
+    await tx.execute(
+        "INSERT INTO model_spend(day, calls, input_tokens, output_tokens, cost_usd) "
+        "VALUES (?, ?, ?, ?, ?) ON CONFLICT(day) DO UPDATE SET "
+        "calls = calls + excluded.calls, input_tokens = input_tokens + excluded.input_tokens, "
+        "output_tokens = output_tokens + excluded.output_tokens, "
+        "cost_usd = cost_usd + excluded.cost_usd",
+        (day, spend.calls, spend.input_tokens, spend.output_tokens, spend.cost_usd),
+    )
+
+
+async def day_spend(store: Store, day: str) -> Spend:
+    """Return what every operation's model calls spent on a UTC day (YYYY-MM-DD)."""
+    row = await store.read_one(
+        "SELECT calls, input_tokens, output_tokens, cost_usd FROM model_spend WHERE day = ?",
+        (day,),
+    )
+    if row is None:
+        return Spend()
+    return Spend(int(row[0]), int(row[1]), int(row[2]), float(row[3]))
+
+
+async def secret_names(store: Store, account: str, service: str) -> list[str]:
+    """Return the names of an account's secrets for a service."""
+    rows = await store.read_all(
+        "SELECT name FROM secrets WHERE account = ? AND service = ? ORDER BY name",
+        (account, service),
+    )
+    return [str(r[0]) for r in rows]
+
+
+def read_learnable(path: str, op_id: str) -> tuple[OperationRow, list[StepRow]] | None:
+    """Return an operation and its step rows from a store file, read-only (for
+    ``agentd kb learn``, which runs beside the daemon), or None when there is no such
+    operation.
+
+    :raises sqlite3.Error: the file is not a readable store.
+    """
+    import sqlite3
+    from urllib.parse import quote
+
+    con = sqlite3.connect(f"file:{quote(path)}?mode=ro", uri=True)
+    try:
+        con.row_factory = sqlite3.Row
+        op = con.execute("SELECT * FROM operations WHERE id = ?", (op_id,)).fetchone()
+        if op is None:
+            return None
+        steps = con.execute(
+            "SELECT * FROM operation_steps WHERE op_id = ? ORDER BY seq", (op_id,)
+        ).fetchall()
+        return _operation(op), [_step(r) for r in steps]
+    finally:
+        con.close()
 
 
 # -- consents ---------------------------------------------------------------------------

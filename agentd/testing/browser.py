@@ -128,6 +128,11 @@ class ScriptedSession:
         """Return the page's selectors and texts."""
         return json.dumps(self.page().texts)[:limit]
 
+    async def digest(self, limit: int = 80) -> list[dict[str, str]]:
+        """Return the page's elements: one per scripted selector, with its text."""
+        items = list(self.page().texts.items())[:limit]
+        return [{"tag": "div", "testid": "", "text": text, "selector": sel} for sel, text in items]
+
     async def perform(
         self,
         step: Step,

@@ -130,3 +130,12 @@ def test_replace_synced_syncs_the_file_before_and_the_folder_after(
         ("fsync", "dir"),
     ]
     assert target.read_bytes() == b"copy" and not tmp.exists()
+
+
+def test_without_replace_an_existing_file_is_kept(tmp_path: Path) -> None:
+    target = tmp_path / "test_learned.py"
+    write_atomically(target, "first", replace=False)
+    with pytest.raises(FileExistsError):
+        write_atomically(target, "second", replace=False)
+    assert target.read_text() == "first"
+    assert [p.name for p in tmp_path.iterdir()] == ["test_learned.py"], "a temporary file lingers"
