@@ -192,8 +192,8 @@ async def propose_batch(ctx: CommandContext) -> dict[str, Any]:
 
 @command("policy.check", summary="Answer what the gate would decide, with no side effect.")
 async def policy_check(ctx: CommandContext) -> dict[str, Any]:
-    """Evaluate an intent without writing anything."""
-    result: dict[str, Any] = await ctx.app.gate.check(_intent_from_args(ctx.args))
+    """Answer what ``propose`` would answer now, without writing anything."""
+    result: dict[str, Any] = await ctx.app.gate.check(_intent_from_args(ctx.args), ctx.actor)
     return result
 
 

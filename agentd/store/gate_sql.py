@@ -171,6 +171,15 @@ async def _fetch(tx: Transaction, queries: Query) -> Sequence[Sequence[Row]]:
     return await tx.fetch_each(queries) if queries else []
 
 
+async def read_each(store: Store, queries: Query) -> list[Sequence[Row]]:
+    """Run each query on the store's reader, in order; return the rows of each.
+
+    No transaction: each sees the last committed state when it runs (a dry
+    run's reads, which must neither wait for the writer nor hold it up).
+    """
+    return [await store.read_all(sql, params) for sql, params in queries]
+
+
 # -- accounts -----------------------------------------------------------------
 
 
