@@ -40,14 +40,13 @@ from agentd.errors import (
     InvalidState,
     NotFound,
 )
+from agentd.services.autonomy import read_global_state
 from agentd.services.gate_batch import (
     STATUS_FOR,
     BatchQuery,
     Decided,
-    GlobalState,
     decide_batch,
     decision_view,
-    read_global_state,
 )
 from agentd.store import gate_sql
 from agentd.store.base import BlockTransaction, Store, Transaction
@@ -58,7 +57,6 @@ from agentd.store.sqlite import iso
 __all__ = [
     "STATUS_FOR",
     "GateService",
-    "GlobalState",
     "decision_view",
     "read_global_state",
 ]

@@ -180,6 +180,19 @@ async def read_each(store: Store, queries: Query) -> list[Sequence[Row]]:
     return [await store.read_all(sql, params) for sql, params in queries]
 
 
+# -- meta -----------------------------------------------------------------------
+
+
+def meta_query(keys: Sequence[str]) -> Query:
+    """Return the read of the meta values of ``keys`` (see :func:`meta_found`)."""
+    return [(f"SELECT key, value FROM meta WHERE key IN ({_marks(len(keys))})", list(keys))]
+
+
+def meta_found(rowsets: Iterable[Sequence[Row]]) -> dict[str, str]:
+    """Return the values read by :func:`meta_query` that are set, by key."""
+    return {row[0]: row[1] for rows in rowsets for row in rows}
+
+
 # -- accounts -----------------------------------------------------------------
 
 
