@@ -42,6 +42,7 @@ from agentd.notifiers import (
 from agentd.policy import gate_policy
 from agentd.sdnotify import SystemdNotifier
 from agentd.server import ControlServer
+from agentd.services.approvals import ApprovalService
 from agentd.services.briefings import BriefingWriter
 from agentd.services.consents import ConsentsService
 from agentd.services.execution import ExecutionService
@@ -285,6 +286,7 @@ class App:
             on_change=self.governance_changed,
         )
         self.events.subscribe(self.governance.breakers.on_event)
+        self.approvals = ApprovalService(store, self.gate, self.execution, self.governance.scope)
         for spec in self.governance.task_specs():
             self.proactive.scheduler.add(spec)
         self.state = "starting"
