@@ -115,9 +115,7 @@ async def propose(ctx: CommandContext) -> dict[str, Any]:
 
 def _wake_execution(ctx: CommandContext) -> None:
     """Let the execution engine look at the hand-off queue now rather than at its next poll."""
-    execution = getattr(ctx.app, "execution", None)
-    if execution is not None:
-        execution.wake()
+    ctx.app.execution.wake()
 
 
 @command("propose.batch", access=Access.OPERATE, summary="Submit a JSONL file of intents.")
