@@ -26,7 +26,7 @@ from agentd.commands import Dispatcher
 from agentd.commands.registry import AccessPolicy
 from agentd.config import Settings, load_settings
 from agentd.core.audit import AuditEvent, AuditEventType
-from agentd.core.gate import GatePolicy
+from agentd.core.policy import GatePolicy
 from agentd.errors import AgentdError, ConfigInvalid, StoreError, VaultError
 from agentd.kb import KnowledgeBase, load_knowledge_base
 from agentd.llm import make_model

@@ -23,14 +23,9 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from loguru import logger
 
 from agentd.core.audit import AuditEvent, AuditEventType
-from agentd.core.gate import (
-    GatePolicy,
-    IdempotencyState,
-    approval_blocker,
-    approval_effects,
-    budget_day,
-)
+from agentd.core.gate import IdempotencyState, approval_blocker, approval_effects, budget_day
 from agentd.core.intents import ActionIntent
+from agentd.core.policy import GatePolicy
 from agentd.core.states import IntentStatus
 from agentd.errors import (
     AgentdError,

@@ -21,7 +21,6 @@ from agentd.core.gate import (
     BudgetUsage,
     Decision,
     GateContext,
-    GatePolicy,
     IdempotencyState,
     TrustedMode,
     budget_day,
@@ -29,6 +28,7 @@ from agentd.core.gate import (
 )
 from agentd.core.goals import GoalFact, GoalType, Verdict
 from agentd.core.intents import ActionIntent, content_fingerprint
+from agentd.core.policy import GatePolicy
 from agentd.core.states import IntentStatus
 from agentd.errors import AgentdError, Conflict, InvalidArgument, NotFound
 from agentd.services.autonomy import KEYS, AutonomySnapshot, snapshot_from

@@ -10,8 +10,8 @@ import pytest
 
 from agentd.config import load_settings
 from agentd.core.breakers import DEFAULT_RULES
-from agentd.core.gate import AutonomyLevel
 from agentd.core.intents import make_intent
+from agentd.core.policy import AutonomyLevel
 from agentd.core.readiness import ReadinessPolicy
 from agentd.errors import ConfigInvalid
 from agentd.policy import gate_policy
