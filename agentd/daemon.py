@@ -27,7 +27,7 @@ from agentd.commands import Dispatcher
 from agentd.commands.registry import AccessPolicy
 from agentd.config import Settings, load_settings
 from agentd.core.audit import AuditEvent, AuditEventType
-from agentd.core.gate import GatePolicy
+from agentd.core.policy import GatePolicy
 from agentd.errors import AgentdError, ConfigInvalid, StoreError, VaultError
 from agentd.kb import KnowledgeBase, load_knowledge_base
 from agentd.llm import make_model
@@ -43,6 +43,7 @@ from agentd.notifiers import (
 from agentd.policy import gate_policy
 from agentd.sdnotify import SystemdNotifier
 from agentd.server import ControlServer
+from agentd.services.approvals import ApprovalService
 from agentd.services.briefings import BriefingWriter
 from agentd.services.consents import ConsentsService
 from agentd.services.execution import ExecutionService
@@ -288,6 +289,7 @@ class App:
             on_change=self.governance_changed,
         )
         self.events.subscribe(self.governance.breakers.on_event)
+        self.approvals = ApprovalService(store, self.gate, self.execution, self.governance.scope)
         for spec in self.governance.task_specs():
             self.proactive.scheduler.add(spec)
         self.state = "starting"

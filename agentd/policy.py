@@ -5,7 +5,8 @@ from __future__ import annotations
 from types import MappingProxyType
 
 from agentd.config import AutonomyConfig, Settings, TenantAutonomyConfig
-from agentd.core.gate import (
+from agentd.core.guardrails import GuardrailPolicy
+from agentd.core.policy import (
     AutonomyLevel,
     AutonomyMode,
     AutonomyModes,
@@ -13,7 +14,6 @@ from agentd.core.gate import (
     BudgetLimits,
     GatePolicy,
 )
-from agentd.core.guardrails import GuardrailPolicy
 from agentd.core.risk import RiskPolicy
 
 

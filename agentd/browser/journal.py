@@ -13,16 +13,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from agentd.core.audit import AuditEvent
+from agentd.core.audit import AuditEvent, AuditEventType
 from agentd.core.consent import ConsentLike
 
 ACTOR = "agentd"
-# Event names the audit trail has no member for yet (see AuditEventType).
-OPERATION_STARTED = "OPERATION_STARTED"
-OPERATION_COMPLETED = "OPERATION_COMPLETED"
-OPERATION_FAILED = "OPERATION_FAILED"
-OPERATION_CANCELLED = "OPERATION_CANCELLED"
-OPERATION_CAPTURE_REFUSED = "OPERATION_CAPTURE_REFUSED"
+# The events of an operation's life, as the agent and its log name them.
+OPERATION_STARTED = AuditEventType.OPERATION_STARTED
+OPERATION_COMPLETED = AuditEventType.OPERATION_COMPLETED
+OPERATION_FAILED = AuditEventType.OPERATION_FAILED
+OPERATION_CANCELLED = AuditEventType.OPERATION_CANCELLED
+OPERATION_CAPTURE_REFUSED = AuditEventType.OPERATION_CAPTURE_REFUSED
 # A step record's key for the workflow's command when another ran (audited, not a column).
 RECORDED = "recorded"
 

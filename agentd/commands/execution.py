@@ -3,44 +3,10 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from agentd.commands.registry import Access, CommandContext, command
-from agentd.errors import InvalidArgument, NoExecutor
-
-if TYPE_CHECKING:
-    from agentd.services.execution import ExecutionService
-    from agentd.services.execution_views import ExecutionViews
-    from agentd.services.incidents import IncidentService
-    from agentd.services.rollback import RollbackService
-
-
-def _execution(ctx: CommandContext) -> ExecutionService:
-    service: ExecutionService | None = getattr(ctx.app, "execution", None)
-    if service is None:
-        raise NoExecutor("execution is not enabled in this daemon")
-    return service
-
-
-def _views(ctx: CommandContext) -> ExecutionViews:
-    service: ExecutionViews | None = getattr(ctx.app, "execution_views", None)
-    if service is None:
-        raise NoExecutor("execution is not enabled in this daemon")
-    return service
-
-
-def _rollback(ctx: CommandContext) -> RollbackService:
-    service: RollbackService | None = getattr(ctx.app, "rollback", None)
-    if service is None:
-        raise NoExecutor("execution is not enabled in this daemon")
-    return service
-
-
-def _incidents(ctx: CommandContext) -> IncidentService:
-    service: IncidentService | None = getattr(ctx.app, "incidents", None)
-    if service is None:
-        raise NoExecutor("incidents are not kept by this daemon")
-    return service
+from agentd.errors import InvalidArgument
 
 
 def _time(ctx: CommandContext, name: str) -> datetime:
@@ -60,26 +26,28 @@ def _time(ctx: CommandContext, name: str) -> datetime:
 @command("executions.list", summary="List executions.")
 async def executions_list(ctx: CommandContext) -> dict[str, Any]:
     """List executions, newest first, optionally in one state."""
-    rows = await _views(ctx).list_executions(ctx.optional_text("status"), limit=ctx.limit())
+    rows = await ctx.app.execution_views.list_executions(
+        ctx.optional_text("status"), limit=ctx.limit()
+    )
     return {"executions": [r.to_dict() for r in rows]}
 
 
 @command("execution.show", summary="Show an execution: checks, snapshots, token, screenshots.")
 async def execution_show(ctx: CommandContext) -> dict[str, Any]:
     """Show one execution with its rollback token and the operations it ran."""
-    return await _views(ctx).show(ctx.text("id"))
+    return await ctx.app.execution_views.show(ctx.text("id"))
 
 
 @command("rollback.check", summary="Say whether a change can be rolled back, and how.")
 async def rollback_check(ctx: CommandContext) -> dict[str, Any]:
     """Answer for a token (or an execution id) without changing anything."""
-    return await _rollback(ctx).check_rollback(ctx.text("token"))
+    return await ctx.app.rollback.check_rollback(ctx.text("token"))
 
 
 @command("rollback.run", access=Access.APPROVE, summary="Roll back a change.")
 async def rollback_run(ctx: CommandContext) -> dict[str, Any]:
     """Undo, restore or escalate, as the token's age, risk and the target's state allow."""
-    return await _rollback(ctx).rollback(
+    return await ctx.app.rollback.rollback(
         ctx.text("token"), reason=ctx.text("reason"), actor=ctx.actor
     )
 
@@ -87,7 +55,7 @@ async def rollback_run(ctx: CommandContext) -> dict[str, Any]:
 @command("rollback.extend", access=Access.APPROVE, summary="Extend a rollback deadline.")
 async def rollback_extend(ctx: CommandContext) -> dict[str, Any]:
     """Move an available token's deadline later (at most 30 days past it)."""
-    return await _rollback(ctx).extend(
+    return await ctx.app.rollback.extend(
         ctx.text("token"), _time(ctx, "until"), reason=ctx.text("reason"), actor=ctx.actor
     )
 
@@ -95,20 +63,20 @@ async def rollback_extend(ctx: CommandContext) -> dict[str, Any]:
 @command("rollback.tokens", summary="List rollback tokens.")
 async def rollback_tokens(ctx: CommandContext) -> dict[str, Any]:
     """List rollback tokens, newest first."""
-    return {"tokens": [t.to_dict() for t in await _rollback(ctx).tokens()]}
+    return {"tokens": [t.to_dict() for t in await ctx.app.rollback.tokens()]}
 
 
 @command("incidents.list", summary="List incidents.")
 async def incidents_list(ctx: CommandContext) -> dict[str, Any]:
     """List incidents, newest first, optionally open or resolved only."""
-    rows = await _incidents(ctx).list_incidents(ctx.optional_text("status"), limit=ctx.limit())
+    rows = await ctx.app.incidents.list_incidents(ctx.optional_text("status"), limit=ctx.limit())
     return {"incidents": [r.to_dict() for r in rows]}
 
 
 @command("incidents.open", access=Access.OPERATE, summary="Report an incident.")
 async def incidents_open(ctx: CommandContext) -> dict[str, Any]:
     """Open an incident a person reports; a critical one trips the critical-incident breaker."""
-    row = await _incidents(ctx).report(
+    row = await ctx.app.incidents.report(
         severity=ctx.text("severity"),
         reason=ctx.optional_text("reason") or "",
         actor=ctx.actor,
@@ -120,14 +88,14 @@ async def incidents_open(ctx: CommandContext) -> dict[str, Any]:
 @command("incidents.resolve", access=Access.OPERATE, summary="Resolve an incident.")
 async def incidents_resolve(ctx: CommandContext) -> dict[str, Any]:
     """Mark an open incident resolved, with a note saying how."""
-    row = await _incidents(ctx).resolve(ctx.text("id"), ctx.actor, ctx.text("note"))
+    row = await ctx.app.incidents.resolve(ctx.text("id"), ctx.actor, ctx.text("note"))
     return row.to_dict()
 
 
 @command("handoffs.list", summary="List hand-offs to a person.")
 async def handoffs_list(ctx: CommandContext) -> dict[str, Any]:
     """List hand-offs, newest first: all, or only open, done or failed ones."""
-    rows = await _execution(ctx).handoffs.list_handoffs(
+    rows = await ctx.app.execution.handoffs.list_handoffs(
         ctx.optional_text("status"), limit=ctx.limit()
     )
     return {"handoffs": rows}
@@ -136,12 +104,14 @@ async def handoffs_list(ctx: CommandContext) -> dict[str, Any]:
 @command("handoff.done", access=Access.OPERATE, summary="Close a hand-off as done.")
 async def handoff_done(ctx: CommandContext) -> dict[str, Any]:
     """Record that the person did what was approved; the execution succeeds."""
-    return await _execution(ctx).handoffs.done(ctx.text("id"), ctx.actor, ctx.optional_text("note"))
+    return await ctx.app.execution.handoffs.done(
+        ctx.text("id"), ctx.actor, ctx.optional_text("note")
+    )
 
 
 @command("handoff.failed", access=Access.OPERATE, summary="Close a hand-off as failed.")
 async def handoff_failed(ctx: CommandContext) -> dict[str, Any]:
     """Record that what was approved could not be done; it counts as a failed execution."""
-    return await _execution(ctx).handoffs.failed(
+    return await ctx.app.execution.handoffs.failed(
         ctx.text("id"), ctx.actor, ctx.optional_text("reason")
     )

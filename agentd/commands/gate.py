@@ -8,12 +8,10 @@ from typing import Any
 import anyio
 
 from agentd.commands.registry import Access, CommandContext, command
-from agentd.core.audit import AuditEvent, AuditEventType
 from agentd.core.intents import IntentSource, parse_intent
 from agentd.core.states import IntentStatus
-from agentd.errors import AgentdError, InvalidArgument, NoExecutor, NotFound
+from agentd.errors import AgentdError, InvalidArgument, NotFound
 from agentd.services import accounts as accounts_service
-from agentd.services.scope import PROPOSAL_PREFIX
 from agentd.store import gate_sql
 
 INTENT_FIELDS = (
@@ -117,9 +115,7 @@ async def propose(ctx: CommandContext) -> dict[str, Any]:
 
 def _wake_execution(ctx: CommandContext) -> None:
     """Let the execution engine look at the hand-off queue now rather than at its next poll."""
-    execution = getattr(ctx.app, "execution", None)
-    if execution is not None:
-        execution.wake()
+    ctx.app.execution.wake()
 
 
 @command("propose.batch", access=Access.OPERATE, summary="Submit a JSONL file of intents.")
@@ -192,8 +188,8 @@ async def propose_batch(ctx: CommandContext) -> dict[str, Any]:
 
 @command("policy.check", summary="Answer what the gate would decide, with no side effect.")
 async def policy_check(ctx: CommandContext) -> dict[str, Any]:
-    """Evaluate an intent without writing anything."""
-    result: dict[str, Any] = await ctx.app.gate.check(_intent_from_args(ctx.args))
+    """Answer what ``propose`` would answer now, without writing anything."""
+    result: dict[str, Any] = await ctx.app.gate.check(_intent_from_args(ctx.args), ctx.actor)
     return result
 
 
@@ -268,54 +264,16 @@ async def pending(ctx: CommandContext) -> dict[str, Any]:
     }
 
 
-def _scope_expansion(ctx: CommandContext) -> bool:
-    # Scope expansions wait in the same queue but need distinct approvers: governance decides.
-    return str(ctx.args.get("id") or "").startswith(PROPOSAL_PREFIX)
-
-
 @command("approve", access=Access.APPROVE, summary="Approve a pending intent.")
 async def approve(ctx: CommandContext) -> dict[str, Any]:
     """Approve as the calling user; the intent is handed to execution."""
-    note = ctx.args.get("note")
-    if _scope_expansion(ctx):
-        return {
-            "scope_expansion": await ctx.app.governance.scope.approve(
-                _arg(ctx, "id"), ctx.actor, note
-            )
-        }
-    intent_id = _arg(ctx, "id")
-    execution = getattr(ctx.app, "execution", None)
-    if execution is not None:
-        try:
-            await execution.check_executable(intent_id)
-        except NoExecutor as exc:
-            await ctx.app.audit(
-                AuditEvent(
-                    AuditEventType.APPROVAL_REFUSED,
-                    ctx.actor,
-                    intent_id,
-                    {"error": exc.code.name, "message": exc.message},
-                )
-            )
-            raise
-    result: dict[str, Any] = await ctx.app.gate.approve(intent_id, ctx.actor, note)
-    _wake_execution(ctx)
-    return result
+    return await ctx.app.approvals.approve(ctx.text("id"), ctx.actor, ctx.optional_text("note"))
 
 
 @command("reject", access=Access.APPROVE, summary="Reject a pending intent.")
 async def reject(ctx: CommandContext) -> dict[str, Any]:
     """Reject as the calling user."""
-    if _scope_expansion(ctx):
-        return {
-            "scope_expansion": await ctx.app.governance.scope.reject(
-                _arg(ctx, "id"), ctx.actor, _arg(ctx, "reason")
-            )
-        }
-    result: dict[str, Any] = await ctx.app.gate.reject(
-        _arg(ctx, "id"), ctx.actor, str(_arg(ctx, "reason"))
-    )
-    return result
+    return await ctx.app.approvals.reject(ctx.text("id"), ctx.actor, ctx.text("reason"))
 
 
 @command("queue", summary="Show the hand-off queue to execution.")

@@ -2,39 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from agentd.commands.registry import Access, CommandContext, command
-from agentd.errors import InvalidArgument, NoExecutor
+from agentd.errors import InvalidArgument
 from agentd.vault import SecretValue
 
-if TYPE_CHECKING:
-    from agentd.services.consents import ConsentsService
-    from agentd.services.operations import OperationsService
-    from agentd.services.secrets import SecretsService
-
 MAX_SECRET_BYTES = 64 * 1024
-
-
-def _ops(ctx: CommandContext) -> OperationsService:
-    service: OperationsService | None = getattr(ctx.app, "operations", None)
-    if service is None:
-        raise NoExecutor("browser operations are not enabled in this daemon")
-    return service
-
-
-def _consents(ctx: CommandContext) -> ConsentsService:
-    service: ConsentsService | None = getattr(ctx.app, "consents", None)
-    if service is None:
-        raise NoExecutor("browser operations are not enabled in this daemon")
-    return service
-
-
-def _secrets(ctx: CommandContext) -> SecretsService:
-    service: SecretsService | None = getattr(ctx.app, "secrets", None)
-    if service is None:
-        raise NoExecutor("browser operations are not enabled in this daemon")
-    return service
 
 
 # -- operations -------------------------------------------------------------------------
@@ -43,14 +17,16 @@ def _secrets(ctx: CommandContext) -> SecretsService:
 @command("ops.list", summary="List browser operations.")
 async def ops_list(ctx: CommandContext) -> dict[str, Any]:
     """List operations, newest first, optionally in one state."""
-    rows = await _ops(ctx).list_operations(state=ctx.optional_text("status"), limit=ctx.limit())
+    rows = await ctx.app.operations.list_operations(
+        state=ctx.optional_text("status"), limit=ctx.limit()
+    )
     return {"operations": [r.to_dict() for r in rows]}
 
 
 @command("ops.show", summary="Show an operation and its steps (follow: stream them).")
 async def ops_show(ctx: CommandContext) -> dict[str, Any]:
     """Show one operation; with ``follow``, stream step events until it ends."""
-    service = _ops(ctx)
+    service = ctx.app.operations
     op_id = ctx.text("id")
     if ctx.args.get("follow"):
         async for event in service.follow(op_id):
@@ -83,7 +59,7 @@ async def ops_run(ctx: CommandContext) -> dict[str, Any]:
         raise InvalidArgument(
             "params must be an object of text values", details={"field": "params"}
         )
-    op = await _ops(ctx).start_operation(
+    op = await ctx.app.operations.start_operation(
         ctx.text("workflow"),
         ctx.text("account"),
         params=params,
@@ -96,7 +72,7 @@ async def ops_run(ctx: CommandContext) -> dict[str, Any]:
 @command("ops.cancel", access=Access.OPERATE, summary="Cancel an operation.")
 async def ops_cancel(ctx: CommandContext) -> dict[str, Any]:
     """Cancel at once if not started, else at the next step boundary."""
-    return (await _ops(ctx).cancel(ctx.text("id"), ctx.actor)).to_dict()
+    return (await ctx.app.operations.cancel(ctx.text("id"), ctx.actor)).to_dict()
 
 
 @command(
@@ -133,7 +109,7 @@ async def consent_grant(ctx: CommandContext) -> dict[str, Any]:
         raise InvalidArgument(
             "permissions must be a list of names", details={"field": "permissions"}
         )
-    row = await _consents(ctx).grant_consent(
+    row = await ctx.app.consents.grant_consent(
         ctx.text("account"),
         ctx.text("service"),
         ctx.optional_text("operation") or "*",
@@ -146,7 +122,7 @@ async def consent_grant(ctx: CommandContext) -> dict[str, Any]:
 @command("consent.revoke", access=Access.OPERATE, summary="Revoke a consent.")
 async def consent_revoke(ctx: CommandContext) -> dict[str, Any]:
     """Revoke a consent; running operations it covered stop at their next step."""
-    row = await _consents(ctx).revoke_consent(
+    row = await ctx.app.consents.revoke_consent(
         ctx.text("account"),
         ctx.text("service"),
         ctx.optional_text("operation") or "*",
@@ -158,7 +134,7 @@ async def consent_revoke(ctx: CommandContext) -> dict[str, Any]:
 @command("consent.list", summary="List consents.")
 async def consent_list(ctx: CommandContext) -> dict[str, Any]:
     """List consents, active and revoked."""
-    rows = await _consents(ctx).list_consents(ctx.optional_text("account"))
+    rows = await ctx.app.consents.list_consents(ctx.optional_text("account"))
     return {"consents": [r.to_dict() for r in rows]}
 
 
@@ -182,7 +158,7 @@ async def secret_set(ctx: CommandContext) -> dict[str, Any]:
     except UnicodeDecodeError:
         raise InvalidArgument("the secret value must be UTF-8 text") from None
     value = SecretValue(text.rstrip("\r\n"))
-    return await _secrets(ctx).set_secret(
+    return await ctx.app.secrets.set_secret(
         ctx.text("account"), ctx.text("service"), ctx.text("name"), value, actor=ctx.actor
     )
 
@@ -190,12 +166,12 @@ async def secret_set(ctx: CommandContext) -> dict[str, Any]:
 @command("secret.list", summary="List secret names (never values).")
 async def secret_list(ctx: CommandContext) -> dict[str, Any]:
     """List the secrets of every account, or of one."""
-    return {"secrets": await _secrets(ctx).list_secrets(ctx.optional_text("account"))}
+    return {"secrets": await ctx.app.secrets.list_secrets(ctx.optional_text("account"))}
 
 
 @command("secret.rm", access=Access.OPERATE, summary="Remove a secret.")
 async def secret_rm(ctx: CommandContext) -> dict[str, Any]:
     """Delete one secret."""
     account, service, name = ctx.text("account"), ctx.text("service"), ctx.text("name")
-    await _secrets(ctx).remove_secret(account, service, name, actor=ctx.actor)
+    await ctx.app.secrets.remove_secret(account, service, name, actor=ctx.actor)
     return {"account": account, "service": service, "name": name, "removed": True}

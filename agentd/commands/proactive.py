@@ -6,19 +6,12 @@ from datetime import UTC
 from typing import Any
 
 from agentd.commands.registry import Access, CommandContext, command
-from agentd.errors import InvalidArgument, InvalidState
+from agentd.errors import InvalidArgument
 from agentd.services import interactions as interactions_service
 from agentd.services.accounts import detect_format
 from agentd.services.digest import parse_day
-from agentd.services.scheduler import ProactiveLoop, check_task_name
+from agentd.services.scheduler import check_task_name
 from agentd.store import proactive_sql
-
-
-def _loop(ctx: CommandContext) -> ProactiveLoop:
-    loop = getattr(ctx.app, "proactive", None)
-    if not isinstance(loop, ProactiveLoop):
-        raise InvalidState("the proactive loop is not running in this daemon")
-    return loop
 
 
 @command(
@@ -26,7 +19,7 @@ def _loop(ctx: CommandContext) -> ProactiveLoop:
 )
 async def interactions_import(ctx: CommandContext) -> dict[str, Any]:
     """Import the uploaded interactions file (all or nothing unless skip_bad)."""
-    loop = _loop(ctx)
+    loop = ctx.app.proactive
     name = ctx.optional_text("name") or "upload"
     fmt = detect_format(name, ctx.args.get("format"))
     report = await interactions_service.import_upload(
@@ -45,7 +38,7 @@ async def interactions_import(ctx: CommandContext) -> dict[str, Any]:
 @command("patterns", summary="List detected patterns, newest first.")
 async def patterns_list(ctx: CommandContext) -> dict[str, Any]:
     """List stored patterns, optionally of one account."""
-    loop = _loop(ctx)
+    loop = ctx.app.proactive
     rows = await proactive_sql.list_patterns(
         loop.store,
         account=ctx.optional_text("account"),
@@ -61,7 +54,7 @@ async def goals_add(ctx: CommandContext) -> dict[str, Any]:
     target = ctx.args.get("target")
     if target is None:
         raise InvalidArgument("goal target: missing", details={"field": "target"})
-    return await _loop(ctx).goals.add(
+    return await ctx.app.proactive.goals.add(
         tenant=ctx.text("tenant") or "",
         goal_type=ctx.text("type") or "",
         target=target,
@@ -75,33 +68,33 @@ async def goals_add(ctx: CommandContext) -> dict[str, Any]:
 @command("goals.list", summary="List goals (active ones unless all).")
 async def goals_list(ctx: CommandContext) -> dict[str, Any]:
     """List goals with their last stored progress."""
-    goals = await _loop(ctx).goals.list_goals(include_final=bool(ctx.args.get("all")))
+    goals = await ctx.app.proactive.goals.list_goals(include_final=bool(ctx.args.get("all")))
     return {"goals": goals}
 
 
 @command("goals.show", summary="Show a goal with its verdict and suggested actions.")
 async def goals_show(ctx: CommandContext) -> dict[str, Any]:
     """Show one goal, evaluated now."""
-    return await _loop(ctx).goals.show(ctx.text("id") or "")
+    return await ctx.app.proactive.goals.show(ctx.text("id") or "")
 
 
 @command("tasks", summary="List scheduled tasks.")
 async def tasks(ctx: CommandContext) -> dict[str, Any]:
     """List tasks: interval, last run and result, next run, failures."""
-    return {"tasks": await _loop(ctx).scheduler.table()}
+    return {"tasks": await ctx.app.proactive.scheduler.table()}
 
 
 @command("task.run", access=Access.OPERATE, summary="Run a scheduled task now.")
 async def task_run(ctx: CommandContext) -> dict[str, Any]:
     """Run a task now; with wait, answer with its result."""
     name = check_task_name(ctx.args.get("name"))
-    return await _loop(ctx).scheduler.run_now(name, wait=bool(ctx.args.get("wait")))
+    return await ctx.app.proactive.scheduler.run_now(name, wait=bool(ctx.args.get("wait")))
 
 
 @command("digest", summary="Find (and show) a daily digest.")
 async def digest(ctx: CommandContext) -> dict[str, Any]:
     """Return a day's digest path, and its content with show."""
-    loop = _loop(ctx)
+    loop = ctx.app.proactive
     day = parse_day(ctx.optional_text("date"), loop.clock().astimezone(UTC).date())
     return await loop.digest.find(day, content=bool(ctx.args.get("show")))
 
@@ -109,10 +102,10 @@ async def digest(ctx: CommandContext) -> dict[str, Any]:
 @command("summary", summary="Show an account's context summary.")
 async def summary(ctx: CommandContext) -> dict[str, Any]:
     """Return an account's stored summary."""
-    return await _loop(ctx).summaries.show(ctx.text("account") or "")
+    return await ctx.app.proactive.summaries.show(ctx.text("account") or "")
 
 
 @command("summary.refresh", access=Access.OPERATE, summary="Summarise an account now.")
 async def summary_refresh(ctx: CommandContext) -> dict[str, Any]:
     """Make, store and return a new summary of an account."""
-    return await _loop(ctx).summaries.summarize_account(ctx.text("account") or "")
+    return await ctx.app.proactive.summaries.summarize_account(ctx.text("account") or "")

@@ -8,8 +8,10 @@ import pwd
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import IntEnum
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
 from loguru import logger
 
@@ -23,9 +25,100 @@ from agentd.errors import (
     PermissionDenied,
     UnknownCommand,
 )
+from agentd.store.base import Store
 
 if TYPE_CHECKING:
-    from agentd.daemon import App
+    from agentd.config import Settings
+    from agentd.services.approvals import ApprovalService
+    from agentd.services.consents import ConsentsService
+    from agentd.services.execution import ExecutionService
+    from agentd.services.execution_views import ExecutionViews
+    from agentd.services.gate import GateService
+    from agentd.services.governor import Governance
+    from agentd.services.incidents import IncidentService
+    from agentd.services.operations import OperationsService
+    from agentd.services.rollback import RollbackService
+    from agentd.services.scheduler import ProactiveLoop
+    from agentd.services.secrets import SecretsService
+
+
+class ControlStore(Store, Protocol):
+    """The store as ``status`` shows it: the store, and how its writes have gone."""
+
+    @property
+    def write_errors(self) -> int:
+        """Return how many writes failed since the daemon started."""
+        ...
+
+    @property
+    def last_write_error(self) -> tuple[datetime, str] | None:
+        """Return when the last write failed and why, if one did."""
+        ...
+
+    @property
+    def corrupt(self) -> str | None:
+        """Return the damage found in the file (writes are refused), or None."""
+        ...
+
+
+class App(Protocol):
+    """What command handlers use of the daemon: its services, state and facts.
+
+    The daemon's ``App`` (``agentd.daemon``) is the implementation; commands
+    depend on this and not on the daemon module, which imports them.
+    """
+
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def store(self) -> ControlStore: ...
+    @property
+    def log_file(self) -> Path | None: ...
+    @property
+    def state(self) -> str: ...
+    @property
+    def started_at(self) -> datetime: ...
+    @property
+    def started_monotonic(self) -> float: ...
+    @property
+    def integrity(self) -> dict[str, Any]: ...
+    @property
+    def gate(self) -> GateService: ...
+    @property
+    def approvals(self) -> ApprovalService: ...
+    @property
+    def governance(self) -> Governance: ...
+    @property
+    def proactive(self) -> ProactiveLoop: ...
+    @property
+    def operations(self) -> OperationsService: ...
+    @property
+    def consents(self) -> ConsentsService: ...
+    @property
+    def secrets(self) -> SecretsService: ...
+    @property
+    def execution(self) -> ExecutionService: ...
+    @property
+    def execution_views(self) -> ExecutionViews: ...
+    @property
+    def rollback(self) -> RollbackService: ...
+    @property
+    def incidents(self) -> IncidentService: ...
+
+    def problems(self) -> list[str]:
+        """Return what needs an operator, one line each (empty: all is well)."""
+        ...
+
+    async def audit(self, *events: AuditEvent) -> None:
+        """Append events to the audit trail in one transaction."""
+        ...
+
+    async def reload(self, actor: str) -> dict[str, Any]:
+        """Re-read the configuration's policy.
+
+        :raises ConfigInvalid: the new configuration is invalid (the old one runs on).
+        """
+        ...
 
 
 class Access(IntEnum):

@@ -18,7 +18,12 @@ GENESIS = "0" * 64
 
 
 class AuditEventType(StrEnum):
-    """Audit event names (SPEC §6 and the rest of the product)."""
+    """Audit event names (SPEC §6 and the rest of the product).
+
+    Every event agentd writes is a member (governance's own are
+    :class:`agentd.core.governance.GovernanceEvent`); the stored name is the
+    member's value, a contract of the audit trail that never changes.
+    """
 
     DAEMON_STARTED = "DAEMON_STARTED"
     DAEMON_STOPPED = "DAEMON_STOPPED"
@@ -46,6 +51,8 @@ class AuditEventType(StrEnum):
     OPERATION_CREATED = "OPERATION_CREATED"
     OPERATION_STARTED = "OPERATION_STARTED"
     OPERATION_RESUMED = "OPERATION_RESUMED"
+    OPERATION_AWAITING_CONSENT = "OPERATION_AWAITING_CONSENT"
+    OPERATION_CAPTURE_REFUSED = "OPERATION_CAPTURE_REFUSED"
     OPERATION_STEP = "OPERATION_STEP"
     OPERATION_COMPLETED = "OPERATION_COMPLETED"
     OPERATION_FAILED = "OPERATION_FAILED"

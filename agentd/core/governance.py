@@ -15,8 +15,8 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from agentd.core.escape import markdown_text
-from agentd.core.gate import AutonomyLevel
 from agentd.core.metrics import Family, MetricCounts, Rates, family
+from agentd.core.policy import AutonomyLevel
 from agentd.core.readiness import ReadinessReport
 from agentd.errors import Conflict, InvalidArgument
 

@@ -1,12 +1,15 @@
 """The global autonomy state: level, kill switch, paused action types, allowlist additions.
 
-It lives in the store's ``meta`` table, where the gate reads it on every
-decision (:func:`agentd.services.gate.read_global_state`): ``autonomy.level``
-(``L3`` … ``L4+``, absent: the configured level), ``autonomy.kill_switch``
-(``"1"`` on), ``breakers.paused_action_types`` (a JSON list). Governance keeps
-its own facts next to them under ``governance.*``. Writers change it inside
-their transaction (with the audit record), then :meth:`AutonomyState.load`
-refreshes the snapshot that the status line and the policy overlay read.
+It lives in the store's ``meta`` table: ``autonomy.level`` (``L3`` … ``L4+``,
+absent: the configured level), ``autonomy.kill_switch`` (``"1"`` on),
+``breakers.paused_action_types`` (a JSON list), and governance's own facts
+next to them under ``governance.*``. :func:`snapshot_from` is the one parser
+of those rows into the one model, :class:`AutonomySnapshot`: the gate reads
+it on every batch of decisions, the execution engine before every change
+(:func:`read_global_state`), governance and the breakers through
+:class:`AutonomyState`. Writers change it inside their transaction (with the
+audit record), then :meth:`AutonomyState.load` refreshes the snapshot that
+the status line and the policy overlay read.
 
 The configured ``autonomy.level`` is where a fresh install starts; once
 governance has set a level (a breaker lowered it, two approvers raised it),
@@ -20,7 +23,7 @@ allowlist; a tenant with its own level or allowlist keeps it as a ceiling.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from types import MappingProxyType
@@ -28,7 +31,7 @@ from typing import Any
 
 from agentd.config import Settings
 from agentd.core.audit import AuditEvent, AuditEventType
-from agentd.core.gate import AutonomyLevel, GatePolicy
+from agentd.core.policy import AutonomyLevel, GatePolicy
 from agentd.store import gov_sql
 from agentd.store.base import Store, Transaction
 from agentd.store.sqlite import iso
@@ -61,7 +64,12 @@ def _time(text: str | None) -> datetime | None:
 
 @dataclass(frozen=True)
 class AutonomySnapshot:
-    """The global autonomy state as last committed."""
+    """The global autonomy state as last committed.
+
+    ``configured_level`` is the configuration's ``autonomy.level`` (the store
+    does not hold it): :class:`AutonomyState` fills it in. The gate, which
+    applies each tenant's configured level, reads ``level_override`` instead.
+    """
 
     configured_level: AutonomyLevel = AutonomyLevel.L3
     level_override: AutonomyLevel | None = None
@@ -102,8 +110,10 @@ class AutonomySnapshot:
         }
 
 
-def snapshot_from(values: dict[str, str], configured: AutonomyLevel) -> AutonomySnapshot:
-    """Build a snapshot from meta values."""
+def snapshot_from(
+    values: Mapping[str, str], configured: AutonomyLevel = AutonomyLevel.L3
+) -> AutonomySnapshot:
+    """Build a snapshot from the meta values of :data:`KEYS` that are set (missing: defaults)."""
     since = json.loads(values[LEVEL_SINCE]) if LEVEL_SINCE in values else {}
     audit = json.loads(values[AUDIT_VERIFIED]) if AUDIT_VERIFIED in values else {}
     level = values.get(LEVEL)
@@ -120,6 +130,14 @@ def snapshot_from(values: dict[str, str], configured: AutonomyLevel) -> Autonomy
         audit_intact=bool(audit.get("intact", True)),
         replay_after=_time(values.get(REPLAY_AFTER)),
     )
+
+
+async def read_global_state(
+    read_all: gov_sql.ReadAll,
+    configured: AutonomyLevel = AutonomyLevel.L3,
+) -> AutonomySnapshot:
+    """Read the state with ``read_all`` (the store's reader, or a transaction's ``fetchall``)."""
+    return snapshot_from(await gov_sql.read_meta(read_all, KEYS), configured)
 
 
 class AutonomyState:
@@ -154,13 +172,12 @@ class AutonomyState:
 
     async def load(self) -> AutonomySnapshot:
         """Re-read the state from the store and return it."""
-        values = await gov_sql.read_meta(self.store.read_all, KEYS)
-        self._snapshot = snapshot_from(values, self._configured())
+        self._snapshot = await read_global_state(self.store.read_all, self._configured())
         return self.snapshot
 
     async def in_tx(self, tx: Transaction) -> AutonomySnapshot:
         """Return the state as ``tx`` sees it."""
-        return snapshot_from(await gov_sql.read_meta(tx.fetchall, KEYS), self._configured())
+        return await read_global_state(tx.fetchall, self._configured())
 
     async def start(self, now: datetime) -> AutonomySnapshot:
         """Load the state; start the clock of the current level if it has none.

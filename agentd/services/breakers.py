@@ -40,7 +40,7 @@ from agentd.core.breakers import (
     Trip,
     format_window,
 )
-from agentd.core.gate import AutonomyLevel
+from agentd.core.policy import AutonomyLevel
 from agentd.errors import InvalidArgument, InvalidState, NotFound
 from agentd.notifiers import (
     FanoutNotifier,

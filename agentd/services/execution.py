@@ -90,7 +90,7 @@ from agentd.store.base import Store, Transaction
 from agentd.store.sqlite import iso
 
 if TYPE_CHECKING:
-    from agentd.core.gate import GatePolicy
+    from agentd.core.policy import GatePolicy
     from agentd.exec_config import ExecutionConfig
     from agentd.services.briefings import BriefingWriter
     from agentd.services.operations import OperationsService

@@ -14,7 +14,7 @@ its decision; and submitters are answered only once it is stored.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -23,17 +23,9 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from loguru import logger
 
 from agentd.core.audit import AuditEvent, AuditEventType
-from agentd.core.gate import (
-    BudgetUsage,
-    GateOutcome,
-    GatePolicy,
-    IdempotencyState,
-    approval_blocker,
-    approval_effects,
-    budget_day,
-    evaluate,
-)
+from agentd.core.gate import IdempotencyState, approval_blocker, approval_effects, budget_day
 from agentd.core.intents import ActionIntent
+from agentd.core.policy import GatePolicy
 from agentd.core.states import IntentStatus
 from agentd.errors import (
     AgentdError,
@@ -43,18 +35,13 @@ from agentd.errors import (
     InvalidState,
     NotFound,
 )
+from agentd.services.autonomy import read_global_state
 from agentd.services.gate_batch import (
     STATUS_FOR,
     BatchQuery,
     Decided,
-    GlobalState,
-    check_account,
     decide_batch,
     decision_view,
-    gate_context,
-    goal_facts,
-    goals_query,
-    read_global_state,
 )
 from agentd.store import gate_sql
 from agentd.store.base import BlockTransaction, Store, Transaction
@@ -65,7 +52,6 @@ from agentd.store.sqlite import iso
 __all__ = [
     "STATUS_FOR",
     "GateService",
-    "GlobalState",
     "decision_view",
     "read_global_state",
 ]
@@ -190,40 +176,28 @@ class GateService:
 
     # -- dry run ---------------------------------------------------------------------
 
-    async def check(self, intent: ActionIntent) -> dict[str, Any]:
-        """Answer what the gate would decide now, with no side effect at all."""
+    async def check(self, intent: ActionIntent, actor: str) -> dict[str, Any]:
+        """Answer what :meth:`submit` would answer now, with no side effect at all.
+
+        The same reads (:class:`BatchQuery`, from the last committed state) and
+        the same decision (:func:`decide_batch`) as a batch of one, with the
+        effects dropped: no budget consumed, no intent, idempotency record,
+        hand-off or audit record stored. A known id is answered from its stored
+        decision, as ``propose`` answers it.
+
+        :raises NotFound: unknown account.
+        :raises Conflict: the id already names an intent with other content.
+        """
         now = self.clock()
-        policy = self.policy()
-        account = check_account(intent, await gate_sql.get_account(self.store, intent.account))
-        state = await read_global_state(self.store.read_all)
-        existing = await gate_sql.get_intent(self.store, intent.intent_id)
-        day = budget_day(now).isoformat()
-        t, a, x = gate_sql.budget_keys(intent.tenant, intent.account, intent.action_type)
-        usage = {}
-        for scope, key in (t, a, x):
-            row = await self.store.read_one(
-                "SELECT used FROM budget_usage WHERE day = ? AND scope = ? AND key = ?",
-                (day, scope, key),
-            )
-            usage[(scope, key)] = int(row[0]) if row else 0
-        idem_row = await self.store.read_one(
-            "SELECT d.state FROM intents i JOIN idempotency d ON d.intent_seq = i.seq "
-            "WHERE i.id = ?",
-            (intent.intent_id,),
+        query = BatchQuery([intent], budget_day(now).isoformat(), now)
+        reads = query.parse(await gate_sql.read_each(self.store, query.queries))
+        decided = decide_batch(
+            [(intent, actor)], reads, now=now, policy=self.policy(), approval_ttl=self.approval_ttl
         )
-        goal_rows = [await self.store.read_all(sql, args) for sql, args in goals_query([intent])]
-        goals = goal_facts(goal_rows, now)
-        ctx = replace(
-            gate_context(policy, account, state, intent, goals=goals),
-            usage=BudgetUsage(usage[t], usage[a], usage[x]),
-            idempotency=IdempotencyState(idem_row[0]) if idem_row else None,
-        )
-        outcome = evaluate(intent, policy, ctx)
-        return {
-            **_outcome_view(intent, outcome),
-            "dry_run": True,
-            "known_intent": existing is not None,
-        }
+        answer = decided.answers[0]
+        if isinstance(answer, AgentdError):
+            raise answer
+        return {**answer, "dry_run": True, "known_intent": answer["duplicate"]}
 
     # -- approvals -----------------------------------------------------------------
 
@@ -425,22 +399,3 @@ class GateService:
         if rows:
             logger.warning("finished {} hand-offs interrupted by a crash", len(rows))
         return len(rows)
-
-
-def _outcome_view(intent: ActionIntent, outcome: GateOutcome) -> dict[str, Any]:
-    return {
-        "intent_id": intent.intent_id,
-        "tenant": intent.tenant,
-        "account": intent.account,
-        "action_type": intent.action_type,
-        "decision": str(outcome.decision),
-        "reason": str(outcome.reason),
-        "message": outcome.message,
-        "tier": str(outcome.tier),
-        "risk_level": str(outcome.risk.level),
-        "approval_source": None
-        if outcome.approval_source is None
-        else str(outcome.approval_source),
-        "auto_executed": outcome.auto_executed,
-        "trace": [entry.to_dict() for entry in outcome.trace],
-    }

@@ -1,8 +1,8 @@
 """Deciding a batch of submissions: what it reads, what it decides, what it writes.
 
-:class:`BatchQuery` names every row a batch depends on (the global state, the
-intents and idempotency records already stored under its ids, the accounts
-and today's budget counters), so that the gate service reads them in one
+:class:`BatchQuery` names every row a batch depends on (the global autonomy
+state, the intents and idempotency records already stored under its ids, the
+accounts and today's budget counters), so that the gate service reads them in one
 round trip inside the batch's transaction. :func:`decide_batch` then decides
 each submission in order on those rows and returns the answers and every
 effect to write; it reads and writes nothing itself.
@@ -10,20 +10,17 @@ effect to write; it reads and writes nothing itself.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from agentd.core.audit import AuditEvent, AuditEventType
 from agentd.core.gate import (
-    AutonomyLevel,
     BudgetLedger,
     BudgetUsage,
     Decision,
     GateContext,
-    GatePolicy,
     IdempotencyState,
     TrustedMode,
     budget_day,
@@ -31,8 +28,10 @@ from agentd.core.gate import (
 )
 from agentd.core.goals import GoalFact, GoalType, Verdict
 from agentd.core.intents import ActionIntent, content_fingerprint
+from agentd.core.policy import GatePolicy
 from agentd.core.states import IntentStatus
 from agentd.errors import AgentdError, Conflict, InvalidArgument, NotFound
+from agentd.services.autonomy import KEYS, AutonomySnapshot, snapshot_from
 from agentd.store import gate_sql
 from agentd.store.base import Row
 from agentd.store.gate_sql import AccountRow, IntentRow, Query
@@ -51,40 +50,6 @@ _AUTO_APPROVED_DATA: dict[str, Any] = {
     "auto_executed": True,
     "handed_off": True,
 }
-
-
-@dataclass(frozen=True)
-class GlobalState:
-    """Daemon-wide autonomy state (moved by governance and breakers)."""
-
-    level: AutonomyLevel | None = None  # None: the configured level applies
-    kill_switch: bool = False
-    paused_action_types: frozenset[str] = frozenset()
-
-
-_GLOBAL_KEYS = ("autonomy.level", "autonomy.kill_switch", "breakers.paused_action_types")
-_GLOBAL_SQL = f"SELECT key, value FROM meta WHERE key IN ({','.join('?' * len(_GLOBAL_KEYS))})"
-
-
-async def read_global_state(
-    read_all: Callable[[str, Sequence[Any]], Awaitable[Sequence[Row]]],
-) -> GlobalState:
-    """Read the global state with ``read_all`` (the store's reader, or a transaction's).
-
-    Missing keys mean the defaults.
-    """
-    return _global_state(await read_all(_GLOBAL_SQL, _GLOBAL_KEYS))
-
-
-def _global_state(rows: Iterable[Row]) -> GlobalState:
-    values = {r[0]: r[1] for r in rows}
-    level = values.get("autonomy.level")
-    paused = values.get("breakers.paused_action_types")
-    return GlobalState(
-        level=AutonomyLevel(level) if level else None,
-        kill_switch=values.get("autonomy.kill_switch") == "1",
-        paused_action_types=frozenset(json.loads(paused)) if paused else frozenset(),
-    )
 
 
 _GOAL_COLUMNS = "SELECT id, tenant, goal_type, status, verdict, end_at FROM goals"
@@ -127,7 +92,7 @@ def goal_facts(rowsets: Iterable[Sequence[Row]], now: datetime) -> dict[str, tup
 def gate_context(
     policy: GatePolicy,
     account: AccountRow,
-    state: GlobalState,
+    state: AutonomySnapshot,
     intent: ActionIntent,
     usage: BudgetUsage | None = None,
     goals: Mapping[str, tuple[GoalFact, ...]] | None = None,
@@ -139,8 +104,9 @@ def gate_context(
         trusted_mode=TrustedMode(account.trusted_mode),
         account_allowlist=None if account.allowlist is None else frozenset(account.allowlist),
         global_kill_switch=state.kill_switch,
-        global_level=state.level or tenant.level,
-        paused_action_types=state.paused_action_types,
+        # Governance's level when it set one, else the tenant's configured level.
+        global_level=state.level_override or tenant.level,
+        paused_action_types=frozenset(state.paused),
         usage=BudgetUsage() if usage is None else usage,
         goals=() if goals is None else goals.get(intent.tenant, ()),
     )
@@ -177,7 +143,7 @@ def decision_view(row: IntentRow, *, duplicate: bool = False) -> dict[str, Any]:
 class BatchReads:
     """The stored rows a batch's decisions depend on, parsed."""
 
-    state: GlobalState
+    state: AutonomySnapshot
     stored: Mapping[str, IntentRow]
     idempotency: Mapping[str, IdempotencyState]
     accounts: Mapping[str, AccountRow]
@@ -195,7 +161,7 @@ class BatchQuery:
             k for i in intents for k in gate_sql.budget_keys(i.tenant, i.account, i.action_type)
         ]
         self._groups: tuple[Query, ...] = (
-            [(_GLOBAL_SQL, _GLOBAL_KEYS)],
+            gate_sql.meta_query(KEYS),
             gate_sql.intents_query(ids),
             gate_sql.idempotency_query(ids),
             gate_sql.accounts_query([i.account for i in intents]),
@@ -209,7 +175,7 @@ class BatchQuery:
         found = iter(rowsets)
         got = [[next(found) for _ in group] for group in self._groups]
         return BatchReads(
-            state=_global_state(got[0][0]),
+            state=snapshot_from(gate_sql.meta_found(got[0])),
             stored=gate_sql.intents_found(got[1]),
             idempotency=gate_sql.idempotency_found(got[2]),
             accounts=gate_sql.accounts_found(got[3]),

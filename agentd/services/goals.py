@@ -17,7 +17,7 @@ from typing import Any
 
 from loguru import logger
 
-from agentd.core.audit import AuditEvent
+from agentd.core.audit import AuditEvent, AuditEventType
 from agentd.core.goals import (
     Goal,
     GoalEvaluation,
@@ -31,9 +31,6 @@ from agentd.errors import NotFound
 from agentd.store import proactive_sql
 from agentd.store.proactive_sql import GoalRow
 from agentd.store.sqlite import SqliteStore
-
-GOAL_CREATED = "GOAL_CREATED"
-GOAL_STATUS_CHANGED = "GOAL_STATUS_CHANGED"
 
 
 @dataclass(frozen=True)
@@ -96,7 +93,7 @@ class GoalService:
             await proactive_sql.insert_goal(tx, goal, actor)
             tx.audit(
                 AuditEvent(
-                    GOAL_CREATED,
+                    AuditEventType.GOAL_CREATED,
                     actor,
                     goal.id,
                     {"tenant": goal.tenant, "type": goal.goal_type.value, "target": goal.target},
@@ -112,7 +109,7 @@ class GoalService:
             if evaluation.status_changed:
                 tx.audit(
                     AuditEvent(
-                        GOAL_STATUS_CHANGED,
+                        AuditEventType.GOAL_STATUS_CHANGED,
                         "agentd",
                         goal.id,
                         {"status": evaluation.status.value, "summary": evaluation.describe()},
@@ -176,7 +173,7 @@ class GoalService:
                 if e.status_changed:
                     tx.audit(
                         AuditEvent(
-                            GOAL_STATUS_CHANGED,
+                            AuditEventType.GOAL_STATUS_CHANGED,
                             "agentd",
                             r.goal.id,
                             {"status": e.status.value, "summary": e.describe()},

@@ -25,9 +25,9 @@ from loguru import logger
 
 from agentd.config import Settings
 from agentd.core.audit import AuditEvent, AuditEventType
-from agentd.core.gate import AutonomyLevel
 from agentd.core.governance import GovernanceEvent, parse_level
 from agentd.core.metrics import compute_rates
+from agentd.core.policy import AutonomyLevel
 from agentd.core.readiness import (
     ATTESTABLE_IDS,
     Attestation,

@@ -26,13 +26,12 @@ from typing import Any
 
 import anyio
 
-from agentd.core.audit import AuditEvent
+from agentd.core.audit import AuditEvent, AuditEventType
 from agentd.core.interactions import REQUIRED_FIELDS, parse_interaction, require_known_account
 from agentd.errors import InvalidArgument
 from agentd.store import proactive_sql
 from agentd.store.sqlite import SqliteStore, iso
 
-INTERACTIONS_IMPORTED = "INTERACTIONS_IMPORTED"
 MAX_REPORTED = 50
 BATCH = 5000
 
@@ -202,7 +201,7 @@ async def import_file(
             report.duplicates = report.read - len(report.skipped) - report.imported
             tx.audit(
                 AuditEvent(
-                    INTERACTIONS_IMPORTED,
+                    AuditEventType.INTERACTIONS_IMPORTED,
                     actor,
                     None,
                     {

@@ -17,12 +17,10 @@ from datetime import UTC, datetime, timedelta
 import anyio
 from loguru import logger
 
-from agentd.core.audit import AuditEvent
+from agentd.core.audit import AuditEvent, AuditEventType
 from agentd.core.patterns import Pattern, PatternRules, detect
 from agentd.store import proactive_sql
 from agentd.store.sqlite import SqliteStore, iso
-
-PATTERNS_DETECTED = "PATTERNS_DETECTED"
 
 
 @dataclass(frozen=True)
@@ -121,7 +119,7 @@ class PatternScanner:
                     by_kind[label] = by_kind.get(label, 0) + 1
                 tx.audit(
                     AuditEvent(
-                        PATTERNS_DETECTED,
+                        AuditEventType.PATTERNS_DETECTED,
                         "agentd",
                         None,
                         {"new": len(found), "by_kind": by_kind, "accounts": accounts},

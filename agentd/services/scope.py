@@ -21,8 +21,8 @@ from loguru import logger
 
 from agentd.config import Settings
 from agentd.core.audit import AuditEvent, AuditEventType
-from agentd.core.gate import AutonomyLevel
 from agentd.core.governance import Approval, GovernanceEvent, add_approval
+from agentd.core.policy import AutonomyLevel
 from agentd.errors import Conflict, Expired, InvalidArgument, InvalidState, NotFound
 from agentd.notifiers import Notification, NotificationKind, Notifier, Severity
 from agentd.services.autonomy import AutonomyState

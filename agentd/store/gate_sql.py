@@ -171,6 +171,28 @@ async def _fetch(tx: Transaction, queries: Query) -> Sequence[Sequence[Row]]:
     return await tx.fetch_each(queries) if queries else []
 
 
+async def read_each(store: Store, queries: Query) -> list[Sequence[Row]]:
+    """Run each query on the store's reader, in order; return the rows of each.
+
+    No transaction: each sees the last committed state when it runs (a dry
+    run's reads, which must neither wait for the writer nor hold it up).
+    """
+    return [await store.read_all(sql, params) for sql, params in queries]
+
+
+# -- meta -----------------------------------------------------------------------
+
+
+def meta_query(keys: Sequence[str]) -> Query:
+    """Return the read of the meta values of ``keys`` (see :func:`meta_found`)."""
+    return [(f"SELECT key, value FROM meta WHERE key IN ({_marks(len(keys))})", list(keys))]
+
+
+def meta_found(rowsets: Iterable[Sequence[Row]]) -> dict[str, str]:
+    """Return the values read by :func:`meta_query` that are set, by key."""
+    return {row[0]: row[1] for rows in rowsets for row in rows}
+
+
 # -- accounts -----------------------------------------------------------------
 
 

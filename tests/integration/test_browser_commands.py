@@ -14,7 +14,7 @@ import agentd.commands.ops  # noqa: F401  registers the commands (until the pack
 from agentd.commands import Dispatcher, Peer
 from agentd.commands.registry import AccessPolicy
 from agentd.demosite import DemoSite
-from agentd.errors import InvalidArgument, NoExecutor, NotFound
+from agentd.errors import InvalidArgument, NotFound
 from tests.integration import test_browser_agent as base
 from tests.integration.test_browser_agent import ACCOUNT, SERVICE, harness
 
@@ -100,9 +100,3 @@ async def test_commands_end_to_end(tmp: Path, site: DemoSite, shared_browser: An
             await call("secret.rm", {"account": ACCOUNT, "service": SERVICE, "name": "admin_user"})
         with pytest.raises(NotFound):
             await call("ops.show", {"id": "op_missing"})
-
-
-async def test_commands_without_the_service() -> None:
-    dispatcher = Dispatcher(SimpleNamespace(), AccessPolicy(daemon_uid=os.getuid()))  # type: ignore[arg-type]
-    with pytest.raises(NoExecutor):
-        await dispatcher.dispatch(Peer.myself(), "ops.list", {})

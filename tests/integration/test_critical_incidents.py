@@ -15,9 +15,16 @@ from agentd.errors import ErrorCode
 from agentd.ops_config import DEFAULT_CHROMIUM
 from tests.helpers import ask
 from tests.integration.test_every_decision import AGENTCTL
-from tests.integration.test_execution import daemon, expect_error, finished, propose, site
+from tests.integration.test_execution import (
+    ExecutionDaemon,
+    execution_daemon,
+    expect_error,
+    finished,
+    propose,
+    site,
+)
 
-__all__ = ["site"]  # the fixture
+__all__ = ["execution_daemon", "site"]  # the fixtures
 
 pytestmark = [
     pytest.mark.browser,
@@ -36,12 +43,10 @@ async def tripped(sock: Path) -> list[str]:
 
 
 async def test_a_failing_high_risk_change_trips_the_critical_incident_breaker(
-    daemon_env: dict[str, str],
-    short_tmp: Path,
     site: DemoSite,
-    monkeypatch: pytest.MonkeyPatch,
+    execution_daemon: ExecutionDaemon,
 ) -> None:
-    async with daemon(short_tmp, site, monkeypatch) as (app, sock):
+    async with execution_daemon() as (app, sock):
         # A HIGH-risk change that succeeds, for the rollback below.
         ok = await propose(
             sock,
@@ -86,12 +91,10 @@ async def test_a_failing_high_risk_change_trips_the_critical_incident_breaker(
 
 
 async def test_a_person_reports_a_critical_incident_with_agentctl(
-    daemon_env: dict[str, str],
-    short_tmp: Path,
     site: DemoSite,
-    monkeypatch: pytest.MonkeyPatch,
+    execution_daemon: ExecutionDaemon,
 ) -> None:
-    async with daemon(short_tmp, site, monkeypatch) as (_app, sock):
+    async with execution_daemon() as (_app, sock):
         await expect_error(
             ErrorCode.INVALID_ARGUMENT,
             ask(sock, "incidents.open", {"severity": "urgent", "reason": "x"}),

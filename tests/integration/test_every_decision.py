@@ -22,9 +22,15 @@ from agentd.daemon import App
 from agentd.demosite import DemoSite
 from agentd.ops_config import DEFAULT_CHROMIUM
 from tests.helpers import ask
-from tests.integration.test_execution import daemon, finished, propose, site
+from tests.integration.test_execution import (
+    ExecutionDaemon,
+    execution_daemon,
+    finished,
+    propose,
+    site,
+)
 
-__all__ = ["site"]  # the fixture
+__all__ = ["execution_daemon", "site"]  # the fixtures
 
 pytestmark = [
     pytest.mark.browser,
@@ -63,14 +69,13 @@ async def agentctl_rollback(exe: dict[str, Any]) -> dict[str, Any]:
 
 
 async def test_every_autonomous_action_type_takes_effect_once_and_undoes(
-    daemon_env: dict[str, str],
     short_tmp: Path,
     site: DemoSite,
-    monkeypatch: pytest.MonkeyPatch,
+    execution_daemon: ExecutionDaemon,
 ) -> None:
     state = site.state
     assert state.account("globex").stage == "discovery"
-    async with daemon(short_tmp, site, monkeypatch) as (app, sock):
+    async with execution_daemon() as (app, sock):
         await ask(
             sock,
             "interactions.import",
@@ -163,10 +168,9 @@ async def test_every_autonomous_action_type_takes_effect_once_and_undoes(
 
 
 async def test_every_approval_action_type_takes_effect_once_and_undoes(
-    daemon_env: dict[str, str],
     short_tmp: Path,
     site: DemoSite,
-    monkeypatch: pytest.MonkeyPatch,
+    execution_daemon: ExecutionDaemon,
 ) -> None:
     state = site.state
     state.add_contact("acme", "Wile E. Coyote", "ceo@acme.example", "CEO")
@@ -181,7 +185,7 @@ async def test_every_approval_action_type_takes_effect_once_and_undoes(
     state.record_minutes("acme", meeting.id, "Agreed: three teams in the pilot.")
     state.set_plan("acme", "Win the pilot.")
     assert state.account("acme").stage == "evaluation"
-    async with daemon(short_tmp, site, monkeypatch) as (app, sock):
+    async with execution_daemon() as (app, sock):
         done: list[tuple[str, dict[str, Any], Callable[[], None]]] = []
         lines = [
             {"description": "Burr grinder", "quantity": 4, "unit_price": "129.00"},
@@ -247,12 +251,11 @@ async def test_every_approval_action_type_takes_effect_once_and_undoes(
 
 
 async def test_nothing_to_do_it_with_is_refused_unchanged(
-    daemon_env: dict[str, str],
     short_tmp: Path,
     site: DemoSite,
-    monkeypatch: pytest.MonkeyPatch,
+    execution_daemon: ExecutionDaemon,
 ) -> None:
-    async with daemon(short_tmp, site, monkeypatch) as (app, sock):
+    async with execution_daemon() as (app, sock):
         for action, reason in (
             ("contact_c_suite", "NO_C_LEVEL_CONTACT"),
             ("share_minutes_externally", "NO_RECORDED_MEETING"),

@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
@@ -26,7 +26,8 @@ from agentd.demosite import DemoSite
 from agentd.errors import AgentdError, ErrorCode
 from agentd.ops_config import DEFAULT_CHROMIUM
 from agentd.vault import generate_key_file
-from tests.helpers import ask, serving
+from tests.helpers import ask
+from tests.integration.conftest import StartDaemon
 
 pytestmark = [
     pytest.mark.browser,
@@ -80,50 +81,56 @@ def webhook() -> Iterator[Webhook]:
     hook.close()
 
 
-@asynccontextmanager
-async def daemon(
+# ``async with execution_daemon(extra=..., webhook=...) as (app, sock)``: the daemon of
+# conftest.py, configured with ``extra`` (TOML appended to the [execution] table).
+ExecutionDaemon = Callable[..., AbstractAsyncContextManager[tuple[App, Path]]]
+
+
+@pytest.fixture
+def execution_daemon(
+    daemon: StartDaemon,
+    daemon_env: dict[str, str],
     short_tmp: Path,
     site: DemoSite,
     monkeypatch: pytest.MonkeyPatch,
-    extra: str = "",
-    webhook: str | None = None,
-) -> AsyncIterator[tuple[App, Path]]:
+) -> ExecutionDaemon:
     """Serve a daemon wired to ``site``, with accounts, secrets and consent in place."""
-    key = short_tmp / "vault.key"
-    generate_key_file(key)
-    cfg = short_tmp / "agentd.toml"
-    cfg.write_text(
-        '[autonomy]\nlevel = "L3+"\n'
-        "[scheduler]\nenabled = false\n"
-        f'[vault]\nkey_file = "{key}"\n'
-        "[browser]\nstep_timeout_s = 5.0\ntrace = false\n"
-        f'[browser.services.backoffice]\nbase_url = "{site.url}"\n'
-        + (f'[notify]\nwebhook_url = "{webhook}"\n' if webhook else "")
-        + "[execution]\npoll_interval_s = 0.2\noperation_timeout_s = 60.0\n"
-        + extra
-    )
-    monkeypatch.setenv("AGENTD_CONFIG", str(cfg))
-    settings = load_settings(None)
-    sock = settings.resolved_socket_path
-    async with serving(settings) as app:
-        await ask(sock, "accounts.import", {"name": "a.csv"}, upload=ACCOUNTS.encode())
-        for account in ("acme", "globex", "stark"):
-            for name, value in (
-                ("admin_user", site.admin_user),
-                ("admin_password", site.admin_password),
-            ):
-                await ask(
-                    sock,
-                    "secret.set",
-                    {"account": account, "service": "backoffice", "name": name},
-                    upload=value.encode(),
+
+    @asynccontextmanager
+    async def start(extra: str = "", webhook: str | None = None) -> AsyncIterator[tuple[App, Path]]:
+        key = short_tmp / "vault.key"
+        generate_key_file(key)
+        cfg = short_tmp / "agentd.toml"
+        cfg.write_text(
+            '[autonomy]\nlevel = "L3+"\n'
+            "[scheduler]\nenabled = false\n"
+            f'[vault]\nkey_file = "{key}"\n'
+            "[browser]\nstep_timeout_s = 5.0\ntrace = false\n"
+            f'[browser.services.backoffice]\nbase_url = "{site.url}"\n'
+            + (f'[notify]\nwebhook_url = "{webhook}"\n' if webhook else "")
+            + "[execution]\npoll_interval_s = 0.2\noperation_timeout_s = 60.0\n"
+            + extra
+        )
+        monkeypatch.setenv("AGENTD_CONFIG", str(cfg))
+        async with daemon(load_settings(None)) as d:
+            await d.ask("accounts.import", {"name": "a.csv"}, upload=ACCOUNTS.encode())
+            for account in ("acme", "globex", "stark"):
+                for name, value in (
+                    ("admin_user", site.admin_user),
+                    ("admin_password", site.admin_password),
+                ):
+                    await d.ask(
+                        "secret.set",
+                        {"account": account, "service": "backoffice", "name": name},
+                        upload=value.encode(),
+                    )
+                await d.ask(
+                    "consent.grant",
+                    {"account": account, "service": "backoffice", "permissions": ["write"]},
                 )
-            await ask(
-                sock,
-                "consent.grant",
-                {"account": account, "service": "backoffice", "permissions": ["write"]},
-            )
-        yield app, sock
+            yield d.app, d.sock
+
+    return start
 
 
 async def propose(sock: Path, **fields: Any) -> dict[str, Any]:
@@ -168,14 +175,12 @@ async def expect_error(code: ErrorCode, coro: Any) -> AgentdError:
 
 
 async def test_seo_change_runs_then_soft_undo_restores_it(
-    daemon_env: dict[str, str],
-    short_tmp: Path,
     site: DemoSite,
-    monkeypatch: pytest.MonkeyPatch,
+    execution_daemon: ExecutionDaemon,
 ) -> None:
     product = site.state.product(101)
     old_title, old_meta = product.seo_title, product.meta_description
-    async with daemon(short_tmp, site, monkeypatch) as (app, sock):
+    async with execution_daemon() as (app, sock):
         decided = await propose(
             sock,
             account="acme",
@@ -254,13 +259,12 @@ async def test_seo_change_runs_then_soft_undo_restores_it(
 
 
 async def test_a_change_someone_else_changed_since_escalates(
-    daemon_env: dict[str, str],
     short_tmp: Path,
     site: DemoSite,
-    monkeypatch: pytest.MonkeyPatch,
+    execution_daemon: ExecutionDaemon,
     webhook: Webhook,
 ) -> None:
-    async with daemon(short_tmp, site, monkeypatch, webhook=webhook.url) as (app, sock):
+    async with execution_daemon(webhook=webhook.url) as (app, sock):
         decided = await propose(
             sock,
             account="acme",
@@ -307,12 +311,10 @@ async def test_a_change_someone_else_changed_since_escalates(
 
 
 async def test_a_sent_message_cannot_be_undone_and_a_half_way_failure_is_reported(
-    daemon_env: dict[str, str],
-    short_tmp: Path,
     site: DemoSite,
-    monkeypatch: pytest.MonkeyPatch,
+    execution_daemon: ExecutionDaemon,
 ) -> None:
-    async with daemon(short_tmp, site, monkeypatch) as (app, sock):
+    async with execution_daemon() as (app, sock):
         sent = await propose(
             sock,
             account="acme",
@@ -357,10 +359,8 @@ async def test_a_sent_message_cannot_be_undone_and_a_half_way_failure_is_reporte
 
 
 async def test_limits_windows_trust_and_missing_executors(
-    daemon_env: dict[str, str],
-    short_tmp: Path,
     site: DemoSite,
-    monkeypatch: pytest.MonkeyPatch,
+    execution_daemon: ExecutionDaemon,
 ) -> None:
     # The engine's clock runs from noon of the day the test starts, so the day's
     # limit and the closed window below do not depend on the time of day, nor on
@@ -375,7 +375,7 @@ async def test_limits_windows_trust_and_missing_executors(
         "[execution.windows.t2]\n"
         f'timezone = "UTC"\nstart = "{closed_start}"\nend = "{closed_end}"\n'
     )
-    async with daemon(short_tmp, site, monkeypatch, extra=extra) as (app, sock):
+    async with execution_daemon(extra=extra) as (app, sock):
         app.execution.clock = lambda: now + timedelta(seconds=time.monotonic() - started)
         await ask(
             sock,
@@ -459,12 +459,10 @@ async def test_limits_windows_trust_and_missing_executors(
 
 
 async def test_rollback_bad_input(
-    daemon_env: dict[str, str],
-    short_tmp: Path,
     site: DemoSite,
-    monkeypatch: pytest.MonkeyPatch,
+    execution_daemon: ExecutionDaemon,
 ) -> None:
-    async with daemon(short_tmp, site, monkeypatch) as (app, sock):
+    async with execution_daemon() as (app, sock):
         await expect_error(ErrorCode.NOT_FOUND, ask(sock, "rollback.check", {"token": "rbk_no"}))
         await expect_error(
             ErrorCode.NOT_FOUND, ask(sock, "rollback.run", {"token": "rbk_no", "reason": "r"})
@@ -538,13 +536,11 @@ async def test_rollback_bad_input(
 
 
 async def test_a_medium_risk_change_is_hard_undone(
-    daemon_env: dict[str, str],
-    short_tmp: Path,
     site: DemoSite,
-    monkeypatch: pytest.MonkeyPatch,
+    execution_daemon: ExecutionDaemon,
 ) -> None:
     before = site.state.product(105)
-    async with daemon(short_tmp, site, monkeypatch) as (app, sock):
+    async with execution_daemon() as (app, sock):
         decided = await propose(
             sock,
             account="acme",
@@ -586,12 +582,10 @@ min_events = 2
 
 
 async def test_failing_executions_trip_the_error_rate_breaker(
-    daemon_env: dict[str, str],
-    short_tmp: Path,
     site: DemoSite,
-    monkeypatch: pytest.MonkeyPatch,
+    execution_daemon: ExecutionDaemon,
 ) -> None:
-    async with daemon(short_tmp, site, monkeypatch, extra=BREAKER_RULES) as (app, sock):
+    async with execution_daemon(extra=BREAKER_RULES) as (app, sock):
         ok = await propose(sock, account="acme", action_type="log_interaction", diff={"note": "a"})
         assert (await finished(app, ok["intent_id"]))["state"] == "succeeded"
         # The back-office's note form fails: the change fails, the rate goes over 5 %.

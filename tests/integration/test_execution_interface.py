@@ -5,20 +5,19 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-from pathlib import Path
 from typing import Any
 
 import anyio
-import pytest
 
 from agentd.ctl.main import main as agentctl
 from agentd.demosite import DemoSite
 from tests.helpers import ask
 from tests.integration import test_execution as base
-from tests.integration.test_execution import daemon, finished, held, propose
+from tests.integration.test_execution import ExecutionDaemon, finished, held, propose
 
 pytestmark = base.pytestmark
 site = base.site
+execution_daemon = base.execution_daemon
 
 
 async def run_agentctl(*args: str) -> tuple[int, str]:
@@ -34,12 +33,10 @@ async def run_agentctl(*args: str) -> tuple[int, str]:
 
 
 async def test_a_failed_execution_token_is_not_listed_as_available(
-    daemon_env: dict[str, str],
-    short_tmp: Path,
     site: DemoSite,
-    monkeypatch: pytest.MonkeyPatch,
+    execution_daemon: ExecutionDaemon,
 ) -> None:
-    async with daemon(short_tmp, site, monkeypatch) as (app, sock):
+    async with execution_daemon() as (app, sock):
         site.fail("/crm/accounts/globex/compose")
         broken = await propose(
             sock, account="globex", action_type="send_follow_up_email", diff={"body": "Hi"}
@@ -78,12 +75,10 @@ async def test_a_failed_execution_token_is_not_listed_as_available(
 
 
 async def test_a_failed_snapshot_is_shown_as_failed_in_the_checks(
-    daemon_env: dict[str, str],
-    short_tmp: Path,
     site: DemoSite,
-    monkeypatch: pytest.MonkeyPatch,
+    execution_daemon: ExecutionDaemon,
 ) -> None:
-    async with daemon(short_tmp, site, monkeypatch) as (app, sock):
+    async with execution_daemon() as (app, sock):
         site.fail("/admin", mode="down")
         waiting = await propose(
             sock,

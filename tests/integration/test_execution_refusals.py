@@ -79,6 +79,15 @@ async def test_unconfigured_service_is_refused_at_approval_and_loud_at_execution
         assert "not configured" in refused.value.message
         shown = await ask(sock, "intents.show", {"id": pending["intent_id"]})
         assert shown["status"] == "pending"
+        # The use case is the approval service's, whoever calls it: refused and audited.
+        with pytest.raises(AgentdError) as again:
+            await app.approvals.approve(pending["intent_id"], "alice", None)
+        assert again.value.code is ErrorCode.NO_EXECUTOR
+        refusals = await app.store.read_all(
+            "SELECT actor FROM audit WHERE event = 'APPROVAL_REFUSED' AND subject = ?",
+            (pending["intent_id"],),
+        )
+        assert [r[0] for r in refusals][-1] == "alice" and len(refusals) == 2
 
         # Approved by policy: the execution is refused at once, and says so everywhere.
         auto = await ask(

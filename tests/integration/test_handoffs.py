@@ -21,9 +21,10 @@ from agentd.ops_config import DEFAULT_CHROMIUM
 from tests.helpers import ask
 from tests.integration.test_execution import (
     BREAKER_RULES,
+    ExecutionDaemon,
     Webhook,
     audit_events,
-    daemon,
+    execution_daemon,
     expect_error,
     finished,
     held,
@@ -32,7 +33,7 @@ from tests.integration.test_execution import (
     webhook,
 )
 
-__all__ = ["site", "webhook"]  # fixtures
+__all__ = ["execution_daemon", "site", "webhook"]  # fixtures
 
 pytestmark = [
     pytest.mark.browser,
@@ -43,14 +44,13 @@ SAMPLES = {"product": "grinder", "quantity": 2, "address": "Acme HQ, dock 4"}
 
 
 async def test_an_approved_handoff_notifies_what_was_approved_and_is_closed_by_a_person(
-    daemon_env: dict[str, str],
     short_tmp: Path,
     site: DemoSite,
-    monkeypatch: pytest.MonkeyPatch,
+    execution_daemon: ExecutionDaemon,
     webhook: Webhook,
 ) -> None:
     extra = 'default_executor = "handoff"\n'
-    async with daemon(short_tmp, site, monkeypatch, extra=extra, webhook=webhook.url) as (
+    async with execution_daemon(extra=extra, webhook=webhook.url) as (
         app,
         sock,
     ):
@@ -135,13 +135,11 @@ async def test_an_approved_handoff_notifies_what_was_approved_and_is_closed_by_a
 
 
 async def test_a_failed_handoff_counts_for_the_breakers(
-    daemon_env: dict[str, str],
-    short_tmp: Path,
     site: DemoSite,
-    monkeypatch: pytest.MonkeyPatch,
+    execution_daemon: ExecutionDaemon,
 ) -> None:
     extra = 'default_executor = "handoff"\n' + BREAKER_RULES
-    async with daemon(short_tmp, site, monkeypatch, extra=extra) as (app, sock):
+    async with execution_daemon(extra=extra) as (app, sock):
         ok = await propose(sock, account="acme", action_type="log_interaction", diff={"note": "a"})
         assert (await finished(app, ok["intent_id"]))["state"] == "succeeded"
         decided = await propose(sock, account="acme", action_type="ship_samples", diff=SAMPLES)
@@ -168,14 +166,12 @@ async def test_a_failed_handoff_counts_for_the_breakers(
 
 
 async def test_what_nothing_carries_out_waits_and_consumes_no_budget(
-    daemon_env: dict[str, str],
-    short_tmp: Path,
     site: DemoSite,
-    monkeypatch: pytest.MonkeyPatch,
+    execution_daemon: ExecutionDaemon,
 ) -> None:
     # Only messages are mapped: a note has no executor here.
     extra = '[execution.executors]\nsend_follow_up_email = "message"\n'
-    async with daemon(short_tmp, site, monkeypatch, extra=extra) as (app, sock):
+    async with execution_daemon(extra=extra) as (app, sock):
         decided = await propose(
             sock, account="acme", action_type="log_interaction", diff={"note": "Called"}
         )

@@ -394,7 +394,7 @@ async def test_the_gate_names_the_goal_and_refuses_a_closed_one(world: World) ->
     assert (closed["decision"], closed["reason"]) == ("BLOCKED", "GOAL_CLOSED")
     assert done["id"] in closed["message"] and "completed" in closed["message"]
     # The dry run answers the same.
-    check = await world.gate.check(ask("send_chat_message", {"goal": done["id"]}))
+    check = await world.gate.check(ask("send_chat_message", {"goal": done["id"]}), "tester")
     assert check["reason"] == "GOAL_CLOSED"
 
 

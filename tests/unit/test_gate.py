@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ast
 import json
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,18 +14,12 @@ import pytest
 from agentd.core.gate import (
     CHECKS,
     ApprovalSource,
-    AutonomyLevel,
-    AutonomyMode,
-    AutonomyModes,
-    AutonomySettings,
     BudgetLedger,
-    BudgetLimits,
     BudgetUsage,
     Decision,
     Effects,
     GateContext,
     GateOutcome,
-    GatePolicy,
     IdempotencyState,
     Reason,
     TrustedMode,
@@ -36,6 +32,14 @@ from agentd.core.gate import (
 from agentd.core.goals import GoalFact, GoalType, Verdict
 from agentd.core.guardrails import GuardrailPolicy, Tier
 from agentd.core.intents import ActionIntent, IntentSource, make_intent
+from agentd.core.policy import (
+    AutonomyLevel,
+    AutonomyMode,
+    AutonomyModes,
+    AutonomySettings,
+    BudgetLimits,
+    GatePolicy,
+)
 from agentd.core.risk import RiskLevel
 from agentd.errors import ConfigInvalid, InvalidArgument
 from tests.unit.test_guardrails import (
@@ -829,3 +833,16 @@ def test_the_goal_check_sees_each_intents_own_goals() -> None:
         ctx(goals=(GoalFact("g_act", GoalType.ACTIVITY, Verdict.COMPLETED),)),
     )
     assert moved.reason is Reason.GOAL_CLOSED
+
+
+def test_the_policy_model_is_apart_from_the_decision() -> None:
+    # core/policy.py: the model of the policy and its rules; core/gate.py applies it.
+    import agentd.core.gate as gate_module
+    import agentd.core.policy as policy_module
+
+    for model in (GatePolicy, AutonomySettings, AutonomyModes, BudgetLimits, AutonomyLevel):
+        assert model.__module__ == "agentd.core.policy"
+    tree = ast.parse(Path(policy_module.__file__).read_text())
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    assert "agentd.core.gate" not in imported
+    assert not hasattr(gate_module, "_check_autonomy")

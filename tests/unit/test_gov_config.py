@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -10,11 +10,13 @@ import pytest
 
 from agentd.config import load_settings
 from agentd.core.breakers import DEFAULT_RULES
-from agentd.core.gate import AutonomyLevel
+from agentd.core.intents import make_intent
+from agentd.core.policy import AutonomyLevel
 from agentd.core.readiness import ReadinessPolicy
 from agentd.errors import ConfigInvalid
 from agentd.policy import gate_policy
-from agentd.services.autonomy import AutonomySnapshot, AutonomyState
+from agentd.services.autonomy import KEYS, AutonomySnapshot, AutonomyState, snapshot_from
+from agentd.services.gate_batch import BatchQuery
 
 RULE = (
     '[[breakers.rules]]\nname = "r"\nmetric = "error_rate"\nthreshold = 0.1\nwindow = "5m"\n'
@@ -123,3 +125,27 @@ def test_overlay_applies_the_governance_level_and_allowlist(tmp_path: Path) -> N
     assert own.allowlist == {"log_interaction"}
     assert _state(snapshot, settings).overlay(policy, settings) == policy  # idempotent
     policy.validate()
+
+
+def test_the_gate_reads_the_state_governance_reads() -> None:
+    # Both parse the same meta rows with snapshot_from: a breaker's pause, the
+    # kill switch and a governance level mean the same to the gate.
+    values = {
+        "autonomy.level": "L4",
+        "autonomy.kill_switch": "1",
+        "breakers.paused_action_types": '["send_chat_message"]',
+        "governance.allowlist_additions": '["create_briefing"]',
+    }
+    now = datetime(2026, 3, 4, tzinfo=UTC)
+    intent = make_intent(tenant="t1", account="a", action_type="send_chat_message")
+    query = BatchQuery([intent], "2026-03-04", now)
+    meta_sql = query.queries[0][0]
+    assert "FROM meta" in meta_sql and set(query.queries[0][1]) == set(KEYS)
+    rows = [[(k, v) for k, v in values.items()]] + [[] for _ in query.queries[1:]]
+    state = query.parse(rows).state  # type: ignore[arg-type]  # tuples index like rows
+    assert state == snapshot_from(values)
+    assert (state.level_override, state.kill_switch, state.paused) == (
+        AutonomyLevel.L4,
+        True,
+        ("send_chat_message",),
+    )

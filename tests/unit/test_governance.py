@@ -5,7 +5,6 @@ from typing import Any
 
 import pytest
 
-from agentd.core.gate import AutonomyLevel
 from agentd.core.governance import (
     ActionStats,
     Approval,
@@ -25,6 +24,7 @@ from agentd.core.governance import (
     status_text,
 )
 from agentd.core.metrics import MetricCounts, compute_rates
+from agentd.core.policy import AutonomyLevel
 from agentd.core.readiness import ReadinessFacts, assess
 from agentd.errors import Conflict, InvalidArgument
 from agentd.services.metrics import exposition
