@@ -64,7 +64,7 @@ from agentd.core.agent_mode import (
 )
 from agentd.core.audit import AuditEvent, AuditEventType
 from agentd.core.consent import Permission, ShortfallReason, consent_shortfall
-from agentd.core.gate import AutonomyLevel
+from agentd.core.policy import AutonomyLevel
 from agentd.errors import AgentdError, ExternalError
 from agentd.kb import Action, KnowledgeBase, Step, Workflow, placeholders
 from agentd.llm import PlannedCommand, TaskPlanner, redact

@@ -47,7 +47,7 @@ async def ops_run(ctx: CommandContext) -> dict[str, Any]:
     if ctx.args.get("task") is not None:
         if ctx.args.get("workflow") or ctx.args.get("params"):
             raise InvalidArgument("give a task or a workflow (with params), not both")
-        op = await _ops(ctx).start_task(
+        op = await ctx.app.operations.start_task(
             ctx.args["task"],
             ctx.text("account"),
             service=ctx.optional_text("service"),
@@ -82,7 +82,7 @@ async def ops_cancel(ctx: CommandContext) -> dict[str, Any]:
 )
 async def ops_approve_step(ctx: CommandContext) -> dict[str, Any]:
     """Let an operation in ``awaiting_step_approval`` run the step it showed."""
-    op = await _ops(ctx).decide_step(ctx.text("id"), approved=True, actor=ctx.actor)
+    op = await ctx.app.operations.decide_step(ctx.text("id"), approved=True, actor=ctx.actor)
     return op.to_dict()
 
 
@@ -94,7 +94,9 @@ async def ops_approve_step(ctx: CommandContext) -> dict[str, Any]:
 async def ops_reject_step(ctx: CommandContext) -> dict[str, Any]:
     """End an operation in ``awaiting_step_approval`` without its step, for a reason."""
     reason = ctx.text("reason")
-    op = await _ops(ctx).decide_step(ctx.text("id"), approved=False, actor=ctx.actor, reason=reason)
+    op = await ctx.app.operations.decide_step(
+        ctx.text("id"), approved=False, actor=ctx.actor, reason=reason
+    )
     return op.to_dict()
 
 

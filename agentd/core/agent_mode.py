@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
-from agentd.core.gate import AutonomyLevel
+from agentd.core.policy import AutonomyLevel
 from agentd.errors import InvalidArgument
 
 # The pseudo-workflow a task operation runs under: consents for it (or "*") cover tasks.

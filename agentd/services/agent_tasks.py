@@ -22,7 +22,7 @@ from agentd.browser.journal import ACTOR
 from agentd.browser.task import Decision
 from agentd.core.agent_mode import Spend, match_task, task_template
 from agentd.core.audit import AuditEvent, AuditEventType
-from agentd.core.gate import AutonomyLevel
+from agentd.core.policy import AutonomyLevel
 from agentd.core.states import OperationState
 from agentd.errors import Conflict, InvalidState, NotFound
 from agentd.kb import KnowledgeBase

@@ -57,7 +57,7 @@ from agentd.core.consent import (
     consent_shortfall,
     required_permission,
 )
-from agentd.core.gate import AutonomyLevel
+from agentd.core.policy import AutonomyLevel
 from agentd.core.states import RUNNING_OPERATION_STATES, OperationState
 from agentd.errors import AgentdError, Conflict, InvalidArgument, InvalidState, NotFound
 from agentd.kb import KnowledgeBase, Step, bind_account
