@@ -17,7 +17,12 @@ if TYPE_CHECKING:
 
 
 class ErrorCode(IntEnum):
-    """Stable error codes carried by the control protocol."""
+    """Stable error codes carried by the control protocol.
+
+    Members marked *reserved* are raised by nothing today (their exception
+    classes went unused and were removed); the numbers stay taken so that no
+    other error ever reuses one a script may test for.
+    """
 
     # protocol (10-19)
     BAD_REQUEST = 10
@@ -29,17 +34,17 @@ class ErrorCode(IntEnum):
     PERMISSION_DENIED = 20
     # lookups and state (30-49)
     NOT_FOUND = 30
-    ALREADY_EXISTS = 31
+    ALREADY_EXISTS = 31  # reserved
     CONFLICT = 32
     INVALID_STATE = 33
     EXPIRED = 34
     # policy (50-69)
-    POLICY_REFUSED = 50
+    POLICY_REFUSED = 50  # reserved
     BLOCKED_INTENT = 51
-    BUDGET_EXHAUSTED = 52
-    KILL_SWITCH_ON = 53
+    BUDGET_EXHAUSTED = 52  # reserved
+    KILL_SWITCH_ON = 53  # reserved
     NO_EXECUTOR = 54
-    CONSENT_MISSING = 55
+    CONSENT_MISSING = 55  # reserved
     # configuration and environment (70-79)
     CONFIG_INVALID = 70
     VAULT_ERROR = 71
@@ -106,10 +111,6 @@ class NotFound(AgentdError):
     code = ErrorCode.NOT_FOUND
 
 
-class AlreadyExists(AgentdError):
-    code = ErrorCode.ALREADY_EXISTS
-
-
 class Conflict(AgentdError):
     code = ErrorCode.CONFLICT
 
@@ -122,28 +123,12 @@ class Expired(AgentdError):
     code = ErrorCode.EXPIRED
 
 
-class PolicyRefused(AgentdError):
-    code = ErrorCode.POLICY_REFUSED
-
-
 class BlockedIntent(AgentdError):
     code = ErrorCode.BLOCKED_INTENT
 
 
-class BudgetExhausted(AgentdError):
-    code = ErrorCode.BUDGET_EXHAUSTED
-
-
-class KillSwitchOn(AgentdError):
-    code = ErrorCode.KILL_SWITCH_ON
-
-
 class NoExecutor(AgentdError):
     code = ErrorCode.NO_EXECUTOR
-
-
-class ConsentMissing(AgentdError):
-    code = ErrorCode.CONSENT_MISSING
 
 
 class ConfigInvalid(AgentdError):

@@ -20,10 +20,10 @@ from agentd.core.audit import AuditEvent, AuditEventType
 from agentd.core.gate import TrustedMode
 from agentd.core.guardrails import STAGES
 from agentd.core.intents import IDENTIFIER_RE
+from agentd.core.timefmt import iso
 from agentd.errors import InvalidArgument, NotFound
 from agentd.store import gate_sql
 from agentd.store.base import Store
-from agentd.store.sqlite import iso
 
 DOMAINS = ("SEO", "CONTENT", "ADS", "CRO", "SALES")
 REQUIRED = ("id", "tenant", "name", "stage")

@@ -29,9 +29,9 @@ from typing import Any
 from agentd.config import Settings
 from agentd.core.audit import AuditEvent, AuditEventType
 from agentd.core.gate import AutonomyLevel, GatePolicy
+from agentd.core.timefmt import iso
 from agentd.store import gov_sql
 from agentd.store.base import Store, Transaction
-from agentd.store.sqlite import iso
 
 LEVEL = "autonomy.level"
 KILL_SWITCH = "autonomy.kill_switch"

@@ -41,6 +41,7 @@ from agentd.core.breakers import (
     format_window,
 )
 from agentd.core.gate import AutonomyLevel
+from agentd.core.timefmt import iso
 from agentd.errors import InvalidArgument, InvalidState, NotFound
 from agentd.notifiers import (
     FanoutNotifier,
@@ -54,7 +55,6 @@ from agentd.services.autonomy import REPLAY_AFTER, AutonomyState
 from agentd.services.incidents import IncidentService
 from agentd.store import exec_sql, gov_sql
 from agentd.store.base import Store
-from agentd.store.sqlite import iso
 
 ACTOR = "agentd"
 _OUTCOME_KINDS = {

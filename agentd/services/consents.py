@@ -18,11 +18,11 @@ from loguru import logger
 
 from agentd.core.audit import AuditEvent, AuditEventType
 from agentd.core.consent import Permission, ShortfallReason, consent_shortfall, workflow_needs
+from agentd.core.timefmt import iso
 from agentd.errors import AgentdError, InvalidArgument, NotFound
 from agentd.kb import KnowledgeBase
 from agentd.store import ops_sql
 from agentd.store.base import Store
-from agentd.store.sqlite import iso
 
 if TYPE_CHECKING:
     from agentd.services.operations import OperationsService

@@ -18,10 +18,11 @@ import anyio
 
 from agentd.atomic import write_atomically
 from agentd.core.digest import DigestData, GoalLine, render_digest
+from agentd.core.timefmt import iso
 from agentd.errors import InvalidArgument, NotFound
 from agentd.services.goals import GoalService
 from agentd.store import digest_sql, proactive_sql
-from agentd.store.sqlite import SqliteStore, iso
+from agentd.store.sqlite import SqliteStore
 
 _ROW_LIMIT = 500
 

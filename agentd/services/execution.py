@@ -73,6 +73,7 @@ from agentd.core.states import (
     OperationState,
     TokenState,
 )
+from agentd.core.timefmt import iso
 from agentd.errors import (
     AgentdError,
     InvalidArgument,
@@ -87,7 +88,6 @@ from agentd.services.incidents import EventHub, IncidentService
 from agentd.services.scope import notify_quietly
 from agentd.store import exec_sql, ops_sql
 from agentd.store.base import Store, Transaction
-from agentd.store.sqlite import iso
 
 if TYPE_CHECKING:
     from agentd.core.gate import GatePolicy

@@ -35,6 +35,7 @@ from agentd.core.gate import (
 )
 from agentd.core.intents import ActionIntent
 from agentd.core.states import IntentStatus
+from agentd.core.timefmt import iso
 from agentd.errors import (
     AgentdError,
     BlockedIntent,
@@ -59,7 +60,6 @@ from agentd.services.gate_batch import (
 from agentd.store import gate_sql
 from agentd.store.base import BlockTransaction, Store, Transaction
 from agentd.store.gate_sql import IntentRow
-from agentd.store.sqlite import iso
 
 # With names now defined with the batch code, still importable from here.
 __all__ = [

@@ -32,11 +32,11 @@ from agentd.core.gate import (
 from agentd.core.goals import GoalFact, GoalType, Verdict
 from agentd.core.intents import ActionIntent, content_fingerprint
 from agentd.core.states import IntentStatus
+from agentd.core.timefmt import iso
 from agentd.errors import AgentdError, Conflict, InvalidArgument, NotFound
 from agentd.store import gate_sql
 from agentd.store.base import Row
 from agentd.store.gate_sql import AccountRow, IntentRow, Query
-from agentd.store.sqlite import iso
 
 STATUS_FOR = {
     Decision.AUTO_EXECUTE: IntentStatus.APPROVED,

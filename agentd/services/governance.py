@@ -36,6 +36,7 @@ from agentd.core.readiness import (
     assess,
     validate_attestation,
 )
+from agentd.core.timefmt import iso
 from agentd.errors import Conflict, InvalidArgument, StoreError
 from agentd.notifiers import NotificationKind, Notifier, Severity
 from agentd.services.autonomy import AutonomyState
@@ -44,7 +45,6 @@ from agentd.services.metrics import MetricsCollector
 from agentd.services.scope import ACTOR, ScopeExpansions, notify_quietly
 from agentd.store import gov_sql
 from agentd.store.base import Store
-from agentd.store.sqlite import iso
 
 
 class Stoppable(Protocol):

@@ -24,13 +24,13 @@ from agentd.core.audit import AuditEvent, AuditEventType
 from agentd.core.breakers import BreakerEvent, BreakerEventKind
 from agentd.core.executors import HANDOFF
 from agentd.core.states import ENDED_EXECUTION_STATES, ExecutionState
+from agentd.core.timefmt import iso
 from agentd.errors import InvalidArgument, InvalidState, NotFound
 from agentd.notifiers import FanoutNotifier, Notification, NotificationKind, Notifier, Severity
 from agentd.notifiers import notifier_name as _name
 from agentd.services.incidents import EventHub
 from agentd.store import exec_sql
 from agentd.store.base import Store, Transaction
-from agentd.store.sqlite import iso
 
 ACTOR = "agentd"
 HANDED_OFF = ExecutionState.HANDED_OFF

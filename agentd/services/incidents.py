@@ -18,6 +18,7 @@ from loguru import logger
 
 from agentd.core.audit import AuditEvent, AuditEventType
 from agentd.core.breakers import BreakerEvent, BreakerEventKind
+from agentd.core.timefmt import iso
 from agentd.errors import InvalidArgument, InvalidState, NotFound
 from agentd.notifiers import (
     FanoutNotifier,
@@ -29,7 +30,6 @@ from agentd.notifiers import (
 )
 from agentd.store import exec_sql
 from agentd.store.base import Store, Transaction
-from agentd.store.sqlite import iso
 
 SEVERITIES = ("critical", "high", "medium", "low")
 ACTOR = "agentd"

@@ -28,9 +28,10 @@ import anyio
 
 from agentd.core.audit import AuditEvent
 from agentd.core.interactions import REQUIRED_FIELDS, parse_interaction, require_known_account
+from agentd.core.timefmt import iso
 from agentd.errors import InvalidArgument
 from agentd.store import proactive_sql
-from agentd.store.sqlite import SqliteStore, iso
+from agentd.store.sqlite import SqliteStore
 
 INTERACTIONS_IMPORTED = "INTERACTIONS_IMPORTED"
 MAX_REPORTED = 50

@@ -26,10 +26,10 @@ from agentd.browser.journal import (
     StepEntry,
 )
 from agentd.core.audit import AuditEvent, AuditEventType
+from agentd.core.timefmt import iso
 from agentd.errors import Conflict, NotFound
 from agentd.store import gate_sql, ops_sql
 from agentd.store.base import Store
-from agentd.store.sqlite import iso
 
 _END_EVENTS = {
     "completed": OPERATION_COMPLETED,

@@ -51,6 +51,7 @@ from agentd.core.consent import (
     required_permission,
 )
 from agentd.core.states import OperationState
+from agentd.core.timefmt import iso
 from agentd.errors import AgentdError, Conflict, InvalidArgument, InvalidState, NotFound
 from agentd.kb import KnowledgeBase, Step, bind_account
 from agentd.llm import StepPlanner
@@ -59,7 +60,6 @@ from agentd.services.consents import permission_lookup
 from agentd.services.operation_log import StoredOperationLog
 from agentd.store import gate_sql, ops_sql
 from agentd.store.base import Store
-from agentd.store.sqlite import iso
 from agentd.vault import Vault
 
 OPERATION_CREATED = AuditEventType.OPERATION_CREATED

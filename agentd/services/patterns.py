@@ -19,8 +19,9 @@ from loguru import logger
 
 from agentd.core.audit import AuditEvent
 from agentd.core.patterns import Pattern, PatternRules, detect
+from agentd.core.timefmt import iso
 from agentd.store import proactive_sql
-from agentd.store.sqlite import SqliteStore, iso
+from agentd.store.sqlite import SqliteStore
 
 PATTERNS_DETECTED = "PATTERNS_DETECTED"
 

@@ -42,11 +42,12 @@ from agentd.core.planning import (
     plan_outreach,
     submittable,
 )
+from agentd.core.timefmt import iso
 from agentd.errors import AgentdError, Conflict
 from agentd.services.gate import GateService
 from agentd.services.goals import GoalService
 from agentd.store import proactive_sql
-from agentd.store.sqlite import SqliteStore, iso
+from agentd.store.sqlite import SqliteStore
 
 ACTOR = "planner"
 

@@ -32,6 +32,7 @@ from agentd.core.rollback import (
     extend_deadline,
 )
 from agentd.core.states import ExecutionState, TokenState
+from agentd.core.timefmt import iso
 from agentd.errors import Conflict, InvalidArgument, InvalidState, NotFound
 from agentd.services.execution import (
     ExecutionService,
@@ -42,7 +43,6 @@ from agentd.services.execution import (
     stored_plan,
 )
 from agentd.store import exec_sql
-from agentd.store.sqlite import iso
 
 if TYPE_CHECKING:
     from agentd.store.base import Transaction

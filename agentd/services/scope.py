@@ -23,12 +23,12 @@ from agentd.config import Settings
 from agentd.core.audit import AuditEvent, AuditEventType
 from agentd.core.gate import AutonomyLevel
 from agentd.core.governance import Approval, GovernanceEvent, add_approval
+from agentd.core.timefmt import iso
 from agentd.errors import Conflict, Expired, InvalidArgument, InvalidState, NotFound
 from agentd.notifiers import Notification, NotificationKind, Notifier, Severity
 from agentd.services.autonomy import AutonomyState
 from agentd.store import gov_sql
 from agentd.store.base import Store, Transaction
-from agentd.store.sqlite import iso
 
 ACTOR = "agentd"
 PROPOSAL_PREFIX = "scope_"

@@ -18,10 +18,11 @@ from loguru import logger
 
 from agentd.core.interactions import Interaction
 from agentd.core.summary import extractive_summary
+from agentd.core.timefmt import iso
 from agentd.errors import AgentdError, NotFound
 from agentd.llm import Summarizer
 from agentd.store import proactive_sql
-from agentd.store.sqlite import SqliteStore, iso
+from agentd.store.sqlite import SqliteStore
 
 #: Interactions handed to the model per account, newest kept.
 MAX_PROMPT_INTERACTIONS = 200

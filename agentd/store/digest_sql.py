@@ -3,7 +3,7 @@
 Each reader returns ``(rows, total)``: at most ``limit`` rows, newest first,
 and how many there are in all, so the digest can say "showing 500 of 601"
 instead of counting only what it shows. Times are compared as stored (ISO
-8601 UTC text, :func:`agentd.store.sqlite.iso`), over ``[lo, hi)``.
+8601 UTC text, :func:`agentd.core.timefmt.iso`), over ``[lo, hi)``.
 """
 
 from __future__ import annotations

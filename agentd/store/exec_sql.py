@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from agentd.core.states import ENDED_EXECUTION_STATES
+from agentd.core.timefmt import iso
 from agentd.store.base import Row, Store, Transaction
 from agentd.store.rows import insert_row, row_dict, update_row
-from agentd.store.sqlite import iso
 
 _JSON_COLUMNS = ("checks", "params", "before", "after", "diff", "result")
 
@@ -105,14 +105,6 @@ async def execution_in_tx(tx: Transaction, exe_id: str) -> ExecutionRow | None:
 async def get_execution(store: Store, exe_id: str) -> ExecutionRow | None:
     """Return one execution or None."""
     row = await store.read_one("SELECT * FROM executions WHERE id = ?", (exe_id,))
-    return _execution(row) if row else None
-
-
-async def execution_for_intent(store: Store, intent_id: str) -> ExecutionRow | None:
-    """Return the change execution of an intent, or None."""
-    row = await store.read_one(
-        "SELECT * FROM executions WHERE intent_id = ? AND kind = 'change'", (intent_id,)
-    )
     return _execution(row) if row else None
 
 

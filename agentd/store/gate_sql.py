@@ -247,11 +247,6 @@ async def get_account(store: Store, account_id: str) -> AccountRow | None:
     return _account(row) if row else None
 
 
-async def known_tenants(store: Store) -> set[str]:
-    """Return every tenant that has an account."""
-    return {r[0] for r in await store.read_all("SELECT DISTINCT tenant FROM accounts")}
-
-
 # -- intents --------------------------------------------------------------------
 
 
@@ -390,14 +385,6 @@ def budget_found(
     return found
 
 
-async def budget_usage(
-    tx: Transaction, day: str, keys: Iterable[tuple[str, str]]
-) -> dict[tuple[str, str], int]:
-    """Return the stored counters for ``keys`` on ``day`` (missing ones are 0)."""
-    wanted = list(keys)
-    return budget_found(wanted, await _fetch(tx, budget_query(day, wanted)))
-
-
 WRITE_BUDGET = (
     "INSERT INTO budget_usage(day, scope, key, used) VALUES (?, ?, ?, ?) "
     "ON CONFLICT(day, scope, key) DO UPDATE SET used = excluded.used"
@@ -407,11 +394,6 @@ WRITE_BUDGET = (
 def budget_rows(day: str, counters: dict[tuple[str, str], int]) -> list[tuple[str, str, str, int]]:
     """Return the :data:`WRITE_BUDGET` rows that store a batch's final counters."""
     return [(day, scope, key, used) for (scope, key), used in counters.items()]
-
-
-async def write_budget(tx: Transaction, day: str, counters: dict[tuple[str, str], int]) -> None:
-    """Store the final counters of a batch."""
-    await tx.executemany(WRITE_BUDGET, budget_rows(day, counters))
 
 
 def idempotency_query(ids: Sequence[str]) -> Query:
@@ -469,11 +451,6 @@ RECORD_CONSUMPTION = (
     "INSERT INTO budget_consumption(intent_id, day, at, intent_seq) "
     "SELECT id, ?2, ?3, seq FROM intents WHERE id = ?1"
 )
-
-
-async def record_consumption(tx: Transaction, rows: Iterable[tuple[str, str, str]]) -> None:
-    """Record (intent_id, day, at) budget consumptions; a duplicate is an error."""
-    await tx.executemany(RECORD_CONSUMPTION, rows)
 
 
 QUEUE_COLUMNS = (

@@ -15,9 +15,9 @@ from typing import Any
 
 from agentd.core.governance import ActionStats
 from agentd.core.metrics import MetricCounts
+from agentd.core.timefmt import iso
 from agentd.store.base import Row, Transaction
 from agentd.store.rows import insert_row, row_dict, update_row
-from agentd.store.sqlite import iso
 
 ReadAll = Callable[[str, Sequence[Any]], Awaitable[Sequence[Row]]]
 

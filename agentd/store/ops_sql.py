@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from agentd.core.states import ENDED_OPERATION_STATES
+from agentd.core.timefmt import iso
 from agentd.store.base import Row, Store, Transaction
 from agentd.store.rows import insert_row, update_row
-from agentd.store.sqlite import iso
 
 
 @dataclass(frozen=True)
@@ -255,16 +255,6 @@ async def operations_in_state(tx: Transaction, states: Sequence[str]) -> list[Op
         f"SELECT * FROM operations WHERE state IN ({marks}) ORDER BY created_at, id", list(states)
     )
     return [_operation(r) for r in rows]
-
-
-async def insert_step(tx: Transaction, values: dict[str, Any]) -> int:
-    """Append a step row; return its sequence number within the operation."""
-    row = await tx.fetchone(
-        "SELECT COALESCE(MAX(seq), 0) + 1 FROM operation_steps WHERE op_id = ?", (values["op_id"],)
-    )
-    seq = int(row[0]) if row else 1
-    await insert_row(tx, "operation_steps", {**values, "seq": seq})
-    return seq
 
 
 async def insert_steps(tx: Transaction, rows: Sequence[dict[str, Any]]) -> None:

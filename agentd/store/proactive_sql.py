@@ -26,7 +26,8 @@ from agentd.core.interactions import (
     KindCode,
 )
 from agentd.core.patterns import EngagementDirection, Pattern, PatternKind, RiskSeverity
-from agentd.store.sqlite import SqliteStore, Tx, iso
+from agentd.core.timefmt import iso
+from agentd.store.sqlite import SqliteStore, Tx
 
 INSERT_INTERACTION = (
     "INSERT OR IGNORE INTO interactions"

@@ -37,6 +37,7 @@ from agentd.core.audit import (
     canonical_data,
     record_hash,
 )
+from agentd.core.timefmt import iso
 from agentd.errors import StoreError
 from agentd.store.base import BlockTransaction, StoreInfo
 from agentd.store.wal import WRITER_AUTOCHECKPOINT, Checkpointer
@@ -57,13 +58,6 @@ def _migrations() -> list[tuple[int, str, str]]:
 
 MIGRATIONS = _migrations()
 LATEST_SCHEMA_VERSION = len(MIGRATIONS)
-
-
-def iso(dt: datetime) -> str:
-    """Return the stored form of a time: UTC, ISO 8601, microseconds."""
-    if dt.tzinfo is None:
-        raise ValueError("naive datetime")
-    return dt.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 T = TypeVar("T")

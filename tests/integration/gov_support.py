@@ -14,9 +14,9 @@ import pytest
 
 from agentd.config import Settings, load_settings
 from agentd.core.breakers import BreakerEvent, BreakerEventKind
+from agentd.core.timefmt import iso
 from agentd.daemon import App
 from agentd.store import exec_sql
-from agentd.store.sqlite import iso
 
 BASE_CONFIG = '[autonomy]\nlevel = "L3+"\n[scheduler]\nenabled = false\n'
 KINDS = {

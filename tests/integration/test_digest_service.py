@@ -22,12 +22,13 @@ import pytest
 from agentd.config import Settings
 from agentd.core.audit import AuditEvent, AuditEventType
 from agentd.core.intents import parse_intent
+from agentd.core.timefmt import iso
 from agentd.policy import gate_policy
 from agentd.services.digest import DigestService
 from agentd.services.gate import GateService
 from agentd.services.goals import GoalService
 from agentd.store import exec_sql, ops_sql
-from agentd.store.sqlite import SqliteStore, iso
+from agentd.store.sqlite import SqliteStore
 
 DAY = date(2024, 6, 3)
 START = datetime(2024, 6, 3, tzinfo=UTC)

@@ -12,9 +12,9 @@ import pytest
 
 from agentd.core.governance import iso_week
 from agentd.core.readiness import ATTESTABLE_IDS
+from agentd.core.timefmt import iso
 from agentd.services.autonomy import LEVEL_SINCE
 from agentd.store import gov_sql
-from agentd.store.sqlite import iso
 from tests.integration.conftest import StartDaemon
 from tests.integration.gov_support import audit_events, configure, record_outcomes
 from tests.unit.test_report_chart import series_points

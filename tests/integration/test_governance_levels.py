@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
+from agentd.core.timefmt import iso
 from agentd.errors import AgentdError, ErrorCode
 from agentd.store import gov_sql
-from agentd.store.sqlite import iso
 from tests.integration.conftest import Daemon, StartDaemon
 from tests.integration.gov_support import audit_events, configure
 from tests.unit.test_metrics import parse_exposition
