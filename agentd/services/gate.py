@@ -53,13 +53,11 @@ from agentd.services.gate_batch import (
     decide_batch,
     decision_view,
     gate_context,
-    goal_facts,
-    goals_query,
     read_global_state,
 )
 from agentd.store import gate_sql
 from agentd.store.base import BlockTransaction, Store, Transaction
-from agentd.store.gate_sql import IntentRow
+from agentd.store.records import IntentRow
 
 # With names now defined with the batch code, still importable from here.
 __all__ = [
@@ -194,29 +192,18 @@ class GateService:
         """Answer what the gate would decide now, with no side effect at all."""
         now = self.clock()
         policy = self.policy()
-        account = check_account(intent, await gate_sql.get_account(self.store, intent.account))
-        state = await read_global_state(self.store.read_all)
-        existing = await gate_sql.get_intent(self.store, intent.intent_id)
+        account = check_account(intent, await self.store.gate.get_account(intent.account))
+        state = await read_global_state(self.store.gov)
+        existing = await self.store.gate.get_intent(intent.intent_id)
         day = budget_day(now).isoformat()
         t, a, x = gate_sql.budget_keys(intent.tenant, intent.account, intent.action_type)
-        usage = {}
-        for scope, key in (t, a, x):
-            row = await self.store.read_one(
-                "SELECT used FROM budget_usage WHERE day = ? AND scope = ? AND key = ?",
-                (day, scope, key),
-            )
-            usage[(scope, key)] = int(row[0]) if row else 0
-        idem_row = await self.store.read_one(
-            "SELECT d.state FROM intents i JOIN idempotency d ON d.intent_seq = i.seq "
-            "WHERE i.id = ?",
-            (intent.intent_id,),
-        )
-        goal_rows = [await self.store.read_all(sql, args) for sql, args in goals_query([intent])]
-        goals = goal_facts(goal_rows, now)
+        usage = await self.store.gate.budget_used(day, (t, a, x))
+        idem = await self.store.gate.idempotency_states([intent.intent_id])
+        goals = await self.store.gate.gate_goals([intent], now)
         ctx = replace(
             gate_context(policy, account, state, intent, goals=goals),
             usage=BudgetUsage(usage[t], usage[a], usage[x]),
-            idempotency=IdempotencyState(idem_row[0]) if idem_row else None,
+            idempotency=idem.get(intent.intent_id),
         )
         outcome = evaluate(intent, policy, ctx)
         return {
@@ -240,7 +227,7 @@ class GateService:
             if isinstance(row, AgentdError):
                 refused = row
             else:
-                account = (await gate_sql.accounts_by_id(tx, [row.intent.account])).get(
+                account = (await tx.gate.accounts_by_id([row.intent.account])).get(
                     row.intent.account
                 )
                 blocker = approval_blocker(
@@ -252,21 +239,18 @@ class GateService:
                         details={"intent_id": intent_id, "reason": str(blocker)},
                     )
                 else:
-                    idem = (await gate_sql.idempotency_states(tx, [intent_id])).get(intent_id)
+                    idem = (await tx.gate.idempotency_states([intent_id])).get(intent_id)
                     reason, effects = approval_effects(idem)
-                    await tx.execute(
-                        "UPDATE intents SET status = 'approved', approval_source = ?, "
-                        "auto_executed = ?, decided_by = ?, decided_at = ?, decision_note = ?, "
-                        "updated_at = ? WHERE id = ?",
-                        ("HUMAN", 0, actor, at, note, at, intent_id),
+                    await tx.gate.decide_intent(
+                        intent_id, "approved", actor=actor, note=note, approval_source="HUMAN"
                     )
                     rows = []
                     if effects.reserve:
                         rows.append((intent_id, IdempotencyState.RESERVED, at))
                     if effects.publish:
-                        await gate_sql.enqueue(tx, [(intent_id, "HUMAN", at)])
+                        await tx.gate.enqueue([(intent_id, "HUMAN", at)])
                         rows.append((intent_id, IdempotencyState.PUBLISHED, at))
-                    await gate_sql.set_idempotency(tx, rows)
+                    await tx.gate.set_idempotency(rows)
                     tx.audit(
                         AuditEvent(
                             AuditEventType.PROPOSAL_APPROVED,
@@ -291,7 +275,7 @@ class GateService:
                 )
         if refused is not None:
             raise refused
-        stored = await gate_sql.get_intent(self.store, intent_id)
+        stored = await self.store.gate.get_intent(intent_id)
         assert stored is not None
         return decision_view(stored)
 
@@ -305,7 +289,6 @@ class GateService:
                 "a rejection needs a reason (--reason)", details={"field": "reason"}
             )
         now = self.clock()
-        at = iso(now)
         refused: AgentdError | None = None
         async with self.store.write(now) as tx:
             row = await self._pending_row(tx, intent_id, now)
@@ -320,11 +303,7 @@ class GateService:
                     )
                 )
             else:
-                await tx.execute(
-                    "UPDATE intents SET status = 'rejected', decided_by = ?, decided_at = ?, "
-                    "decision_note = ?, updated_at = ? WHERE id = ?",
-                    (actor, at, reason, at, intent_id),
-                )
+                await tx.gate.decide_intent(intent_id, "rejected", actor=actor, note=reason)
                 tx.audit(
                     AuditEvent(
                         AuditEventType.PROPOSAL_REJECTED, actor, intent_id, {"reason": reason}
@@ -332,14 +311,14 @@ class GateService:
                 )
         if refused is not None:
             raise refused
-        stored = await gate_sql.get_intent(self.store, intent_id)
+        stored = await self.store.gate.get_intent(intent_id)
         assert stored is not None
         return decision_view(stored)
 
     async def _pending_row(
         self, tx: Transaction, intent_id: str, now: datetime
     ) -> IntentRow | AgentdError:
-        row = (await gate_sql.intents_by_id(tx, [intent_id])).get(intent_id)
+        row = (await tx.gate.intents_by_id([intent_id])).get(intent_id)
         if row is None:
             raise NotFound(f"no intent {intent_id}", details={"intent_id": intent_id})
         if row.status == IntentStatus.BLOCKED:
@@ -367,12 +346,7 @@ class GateService:
     # -- housekeeping -------------------------------------------------------------
 
     async def _expire(self, tx: Transaction, rows: Sequence[IntentRow], at: str) -> None:
-        await tx.executemany(
-            "UPDATE intents SET status = 'expired', decided_by = 'agentd', decided_at = ?, "
-            "decision_note = 'approval expired', updated_at = ? "
-            "WHERE id = ? AND status = 'pending'",
-            [(at, at, r.intent.intent_id) for r in rows],
-        )
+        await tx.gate.expire_intents([r.intent.intent_id for r in rows], at)
         for r in rows:
             tx.audit(
                 AuditEvent(
@@ -387,10 +361,8 @@ class GateService:
         """Expire pending approvals past their deadline (fail closed); return how many."""
         now = self.clock()
         async with self.store.write(now) as tx:
-            due = await tx.fetchall(
-                "SELECT id FROM intents WHERE status = 'pending' AND expires_at <= ?", (iso(now),)
-            )
-            rows = list((await gate_sql.intents_by_id(tx, [r[0] for r in due])).values())
+            due = await tx.gate.due_intents(iso(now))
+            rows = list((await tx.gate.intents_by_id(due)).values())
             if rows:
                 await self._expire(tx, rows, iso(now))
         if rows:
@@ -401,26 +373,19 @@ class GateService:
         """Delete published idempotency records older than ``retention``."""
         now = self.clock()
         async with self.store.write(now) as tx:
-            cur = await tx.execute(
-                "DELETE FROM idempotency WHERE state = 'PUBLISHED' AND updated_at < ?",
-                (iso(now - retention),),
-            )
-            count = cur.rowcount
-        return int(count or 0)
+            count = await tx.gate.prune_idempotency(iso(now - retention))
+        return count
 
     async def recover(self) -> int:
         """Finish hand-offs a crash left RESERVED; return how many."""
         now = self.clock()
         at = iso(now)
         async with self.store.write(now) as tx:
-            rows = await tx.fetchall(
-                "SELECT d.intent_id, i.approval_source FROM idempotency d "
-                "JOIN intents i ON i.seq = d.intent_seq WHERE d.state = 'RESERVED'"
-            )
+            rows = await tx.gate.reserved_handoffs()
             if rows:
-                await gate_sql.enqueue(tx, [(r[0], r[1] or "POLICY", at) for r in rows])
-                await gate_sql.set_idempotency(
-                    tx, [(r[0], IdempotencyState.PUBLISHED, at) for r in rows]
+                await tx.gate.enqueue([(r[0], r[1] or "POLICY", at) for r in rows])
+                await tx.gate.set_idempotency(
+                    [(r[0], IdempotencyState.PUBLISHED, at) for r in rows]
                 )
         if rows:
             logger.warning("finished {} hand-offs interrupted by a crash", len(rows))

@@ -11,7 +11,7 @@ effect to write; it reads and writes nothing itself.
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -29,14 +29,16 @@ from agentd.core.gate import (
     budget_day,
     evaluate,
 )
-from agentd.core.goals import GoalFact, GoalType, Verdict
+from agentd.core.goals import GoalFact
 from agentd.core.intents import ActionIntent, content_fingerprint
 from agentd.core.states import IntentStatus
 from agentd.core.timefmt import iso
 from agentd.errors import AgentdError, Conflict, InvalidArgument, NotFound
 from agentd.store import gate_sql
-from agentd.store.base import Row
-from agentd.store.gate_sql import AccountRow, IntentRow, Query
+from agentd.store.api import GovernanceReads
+from agentd.store.gate_sql import Query
+from agentd.store.records import AccountRow, IntentRow
+from agentd.store.rows import Row
 
 STATUS_FOR = {
     Decision.AUTO_EXECUTE: IntentStatus.APPROVED,
@@ -66,17 +68,15 @@ _GLOBAL_KEYS = ("autonomy.level", "autonomy.kill_switch", "breakers.paused_actio
 _GLOBAL_SQL = f"SELECT key, value FROM meta WHERE key IN ({','.join('?' * len(_GLOBAL_KEYS))})"
 
 
-async def read_global_state(
-    read_all: Callable[[str, Sequence[Any]], Awaitable[Sequence[Row]]],
-) -> GlobalState:
-    """Read the global state with ``read_all`` (the store's reader, or a transaction's).
+async def read_global_state(gov: GovernanceReads) -> GlobalState:
+    """Read the global state through ``gov`` (the store's, or a transaction's).
 
     Missing keys mean the defaults.
     """
-    return _global_state(await read_all(_GLOBAL_SQL, _GLOBAL_KEYS))
+    return _global_state((await gov.read_meta(_GLOBAL_KEYS)).items())
 
 
-def _global_state(rows: Iterable[Row]) -> GlobalState:
+def _global_state(rows: Iterable[Any]) -> GlobalState:
     values = {r[0]: r[1] for r in rows}
     level = values.get("autonomy.level")
     paused = values.get("breakers.paused_action_types")
@@ -85,43 +85,6 @@ def _global_state(rows: Iterable[Row]) -> GlobalState:
         kill_switch=values.get("autonomy.kill_switch") == "1",
         paused_action_types=frozenset(json.loads(paused)) if paused else frozenset(),
     )
-
-
-_GOAL_COLUMNS = "SELECT id, tenant, goal_type, status, verdict, end_at FROM goals"
-
-
-def goals_query(intents: Sequence[ActionIntent]) -> Query:
-    """Return the read of the goals the gate shows: the active ones, and any an intent names."""
-    named = sorted({g for i in intents if isinstance(g := i.serves.get("goal"), str) and g})[:500]
-    if not named:
-        return [(f"{_GOAL_COLUMNS} WHERE status = 'active'", ())]
-    marks = ",".join("?" * len(named))
-    return [(f"{_GOAL_COLUMNS} WHERE status = 'active' OR id IN ({marks})", named)]
-
-
-def goal_facts(rowsets: Iterable[Sequence[Row]], now: datetime) -> dict[str, tuple[GoalFact, ...]]:
-    """Return the goals read by :func:`goals_query` by tenant, with their verdict at ``now``.
-
-    A stored final status stands; an active goal whose end has passed is missed;
-    otherwise the verdict of the last progress update (on track before the first).
-    """
-    by_tenant: dict[str, list[GoalFact]] = {}
-    at = iso(now)
-    for rows in rowsets:
-        for r in rows:
-            status = r["status"]
-            if status in ("completed", "missed"):
-                verdict = Verdict(status)
-            elif r["end_at"] <= at:
-                verdict = Verdict.MISSED
-            elif r["verdict"] in ("on_track", "behind"):
-                verdict = Verdict(r["verdict"])
-            else:
-                verdict = Verdict.ON_TRACK
-            by_tenant.setdefault(r["tenant"], []).append(
-                GoalFact(r["id"], GoalType(r["goal_type"]), verdict)
-            )
-    return {t: tuple(sorted(facts, key=lambda g: g.id)) for t, facts in by_tenant.items()}
 
 
 def gate_context(
@@ -200,7 +163,7 @@ class BatchQuery:
             gate_sql.idempotency_query(ids),
             gate_sql.accounts_query([i.account for i in intents]),
             gate_sql.budget_query(day, self.keys),
-            goals_query(intents),
+            gate_sql.goals_query(intents),
         )
         self.queries: Query = [q for group in self._groups for q in group]
 
@@ -214,7 +177,7 @@ class BatchQuery:
             idempotency=gate_sql.idempotency_found(got[2]),
             accounts=gate_sql.accounts_found(got[3]),
             counters=gate_sql.budget_found(self.keys, got[4]),
-            goals=goal_facts(got[5], self.now),
+            goals=gate_sql.goal_facts(got[5], self.now),
         )
 
 

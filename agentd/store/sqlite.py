@@ -40,6 +40,12 @@ from agentd.core.audit import (
 from agentd.core.timefmt import iso
 from agentd.errors import StoreError
 from agentd.store.base import BlockTransaction, StoreInfo
+from agentd.store.digest_sql import DigestSql
+from agentd.store.exec_sql import ExecutionSql, ExecutionSqlTx
+from agentd.store.gate_sql import GateSql, GateSqlTx
+from agentd.store.gov_sql import GovernanceSql, GovernanceSqlTx
+from agentd.store.ops_sql import OperationSql, OperationSqlTx
+from agentd.store.proactive_sql import ProactiveSql, ProactiveSqlTx
 from agentd.store.wal import WRITER_AUTOCHECKPOINT, Checkpointer
 
 
@@ -77,12 +83,22 @@ async def _on_thread(conn: aiosqlite.Connection, fn: Callable[[sqlite3.Connectio
 
 
 class Tx:
-    """One write transaction: statements plus buffered audit events."""
+    """One write transaction: statements plus buffered audit events.
 
-    def __init__(self, conn: aiosqlite.Connection, now: datetime) -> None:
+    The statements are this adapter's own (its area classes run them); the
+    services see only the areas, bound to this transaction.
+    """
+
+    def __init__(self, conn: aiosqlite.Connection, now: datetime, path: Path) -> None:
         self.conn = conn
         self.now = now
         self._audit: list[AuditEvent] = []
+        self.gate = GateSqlTx(self)
+        self.execution = ExecutionSqlTx(self)
+        self.ops = OperationSqlTx(self)
+        self.gov = GovernanceSqlTx(self)
+        self.proactive = ProactiveSqlTx(self, path)
+        self.digest = DigestSql(self)
 
     async def execute(
         self, sql: str, params: Sequence[Any] | dict[str, Any] = ()
@@ -90,9 +106,10 @@ class Tx:
         """Run one statement inside the transaction."""
         return await self.conn.execute(sql, params)
 
-    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
-        """Run one statement for many rows inside the transaction."""
-        await self.conn.executemany(sql, rows)
+    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> int:
+        """Run one statement for many rows inside the transaction; return the rows changed."""
+        cur = await self.conn.executemany(sql, rows)
+        return max(0, int(cur.rowcount))
 
     async def execute_each(self, statements: Sequence[tuple[str, Iterable[Sequence[Any]]]]) -> None:
         """Run each statement for its rows, in order, inside the transaction."""
@@ -173,6 +190,13 @@ class SqliteStore:
         self.writes_failing = False
         # Set when an integrity check found the file damaged: writes are refused.
         self.corrupt: str | None = None
+        # The areas, reading the last committed state on the reader connection.
+        self.gate = GateSql(self)
+        self.execution = ExecutionSql(self)
+        self.ops = OperationSql(self)
+        self.gov = GovernanceSql(self)
+        self.proactive = ProactiveSql(self, path)
+        self.digest = DigestSql(self)
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -313,7 +337,7 @@ class SqliteStore:
         """
         async with self._lock:
             conn = self._writable()
-            tx = Tx(conn, now or datetime.now(UTC))
+            tx = Tx(conn, now or datetime.now(UTC), self.path)
             try:
                 # Shielded: a cancel landing here must not leave the
                 # connection inside a transaction nobody owns.
@@ -487,6 +511,23 @@ class SqliteStore:
             return await self._read_one(sql, params)
         except sqlite3.Error as exc:
             raise StoreError(f"read failed: {exc}") from exc
+
+    # The committed-read side of :class:`~agentd.store.rows.SqlReader`, which
+    # the areas read through (a transaction is the other side).
+
+    async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Row | None:
+        """Read one row of the last committed state."""
+        return await self.read_one(sql, params)
+
+    async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        """Read rows of the last committed state."""
+        return await self.read_all(sql, params)
+
+    async def fetch_each(
+        self, queries: Sequence[tuple[str, Sequence[Any]]]
+    ) -> list[list[sqlite3.Row]]:
+        """Run each query, in order, on the last committed state; return the rows of each."""
+        return [await self.read_all(sql, params) for sql, params in queries]
 
     # -- meta ------------------------------------------------------------------
 
