@@ -27,7 +27,7 @@ CEILINGS = {
     "agentd/demo.py::_run": 263,
     "agentd/core/digest.py::render_digest": 184,
     "agentd/core/execution.py::check_execution": 131,
-    "agentd/services/gate_batch.py::decide_batch": 117,
+    "agentd/services/gate_batch.py::decide_batch": 97,
     "agentd/services/rollback.py::RollbackService._undo": 81,
     "agentd/browser/agent.py::BrowserAgent._step": 108,
     "agentd/ctl/gate.py::register": 106,

@@ -45,19 +45,19 @@ from agentd.errors import (
     NotFound,
 )
 from agentd.services.gate_batch import (
+    GLOBAL_KEYS,
     STATUS_FOR,
-    BatchQuery,
     Decided,
     GlobalState,
+    batch_reads,
     check_account,
     decide_batch,
     decision_view,
     gate_context,
     read_global_state,
 )
-from agentd.store import gate_sql
 from agentd.store.base import BlockTransaction, Store, Transaction
-from agentd.store.records import IntentRow
+from agentd.store.records import IntentRow, budget_keys
 
 # With names now defined with the batch code, still importable from here.
 __all__ = [
@@ -141,7 +141,8 @@ class GateService:
         """Decide and store a batch in one transaction, then answer its submitters."""
         now = self.clock()
         policy = self.policy()
-        query = BatchQuery([p.intent for p in batch], budget_day(now).isoformat(), now)
+        day = budget_day(now).isoformat()
+        intents = [p.intent for p in batch]
         failure: AgentdError | None = None
         stored = False
         items = [(p.intent, p.actor) for p in batch]
@@ -151,15 +152,14 @@ class GateService:
         def block(tx: BlockTransaction) -> None:
             # Reads, the pure decisions, writes and commit: one hand-off to the
             # store's thread for the whole batch.
-            reads = query.parse(tx.fetch_each(query.queries))
+            reads = batch_reads(tx.gate.read_batch(intents, day, now, GLOBAL_KEYS))
             effects = decide_batch(
                 items, reads, now=now, policy=policy, approval_ttl=self.approval_ttl
             )
             made.append(effects)
             for event in effects.events:
                 tx.audit(event)
-            if effects.writes:
-                tx.execute_each(effects.writes)
+            tx.gate.write_batch(effects.writes)
 
         try:
             # Shielded: a transaction under way finishes (or rolls back) whole.
@@ -196,7 +196,7 @@ class GateService:
         state = await read_global_state(self.store.gov)
         existing = await self.store.gate.get_intent(intent.intent_id)
         day = budget_day(now).isoformat()
-        t, a, x = gate_sql.budget_keys(intent.tenant, intent.account, intent.action_type)
+        t, a, x = budget_keys(intent.tenant, intent.account, intent.action_type)
         usage = await self.store.gate.budget_used(day, (t, a, x))
         idem = await self.store.gate.idempotency_states([intent.intent_id])
         goals = await self.store.gate.gate_goals([intent], now)

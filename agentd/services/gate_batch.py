@@ -1,11 +1,12 @@
 """Deciding a batch of submissions: what it reads, what it decides, what it writes.
 
-:class:`BatchQuery` names every row a batch depends on (the global state, the
-intents and idempotency records already stored under its ids, the accounts
-and today's budget counters), so that the gate service reads them in one
-round trip inside the batch's transaction. :func:`decide_batch` then decides
-each submission in order on those rows and returns the answers and every
-effect to write; it reads and writes nothing itself.
+The store reads every row a batch depends on (the global state, the intents
+and idempotency records already stored under its ids, the accounts, today's
+budget counters and the goals) in one round trip inside the batch's
+transaction (``GateBlock.read_batch``); :func:`batch_reads` parses them.
+:func:`decide_batch` then decides each submission in order on those rows and
+returns the answers and every effect to write (a ``GateBatchWrites``); it
+reads and writes nothing itself.
 """
 
 from __future__ import annotations
@@ -34,11 +35,8 @@ from agentd.core.intents import ActionIntent, content_fingerprint
 from agentd.core.states import IntentStatus
 from agentd.core.timefmt import iso
 from agentd.errors import AgentdError, Conflict, InvalidArgument, NotFound
-from agentd.store import gate_sql
 from agentd.store.api import GovernanceReads
-from agentd.store.gate_sql import Query
-from agentd.store.records import AccountRow, IntentRow
-from agentd.store.rows import Row
+from agentd.store.records import AccountRow, GateBatchRows, GateBatchWrites, IntentRow, budget_keys
 
 STATUS_FOR = {
     Decision.AUTO_EXECUTE: IntentStatus.APPROVED,
@@ -64,8 +62,7 @@ class GlobalState:
     paused_action_types: frozenset[str] = frozenset()
 
 
-_GLOBAL_KEYS = ("autonomy.level", "autonomy.kill_switch", "breakers.paused_action_types")
-_GLOBAL_SQL = f"SELECT key, value FROM meta WHERE key IN ({','.join('?' * len(_GLOBAL_KEYS))})"
+GLOBAL_KEYS = ("autonomy.level", "autonomy.kill_switch", "breakers.paused_action_types")
 
 
 async def read_global_state(gov: GovernanceReads) -> GlobalState:
@@ -73,7 +70,7 @@ async def read_global_state(gov: GovernanceReads) -> GlobalState:
 
     Missing keys mean the defaults.
     """
-    return _global_state((await gov.read_meta(_GLOBAL_KEYS)).items())
+    return _global_state((await gov.read_meta(GLOBAL_KEYS)).items())
 
 
 def _global_state(rows: Iterable[Any]) -> GlobalState:
@@ -148,37 +145,16 @@ class BatchReads:
     goals: Mapping[str, tuple[GoalFact, ...]]
 
 
-class BatchQuery:
-    """The reads of one batch, as queries to send in one round trip."""
-
-    def __init__(self, intents: Sequence[ActionIntent], day: str, now: datetime) -> None:
-        self.now = now
-        ids = [i.intent_id for i in intents]
-        self.keys = [
-            k for i in intents for k in gate_sql.budget_keys(i.tenant, i.account, i.action_type)
-        ]
-        self._groups: tuple[Query, ...] = (
-            [(_GLOBAL_SQL, _GLOBAL_KEYS)],
-            gate_sql.intents_query(ids),
-            gate_sql.idempotency_query(ids),
-            gate_sql.accounts_query([i.account for i in intents]),
-            gate_sql.budget_query(day, self.keys),
-            gate_sql.goals_query(intents),
-        )
-        self.queries: Query = [q for group in self._groups for q in group]
-
-    def parse(self, rowsets: Sequence[Sequence[Row]]) -> BatchReads:
-        """Return what the rows of :attr:`queries` (in order) say."""
-        found = iter(rowsets)
-        got = [[next(found) for _ in group] for group in self._groups]
-        return BatchReads(
-            state=_global_state(got[0][0]),
-            stored=gate_sql.intents_found(got[1]),
-            idempotency=gate_sql.idempotency_found(got[2]),
-            accounts=gate_sql.accounts_found(got[3]),
-            counters=gate_sql.budget_found(self.keys, got[4]),
-            goals=gate_sql.goal_facts(got[5], self.now),
-        )
+def batch_reads(rows: GateBatchRows) -> BatchReads:
+    """Return what the stored rows of a batch (``GateBlock.read_batch``) say."""
+    return BatchReads(
+        state=_global_state(rows.meta.items()),
+        stored=rows.stored,
+        idempotency=rows.idempotency,
+        accounts=rows.accounts,
+        counters=rows.counters,
+        goals=rows.goals,
+    )
 
 
 @dataclass
@@ -186,7 +162,7 @@ class Decided:
     """A batch decided: an answer per submission, in order, and the effects to write."""
 
     answers: list[dict[str, Any] | AgentdError]
-    writes: list[tuple[str, Sequence[tuple[Any, ...]]]]
+    writes: GateBatchWrites
     events: list[AuditEvent]
     count: int  # new decisions (duplicates and refusals aside)
 
@@ -214,7 +190,7 @@ def decide_batch(  # noqa: PLR0915
     ledger = BudgetLedger()
     answers: list[dict[str, Any] | AgentdError] = []
     events: list[AuditEvent] = []
-    inserts: list[tuple[Any, ...]] = []
+    inserts: list[IntentRow] = []
     consumed: list[tuple[str, str, str]] = []
     idem_rows: list[tuple[str, str, str]] = []
     queue_rows: list[tuple[str, str, str]] = []
@@ -247,7 +223,7 @@ def decide_batch(  # noqa: PLR0915
         except AgentdError as exc:
             answers.append(exc)
             continue
-        t, a, x = gate_sql.budget_keys(intent.tenant, intent.account, intent.action_type)
+        t, a, x = budget_keys(intent.tenant, intent.account, intent.action_type)
         ledger.seed(intent, today, BudgetUsage(counters[t], counters[a], counters[x]))
         ctx = gate_context(
             policy, account, reads.state, intent, ledger.usage(intent, today), reads.goals
@@ -268,18 +244,6 @@ def decide_batch(  # noqa: PLR0915
             idem_rows.append((intent_id, IdempotencyState.RESERVED, at))
         status = STATUS_FOR[outcome.decision]
         expires = iso(now + approval_ttl(intent.tenant)) if status == IntentStatus.PENDING else None
-        inserts.append(
-            gate_sql.intent_insert_row(
-                intent,
-                fingerprint,
-                outcome,
-                status=status,
-                created_at=at,
-                created_by=actor,
-                expires_at=expires,
-                outcome_json=outcome.to_json(),
-            )
-        )
         row = IntentRow(
             intent,
             fingerprint,
@@ -295,18 +259,10 @@ def decide_batch(  # noqa: PLR0915
             None,
         )
         decided_here[intent_id] = row
+        inserts.append(row)
         answers.append(decision_view(row))
         events.extend(_audit_events(row))
-    writes: list[tuple[str, Sequence[tuple[Any, ...]]]] = []
-    if inserts:
-        writes.append((gate_sql.INSERT_INTENT, inserts))
-    if consumed:
-        writes.append((gate_sql.RECORD_CONSUMPTION, consumed))
-        writes.append((gate_sql.WRITE_BUDGET, gate_sql.budget_rows(day, touched)))
-    if idem_rows:
-        writes.append((gate_sql.SET_IDEMPOTENCY, idem_rows))
-    if queue_rows:
-        writes.append((gate_sql.ENQUEUE, queue_rows))
+    writes = GateBatchWrites(day, inserts, consumed, touched, idem_rows, queue_rows)
     return Decided(answers, writes, events, len(inserts))
 
 

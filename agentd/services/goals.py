@@ -2,7 +2,7 @@
 
 Progress comes from metrics computed over stored data
 (:func:`agentd.core.goals.compute_metrics` over the counts of
-:func:`agentd.store.proactive_sql.metric_counts`) for the goal's tenant and
+:meth:`agentd.store.api.ProactiveReads.metric_counts`) for the goal's tenant and
 period. A goal reaching its target is completed, one whose end passes is
 missed; both are final, stored and audited.
 """

@@ -41,6 +41,8 @@ from agentd.store.records import (
     AttestationRow,
     ConsentRow,
     ExecutionRow,
+    GateBatchRows,
+    GateBatchWrites,
     GoalRow,
     IncidentRow,
     IntentRow,
@@ -703,5 +705,35 @@ class DigestReads(Protocol):
         The failing step is the operation's last step recorded as failed or
         refused; when it has no screenshot, the page as the operation ended (its
         final screenshot) stands in.
+        """
+        ...
+
+
+class GateBlock(Protocol):
+    """The gate batch's read and write, for plain code on the store's own thread.
+
+    A :class:`~agentd.store.base.BlockTransaction` offers these: the batch
+    reads what its decisions depend on, decides (pure computation), and writes
+    the effects, in one transaction and one hand-off.
+    """
+
+    def read_batch(
+        self,
+        intents: Sequence[ActionIntent],
+        day: str,
+        now: datetime,
+        meta_keys: Sequence[str],
+    ) -> GateBatchRows:
+        """Return what the decisions of ``intents`` on budget day ``day`` depend on.
+
+        ``meta_keys``: the global-state keys to read (those set come back).
+        """
+        ...
+
+    def write_batch(self, writes: GateBatchWrites) -> None:
+        """Write a batch's decisions, budget consumption, idempotency records and hand-offs.
+
+        A budget consumption recorded twice for one intent is an error (the
+        batch rolls back); a second hand-off of one intent is a no-op.
         """
         ...

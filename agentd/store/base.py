@@ -9,17 +9,18 @@ it is held to.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
 from agentd.core.audit import AuditEvent, AuditRecord, ChainVerdict
 from agentd.store.api import (
     DigestReads,
     ExecutionReads,
     ExecutionRecords,
+    GateBlock,
     GateReads,
     GateRecords,
     GovernanceReads,
@@ -29,7 +30,6 @@ from agentd.store.api import (
     ProactiveReads,
     ProactiveRecords,
 )
-from agentd.store.rows import Row
 
 T = TypeVar("T")
 
@@ -118,12 +118,9 @@ class BlockTransaction(Protocol):
 
     now: datetime
 
-    def fetch_each(self, queries: Sequence[tuple[str, Sequence[Any]]]) -> Sequence[Sequence[Row]]:
-        """Run each query, in order; return the rows of each (sees the block's writes)."""
-        ...
-
-    def execute_each(self, statements: Sequence[tuple[str, Iterable[Sequence[Any]]]]) -> None:
-        """Run each statement for its rows, in order."""
+    @property
+    def gate(self) -> GateBlock:
+        """The gate batch's read and write."""
         ...
 
     def audit(self, event: AuditEvent) -> None:

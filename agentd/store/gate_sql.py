@@ -18,8 +18,14 @@ from agentd.core.gate import GateOutcome, IdempotencyState
 from agentd.core.goals import GoalFact, GoalType, Verdict
 from agentd.core.intents import ActionIntent, IntentSource
 from agentd.core.timefmt import iso
-from agentd.store.records import AccountRow, IntentRow
-from agentd.store.rows import Row, SqlReader, SqlWriter, row_dict
+from agentd.store.records import (
+    AccountRow,
+    GateBatchRows,
+    GateBatchWrites,
+    IntentRow,
+    budget_keys,
+)
+from agentd.store.rows import Row, SqlBlock, SqlReader, SqlWriter, row_dict
 
 
 def _account(row: Row) -> AccountRow:
@@ -177,15 +183,6 @@ INSERT_INTENT = (
 
 
 # -- budgets, idempotency, hand-off ---------------------------------------------
-
-
-def budget_keys(tenant: str, account: str, action_type: str) -> tuple[tuple[str, str], ...]:
-    """Return the (scope, key) counters an intent counts against."""
-    return (
-        ("tenant", tenant),
-        ("account", f"{tenant}/{account}"),
-        ("action_type", f"{tenant}/{action_type}"),
-    )
 
 
 def budget_query(day: str, keys: Iterable[tuple[str, str]]) -> Query:
@@ -525,3 +522,72 @@ class GateSqlTx(GateSql):
             "DELETE FROM idempotency WHERE state = 'PUBLISHED' AND updated_at < ?", (before,)
         )
         return int(cur.rowcount or 0)
+
+
+class GateBlockSql:
+    """The gate batch's read and write, for plain code on the writer's thread.
+
+    See :class:`~agentd.store.api.GateBlock`: all of a batch's reads go in one
+    :meth:`~agentd.store.rows.SqlBlock.fetch_each`, all of its writes in one
+    :meth:`~agentd.store.rows.SqlBlock.execute_each`.
+    """
+
+    def __init__(self, tx: SqlBlock) -> None:
+        self._tx = tx
+
+    def read_batch(
+        self,
+        intents: Sequence[ActionIntent],
+        day: str,
+        now: datetime,
+        meta_keys: Sequence[str],
+    ) -> GateBatchRows:
+        """Return what the decisions of ``intents`` on budget day ``day`` depend on."""
+        ids = [i.intent_id for i in intents]
+        keys = [k for i in intents for k in budget_keys(i.tenant, i.account, i.action_type)]
+        groups: tuple[Query, ...] = (
+            [(f"SELECT key, value FROM meta WHERE key IN ({_marks(len(meta_keys))})", meta_keys)],
+            intents_query(ids),
+            idempotency_query(ids),
+            accounts_query([i.account for i in intents]),
+            budget_query(day, keys),
+            goals_query(intents),
+        )
+        found = iter(self._tx.fetch_each([q for group in groups for q in group]))
+        got = [[next(found) for _ in group] for group in groups]
+        return GateBatchRows(
+            meta={r[0]: r[1] for rows in got[0] for r in rows},
+            stored=intents_found(got[1]),
+            idempotency=idempotency_found(got[2]),
+            accounts=accounts_found(got[3]),
+            counters=budget_found(keys, got[4]),
+            goals=goal_facts(got[5], now),
+        )
+
+    def write_batch(self, writes: GateBatchWrites) -> None:
+        """Write a batch's decisions, budget consumption, idempotency records and hand-offs."""
+        statements: list[tuple[str, Iterable[Sequence[Any]]]] = []
+        if writes.intents:
+            rows = [
+                intent_insert_row(
+                    r.intent,
+                    r.fingerprint,
+                    r.outcome,
+                    status=r.status,
+                    created_at=r.created_at,
+                    created_by=r.created_by,
+                    expires_at=r.expires_at,
+                    outcome_json=r.outcome.to_json(),
+                )
+                for r in writes.intents
+            ]
+            statements.append((INSERT_INTENT, rows))
+        if writes.consumed:
+            statements.append((RECORD_CONSUMPTION, writes.consumed))
+            statements.append((WRITE_BUDGET, budget_rows(writes.day, writes.counters)))
+        if writes.idempotency:
+            statements.append((SET_IDEMPOTENCY, writes.idempotency))
+        if writes.queue:
+            statements.append((ENQUEUE, writes.queue))
+        if statements:
+            self._tx.execute_each(statements)

@@ -6,11 +6,12 @@ its own rows.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
-from agentd.core.gate import GateOutcome
-from agentd.core.goals import Goal, Verdict
+from agentd.core.gate import GateOutcome, IdempotencyState
+from agentd.core.goals import Goal, GoalFact, Verdict
 from agentd.core.intents import ActionIntent
 from agentd.core.states import ENDED_EXECUTION_STATES, ENDED_OPERATION_STATES
 from agentd.core.timefmt import iso
@@ -427,3 +428,40 @@ class GoalRow:
             "created_at": self.created_at,
             "created_by": self.created_by,
         }
+
+
+@dataclass(frozen=True)
+class GateBatchRows:
+    """What a batch of gate decisions depends on, as stored, read in one go."""
+
+    meta: Mapping[str, str]  # the global-state keys asked for that are set
+    stored: Mapping[str, IntentRow]  # the batch's intents already decided
+    idempotency: Mapping[str, IdempotencyState]
+    accounts: Mapping[str, AccountRow]
+    counters: Mapping[tuple[str, str], int]  # the day's budget counters (missing ones 0)
+    goals: Mapping[str, tuple[GoalFact, ...]]  # by tenant, with their verdicts
+
+
+@dataclass
+class GateBatchWrites:
+    """What a batch of gate decisions writes, in one go.
+
+    Rows of ``(intent_id, ...)`` find their intent among ``intents`` or the
+    stored ones.
+    """
+
+    day: str  # the budget day
+    intents: list[IntentRow] = field(default_factory=list)  # the new decisions
+    consumed: list[tuple[str, str, str]] = field(default_factory=list)  # (intent_id, day, at)
+    counters: dict[tuple[str, str], int] = field(default_factory=dict)  # final budget counters
+    idempotency: list[tuple[str, str, str]] = field(default_factory=list)  # (intent_id, state, at)
+    queue: list[tuple[str, str, str]] = field(default_factory=list)  # (intent_id, source, at)
+
+
+def budget_keys(tenant: str, account: str, action_type: str) -> tuple[tuple[str, str], ...]:
+    """Return the (scope, key) counters an intent counts against."""
+    return (
+        ("tenant", tenant),
+        ("account", f"{tenant}/{account}"),
+        ("action_type", f"{tenant}/{action_type}"),
+    )

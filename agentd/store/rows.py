@@ -72,6 +72,18 @@ class SqlWriter(SqlReader, Protocol):
         ...
 
 
+class SqlBlock(Protocol):
+    """A write transaction's statements for plain code on the writer's thread."""
+
+    def fetch_each(self, queries: Sequence[tuple[str, Sequence[Any]]]) -> Sequence[Sequence[Row]]:
+        """Run each query, in order; return the rows of each (sees the block's writes)."""
+        ...
+
+    def execute_each(self, statements: Sequence[tuple[str, Iterable[Sequence[Any]]]]) -> None:
+        """Run each statement for its rows, in order."""
+        ...
+
+
 async def insert_row(tx: SqlWriter, table: str, values: Mapping[str, Any]) -> None:
     """Insert one row whose columns are the keys of ``values``."""
     columns = ", ".join(values)

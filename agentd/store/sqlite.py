@@ -42,7 +42,7 @@ from agentd.errors import StoreError
 from agentd.store.base import BlockTransaction, StoreInfo
 from agentd.store.digest_sql import DigestSql
 from agentd.store.exec_sql import ExecutionSql, ExecutionSqlTx
-from agentd.store.gate_sql import GateSql, GateSqlTx
+from agentd.store.gate_sql import GateBlockSql, GateSql, GateSqlTx
 from agentd.store.gov_sql import GovernanceSql, GovernanceSqlTx
 from agentd.store.ops_sql import OperationSql, OperationSqlTx
 from agentd.store.proactive_sql import ProactiveSql, ProactiveSqlTx
@@ -151,6 +151,7 @@ class BlockTx:
         self.raw = raw
         self.now = now
         self._audit: list[AuditEvent] = []
+        self.gate = GateBlockSql(self)
 
     def fetch_each(self, queries: Sequence[tuple[str, Sequence[Any]]]) -> list[list[sqlite3.Row]]:
         """Run each query, in order; return the rows of each (sees the block's writes)."""
