@@ -323,6 +323,10 @@ class OperationReads(Protocol):
         """Return secret names and metadata, never values."""
         ...
 
+    async def secrets_by_key(self) -> dict[str, int]:
+        """Return how many secrets each key sealed (by key fingerprint), most first."""
+        ...
+
     async def latest_operation_id(self, execution_id: str, workflow: str) -> str | None:
         """Return the last operation an execution started for ``workflow``, or None."""
         ...

@@ -177,6 +177,14 @@ class OperationSql:
         keys = ("account", "service", "name", "key_fingerprint", "created_by", "created_at")
         return [{**{k: r[k] for k in keys}, "updated_at": r["updated_at"]} for r in rows]
 
+    async def secrets_by_key(self) -> dict[str, int]:
+        """Return how many secrets each key sealed (by key fingerprint), most first."""
+        rows = await self._db.fetchall(
+            "SELECT key_fingerprint, COUNT(*) FROM secrets GROUP BY key_fingerprint "
+            "ORDER BY 2 DESC, 1"
+        )
+        return {str(r[0]): int(r[1]) for r in rows}
+
     async def latest_operation_id(self, execution_id: str, workflow: str) -> str | None:
         """Return the last operation an execution started for ``workflow``, or None."""
         row = await self._db.fetchone(

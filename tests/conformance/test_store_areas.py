@@ -23,7 +23,8 @@ from agentd.core.timefmt import iso
 from agentd.errors import InvalidState, NotFound, StoreError
 from agentd.policy import gate_policy
 from agentd.services.gate import GateService
-from agentd.store.base import Store
+from agentd.store.base import BlockTransaction, Store
+from agentd.store.records import GateBatchWrites
 from tests.conformance.test_store_core import NOW, operation
 
 DAY = NOW.date().isoformat()
@@ -161,6 +162,37 @@ async def test_a_refused_intent_is_not_stored(store: Store, gate: GateService) -
         await gate.approve(intent.intent_id, "alice", None)
 
 
+async def test_a_batch_that_consumes_one_intent_twice_is_refused_whole(
+    store: Store, gate: GateService
+) -> None:
+    """The gate batch's own write: budget consumption is recorded once per intent, ever."""
+    intent = proposal("globex")
+    await gate.submit(intent, "tester")
+    stored = await store.gate.get_intent(intent.intent_id)
+    assert stored is not None
+    other = proposal("wayne")
+
+    def block(tx: BlockTransaction) -> None:
+        rows = tx.gate.read_batch([intent, other], DAY, NOW, ["autonomy.level"])
+        assert list(rows.stored) == [intent.intent_id]
+        assert rows.counters[("account", "t1/globex")] == 1
+        assert rows.counters[("account", "t1/wayne")] == 0
+        tx.audit(AuditEvent("LOST", "tester"))
+        tx.gate.write_batch(
+            GateBatchWrites(
+                DAY,
+                consumed=[(intent.intent_id, DAY, iso(NOW))],
+                counters={("account", "t1/globex"): 2},
+            )
+        )
+
+    with pytest.raises(StoreError):
+        await store.write_block(block, NOW)
+    used = await store.gate.budget_used(DAY, [("account", "t1/globex")])
+    assert used == {("account", "t1/globex"): 1}
+    assert [r.event for r in await store.audit_tail(1)] != ["LOST"]
+
+
 # -- executions, tokens, incidents ------------------------------------------------------
 
 
@@ -287,6 +319,7 @@ async def test_secrets_are_sealed_blobs_listed_without_values(store: Store) -> N
     async with store.write(NOW) as tx:
         assert not await tx.ops.upsert_secret("acme", "bo", "password", b"\x00s1", "fp1", "alice")
         assert await tx.ops.upsert_secret("acme", "bo", "password", b"\x00s2", "fp1", "alice")
+    assert await store.ops.secrets_by_key() == {"fp1": 1}
     assert await store.ops.secret_blobs("acme", "bo", ["password", "other"]) == {
         "password": b"\x00s2"
     }
