@@ -61,6 +61,8 @@ from agentd.core.executors import (
     plan_change,
     target_state,
 )
+from agentd.core.gate import Decision
+from agentd.core.intents import IntentSource
 from agentd.core.rollback import (
     rollback_deadline,
 )
@@ -307,23 +309,24 @@ class ExecutionService:
         :raises NoExecutor: nothing is configured to carry it out, or its diff lacks what
             the executor needs — said at approval time, not at 3 a.m.
         """
-        row = await self.store.gate.intent_record(intent_id)
+        row = await self.store.gate.get_intent(intent_id)
         if (
             row is None
-            or row["source"] == "governance"
-            or row["status"] != IntentStatus.PENDING
-            or row["decision"] == "BLOCKED"
-            or (row["expires_at"] is not None and row["expires_at"] <= iso(self.clock()))
+            or row.intent.source == IntentSource.GOVERNANCE
+            or row.status != IntentStatus.PENDING
+            or row.outcome.decision == Decision.BLOCKED
+            or (row.expires_at is not None and row.expires_at <= iso(self.clock()))
         ):
             return None  # the gate answers these itself (unknown, decided, blocked, expired)
+        stored = row.intent
         intent = IntentView(
             intent_id=intent_id,
-            account=row["account"],
-            action_type=row["action_type"],
-            diff=_json(row["diff"]),
-            rationale=row["rationale"] or "",
-            domain=row["domain"],
-            change_type=row["change_type"],
+            account=stored.account,
+            action_type=stored.action_type,
+            diff=dict(stored.diff),
+            rationale=stored.rationale or "",
+            domain=stored.domain,
+            change_type=stored.change_type,
         )
         try:
             config = self.config()

@@ -81,24 +81,25 @@ class HandoffDesk:
 
         Call :meth:`announce` after the commit.
         """
-        row = await tx.gate.intent_record(exe.intent_id)
+        row = await tx.gate.get_intent(exe.intent_id)
         approved: dict[str, Any] = {"intent_id": exe.intent_id}
         if row is not None:
+            intent = row.intent
             approved.update(
-                tenant=row["tenant"],
-                account=row["account"],
-                action_type=row["action_type"],
-                domain=row["domain"],
-                change_type=row["change_type"],
-                diff=json.loads(row["diff"]),
-                rationale=row["rationale"],
-                serves=json.loads(row["serves"]),
-                risk=row["risk_level"],
+                tenant=intent.tenant,
+                account=intent.account,
+                action_type=intent.action_type,
+                domain=intent.domain,
+                change_type=intent.change_type,
+                diff=dict(intent.diff),
+                rationale=intent.rationale,
+                serves=dict(intent.serves),
+                risk=str(row.outcome.risk.level),
                 approval={
-                    "source": row["approval_source"],
-                    "by": row["decided_by"] or ("policy" if row["approval_source"] else None),
-                    "at": row["decided_at"],
-                    "note": row["decision_note"],
+                    "source": row.approval_source,
+                    "by": row.decided_by or ("policy" if row.approval_source else None),
+                    "at": row.decided_at,
+                    "note": row.decision_note,
                 },
             )
         await tx.execution.update_execution(

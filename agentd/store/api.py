@@ -78,11 +78,11 @@ class GateReads(Protocol):
         ...
 
     async def intents_by_id(self, ids: Sequence[str]) -> dict[str, IntentRow]:
-        """Return the stored intents among ``ids`` (inside a transaction)."""
+        """Return the stored intents among ``ids`` that exist."""
         ...
 
     async def get_intent(self, intent_id: str) -> IntentRow | None:
-        """Return one stored intent or None (reader connection)."""
+        """Return one stored intent or None."""
         ...
 
     async def list_intents(
@@ -99,10 +99,6 @@ class GateReads(Protocol):
         self, *, state: str | None = None, limit: int = 200
     ) -> list[dict[str, Any]]:
         """Return hand-off queue rows with their intents' summaries, oldest first."""
-        ...
-
-    async def intent_record(self, intent_id: str) -> dict[str, Any] | None:
-        """Return one intent's stored columns (column name to value, JSON as text), or None."""
         ...
 
     async def intent_status(self, intent_id: str) -> str | None:

@@ -25,7 +25,7 @@ from agentd.store.records import (
     IntentRow,
     budget_keys,
 )
-from agentd.store.rows import Row, SqlBlock, SqlReader, SqlWriter, row_dict
+from agentd.store.rows import Row, SqlBlock, SqlReader, SqlWriter
 
 
 def _account(row: Row) -> AccountRow:
@@ -342,11 +342,11 @@ class GateSql:
         return _account(row) if row else None
 
     async def intents_by_id(self, ids: Sequence[str]) -> dict[str, IntentRow]:
-        """Return the stored intents among ``ids`` (inside a transaction)."""
+        """Return the stored intents among ``ids`` that exist."""
         return intents_found(await self._fetch(intents_query(ids)))
 
     async def get_intent(self, intent_id: str) -> IntentRow | None:
-        """Return one stored intent or None (reader connection)."""
+        """Return one stored intent or None."""
         row = await self._db.fetchone(
             f"SELECT {_INTENT_COLUMNS} FROM intents WHERE id = ?", (intent_id,)
         )
@@ -386,11 +386,6 @@ class GateSql:
             [*params, limit],
         )
         return [{k: r[k] for k in QUEUE_COLUMNS} for r in rows]
-
-    async def intent_record(self, intent_id: str) -> dict[str, Any] | None:
-        """Return one intent's stored columns (column name to value, JSON as text), or None."""
-        row = await self._db.fetchone("SELECT * FROM intents WHERE id = ?", (intent_id,))
-        return row_dict(row) if row else None
 
     async def intent_status(self, intent_id: str) -> str | None:
         """Return an intent's status, or None when there is no such intent."""

@@ -10,7 +10,7 @@ transaction; the write class runs on a transaction.
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -19,8 +19,6 @@ from agentd.core.metrics import MetricCounts
 from agentd.core.timefmt import iso
 from agentd.store.records import AttestationRow, ProposalRow, TripRow
 from agentd.store.rows import Row, SqlReader, SqlWriter, insert_row, row_dict, update_row
-
-ReadAll = Callable[[str, Sequence[Any]], Awaitable[Sequence[Row]]]
 
 # Reasons for which the gate held an intent back for safety (metrics' gate triggers).
 SAFETY_REASONS = (

@@ -135,8 +135,8 @@ async def test_a_pending_intent_is_approved_once_and_handed_off_once(
     async with store.write(NOW) as tx:
         await tx.gate.enqueue([(intent.intent_id, "HUMAN", iso(NOW))])  # again: a no-op
     assert [q["intent_id"] for q in await store.gate.list_queue()] == [intent.intent_id]
-    record = await store.gate.intent_record(intent.intent_id)
-    assert record is not None and record["approval_source"] == "HUMAN"
+    record = await store.gate.get_intent(intent.intent_id)
+    assert record is not None and record.approval_source == "HUMAN"
 
 
 async def test_pending_intents_expire_at_their_deadline(store: Store, gate: GateService) -> None:
@@ -157,7 +157,6 @@ async def test_a_refused_intent_is_not_stored(store: Store, gate: GateService) -
     with pytest.raises(NotFound):  # an unknown account: refused, nothing stored
         await gate.submit(intent, "tester")
     assert await store.gate.get_intent(intent.intent_id) is None
-    assert await store.gate.intent_record(intent.intent_id) is None
     with pytest.raises(NotFound):
         await gate.approve(intent.intent_id, "alice", None)
 
