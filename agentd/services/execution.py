@@ -249,7 +249,7 @@ class ExecutionService:
                     intent_id=row["intent_id"],
                     account=row["account"],
                     action_type=row["action_type"],
-                    diff=_json(row["diff"]),
+                    diff=row["diff"],
                     rationale=row["rationale"] or "",
                     domain=row["domain"],
                     change_type=row["change_type"],
@@ -1072,13 +1072,6 @@ _TARGET_WORDS = {
     "applied": "changed as intended (the failure came after the change)",
     "unknown": "in an unknown state (it could not be read)",
 }
-
-
-def _json(raw: str | None) -> dict[str, Any]:
-    import json
-
-    value = json.loads(raw) if raw else {}
-    return value if isinstance(value, dict) else {}
 
 
 def _plan_json(plan: ChangePlan) -> dict[str, Any]:

@@ -196,7 +196,12 @@ class ExecutionReads(Protocol):
         ...
 
     async def queued_intents(self, limit: int) -> list[dict[str, Any]]:
-        """Return queued hand-offs with their intents, oldest first (column name to value)."""
+        """Return queued hand-offs with their intents, oldest first.
+
+        Each: ``intent_id``, ``approval_source``, ``tenant``, ``account``,
+        ``action_type``, ``domain``, ``change_type``, ``diff`` (an object),
+        ``rationale``, ``status`` and ``risk_level``.
+        """
         ...
 
     async def get_token(self, token: str) -> TokenRow | None:

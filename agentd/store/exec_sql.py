@@ -22,6 +22,11 @@ def _load(raw: str | None) -> Any:
     return json.loads(raw) if raw is not None else None
 
 
+def _object(raw: str | None) -> dict[str, Any]:
+    value = json.loads(raw) if raw else {}
+    return value if isinstance(value, dict) else {}
+
+
 def _execution(row: Row) -> ExecutionRow:
     data = row_dict(row)
     for column in _JSON_COLUMNS:
@@ -103,9 +108,14 @@ class ExecutionSql:
         return int(row[0]) if row else 0
 
     async def queued_intents(self, limit: int) -> list[dict[str, Any]]:
-        """Return queued hand-offs with their intents, oldest first (column name to value)."""
+        """Return queued hand-offs with their intents, oldest first.
+
+        Each: ``intent_id``, ``approval_source``, ``tenant``, ``account``,
+        ``action_type``, ``domain``, ``change_type``, ``diff`` (an object),
+        ``rationale``, ``status`` and ``risk_level``.
+        """
         return [
-            row_dict(r)
+            {**row_dict(r), "diff": _object(r["diff"])}
             for r in await self._db.fetchall(
                 "SELECT q.intent_id, q.approval_source, i.tenant, i.account, i.action_type, "
                 "i.domain, i.change_type, i.diff, i.rationale, i.status, i.risk_level "
