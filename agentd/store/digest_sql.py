@@ -92,7 +92,7 @@ _PENDING = "FROM intents WHERE status = 'pending' AND created_at < ?"
 _OPS_FAILED = "FROM operations WHERE state = 'failed' AND finished_at >= ? AND finished_at < ?"
 
 
-class DigestSql:
+class SqliteDigest:
     """The reads of digest (:class:`~agentd.store.api.DigestReads`)."""
 
     def __init__(self, db: SqlReader) -> None:

@@ -67,7 +67,7 @@ def _incident(row: Row) -> IncidentRow:
     return IncidentRow(**data)
 
 
-class ExecutionSql:
+class SqliteExecutions:
     """The reads (:class:`~agentd.store.api.ExecutionReads`), on any reader."""
 
     def __init__(self, db: SqlReader) -> None:
@@ -200,7 +200,7 @@ class ExecutionSql:
         return found
 
 
-class ExecutionSqlTx(ExecutionSql):
+class SqliteExecutionWrites(SqliteExecutions):
     """The reads and writes inside a transaction (:class:`~agentd.store.api.ExecutionRecords`)."""
 
     def __init__(self, tx: SqlWriter) -> None:

@@ -312,7 +312,7 @@ def goal_facts(rowsets: Iterable[Sequence[Row]], now: datetime) -> dict[str, tup
     return {t: tuple(sorted(facts, key=lambda g: g.id)) for t, facts in by_tenant.items()}
 
 
-class GateSql:
+class SqliteGate:
     """The reads (:class:`~agentd.store.api.GateReads`), on any reader."""
 
     def __init__(self, db: SqlReader) -> None:
@@ -430,7 +430,7 @@ class GateSql:
         return goal_facts(await self._db.fetch_each(goals_query(intents)), now)
 
 
-class GateSqlTx(GateSql):
+class SqliteGateWrites(SqliteGate):
     """The reads and writes inside a transaction (:class:`~agentd.store.api.GateRecords`)."""
 
     def __init__(self, tx: SqlWriter) -> None:
@@ -519,7 +519,7 @@ class GateSqlTx(GateSql):
         return int(cur.rowcount or 0)
 
 
-class GateBlockSql:
+class SqliteGateBlock:
     """The gate batch's read and write, for plain code on the writer's thread.
 
     See :class:`~agentd.store.api.GateBlock`: all of a batch's reads go in one

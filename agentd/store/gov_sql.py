@@ -63,7 +63,7 @@ def _bounds(start: datetime | None, end: datetime | None) -> tuple[str, str]:
     return (iso(start) if start else "", iso(end) if end else "9999")
 
 
-class GovernanceSql:
+class SqliteGovernance:
     """The reads of governance (:class:`~agentd.store.api.GovernanceReads`)."""
 
     def __init__(self, db: SqlReader) -> None:
@@ -267,7 +267,7 @@ class GovernanceSql:
         return int(rows[0][0]) if rows else 0
 
 
-class GovernanceSqlTx(GovernanceSql):
+class SqliteGovernanceWrites(SqliteGovernance):
     """The reads and writes inside a transaction (:class:`~agentd.store.api.GovernanceRecords`)."""
 
     def __init__(self, tx: SqlWriter) -> None:

@@ -91,7 +91,7 @@ _ACTIVE_CONSENT = (
 # -- secrets ----------------------------------------------------------------------------
 
 
-class OperationSql:
+class SqliteOperations:
     """The reads (:class:`~agentd.store.api.OperationReads`), on any reader."""
 
     def __init__(self, db: SqlReader) -> None:
@@ -195,7 +195,7 @@ class OperationSql:
         return str(row[0]) if row else None
 
 
-class OperationSqlTx(OperationSql):
+class SqliteOperationWrites(SqliteOperations):
     """The reads and writes inside a transaction (:class:`~agentd.store.api.OperationRecords`)."""
 
     def __init__(self, tx: SqlWriter) -> None:

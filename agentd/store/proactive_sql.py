@@ -168,7 +168,7 @@ def _goal(r: Row) -> GoalRow:
 # -- summaries -----------------------------------------------------------------------
 
 
-class ProactiveSql:
+class SqliteProactive:
     """The reads of the proactive loop (:class:`~agentd.store.api.ProactiveReads`)."""
 
     def __init__(self, db: SqlReader, path: Path) -> None:
@@ -424,7 +424,7 @@ class ProactiveSql:
         return {k: r[k] for k in r.keys()}
 
 
-class ProactiveSqlTx(ProactiveSql):
+class SqliteProactiveWrites(SqliteProactive):
     """The reads and writes inside a transaction (:class:`~agentd.store.api.ProactiveRecords`)."""
 
     def __init__(self, tx: SqlWriter, path: Path) -> None:

@@ -40,12 +40,12 @@ from agentd.core.audit import (
 from agentd.core.timefmt import iso
 from agentd.errors import StoreError
 from agentd.store.base import BlockTransaction, StoreInfo
-from agentd.store.digest_sql import DigestSql
-from agentd.store.exec_sql import ExecutionSql, ExecutionSqlTx
-from agentd.store.gate_sql import GateBlockSql, GateSql, GateSqlTx
-from agentd.store.gov_sql import GovernanceSql, GovernanceSqlTx
-from agentd.store.ops_sql import OperationSql, OperationSqlTx
-from agentd.store.proactive_sql import ProactiveSql, ProactiveSqlTx
+from agentd.store.digest_sql import SqliteDigest
+from agentd.store.exec_sql import SqliteExecutions, SqliteExecutionWrites
+from agentd.store.gate_sql import SqliteGate, SqliteGateBlock, SqliteGateWrites
+from agentd.store.gov_sql import SqliteGovernance, SqliteGovernanceWrites
+from agentd.store.ops_sql import SqliteOperations, SqliteOperationWrites
+from agentd.store.proactive_sql import SqliteProactive, SqliteProactiveWrites
 from agentd.store.wal import WRITER_AUTOCHECKPOINT, Checkpointer
 
 
@@ -93,12 +93,12 @@ class Tx:
         self.conn = conn
         self.now = now
         self._audit: list[AuditEvent] = []
-        self.gate = GateSqlTx(self)
-        self.execution = ExecutionSqlTx(self)
-        self.ops = OperationSqlTx(self)
-        self.gov = GovernanceSqlTx(self)
-        self.proactive = ProactiveSqlTx(self, path)
-        self.digest = DigestSql(self)
+        self.gate = SqliteGateWrites(self)
+        self.execution = SqliteExecutionWrites(self)
+        self.ops = SqliteOperationWrites(self)
+        self.gov = SqliteGovernanceWrites(self)
+        self.proactive = SqliteProactiveWrites(self, path)
+        self.digest = SqliteDigest(self)
 
     async def execute(
         self, sql: str, params: Sequence[Any] | dict[str, Any] = ()
@@ -151,7 +151,7 @@ class BlockTx:
         self.raw = raw
         self.now = now
         self._audit: list[AuditEvent] = []
-        self.gate = GateBlockSql(self)
+        self.gate = SqliteGateBlock(self)
 
     def fetch_each(self, queries: Sequence[tuple[str, Sequence[Any]]]) -> list[list[sqlite3.Row]]:
         """Run each query, in order; return the rows of each (sees the block's writes)."""
@@ -192,12 +192,12 @@ class SqliteStore:
         # Set when an integrity check found the file damaged: writes are refused.
         self.corrupt: str | None = None
         # The areas, reading the last committed state on the reader connection.
-        self.gate = GateSql(self)
-        self.execution = ExecutionSql(self)
-        self.ops = OperationSql(self)
-        self.gov = GovernanceSql(self)
-        self.proactive = ProactiveSql(self, path)
-        self.digest = DigestSql(self)
+        self.gate = SqliteGate(self)
+        self.execution = SqliteExecutions(self)
+        self.ops = SqliteOperations(self)
+        self.gov = SqliteGovernance(self)
+        self.proactive = SqliteProactive(self, path)
+        self.digest = SqliteDigest(self)
 
     # -- lifecycle ---------------------------------------------------------
 
