@@ -19,6 +19,7 @@ from agentd.core.audit import AuditEvent
 from agentd.core.gate import IdempotencyState
 from agentd.core.goals import Goal, GoalType
 from agentd.core.intents import ActionIntent, make_intent
+from agentd.core.interactions import Direction, Interaction, InteractionKind
 from agentd.core.timefmt import iso
 from agentd.errors import InvalidState, NotFound, StoreError
 from agentd.policy import gate_policy
@@ -415,6 +416,28 @@ async def test_goals_task_runs_and_summaries(store: Store) -> None:
     assert list(runs) == ["digest"] and runs["digest"]["last_result"] == "ok"
     summary = await store.proactive.get_summary("acme")
     assert summary is not None and summary["summary"] == "busy"
+
+
+async def test_interactions_are_stored_once_and_scanned_by_account(store: Store) -> None:
+    def contact(ident: str, account_id: str, hours: int) -> Interaction:
+        at = NOW + timedelta(hours=hours)
+        return Interaction(ident, account_id, InteractionKind.EMAIL, Direction.IN, at, 0.5, "hi")
+
+    first = [contact("m1", "acme", 1), contact("m2", "acme", 0), contact("m3", "globex", 2)]
+    async with store.write(NOW) as tx:
+        assert await tx.proactive.insert_interactions(first, iso(NOW)) == 3
+    async with store.write(NOW) as tx:
+        again = [contact("m1", "acme", 1), contact("m4", "acme", 3)]
+        assert await tx.proactive.insert_interactions(again, iso(NOW)) == 1
+    recent = await store.proactive.recent_interactions("acme", NOW.timestamp())
+    assert [i.id for i in recent] == ["m2", "m1", "m4"]
+
+    def work(known: set[str], histories: Any) -> list[tuple[str, list[str]]]:
+        assert known == set()
+        return [(account_id, [i[0] for i in items]) for account_id, items in histories]
+
+    scanned = await store.proactive.scan_histories(NOW.timestamp(), iso(NOW), work)
+    assert scanned == [("acme", ["m2", "m1", "m4"]), ("globex", ["m3"])]
 
 
 async def test_the_digest_reads_the_first_audit_record(store: Store) -> None:
