@@ -77,32 +77,32 @@ class Transaction(Protocol):
 
     @property
     def gate(self) -> GateRecords:
-        """The gate."""
+        """Accounts, intents, budgets, idempotency and the hand-off queue."""
         ...
 
     @property
     def execution(self) -> ExecutionRecords:
-        """Executions, tokens, incidents."""
+        """Executions, the execution queue, rollback tokens and incidents."""
         ...
 
     @property
     def ops(self) -> OperationRecords:
-        """Browser operations, consents, secrets."""
+        """Browser operations and their steps, consents and sealed secrets."""
         ...
 
     @property
     def gov(self) -> GovernanceRecords:
-        """Governance."""
+        """Global state, breaker trips, attestations, scope proposals and metrics."""
         ...
 
     @property
     def proactive(self) -> ProactiveRecords:
-        """The proactive side."""
+        """Interactions, patterns, goals, task runs and account summaries."""
         ...
 
     @property
     def digest(self) -> DigestReads:
-        """The digest."""
+        """The daily digest's reads."""
         ...
 
     def audit(self, event: AuditEvent) -> None:
@@ -137,32 +137,32 @@ class Store(AuditLog, Protocol):
 
     @property
     def gate(self) -> GateReads:
-        """The gate."""
+        """Accounts, intents, budgets, idempotency and the hand-off queue."""
         ...
 
     @property
     def execution(self) -> ExecutionReads:
-        """Executions, tokens, incidents."""
+        """Executions, the execution queue, rollback tokens and incidents."""
         ...
 
     @property
     def ops(self) -> OperationReads:
-        """Browser operations, consents, secrets."""
+        """Browser operations and their steps, consents and sealed secrets."""
         ...
 
     @property
     def gov(self) -> GovernanceReads:
-        """Governance."""
+        """Global state, breaker trips, attestations, scope proposals and metrics."""
         ...
 
     @property
     def proactive(self) -> ProactiveReads:
-        """The proactive side."""
+        """Interactions, patterns, goals, task runs and account summaries."""
         ...
 
     @property
     def digest(self) -> DigestReads:
-        """The digest."""
+        """The daily digest's reads."""
         ...
 
     async def write_block(
