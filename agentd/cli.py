@@ -102,7 +102,7 @@ def cmd_backup(ns: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    from agentd.backup import backup_database
+    from agentd.store.backup import backup_database
 
     settings = _load(ns.config)
     result = backup_database(settings.database_path, Path(ns.dest), progress=not ns.json)

@@ -92,10 +92,7 @@ async def check_vault_key(app: App) -> str | None:
 
     :raises VaultError: secrets exist and none was sealed with the configured key.
     """
-    rows = await app.store.read_all(
-        "SELECT key_fingerprint, COUNT(*) FROM secrets GROUP BY key_fingerprint ORDER BY 2 DESC"
-    )
-    counts = {str(r[0]): int(r[1]) for r in rows}
+    counts = await app.store.ops.secrets_by_key()
     if not counts:
         return None
     total = sum(counts.values())

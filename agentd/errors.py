@@ -17,7 +17,12 @@ if TYPE_CHECKING:
 
 
 class ErrorCode(IntEnum):
-    """Stable error codes carried by the control protocol."""
+    """Stable error codes carried by the control protocol.
+
+    Members marked *reserved* are raised by nothing today (their exception
+    classes went unused and were removed); the numbers stay taken so that no
+    other error ever reuses one a script may test for.
+    """
 
     # protocol (10-19)
     BAD_REQUEST = 10
@@ -34,12 +39,12 @@ class ErrorCode(IntEnum):
     INVALID_STATE = 33
     EXPIRED = 34
     # policy (50-69)
-    POLICY_REFUSED = 50
+    POLICY_REFUSED = 50  # reserved
     BLOCKED_INTENT = 51
-    BUDGET_EXHAUSTED = 52
-    KILL_SWITCH_ON = 53
+    BUDGET_EXHAUSTED = 52  # reserved
+    KILL_SWITCH_ON = 53  # reserved
     NO_EXECUTOR = 54
-    CONSENT_MISSING = 55
+    CONSENT_MISSING = 55  # reserved
     # configuration and environment (70-79)
     CONFIG_INVALID = 70
     VAULT_ERROR = 71
@@ -122,28 +127,12 @@ class Expired(AgentdError):
     code = ErrorCode.EXPIRED
 
 
-class PolicyRefused(AgentdError):
-    code = ErrorCode.POLICY_REFUSED
-
-
 class BlockedIntent(AgentdError):
     code = ErrorCode.BLOCKED_INTENT
 
 
-class BudgetExhausted(AgentdError):
-    code = ErrorCode.BUDGET_EXHAUSTED
-
-
-class KillSwitchOn(AgentdError):
-    code = ErrorCode.KILL_SWITCH_ON
-
-
 class NoExecutor(AgentdError):
     code = ErrorCode.NO_EXECUTOR
-
-
-class ConsentMissing(AgentdError):
-    code = ErrorCode.CONSENT_MISSING
 
 
 class ConfigInvalid(AgentdError):

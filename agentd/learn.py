@@ -32,7 +32,8 @@ from urllib.parse import urlsplit
 from agentd.atomic import write_atomically
 from agentd.core.agent_mode import TASK_PREFIX, TASK_WORKFLOW
 from agentd.errors import AgentdError, AlreadyExists, InvalidArgument, InvalidState, NotFound
-from agentd.store.ops_sql import OperationRow, StepRow, read_learnable
+from agentd.store.ops_sql import read_learnable
+from agentd.store.records import OperationRow, StepRow
 
 _NAME = re.compile(r"[a-z][a-z0-9_]{0,59}")
 _FIELDS = ("intent", "action", "target", "value", "expect", "result")

@@ -27,8 +27,8 @@ CEILINGS = {
     "agentd/demo.py::_run": 263,
     "agentd/core/digest.py::render_digest": 184,
     "agentd/core/execution.py::check_execution": 131,
-    "agentd/services/gate_batch.py::decide_batch": 117,
-    "agentd/services/rollback.py::RollbackService._undo": 82,
+    "agentd/services/gate_batch.py::decide_batch": 97,
+    "agentd/services/rollback.py::RollbackService._undo": 81,
     "agentd/browser/agent.py::BrowserAgent._step": 108,
     "agentd/ctl/gate.py::register": 106,
     "agentd/daemon.py::run_daemon": 104,
@@ -37,7 +37,7 @@ CEILINGS = {
     "agentd/services/breakers.py::BreakerService._record": 89,
     "agentd/cli.py::build_parser": 89,
     "agentd/ctl/execution.py::register": 89,
-    "agentd/services/planner.py::OutreachPlanner.check": 108,
+    "agentd/services/planner.py::OutreachPlanner.check": 105,
     "agentd/ctl/proactive.py::register": 83,
 }
 

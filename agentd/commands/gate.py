@@ -12,7 +12,6 @@ from agentd.core.intents import IntentSource, parse_intent
 from agentd.core.states import IntentStatus
 from agentd.errors import AgentdError, InvalidArgument, NotFound
 from agentd.services import accounts as accounts_service
-from agentd.store import gate_sql
 
 INTENT_FIELDS = (
     "intent_id",
@@ -64,8 +63,8 @@ async def accounts_import(ctx: CommandContext) -> dict[str, Any]:
 @command("accounts.list", summary="List accounts.")
 async def accounts_list(ctx: CommandContext) -> dict[str, Any]:
     """List accounts, optionally of one tenant."""
-    rows = await gate_sql.list_accounts(
-        ctx.app.store, tenant=ctx.args.get("tenant"), limit=ctx.limit(1000, most=100_000)
+    rows = await ctx.app.store.gate.list_accounts(
+        tenant=ctx.args.get("tenant"), limit=ctx.limit(1000, most=100_000)
     )
     return {"accounts": [r.to_dict() for r in rows]}
 
@@ -74,7 +73,7 @@ async def accounts_list(ctx: CommandContext) -> dict[str, Any]:
 async def accounts_show(ctx: CommandContext) -> dict[str, Any]:
     """Show one account."""
     account_id = _arg(ctx, "id")
-    row = await gate_sql.get_account(ctx.app.store, account_id)
+    row = await ctx.app.store.gate.get_account(account_id)
     if row is None:
         raise NotFound(f"unknown account {account_id!r}", details={"account": account_id})
     return row.to_dict()
@@ -204,8 +203,8 @@ async def intents_list(ctx: CommandContext) -> dict[str, Any]:
         raise InvalidArgument(
             f"status must be one of {', '.join(STATUSES)}", details={"field": "status"}
         )
-    rows = await gate_sql.list_intents(
-        ctx.app.store, status=status, tenant=ctx.args.get("tenant"), limit=ctx.limit(most=100_000)
+    rows = await ctx.app.store.gate.list_intents(
+        status=status, tenant=ctx.args.get("tenant"), limit=ctx.limit(most=100_000)
     )
     out = [r.to_dict(with_trace=False) for r in rows]
     await _with_executions(ctx, out)
@@ -218,16 +217,7 @@ async def _with_executions(ctx: CommandContext, intents: list[dict[str, Any]]) -
     An approved intent whose execution was refused or failed says so where it is listed.
     """
     ids = [i["intent_id"] for i in intents if i.get("status") == IntentStatus.APPROVED]
-    found: dict[str, dict[str, Any]] = {}
-    for start in range(0, len(ids), 500):
-        chunk = ids[start : start + 500]
-        rows = await ctx.app.store.read_all(
-            "SELECT intent_id, id, state, reason, detail FROM executions WHERE kind = 'change' "
-            f"AND intent_id IN ({','.join('?' * len(chunk))}) ORDER BY created_at",
-            chunk,
-        )
-        for r in rows:
-            found[r[0]] = {"id": r[1], "state": r[2], "reason": r[3], "detail": r[4]}
+    found = await ctx.app.store.execution.changes_of_intents(ids)
     for intent in intents:
         if intent.get("status") == IntentStatus.APPROVED:
             intent["execution"] = found.get(intent["intent_id"])
@@ -237,16 +227,11 @@ async def _with_executions(ctx: CommandContext, intents: list[dict[str, Any]]) -
 async def intents_show(ctx: CommandContext) -> dict[str, Any]:
     """Show an intent and why it was decided as it was."""
     intent_id = _arg(ctx, "id")
-    row = await gate_sql.get_intent(ctx.app.store, intent_id)
+    row = await ctx.app.store.gate.get_intent(intent_id)
     if row is None:
         raise NotFound(f"no intent {intent_id}", details={"intent_id": intent_id})
     out = row.to_dict()
-    queued = await ctx.app.store.read_one(
-        "SELECT q.enqueued_at, q.state FROM intents i "
-        "JOIN execution_queue q ON q.intent_seq = i.seq WHERE i.id = ?",
-        (intent_id,),
-    )
-    out["handoff"] = None if queued is None else {"enqueued_at": queued[0], "state": queued[1]}
+    out["handoff"] = await ctx.app.store.gate.queue_entry(intent_id)
     await _with_executions(ctx, [out])
     return out
 
@@ -254,8 +239,8 @@ async def intents_show(ctx: CommandContext) -> dict[str, Any]:
 @command("pending", summary="List intents waiting for approval.")
 async def pending(ctx: CommandContext) -> dict[str, Any]:
     """List pending approvals, oldest first (and a scope expansion waiting, if any)."""
-    rows = await gate_sql.list_intents(
-        ctx.app.store, status=IntentStatus.PENDING, limit=ctx.limit(most=100_000)
+    rows = await ctx.app.store.gate.list_intents(
+        status=IntentStatus.PENDING, limit=ctx.limit(most=100_000)
     )
     expansions = await ctx.app.governance.scope.proposals("pending")
     return {
@@ -280,8 +265,8 @@ async def reject(ctx: CommandContext) -> dict[str, Any]:
 async def queue(ctx: CommandContext) -> dict[str, Any]:
     """List intents handed to execution."""
     return {
-        "queue": await gate_sql.list_queue(
-            ctx.app.store, state=ctx.args.get("state"), limit=ctx.limit(most=100_000)
+        "queue": await ctx.app.store.gate.list_queue(
+            state=ctx.args.get("state"), limit=ctx.limit(most=100_000)
         )
     }
 

@@ -11,7 +11,6 @@ from agentd.services import interactions as interactions_service
 from agentd.services.accounts import detect_format
 from agentd.services.digest import parse_day
 from agentd.services.scheduler import check_task_name
-from agentd.store import proactive_sql
 
 
 @command(
@@ -39,8 +38,7 @@ async def interactions_import(ctx: CommandContext) -> dict[str, Any]:
 async def patterns_list(ctx: CommandContext) -> dict[str, Any]:
     """List stored patterns, optionally of one account."""
     loop = ctx.app.proactive
-    rows = await proactive_sql.list_patterns(
-        loop.store,
+    rows = await loop.store.proactive.list_patterns(
         account=ctx.optional_text("account"),
         since=ctx.optional_text("since"),
         limit=ctx.limit(200, most=100_000),

@@ -20,10 +20,10 @@ from agentd.core.audit import AuditEvent, AuditEventType
 from agentd.core.gate import TrustedMode
 from agentd.core.guardrails import STAGES
 from agentd.core.intents import IDENTIFIER_RE
+from agentd.core.timefmt import iso
 from agentd.errors import InvalidArgument, NotFound
-from agentd.store import gate_sql
 from agentd.store.base import Store
-from agentd.store.sqlite import iso
+from agentd.store.records import AccountRow
 
 DOMAINS = ("SEO", "CONTENT", "ADS", "CRO", "SALES")
 REQUIRED = ("id", "tenant", "name", "stage")
@@ -236,8 +236,8 @@ async def import_accounts(
         raise InvalidArgument(f"{source}: no accounts in the file", details={"file": source})
     now = datetime.now(UTC)
     async with store.write(now) as tx:
-        existing = await gate_sql.accounts_by_id(tx, list(rows))
-        await gate_sql.upsert_accounts(tx, rows.values(), iso(now))
+        existing = await tx.gate.accounts_by_id(list(rows))
+        await tx.gate.upsert_accounts(rows.values(), iso(now))
         report.imported = len(rows)
         report.updated = len(existing)
         report.created = len(rows) - len(existing)
@@ -266,7 +266,7 @@ async def set_account(
     trust: str | None,
     allowlist: list[str] | None,
     actor: str,
-) -> gate_sql.AccountRow:
+) -> AccountRow:
     """Change an account's stage, trusted mode or own allowlist.
 
     :raises NotFound, InvalidArgument: with the field named.
@@ -293,11 +293,11 @@ async def set_account(
         )
     now = datetime.now(UTC)
     async with store.write(now) as tx:
-        found = await gate_sql.accounts_by_id(tx, [account_id])
+        found = await tx.gate.accounts_by_id([account_id])
         if account_id not in found:
             raise NotFound(f"unknown account {account_id!r}", details={"account": account_id})
         before = found[account_id]
-        await gate_sql.update_account(tx, account_id, changes, iso(now))
+        await tx.gate.update_account(account_id, changes, iso(now))
         tx.audit(
             AuditEvent(
                 AuditEventType.ACCOUNT_UPDATED,
@@ -311,6 +311,6 @@ async def set_account(
                 },
             )
         )
-    account = await gate_sql.get_account(store, account_id)
+    account = await store.gate.get_account(account_id)
     assert account is not None
     return account

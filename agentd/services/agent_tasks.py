@@ -24,11 +24,11 @@ from agentd.core.agent_mode import Spend, match_task, task_template
 from agentd.core.audit import AuditEvent, AuditEventType
 from agentd.core.policy import AutonomyLevel
 from agentd.core.states import OperationState
+from agentd.core.timefmt import iso
 from agentd.errors import Conflict, InvalidState, NotFound
 from agentd.kb import KnowledgeBase
-from agentd.store import ops_sql
 from agentd.store.base import Store
-from agentd.store.sqlite import iso
+from agentd.store.records import OperationRow
 
 
 @dataclass
@@ -55,16 +55,16 @@ class StoreTaskHost:
 
     async def secret_names(self, account: str, service: str) -> Sequence[str]:
         """Return the names of the account's secrets for the service."""
-        return await ops_sql.secret_names(self.store, account, service)
+        return await self.store.ops.secret_names(account, service)
 
     async def day_spend(self) -> Spend:
         """Return today's spend (UTC)."""
-        return await ops_sql.day_spend(self.store, _today())
+        return await self.store.ops.day_spend(_today())
 
     async def add_spend(self, op_id: str, spend: Spend) -> None:
         """Add one call's spend to the operation and today's total."""
         async with self.store.write() as tx:
-            await ops_sql.add_spend(tx, op_id, _today(), spend)
+            await tx.ops.add_spend(op_id, _today(), spend)
 
     async def level(self) -> AutonomyLevel:
         """Return the autonomy level in force."""
@@ -78,12 +78,11 @@ class StoreTaskHost:
         self._waiting[op_id] = _Waiter(owner)
         now = datetime.now(UTC)
         async with self.store.write(now) as tx:
-            op = await ops_sql.operation_in_tx(tx, op_id)
+            op = await tx.ops.get_operation(op_id)
             if op is None or op.lease_owner != owner or op.finished:
                 self._waiting.pop(op_id, None)
                 raise Conflict(f"operation {op_id} is no longer run by this process")
-            await ops_sql.update_operation(
-                tx,
+            await tx.ops.update_operation(
                 op_id,
                 {
                     "state": OperationState.AWAITING_STEP_APPROVAL,
@@ -108,7 +107,7 @@ class StoreTaskHost:
         finally:
             self._waiting.pop(op_id, None)
 
-    async def decide(self, op_id: str, decision: Decision) -> ops_sql.OperationRow:
+    async def decide(self, op_id: str, decision: Decision) -> OperationRow:
         """Record a person's decision on the step an operation waits with, and wake it.
 
         :raises NotFound: no such operation.
@@ -116,7 +115,7 @@ class StoreTaskHost:
         """
         now = datetime.now(UTC)
         async with self.store.write(now) as tx:
-            op = await ops_sql.operation_in_tx(tx, op_id)
+            op = await tx.ops.get_operation(op_id)
             if op is None:
                 raise NotFound(f"unknown operation {op_id!r}", details={"operation": op_id})
             waiter = self._waiting.get(op_id)
@@ -130,7 +129,7 @@ class StoreTaskHost:
             changes: dict[str, Any] = {"pending_step": None, "updated_at": iso(now)}
             if decision.approved:
                 changes["state"] = OperationState.IN_PROGRESS
-            await ops_sql.update_operation(tx, op_id, changes)
+            await tx.ops.update_operation(op_id, changes)
             event = (
                 AuditEventType.OPERATION_STEP_APPROVED
                 if decision.approved
@@ -140,7 +139,7 @@ class StoreTaskHost:
             tx.audit(AuditEvent(event, decision.actor, op_id, data))
             waiter.decision = decision
         waiter.arrived.set()
-        row = await ops_sql.get_operation(self.store, op_id)
+        row = await self.store.ops.get_operation(op_id)
         assert row is not None
         return row
 

@@ -32,9 +32,9 @@ from typing import Any
 from agentd.config import Settings
 from agentd.core.audit import AuditEvent, AuditEventType
 from agentd.core.policy import AutonomyLevel, GatePolicy
-from agentd.store import gov_sql
+from agentd.core.timefmt import iso
+from agentd.store.api import GovernanceReads
 from agentd.store.base import Store, Transaction
-from agentd.store.sqlite import iso
 
 LEVEL = "autonomy.level"
 KILL_SWITCH = "autonomy.kill_switch"
@@ -133,11 +133,11 @@ def snapshot_from(
 
 
 async def read_global_state(
-    read_all: gov_sql.ReadAll,
+    gov: GovernanceReads,
     configured: AutonomyLevel = AutonomyLevel.L3,
 ) -> AutonomySnapshot:
-    """Read the state with ``read_all`` (the store's reader, or a transaction's ``fetchall``)."""
-    return snapshot_from(await gov_sql.read_meta(read_all, KEYS), configured)
+    """Read the state through ``gov`` (the store's committed reads, or a transaction's)."""
+    return snapshot_from(await gov.read_meta(KEYS), configured)
 
 
 class AutonomyState:
@@ -172,12 +172,12 @@ class AutonomyState:
 
     async def load(self) -> AutonomySnapshot:
         """Re-read the state from the store and return it."""
-        self._snapshot = await read_global_state(self.store.read_all, self._configured())
+        self._snapshot = await read_global_state(self.store.gov, self._configured())
         return self.snapshot
 
     async def in_tx(self, tx: Transaction) -> AutonomySnapshot:
         """Return the state as ``tx`` sees it."""
-        return await read_global_state(tx.fetchall, self._configured())
+        return await read_global_state(tx.gov, self._configured())
 
     async def start(self, now: datetime) -> AutonomySnapshot:
         """Load the state; start the clock of the current level if it has none.
@@ -188,14 +188,12 @@ class AutonomyState:
         """
         async with self.store.write(now) as tx:
             state = await self.in_tx(tx)
-            since = json.loads(
-                (await gov_sql.read_meta(tx.fetchall, (LEVEL_SINCE,))).get(LEVEL_SINCE, "{}")
-            )
+            since = json.loads((await tx.gov.read_meta((LEVEL_SINCE,))).get(LEVEL_SINCE, "{}"))
             if since.get("level") != str(state.level):
-                first = await gov_sql.first_audit_at(tx.fetchall)
+                first = await tx.gov.first_audit_at()
                 begun = first if not since and first else iso(now)
-                await gov_sql.set_meta(
-                    tx, LEVEL_SINCE, json.dumps({"level": str(state.level), "since": begun})
+                await tx.gov.set_meta(
+                    LEVEL_SINCE, json.dumps({"level": str(state.level), "since": begun})
                 )
         return await self.load()
 
@@ -213,10 +211,8 @@ class AutonomyState:
         ref: str | None = None,
     ) -> None:
         """Set the global level, restart its clock and audit ``LEVEL_CHANGED``."""
-        await gov_sql.set_meta(tx, LEVEL, str(level))
-        await gov_sql.set_meta(
-            tx, LEVEL_SINCE, json.dumps({"level": str(level), "since": iso(tx.now)})
-        )
+        await tx.gov.set_meta(LEVEL, str(level))
+        await tx.gov.set_meta(LEVEL_SINCE, json.dumps({"level": str(level), "since": iso(tx.now)}))
         data = {"from": str(previous), "to": str(level), "reason": reason, "source": source}
         if ref:
             data["ref"] = ref
@@ -224,29 +220,27 @@ class AutonomyState:
 
     async def set_paused_in_tx(self, tx: Transaction, paused: set[str]) -> None:
         """Replace the set of action types paused by breakers."""
-        await gov_sql.set_meta(tx, PAUSED, json.dumps(sorted(paused)))
+        await tx.gov.set_meta(PAUSED, json.dumps(sorted(paused)))
 
     async def set_kill_switch_in_tx(
         self, tx: Transaction, on: bool, *, actor: str, reason: str, tested: bool
     ) -> None:
         """Turn the kill switch on or off (``tested``: an on-off cycle completed)."""
-        await gov_sql.set_meta(tx, KILL_SWITCH, "1" if on else "0")
+        await tx.gov.set_meta(KILL_SWITCH, "1" if on else "0")
         changed = {"on": on, "at": iso(tx.now), "by": actor, "reason": reason}
-        await gov_sql.set_meta(tx, KILL_SWITCH_CHANGED, json.dumps(changed))
+        await tx.gov.set_meta(KILL_SWITCH_CHANGED, json.dumps(changed))
         if tested:
-            await gov_sql.set_meta(tx, KILL_SWITCH_TESTED, iso(tx.now))
+            await tx.gov.set_meta(KILL_SWITCH_TESTED, iso(tx.now))
 
     async def add_allowlist_in_tx(self, tx: Transaction, names: set[str]) -> None:
         """Add action types to the governance allowlist additions."""
         current = set((await self.in_tx(tx)).allowlist_additions)
-        await gov_sql.set_meta(tx, ALLOWLIST_ADDED, json.dumps(sorted(current | names)))
+        await tx.gov.set_meta(ALLOWLIST_ADDED, json.dumps(sorted(current | names)))
 
     async def record_audit_verified(self, intact: bool, now: datetime) -> None:
         """Remember when the audit chain was last verified and whether it held."""
         async with self.store.write(now) as tx:
-            await gov_sql.set_meta(
-                tx, AUDIT_VERIFIED, json.dumps({"at": iso(now), "intact": intact})
-            )
+            await tx.gov.set_meta(AUDIT_VERIFIED, json.dumps({"at": iso(now), "intact": intact}))
         await self.load()
 
     # -- the gate's policy --------------------------------------------------------------------

@@ -41,6 +41,7 @@ from agentd.core.breakers import (
     format_window,
 )
 from agentd.core.policy import AutonomyLevel
+from agentd.core.timefmt import iso
 from agentd.errors import InvalidArgument, InvalidState, NotFound
 from agentd.notifiers import (
     FanoutNotifier,
@@ -52,9 +53,8 @@ from agentd.notifiers import (
 )
 from agentd.services.autonomy import REPLAY_AFTER, AutonomyState
 from agentd.services.incidents import IncidentService
-from agentd.store import exec_sql, gov_sql
 from agentd.store.base import Store
-from agentd.store.sqlite import iso
+from agentd.store.records import TripRow
 
 ACTOR = "agentd"
 _OUTCOME_KINDS = {
@@ -102,7 +102,7 @@ class BreakerService:
         self.clock = clock
         self._rules: tuple[BreakerRule, ...] = settings().breakers.parsed_rules()
         self._monitor = BreakerMonitor(self._rules)
-        self._tripped: dict[str, gov_sql.TripRow] = {}
+        self._tripped: dict[str, TripRow] = {}
         self._lock = anyio.Lock()
 
     @property
@@ -126,7 +126,7 @@ class BreakerService:
 
     async def start(self) -> list[str]:
         """Load tripped breakers and rebuild the windows from the store; return new trip keys."""
-        self._tripped = {t.key: t for t in await gov_sql.open_trips(self.store.read_all)}
+        self._tripped = {t.key: t for t in await self.store.gov.open_trips()}
         self._rules = self.settings().breakers.parsed_rules()
         self._monitor = BreakerMonitor(self._rules, tripped=self._tripped)
         now = self.clock()
@@ -143,9 +143,7 @@ class BreakerService:
                 action_type=action,
                 autonomous=autonomous,
             )
-            for at, kind, action, autonomous in await gov_sql.recent_outcomes(
-                self.store.read_all, since
-            )
+            for at, kind, action, autonomous in await self.store.gov.recent_outcomes(since)
         ] + [
             BreakerEvent(
                 datetime.fromisoformat(at),
@@ -153,9 +151,7 @@ class BreakerService:
                 severity=severity,
                 autonomous=autonomous,
             )
-            for at, severity, autonomous in await gov_sql.recent_incidents(
-                self.store.read_all, since
-            )
+            for at, severity, autonomous in await self.store.gov.recent_incidents(since)
         ]
         trips: list[Trip] = []
         for event in sorted(events, key=lambda e: e.at):
@@ -262,7 +258,7 @@ class BreakerService:
                 "incident_id": incident_id,
                 "tripped_at": iso(trip.at),
             }
-            await gov_sql.insert_trip(tx, values)
+            await tx.gov.insert_trip(values)
             tx.audit(
                 AuditEvent(
                     AuditEventType.BREAKER_TRIPPED,
@@ -283,7 +279,7 @@ class BreakerService:
                     },
                 )
             )
-        rows = await gov_sql.open_trips(self.store.read_all)
+        rows = await self.store.gov.open_trips()
         self._tripped = {t.key: t for t in rows}
         await self.autonomy.load()
         logger.warning("circuit breaker {} tripped: {} ({})", trip.key, trip.message, effects)
@@ -312,7 +308,7 @@ class BreakerService:
             logger.error("breaker trip {} could not be notified: {}", trip.key, exc)
         if row.incident_id:
             async with self.store.write(self.clock()) as tx:
-                await exec_sql.update_incident(tx, row.incident_id, {"notified": delivered})
+                await tx.execution.update_incident(row.incident_id, {"notified": delivered})
 
     # -- reset and status ---------------------------------------------------------------------
 
@@ -333,7 +329,7 @@ class BreakerService:
         rule, _, action_type = key.partition(":")
         known = {r.name for r in self._current_rules()}
         async with self._lock:
-            rows = await gov_sql.open_trips(self.store.read_all)
+            rows = await self.store.gov.open_trips()
             matched = [t for t in rows if t.key == key or (not action_type and t.rule == rule)]
             if not matched:
                 if rule not in known and not any(t.rule == rule for t in rows):
@@ -357,8 +353,8 @@ class BreakerService:
                         unpaused.append(trip.action_type)
                 if unpaused:
                     await self.autonomy.set_paused_in_tx(tx, paused)
-                await gov_sql.reset_trips(tx, [t.id for t in matched], now, actor, reason)
-                await gov_sql.set_meta(tx, REPLAY_AFTER, iso(now))
+                await tx.gov.reset_trips([t.id for t in matched], now, actor, reason)
+                await tx.gov.set_meta(REPLAY_AFTER, iso(now))
                 for trip in matched:
                     tx.audit(
                         AuditEvent(
@@ -379,7 +375,7 @@ class BreakerService:
             for trip in matched:
                 if trip.rule in known:
                     self._monitor.reset(trip.key)
-            self._tripped = {t.key: t for t in await gov_sql.open_trips(self.store.read_all)}
+            self._tripped = {t.key: t for t in await self.store.gov.open_trips()}
             state = await self.autonomy.load()
         self.on_change()
         return {
@@ -398,12 +394,12 @@ class BreakerService:
         """Return rules, tripped breakers and recent trips."""
         rules = self._current_rules()
         state = self.autonomy.snapshot
-        recent = await gov_sql.recent_trips(self.store.read_all, 20)
+        recent = await self.store.gov.recent_trips(20)
         return {
             "enabled": self.settings().breakers.enabled,
             "alert_only": self.settings().breakers.alert_only,
             "rules": [rule_dict(r) for r in rules],
-            "tripped": [t.to_dict() for t in await gov_sql.open_trips(self.store.read_all)],
+            "tripped": [t.to_dict() for t in await self.store.gov.open_trips()],
             "paused_action_types": list(state.paused),
             "level": str(state.level),
             "recent": [t.to_dict() for t in recent],

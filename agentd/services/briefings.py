@@ -23,8 +23,7 @@ from agentd.core.summary import extractive_summary
 from agentd.errors import AgentdError
 from agentd.llm import Summarizer
 from agentd.services.summaries import interactions_text
-from agentd.store import proactive_sql
-from agentd.store.sqlite import SqliteStore
+from agentd.store.base import Store
 
 PERIOD_DAYS = 90.0
 
@@ -47,7 +46,7 @@ class BriefingWriter:
 
     def __init__(
         self,
-        store: SqliteStore,
+        store: Store,
         folder: Callable[[], Path],
         model: Callable[[], Summarizer | None],
         *,
@@ -62,12 +61,8 @@ class BriefingWriter:
         """Write the briefing of ``account`` as ``name``.md; return (note text, file)."""
         now = self.clock()
         since = (now - timedelta(days=PERIOD_DAYS)).timestamp()
-        items = await proactive_sql.recent_interactions(self.store, account, since)
-        rows = await self.store.read_all(
-            "SELECT * FROM patterns WHERE account = ? ORDER BY detected_at DESC LIMIT 20",
-            (account,),
-        )
-        patterns = [proactive_sql.pattern_from_row(r) for r in rows]
+        items = await self.store.proactive.recent_interactions(account, since)
+        patterns = await self.store.proactive.recent_patterns(account, 20)
         model = self.model()
         summary, method = "", "extractive"
         if model is not None and items:

@@ -19,11 +19,11 @@ from loguru import logger
 from agentd.core.agent_mode import TASK_WORKFLOW
 from agentd.core.audit import AuditEvent, AuditEventType
 from agentd.core.consent import Permission, ShortfallReason, consent_shortfall, workflow_needs
+from agentd.core.timefmt import iso
 from agentd.errors import AgentdError, InvalidArgument, NotFound
 from agentd.kb import KnowledgeBase
-from agentd.store import ops_sql
 from agentd.store.base import Store
-from agentd.store.sqlite import iso
+from agentd.store.records import ConsentRow
 
 if TYPE_CHECKING:
     from agentd.services.operations import OperationsService
@@ -72,7 +72,7 @@ class ConsentsService:
         *,
         permissions: Sequence[str] = (),
         actor: str,
-    ) -> ops_sql.ConsentRow:
+    ) -> ConsentRow:
         """Grant consent (a new version) and release the operations waiting for it.
 
         :raises InvalidArgument: an empty account, service or operation.
@@ -90,26 +90,26 @@ class ConsentsService:
         granted = list(dict.fromkeys(permissions)) or [p.value for p in Permission]
         needs = permission_lookup(self.knowledge_base)
         async with self.store.write() as tx:
-            row = await ops_sql.upsert_consent(tx, account, service, operation, granted, actor)
+            row = await tx.ops.upsert_consent(account, service, operation, granted, actor)
             tx.audit(AuditEvent(AuditEventType.CONSENT_GRANTED, actor, account, row.to_dict()))
             released = 0
             covered = [
                 op
-                for op in await ops_sql.operations_in_state(tx, ["awaiting_consent", "in_progress"])
+                for op in await tx.ops.operations_in_state(["awaiting_consent", "in_progress"])
                 if op.account == account
                 and op.service == service
                 and operation in ("*", op.workflow)
             ]
             narrowed = []
             for op in covered:
-                consent = await ops_sql.active_consent_in_tx(tx, account, service, op.workflow)
+                consent = await tx.ops.active_consent(account, service, op.workflow)
                 shortfall = consent_shortfall(consent, op.workflow, needs(op.workflow))
                 if op.state == "in_progress":
                     if shortfall is not None:
                         narrowed.append((op.id, shortfall.message))
                 elif shortfall is None:
-                    await ops_sql.update_operation(
-                        tx, op.id, {"state": "pending", "updated_at": iso(tx.now)}
+                    await tx.ops.update_operation(
+                        op.id, {"state": "pending", "updated_at": iso(tx.now)}
                     )
                     released += 1
         # A grant that narrows the permissions stops what it no longer covers.
@@ -122,21 +122,21 @@ class ConsentsService:
 
     async def revoke_consent(
         self, account: str, service: str, operation: str = "*", *, actor: str
-    ) -> ops_sql.ConsentRow:
+    ) -> ConsentRow:
         """Revoke a consent; running operations it covered stop at their next step.
 
         :raises NotFound: no such consent in force.
         """
         _names(account=account, service=service, operation=operation)
         async with self.store.write() as tx:
-            row = await ops_sql.revoke_consent(tx, account, service, operation, actor)
+            row = await tx.ops.revoke_consent(account, service, operation, actor)
             if row is None:
                 raise NotFound(
                     f"no consent in force for {account}/{service}/{operation}",
                     details={"account": account, "service": service, "operation": operation},
                 )
             tx.audit(AuditEvent(AuditEventType.CONSENT_REVOKED, actor, account, row.to_dict()))
-            running = await ops_sql.operations_in_state(tx, ["in_progress"])
+            running = await tx.ops.operations_in_state(["in_progress"])
         needs = permission_lookup(self.knowledge_base)
         for op in running:
             if (
@@ -144,7 +144,7 @@ class ConsentsService:
                 and op.service == service
                 and self.operations.is_running(op.id)
             ):
-                consent = await ops_sql.active_consent(self.store, account, service, op.workflow)
+                consent = await self.store.ops.active_consent(account, service, op.workflow)
                 shortfall = consent_shortfall(consent, op.workflow, needs(op.workflow))
                 if shortfall is None:
                     continue  # another consent in force still covers it
@@ -154,9 +154,9 @@ class ConsentsService:
                     self.operations.stop(op.id, "permission_revoked", shortfall.message)
         return row
 
-    async def list_consents(self, account: str | None = None) -> list[ops_sql.ConsentRow]:
+    async def list_consents(self, account: str | None = None) -> list[ConsentRow]:
         """Return consents, active and revoked."""
-        return await ops_sql.list_consents(self.store, account)
+        return await self.store.ops.list_consents(account)
 
 
 def _names(**values: str) -> None:

@@ -18,10 +18,10 @@ import anyio
 
 from agentd.atomic import write_atomically
 from agentd.core.digest import DigestData, GoalLine, render_digest
+from agentd.core.timefmt import iso
 from agentd.errors import InvalidArgument, NotFound
 from agentd.services.goals import GoalService
-from agentd.store import digest_sql, proactive_sql
-from agentd.store.sqlite import SqliteStore, iso
+from agentd.store.base import Store
 
 _ROW_LIMIT = 500
 
@@ -48,7 +48,7 @@ class DigestService:
 
     def __init__(
         self,
-        store: SqliteStore,
+        store: Store,
         goals: GoalService,
         directory: Callable[[], Path],
         *,
@@ -70,18 +70,18 @@ class DigestService:
         end = start + timedelta(days=1)
         lo, hi = iso(start), iso(end)
         store, limit = self.store, _ROW_LIMIT
-        succeeded, n_succeeded = await digest_sql.autonomous_succeeded(store, lo, hi, limit)
-        failed, n_failed, n_failed_auto = await digest_sql.failed_executions(store, lo, hi, limit)
-        rollbacks, n_rollbacks = await digest_sql.rollbacks(store, lo, hi, limit)
-        decisions, n_decisions, n_approved = await digest_sql.decisions(store, lo, hi, limit)
-        pending, n_pending = await digest_sql.pending(store, hi, limit)
-        blocked, n_blocked = await digest_sql.blocked(store, lo, hi, limit)
-        breakers, n_breakers = await digest_sql.breaker_events(store, lo, hi, limit)
-        failures, n_failures = await digest_sql.failed_operations(store, lo, hi, limit)
-        tasks, n_tasks = await digest_sql.failed_tasks(store, lo, hi, limit)
-        handoffs, n_handoffs, n_handoffs_open = await digest_sql.handoffs(store, lo, hi, limit)
+        succeeded, n_succeeded = await store.digest.autonomous_succeeded(lo, hi, limit)
+        failed, n_failed, n_failed_auto = await store.digest.failed_executions(lo, hi, limit)
+        rollbacks, n_rollbacks = await store.digest.rollbacks(lo, hi, limit)
+        decisions, n_decisions, n_approved = await store.digest.decisions(lo, hi, limit)
+        pending, n_pending = await store.digest.pending(hi, limit)
+        blocked, n_blocked = await store.digest.blocked(lo, hi, limit)
+        breakers, n_breakers = await store.digest.breaker_events(lo, hi, limit)
+        failures, n_failures = await store.digest.failed_operations(lo, hi, limit)
+        tasks, n_tasks = await store.digest.failed_tasks(lo, hi, limit)
+        handoffs, n_handoffs, n_handoffs_open = await store.digest.handoffs(lo, hi, limit)
         goals = []
-        for g in await proactive_sql.list_goals(self.store, include_final=True):
+        for g in await self.store.proactive.list_goals(include_final=True):
             if g.goal.end < start or g.goal.start >= end:
                 continue
             evaluation = await self.goals.evaluate(g.goal, min(now, end))
@@ -96,17 +96,7 @@ class DigestService:
                     g.goal.end,
                 )
             )
-        patterns = [
-            proactive_sql.pattern_from_row(r)
-            for r in await self.store.read_all(
-                "SELECT * FROM patterns WHERE detected_at >= ? AND detected_at < ? "
-                "ORDER BY detected_at DESC LIMIT ?",
-                (lo, hi, limit),
-            )
-        ]
-        (n_patterns,) = await self.store.read_all(
-            "SELECT COUNT(*) FROM patterns WHERE detected_at >= ? AND detected_at < ?", (lo, hi)
-        )
+        patterns, n_patterns = await self.store.proactive.patterns_between(lo, hi, limit)
         return DigestData(
             day=day,
             generated_at=now,
@@ -131,7 +121,7 @@ class DigestService:
                 "decisions:approved": n_approved,
                 "pending": n_pending,
                 "blocked": n_blocked,
-                "patterns": int(n_patterns[0]),
+                "patterns": n_patterns,
                 "breaker_events": n_breakers,
                 "failures": n_failures,
                 "failed_tasks": n_tasks,
@@ -160,7 +150,7 @@ class DigestService:
         today = self.clock().astimezone(UTC).date()
         written = []
         yesterday = today - timedelta(days=1)
-        began = await digest_sql.first_audit_at(self.store)
+        began = await self.store.digest.first_audit_at()
         started = began is not None and began.astimezone(UTC).date() <= yesterday
         if started and not self.path_for(yesterday).exists():
             written.append(await self.write(yesterday))

@@ -61,6 +61,8 @@ from agentd.core.executors import (
     plan_change,
     target_state,
 )
+from agentd.core.gate import Decision
+from agentd.core.intents import IntentSource
 from agentd.core.rollback import (
     rollback_deadline,
 )
@@ -73,6 +75,7 @@ from agentd.core.states import (
     OperationState,
     TokenState,
 )
+from agentd.core.timefmt import iso
 from agentd.errors import (
     AgentdError,
     InvalidArgument,
@@ -85,9 +88,8 @@ from agentd.services.gate import read_global_state
 from agentd.services.handoffs import HandoffDesk
 from agentd.services.incidents import EventHub, IncidentService
 from agentd.services.scope import notify_quietly
-from agentd.store import exec_sql, ops_sql
 from agentd.store.base import Store, Transaction
-from agentd.store.sqlite import iso
+from agentd.store.records import ExecutionRow, OperationRow
 
 if TYPE_CHECKING:
     from agentd.core.policy import GatePolicy
@@ -112,7 +114,7 @@ def parse_time(value: str) -> datetime:
 class OperationFailed(Exception):
     """A browser operation of an execution ended without completing."""
 
-    def __init__(self, op: ops_sql.OperationRow | None, message: str, reason: str) -> None:
+    def __init__(self, op: OperationRow | None, message: str, reason: str) -> None:
         super().__init__(message)
         self.op = op
         self.message = message
@@ -179,10 +181,10 @@ class ExecutionService:
                 with anyio.move_on_after(config.poll_interval_s):
                     await self._wake.wait()
 
-    async def _due(self) -> list[exec_sql.ExecutionRow]:
+    async def _due(self) -> list[ExecutionRow]:
         now = self.clock()
         async with self.store.write(now) as tx:
-            rows = await exec_sql.executions_in_state(tx, OPEN_EXECUTION_STATES)
+            rows = await tx.execution.executions_in_state(OPEN_EXECUTION_STATES)
         return [
             r
             for r in rows
@@ -213,7 +215,7 @@ class ExecutionService:
         changed, self._changed = self._changed, anyio.Event()
         changed.set()
 
-    async def _report_end(self, exe: exec_sql.ExecutionRow) -> None:
+    async def _report_end(self, exe: ExecutionRow) -> None:
         """Log and notify an execution that ended refused or failed.
 
         A failure that left the target changed has an incident, which notified
@@ -221,10 +223,7 @@ class ExecutionService:
         """
         what = f"execution {exe.id} of intent {exe.intent_id} ({exe.action_type} on {exe.account})"
         logger.error("{} {} {}: {}", what, exe.state, exe.reason, exe.detail)
-        incident = await self.store.read_one(
-            "SELECT id FROM incidents WHERE ref = ? LIMIT 1", (exe.id,)
-        )
-        if incident is not None:
+        if await self.store.execution.has_incident(exe.id):
             return
         await notify_quietly(
             self.incidents.notifier,
@@ -244,13 +243,13 @@ class ExecutionService:
         mapping, registry = config.executors, config.registry()
         default = config.default_executor
         async with self.store.write(now) as tx:
-            for row in await exec_sql.queued_intents(tx, _TAKE_BATCH):
+            for row in await tx.execution.queued_intents(_TAKE_BATCH):
                 exe_id = f"exe_{token.token_hex(8)}"
                 intent = IntentView(
                     intent_id=row["intent_id"],
                     account=row["account"],
                     action_type=row["action_type"],
-                    diff=_json(row["diff"]),
+                    diff=row["diff"],
                     rationale=row["rationale"] or "",
                     domain=row["domain"],
                     change_type=row["change_type"],
@@ -278,7 +277,7 @@ class ExecutionService:
                         detail=exc.message,
                         finished_at=iso(now),
                     )
-                    await exec_sql.insert_execution(tx, values)
+                    await tx.execution.insert_execution(values)
                     tx.audit(
                         AuditEvent(
                             AuditEventType.EXECUTION_FAILED,
@@ -295,8 +294,8 @@ class ExecutionService:
                         params=_plan_json(plan),
                         diff=dict(plan.diff),
                     )
-                    await exec_sql.insert_execution(tx, values)
-                await exec_sql.mark_queue(tx, intent.intent_id, "taken")
+                    await tx.execution.insert_execution(values)
+                await tx.execution.mark_queue(intent.intent_id, "taken")
                 created.append(exe_id)
         for exe_id in refused:
             await self._report_end(await self.get(exe_id))
@@ -310,27 +309,24 @@ class ExecutionService:
         :raises NoExecutor: nothing is configured to carry it out, or its diff lacks what
             the executor needs — said at approval time, not at 3 a.m.
         """
-        row = await self.store.read_one(
-            "SELECT account, action_type, diff, rationale, domain, change_type, source, "
-            "status, decision, expires_at FROM intents WHERE id = ?",
-            (intent_id,),
-        )
+        row = await self.store.gate.get_intent(intent_id)
         if (
             row is None
-            or row["source"] == "governance"
-            or row["status"] != IntentStatus.PENDING
-            or row["decision"] == "BLOCKED"
-            or (row["expires_at"] is not None and row["expires_at"] <= iso(self.clock()))
+            or row.intent.source == IntentSource.GOVERNANCE
+            or row.status != IntentStatus.PENDING
+            or row.outcome.decision == Decision.BLOCKED
+            or (row.expires_at is not None and row.expires_at <= iso(self.clock()))
         ):
             return None  # the gate answers these itself (unknown, decided, blocked, expired)
+        stored = row.intent
         intent = IntentView(
             intent_id=intent_id,
-            account=row["account"],
-            action_type=row["action_type"],
-            diff=_json(row["diff"]),
-            rationale=row["rationale"] or "",
-            domain=row["domain"],
-            change_type=row["change_type"],
+            account=stored.account,
+            action_type=stored.action_type,
+            diff=dict(stored.diff),
+            rationale=stored.rationale or "",
+            domain=stored.domain,
+            change_type=stored.change_type,
         )
         try:
             config = self.config()
@@ -375,7 +371,7 @@ class ExecutionService:
 
     # -- one execution ---------------------------------------------------------------------
 
-    async def drive(self, exe_id: str) -> exec_sql.ExecutionRow:
+    async def drive(self, exe_id: str) -> ExecutionRow:
         """Move one execution as far as it can go now; return it."""
         exe = await self.get(exe_id)
         began = exe.state
@@ -387,7 +383,7 @@ class ExecutionService:
                 if end.state in (ExecutionState.REFUSED, ExecutionState.FAILED):
                     await self._report_end(end)
 
-    async def _drive(self, exe: exec_sql.ExecutionRow) -> exec_sql.ExecutionRow:
+    async def _drive(self, exe: ExecutionRow) -> ExecutionRow:
         if exe.state in (
             ExecutionState.QUEUED,
             ExecutionState.WAITING,
@@ -405,21 +401,19 @@ class ExecutionService:
         return exe
 
     async def _checks(
-        self, tx: Transaction, exe: exec_sql.ExecutionRow, *, snapshot: bool | None
+        self, tx: Transaction, exe: ExecutionRow, *, snapshot: bool | None
     ) -> ExecutionCheckResult:
         config = self.config()
         now = tx.now
-        intent = await tx.fetchone("SELECT status FROM intents WHERE id = ?", (exe.intent_id,))
-        state = await read_global_state(tx.fetchall)
+        status = await tx.gate.intent_status(exe.intent_id)
+        state = await read_global_state(tx.gov)
         tenant_kill = self.policy().for_tenant(exe.tenant).autonomy.kill_switch
-        account = await tx.fetchone(
-            "SELECT trusted_mode FROM accounts WHERE id = ?", (exe.account,)
-        )
+        account = await tx.gate.get_account(exe.account)
         window = config.window_for(exe.tenant)
         start, end = limit_day_bounds(now, window)
         plan = stored_plan(exe)
-        consent = await ops_sql.active_consent_in_tx(
-            tx, exe.account, plan.service or self.service(), plan.change.workflow
+        consent = await tx.ops.active_consent(
+            exe.account, plan.service or self.service(), plan.change.workflow
         )
         if consent is not None and not consent_permits(
             consent.permissions, self._needed(plan.change.workflow)
@@ -431,11 +425,11 @@ class ExecutionService:
             ExecutionCheckInputs(
                 now=now,
                 intent_status="APPROVED"
-                if intent and intent[0] == IntentStatus.APPROVED
-                else str(intent[0] if intent else "missing").upper(),
+                if status == IntentStatus.APPROVED
+                else str(status or "missing").upper(),
                 kill_switch_on=state.kill_switch or tenant_kill,
-                trusted_mode=account[0] if account else "NONE",
-                count_today=await exec_sql.count_started(tx, exe.tenant, iso(start), iso(end)),
+                trusted_mode=account.trusted_mode if account else "NONE",
+                count_today=await tx.execution.count_started(exe.tenant, iso(start), iso(end)),
                 consent_present=consent is not None or handoff,
                 before_snapshot_captured=snapshot,
                 trusted_mode_required=config.trusted_mode_required,
@@ -452,7 +446,7 @@ class ExecutionService:
             return workflow_needs(None)  # fail closed
         return workflow_needs(steps)
 
-    async def _precheck(self, exe: exec_sql.ExecutionRow) -> exec_sql.ExecutionRow:
+    async def _precheck(self, exe: ExecutionRow) -> ExecutionRow:
         handed_off = False
         # A hand-off runs no browser: a person does the work, whatever services exist.
         missing = (
@@ -511,7 +505,7 @@ class ExecutionService:
     async def _hold(
         self,
         tx: Transaction,
-        exe: exec_sql.ExecutionRow,
+        exe: ExecutionRow,
         result: ExecutionCheckResult,
         trace: list[dict[str, Any]],
     ) -> None:
@@ -560,7 +554,7 @@ class ExecutionService:
             before=None,
         )
 
-    async def _snapshot_phase(self, exe: exec_sql.ExecutionRow) -> exec_sql.ExecutionRow:
+    async def _snapshot_phase(self, exe: ExecutionRow) -> ExecutionRow:
         plan = stored_plan(exe)
         executor = self.executor(exe.executor)
         try:
@@ -622,7 +616,7 @@ class ExecutionService:
             )
         return await self.get(exe.id)
 
-    async def _brief(self, exe: exec_sql.ExecutionRow, plan: ChangePlan) -> ChangePlan:
+    async def _brief(self, exe: ExecutionRow, plan: ChangePlan) -> ChangePlan:
         """Write the account's briefing and make it the note the change adds."""
         if self.briefings is None:
             raise InvalidArgument(
@@ -633,8 +627,8 @@ class ExecutionService:
         return replace(plan, change=Step(plan.change.workflow, params))
 
     async def _refuse_after_snapshot(
-        self, exe: exec_sql.ExecutionRow, before: dict[str, Any], exc: InvalidArgument
-    ) -> exec_sql.ExecutionRow:
+        self, exe: ExecutionRow, before: dict[str, Any], exc: InvalidArgument
+    ) -> ExecutionRow:
         reason = str(exc.details.get("reason", "BAD_PARAMETERS"))
         async with self.store.write(self.clock()) as tx:
             await self.set_state(
@@ -658,7 +652,7 @@ class ExecutionService:
         logger.warning("execution {} refused: {}", exe.id, exc.message)
         return await self.get(exe.id)
 
-    async def _start(self, exe: exec_sql.ExecutionRow) -> exec_sql.ExecutionRow:
+    async def _start(self, exe: ExecutionRow) -> ExecutionRow:
         """Repeat the checks and mark the execution started, in one transaction."""
         async with self.store.write(self.clock()) as tx:
             result = await self._checks(tx, exe, snapshot=exe.before is not None)
@@ -691,7 +685,7 @@ class ExecutionService:
                 )
         return await self.get(exe.id)
 
-    async def _change_phase(self, exe: exec_sql.ExecutionRow) -> exec_sql.ExecutionRow:
+    async def _change_phase(self, exe: ExecutionRow) -> ExecutionRow:
         plan = stored_plan(exe)
         try:
             op = await self.run_operation(exe, plan.change, "change_op")
@@ -702,8 +696,8 @@ class ExecutionService:
         return await self.get(exe.id)
 
     async def _fail_change(
-        self, exe: exec_sql.ExecutionRow, plan: ChangePlan, exc: OperationFailed
-    ) -> exec_sql.ExecutionRow:
+        self, exe: ExecutionRow, plan: ChangePlan, exc: OperationFailed
+    ) -> ExecutionRow:
         executor = self.executor(exe.executor)
         before = exe.before or {}
         expected = executor.expected(before, plan) if plan.snapshot else {}
@@ -761,7 +755,7 @@ class ExecutionService:
         await self.publish(exe, BreakerEventKind.EXECUTION_FAILED)
         return await self.get(exe.id)
 
-    async def _verify_phase(self, exe: exec_sql.ExecutionRow) -> exec_sql.ExecutionRow:
+    async def _verify_phase(self, exe: ExecutionRow) -> ExecutionRow:
         plan = stored_plan(exe)
         executor = self.executor(exe.executor)
         after: dict[str, Any] = {}
@@ -814,15 +808,14 @@ class ExecutionService:
     async def issue_token(
         self,
         tx: Transaction,
-        exe: exec_sql.ExecutionRow,
+        exe: ExecutionRow,
         now: datetime,
         *,
         state: TokenState = TokenState.AVAILABLE,
     ) -> str:
         executed = parse_time(exe.started_at) if exe.started_at else now
         value = f"rbk_{token.token_hex(12)}"
-        await exec_sql.insert_token(
-            tx,
+        await tx.execution.insert_token(
             {
                 "token": value,
                 "execution_id": exe.id,
@@ -835,32 +828,29 @@ class ExecutionService:
         return value
 
     async def sync_stage(
-        self, tx: Transaction, exe: exec_sql.ExecutionRow, after: Mapping[str, Any], *, actor: str
+        self, tx: Transaction, exe: ExecutionRow, after: Mapping[str, Any], *, actor: str
     ) -> None:
         """Keep the account's stage in agentd as the back-office's after snapshot shows it."""
         executor = self.config().registry().get(exe.executor)
         stage = after.get("stage")
         if executor is None or not executor.syncs_stage or stage not in ACCOUNT_STAGES:
             return
-        row = await tx.fetchone("SELECT stage FROM accounts WHERE id = ?", (exe.account,))
-        if row is None or row[0] == stage:
+        account = await tx.gate.get_account(exe.account)
+        if account is None or account.stage == stage:
             return
-        await tx.execute(
-            "UPDATE accounts SET stage = ?, updated_at = ? WHERE id = ?",
-            (stage, iso(tx.now), exe.account),
-        )
+        await tx.gate.update_account(exe.account, {"stage": stage}, iso(tx.now))
         tx.audit(
             AuditEvent(
                 AuditEventType.ACCOUNT_UPDATED,
                 actor,
                 exe.account,
-                {"stage": {"from": row[0], "to": stage}, "execution": exe.id},
+                {"stage": {"from": account.stage, "to": stage}, "execution": exe.id},
             )
         )
 
     # -- browser operations ---------------------------------------------------------------
 
-    async def read_current(self, exe: exec_sql.ExecutionRow, plan: ChangePlan) -> dict[str, Any]:
+    async def read_current(self, exe: ExecutionRow, plan: ChangePlan) -> dict[str, Any]:
         """Read the target's current values with a fresh snapshot operation (not recorded).
 
         A rollback compares them with the change's after snapshot before it
@@ -887,7 +877,7 @@ class ExecutionService:
             raise OperationFailed(op, err.message, "BAD_SNAPSHOT") from err
 
     async def read_snapshot(
-        self, exe: exec_sql.ExecutionRow, plan: ChangePlan, column: str
+        self, exe: ExecutionRow, plan: ChangePlan, column: str
     ) -> dict[str, Any]:
         assert plan.snapshot is not None
         op = await self.run_operation(exe, plan.snapshot, column, fresh=True)
@@ -897,14 +887,14 @@ class ExecutionService:
             raise OperationFailed(op, exc.message, "BAD_SNAPSHOT") from exc
 
     async def run_operation(
-        self, exe: exec_sql.ExecutionRow, step: Step, column: str, *, fresh: bool = False
-    ) -> ops_sql.OperationRow:
+        self, exe: ExecutionRow, step: Step, column: str, *, fresh: bool = False
+    ) -> OperationRow:
         """Run (or adopt, after a crash) the operation of one phase and wait for its end.
 
         ``fresh``: a read-only phase whose earlier operation failed is simply run again.
         """
         recorded: str | None = getattr(exe, column)
-        op: ops_sql.OperationRow | None = None
+        op: OperationRow | None = None
         if recorded is not None:
             op = await self.operations.get(recorded)
             if fresh and op.finished and op.state != OperationState.COMPLETED:
@@ -937,15 +927,9 @@ class ExecutionService:
             )
         return op
 
-    async def _find_started(
-        self, exe: exec_sql.ExecutionRow, step: Step
-    ) -> ops_sql.OperationRow | None:
-        row = await self.store.read_one(
-            "SELECT id FROM operations WHERE execution_id = ? AND workflow = ? "
-            "ORDER BY created_at DESC LIMIT 1",
-            (exe.id, step.workflow),
-        )
-        return await self.operations.get(row[0]) if row else None
+    async def _find_started(self, exe: ExecutionRow, step: Step) -> OperationRow | None:
+        op_id = await self.store.ops.latest_operation_id(exe.id, step.workflow)
+        return await self.operations.get(op_id) if op_id else None
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -962,24 +946,24 @@ class ExecutionService:
             )
         return found
 
-    async def set_state(self, tx: Transaction, exe: exec_sql.ExecutionRow, **changes: Any) -> None:
-        await exec_sql.update_execution(tx, exe.id, {**changes, "updated_at": iso(tx.now)})
+    async def set_state(self, tx: Transaction, exe: ExecutionRow, **changes: Any) -> None:
+        await tx.execution.update_execution(exe.id, {**changes, "updated_at": iso(tx.now)})
 
-    async def publish(self, exe: exec_sql.ExecutionRow, kind: BreakerEventKind) -> None:
+    async def publish(self, exe: ExecutionRow, kind: BreakerEventKind) -> None:
         await self.events.publish(
             BreakerEvent(
                 at=self.clock(), kind=kind, action_type=exe.action_type, autonomous=exe.autonomous
             )
         )
 
-    async def get(self, exe_id: str) -> exec_sql.ExecutionRow:
+    async def get(self, exe_id: str) -> ExecutionRow:
         """Return one execution.
 
         :raises NotFound: no such execution.
         """
         return await get_execution(self.store, exe_id)
 
-    async def wait(self, exe_id: str, timeout_s: float = 300.0) -> exec_sql.ExecutionRow:
+    async def wait(self, exe_id: str, timeout_s: float = 300.0) -> ExecutionRow:
         """Wait until an execution is finished; return it.
 
         :raises TimeoutError: it did not finish in time.
@@ -1006,8 +990,7 @@ class ExecutionService:
         now = self.clock()
         touched: list[str] = []
         async with self.store.write(now) as tx:
-            for exe in await exec_sql.executions_in_state(
-                tx,
+            for exe in await tx.execution.executions_in_state(
                 (
                     ExecutionState.READY,
                     ExecutionState.SNAPSHOT,
@@ -1026,10 +1009,10 @@ class ExecutionService:
                         "run the rollback again",
                     )
                     if exe.rollback_of:
-                        original = await exec_sql.token_for_execution_in_tx(tx, exe.rollback_of)
+                        original = await tx.execution.token_for_execution(exe.rollback_of)
                         if original is not None and original.state == TokenState.IN_PROGRESS:
-                            await exec_sql.update_token(
-                                tx, original.token, {"state": TokenState.AVAILABLE}
+                            await tx.execution.update_token(
+                                original.token, {"state": TokenState.AVAILABLE}
                             )
                     tx.audit(
                         AuditEvent(
@@ -1045,7 +1028,7 @@ class ExecutionService:
         return touched
 
 
-def incident_severity(exe: exec_sql.ExecutionRow) -> str:
+def incident_severity(exe: ExecutionRow) -> str:
     """Return the severity of an incident about ``exe``: critical for a HIGH-risk change.
 
     A HIGH-risk change (robots.txt, campaign launch, budgets) left half-done, or
@@ -1057,7 +1040,7 @@ def incident_severity(exe: exec_sql.ExecutionRow) -> str:
 async def open_execution_incident(
     incidents: IncidentService,
     tx: Transaction,
-    exe: exec_sql.ExecutionRow,
+    exe: ExecutionRow,
     *,
     severity: str,
     kind: str,
@@ -1091,13 +1074,6 @@ _TARGET_WORDS = {
 }
 
 
-def _json(raw: str | None) -> dict[str, Any]:
-    import json
-
-    value = json.loads(raw) if raw else {}
-    return value if isinstance(value, dict) else {}
-
-
 def _plan_json(plan: ChangePlan) -> dict[str, Any]:
     return {
         "service": plan.service,
@@ -1110,7 +1086,7 @@ def _plan_json(plan: ChangePlan) -> dict[str, Any]:
     }
 
 
-def stored_plan(exe: exec_sql.ExecutionRow) -> ChangePlan:
+def stored_plan(exe: ExecutionRow) -> ChangePlan:
     params: Mapping[str, Any] = exe.params or {}
     change = params.get("change") or {"workflow": "", "params": {}}
     snap = params.get("snapshot")

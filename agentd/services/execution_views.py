@@ -12,19 +12,19 @@ from typing import TYPE_CHECKING, Any
 
 from agentd.core.states import ExecutionState
 from agentd.errors import InvalidArgument, NotFound
-from agentd.store import exec_sql
+from agentd.store.records import ExecutionRow
 
 if TYPE_CHECKING:
     from agentd.services.operations import OperationsService
     from agentd.store.base import Store
 
 
-async def get_execution(store: Store, exe_id: str) -> exec_sql.ExecutionRow:
+async def get_execution(store: Store, exe_id: str) -> ExecutionRow:
     """Return one execution.
 
     :raises NotFound: no such execution.
     """
-    row = await exec_sql.get_execution(store, exe_id)
+    row = await store.execution.get_execution(exe_id)
     if row is None:
         raise NotFound(f"unknown execution {exe_id!r}", details={"execution": exe_id})
     return row
@@ -39,7 +39,7 @@ class ExecutionViews:
 
     async def list_executions(
         self, state: str | None = None, limit: int = 200
-    ) -> list[exec_sql.ExecutionRow]:
+    ) -> list[ExecutionRow]:
         """Return executions, newest first.
 
         :raises InvalidArgument: unknown state.
@@ -49,12 +49,12 @@ class ExecutionViews:
             raise InvalidArgument(
                 f"unknown execution state {state!r} (one of {known})", details={"field": "status"}
             )
-        return await exec_sql.list_executions(self.store, state=state, limit=limit)
+        return await self.store.execution.list_executions(state=state, limit=limit)
 
     async def show(self, exe_id: str) -> dict[str, Any]:
         """Return an execution with its token, rollbacks and the operations it ran."""
         exe = await get_execution(self.store, exe_id)
-        tok = await exec_sql.token_for_execution(self.store, exe.id)
+        tok = await self.store.execution.token_for_execution(exe.id)
         operations = []
         for column in ("snapshot_op", "change_op", "verify_op"):
             op_id = getattr(exe, column)
@@ -72,12 +72,10 @@ class ExecutionViews:
                     "screenshots": [s.screenshot for s in steps if s.screenshot],
                 }
             )
-        rollbacks = await self.store.read_all(
-            "SELECT id FROM executions WHERE rollback_of = ? ORDER BY created_at", (exe.id,)
-        )
+        rollbacks = await self.store.execution.rollbacks_of(exe.id)
         return {
             **exe.to_dict(),
             "rollback_token": tok.to_dict() if tok else None,
             "operations": operations,
-            "rollbacks": [r[0] for r in rollbacks],
+            "rollbacks": rollbacks,
         }

@@ -27,6 +27,7 @@ from agentd.core.gate import IdempotencyState, approval_blocker, approval_effect
 from agentd.core.intents import ActionIntent
 from agentd.core.policy import GatePolicy
 from agentd.core.states import IntentStatus
+from agentd.core.timefmt import iso
 from agentd.errors import (
     AgentdError,
     BlockedIntent,
@@ -35,18 +36,16 @@ from agentd.errors import (
     InvalidState,
     NotFound,
 )
-from agentd.services.autonomy import read_global_state
+from agentd.services.autonomy import KEYS, read_global_state
 from agentd.services.gate_batch import (
     STATUS_FOR,
-    BatchQuery,
     Decided,
+    batch_reads,
     decide_batch,
     decision_view,
 )
-from agentd.store import gate_sql
 from agentd.store.base import BlockTransaction, Store, Transaction
-from agentd.store.gate_sql import IntentRow
-from agentd.store.sqlite import iso
+from agentd.store.records import IntentRow
 
 # With names now defined with the batch code, still importable from here.
 __all__ = [
@@ -129,7 +128,8 @@ class GateService:
         """Decide and store a batch in one transaction, then answer its submitters."""
         now = self.clock()
         policy = self.policy()
-        query = BatchQuery([p.intent for p in batch], budget_day(now).isoformat(), now)
+        day = budget_day(now).isoformat()
+        intents = [p.intent for p in batch]
         failure: AgentdError | None = None
         stored = False
         items = [(p.intent, p.actor) for p in batch]
@@ -139,15 +139,14 @@ class GateService:
         def block(tx: BlockTransaction) -> None:
             # Reads, the pure decisions, writes and commit: one hand-off to the
             # store's thread for the whole batch.
-            reads = query.parse(tx.fetch_each(query.queries))
+            reads = batch_reads(tx.gate.read_batch(intents, day, now, KEYS))
             effects = decide_batch(
                 items, reads, now=now, policy=policy, approval_ttl=self.approval_ttl
             )
             made.append(effects)
             for event in effects.events:
                 tx.audit(event)
-            if effects.writes:
-                tx.execute_each(effects.writes)
+            tx.gate.write_batch(effects.writes)
 
         try:
             # Shielded: a transaction under way finishes (or rolls back) whole.
@@ -179,7 +178,7 @@ class GateService:
     async def check(self, intent: ActionIntent, actor: str) -> dict[str, Any]:
         """Answer what :meth:`submit` would answer now, with no side effect at all.
 
-        The same reads (:class:`BatchQuery`, from the last committed state) and
+        The same reads (``read_batch``, from the last committed state) and
         the same decision (:func:`decide_batch`) as a batch of one, with the
         effects dropped: no budget consumed, no intent, idempotency record,
         hand-off or audit record stored. A known id is answered from its stored
@@ -189,8 +188,9 @@ class GateService:
         :raises Conflict: the id already names an intent with other content.
         """
         now = self.clock()
-        query = BatchQuery([intent], budget_day(now).isoformat(), now)
-        reads = query.parse(await gate_sql.read_each(self.store, query.queries))
+        reads = batch_reads(
+            await self.store.gate.read_batch([intent], budget_day(now).isoformat(), now, KEYS)
+        )
         decided = decide_batch(
             [(intent, actor)], reads, now=now, policy=self.policy(), approval_ttl=self.approval_ttl
         )
@@ -214,7 +214,7 @@ class GateService:
             if isinstance(row, AgentdError):
                 refused = row
             else:
-                account = (await gate_sql.accounts_by_id(tx, [row.intent.account])).get(
+                account = (await tx.gate.accounts_by_id([row.intent.account])).get(
                     row.intent.account
                 )
                 blocker = approval_blocker(
@@ -226,21 +226,18 @@ class GateService:
                         details={"intent_id": intent_id, "reason": str(blocker)},
                     )
                 else:
-                    idem = (await gate_sql.idempotency_states(tx, [intent_id])).get(intent_id)
+                    idem = (await tx.gate.idempotency_states([intent_id])).get(intent_id)
                     reason, effects = approval_effects(idem)
-                    await tx.execute(
-                        "UPDATE intents SET status = 'approved', approval_source = ?, "
-                        "auto_executed = ?, decided_by = ?, decided_at = ?, decision_note = ?, "
-                        "updated_at = ? WHERE id = ?",
-                        ("HUMAN", 0, actor, at, note, at, intent_id),
+                    await tx.gate.decide_intent(
+                        intent_id, "approved", actor=actor, note=note, approval_source="HUMAN"
                     )
                     rows = []
                     if effects.reserve:
                         rows.append((intent_id, IdempotencyState.RESERVED, at))
                     if effects.publish:
-                        await gate_sql.enqueue(tx, [(intent_id, "HUMAN", at)])
+                        await tx.gate.enqueue([(intent_id, "HUMAN", at)])
                         rows.append((intent_id, IdempotencyState.PUBLISHED, at))
-                    await gate_sql.set_idempotency(tx, rows)
+                    await tx.gate.set_idempotency(rows)
                     tx.audit(
                         AuditEvent(
                             AuditEventType.PROPOSAL_APPROVED,
@@ -265,7 +262,7 @@ class GateService:
                 )
         if refused is not None:
             raise refused
-        stored = await gate_sql.get_intent(self.store, intent_id)
+        stored = await self.store.gate.get_intent(intent_id)
         assert stored is not None
         return decision_view(stored)
 
@@ -279,7 +276,6 @@ class GateService:
                 "a rejection needs a reason (--reason)", details={"field": "reason"}
             )
         now = self.clock()
-        at = iso(now)
         refused: AgentdError | None = None
         async with self.store.write(now) as tx:
             row = await self._pending_row(tx, intent_id, now)
@@ -294,11 +290,7 @@ class GateService:
                     )
                 )
             else:
-                await tx.execute(
-                    "UPDATE intents SET status = 'rejected', decided_by = ?, decided_at = ?, "
-                    "decision_note = ?, updated_at = ? WHERE id = ?",
-                    (actor, at, reason, at, intent_id),
-                )
+                await tx.gate.decide_intent(intent_id, "rejected", actor=actor, note=reason)
                 tx.audit(
                     AuditEvent(
                         AuditEventType.PROPOSAL_REJECTED, actor, intent_id, {"reason": reason}
@@ -306,14 +298,14 @@ class GateService:
                 )
         if refused is not None:
             raise refused
-        stored = await gate_sql.get_intent(self.store, intent_id)
+        stored = await self.store.gate.get_intent(intent_id)
         assert stored is not None
         return decision_view(stored)
 
     async def _pending_row(
         self, tx: Transaction, intent_id: str, now: datetime
     ) -> IntentRow | AgentdError:
-        row = (await gate_sql.intents_by_id(tx, [intent_id])).get(intent_id)
+        row = (await tx.gate.intents_by_id([intent_id])).get(intent_id)
         if row is None:
             raise NotFound(f"no intent {intent_id}", details={"intent_id": intent_id})
         if row.status == IntentStatus.BLOCKED:
@@ -341,12 +333,7 @@ class GateService:
     # -- housekeeping -------------------------------------------------------------
 
     async def _expire(self, tx: Transaction, rows: Sequence[IntentRow], at: str) -> None:
-        await tx.executemany(
-            "UPDATE intents SET status = 'expired', decided_by = 'agentd', decided_at = ?, "
-            "decision_note = 'approval expired', updated_at = ? "
-            "WHERE id = ? AND status = 'pending'",
-            [(at, at, r.intent.intent_id) for r in rows],
-        )
+        await tx.gate.expire_intents([r.intent.intent_id for r in rows], at)
         for r in rows:
             tx.audit(
                 AuditEvent(
@@ -361,10 +348,8 @@ class GateService:
         """Expire pending approvals past their deadline (fail closed); return how many."""
         now = self.clock()
         async with self.store.write(now) as tx:
-            due = await tx.fetchall(
-                "SELECT id FROM intents WHERE status = 'pending' AND expires_at <= ?", (iso(now),)
-            )
-            rows = list((await gate_sql.intents_by_id(tx, [r[0] for r in due])).values())
+            due = await tx.gate.due_intents(iso(now))
+            rows = list((await tx.gate.intents_by_id(due)).values())
             if rows:
                 await self._expire(tx, rows, iso(now))
         if rows:
@@ -375,26 +360,19 @@ class GateService:
         """Delete published idempotency records older than ``retention``."""
         now = self.clock()
         async with self.store.write(now) as tx:
-            cur = await tx.execute(
-                "DELETE FROM idempotency WHERE state = 'PUBLISHED' AND updated_at < ?",
-                (iso(now - retention),),
-            )
-            count = cur.rowcount
-        return int(count or 0)
+            count = await tx.gate.prune_idempotency(iso(now - retention))
+        return count
 
     async def recover(self) -> int:
         """Finish hand-offs a crash left RESERVED; return how many."""
         now = self.clock()
         at = iso(now)
         async with self.store.write(now) as tx:
-            rows = await tx.fetchall(
-                "SELECT d.intent_id, i.approval_source FROM idempotency d "
-                "JOIN intents i ON i.seq = d.intent_seq WHERE d.state = 'RESERVED'"
-            )
+            rows = await tx.gate.reserved_handoffs()
             if rows:
-                await gate_sql.enqueue(tx, [(r[0], r[1] or "POLICY", at) for r in rows])
-                await gate_sql.set_idempotency(
-                    tx, [(r[0], IdempotencyState.PUBLISHED, at) for r in rows]
+                await tx.gate.enqueue([(r[0], r[1] or "POLICY", at) for r in rows])
+                await tx.gate.set_idempotency(
+                    [(r[0], IdempotencyState.PUBLISHED, at) for r in rows]
                 )
         if rows:
             logger.warning("finished {} hand-offs interrupted by a crash", len(rows))

@@ -1,16 +1,17 @@
 """Deciding a batch of submissions: what it reads, what it decides, what it writes.
 
-:class:`BatchQuery` names every row a batch depends on (the global autonomy
-state, the intents and idempotency records already stored under its ids, the
-accounts and today's budget counters), so that the gate service reads them in one
-round trip inside the batch's transaction. :func:`decide_batch` then decides
-each submission in order on those rows and returns the answers and every
-effect to write; it reads and writes nothing itself.
+The store reads every row a batch depends on (the global state, the intents
+and idempotency records already stored under its ids, the accounts, today's
+budget counters and the goals) in one round trip inside the batch's
+transaction (``GateBlock.read_batch``); :func:`batch_reads` parses them.
+:func:`decide_batch` then decides each submission in order on those rows and
+returns the answers and every effect to write (a ``GateBatchWrites``); it
+reads and writes nothing itself.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -26,16 +27,14 @@ from agentd.core.gate import (
     budget_day,
     evaluate,
 )
-from agentd.core.goals import GoalFact, GoalType, Verdict
+from agentd.core.goals import GoalFact
 from agentd.core.intents import ActionIntent, content_fingerprint
 from agentd.core.policy import GatePolicy
 from agentd.core.states import IntentStatus
+from agentd.core.timefmt import iso
 from agentd.errors import AgentdError, Conflict, InvalidArgument, NotFound
-from agentd.services.autonomy import KEYS, AutonomySnapshot, snapshot_from
-from agentd.store import gate_sql
-from agentd.store.base import Row
-from agentd.store.gate_sql import AccountRow, IntentRow, Query
-from agentd.store.sqlite import iso
+from agentd.services.autonomy import AutonomySnapshot, snapshot_from
+from agentd.store.records import AccountRow, GateBatchRows, GateBatchWrites, IntentRow, budget_keys
 
 STATUS_FOR = {
     Decision.AUTO_EXECUTE: IntentStatus.APPROVED,
@@ -50,43 +49,6 @@ _AUTO_APPROVED_DATA: dict[str, Any] = {
     "auto_executed": True,
     "handed_off": True,
 }
-
-
-_GOAL_COLUMNS = "SELECT id, tenant, goal_type, status, verdict, end_at FROM goals"
-
-
-def goals_query(intents: Sequence[ActionIntent]) -> Query:
-    """Return the read of the goals the gate shows: the active ones, and any an intent names."""
-    named = sorted({g for i in intents if isinstance(g := i.serves.get("goal"), str) and g})[:500]
-    if not named:
-        return [(f"{_GOAL_COLUMNS} WHERE status = 'active'", ())]
-    marks = ",".join("?" * len(named))
-    return [(f"{_GOAL_COLUMNS} WHERE status = 'active' OR id IN ({marks})", named)]
-
-
-def goal_facts(rowsets: Iterable[Sequence[Row]], now: datetime) -> dict[str, tuple[GoalFact, ...]]:
-    """Return the goals read by :func:`goals_query` by tenant, with their verdict at ``now``.
-
-    A stored final status stands; an active goal whose end has passed is missed;
-    otherwise the verdict of the last progress update (on track before the first).
-    """
-    by_tenant: dict[str, list[GoalFact]] = {}
-    at = iso(now)
-    for rows in rowsets:
-        for r in rows:
-            status = r["status"]
-            if status in ("completed", "missed"):
-                verdict = Verdict(status)
-            elif r["end_at"] <= at:
-                verdict = Verdict.MISSED
-            elif r["verdict"] in ("on_track", "behind"):
-                verdict = Verdict(r["verdict"])
-            else:
-                verdict = Verdict.ON_TRACK
-            by_tenant.setdefault(r["tenant"], []).append(
-                GoalFact(r["id"], GoalType(r["goal_type"]), verdict)
-            )
-    return {t: tuple(sorted(facts, key=lambda g: g.id)) for t, facts in by_tenant.items()}
 
 
 def gate_context(
@@ -151,37 +113,16 @@ class BatchReads:
     goals: Mapping[str, tuple[GoalFact, ...]]
 
 
-class BatchQuery:
-    """The reads of one batch, as queries to send in one round trip."""
-
-    def __init__(self, intents: Sequence[ActionIntent], day: str, now: datetime) -> None:
-        self.now = now
-        ids = [i.intent_id for i in intents]
-        self.keys = [
-            k for i in intents for k in gate_sql.budget_keys(i.tenant, i.account, i.action_type)
-        ]
-        self._groups: tuple[Query, ...] = (
-            gate_sql.meta_query(KEYS),
-            gate_sql.intents_query(ids),
-            gate_sql.idempotency_query(ids),
-            gate_sql.accounts_query([i.account for i in intents]),
-            gate_sql.budget_query(day, self.keys),
-            goals_query(intents),
-        )
-        self.queries: Query = [q for group in self._groups for q in group]
-
-    def parse(self, rowsets: Sequence[Sequence[Row]]) -> BatchReads:
-        """Return what the rows of :attr:`queries` (in order) say."""
-        found = iter(rowsets)
-        got = [[next(found) for _ in group] for group in self._groups]
-        return BatchReads(
-            state=snapshot_from(gate_sql.meta_found(got[0])),
-            stored=gate_sql.intents_found(got[1]),
-            idempotency=gate_sql.idempotency_found(got[2]),
-            accounts=gate_sql.accounts_found(got[3]),
-            counters=gate_sql.budget_found(self.keys, got[4]),
-            goals=goal_facts(got[5], self.now),
-        )
+def batch_reads(rows: GateBatchRows) -> BatchReads:
+    """Return what the stored rows of a batch (``GateBlock.read_batch``) say."""
+    return BatchReads(
+        state=snapshot_from(rows.meta),
+        stored=rows.stored,
+        idempotency=rows.idempotency,
+        accounts=rows.accounts,
+        counters=rows.counters,
+        goals=rows.goals,
+    )
 
 
 @dataclass
@@ -189,7 +130,7 @@ class Decided:
     """A batch decided: an answer per submission, in order, and the effects to write."""
 
     answers: list[dict[str, Any] | AgentdError]
-    writes: list[tuple[str, Sequence[tuple[Any, ...]]]]
+    writes: GateBatchWrites
     events: list[AuditEvent]
     count: int  # new decisions (duplicates and refusals aside)
 
@@ -217,7 +158,7 @@ def decide_batch(  # noqa: PLR0915
     ledger = BudgetLedger()
     answers: list[dict[str, Any] | AgentdError] = []
     events: list[AuditEvent] = []
-    inserts: list[tuple[Any, ...]] = []
+    inserts: list[IntentRow] = []
     consumed: list[tuple[str, str, str]] = []
     idem_rows: list[tuple[str, str, str]] = []
     queue_rows: list[tuple[str, str, str]] = []
@@ -250,7 +191,7 @@ def decide_batch(  # noqa: PLR0915
         except AgentdError as exc:
             answers.append(exc)
             continue
-        t, a, x = gate_sql.budget_keys(intent.tenant, intent.account, intent.action_type)
+        t, a, x = budget_keys(intent.tenant, intent.account, intent.action_type)
         ledger.seed(intent, today, BudgetUsage(counters[t], counters[a], counters[x]))
         ctx = gate_context(
             policy, account, reads.state, intent, ledger.usage(intent, today), reads.goals
@@ -271,18 +212,6 @@ def decide_batch(  # noqa: PLR0915
             idem_rows.append((intent_id, IdempotencyState.RESERVED, at))
         status = STATUS_FOR[outcome.decision]
         expires = iso(now + approval_ttl(intent.tenant)) if status == IntentStatus.PENDING else None
-        inserts.append(
-            gate_sql.intent_insert_row(
-                intent,
-                fingerprint,
-                outcome,
-                status=status,
-                created_at=at,
-                created_by=actor,
-                expires_at=expires,
-                outcome_json=outcome.to_json(),
-            )
-        )
         row = IntentRow(
             intent,
             fingerprint,
@@ -298,18 +227,10 @@ def decide_batch(  # noqa: PLR0915
             None,
         )
         decided_here[intent_id] = row
+        inserts.append(row)
         answers.append(decision_view(row))
         events.extend(_audit_events(row))
-    writes: list[tuple[str, Sequence[tuple[Any, ...]]]] = []
-    if inserts:
-        writes.append((gate_sql.INSERT_INTENT, inserts))
-    if consumed:
-        writes.append((gate_sql.RECORD_CONSUMPTION, consumed))
-        writes.append((gate_sql.WRITE_BUDGET, gate_sql.budget_rows(day, touched)))
-    if idem_rows:
-        writes.append((gate_sql.SET_IDEMPOTENCY, idem_rows))
-    if queue_rows:
-        writes.append((gate_sql.ENQUEUE, queue_rows))
+    writes = GateBatchWrites(day, inserts, consumed, touched, idem_rows, queue_rows)
     return Decided(answers, writes, events, len(inserts))
 
 

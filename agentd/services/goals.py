@@ -2,7 +2,7 @@
 
 Progress comes from metrics computed over stored data
 (:func:`agentd.core.goals.compute_metrics` over the counts of
-:func:`agentd.store.proactive_sql.metric_counts`) for the goal's tenant and
+:meth:`agentd.store.api.ProactiveReads.metric_counts`) for the goal's tenant and
 period. A goal reaching its target is completed, one whose end passes is
 missed; both are final, stored and audited.
 """
@@ -28,9 +28,8 @@ from agentd.core.goals import (
     validate_goal,
 )
 from agentd.errors import NotFound
-from agentd.store import proactive_sql
-from agentd.store.proactive_sql import GoalRow
-from agentd.store.sqlite import SqliteStore
+from agentd.store.base import Store
+from agentd.store.records import GoalRow
 
 
 @dataclass(frozen=True)
@@ -67,7 +66,7 @@ class GoalService:
     """Goals: validation, storage, metrics and verdicts."""
 
     def __init__(
-        self, store: SqliteStore, *, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+        self, store: Store, *, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     ) -> None:
         self.store = store
         self.clock = clock
@@ -90,7 +89,7 @@ class GoalService:
         spec = validate_goal(tenant, goal_type, target, start, end, name)
         goal = Goal.from_spec("goal_" + secrets.token_hex(6), spec)
         async with self.store.write(self.clock()) as tx:
-            await proactive_sql.insert_goal(tx, goal, actor)
+            await tx.proactive.insert_goal(goal, actor)
             tx.audit(
                 AuditEvent(
                     AuditEventType.GOAL_CREATED,
@@ -102,8 +101,7 @@ class GoalService:
         # The gate names the goal an intent serves with its latest verdict: have one at once.
         evaluation = await self.evaluate(goal)
         async with self.store.write(self.clock()) as tx:
-            await proactive_sql.write_progress(
-                tx,
+            await tx.proactive.write_progress(
                 [(goal.id, evaluation.status.value, evaluation.current, evaluation.verdict.value)],
             )
             if evaluation.status_changed:
@@ -115,14 +113,14 @@ class GoalService:
                         {"status": evaluation.status.value, "summary": evaluation.describe()},
                     )
                 )
-        row = await proactive_sql.get_goal(self.store, goal.id)
+        row = await self.store.proactive.get_goal(goal.id)
         assert row is not None
         return row.to_dict()
 
     async def current_value(self, goal: Goal, now: datetime) -> float:
         """Return the goal metric's value now, over the goal's period so far."""
         until = min(max(now, goal.start), goal.end)
-        counts = await proactive_sql.metric_counts(self.store, goal.tenant, goal.start, until)
+        counts = await self.store.proactive.metric_counts(goal.tenant, goal.start, until)
         return compute_metrics(MetricFacts(**counts))[goal.goal_type]
 
     async def evaluate(self, goal: Goal, now: datetime | None = None) -> GoalEvaluation:
@@ -132,7 +130,7 @@ class GoalService:
 
     async def list_goals(self, *, include_final: bool = False) -> list[dict[str, Any]]:
         """Return goals with their last stored progress."""
-        rows = await proactive_sql.list_goals(self.store, include_final=include_final)
+        rows = await self.store.proactive.list_goals(include_final=include_final)
         return [r.to_dict() for r in rows]
 
     async def show(self, goal_id: str) -> dict[str, Any]:
@@ -140,7 +138,7 @@ class GoalService:
 
         :raises NotFound: no such goal.
         """
-        row = await proactive_sql.get_goal(self.store, goal_id)
+        row = await self.store.proactive.get_goal(goal_id)
         if row is None:
             raise NotFound(f"no goal {goal_id!r}", details={"goal": goal_id})
         evaluation = await self.evaluate(row.goal)
@@ -155,7 +153,7 @@ class GoalService:
     async def active(self) -> list[tuple[GoalRow, GoalEvaluation]]:
         """Return the active goals with their verdict now (nothing is stored)."""
         now = self.clock()
-        rows = await proactive_sql.list_goals(self.store, include_final=False)
+        rows = await self.store.proactive.list_goals(include_final=False)
         return [(r, await self.evaluate(r.goal, now)) for r in rows]
 
     async def update_progress(self) -> ProgressReport:
@@ -165,8 +163,7 @@ class GoalService:
         if not pairs:
             return ProgressReport(0, 0, 0, 0)
         async with self.store.write(now) as tx:
-            await proactive_sql.write_progress(
-                tx,
+            await tx.proactive.write_progress(
                 [(r.goal.id, e.status.value, e.current, e.verdict.value) for r, e in pairs],
             )
             for r, e in pairs:

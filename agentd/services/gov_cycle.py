@@ -40,8 +40,7 @@ from agentd.report_chart import line_chart_svg
 from agentd.services.autonomy import AutonomySnapshot
 from agentd.services.governance import GovernanceService, readiness_summary
 from agentd.services.scope import ACTOR
-from agentd.store import gov_sql
-from agentd.store.gov_sql import ProposalRow, TripRow
+from agentd.store.records import ProposalRow, TripRow
 
 
 def _time(text: str | None) -> datetime | None:
@@ -114,8 +113,8 @@ class GovernanceCycle:
     ) -> tuple[ProposalLine | None, str]:
         """Return the proposal waiting or made now, or the note saying why there is none."""
         settings = self.settings()
-        gov, read = self.gov, self.gov.store.read_all
-        waiting = await gov_sql.pending_proposal(read)
+        gov, read = self.gov, self.gov.store
+        waiting = await read.gov.pending_proposal()
         if waiting is not None:
             return _line(waiting, created=False), ""
         if not readiness.ready:
@@ -129,7 +128,7 @@ class GovernanceCycle:
                 "the kill switch is on." if state.kill_switch else f"breakers tripped: {tripped}."
             )
         period = timedelta(days=settings.governance.readiness.period_days)
-        stats = await gov_sql.human_action_stats(read, now - period, now)
+        stats = await read.gov.human_action_stats(now - period, now)
         allowlist = gov.autonomy.overlay(gate_policy(settings), settings).autonomy.allowlist
         candidates = expansion_candidates(
             stats,
@@ -182,7 +181,7 @@ class GovernanceCycle:
         """Run the cycle once; return a one-line result (for ``agentctl tasks``)."""
         now = self.clock()
         start = now - timedelta(days=self.settings().governance.report_period_days)
-        gov, read = self.gov, self.gov.store.read_all
+        gov, read = self.gov, self.gov.store
         await gov.scope.expire_due()
         await gov.verify_audit()
         counts = await gov.metrics.counts(start, now)
@@ -197,7 +196,7 @@ class GovernanceCycle:
         proposal, note = await self._proposal(
             now, start, counts, readiness, state, tripped, report_path
         )
-        trips = [_trip(t) for t in await gov_sql.trips_between(read, start, now)]
+        trips = [_trip(t) for t in await read.gov.trips_between(start, now)]
         chart = _chart(week, days)
         text = render_report(
             ReportData(

@@ -36,15 +36,15 @@ from agentd.core.readiness import (
     assess,
     validate_attestation,
 )
+from agentd.core.timefmt import iso
 from agentd.errors import Conflict, InvalidArgument, StoreError
 from agentd.notifiers import NotificationKind, Notifier, Severity
 from agentd.services.autonomy import AutonomyState
 from agentd.services.breakers import BreakerService
 from agentd.services.metrics import MetricsCollector
 from agentd.services.scope import ACTOR, ScopeExpansions, notify_quietly
-from agentd.store import gov_sql
 from agentd.store.base import Store
-from agentd.store.sqlite import iso
+from agentd.store.records import AttestationRow
 
 
 class Stoppable(Protocol):
@@ -148,7 +148,7 @@ class GovernanceService:
             )
             for name, t in settings.tenants.items()
         }
-        pending = await gov_sql.pending_proposal(self.store.read_all)
+        pending = await self.store.gov.pending_proposal()
         return {
             **state.to_dict(),
             "tenants": tenants,
@@ -378,7 +378,7 @@ class GovernanceService:
         settings = self.settings()
         cfg = settings.governance.readiness
         start = now - timedelta(days=cfg.period_days)
-        read = self.store.read_all
+        read = self.store
         rates = compute_rates(await self.metrics.counts(start, now))
         state = await self.autonomy.load()
         rules = [r for r in self.breakers.rules if r.enabled]
@@ -387,14 +387,14 @@ class GovernanceService:
             if settings.breakers.alert_only
             else sum(1 for r in rules if r.action == "revert_to_l3" and not r.alerts_only)
         )
-        rollback = await gov_sql.last_rollback_at(read)
+        rollback = await read.gov.last_rollback_at()
         since = state.level_since or now
         return ReadinessFacts(
             days_at_l3=max((now - since).total_seconds() / 86400, 0.0),
             success_rate=rates.success_rate,
             approval_rate=rates.approval_rate,
             rollback_rate=rates.rollback_rate,
-            critical_incidents=await gov_sql.critical_autonomous_incidents(read, start, now),
+            critical_incidents=await read.gov.critical_autonomous_incidents(start, now),
             breaker_rules_enabled=len(rules),
             breaker_rules_enforcing=enforcing,
             kill_switch_tested_at=state.kill_switch_tested_at,
@@ -414,7 +414,7 @@ class GovernanceService:
                 datetime.fromisoformat(a.at),
                 datetime.fromisoformat(a.expires_at),
             )
-            for a in await gov_sql.list_attestations(self.store.read_all)
+            for a in await self.store.gov.list_attestations()
         ]
 
     async def assess(self, now: datetime) -> ReadinessReport:
@@ -471,7 +471,7 @@ class GovernanceService:
             "expires_at": iso(expires),
         }
         async with self.store.write(now) as tx:
-            await gov_sql.insert_attestation(tx, row)
+            await tx.gov.insert_attestation(row)
             tx.audit(
                 AuditEvent(
                     GovernanceEvent.ATTESTATION_RECORDED,
@@ -480,13 +480,13 @@ class GovernanceService:
                     {k: row[k] for k in ("item", "by_name", "evidence", "expires_at")},
                 )
             )
-        return gov_sql.AttestationRow(**row).to_dict()
+        return AttestationRow(**row).to_dict()
 
     async def list_attestations(self) -> list[dict[str, Any]]:
         """Return attestations, newest first, each saying whether it still counts."""
         now = self.clock()
         out = []
-        for row in await gov_sql.list_attestations(self.store.read_all):
+        for row in await self.store.gov.list_attestations():
             item = row.to_dict()
             item["valid"] = (
                 datetime.fromisoformat(row.at) <= now < datetime.fromisoformat(row.expires_at)

@@ -24,13 +24,13 @@ from agentd.core.audit import AuditEvent, AuditEventType
 from agentd.core.breakers import BreakerEvent, BreakerEventKind
 from agentd.core.executors import HANDOFF
 from agentd.core.states import ENDED_EXECUTION_STATES, ExecutionState
+from agentd.core.timefmt import iso
 from agentd.errors import InvalidArgument, InvalidState, NotFound
 from agentd.notifiers import FanoutNotifier, Notification, NotificationKind, Notifier, Severity
 from agentd.notifiers import notifier_name as _name
 from agentd.services.incidents import EventHub
-from agentd.store import exec_sql
 from agentd.store.base import Store, Transaction
-from agentd.store.sqlite import iso
+from agentd.store.records import ExecutionRow
 
 ACTOR = "agentd"
 HANDED_OFF = ExecutionState.HANDED_OFF
@@ -42,7 +42,7 @@ LIST_STATES = {
 }
 MAX_TEXT = 2000
 
-TokenMaker = Callable[[Transaction, exec_sql.ExecutionRow, datetime], Awaitable[str]]
+TokenMaker = Callable[[Transaction, ExecutionRow, datetime], Awaitable[str]]
 
 
 def _text(value: str | None, field: str, flag: str) -> str:
@@ -75,39 +75,34 @@ class HandoffDesk:
         self.token = token
 
     async def hand_off_in_tx(
-        self, tx: Transaction, exe: exec_sql.ExecutionRow, checks: list[dict[str, Any]]
+        self, tx: Transaction, exe: ExecutionRow, checks: list[dict[str, Any]]
     ) -> None:
         """Mark a checked execution handed off, with what was approved; audit it.
 
         Call :meth:`announce` after the commit.
         """
-        row = await tx.fetchone(
-            "SELECT tenant, account, action_type, domain, change_type, diff, rationale, "
-            "serves, risk_level, approval_source, decided_by, decided_at, decision_note "
-            "FROM intents WHERE id = ?",
-            (exe.intent_id,),
-        )
+        row = await tx.gate.get_intent(exe.intent_id)
         approved: dict[str, Any] = {"intent_id": exe.intent_id}
         if row is not None:
+            intent = row.intent
             approved.update(
-                tenant=row["tenant"],
-                account=row["account"],
-                action_type=row["action_type"],
-                domain=row["domain"],
-                change_type=row["change_type"],
-                diff=json.loads(row["diff"]),
-                rationale=row["rationale"],
-                serves=json.loads(row["serves"]),
-                risk=row["risk_level"],
+                tenant=intent.tenant,
+                account=intent.account,
+                action_type=intent.action_type,
+                domain=intent.domain,
+                change_type=intent.change_type,
+                diff=dict(intent.diff),
+                rationale=intent.rationale,
+                serves=dict(intent.serves),
+                risk=str(row.outcome.risk.level),
                 approval={
-                    "source": row["approval_source"],
-                    "by": row["decided_by"] or ("policy" if row["approval_source"] else None),
-                    "at": row["decided_at"],
-                    "note": row["decision_note"],
+                    "source": row.approval_source,
+                    "by": row.decided_by or ("policy" if row.approval_source else None),
+                    "at": row.decided_at,
+                    "note": row.decision_note,
                 },
             )
-        await exec_sql.update_execution(
-            tx,
+        await tx.execution.update_execution(
             exe.id,
             {
                 "state": HANDED_OFF,
@@ -155,10 +150,10 @@ class HandoffDesk:
         except Exception as exc:  # the hand-off stands; `agentctl handoffs` still lists it
             logger.error("hand-off {} could not be notified: {}", exe.id, exc)
         async with self.store.write(self.clock()) as tx:
-            fresh = await exec_sql.execution_in_tx(tx, exe.id)
+            fresh = await tx.execution.get_execution(exe.id)
             if fresh is not None:
                 result = {**(fresh.result or {}), "notified": delivered}
-                await exec_sql.update_execution(tx, exe.id, {"result": result})
+                await tx.execution.update_execution(exe.id, {"result": result})
         logger.info("execution {} handed off ({})", exe.id, ", ".join(delivered) or "not notified")
         return delivered
 
@@ -177,13 +172,8 @@ class HandoffDesk:
             if status
             else (HANDED_OFF, ExecutionState.SUCCEEDED, ExecutionState.FAILED)
         )
-        marks = ", ".join("?" for _ in states)
-        rows = await self.store.read_all(
-            f"SELECT id FROM executions WHERE kind = 'change' AND executor = ? "
-            f"AND state IN ({marks}) ORDER BY created_at DESC, id LIMIT ?",
-            (HANDOFF, *states, limit),
-        )
-        return [self._view(await self._get(r[0])) for r in rows]
+        ids = await self.store.execution.change_ids_by_executor(HANDOFF, states, limit)
+        return [self._view(await self._get(i)) for i in ids]
 
     async def done(self, exe_id: str, actor: str, note: str | None) -> dict[str, Any]:
         """Close a hand-off as done: the execution succeeded.
@@ -195,8 +185,7 @@ class HandoffDesk:
         text = _text(note, "note", "--note")
         async with self.store.write(self.clock()) as tx:
             exe = await self._open_in_tx(tx, exe_id)
-            await exec_sql.update_execution(
-                tx,
+            await tx.execution.update_execution(
                 exe.id,
                 {
                     "state": ExecutionState.SUCCEEDED,
@@ -235,8 +224,7 @@ class HandoffDesk:
         text = _text(reason, "reason", "--reason")
         async with self.store.write(self.clock()) as tx:
             exe = await self._open_in_tx(tx, exe_id)
-            await exec_sql.update_execution(
-                tx,
+            await tx.execution.update_execution(
                 exe.id,
                 {
                     "state": ExecutionState.FAILED,
@@ -264,8 +252,8 @@ class HandoffDesk:
         await self._publish(exe, BreakerEventKind.EXECUTION_FAILED)
         return self._view(await self._get(exe.id))
 
-    async def _open_in_tx(self, tx: Transaction, exe_id: str) -> exec_sql.ExecutionRow:
-        exe = await exec_sql.execution_in_tx(tx, exe_id)
+    async def _open_in_tx(self, tx: Transaction, exe_id: str) -> ExecutionRow:
+        exe = await tx.execution.get_execution(exe_id)
         if exe is None:
             raise NotFound(f"unknown execution {exe_id!r}", details={"execution": exe_id})
         if exe.executor != HANDOFF or exe.kind != "change":
@@ -293,19 +281,19 @@ class HandoffDesk:
             )
         return exe
 
-    async def _get(self, exe_id: str) -> exec_sql.ExecutionRow:
-        exe = await exec_sql.get_execution(self.store, exe_id)
+    async def _get(self, exe_id: str) -> ExecutionRow:
+        exe = await self.store.execution.get_execution(exe_id)
         if exe is None:
             raise NotFound(f"unknown execution {exe_id!r}", details={"execution": exe_id})
         return exe
 
-    async def _publish(self, exe: exec_sql.ExecutionRow, kind: BreakerEventKind) -> None:
+    async def _publish(self, exe: ExecutionRow, kind: BreakerEventKind) -> None:
         await self.events.publish(
             BreakerEvent(at=self.clock(), kind=kind, action_type=exe.action_type)
         )
 
     @staticmethod
-    def _view(exe: exec_sql.ExecutionRow) -> dict[str, Any]:
+    def _view(exe: ExecutionRow) -> dict[str, Any]:
         result = exe.result or {}
         return {
             "id": exe.id,

@@ -24,7 +24,7 @@ from loguru import logger
 from agentd.errors import AgentdError
 from agentd.services import interactions
 from agentd.services.accounts import detect_format
-from agentd.store.sqlite import SqliteStore
+from agentd.store.base import Store
 
 ACTOR = "inbox"
 _IN_PROGRESS = (".tmp", ".part", ".partial", ".swp")
@@ -59,7 +59,7 @@ class Inbox:
 
     def __init__(
         self,
-        store: SqliteStore,
+        store: Store,
         directory: Callable[[], Path],
         *,
         skip_bad: Callable[[], bool] = lambda: False,

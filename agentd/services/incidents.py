@@ -18,6 +18,7 @@ from loguru import logger
 
 from agentd.core.audit import AuditEvent, AuditEventType
 from agentd.core.breakers import BreakerEvent, BreakerEventKind
+from agentd.core.timefmt import iso
 from agentd.errors import InvalidArgument, InvalidState, NotFound
 from agentd.notifiers import (
     FanoutNotifier,
@@ -27,9 +28,8 @@ from agentd.notifiers import (
     Severity,
     notifier_name,
 )
-from agentd.store import exec_sql
 from agentd.store.base import Store, Transaction
-from agentd.store.sqlite import iso
+from agentd.store.records import IncidentRow
 
 SEVERITIES = ("critical", "high", "medium", "low")
 ACTOR = "agentd"
@@ -98,8 +98,7 @@ class IncidentService:
                 details={"field": "severity"},
             )
         incident_id = f"inc_{token.token_hex(6)}"
-        await exec_sql.insert_incident(
-            tx,
+        await tx.execution.insert_incident(
             {
                 "id": incident_id,
                 "severity": severity,
@@ -138,7 +137,7 @@ class IncidentService:
         except Exception as exc:
             logger.error("incident {} could not be notified: {}", incident_id, exc)
         async with self.store.write() as tx:
-            await exec_sql.update_incident(tx, incident_id, {"notified": delivered})
+            await tx.execution.update_incident(incident_id, {"notified": delivered})
         await self.events.publish(
             BreakerEvent(
                 at=datetime.fromisoformat(incident.created_at),
@@ -157,7 +156,7 @@ class IncidentService:
 
     async def report(
         self, *, severity: str, reason: str, actor: str, account: str | None = None
-    ) -> exec_sql.IncidentRow:
+    ) -> IncidentRow:
         """Open an incident a person reports (``agentctl incidents open``), audited and notified.
 
         A critical one trips the critical-incident breaker like any other.
@@ -181,19 +180,19 @@ class IncidentService:
         )
         return await self.get(incident_id)
 
-    async def get(self, incident_id: str) -> exec_sql.IncidentRow:
+    async def get(self, incident_id: str) -> IncidentRow:
         """Return one incident.
 
         :raises NotFound: no such incident.
         """
-        row = await exec_sql.get_incident(self.store, incident_id)
+        row = await self.store.execution.get_incident(incident_id)
         if row is None:
             raise NotFound(f"unknown incident {incident_id!r}", details={"incident": incident_id})
         return row
 
     async def list_incidents(
         self, status: str | None = None, limit: int = 200
-    ) -> list[exec_sql.IncidentRow]:
+    ) -> list[IncidentRow]:
         """Return incidents, newest first.
 
         :raises InvalidArgument: unknown status.
@@ -203,9 +202,9 @@ class IncidentService:
                 f"unknown incident status {status!r} (open or resolved)",
                 details={"field": "status"},
             )
-        return await exec_sql.list_incidents(self.store, status=status, limit=limit)
+        return await self.store.execution.list_incidents(status=status, limit=limit)
 
-    async def resolve(self, incident_id: str, actor: str, note: str) -> exec_sql.IncidentRow:
+    async def resolve(self, incident_id: str, actor: str, note: str) -> IncidentRow:
         """Resolve an open incident with a note.
 
         :raises NotFound: no such incident.
@@ -216,7 +215,7 @@ class IncidentService:
             raise InvalidArgument("say how it was resolved (--note)", details={"field": "note"})
         now = datetime.now(UTC)
         async with self.store.write(now) as tx:
-            row = await exec_sql.incident_in_tx(tx, incident_id)
+            row = await tx.execution.get_incident(incident_id)
             if row is None:
                 raise NotFound(
                     f"unknown incident {incident_id!r}", details={"incident": incident_id}
@@ -227,8 +226,7 @@ class IncidentService:
                     f"at {row.resolved_at}",
                     details={"incident": incident_id},
                 )
-            await exec_sql.update_incident(
-                tx,
+            await tx.execution.update_incident(
                 incident_id,
                 {
                     "status": "resolved",

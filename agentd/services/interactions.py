@@ -27,10 +27,15 @@ from typing import Any
 import anyio
 
 from agentd.core.audit import AuditEvent, AuditEventType
-from agentd.core.interactions import REQUIRED_FIELDS, parse_interaction, require_known_account
+from agentd.core.interactions import (
+    REQUIRED_FIELDS,
+    Interaction,
+    parse_interaction,
+    require_known_account,
+)
+from agentd.core.timefmt import iso
 from agentd.errors import InvalidArgument
-from agentd.store import proactive_sql
-from agentd.store.sqlite import SqliteStore, iso
+from agentd.store.base import Store
 
 MAX_REPORTED = 50
 BATCH = 5000
@@ -116,10 +121,9 @@ def _take(
     known: set[str],
     now: datetime,
     source: str,
-    imported_at: str,
-) -> tuple[list[tuple[Any, ...]], list[InvalidArgument], int, bool]:
-    """Parse up to ``n`` records; return (rows, errors, records read, finished)."""
-    rows: list[tuple[Any, ...]] = []
+) -> tuple[list[Interaction], list[InvalidArgument], int, bool]:
+    """Parse up to ``n`` records; return (interactions, errors, records read, finished)."""
+    rows: list[Interaction] = []
     errors: list[InvalidArgument] = []
     count = 0
     for _ in range(n):
@@ -141,12 +145,12 @@ def _take(
         except InvalidArgument as exc:
             errors.append(exc)
             continue
-        rows.append(proactive_sql.interaction_row(item, imported_at))
+        rows.append(item)
     return rows, errors, count, False
 
 
 async def import_file(
-    store: SqliteStore,
+    store: Store,
     path: Path,
     *,
     source: str,
@@ -163,17 +167,16 @@ async def import_file(
         record at all; ``details`` names ``file``, ``line`` and ``field``.
     """
     report = InteractionImportReport(source=source)
-    known = await proactive_sql.account_ids(store)
+    known = await store.proactive.account_ids()
     now = clock()
     at = iso(now)
     with path.open(encoding="utf-8-sig", newline="" if fmt == "csv" else None) as fh:
         items = _csv_items(fh, source) if fmt == "csv" else _jsonl_items(fh, source)
         async with store.write(now) as tx:
-            before = tx.conn.total_changes
             finished = False
             while not finished:
                 rows, errors, count, finished = await anyio.to_thread.run_sync(
-                    lambda: _take(items, batch, known=known, now=now, source=source, imported_at=at)
+                    lambda: _take(items, batch, known=known, now=now, source=source)
                 )
                 report.read += count
                 if errors and not skip_bad:
@@ -192,12 +195,11 @@ async def import_file(
                         }
                     )
                 if rows:
-                    await tx.executemany(proactive_sql.INSERT_INTERACTION, rows)
+                    report.imported += await tx.proactive.insert_interactions(rows, at)
             if report.read == 0:
                 raise InvalidArgument(
                     f"{source}: no interactions in the file", details={"file": source}
                 )
-            report.imported = tx.conn.total_changes - before
             report.duplicates = report.read - len(report.skipped) - report.imported
             tx.audit(
                 AuditEvent(
@@ -217,7 +219,7 @@ async def import_file(
 
 
 async def import_upload(
-    store: SqliteStore,
+    store: Store,
     lines: AsyncIterator[bytes],
     *,
     spool_dir: Path,

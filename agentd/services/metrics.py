@@ -28,7 +28,6 @@ from agentd.config import Settings
 from agentd.core.governance import governance_families
 from agentd.core.metrics import Family, MetricCounts, compute_rates, metric_families
 from agentd.services.autonomy import AutonomyState
-from agentd.store import gov_sql
 from agentd.store.base import Store
 
 if TYPE_CHECKING:
@@ -93,7 +92,7 @@ class MetricsCollector:
 
     async def counts(self, start: datetime | None, end: datetime | None) -> MetricCounts:
         """Return the counts of ``[start, end)`` (None: unbounded)."""
-        return await gov_sql.metric_counts(self.store.read_all, start, end)
+        return await self.store.gov.metric_counts(start, end)
 
     async def collect(self, start: datetime, end: datetime) -> dict[str, Any]:
         """Return counts and rates of ``[start, end)`` as ``agentctl metrics`` shows them."""

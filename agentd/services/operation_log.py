@@ -26,10 +26,10 @@ from agentd.browser.journal import (
     StepEntry,
 )
 from agentd.core.audit import AuditEvent, AuditEventType
+from agentd.core.timefmt import iso
 from agentd.errors import Conflict, NotFound
-from agentd.store import gate_sql, ops_sql
 from agentd.store.base import Store
-from agentd.store.sqlite import iso
+from agentd.store.records import ConsentRow, OperationRow
 
 _END_EVENTS = {
     "completed": OPERATION_COMPLETED,
@@ -48,32 +48,30 @@ class StoredOperationLog:
         self.store = store
         self.lease_s = lease_s
 
-    async def operation(self, op_id: str) -> ops_sql.OperationRow:
+    async def operation(self, op_id: str) -> OperationRow:
         """Return the operation as stored.
 
         :raises NotFound: no such operation.
         """
-        row = await ops_sql.get_operation(self.store, op_id)
+        row = await self.store.ops.get_operation(op_id)
         if row is None:
             raise NotFound(f"unknown operation {op_id!r}", details={"operation": op_id})
         return row
 
-    async def active_consent(
-        self, account: str, service: str, workflow: str
-    ) -> ops_sql.ConsentRow | None:
+    async def active_consent(self, account: str, service: str, workflow: str) -> ConsentRow | None:
         """Return the consent in force for a workflow, or None."""
-        return await ops_sql.active_consent(self.store, account, service, workflow)
+        return await self.store.ops.active_consent(account, service, workflow)
 
     async def allowed_hosts(self, account: str) -> Sequence[str] | None:
         """Return an account's host allowlist, or None for an unknown account."""
-        row = await gate_sql.get_account(self.store, account)
+        row = await self.store.gate.get_account(account)
         return None if row is None else row.allowed_hosts
 
     async def secret_blobs(
         self, account: str, service: str, names: Sequence[str]
     ) -> Mapping[str, bytes]:
         """Return the sealed secrets of these names that exist."""
-        return await ops_sql.secret_blobs(self.store, account, service, list(names))
+        return await self.store.ops.secret_blobs(account, service, list(names))
 
     async def audit(self, event: AuditEvent) -> None:
         """Append one audit event on its own."""
@@ -105,9 +103,8 @@ class StoredOperationLog:
                     AuditEvent(AuditEventType.HOST_NOT_ALLOWED, ACTOR, op.id, dict(end.off_list))
                 )
             if end.saved:
-                await ops_sql.insert_steps(tx, [_final_row(end, iso(now))])
-            await ops_sql.update_operation(
-                tx,
+                await tx.ops.insert_steps([_final_row(end, iso(now))])
+            await tx.ops.update_operation(
                 op.id,
                 {
                     "state": end.state,
@@ -126,8 +123,8 @@ class StoredOperationLog:
     async def _insert_steps(
         self, tx: Any, op_id: str, steps: Sequence[StepEntry], now: datetime
     ) -> None:
-        await ops_sql.insert_steps(
-            tx, [{k: v for k, v in s.row.items() if k != RECORDED} for s in steps]
+        await tx.ops.insert_steps(
+            [{k: v for k, v in s.row.items() if k != RECORDED} for s in steps]
         )
         changes: dict[str, Any] = {
             "updated_at": iso(now),
@@ -136,7 +133,7 @@ class StoredOperationLog:
         done = [s.row["idx"] for s in steps if s.row["status"] == "ok"]
         if done:
             changes["step"] = max(done)
-        await ops_sql.update_operation(tx, op_id, changes)
+        await tx.ops.update_operation(op_id, changes)
         for step in steps:
             _audit_refusals(tx, op_id, step.refusals)
             data = {k: v for k, v in step.row.items() if k not in ("op_id", "attempt")}
@@ -144,7 +141,7 @@ class StoredOperationLog:
 
 
 async def _own(tx: Any, op_id: str, owner: str) -> None:
-    current = await ops_sql.operation_in_tx(tx, op_id)
+    current = await tx.ops.get_operation(op_id)
     if current is None or current.lease_owner != owner or current.finished:
         raise Conflict(f"operation {op_id} is no longer run by this process", details={"op": op_id})
 

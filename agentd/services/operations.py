@@ -59,6 +59,7 @@ from agentd.core.consent import (
 )
 from agentd.core.policy import AutonomyLevel
 from agentd.core.states import RUNNING_OPERATION_STATES, OperationState
+from agentd.core.timefmt import iso
 from agentd.errors import AgentdError, Conflict, InvalidArgument, InvalidState, NotFound
 from agentd.kb import KnowledgeBase, Step, bind_account
 from agentd.llm import ModelUnavailable, StepPlanner, TaskPlanner
@@ -66,9 +67,8 @@ from agentd.ops_config import BrowserSettings
 from agentd.services.agent_tasks import StoreTaskHost, learned_workflow_for
 from agentd.services.consents import permission_lookup
 from agentd.services.operation_log import StoredOperationLog
-from agentd.store import gate_sql, ops_sql
 from agentd.store.base import Store
-from agentd.store.sqlite import iso
+from agentd.store.records import OperationRow, StepRow
 from agentd.vault import Vault
 
 OPERATION_CREATED = AuditEventType.OPERATION_CREATED
@@ -187,7 +187,7 @@ class OperationsService:
         service: str | None = None,
         actor: str,
         execution_id: str | None = None,
-    ) -> ops_sql.OperationRow:
+    ) -> OperationRow:
         """Create an operation: ``pending`` with consent, else ``awaiting_consent``.
 
         :raises NotFound: unknown workflow, account or service.
@@ -207,7 +207,7 @@ class OperationsService:
             del values["account"]
         flow.check_parameters(values)
         needs = required_permission(flow.steps)
-        if await gate_sql.get_account(self.store, account) is None:
+        if await self.store.gate.get_account(account) is None:
             raise NotFound(f"unknown account {account!r}", details={"account": account})
         if service not in self.settings.services:
             known = ", ".join(sorted(self.settings.services)) or "none configured"
@@ -217,11 +217,10 @@ class OperationsService:
         op_id = f"op_{token.token_hex(8)}"
         now = _now()
         async with self.store.write(now) as tx:
-            consent = await ops_sql.active_consent_in_tx(tx, account, service, workflow)
+            consent = await tx.ops.active_consent(account, service, workflow)
             shortfall = consent_shortfall(consent, workflow, needs)
             state = "awaiting_consent" if shortfall else "pending"
-            await ops_sql.insert_operation(
-                tx,
+            await tx.ops.insert_operation(
                 {
                     "id": op_id,
                     "account": account,
@@ -253,7 +252,7 @@ class OperationsService:
 
     async def start_task(
         self, task: object, account: str, *, service: str | None = None, actor: str
-    ) -> ops_sql.OperationRow:
+    ) -> OperationRow:
         """Create an operation that does ``task``: from the workflow learned for it, if
         the knowledge base has one (no model call), else planned by the model.
 
@@ -274,7 +273,7 @@ class OperationsService:
                 name, account, params=params, service=service, actor=actor
             )
             async with self.store.write() as tx:
-                await ops_sql.update_operation(tx, op.id, {"task": text})
+                await tx.ops.update_operation(op.id, {"task": text})
             return await self.get(op.id)
         if self.task_agent is None:
             raise ModelUnavailable(
@@ -287,11 +286,10 @@ class OperationsService:
         op_id = f"op_{token.token_hex(8)}"
         now = _now()
         async with self.store.write(now) as tx:
-            consent = await ops_sql.active_consent_in_tx(tx, account, service, TASK_WORKFLOW)
+            consent = await tx.ops.active_consent(account, service, TASK_WORKFLOW)
             shortfall = consent_shortfall(consent, TASK_WORKFLOW, Permission.READ)
             state = "awaiting_consent" if shortfall else "pending"
-            await ops_sql.insert_operation(
-                tx,
+            await tx.ops.insert_operation(
                 {
                     "id": op_id,
                     "account": account,
@@ -317,7 +315,7 @@ class OperationsService:
         return await self.get(op_id)
 
     async def _check_target(self, account: str, service: str) -> None:
-        if await gate_sql.get_account(self.store, account) is None:
+        if await self.store.gate.get_account(account) is None:
             raise NotFound(f"unknown account {account!r}", details={"account": account})
         if service not in self.settings.services:
             known = ", ".join(sorted(self.settings.services)) or "none configured"
@@ -327,7 +325,7 @@ class OperationsService:
 
     async def decide_step(
         self, op_id: str, *, approved: bool, actor: str, reason: str = ""
-    ) -> ops_sql.OperationRow:
+    ) -> OperationRow:
         """Approve or reject the step an operation waits with (agent mode).
 
         :raises NotFound: no such operation.
@@ -337,32 +335,32 @@ class OperationsService:
         self._notify(op_id)
         return row
 
-    async def get(self, op_id: str) -> ops_sql.OperationRow:
+    async def get(self, op_id: str) -> OperationRow:
         """Return one operation.
 
         :raises NotFound: no such operation.
         """
-        row = await ops_sql.get_operation(self.store, op_id)
+        row = await self.store.ops.get_operation(op_id)
         if row is None:
             raise NotFound(f"unknown operation {op_id!r}", details={"operation": op_id})
         return row
 
     async def list_operations(
         self, *, state: str | None = None, limit: int = 200
-    ) -> list[ops_sql.OperationRow]:
+    ) -> list[OperationRow]:
         """Return operations, newest first.
 
         :raises InvalidArgument: unknown state.
         """
         if state is not None and state not in STATES:
             raise InvalidArgument(f"state must be one of {', '.join(STATES)}")
-        return await ops_sql.list_operations(self.store, state=state, limit=limit)
+        return await self.store.ops.list_operations(state=state, limit=limit)
 
-    async def steps(self, op_id: str, after_seq: int = 0) -> list[ops_sql.StepRow]:
+    async def steps(self, op_id: str, after_seq: int = 0) -> list[StepRow]:
         """Return an operation's audited steps."""
-        return await ops_sql.list_steps(self.store, op_id, after_seq)
+        return await self.store.ops.list_steps(op_id, after_seq)
 
-    async def cancel(self, op_id: str, actor: str) -> ops_sql.OperationRow:
+    async def cancel(self, op_id: str, actor: str) -> OperationRow:
         """Cancel an operation: at once if it has not started, else at its next step.
 
         :raises NotFound: no such operation.
@@ -370,7 +368,7 @@ class OperationsService:
         """
         now = _now()
         async with self.store.write(now) as tx:
-            op = await ops_sql.operation_in_tx(tx, op_id)
+            op = await tx.ops.get_operation(op_id)
             if op is None:
                 raise NotFound(f"unknown operation {op_id!r}", details={"operation": op_id})
             if op.finished:
@@ -390,10 +388,9 @@ class OperationsService:
         return len(self._running)
 
     async def _end(
-        self, tx: Any, op: ops_sql.OperationRow, state: str, reason: str, error: str, actor: str
+        self, tx: Any, op: OperationRow, state: str, reason: str, error: str, actor: str
     ) -> None:
-        await ops_sql.update_operation(
-            tx,
+        await tx.ops.update_operation(
             op.id,
             {
                 "state": state,
@@ -449,7 +446,7 @@ class OperationsService:
                 await changed.wait()
             quiet += anyio.current_time() - started
 
-    async def wait(self, op_id: str, timeout_s: float = 120.0) -> ops_sql.OperationRow:
+    async def wait(self, op_id: str, timeout_s: float = 120.0) -> OperationRow:
         """Wait until an operation ends; return it.
 
         :raises TimeoutError: it did not end in time.
@@ -482,7 +479,7 @@ class OperationsService:
 
     # -- running --------------------------------------------------------------------------
 
-    async def recover(self) -> list[ops_sql.OperationRow]:
+    async def recover(self) -> list[OperationRow]:
         """Settle operations left ``in_progress`` by a process that is gone; return them.
 
         At start-up this process is the only runner, so every ``in_progress``
@@ -495,17 +492,16 @@ class OperationsService:
             kb = None
         settled: list[str] = []
         async with self.store.write() as tx:
-            for op in await ops_sql.operations_in_state(tx, RUNNING_OPERATION_STATES):
+            for op in await tx.ops.operations_in_state(RUNNING_OPERATION_STATES):
                 if op.lease_owner == self.owner:
                     continue
                 steps = None
                 if kb is not None and op.workflow in kb.names and op.workflow != TASK_WORKFLOW:
                     steps = kb.workflow(op.workflow).steps
-                planned = await ops_sql.planned_commits(tx, op.id, op.attempts)
+                planned = await tx.ops.planned_commits(op.id, op.attempts)
                 decision = recovery_decision(steps, op.step, planned)
                 if decision is Recovery.RESTART:
-                    await ops_sql.update_operation(
-                        tx,
+                    await tx.ops.update_operation(
                         op.id,
                         {
                             "state": "pending",
@@ -550,25 +546,22 @@ class OperationsService:
             for signal in self._running.values():
                 signal.set("shutdown", "the daemon stopped")
 
-    async def _claim(self, n: int) -> list[ops_sql.OperationRow]:
+    async def _claim(self, n: int) -> list[OperationRow]:
         claimed: list[str] = []
         now = _now()
         needs = permission_lookup(self.knowledge_base)
         async with self.store.write(now) as tx:
-            for op in (await ops_sql.operations_in_state(tx, ["pending"]))[:n]:
-                consent = await ops_sql.active_consent_in_tx(
-                    tx, op.account, op.service, op.workflow
-                )
+            for op in (await tx.ops.operations_in_state(["pending"]))[:n]:
+                consent = await tx.ops.active_consent(op.account, op.service, op.workflow)
                 shortfall = consent_shortfall(consent, op.workflow, needs(op.workflow))
                 if shortfall is not None:
-                    await ops_sql.update_operation(
-                        tx, op.id, {"state": "awaiting_consent", "updated_at": iso(now)}
+                    await tx.ops.update_operation(
+                        op.id, {"state": "awaiting_consent", "updated_at": iso(now)}
                     )
                     waiting = {"reason": shortfall.reason.value, "waiting_for": shortfall.message}
                     tx.audit(AuditEvent(OPERATION_AWAITING_CONSENT, ACTOR, op.id, waiting))
                     continue
-                await ops_sql.update_operation(
-                    tx,
+                await tx.ops.update_operation(
                     op.id,
                     {
                         "state": "in_progress",
@@ -587,7 +580,7 @@ class OperationsService:
             self._running[op_id] = StopSignal()
         return [await self.get(op_id) for op_id in claimed]
 
-    async def _run_one(self, op: ops_sql.OperationRow, limiter: anyio.CapacityLimiter) -> None:
+    async def _run_one(self, op: OperationRow, limiter: anyio.CapacityLimiter) -> None:
         agent: BrowserAgent = self.agent
         if op.workflow == TASK_WORKFLOW and self.task_agent is not None:
             agent = self.task_agent

@@ -10,7 +10,7 @@ patterns whose key is not stored yet are kept. They are then written with one
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -18,9 +18,10 @@ import anyio
 from loguru import logger
 
 from agentd.core.audit import AuditEvent, AuditEventType
+from agentd.core.interactions import CompactInteraction
 from agentd.core.patterns import Pattern, PatternRules, detect
-from agentd.store import proactive_sql
-from agentd.store.sqlite import SqliteStore, iso
+from agentd.core.timefmt import iso
+from agentd.store.base import Store
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,7 @@ class PatternScanner:
 
     def __init__(
         self,
-        store: SqliteStore,
+        store: Store,
         rules: Callable[[], PatternRules],
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
@@ -90,28 +91,27 @@ class PatternScanner:
         keys_since = iso(since - timedelta(days=rules.key_period_days))
         started = anyio.current_time()
 
-        def work() -> tuple[list[Pattern], int, int, int]:
-            conn = proactive_sql.open_readonly(self.store.path)
-            try:
-                known = proactive_sql.known_keys(conn, keys_since)
-                found: list[Pattern] = []
-                accounts = interactions = detected = 0
-                for account, items in proactive_sql.iter_histories(conn, since.timestamp()):
-                    accounts += 1
-                    interactions += len(items)
-                    for pattern in detect(account, items, now, rules):
-                        detected += 1
-                        if pattern.key not in known:
-                            known.add(pattern.key)
-                            found.append(pattern)
-                return found, accounts, interactions, detected
-            finally:
-                conn.close()
+        def work(
+            known: set[str], histories: Iterator[tuple[str, list[CompactInteraction]]]
+        ) -> tuple[list[Pattern], int, int, int]:
+            found: list[Pattern] = []
+            accounts = interactions = detected = 0
+            for account, items in histories:
+                accounts += 1
+                interactions += len(items)
+                for pattern in detect(account, items, now, rules):
+                    detected += 1
+                    if pattern.key not in known:
+                        known.add(pattern.key)
+                        found.append(pattern)
+            return found, accounts, interactions, detected
 
-        found, accounts, interactions, detected = await anyio.to_thread.run_sync(work)
+        found, accounts, interactions, detected = await self.store.proactive.scan_histories(
+            since.timestamp(), keys_since, work
+        )
         if found:
             async with self.store.write(now) as tx:
-                await proactive_sql.insert_patterns(tx, found)
+                await tx.proactive.insert_patterns(found)
                 by_kind: dict[str, int] = {}
                 for p in found:
                     qualifier = p.severity or p.direction

@@ -42,11 +42,11 @@ from agentd.core.planning import (
     plan_outreach,
     submittable,
 )
+from agentd.core.timefmt import iso
 from agentd.errors import AgentdError, Conflict
 from agentd.services.gate import GateService
 from agentd.services.goals import GoalService
-from agentd.store import proactive_sql
-from agentd.store.sqlite import SqliteStore, iso
+from agentd.store.base import Store
 
 ACTOR = "planner"
 
@@ -117,7 +117,7 @@ class OutreachPlanner:
 
     def __init__(
         self,
-        store: SqliteStore,
+        store: Store,
         gate: GateService,
         goals: GoalService,
         *,
@@ -139,8 +139,8 @@ class OutreachPlanner:
 
         :raises StoreError: the database cannot be read or written.
         """
-        patterns = await proactive_sql.unplanned_patterns(self.store, self.max_patterns())
-        tenants = await proactive_sql.account_tenants(self.store, (p.account for p in patterns))
+        patterns = await self.store.proactive.unplanned_patterns(self.max_patterns())
+        tenants = await self.store.proactive.account_tenants(p.account for p in patterns)
         evaluated = await self.goals.active()
         goals = [(r.goal, e) for r, e in evaluated]
         verdicts: dict[str, Verdict] = {r.goal.id: e.verdict for r, e in evaluated}
@@ -152,7 +152,7 @@ class OutreachPlanner:
                 stage=str(r[2]),
                 last_activity=None if r[3] is None else datetime.fromtimestamp(r[3], UTC),
             )
-            for r in await proactive_sql.candidate_rows(self.store, behind)
+            for r in await self.store.proactive.candidate_rows(behind)
         ]
         plan = plan_outreach(
             patterns, tenants, goals, candidates, accounts_per_goal=self.accounts_per_goal()
@@ -168,13 +168,10 @@ class OutreachPlanner:
             except AgentdError as exc:
                 not_submitted += 1
                 logger.warning("planned intent for {} not valid: {}", planned.account, exc)
-        known = await proactive_sql.intent_ids_known(
-            self.store, [i.intent_id for _, i in to_submit]
-        )
+        known = await self.store.proactive.intent_ids_known([i.intent_id for _, i in to_submit])
         unknown = [(p, i) for p, i in to_submit if i.intent_id not in known]
         now = self.clock()
-        contacts = await proactive_sql.recent_contacts(
-            self.store,
+        contacts = await self.store.proactive.recent_contacts(
             sorted({p.account for p, _ in unknown}),
             OUTREACH_ACTIONS | ESCALATION_ACTIONS,
             now - self.contact_cooldown(),
@@ -223,7 +220,7 @@ class OutreachPlanner:
         done = [p.key for p in patterns if p.key not in retry_keys]
         if done:
             async with self.store.write(self.clock()) as tx:
-                await proactive_sql.mark_planned(tx, done, iso(tx.now))
+                await tx.proactive.mark_planned(done, iso(tx.now))
         report = OutreachReport(
             patterns=len(patterns),
             goals_behind=sum(e.verdict is Verdict.BEHIND for _, e in goals),

@@ -32,6 +32,7 @@ from agentd.core.rollback import (
     extend_deadline,
 )
 from agentd.core.states import ExecutionState, TokenState
+from agentd.core.timefmt import iso
 from agentd.errors import Conflict, InvalidArgument, InvalidState, NotFound
 from agentd.services.execution import (
     ExecutionService,
@@ -41,8 +42,7 @@ from agentd.services.execution import (
     parse_time,
     stored_plan,
 )
-from agentd.store import exec_sql
-from agentd.store.sqlite import iso
+from agentd.store.records import ExecutionRow, TokenRow
 
 if TYPE_CHECKING:
     from agentd.store.base import Transaction
@@ -60,22 +60,18 @@ class RollbackService:
         self.store = engine.store
         self.incidents = engine.incidents
 
-    async def _resolve_token(
-        self, ref: str
-    ) -> tuple[exec_sql.TokenRow | None, exec_sql.ExecutionRow]:
+    async def _resolve_token(self, ref: str) -> tuple[TokenRow | None, ExecutionRow]:
         if ref.startswith("exe_"):
             exe = await self.engine.get(ref)
-            return await exec_sql.token_for_execution(self.store, exe.id), exe
-        tok = await exec_sql.get_token(self.store, ref)
+            return await self.store.execution.token_for_execution(exe.id), exe
+        tok = await self.store.execution.get_token(ref)
         if tok is None:
             raise NotFound(f"unknown rollback token {ref!r}", details={"token": ref})
         return tok, await self.engine.get(tok.execution_id)
 
     async def _verdict(
         self, ref: str, now: datetime, *, read_current: bool
-    ) -> tuple[
-        exec_sql.TokenRow | None, exec_sql.ExecutionRow, RollbackVerdict, dict[str, Any] | None
-    ]:
+    ) -> tuple[TokenRow | None, ExecutionRow, RollbackVerdict, dict[str, Any] | None]:
         tok, exe = await self._resolve_token(ref)
         executor = self.engine.config().registry().get(exe.executor)
         current: dict[str, Any] | None = None
@@ -181,8 +177,8 @@ class RollbackService:
     async def _audit_refusal(
         self,
         actor: str,
-        exe: exec_sql.ExecutionRow,
-        tok: exec_sql.TokenRow | None,
+        exe: ExecutionRow,
+        tok: TokenRow | None,
         code: str,
         why: str,
     ) -> None:
@@ -198,8 +194,8 @@ class RollbackService:
 
     async def _escalate(
         self,
-        tok: exec_sql.TokenRow,
-        exe: exec_sql.ExecutionRow,
+        tok: TokenRow,
+        exe: ExecutionRow,
         verdict: RollbackVerdict,
         current: dict[str, Any] | None,
         reason: str,
@@ -237,8 +233,8 @@ class RollbackService:
     async def _hand_to_person(
         self,
         tx: Transaction,
-        exe: exec_sql.ExecutionRow,
-        tok: exec_sql.TokenRow,
+        exe: ExecutionRow,
+        tok: TokenRow,
         token_changes: dict[str, Any],
         *,
         severity: str,
@@ -256,7 +252,7 @@ class RollbackService:
         the incident and the audit event commit together or not at all. The
         caller announces the returned incident once ``tx`` has committed.
         """
-        await exec_sql.update_token(tx, tok.token, token_changes)
+        await tx.execution.update_token(tok.token, token_changes)
         incident = await open_execution_incident(
             self.incidents, tx, exe, severity=severity, kind=kind, title=title, detail=detail
         )
@@ -265,13 +261,13 @@ class RollbackService:
 
     async def _open_undo(
         self,
-        tok: exec_sql.TokenRow,
-        exe: exec_sql.ExecutionRow,
+        tok: TokenRow,
+        exe: ExecutionRow,
         verdict: RollbackVerdict,
         step: Step,
         current: dict[str, Any] | None,
         reason: str,
-    ) -> exec_sql.ExecutionRow:
+    ) -> ExecutionRow:
         """Claim ``tok`` and record the rollback execution, in one transaction.
 
         The token is ``in_progress`` from here until the undo ends; a crash in
@@ -280,9 +276,8 @@ class RollbackService:
         rb_id = f"exe_{token.token_hex(8)}"
         async with self.store.write(self.engine.clock()) as tx:
             await _still_available(tx, tok)
-            await exec_sql.update_token(tx, tok.token, {"state": TokenState.IN_PROGRESS})
-            await exec_sql.insert_execution(
-                tx,
+            await tx.execution.update_token(tok.token, {"state": TokenState.IN_PROGRESS})
+            await tx.execution.insert_execution(
                 {
                     "id": rb_id,
                     "kind": "rollback",
@@ -312,8 +307,8 @@ class RollbackService:
 
     async def _undo(
         self,
-        tok: exec_sql.TokenRow,
-        exe: exec_sql.ExecutionRow,
+        tok: TokenRow,
+        exe: ExecutionRow,
         verdict: RollbackVerdict,
         current: dict[str, Any] | None,
         reason: str,
@@ -358,8 +353,7 @@ class RollbackService:
                 finished_at=iso(tx.now),
                 target_state="applied",
             )
-            await exec_sql.update_token(
-                tx,
+            await tx.execution.update_token(
                 tok.token,
                 {
                     "state": TokenState.USED,
@@ -395,9 +389,9 @@ class RollbackService:
 
     async def _undo_failed(
         self,
-        tok: exec_sql.TokenRow,
-        exe: exec_sql.ExecutionRow,
-        rb: exec_sql.ExecutionRow,
+        tok: TokenRow,
+        exe: ExecutionRow,
+        rb: ExecutionRow,
         exc: OperationFailed,
         actor: str,
         *,
@@ -456,7 +450,7 @@ class RollbackService:
             )
         now = self.engine.clock()
         async with self.store.write(now) as tx:
-            fresh = await exec_sql.token_in_tx(tx, tok.token)
+            fresh = await tx.execution.get_token(tok.token)
             assert fresh is not None
             if fresh.state != TokenState.AVAILABLE:
                 raise InvalidState(
@@ -471,8 +465,8 @@ class RollbackService:
                 "reason": reason,
                 "at": iso(now),
             }
-            await exec_sql.update_token(
-                tx, tok.token, {"deadline": iso(new), "extensions": [*fresh.extensions, record]}
+            await tx.execution.update_token(
+                tok.token, {"deadline": iso(new), "extensions": [*fresh.extensions, record]}
             )
             tx.audit(
                 AuditEvent(
@@ -482,20 +476,20 @@ class RollbackService:
                     {"token": tok.token, **record},
                 )
             )
-        updated = await exec_sql.get_token(self.store, tok.token)
+        updated = await self.store.execution.get_token(tok.token)
         assert updated is not None
         return updated.to_dict()
 
-    async def tokens(self) -> list[exec_sql.TokenRow]:
+    async def tokens(self) -> list[TokenRow]:
         """Return every rollback token, newest first."""
-        return await exec_sql.list_tokens(self.store)
+        return await self.store.execution.list_tokens()
 
 
-async def _still_available(tx: Transaction, tok: exec_sql.TokenRow) -> None:
+async def _still_available(tx: Transaction, tok: TokenRow) -> None:
     """Fail unless ``tok`` is still available in ``tx`` (two rollbacks raced for it).
 
     :raises Conflict: another rollback, escalation or extension came first.
     """
-    fresh = await exec_sql.token_in_tx(tx, tok.token)
+    fresh = await tx.execution.get_token(tok.token)
     if fresh is None or fresh.state != TokenState.AVAILABLE:
         raise Conflict(f"token {tok.token} changed meanwhile ({fresh.state if fresh else 'gone'})")

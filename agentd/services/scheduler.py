@@ -50,8 +50,7 @@ from agentd.services.inbox import Inbox
 from agentd.services.patterns import PatternScanner
 from agentd.services.planner import OutreachPlanner
 from agentd.services.summaries import SummaryOptions, SummaryService
-from agentd.store import proactive_sql
-from agentd.store.sqlite import SqliteStore
+from agentd.store.base import Store
 
 #: Delay of a due task's first run after start-up (lets the daemon finish starting).
 START_DELAY = timedelta(seconds=0.2)
@@ -83,7 +82,7 @@ class TaskScheduler:
 
     def __init__(
         self,
-        store: SqliteStore,
+        store: Store,
         tasks: Sequence[TaskSpec],
         *,
         misfire_grace_time: int = 3600,
@@ -116,7 +115,7 @@ class TaskScheduler:
 
     async def run(self, *, task_status: Any = anyio.TASK_STATUS_IGNORED) -> None:
         """Schedule the tasks and run them until cancelled; then drain and stop."""
-        runs = await proactive_sql.task_runs(self.store)
+        runs = await self.store.proactive.task_runs()
         now = self.clock()
         scheduler = AsyncIOScheduler(timezone=UTC)
         for name, spec in self.tasks.items():
@@ -226,8 +225,8 @@ class TaskScheduler:
                     state.done.set()
                 with anyio.CancelScope(shield=True):
                     async with self.store.write(self.clock()) as tx:
-                        await proactive_sql.record_task_run(
-                            tx, name, started, ok=ok, detail=detail[:1000]
+                        await tx.proactive.record_task_run(
+                            name, started, ok=ok, detail=detail[:1000]
                         )
                         if not ok:
                             tx.audit(
@@ -264,7 +263,7 @@ class TaskScheduler:
 
     async def table(self) -> list[dict[str, Any]]:
         """Return every task: interval, last run and result, next run, counts."""
-        runs = await proactive_sql.task_runs(self.store)
+        runs = await self.store.proactive.task_runs()
         out = []
         for name, spec in self.tasks.items():
             row = runs.get(name)
@@ -353,7 +352,7 @@ class ProactiveLoop:
 
     def __init__(
         self,
-        store: SqliteStore,
+        store: Store,
         gate: GateService,
         settings: Callable[[], ProactiveSettings],
         *,

@@ -23,12 +23,12 @@ from agentd.config import Settings
 from agentd.core.audit import AuditEvent, AuditEventType
 from agentd.core.governance import Approval, GovernanceEvent, add_approval
 from agentd.core.policy import AutonomyLevel
+from agentd.core.timefmt import iso
 from agentd.errors import Conflict, Expired, InvalidArgument, InvalidState, NotFound
 from agentd.notifiers import Notification, NotificationKind, Notifier, Severity
 from agentd.services.autonomy import AutonomyState
-from agentd.store import gov_sql
 from agentd.store.base import Store, Transaction
-from agentd.store.sqlite import iso
+from agentd.store.records import ProposalRow
 
 ACTOR = "agentd"
 PROPOSAL_PREFIX = "scope_"
@@ -90,7 +90,7 @@ class ScopeExpansions:
         rationale: str,
         evidence: dict[str, Any],
         report: str | None,
-    ) -> gov_sql.ProposalRow:
+    ) -> ProposalRow:
         """Create a scope-expansion proposal waiting for approvals.
 
         :raises Conflict: another proposal is waiting.
@@ -99,7 +99,7 @@ class ScopeExpansions:
         proposal_id = f"{PROPOSAL_PREFIX}{token.token_hex(8)}"
         async with self.store.write(now) as tx:
             await self._expire_in_tx(tx, now)
-            waiting = await gov_sql.pending_proposal(tx.fetchall)
+            waiting = await tx.gov.pending_proposal()
             if waiting is not None:
                 raise Conflict(
                     f"scope expansion {waiting.id} ({waiting.current_level} -> "
@@ -123,7 +123,7 @@ class ScopeExpansions:
                 "created_at": iso(now),
                 "expires_at": iso(now + timedelta(hours=cfg.expansion_ttl_hours)),
             }
-            await gov_sql.insert_proposal(tx, values)
+            await tx.gov.insert_proposal(values)
             tx.audit(
                 AuditEvent(
                     GovernanceEvent.SCOPE_EXPANSION_PROPOSED,
@@ -140,7 +140,7 @@ class ScopeExpansions:
                     },
                 )
             )
-        row = await gov_sql.get_proposal(self.store.read_all, proposal_id)
+        row = await self.store.gov.get_proposal(proposal_id)
         assert row is not None
         await self._notify(
             Severity.INFO,
@@ -151,10 +151,10 @@ class ScopeExpansions:
         )
         return row
 
-    async def _get(self, proposal_id: Any) -> gov_sql.ProposalRow:
+    async def _get(self, proposal_id: Any) -> ProposalRow:
         if not isinstance(proposal_id, str) or not proposal_id.strip():
             raise InvalidArgument("name the scope expansion (its id)", details={"field": "id"})
-        row = await gov_sql.get_proposal(self.store.read_all, proposal_id.strip())
+        row = await self.store.gov.get_proposal(proposal_id.strip())
         if row is None:
             raise NotFound(f"no scope expansion {proposal_id!r}", details={"proposal": proposal_id})
         return row
@@ -176,10 +176,10 @@ class ScopeExpansions:
                 f"status must be one of {', '.join(PROPOSAL_STATUSES)}",
                 details={"field": "status"},
             )
-        rows = await gov_sql.list_proposals(self.store.read_all, status)
+        rows = await self.store.gov.list_proposals(status)
         return [r.to_dict(evidence=False) for r in rows]
 
-    def _check_pending(self, row: gov_sql.ProposalRow) -> None:
+    def _check_pending(self, row: ProposalRow) -> None:
         if row.status != "pending":
             by = f" by {row.decided_by}" if row.decided_by else ""
             raise InvalidState(
@@ -188,11 +188,10 @@ class ScopeExpansions:
             )
 
     async def _expire_in_tx(self, tx: Transaction, now: datetime) -> list[str]:
-        row = await gov_sql.pending_proposal(tx.fetchall)
+        row = await tx.gov.pending_proposal()
         if row is None or datetime.fromisoformat(row.expires_at) > now:
             return []
-        await gov_sql.update_proposal(
-            tx,
+        await tx.gov.update_proposal(
             row.id,
             {"status": "expired", "decided_at": iso(now), "decision_note": "not approved in time"},
         )
@@ -228,7 +227,7 @@ class ScopeExpansions:
         expired = False
         try:
             async with self.store.write(now) as tx:
-                row = await gov_sql.get_proposal(tx.fetchall, row.id) or row
+                row = await tx.gov.get_proposal(row.id) or row
                 self._check_pending(row)
                 if await self._expire_in_tx(tx, now):
                     expired = True
@@ -250,7 +249,7 @@ class ScopeExpansions:
                             "decided_by": actor,
                             "decision_note": text or None,
                         }
-                    await gov_sql.update_proposal(tx, row.id, changes)
+                    await tx.gov.update_proposal(row.id, changes)
                     tx.audit(
                         AuditEvent(
                             GovernanceEvent.SCOPE_EXPANSION_APPROVAL,
@@ -285,9 +284,7 @@ class ScopeExpansions:
         out["applied"] = applied
         return out
 
-    async def _apply_in_tx(
-        self, tx: Transaction, row: gov_sql.ProposalRow, actor: str
-    ) -> dict[str, Any]:
+    async def _apply_in_tx(self, tx: Transaction, row: ProposalRow, actor: str) -> dict[str, Any]:
         state = await self.autonomy.in_tx(tx)
         if state.kill_switch:
             raise InvalidState(
@@ -297,7 +294,7 @@ class ScopeExpansions:
             )
         reverting = [
             t.key
-            for t in await gov_sql.open_trips(tx.fetchall)
+            for t in await tx.gov.open_trips()
             if t.action == "revert_to_l3" and not t.alert_only
         ]
         if reverting:
@@ -366,10 +363,9 @@ class ScopeExpansions:
         row = await self._get(proposal_id)
         now = self.clock()
         async with self.store.write(now) as tx:
-            row = await gov_sql.get_proposal(tx.fetchall, row.id) or row
+            row = await tx.gov.get_proposal(row.id) or row
             self._check_pending(row)
-            await gov_sql.update_proposal(
-                tx,
+            await tx.gov.update_proposal(
                 row.id,
                 {
                     "status": "rejected",

@@ -11,7 +11,6 @@ from typing import Any
 
 from agentd.core.audit import AuditEvent, AuditEventType
 from agentd.errors import InvalidArgument, NotFound, VaultError
-from agentd.store import ops_sql
 from agentd.store.base import Store
 from agentd.vault import SecretValue, Vault
 
@@ -46,8 +45,8 @@ class SecretsService:
         vault = self._vault()
         blob = vault.seal(account, service, name, value.reveal())
         async with self.store.write() as tx:
-            replaced = await ops_sql.upsert_secret(
-                tx, account, service, name, blob, vault.fingerprint, actor
+            replaced = await tx.ops.upsert_secret(
+                account, service, name, blob, vault.fingerprint, actor
             )
             data = {"service": service, "name": name, "replaced": replaced}
             tx.audit(AuditEvent(AuditEventType.SECRET_SET, actor, account, data))
@@ -55,7 +54,7 @@ class SecretsService:
 
     async def list_secrets(self, account: str | None = None) -> list[dict[str, Any]]:
         """Return secret names and metadata, never values."""
-        return await ops_sql.list_secrets(self.store, account)
+        return await self.store.ops.list_secrets(account)
 
     async def remove_secret(self, account: str, service: str, name: str, *, actor: str) -> None:
         """Delete a secret.
@@ -63,7 +62,7 @@ class SecretsService:
         :raises NotFound: there is no such secret.
         """
         async with self.store.write() as tx:
-            if not await ops_sql.delete_secret(tx, account, service, name):
+            if not await tx.ops.delete_secret(account, service, name):
                 raise NotFound(f"no secret {account}/{service}/{name}")
             data = {"service": service, "name": name}
             tx.audit(AuditEvent(AuditEventType.SECRET_REMOVED, actor, account, data))

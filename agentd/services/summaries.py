@@ -18,10 +18,10 @@ from loguru import logger
 
 from agentd.core.interactions import Interaction
 from agentd.core.summary import extractive_summary
+from agentd.core.timefmt import iso
 from agentd.errors import AgentdError, NotFound
 from agentd.llm import Summarizer
-from agentd.store import proactive_sql
-from agentd.store.sqlite import SqliteStore, iso
+from agentd.store.base import Store
 
 #: Interactions handed to the model per account, newest kept.
 MAX_PROMPT_INTERACTIONS = 200
@@ -71,7 +71,7 @@ class SummaryService:
 
     def __init__(
         self,
-        store: SqliteStore,
+        store: Store,
         model: Callable[[], Summarizer | None],
         options: Callable[[], SummaryOptions],
         *,
@@ -87,7 +87,7 @@ class SummaryService:
         now = now or self.clock()
         opts = self.options()
         since = (now - timedelta(days=opts.period_days)).timestamp()
-        items = await proactive_sql.recent_interactions(self.store, account, since)
+        items = await self.store.proactive.recent_interactions(account, since)
         model = self.model()
         method, reason, text = "extractive", None, None
         if model is not None and items:
@@ -108,8 +108,7 @@ class SummaryService:
                 period_days=opts.period_days,
             )
         async with self.store.write(now) as tx:
-            await proactive_sql.upsert_summary(
-                tx,
+            await tx.proactive.upsert_summary(
                 account,
                 text,
                 method=method,
@@ -123,8 +122,7 @@ class SummaryService:
         """Summarise the stale accounts (the daily task)."""
         now = self.clock()
         opts = self.options()
-        accounts = await proactive_sql.stale_accounts(
-            self.store,
+        accounts = await self.store.proactive.stale_accounts(
             since=(now - timedelta(days=opts.period_days)).timestamp(),
             refresh_before=iso(now - timedelta(days=opts.refresh_days)),
             limit=opts.max_accounts,
@@ -144,7 +142,7 @@ class SummaryService:
 
         :raises NotFound: none was made yet.
         """
-        found = await proactive_sql.get_summary(self.store, account)
+        found = await self.store.proactive.get_summary(account)
         if found is None:
             raise NotFound(f"no summary for account {account!r} yet", details={"account": account})
         return found

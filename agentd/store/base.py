@@ -1,19 +1,35 @@
 """The store interface the rest of agentd depends on.
 
 ``SqliteStore`` (``agentd.store.sqlite``) is the embedded implementation. The
-services only see these protocols, so another database can implement them
-without the services changing.
+services only see these protocols, which speak in operations (the areas of
+:mod:`agentd.store.api`), never in a database's SQL, so another database can
+implement them without the services changing; ``tests/conformance/`` is what
+it is held to.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
 from agentd.core.audit import AuditEvent, AuditRecord, ChainVerdict
+from agentd.store.api import (
+    DigestReads,
+    ExecutionReads,
+    ExecutionRecords,
+    GateBlock,
+    GateReads,
+    GateRecords,
+    GovernanceReads,
+    GovernanceRecords,
+    OperationReads,
+    OperationRecords,
+    ProactiveReads,
+    ProactiveRecords,
+)
 
 T = TypeVar("T")
 
@@ -50,57 +66,43 @@ class AuditLog(Protocol):
         ...
 
 
-class Row(Protocol):
-    """A result row: by column name or by position."""
-
-    def __getitem__(self, key: int | str) -> Any: ...
-
-    def keys(self) -> list[str]:
-        """Return the column names."""
-        ...
-
-
 class Transaction(Protocol):
     """One atomic unit of writes; audit events commit (or vanish) with it.
 
-    Statements are SQL in SQLite's dialect with ``?`` parameters; another
-    backend translates them in its adapter.
+    Each area reads as this transaction sees the store (its own writes
+    included) and writes inside it.
     """
 
     now: datetime
 
-    async def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> Any:
-        """Run one statement."""
+    @property
+    def gate(self) -> GateRecords:
+        """Accounts, intents, budgets, idempotency and the hand-off queue."""
         ...
 
-    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
-        """Run one statement for many rows."""
+    @property
+    def execution(self) -> ExecutionRecords:
+        """Executions, the execution queue, rollback tokens and incidents."""
         ...
 
-    async def execute_each(self, statements: Sequence[tuple[str, Iterable[Sequence[Any]]]]) -> None:
-        """Run each ``(sql, rows)`` statement for its rows, in order.
-
-        The same as calling :meth:`executemany` for each in turn; a backend
-        may send them in one round trip.
-        """
+    @property
+    def ops(self) -> OperationRecords:
+        """Browser operations and their steps, consents and sealed secrets."""
         ...
 
-    async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
-        """Read one row, seeing this transaction's own writes."""
+    @property
+    def gov(self) -> GovernanceRecords:
+        """Global state, breaker trips, attestations, scope proposals and metrics."""
         ...
 
-    async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> Sequence[Row]:
-        """Read rows, seeing this transaction's own writes."""
+    @property
+    def proactive(self) -> ProactiveRecords:
+        """Interactions, patterns, goals, task runs and account summaries."""
         ...
 
-    async def fetch_each(
-        self, queries: Sequence[tuple[str, Sequence[Any]]]
-    ) -> Sequence[Sequence[Row]]:
-        """Run each ``(sql, params)`` query in order and return the rows of each.
-
-        The same as calling :meth:`fetchall` for each in turn; a backend may
-        send them in one round trip.
-        """
+    @property
+    def digest(self) -> DigestReads:
+        """The daily digest's reads."""
         ...
 
     def audit(self, event: AuditEvent) -> None:
@@ -116,12 +118,9 @@ class BlockTransaction(Protocol):
 
     now: datetime
 
-    def fetch_each(self, queries: Sequence[tuple[str, Sequence[Any]]]) -> Sequence[Sequence[Row]]:
-        """Run each query, in order; return the rows of each (sees the block's writes)."""
-        ...
-
-    def execute_each(self, statements: Sequence[tuple[str, Iterable[Sequence[Any]]]]) -> None:
-        """Run each statement for its rows, in order."""
+    @property
+    def gate(self) -> GateBlock:
+        """The gate batch's read and write."""
         ...
 
     def audit(self, event: AuditEvent) -> None:
@@ -130,7 +129,41 @@ class BlockTransaction(Protocol):
 
 
 class Store(AuditLog, Protocol):
-    """Everything the daemon keeps."""
+    """Everything the daemon keeps.
+
+    Each area reads the last committed state (never waiting for a writer);
+    writes go through :meth:`write`.
+    """
+
+    @property
+    def gate(self) -> GateReads:
+        """Accounts, intents, budgets, idempotency and the hand-off queue."""
+        ...
+
+    @property
+    def execution(self) -> ExecutionReads:
+        """Executions, the execution queue, rollback tokens and incidents."""
+        ...
+
+    @property
+    def ops(self) -> OperationReads:
+        """Browser operations and their steps, consents and sealed secrets."""
+        ...
+
+    @property
+    def gov(self) -> GovernanceReads:
+        """Global state, breaker trips, attestations, scope proposals and metrics."""
+        ...
+
+    @property
+    def proactive(self) -> ProactiveReads:
+        """Interactions, patterns, goals, task runs and account summaries."""
+        ...
+
+    @property
+    def digest(self) -> DigestReads:
+        """The daily digest's reads."""
+        ...
 
     async def write_block(
         self, block: Callable[[BlockTransaction], T], now: datetime | None = None
@@ -152,14 +185,6 @@ class Store(AuditLog, Protocol):
 
         :raises StoreError: the store is closed or refused the write.
         """
-        ...
-
-    async def read_all(self, sql: str, params: Sequence[Any] = ()) -> Sequence[Row]:
-        """Read rows from the last committed state (never waits for a writer)."""
-        ...
-
-    async def read_one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
-        """Read the first row from the last committed state."""
         ...
 
     async def open(self) -> None:

@@ -1,51 +1,31 @@
-"""SQL for the gate: accounts, intents, budgets, idempotency, hand-off queue.
+"""SQLite's gate records (:class:`~agentd.store.api.GateReads`): accounts, intents,
+budgets, idempotency, hand-off queue.
 
-Functions take a :class:`~agentd.store.sqlite.Tx` so the gate service can
-group many decisions into one transaction; reads that need no transaction
-take the store.
+The read class runs on any :class:`~agentd.store.rows.SqlReader` (the store's
+committed state, or a transaction); the write class on a transaction. The
+gate's batch (``write_block``) sends the statement constants and the
+``*_query`` reads of this module in one hand-off to the writer's thread.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from agentd.core.gate import GateOutcome, IdempotencyState
+from agentd.core.goals import GoalFact, GoalType, Verdict
 from agentd.core.intents import ActionIntent, IntentSource
-from agentd.store.base import Row, Store, Transaction
-
-
-@dataclass(frozen=True)
-class AccountRow:
-    """An account as stored."""
-
-    id: str
-    tenant: str
-    name: str
-    stage: str
-    trusted_mode: str
-    domains: tuple[str, ...]
-    allowed_hosts: tuple[str, ...]
-    allowlist: tuple[str, ...] | None
-    created_at: str
-    updated_at: str
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return the protocol form."""
-        return {
-            "id": self.id,
-            "tenant": self.tenant,
-            "name": self.name,
-            "stage": self.stage,
-            "trusted_mode": self.trusted_mode,
-            "domains": list(self.domains),
-            "allowed_hosts": list(self.allowed_hosts),
-            "allowlist": None if self.allowlist is None else list(self.allowlist),
-            "created_at": self.created_at,
-            "updated_at": self.updated_at,
-        }
+from agentd.core.timefmt import iso
+from agentd.store.records import (
+    AccountRow,
+    GateBatchRows,
+    GateBatchWrites,
+    IntentRow,
+    budget_keys,
+)
+from agentd.store.rows import Row, SqlBlock, SqlReader, SqlWriter
 
 
 def _account(row: Row) -> AccountRow:
@@ -61,58 +41,6 @@ def _account(row: Row) -> AccountRow:
         created_at=row["created_at"],
         updated_at=row["updated_at"],
     )
-
-
-@dataclass(frozen=True)
-class IntentRow:
-    """An intent with its decision and approval state, as stored."""
-
-    intent: ActionIntent
-    fingerprint: str
-    outcome: GateOutcome
-    status: str
-    created_at: str
-    created_by: str
-    expires_at: str | None
-    approval_source: str | None
-    auto_executed: bool | None
-    decided_by: str | None
-    decided_at: str | None
-    decision_note: str | None
-
-    def to_dict(self, *, with_trace: bool = True) -> dict[str, Any]:
-        """Return the protocol form (the ``propose --json`` field names)."""
-        out: dict[str, Any] = {
-            "intent_id": self.intent.intent_id,
-            "tenant": self.intent.tenant,
-            "account": self.intent.account,
-            "action_type": self.intent.action_type,
-            "domain": self.intent.domain,
-            "change_type": self.intent.change_type,
-            "diff": dict(self.intent.diff),
-            "rationale": self.intent.rationale,
-            "confidence": self.intent.confidence,
-            "source": str(self.intent.source),
-            "serves": dict(self.intent.serves),
-            "decision": str(self.outcome.decision),
-            "reason": str(self.outcome.reason),
-            "message": self.outcome.message,
-            "tier": str(self.outcome.tier),
-            "risk_level": str(self.outcome.risk.level),
-            "status": self.status,
-            "approval_source": self.approval_source,
-            "auto_executed": self.auto_executed,
-            "created_at": self.created_at,
-            "created_by": self.created_by,
-            "expires_at": self.expires_at,
-            "decided_by": self.decided_by,
-            "decided_at": self.decided_at,
-            "decision_note": self.decision_note,
-        }
-        if with_trace:
-            # Read-only entries, shared with other answers (serialised, never changed).
-            out["trace"] = [entry.as_view() for entry in self.outcome.trace]
-        return out
 
 
 _INTENT_COLUMNS = (
@@ -167,32 +95,6 @@ def _chunks(values: Sequence[Any], size: int) -> list[list[Any]]:
     return [unique[start : start + size] for start in range(0, len(unique), size)]
 
 
-async def _fetch(tx: Transaction, queries: Query) -> Sequence[Sequence[Row]]:
-    return await tx.fetch_each(queries) if queries else []
-
-
-async def read_each(store: Store, queries: Query) -> list[Sequence[Row]]:
-    """Run each query on the store's reader, in order; return the rows of each.
-
-    No transaction: each sees the last committed state when it runs (a dry
-    run's reads, which must neither wait for the writer nor hold it up).
-    """
-    return [await store.read_all(sql, params) for sql, params in queries]
-
-
-# -- meta -----------------------------------------------------------------------
-
-
-def meta_query(keys: Sequence[str]) -> Query:
-    """Return the read of the meta values of ``keys`` (see :func:`meta_found`)."""
-    return [(f"SELECT key, value FROM meta WHERE key IN ({_marks(len(keys))})", list(keys))]
-
-
-def meta_found(rowsets: Iterable[Sequence[Row]]) -> dict[str, str]:
-    """Return the values read by :func:`meta_query` that are set, by key."""
-    return {row[0]: row[1] for rows in rowsets for row in rows}
-
-
 # -- accounts -----------------------------------------------------------------
 
 
@@ -209,71 +111,6 @@ def accounts_found(rowsets: Iterable[Sequence[Row]]) -> dict[str, AccountRow]:
     return {row["id"]: _account(row) for rows in rowsets for row in rows}
 
 
-async def accounts_by_id(tx: Transaction, ids: Sequence[str]) -> dict[str, AccountRow]:
-    """Return the accounts among ``ids`` that exist."""
-    return accounts_found(await _fetch(tx, accounts_query(ids)))
-
-
-async def upsert_accounts(tx: Transaction, rows: Iterable[dict[str, Any]], now: str) -> None:
-    """Insert or update accounts from validated import rows."""
-    await tx.executemany(
-        "INSERT INTO accounts(id, tenant, name, stage, trusted_mode, domains, allowed_hosts, "
-        "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
-        "ON CONFLICT(id) DO UPDATE SET tenant = excluded.tenant, name = excluded.name, "
-        "stage = excluded.stage, trusted_mode = excluded.trusted_mode, "
-        "domains = excluded.domains, allowed_hosts = excluded.allowed_hosts, "
-        "updated_at = excluded.updated_at",
-        [
-            (
-                r["id"],
-                r["tenant"],
-                r["name"],
-                r["stage"],
-                r["trusted_mode"],
-                json.dumps(r["domains"]),
-                json.dumps(r["allowed_hosts"]),
-                now,
-                now,
-            )
-            for r in rows
-        ],
-    )
-
-
-async def update_account(
-    tx: Transaction, account_id: str, changes: dict[str, Any], now: str
-) -> None:
-    """Set columns of one account (names come from the caller, never the client)."""
-    sets = ", ".join(f"{column} = ?" for column in changes)
-    await tx.execute(
-        f"UPDATE accounts SET {sets}, updated_at = ? WHERE id = ?",
-        [*changes.values(), now, account_id],
-    )
-
-
-async def list_accounts(
-    store: Store, *, tenant: str | None = None, limit: int = 1000, offset: int = 0
-) -> list[AccountRow]:
-    """Return accounts ordered by tenant and id."""
-    where, params = ("WHERE tenant = ?", [tenant]) if tenant else ("", [])
-    rows = await store.read_all(
-        f"SELECT * FROM accounts {where} ORDER BY tenant, id LIMIT ? OFFSET ?",
-        [*params, limit, offset],
-    )
-    return [_account(r) for r in rows]
-
-
-async def get_account(store: Store, account_id: str) -> AccountRow | None:
-    """Return one account or None."""
-    row = await store.read_one("SELECT * FROM accounts WHERE id = ?", (account_id,))
-    return _account(row) if row else None
-
-
-async def known_tenants(store: Store) -> set[str]:
-    """Return every tenant that has an account."""
-    return {r[0] for r in await store.read_all("SELECT DISTINCT tenant FROM accounts")}
-
-
 # -- intents --------------------------------------------------------------------
 
 
@@ -288,36 +125,6 @@ def intents_query(ids: Sequence[str]) -> Query:
 def intents_found(rowsets: Iterable[Sequence[Row]]) -> dict[str, IntentRow]:
     """Return the intents read by :func:`intents_query`, by id."""
     return {row["id"]: _intent(row) for rows in rowsets for row in rows}
-
-
-async def intents_by_id(tx: Transaction, ids: Sequence[str]) -> dict[str, IntentRow]:
-    """Return the stored intents among ``ids`` (inside a transaction)."""
-    return intents_found(await _fetch(tx, intents_query(ids)))
-
-
-async def get_intent(store: Store, intent_id: str) -> IntentRow | None:
-    """Return one stored intent or None (reader connection)."""
-    row = await store.read_one(f"SELECT {_INTENT_COLUMNS} FROM intents WHERE id = ?", (intent_id,))
-    return _intent(row) if row else None
-
-
-async def list_intents(
-    store: Store, *, status: str | None = None, tenant: str | None = None, limit: int = 200
-) -> list[IntentRow]:
-    """Return intents, newest first."""
-    clauses, params = [], []
-    if status:
-        clauses.append("status = ?")
-        params.append(status)
-    if tenant:
-        clauses.append("tenant = ?")
-        params.append(tenant)
-    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-    rows = await store.read_all(
-        f"SELECT {_INTENT_COLUMNS} FROM intents {where} ORDER BY created_at DESC, id LIMIT ?",
-        [*params, limit],
-    )
-    return [_intent(r) for r in rows]
 
 
 def _object_json(value: Mapping[str, Any]) -> str:
@@ -378,15 +185,6 @@ INSERT_INTENT = (
 # -- budgets, idempotency, hand-off ---------------------------------------------
 
 
-def budget_keys(tenant: str, account: str, action_type: str) -> tuple[tuple[str, str], ...]:
-    """Return the (scope, key) counters an intent counts against."""
-    return (
-        ("tenant", tenant),
-        ("account", f"{tenant}/{account}"),
-        ("action_type", f"{tenant}/{action_type}"),
-    )
-
-
 def budget_query(day: str, keys: Iterable[tuple[str, str]]) -> Query:
     """Return the read of the counters for ``keys`` on ``day`` (see :func:`budget_found`)."""
     queries: Query = []
@@ -412,14 +210,6 @@ def budget_found(
     return found
 
 
-async def budget_usage(
-    tx: Transaction, day: str, keys: Iterable[tuple[str, str]]
-) -> dict[tuple[str, str], int]:
-    """Return the stored counters for ``keys`` on ``day`` (missing ones are 0)."""
-    wanted = list(keys)
-    return budget_found(wanted, await _fetch(tx, budget_query(day, wanted)))
-
-
 WRITE_BUDGET = (
     "INSERT INTO budget_usage(day, scope, key, used) VALUES (?, ?, ?, ?) "
     "ON CONFLICT(day, scope, key) DO UPDATE SET used = excluded.used"
@@ -429,11 +219,6 @@ WRITE_BUDGET = (
 def budget_rows(day: str, counters: dict[tuple[str, str], int]) -> list[tuple[str, str, str, int]]:
     """Return the :data:`WRITE_BUDGET` rows that store a batch's final counters."""
     return [(day, scope, key, used) for (scope, key), used in counters.items()]
-
-
-async def write_budget(tx: Transaction, day: str, counters: dict[tuple[str, str], int]) -> None:
-    """Store the final counters of a batch."""
-    await tx.executemany(WRITE_BUDGET, budget_rows(day, counters))
 
 
 def idempotency_query(ids: Sequence[str]) -> Query:
@@ -454,11 +239,6 @@ def idempotency_found(rowsets: Iterable[Sequence[Row]]) -> dict[str, Idempotency
     return {row["intent_id"]: IdempotencyState(row["state"]) for rows in rowsets for row in rows}
 
 
-async def idempotency_states(tx: Transaction, ids: Sequence[str]) -> dict[str, IdempotencyState]:
-    """Return the idempotency state of each intent among ``ids`` that has one."""
-    return idempotency_found(await _fetch(tx, idempotency_query(ids)))
-
-
 # The records kept per intent are keyed by its sequence number (migration
 # 0007): each statement takes (intent_id, ...) rows and finds the number in
 # the intent's row, which must already be stored.
@@ -470,11 +250,6 @@ SET_IDEMPOTENCY = (
 )
 
 
-async def set_idempotency(tx: Transaction, rows: Iterable[tuple[str, str, str]]) -> None:
-    """Upsert (intent_id, state, at) idempotency records."""
-    await tx.executemany(SET_IDEMPOTENCY, rows)
-
-
 ENQUEUE = (
     "INSERT INTO execution_queue(intent_id, approval_source, enqueued_at, updated_at, intent_seq) "
     "SELECT id, ?2, ?3, ?3, seq FROM intents WHERE id = ?1 "
@@ -482,20 +257,10 @@ ENQUEUE = (
 )
 
 
-async def enqueue(tx: Transaction, rows: Iterable[tuple[str, str, str]]) -> None:
-    """Hand (intent_id, approval_source, at) to execution; a second hand-off is a no-op."""
-    await tx.executemany(ENQUEUE, rows)
-
-
 RECORD_CONSUMPTION = (
     "INSERT INTO budget_consumption(intent_id, day, at, intent_seq) "
     "SELECT id, ?2, ?3, seq FROM intents WHERE id = ?1"
 )
-
-
-async def record_consumption(tx: Transaction, rows: Iterable[tuple[str, str, str]]) -> None:
-    """Record (intent_id, day, at) budget consumptions; a duplicate is an error."""
-    await tx.executemany(RECORD_CONSUMPTION, rows)
 
 
 QUEUE_COLUMNS = (
@@ -510,15 +275,342 @@ QUEUE_COLUMNS = (
 )
 
 
-async def list_queue(
-    store: Store, *, state: str | None = None, limit: int = 200
-) -> list[dict[str, Any]]:
-    """Return hand-off queue rows with their intents' summaries, oldest first."""
-    where, params = ("WHERE q.state = ?", [state]) if state else ("", [])
-    rows = await store.read_all(
-        "SELECT q.seq, q.intent_id, q.approval_source, q.enqueued_at, q.state, "
-        "i.tenant, i.account, i.action_type FROM execution_queue q "
-        f"JOIN intents i ON i.seq = q.intent_seq {where} ORDER BY q.seq LIMIT ?",
-        [*params, limit],
-    )
-    return [{k: r[k] for k in QUEUE_COLUMNS} for r in rows]
+_GOAL_COLUMNS = "SELECT id, tenant, goal_type, status, verdict, end_at FROM goals"
+
+
+def goals_query(intents: Sequence[ActionIntent]) -> Query:
+    """Return the read of the goals the gate shows: the active ones, and any an intent names."""
+    named = sorted({g for i in intents if isinstance(g := i.serves.get("goal"), str) and g})[:500]
+    if not named:
+        return [(f"{_GOAL_COLUMNS} WHERE status = 'active'", ())]
+    marks = ",".join("?" * len(named))
+    return [(f"{_GOAL_COLUMNS} WHERE status = 'active' OR id IN ({marks})", named)]
+
+
+def goal_facts(rowsets: Iterable[Sequence[Row]], now: datetime) -> dict[str, tuple[GoalFact, ...]]:
+    """Return the goals read by :func:`goals_query` by tenant, with their verdict at ``now``.
+
+    A stored final status stands; an active goal whose end has passed is missed;
+    otherwise the verdict of the last progress update (on track before the first).
+    """
+    by_tenant: dict[str, list[GoalFact]] = {}
+    at = iso(now)
+    for rows in rowsets:
+        for r in rows:
+            status = r["status"]
+            if status in ("completed", "missed"):
+                verdict = Verdict(status)
+            elif r["end_at"] <= at:
+                verdict = Verdict.MISSED
+            elif r["verdict"] in ("on_track", "behind"):
+                verdict = Verdict(r["verdict"])
+            else:
+                verdict = Verdict.ON_TRACK
+            by_tenant.setdefault(r["tenant"], []).append(
+                GoalFact(r["id"], GoalType(r["goal_type"]), verdict)
+            )
+    return {t: tuple(sorted(facts, key=lambda g: g.id)) for t, facts in by_tenant.items()}
+
+
+class _BatchRead:
+    """The reads of one gate batch, as queries to send in one round trip, and their parsing."""
+
+    def __init__(self, intents: Sequence[ActionIntent], day: str, meta_keys: Sequence[str]):
+        ids = [i.intent_id for i in intents]
+        self.keys = [k for i in intents for k in budget_keys(i.tenant, i.account, i.action_type)]
+        self.intents = intents
+        self.groups: tuple[Query, ...] = (
+            [(f"SELECT key, value FROM meta WHERE key IN ({_marks(len(meta_keys))})", meta_keys)],
+            intents_query(ids),
+            idempotency_query(ids),
+            accounts_query([i.account for i in intents]),
+            budget_query(day, self.keys),
+            goals_query(intents),
+        )
+        self.queries: Query = [q for group in self.groups for q in group]
+
+    def rows(self, rowsets: Sequence[Sequence[Row]], now: datetime) -> GateBatchRows:
+        """Return what the rows of :attr:`queries` (in order) say."""
+        found = iter(rowsets)
+        got = [[next(found) for _ in group] for group in self.groups]
+        return GateBatchRows(
+            meta={r[0]: r[1] for rows in got[0] for r in rows},
+            stored=intents_found(got[1]),
+            idempotency=idempotency_found(got[2]),
+            accounts=accounts_found(got[3]),
+            counters=budget_found(self.keys, got[4]),
+            goals=goal_facts(got[5], now),
+        )
+
+
+class SqliteGate:
+    """The reads (:class:`~agentd.store.api.GateReads`), on any reader."""
+
+    def __init__(self, db: SqlReader) -> None:
+        self._db = db
+
+    async def _fetch(self, queries: Query) -> Sequence[Sequence[Row]]:
+        return await self._db.fetch_each(queries) if queries else []
+
+    async def accounts_by_id(self, ids: Sequence[str]) -> dict[str, AccountRow]:
+        """Return the accounts among ``ids`` that exist."""
+        return accounts_found(await self._fetch(accounts_query(ids)))
+
+    async def read_batch(
+        self,
+        intents: Sequence[ActionIntent],
+        day: str,
+        now: datetime,
+        meta_keys: Sequence[str],
+    ) -> GateBatchRows:
+        """Return what the decisions of ``intents`` depend on: the batch's reads, in one go.
+
+        The same reads as the gate block's, for a dry run (``policy check``):
+        on the store, each sees the last committed state and holds up no writer.
+        """
+        batch = _BatchRead(intents, day, meta_keys)
+        return batch.rows(await self._fetch(batch.queries), now)
+
+    async def list_accounts(
+        self, *, tenant: str | None = None, limit: int = 1000, offset: int = 0
+    ) -> list[AccountRow]:
+        """Return accounts ordered by tenant and id."""
+        where, params = ("WHERE tenant = ?", [tenant]) if tenant else ("", [])
+        rows = await self._db.fetchall(
+            f"SELECT * FROM accounts {where} ORDER BY tenant, id LIMIT ? OFFSET ?",
+            [*params, limit, offset],
+        )
+        return [_account(r) for r in rows]
+
+    async def get_account(self, account_id: str) -> AccountRow | None:
+        """Return one account or None."""
+        row = await self._db.fetchone("SELECT * FROM accounts WHERE id = ?", (account_id,))
+        return _account(row) if row else None
+
+    async def intents_by_id(self, ids: Sequence[str]) -> dict[str, IntentRow]:
+        """Return the stored intents among ``ids`` that exist."""
+        return intents_found(await self._fetch(intents_query(ids)))
+
+    async def get_intent(self, intent_id: str) -> IntentRow | None:
+        """Return one stored intent or None."""
+        row = await self._db.fetchone(
+            f"SELECT {_INTENT_COLUMNS} FROM intents WHERE id = ?", (intent_id,)
+        )
+        return _intent(row) if row else None
+
+    async def list_intents(
+        self, *, status: str | None = None, tenant: str | None = None, limit: int = 200
+    ) -> list[IntentRow]:
+        """Return intents, newest first."""
+        clauses, params = [], []
+        if status:
+            clauses.append("status = ?")
+            params.append(status)
+        if tenant:
+            clauses.append("tenant = ?")
+            params.append(tenant)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = await self._db.fetchall(
+            f"SELECT {_INTENT_COLUMNS} FROM intents {where} ORDER BY created_at DESC, id LIMIT ?",
+            [*params, limit],
+        )
+        return [_intent(r) for r in rows]
+
+    async def idempotency_states(self, ids: Sequence[str]) -> dict[str, IdempotencyState]:
+        """Return the idempotency state of each intent among ``ids`` that has one."""
+        return idempotency_found(await self._fetch(idempotency_query(ids)))
+
+    async def list_queue(
+        self, *, state: str | None = None, limit: int = 200
+    ) -> list[dict[str, Any]]:
+        """Return hand-off queue rows with their intents' summaries, oldest first."""
+        where, params = ("WHERE q.state = ?", [state]) if state else ("", [])
+        rows = await self._db.fetchall(
+            "SELECT q.seq, q.intent_id, q.approval_source, q.enqueued_at, q.state, "
+            "i.tenant, i.account, i.action_type FROM execution_queue q "
+            f"JOIN intents i ON i.seq = q.intent_seq {where} ORDER BY q.seq LIMIT ?",
+            [*params, limit],
+        )
+        return [{k: r[k] for k in QUEUE_COLUMNS} for r in rows]
+
+    async def intent_status(self, intent_id: str) -> str | None:
+        """Return an intent's status, or None when there is no such intent."""
+        row = await self._db.fetchone("SELECT status FROM intents WHERE id = ?", (intent_id,))
+        return str(row[0]) if row else None
+
+    async def due_intents(self, at: str) -> list[str]:
+        """Return the pending intents whose approval deadline is ``at`` or earlier."""
+        rows = await self._db.fetchall(
+            "SELECT id FROM intents WHERE status = 'pending' AND expires_at <= ?", (at,)
+        )
+        return [str(r[0]) for r in rows]
+
+    async def budget_used(
+        self, day: str, keys: Iterable[tuple[str, str]]
+    ) -> dict[tuple[str, str], int]:
+        """Return the counters of ``keys`` on ``day`` (missing ones are 0)."""
+        wanted = list(keys)
+        return budget_found(wanted, await self._db.fetch_each(budget_query(day, wanted)))
+
+    async def reserved_handoffs(self) -> list[tuple[str, str | None]]:
+        """Return (intent_id, approval_source) of the hand-offs left RESERVED."""
+        rows = await self._db.fetchall(
+            "SELECT d.intent_id, i.approval_source FROM idempotency d "
+            "JOIN intents i ON i.seq = d.intent_seq WHERE d.state = 'RESERVED'"
+        )
+        return [(str(r[0]), r[1]) for r in rows]
+
+    async def queue_entry(self, intent_id: str) -> dict[str, Any] | None:
+        """Return an intent's hand-off (``enqueued_at``, ``state``), or None."""
+        row = await self._db.fetchone(
+            "SELECT q.enqueued_at, q.state FROM intents i "
+            "JOIN execution_queue q ON q.intent_seq = i.seq WHERE i.id = ?",
+            (intent_id,),
+        )
+        return None if row is None else {"enqueued_at": row[0], "state": row[1]}
+
+    async def gate_goals(
+        self, intents: Sequence[ActionIntent], now: datetime
+    ) -> dict[str, tuple[GoalFact, ...]]:
+        """Return the goals the gate shows for ``intents`` by tenant, with their verdicts."""
+        return goal_facts(await self._db.fetch_each(goals_query(intents)), now)
+
+
+class SqliteGateWrites(SqliteGate):
+    """The reads and writes inside a transaction (:class:`~agentd.store.api.GateRecords`)."""
+
+    def __init__(self, tx: SqlWriter) -> None:
+        super().__init__(tx)
+        self._tx = tx
+
+    async def upsert_accounts(self, rows: Iterable[dict[str, Any]], now: str) -> None:
+        """Insert or update accounts from validated import rows."""
+        await self._tx.executemany(
+            "INSERT INTO accounts(id, tenant, name, stage, trusted_mode, domains, allowed_hosts, "
+            "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT(id) DO UPDATE SET tenant = excluded.tenant, name = excluded.name, "
+            "stage = excluded.stage, trusted_mode = excluded.trusted_mode, "
+            "domains = excluded.domains, allowed_hosts = excluded.allowed_hosts, "
+            "updated_at = excluded.updated_at",
+            [
+                (
+                    r["id"],
+                    r["tenant"],
+                    r["name"],
+                    r["stage"],
+                    r["trusted_mode"],
+                    json.dumps(r["domains"]),
+                    json.dumps(r["allowed_hosts"]),
+                    now,
+                    now,
+                )
+                for r in rows
+            ],
+        )
+
+    async def update_account(self, account_id: str, changes: dict[str, Any], now: str) -> None:
+        """Set columns of one account (names come from the caller, never the client)."""
+        sets = ", ".join(f"{column} = ?" for column in changes)
+        await self._tx.execute(
+            f"UPDATE accounts SET {sets}, updated_at = ? WHERE id = ?",
+            [*changes.values(), now, account_id],
+        )
+
+    async def set_idempotency(self, rows: Iterable[tuple[str, str, str]]) -> None:
+        """Upsert (intent_id, state, at) idempotency records."""
+        await self._tx.executemany(SET_IDEMPOTENCY, rows)
+
+    async def enqueue(self, rows: Iterable[tuple[str, str, str]]) -> None:
+        """Hand (intent_id, approval_source, at) to execution; a second hand-off is a no-op."""
+        await self._tx.executemany(ENQUEUE, rows)
+
+    async def decide_intent(
+        self,
+        intent_id: str,
+        status: str,
+        *,
+        actor: str,
+        note: str | None,
+        approval_source: str | None = None,
+    ) -> None:
+        """Record a person's decision on an intent (approved or rejected) at the tx's time."""
+        at = iso(self._tx.now)
+        if approval_source is not None:
+            await self._tx.execute(
+                "UPDATE intents SET status = ?, approval_source = ?, auto_executed = 0, "
+                "decided_by = ?, decided_at = ?, decision_note = ?, updated_at = ? WHERE id = ?",
+                (status, approval_source, actor, at, note, at, intent_id),
+            )
+        else:
+            await self._tx.execute(
+                "UPDATE intents SET status = ?, decided_by = ?, decided_at = ?, "
+                "decision_note = ?, updated_at = ? WHERE id = ?",
+                (status, actor, at, note, at, intent_id),
+            )
+
+    async def expire_intents(self, ids: Sequence[str], at: str) -> None:
+        """Expire the pending intents among ``ids`` (decided by agentd at ``at``)."""
+        await self._tx.executemany(
+            "UPDATE intents SET status = 'expired', decided_by = 'agentd', decided_at = ?, "
+            "decision_note = 'approval expired', updated_at = ? "
+            "WHERE id = ? AND status = 'pending'",
+            [(at, at, i) for i in ids],
+        )
+
+    async def prune_idempotency(self, before: str) -> int:
+        """Delete published idempotency records last updated before ``before``; count them."""
+        cur = await self._tx.execute(
+            "DELETE FROM idempotency WHERE state = 'PUBLISHED' AND updated_at < ?", (before,)
+        )
+        return int(cur.rowcount or 0)
+
+
+class SqliteGateBlock:
+    """The gate batch's read and write, for plain code on the writer's thread.
+
+    See :class:`~agentd.store.api.GateBlock`: all of a batch's reads go in one
+    :meth:`~agentd.store.rows.SqlBlock.fetch_each`, all of its writes in one
+    :meth:`~agentd.store.rows.SqlBlock.execute_each`.
+    """
+
+    def __init__(self, tx: SqlBlock) -> None:
+        self._tx = tx
+
+    def read_batch(
+        self,
+        intents: Sequence[ActionIntent],
+        day: str,
+        now: datetime,
+        meta_keys: Sequence[str],
+    ) -> GateBatchRows:
+        """Return what the decisions of ``intents`` on budget day ``day`` depend on."""
+        batch = _BatchRead(intents, day, meta_keys)
+        return batch.rows(self._tx.fetch_each(batch.queries), now)
+
+    def write_batch(self, writes: GateBatchWrites) -> None:
+        """Write a batch's decisions, budget consumption, idempotency records and hand-offs."""
+        statements: list[tuple[str, Iterable[Sequence[Any]]]] = []
+        if writes.intents:
+            rows = [
+                intent_insert_row(
+                    r.intent,
+                    r.fingerprint,
+                    r.outcome,
+                    status=r.status,
+                    created_at=r.created_at,
+                    created_by=r.created_by,
+                    expires_at=r.expires_at,
+                    outcome_json=r.outcome.to_json(),
+                )
+                for r in writes.intents
+            ]
+            statements.append((INSERT_INTENT, rows))
+        if writes.consumed:
+            statements.append((RECORD_CONSUMPTION, writes.consumed))
+            statements.append((WRITE_BUDGET, budget_rows(writes.day, writes.counters)))
+        if writes.idempotency:
+            statements.append((SET_IDEMPOTENCY, writes.idempotency))
+        if writes.queue:
+            statements.append((ENQUEUE, writes.queue))
+        if statements:
+            self._tx.execute_each(statements)

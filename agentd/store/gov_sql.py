@@ -1,25 +1,24 @@
-"""SQL of governance: global state in meta, breaker trips, attestations, scope proposals,
-and the metric queries over intents, executions, incidents and the audit trail.
+"""SQLite's governance records (:class:`~agentd.store.api.GovernanceReads`): global state
+in meta, breaker trips, attestations, scope proposals, and the metric queries over
+intents, executions, incidents and the audit trail.
 
-Reads take a ``read_all`` (the store's reader or a transaction's ``fetchall``),
-so the same query serves a command and a transaction; writes take a transaction.
+The read class runs on any :class:`~agentd.store.rows.SqlReader` (the store's
+committed state, or a transaction), so the same query serves a command and a
+transaction; the write class runs on a transaction.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
 from agentd.core.governance import ActionStats
 from agentd.core.metrics import MetricCounts
-from agentd.store.base import Row, Transaction
-from agentd.store.rows import insert_row, row_dict, update_row
-from agentd.store.sqlite import iso
-
-ReadAll = Callable[[str, Sequence[Any]], Awaitable[Sequence[Row]]]
+from agentd.core.timefmt import iso
+from agentd.store.records import AttestationRow, ProposalRow, TripRow
+from agentd.store.rows import Row, SqlReader, SqlWriter, insert_row, row_dict, update_row
 
 # Reasons for which the gate held an intent back for safety (metrics' gate triggers).
 SAFETY_REASONS = (
@@ -34,45 +33,7 @@ SAFETY_REASONS = (
 # -- meta ---------------------------------------------------------------------------------
 
 
-async def read_meta(read_all: ReadAll, keys: Sequence[str]) -> dict[str, str]:
-    """Return the values of ``keys`` that are set."""
-    marks = ",".join("?" for _ in keys)
-    rows = await read_all(f"SELECT key, value FROM meta WHERE key IN ({marks})", list(keys))
-    return {r[0]: r[1] for r in rows}
-
-
-async def set_meta(tx: Transaction, key: str, value: str) -> None:
-    """Set one meta value in ``tx``."""
-    await tx.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
-
-
 # -- breaker trips ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class TripRow:
-    """A breaker trip as stored."""
-
-    id: str
-    key: str
-    rule: str
-    action_type: str | None
-    action: str
-    severity: str
-    alert_only: bool
-    value: float
-    threshold: float
-    message: str
-    effects: list[str]
-    incident_id: str | None
-    tripped_at: str
-    reset_at: str | None
-    reset_by: str | None
-    reset_reason: str | None
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return the JSON form."""
-        return dict(self.__dict__)
 
 
 def _trip(row: Row) -> TripRow:
@@ -82,115 +43,10 @@ def _trip(row: Row) -> TripRow:
     return TripRow(**data)
 
 
-async def insert_trip(tx: Transaction, values: dict[str, Any]) -> None:
-    """Insert a trip."""
-    data = dict(values)
-    data["alert_only"] = int(bool(data["alert_only"]))
-    data["effects"] = json.dumps(data.get("effects", []))
-    await insert_row(tx, "breaker_trips", data)
-
-
-async def open_trips(read_all: ReadAll) -> list[TripRow]:
-    """Return the trips not yet reset, oldest first."""
-    rows = await read_all(
-        "SELECT * FROM breaker_trips WHERE reset_at IS NULL ORDER BY tripped_at, id", ()
-    )
-    return [_trip(r) for r in rows]
-
-
-async def trips_between(read_all: ReadAll, start: datetime, end: datetime) -> list[TripRow]:
-    """Return trips made in ``[start, end)``, oldest first."""
-    rows = await read_all(
-        "SELECT * FROM breaker_trips WHERE tripped_at >= ? AND tripped_at < ? "
-        "ORDER BY tripped_at, id",
-        (iso(start), iso(end)),
-    )
-    return [_trip(r) for r in rows]
-
-
-async def recent_trips(read_all: ReadAll, limit: int) -> list[TripRow]:
-    """Return the latest trips, newest first."""
-    rows = await read_all(
-        "SELECT * FROM breaker_trips ORDER BY tripped_at DESC, id LIMIT ?", (limit,)
-    )
-    return [_trip(r) for r in rows]
-
-
-async def reset_trips(
-    tx: Transaction, ids: Iterable[str], at: datetime, by: str, reason: str
-) -> None:
-    """Mark trips reset."""
-    await tx.executemany(
-        "UPDATE breaker_trips SET reset_at = ?, reset_by = ?, reset_reason = ? WHERE id = ?",
-        [(iso(at), by, reason, trip_id) for trip_id in ids],
-    )
-
-
 # -- attestations -------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class AttestationRow:
-    """An attestation as stored."""
-
-    id: str
-    item: str
-    by_name: str
-    evidence: str
-    recorded_by: str
-    at: str
-    expires_at: str
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return the JSON form (``by`` as agentctl spells it)."""
-        out = dict(self.__dict__)
-        out["by"] = out.pop("by_name")
-        return out
-
-
-async def insert_attestation(tx: Transaction, values: dict[str, Any]) -> None:
-    """Insert an attestation."""
-    await insert_row(tx, "attestations", values)
-
-
-async def list_attestations(read_all: ReadAll, limit: int = 1000) -> list[AttestationRow]:
-    """Return attestations, newest first."""
-    rows = await read_all("SELECT * FROM attestations ORDER BY at DESC, id LIMIT ?", (limit,))
-    return [AttestationRow(**{k: r[k] for k in r.keys()}) for r in rows]
-
-
 # -- scope proposals ----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ProposalRow:
-    """A scope-expansion proposal as stored (JSON columns decoded)."""
-
-    id: str
-    status: str
-    source: str
-    requested_by: str
-    current_level: str
-    target_level: str
-    action_types: list[str]
-    rationale: str
-    evidence: dict[str, Any]
-    report: str | None
-    required_approvals: int
-    approvals: list[dict[str, Any]]
-    created_at: str
-    expires_at: str
-    decided_at: str | None
-    decided_by: str | None
-    decision_note: str | None
-
-    def to_dict(self, *, evidence: bool = True) -> dict[str, Any]:
-        """Return the JSON form (without the bulky evidence unless asked)."""
-        out = dict(self.__dict__)
-        if not evidence:
-            out.pop("evidence")
-        out["approvals_missing"] = max(self.required_approvals - len(self.approvals), 0)
-        return out
 
 
 def _proposal(row: Row) -> ProposalRow:
@@ -200,46 +56,6 @@ def _proposal(row: Row) -> ProposalRow:
     return ProposalRow(**data)
 
 
-async def insert_proposal(tx: Transaction, values: dict[str, Any]) -> None:
-    """Insert a proposal (JSON columns as Python objects)."""
-    data = dict(values)
-    for column in ("action_types", "evidence", "approvals"):
-        data[column] = json.dumps(data.get(column, [] if column != "evidence" else {}), default=str)
-    await insert_row(tx, "scope_proposals", data)
-
-
-async def update_proposal(tx: Transaction, proposal_id: str, changes: dict[str, Any]) -> None:
-    """Set columns of one proposal (column names come from the caller, never a client)."""
-    data = dict(changes)
-    if "approvals" in data:
-        data["approvals"] = json.dumps(data["approvals"], default=str)
-    await update_row(tx, "scope_proposals", "id", proposal_id, data)
-
-
-async def get_proposal(read_all: ReadAll, proposal_id: str) -> ProposalRow | None:
-    """Return one proposal or None."""
-    rows = await read_all("SELECT * FROM scope_proposals WHERE id = ?", (proposal_id,))
-    return _proposal(rows[0]) if rows else None
-
-
-async def pending_proposal(read_all: ReadAll) -> ProposalRow | None:
-    """Return the proposal waiting for approval, if any."""
-    rows = await read_all("SELECT * FROM scope_proposals WHERE status = 'pending'", ())
-    return _proposal(rows[0]) if rows else None
-
-
-async def list_proposals(
-    read_all: ReadAll, status: str | None = None, limit: int = 200
-) -> list[ProposalRow]:
-    """Return proposals, newest first."""
-    where, params = ("WHERE status = ?", [status]) if status else ("", [])
-    rows = await read_all(
-        f"SELECT * FROM scope_proposals {where} ORDER BY created_at DESC, id LIMIT ?",
-        [*params, limit],
-    )
-    return [_proposal(r) for r in rows]
-
-
 # -- metrics ------------------------------------------------------------------------------
 
 
@@ -247,147 +63,253 @@ def _bounds(start: datetime | None, end: datetime | None) -> tuple[str, str]:
     return (iso(start) if start else "", iso(end) if end else "9999")
 
 
-async def metric_counts(
-    read_all: ReadAll, start: datetime | None, end: datetime | None
-) -> MetricCounts:
-    """Count what happened in ``[start, end)`` (None: since the store began / until now).
+class SqliteGovernance:
+    """The reads of governance (:class:`~agentd.store.api.GovernanceReads`)."""
 
-    Intents by creation time and how they ended; executions by when they
-    finished, ``rolled_back`` being those later undone by a successful rollback;
-    incidents by creation time; safety events from the audit trail and the
-    gate's reasons.
-    """
-    lo, hi = _bounds(start, end)
-    marks = ",".join("?" for _ in SAFETY_REASONS)
-    (i,) = await read_all(
-        "SELECT COUNT(*), "
-        "COALESCE(SUM(approval_source = 'POLICY'), 0), "
-        "COALESCE(SUM(approval_source = 'HUMAN'), 0), "
-        "COALESCE(SUM(status = 'rejected'), 0), "
-        "COALESCE(SUM(decision = 'BLOCKED'), 0), "
-        "COALESCE(SUM(status = 'expired'), 0), "
-        f"COALESCE(SUM(reason IN ({marks})), 0) "
-        "FROM intents WHERE created_at >= ? AND created_at < ?",
-        (*SAFETY_REASONS, lo, hi),
-    )
-    (e,) = await read_all(
-        "SELECT COALESCE(SUM(state = 'succeeded'), 0), COALESCE(SUM(state = 'failed'), 0), "
-        "COALESCE(SUM(state = 'succeeded' AND EXISTS (SELECT 1 FROM executions r "
-        "WHERE r.rollback_of = e.id AND r.kind = 'rollback' AND r.state = 'succeeded')), 0) "
-        "FROM executions e WHERE e.kind = 'change' AND e.finished_at >= ? AND e.finished_at < ?",
-        (lo, hi),
-    )
-    (h,) = await read_all(
-        "SELECT COALESCE(SUM(state = 'handed_off'), 0), COALESCE(SUM(state = 'succeeded'), 0), "
-        "COALESCE(SUM(state = 'failed'), 0) FROM executions WHERE kind = 'change' "
-        "AND executor = 'handoff' AND started_at >= ? AND started_at < ?",
-        (lo, hi),
-    )
-    severity: dict[str, int] = {}
-    autonomous = 0
-    for row in await read_all(
-        "SELECT severity, COUNT(*), COALESCE(SUM(autonomous), 0) FROM incidents "
-        "WHERE created_at >= ? AND created_at < ? GROUP BY severity",
-        (lo, hi),
-    ):
-        severity[row[0]] = int(row[1])
-        autonomous += int(row[2])
-    (a,) = await read_all(
-        "SELECT "
-        "COALESCE(SUM(event IN ('OPERATION_REFUSED_COMMAND', 'APPROVAL_REFUSED')), 0), "
-        "COALESCE(SUM((event = 'KILL_SWITCH_CHANGED' AND json_extract(data, '$.on') = 1) "
-        "OR (event = 'BREAKER_TRIPPED' AND json_extract(data, '$.alert_only') = 0)), 0) "
-        "FROM audit WHERE event IN ('OPERATION_REFUSED_COMMAND', 'APPROVAL_REFUSED', "
-        "'KILL_SWITCH_CHANGED', 'BREAKER_TRIPPED') AND at >= ? AND at < ?",
-        (lo, hi),
-    )
-    return MetricCounts(
-        intents_total=int(i[0]),
-        intents_auto_executed=int(i[1]),
-        intents_approved=int(i[2]),
-        intents_rejected=int(i[3]),
-        intents_blocked=int(i[4]),
-        intents_expired=int(i[5]),
-        executions_succeeded=int(e[0]),
-        executions_failed=int(e[1]),
-        executions_rolled_back=int(e[2]),
-        handoffs_open=int(h[0]),
-        handoffs_done=int(h[1]),
-        handoffs_failed=int(h[2]),
-        incidents_by_severity=severity,
-        incidents_from_autonomous=autonomous,
-        constraint_violations=int(a[0]),
-        emergency_aborts=int(a[1]),
-        gate_triggers=int(i[6]),
-    )
+    def __init__(self, db: SqlReader) -> None:
+        self._db = db
+
+    async def read_meta(self, keys: Sequence[str]) -> dict[str, str]:
+        """Return the values of ``keys`` that are set."""
+        marks = ",".join("?" for _ in keys)
+        rows = await self._db.fetchall(
+            f"SELECT key, value FROM meta WHERE key IN ({marks})", list(keys)
+        )
+        return {r[0]: r[1] for r in rows}
+
+    async def open_trips(self) -> list[TripRow]:
+        """Return the trips not yet reset, oldest first."""
+        rows = await self._db.fetchall(
+            "SELECT * FROM breaker_trips WHERE reset_at IS NULL ORDER BY tripped_at, id", ()
+        )
+        return [_trip(r) for r in rows]
+
+    async def trips_between(self, start: datetime, end: datetime) -> list[TripRow]:
+        """Return trips made in ``[start, end)``, oldest first."""
+        rows = await self._db.fetchall(
+            "SELECT * FROM breaker_trips WHERE tripped_at >= ? AND tripped_at < ? "
+            "ORDER BY tripped_at, id",
+            (iso(start), iso(end)),
+        )
+        return [_trip(r) for r in rows]
+
+    async def recent_trips(self, limit: int) -> list[TripRow]:
+        """Return the latest trips, newest first."""
+        rows = await self._db.fetchall(
+            "SELECT * FROM breaker_trips ORDER BY tripped_at DESC, id LIMIT ?", (limit,)
+        )
+        return [_trip(r) for r in rows]
+
+    async def list_attestations(self, limit: int = 1000) -> list[AttestationRow]:
+        """Return attestations, newest first."""
+        rows = await self._db.fetchall(
+            "SELECT * FROM attestations ORDER BY at DESC, id LIMIT ?", (limit,)
+        )
+        return [AttestationRow(**{k: r[k] for k in r.keys()}) for r in rows]
+
+    async def get_proposal(self, proposal_id: str) -> ProposalRow | None:
+        """Return one proposal or None."""
+        rows = await self._db.fetchall("SELECT * FROM scope_proposals WHERE id = ?", (proposal_id,))
+        return _proposal(rows[0]) if rows else None
+
+    async def pending_proposal(self) -> ProposalRow | None:
+        """Return the proposal waiting for approval, if any."""
+        rows = await self._db.fetchall("SELECT * FROM scope_proposals WHERE status = 'pending'", ())
+        return _proposal(rows[0]) if rows else None
+
+    async def list_proposals(
+        self, status: str | None = None, limit: int = 200
+    ) -> list[ProposalRow]:
+        """Return proposals, newest first."""
+        where, params = ("WHERE status = ?", [status]) if status else ("", [])
+        rows = await self._db.fetchall(
+            f"SELECT * FROM scope_proposals {where} ORDER BY created_at DESC, id LIMIT ?",
+            [*params, limit],
+        )
+        return [_proposal(r) for r in rows]
+
+    async def metric_counts(self, start: datetime | None, end: datetime | None) -> MetricCounts:
+        """Count what happened in ``[start, end)`` (None: since the store began / until now).
+
+        Intents by creation time and how they ended; executions by when they
+        finished, ``rolled_back`` being those later undone by a successful rollback;
+        incidents by creation time; safety events from the audit trail and the
+        gate's reasons.
+        """
+        lo, hi = _bounds(start, end)
+        marks = ",".join("?" for _ in SAFETY_REASONS)
+        (i,) = await self._db.fetchall(
+            "SELECT COUNT(*), "
+            "COALESCE(SUM(approval_source = 'POLICY'), 0), "
+            "COALESCE(SUM(approval_source = 'HUMAN'), 0), "
+            "COALESCE(SUM(status = 'rejected'), 0), "
+            "COALESCE(SUM(decision = 'BLOCKED'), 0), "
+            "COALESCE(SUM(status = 'expired'), 0), "
+            f"COALESCE(SUM(reason IN ({marks})), 0) "
+            "FROM intents WHERE created_at >= ? AND created_at < ?",
+            (*SAFETY_REASONS, lo, hi),
+        )
+        (e,) = await self._db.fetchall(
+            "SELECT COALESCE(SUM(state = 'succeeded'), 0), COALESCE(SUM(state = 'failed'), 0), "
+            "COALESCE(SUM(state = 'succeeded' AND EXISTS (SELECT 1 FROM executions r "
+            "WHERE r.rollback_of = e.id AND r.kind = 'rollback' AND r.state = 'succeeded')), 0) "
+            "FROM executions e WHERE e.kind = 'change' AND e.finished_at >= "
+            "? AND e.finished_at < ?",
+            (lo, hi),
+        )
+        (h,) = await self._db.fetchall(
+            "SELECT COALESCE(SUM(state = 'handed_off'), 0), COALESCE(SUM(state = 'succeeded'), 0), "
+            "COALESCE(SUM(state = 'failed'), 0) FROM executions WHERE kind = 'change' "
+            "AND executor = 'handoff' AND started_at >= ? AND started_at < ?",
+            (lo, hi),
+        )
+        severity: dict[str, int] = {}
+        autonomous = 0
+        for row in await self._db.fetchall(
+            "SELECT severity, COUNT(*), COALESCE(SUM(autonomous), 0) FROM incidents "
+            "WHERE created_at >= ? AND created_at < ? GROUP BY severity",
+            (lo, hi),
+        ):
+            severity[row[0]] = int(row[1])
+            autonomous += int(row[2])
+        (a,) = await self._db.fetchall(
+            "SELECT "
+            "COALESCE(SUM(event IN ('OPERATION_REFUSED_COMMAND', 'APPROVAL_REFUSED')), 0), "
+            "COALESCE(SUM((event = 'KILL_SWITCH_CHANGED' AND json_extract(data, '$.on') = 1) "
+            "OR (event = 'BREAKER_TRIPPED' AND json_extract(data, '$.alert_only') = 0)), 0) "
+            "FROM audit WHERE event IN ('OPERATION_REFUSED_COMMAND', 'APPROVAL_REFUSED', "
+            "'KILL_SWITCH_CHANGED', 'BREAKER_TRIPPED') AND at >= ? AND at < ?",
+            (lo, hi),
+        )
+        return MetricCounts(
+            intents_total=int(i[0]),
+            intents_auto_executed=int(i[1]),
+            intents_approved=int(i[2]),
+            intents_rejected=int(i[3]),
+            intents_blocked=int(i[4]),
+            intents_expired=int(i[5]),
+            executions_succeeded=int(e[0]),
+            executions_failed=int(e[1]),
+            executions_rolled_back=int(e[2]),
+            handoffs_open=int(h[0]),
+            handoffs_done=int(h[1]),
+            handoffs_failed=int(h[2]),
+            incidents_by_severity=severity,
+            incidents_from_autonomous=autonomous,
+            constraint_violations=int(a[0]),
+            emergency_aborts=int(a[1]),
+            gate_triggers=int(i[6]),
+        )
+
+    async def human_action_stats(self, start: datetime, end: datetime) -> dict[str, ActionStats]:
+        """Return, per action type, how human-approved change executions finished in the period."""
+        rows = await self._db.fetchall(
+            "SELECT action_type, COALESCE(SUM(state = 'succeeded'), 0), "
+            "COALESCE(SUM(state = 'failed'), 0), "
+            "COALESCE(SUM(state = 'succeeded' AND EXISTS (SELECT 1 FROM executions r "
+            "WHERE r.rollback_of = e.id AND r.kind = 'rollback' AND r.state = 'succeeded')), 0) "
+            "FROM executions e WHERE e.kind = 'change' AND e.autonomous = 0 "
+            "AND e.finished_at >= ? AND e.finished_at < ? GROUP BY action_type",
+            (iso(start), iso(end)),
+        )
+        return {r[0]: ActionStats(int(r[1]), int(r[2]), int(r[3])) for r in rows}
+
+    async def last_rollback_at(self) -> str | None:
+        """Return when a rollback last succeeded."""
+        rows = await self._db.fetchall(
+            "SELECT MAX(finished_at) FROM executions WHERE kind = "
+            "'rollback' AND state = 'succeeded'",
+            (),
+        )
+        return rows[0][0] if rows else None
+
+    async def first_audit_at(self) -> str | None:
+        """Return the time of the first audit record (when the store began)."""
+        rows = await self._db.fetchall("SELECT at FROM audit ORDER BY seq LIMIT 1", ())
+        return rows[0][0] if rows else None
+
+    async def recent_outcomes(self, since: datetime) -> list[tuple[str, str, str, bool]]:
+        """Return ``(at, kind, action_type, autonomous)`` of outcomes after ``since``, oldest first.
+
+        Kinds: ``succeeded`` and ``failed`` (change executions), ``rolled_back``
+        (successful rollbacks, autonomous when the change they undid was). Used to
+        rebuild the breakers' windows on start-up.
+        """
+        rows = await self._db.fetchall(
+            "SELECT e.finished_at, CASE WHEN e.kind = 'rollback' THEN "
+            "'rolled_back' ELSE e.state END, "
+            "e.action_type, CASE WHEN e.kind = 'rollback' THEN COALESCE((SELECT c.autonomous "
+            "FROM executions c WHERE c.id = e.rollback_of), 0) ELSE e.autonomous END "
+            "FROM executions e WHERE e.finished_at > ? AND ("
+            "(e.kind = 'change' AND e.state IN ('succeeded', 'failed')) "
+            "OR (e.kind = 'rollback' AND e.state = 'succeeded')) ORDER BY e.finished_at",
+            (iso(since),),
+        )
+        return [(r[0], r[1], r[2], bool(r[3])) for r in rows]
+
+    async def recent_incidents(self, since: datetime) -> list[tuple[str, str, bool]]:
+        """Return ``(created_at, severity, autonomous)`` of incidents after ``since`` not raised
+        by breakers."""
+        rows = await self._db.fetchall(
+            "SELECT created_at, severity, autonomous FROM incidents WHERE created_at > ? "
+            "AND kind != 'breaker_tripped' ORDER BY created_at",
+            (iso(since),),
+        )
+        return [(r[0], r[1], bool(r[2])) for r in rows]
+
+    async def critical_autonomous_incidents(self, start: datetime, end: datetime) -> int:
+        """Count critical incidents from autonomous actions created in ``[start, end)``."""
+        rows = await self._db.fetchall(
+            "SELECT COUNT(*) FROM incidents WHERE severity = 'critical' AND autonomous = 1 "
+            "AND created_at >= ? AND created_at < ?",
+            (iso(start), iso(end)),
+        )
+        return int(rows[0][0]) if rows else 0
 
 
-async def human_action_stats(
-    read_all: ReadAll, start: datetime, end: datetime
-) -> dict[str, ActionStats]:
-    """Return, per action type, how human-approved change executions finished in the period."""
-    rows = await read_all(
-        "SELECT action_type, COALESCE(SUM(state = 'succeeded'), 0), "
-        "COALESCE(SUM(state = 'failed'), 0), "
-        "COALESCE(SUM(state = 'succeeded' AND EXISTS (SELECT 1 FROM executions r "
-        "WHERE r.rollback_of = e.id AND r.kind = 'rollback' AND r.state = 'succeeded')), 0) "
-        "FROM executions e WHERE e.kind = 'change' AND e.autonomous = 0 "
-        "AND e.finished_at >= ? AND e.finished_at < ? GROUP BY action_type",
-        (iso(start), iso(end)),
-    )
-    return {r[0]: ActionStats(int(r[1]), int(r[2]), int(r[3])) for r in rows}
+class SqliteGovernanceWrites(SqliteGovernance):
+    """The reads and writes inside a transaction (:class:`~agentd.store.api.GovernanceRecords`)."""
 
+    def __init__(self, tx: SqlWriter) -> None:
+        super().__init__(tx)
+        self._tx = tx
 
-async def last_rollback_at(read_all: ReadAll) -> str | None:
-    """Return when a rollback last succeeded."""
-    rows = await read_all(
-        "SELECT MAX(finished_at) FROM executions WHERE kind = 'rollback' AND state = 'succeeded'",
-        (),
-    )
-    return rows[0][0] if rows else None
+    async def set_meta(self, key: str, value: str) -> None:
+        """Set one meta value in ``tx``."""
+        await self._tx.execute(
+            "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value)
+        )
 
+    async def insert_trip(self, values: dict[str, Any]) -> None:
+        """Insert a trip."""
+        data = dict(values)
+        data["alert_only"] = int(bool(data["alert_only"]))
+        data["effects"] = json.dumps(data.get("effects", []))
+        await insert_row(self._tx, "breaker_trips", data)
 
-async def first_audit_at(read_all: ReadAll) -> str | None:
-    """Return the time of the first audit record (when the store began)."""
-    rows = await read_all("SELECT at FROM audit ORDER BY seq LIMIT 1", ())
-    return rows[0][0] if rows else None
+    async def reset_trips(self, ids: Iterable[str], at: datetime, by: str, reason: str) -> None:
+        """Mark trips reset."""
+        await self._tx.executemany(
+            "UPDATE breaker_trips SET reset_at = ?, reset_by = ?, reset_reason = ? WHERE id = ?",
+            [(iso(at), by, reason, trip_id) for trip_id in ids],
+        )
 
+    async def insert_attestation(self, values: dict[str, Any]) -> None:
+        """Insert an attestation."""
+        await insert_row(self._tx, "attestations", values)
 
-async def recent_outcomes(read_all: ReadAll, since: datetime) -> list[tuple[str, str, str, bool]]:
-    """Return ``(at, kind, action_type, autonomous)`` of outcomes after ``since``, oldest first.
+    async def insert_proposal(self, values: dict[str, Any]) -> None:
+        """Insert a proposal (JSON columns as Python objects)."""
+        data = dict(values)
+        for column in ("action_types", "evidence", "approvals"):
+            data[column] = json.dumps(
+                data.get(column, [] if column != "evidence" else {}), default=str
+            )
+        await insert_row(self._tx, "scope_proposals", data)
 
-    Kinds: ``succeeded`` and ``failed`` (change executions), ``rolled_back``
-    (successful rollbacks, autonomous when the change they undid was). Used to
-    rebuild the breakers' windows on start-up.
-    """
-    rows = await read_all(
-        "SELECT e.finished_at, CASE WHEN e.kind = 'rollback' THEN 'rolled_back' ELSE e.state END, "
-        "e.action_type, CASE WHEN e.kind = 'rollback' THEN COALESCE((SELECT c.autonomous "
-        "FROM executions c WHERE c.id = e.rollback_of), 0) ELSE e.autonomous END "
-        "FROM executions e WHERE e.finished_at > ? AND ("
-        "(e.kind = 'change' AND e.state IN ('succeeded', 'failed')) "
-        "OR (e.kind = 'rollback' AND e.state = 'succeeded')) ORDER BY e.finished_at",
-        (iso(since),),
-    )
-    return [(r[0], r[1], r[2], bool(r[3])) for r in rows]
-
-
-async def recent_incidents(read_all: ReadAll, since: datetime) -> list[tuple[str, str, bool]]:
-    """Return ``(created_at, severity, autonomous)`` of incidents after ``since`` not raised
-    by breakers."""
-    rows = await read_all(
-        "SELECT created_at, severity, autonomous FROM incidents WHERE created_at > ? "
-        "AND kind != 'breaker_tripped' ORDER BY created_at",
-        (iso(since),),
-    )
-    return [(r[0], r[1], bool(r[2])) for r in rows]
-
-
-async def critical_autonomous_incidents(read_all: ReadAll, start: datetime, end: datetime) -> int:
-    """Count critical incidents from autonomous actions created in ``[start, end)``."""
-    rows = await read_all(
-        "SELECT COUNT(*) FROM incidents WHERE severity = 'critical' AND autonomous = 1 "
-        "AND created_at >= ? AND created_at < ?",
-        (iso(start), iso(end)),
-    )
-    return int(rows[0][0]) if rows else 0
+    async def update_proposal(self, proposal_id: str, changes: dict[str, Any]) -> None:
+        """Set columns of one proposal (column names come from the caller, never a client)."""
+        data = dict(changes)
+        if "approvals" in data:
+            data["approvals"] = json.dumps(data["approvals"], default=str)
+        await update_row(self._tx, "scope_proposals", "id", proposal_id, data)

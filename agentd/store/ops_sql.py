@@ -1,85 +1,21 @@
-"""SQL for browser operations, their steps, consents and sealed secrets.
+"""SQLite's browser operations, their steps, consents and sealed secrets
+(:class:`~agentd.store.api.OperationReads`).
 
-Writes take a :class:`~agentd.store.sqlite.Transaction` so a step's progress, its step
-row and its audit event commit together; reads take the store.
+The read class runs on any :class:`~agentd.store.rows.SqlReader`; the write
+class on a transaction, so a step's progress, its step row and its audit event
+commit together.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from agentd.core.agent_mode import Spend
-from agentd.core.states import ENDED_OPERATION_STATES
-from agentd.store.base import Row, Store, Transaction
-from agentd.store.rows import insert_row, update_row
-from agentd.store.sqlite import iso
-
-
-@dataclass(frozen=True)
-class OperationRow:
-    """An operation as stored."""
-
-    id: str
-    account: str
-    service: str
-    workflow: str
-    params: dict[str, str]
-    state: str
-    step: int
-    total: int
-    attempts: int
-    lease_owner: str | None
-    lease_until: str | None
-    reason: str | None
-    error: str | None
-    result: dict[str, str]
-    folder: str | None
-    execution_id: str | None
-    created_by: str
-    created_at: str
-    updated_at: str
-    started_at: str | None
-    finished_at: str | None
-    task: str | None = None  # agent mode: the task the model plans (None: a recorded workflow)
-    spend: Spend = field(default_factory=Spend)  # what its model calls cost (agent mode)
-    pending_step: dict[str, Any] | None = None  # the step awaiting a person's approval
-
-    @property
-    def finished(self) -> bool:
-        """Return whether the operation reached a terminal state."""
-        return self.state in ENDED_OPERATION_STATES
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return the protocol form."""
-        return {
-            "id": self.id,
-            "account": self.account,
-            "service": self.service,
-            "workflow": self.workflow,
-            "params": dict(self.params),
-            "state": self.state,
-            "progress": f"{self.step}/{self.total}",
-            "step": self.step,
-            "total": self.total,
-            "attempts": self.attempts,
-            "reason": self.reason,
-            "error": self.error,
-            "result": dict(self.result),
-            "folder": self.folder,
-            # The execution that started the operation (None for one started by hand).
-            "execution": self.execution_id,
-            "created_by": self.created_by,
-            "created_at": self.created_at,
-            "updated_at": self.updated_at,
-            "started_at": self.started_at,
-            "finished_at": self.finished_at,
-            "task": self.task,
-            "spend": self.spend.to_dict(),
-            "pending_step": self.pending_step,
-        }
+from agentd.core.timefmt import iso
+from agentd.store.records import ConsentRow, OperationRow, StepRow
+from agentd.store.rows import Row, SqlReader, SqlWriter, insert_row, update_row
 
 
 def _operation(row: Row) -> OperationRow:
@@ -116,49 +52,6 @@ def _operation(row: Row) -> OperationRow:
     )
 
 
-@dataclass(frozen=True)
-class StepRow:
-    """One audited step of an operation (or its final screenshot, ``idx`` 0)."""
-
-    op_id: str
-    seq: int
-    attempt: int
-    idx: int
-    intent: str
-    action: str
-    target: str
-    source: str
-    status: str
-    error: str | None
-    screenshot: str | None
-    sha256: str | None
-    duration_ms: float
-    at: str
-    detail: dict[str, Any] | None = None  # agent mode: value, expect, result, element, reason
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return the protocol form."""
-        out = {
-            "op_id": self.op_id,
-            "seq": self.seq,
-            "attempt": self.attempt,
-            "index": self.idx,
-            "intent": self.intent,
-            "action": self.action,
-            "target": self.target,
-            "source": self.source,
-            "status": self.status,
-            "error": self.error,
-            "screenshot": self.screenshot,
-            "sha256": self.sha256,
-            "duration_ms": round(self.duration_ms, 1),
-            "at": self.at,
-        }
-        if self.detail is not None:
-            out["detail"] = self.detail
-        return out
-
-
 def _step(row: Row) -> StepRow:
     return StepRow(
         op_id=row["op_id"],
@@ -179,41 +72,6 @@ def _step(row: Row) -> StepRow:
     )
 
 
-@dataclass(frozen=True)
-class ConsentRow:
-    """A consent as stored (revoked when ``revoked_at`` is set)."""
-
-    account: str
-    service: str
-    operation: str
-    permissions: tuple[str, ...]
-    version: int
-    granted_by: str
-    granted_at: str
-    revoked_by: str | None
-    revoked_at: str | None
-
-    @property
-    def active(self) -> bool:
-        """Return whether the consent is in force."""
-        return self.revoked_at is None
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return the protocol form."""
-        return {
-            "account": self.account,
-            "service": self.service,
-            "operation": self.operation,
-            "permissions": list(self.permissions),
-            "version": self.version,
-            "active": self.active,
-            "granted_by": self.granted_by,
-            "granted_at": self.granted_at,
-            "revoked_by": self.revoked_by,
-            "revoked_at": self.revoked_at,
-        }
-
-
 def _consent(row: Row) -> ConsentRow:
     return ConsentRow(
         account=row["account"],
@@ -231,141 +89,271 @@ def _consent(row: Row) -> ConsentRow:
 # -- operations -------------------------------------------------------------------------
 
 
-async def insert_operation(tx: Transaction, values: dict[str, Any]) -> None:
-    """Insert a new operation (``params`` and ``result`` as Python objects)."""
-    data = {**values, "params": json.dumps(values.get("params") or {}, sort_keys=True)}
-    await insert_row(tx, "operations", data)
+# -- consents ---------------------------------------------------------------------------
 
 
-async def update_operation(tx: Transaction, op_id: str, changes: dict[str, Any]) -> None:
-    """Set columns of one operation (column names come from the caller, never a client)."""
-    for key in ("result", "pending_step"):
-        if key in changes and not isinstance(changes[key], str | None):
-            changes = {**changes, key: json.dumps(changes[key], sort_keys=True)}
-    await update_row(tx, "operations", "id", op_id, changes)
+_ACTIVE_CONSENT = (
+    "SELECT * FROM consents WHERE account = ? AND service = ? AND operation IN (?, '*') "
+    "AND revoked_at IS NULL ORDER BY operation = '*' LIMIT 1"
+)
 
 
-async def operation_in_tx(tx: Transaction, op_id: str) -> OperationRow | None:
-    """Return one operation as this transaction sees it."""
-    row = await tx.fetchone("SELECT * FROM operations WHERE id = ?", (op_id,))
-    return _operation(row) if row else None
+# -- secrets ----------------------------------------------------------------------------
 
 
-async def get_operation(store: Store, op_id: str) -> OperationRow | None:
-    """Return one operation or None."""
-    row = await store.read_one("SELECT * FROM operations WHERE id = ?", (op_id,))
-    return _operation(row) if row else None
+class SqliteOperations:
+    """The reads (:class:`~agentd.store.api.OperationReads`), on any reader."""
+
+    def __init__(self, db: SqlReader) -> None:
+        self._db = db
+
+    async def get_operation(self, op_id: str) -> OperationRow | None:
+        """Return one operation or None."""
+        row = await self._db.fetchone("SELECT * FROM operations WHERE id = ?", (op_id,))
+        return _operation(row) if row else None
+
+    async def list_operations(
+        self, *, state: str | None = None, limit: int = 200
+    ) -> list[OperationRow]:
+        """Return operations, newest first."""
+        where, params = ("WHERE state = ?", [state]) if state else ("", [])
+        rows = await self._db.fetchall(
+            f"SELECT * FROM operations {where} ORDER BY created_at DESC, id LIMIT ?",
+            [*params, limit],
+        )
+        return [_operation(r) for r in rows]
+
+    async def operations_in_state(self, states: Sequence[str]) -> list[OperationRow]:
+        """Return the operations in any of ``states``, oldest first."""
+        marks = ", ".join("?" for _ in states)
+        rows = await self._db.fetchall(
+            f"SELECT * FROM operations WHERE state IN ({marks}) ORDER BY created_at, id",
+            list(states),
+        )
+        return [_operation(r) for r in rows]
+
+    async def planned_commits(self, op_id: str, attempt: int) -> list[int]:
+        """Return the steps of an attempt that the planner turned into a click or press."""
+        rows = await self._db.fetchall(
+            "SELECT DISTINCT idx FROM operation_steps WHERE op_id = ? AND attempt = ? "
+            "AND status = 'planned' AND action IN ('click', 'press') ORDER BY idx",
+            (op_id, attempt),
+        )
+        return [int(r[0]) for r in rows]
+
+    async def list_steps(self, op_id: str, after_seq: int = 0) -> list[StepRow]:
+        """Return an operation's step rows after ``after_seq``, in order."""
+        rows = await self._db.fetchall(
+            "SELECT * FROM operation_steps WHERE op_id = ? AND seq > ? ORDER BY seq",
+            (op_id, after_seq),
+        )
+        return [_step(r) for r in rows]
+
+    async def active_consent(self, account: str, service: str, workflow: str) -> ConsentRow | None:
+        """Return the consent in force for a workflow (its own, else the account's ``*``)."""
+        row = await self._db.fetchone(_ACTIVE_CONSENT, (account, service, workflow))
+        return _consent(row) if row else None
+
+    async def list_consents(self, account: str | None = None) -> list[ConsentRow]:
+        """Return consents (active and revoked), by account, service and operation."""
+        where, params = ("WHERE account = ?", [account]) if account else ("", [])
+        rows = await self._db.fetchall(
+            f"SELECT * FROM consents {where} ORDER BY account, service, operation", params
+        )
+        return [_consent(r) for r in rows]
+
+    async def secret_blobs(
+        self, account: str, service: str, names: Sequence[str]
+    ) -> dict[str, bytes]:
+        """Return the sealed blobs among ``names`` that exist."""
+        if not names:
+            return {}
+        marks = ", ".join("?" for _ in names)
+        rows = await self._db.fetchall(
+            "SELECT name, blob FROM secrets WHERE account = ? AND service = "
+            f"? AND name IN ({marks})",
+            [account, service, *names],
+        )
+        return {r["name"]: bytes(r["blob"]) for r in rows}
+
+    async def list_secrets(self, account: str | None = None) -> list[dict[str, Any]]:
+        """Return secret names and metadata, never values."""
+        where, params = ("WHERE account = ?", [account]) if account else ("", [])
+        rows = await self._db.fetchall(
+            "SELECT account, service, name, key_fingerprint, created_by, created_at, updated_at "
+            f"FROM secrets {where} ORDER BY account, service, name",
+            params,
+        )
+        keys = ("account", "service", "name", "key_fingerprint", "created_by", "created_at")
+        return [{**{k: r[k] for k in keys}, "updated_at": r["updated_at"]} for r in rows]
+
+    async def secrets_by_key(self) -> dict[str, int]:
+        """Return how many secrets each key sealed (by key fingerprint), most first."""
+        rows = await self._db.fetchall(
+            "SELECT key_fingerprint, COUNT(*) FROM secrets GROUP BY key_fingerprint "
+            "ORDER BY 2 DESC, 1"
+        )
+        return {str(r[0]): int(r[1]) for r in rows}
+
+    async def latest_operation_id(self, execution_id: str, workflow: str) -> str | None:
+        """Return the last operation an execution started for ``workflow``, or None."""
+        row = await self._db.fetchone(
+            "SELECT id FROM operations WHERE execution_id = ? AND workflow = ? "
+            "ORDER BY created_at DESC LIMIT 1",
+            (execution_id, workflow),
+        )
+        return str(row[0]) if row else None
+
+    async def day_spend(self, day: str) -> Spend:
+        """Return what every operation's model calls spent on a UTC day (YYYY-MM-DD)."""
+        row = await self._db.fetchone(
+            "SELECT calls, input_tokens, output_tokens, cost_usd FROM model_spend WHERE day = ?",
+            (day,),
+        )
+        if row is None:
+            return Spend()
+        return Spend(int(row[0]), int(row[1]), int(row[2]), float(row[3]))
+
+    async def secret_names(self, account: str, service: str) -> list[str]:
+        """Return the names of an account's secrets for a service."""
+        rows = await self._db.fetchall(
+            "SELECT name FROM secrets WHERE account = ? AND service = ? ORDER BY name",
+            (account, service),
+        )
+        return [str(r[0]) for r in rows]
 
 
-async def list_operations(
-    store: Store, *, state: str | None = None, limit: int = 200
-) -> list[OperationRow]:
-    """Return operations, newest first."""
-    where, params = ("WHERE state = ?", [state]) if state else ("", [])
-    rows = await store.read_all(
-        f"SELECT * FROM operations {where} ORDER BY created_at DESC, id LIMIT ?",
-        [*params, limit],
-    )
-    return [_operation(r) for r in rows]
+class SqliteOperationWrites(SqliteOperations):
+    """The reads and writes inside a transaction (:class:`~agentd.store.api.OperationRecords`)."""
 
+    def __init__(self, tx: SqlWriter) -> None:
+        super().__init__(tx)
+        self._tx = tx
 
-async def operations_in_state(tx: Transaction, states: Sequence[str]) -> list[OperationRow]:
-    """Return the operations in any of ``states``, oldest first."""
-    marks = ", ".join("?" for _ in states)
-    rows = await tx.fetchall(
-        f"SELECT * FROM operations WHERE state IN ({marks}) ORDER BY created_at, id", list(states)
-    )
-    return [_operation(r) for r in rows]
+    async def insert_operation(self, values: dict[str, Any]) -> None:
+        """Insert a new operation (``params`` and ``result`` as Python objects)."""
+        data = {**values, "params": json.dumps(values.get("params") or {}, sort_keys=True)}
+        await insert_row(self._tx, "operations", data)
 
+    async def update_operation(self, op_id: str, changes: dict[str, Any]) -> None:
+        """Set columns of one operation (column names come from the caller, never a client)."""
+        for key in ("result", "pending_step"):
+            if key in changes and not isinstance(changes[key], str | None):
+                changes = {**changes, key: json.dumps(changes[key], sort_keys=True)}
+        await update_row(self._tx, "operations", "id", op_id, changes)
 
-async def insert_step(tx: Transaction, values: dict[str, Any]) -> int:
-    """Append a step row; return its sequence number within the operation."""
-    row = await tx.fetchone(
-        "SELECT COALESCE(MAX(seq), 0) + 1 FROM operation_steps WHERE op_id = ?", (values["op_id"],)
-    )
-    seq = int(row[0]) if row else 1
-    await insert_row(tx, "operation_steps", {**values, "seq": seq})
-    return seq
+    async def insert_steps(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Append step rows of one operation (all with the same columns), in order."""
+        if not rows:
+            return
+        rows = [
+            {**r, "detail": json.dumps(r["detail"], sort_keys=True)}
+            if isinstance(r.get("detail"), dict)
+            else r
+            for r in rows
+        ]
+        row = await self._db.fetchone(
+            "SELECT COALESCE(MAX(seq), 0) FROM operation_steps WHERE op_id = ?", (rows[0]["op_id"],)
+        )
+        first = (int(row[0]) if row else 0) + 1
+        columns = [*rows[0], "seq"]
+        marks = ", ".join("?" for _ in columns)
+        await self._tx.executemany(
+            f"INSERT INTO operation_steps({', '.join(columns)}) VALUES ({marks})",
+            [[*(r[c] for c in columns[:-1]), first + i] for i, r in enumerate(rows)],
+        )
 
+    async def add_spend(self, op_id: str, day: str, spend: Spend) -> None:
+        """Add one model call's spend to its operation and to the day's total."""
+        await self._tx.execute(
+            "UPDATE operations SET model_calls = model_calls + ?, input_tokens = input_tokens + ?, "
+            "output_tokens = output_tokens + ?, cost_usd = cost_usd + ? WHERE id = ?",
+            (spend.calls, spend.input_tokens, spend.output_tokens, spend.cost_usd, op_id),
+        )
+        await self._tx.execute(
+            "INSERT INTO model_spend(day, calls, input_tokens, output_tokens, cost_usd) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT(day) DO UPDATE SET "
+            "calls = model_spend.calls + excluded.calls, "
+            "input_tokens = model_spend.input_tokens + excluded.input_tokens, "
+            "output_tokens = model_spend.output_tokens + excluded.output_tokens, "
+            "cost_usd = model_spend.cost_usd + excluded.cost_usd",
+            (day, spend.calls, spend.input_tokens, spend.output_tokens, spend.cost_usd),
+        )
 
-async def insert_steps(tx: Transaction, rows: Sequence[dict[str, Any]]) -> None:
-    """Append step rows of one operation (all with the same columns), in order."""
-    if not rows:
-        return
-    rows = [
-        {**r, "detail": json.dumps(r["detail"], sort_keys=True)}
-        if isinstance(r.get("detail"), dict)
-        else r
-        for r in rows
-    ]
-    row = await tx.fetchone(
-        "SELECT COALESCE(MAX(seq), 0) FROM operation_steps WHERE op_id = ?", (rows[0]["op_id"],)
-    )
-    first = (int(row[0]) if row else 0) + 1
-    columns = [*rows[0], "seq"]
-    marks = ", ".join("?" for _ in columns)
-    await tx.executemany(
-        f"INSERT INTO operation_steps({', '.join(columns)}) VALUES ({marks})",
-        [[*(r[c] for c in columns[:-1]), first + i] for i, r in enumerate(rows)],
-    )
+    async def upsert_consent(
+        self,
+        account: str,
+        service: str,
+        operation: str,
+        permissions: Sequence[str],
+        actor: str,
+    ) -> ConsentRow:
+        """Grant (or re-grant) a consent; every grant bumps its version."""
+        now = iso(self._tx.now)
+        await self._tx.execute(
+            "INSERT INTO consents(account, service, operation, permissions, version, granted_by, "
+            "granted_at) VALUES (?, ?, ?, ?, 1, ?, ?) "
+            "ON CONFLICT(account, service, operation) DO UPDATE SET "
+            "permissions = excluded.permissions, version = consents.version + 1, "
+            "granted_by = excluded.granted_by, granted_at = excluded.granted_at, "
+            "revoked_by = NULL, revoked_at = NULL",
+            (account, service, operation, json.dumps(list(permissions)), actor, now),
+        )
+        row = await self._db.fetchone(
+            "SELECT * FROM consents WHERE account = ? AND service = ? AND operation = ?",
+            (account, service, operation),
+        )
+        assert row is not None
+        return _consent(row)
 
+    async def revoke_consent(
+        self, account: str, service: str, operation: str, actor: str
+    ) -> ConsentRow | None:
+        """Revoke an active consent; return it, or None when there was none in force."""
+        now = iso(self._tx.now)
+        await self._tx.execute(
+            "UPDATE consents SET revoked_by = ?, revoked_at = ? "
+            "WHERE account = ? AND service = ? AND operation = ? AND revoked_at IS NULL",
+            (actor, now, account, service, operation),
+        )
+        row = await self._db.fetchone(
+            "SELECT * FROM consents WHERE account = ? AND service = ? AND operation = ? "
+            "AND revoked_at = ?",
+            (account, service, operation, now),
+        )
+        return _consent(row) if row else None
 
-async def planned_commits(tx: Transaction, op_id: str, attempt: int) -> list[int]:
-    """Return the steps of an attempt that the planner turned into a click or press."""
-    rows = await tx.fetchall(
-        "SELECT DISTINCT idx FROM operation_steps WHERE op_id = ? AND attempt = ? "
-        "AND status = 'planned' AND action IN ('click', 'press') ORDER BY idx",
-        (op_id, attempt),
-    )
-    return [int(r[0]) for r in rows]
+    async def upsert_secret(
+        self,
+        account: str,
+        service: str,
+        name: str,
+        blob: bytes,
+        fingerprint: str,
+        actor: str,
+    ) -> bool:
+        """Store a sealed secret; return True when it replaced an existing one."""
+        now = iso(self._tx.now)
+        existed = await self._db.fetchone(
+            "SELECT 1 FROM secrets WHERE account = ? AND service = ? AND name = ?",
+            (account, service, name),
+        )
+        await self._tx.execute(
+            "INSERT INTO secrets(account, service, name, blob, key_fingerprint, created_by, "
+            "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT(account, service, name) DO UPDATE SET blob = excluded.blob, "
+            "key_fingerprint = excluded.key_fingerprint, updated_at = excluded.updated_at",
+            (account, service, name, blob, fingerprint, actor, now, now),
+        )
+        return existed is not None
 
-
-async def list_steps(store: Store, op_id: str, after_seq: int = 0) -> list[StepRow]:
-    """Return an operation's step rows after ``after_seq``, in order."""
-    rows = await store.read_all(
-        "SELECT * FROM operation_steps WHERE op_id = ? AND seq > ? ORDER BY seq", (op_id, after_seq)
-    )
-    return [_step(r) for r in rows]
-
-
-# -- agent mode -------------------------------------------------------------------------
-
-
-async def add_spend(tx: Transaction, op_id: str, day: str, spend: Spend) -> None:
-    """Add one model call's spend to its operation and to the day's total."""
-    await tx.execute(
-        "UPDATE operations SET model_calls = model_calls + ?, input_tokens = input_tokens + ?, "
-        "output_tokens = output_tokens + ?, cost_usd = cost_usd + ? WHERE id = ?",
-        (spend.calls, spend.input_tokens, spend.output_tokens, spend.cost_usd, op_id),
-    )
-    await tx.execute(
-        "INSERT INTO model_spend(day, calls, input_tokens, output_tokens, cost_usd) "
-        "VALUES (?, ?, ?, ?, ?) ON CONFLICT(day) DO UPDATE SET "
-        "calls = calls + excluded.calls, input_tokens = input_tokens + excluded.input_tokens, "
-        "output_tokens = output_tokens + excluded.output_tokens, "
-        "cost_usd = cost_usd + excluded.cost_usd",
-        (day, spend.calls, spend.input_tokens, spend.output_tokens, spend.cost_usd),
-    )
-
-
-async def day_spend(store: Store, day: str) -> Spend:
-    """Return what every operation's model calls spent on a UTC day (YYYY-MM-DD)."""
-    row = await store.read_one(
-        "SELECT calls, input_tokens, output_tokens, cost_usd FROM model_spend WHERE day = ?",
-        (day,),
-    )
-    if row is None:
-        return Spend()
-    return Spend(int(row[0]), int(row[1]), int(row[2]), float(row[3]))
-
-
-async def secret_names(store: Store, account: str, service: str) -> list[str]:
-    """Return the names of an account's secrets for a service."""
-    rows = await store.read_all(
-        "SELECT name FROM secrets WHERE account = ? AND service = ? ORDER BY name",
-        (account, service),
-    )
-    return [str(r[0]) for r in rows]
+    async def delete_secret(self, account: str, service: str, name: str) -> bool:
+        """Delete a secret; return whether there was one."""
+        cur = await self._tx.execute(
+            "DELETE FROM secrets WHERE account = ? AND service = ? AND name = ?",
+            (account, service, name),
+        )
+        return bool(cur.rowcount)
 
 
 def read_learnable(path: str, op_id: str) -> tuple[OperationRow, list[StepRow]] | None:
@@ -390,145 +378,3 @@ def read_learnable(path: str, op_id: str) -> tuple[OperationRow, list[StepRow]] 
         return _operation(op), [_step(r) for r in steps]
     finally:
         con.close()
-
-
-# -- consents ---------------------------------------------------------------------------
-
-
-async def upsert_consent(
-    tx: Transaction,
-    account: str,
-    service: str,
-    operation: str,
-    permissions: Sequence[str],
-    actor: str,
-) -> ConsentRow:
-    """Grant (or re-grant) a consent; every grant bumps its version."""
-    now = iso(tx.now)
-    await tx.execute(
-        "INSERT INTO consents(account, service, operation, permissions, version, granted_by, "
-        "granted_at) VALUES (?, ?, ?, ?, 1, ?, ?) "
-        "ON CONFLICT(account, service, operation) DO UPDATE SET "
-        "permissions = excluded.permissions, version = consents.version + 1, "
-        "granted_by = excluded.granted_by, granted_at = excluded.granted_at, "
-        "revoked_by = NULL, revoked_at = NULL",
-        (account, service, operation, json.dumps(list(permissions)), actor, now),
-    )
-    row = await tx.fetchone(
-        "SELECT * FROM consents WHERE account = ? AND service = ? AND operation = ?",
-        (account, service, operation),
-    )
-    assert row is not None
-    return _consent(row)
-
-
-async def revoke_consent(
-    tx: Transaction, account: str, service: str, operation: str, actor: str
-) -> ConsentRow | None:
-    """Revoke an active consent; return it, or None when there was none in force."""
-    now = iso(tx.now)
-    await tx.execute(
-        "UPDATE consents SET revoked_by = ?, revoked_at = ? "
-        "WHERE account = ? AND service = ? AND operation = ? AND revoked_at IS NULL",
-        (actor, now, account, service, operation),
-    )
-    row = await tx.fetchone(
-        "SELECT * FROM consents WHERE account = ? AND service = ? AND operation = ? "
-        "AND revoked_at = ?",
-        (account, service, operation, now),
-    )
-    return _consent(row) if row else None
-
-
-_ACTIVE_CONSENT = (
-    "SELECT * FROM consents WHERE account = ? AND service = ? AND operation IN (?, '*') "
-    "AND revoked_at IS NULL ORDER BY operation = '*' LIMIT 1"
-)
-
-
-async def active_consent(
-    store: Store, account: str, service: str, workflow: str
-) -> ConsentRow | None:
-    """Return the consent in force for a workflow (its own, else the account's ``*``)."""
-    row = await store.read_one(_ACTIVE_CONSENT, (account, service, workflow))
-    return _consent(row) if row else None
-
-
-async def active_consent_in_tx(
-    tx: Transaction, account: str, service: str, workflow: str
-) -> ConsentRow | None:
-    """Like :func:`active_consent`, as this transaction sees it."""
-    row = await tx.fetchone(_ACTIVE_CONSENT, (account, service, workflow))
-    return _consent(row) if row else None
-
-
-async def list_consents(store: Store, account: str | None = None) -> list[ConsentRow]:
-    """Return consents (active and revoked), by account, service and operation."""
-    where, params = ("WHERE account = ?", [account]) if account else ("", [])
-    rows = await store.read_all(
-        f"SELECT * FROM consents {where} ORDER BY account, service, operation", params
-    )
-    return [_consent(r) for r in rows]
-
-
-# -- secrets ----------------------------------------------------------------------------
-
-
-async def upsert_secret(
-    tx: Transaction,
-    account: str,
-    service: str,
-    name: str,
-    blob: bytes,
-    fingerprint: str,
-    actor: str,
-) -> bool:
-    """Store a sealed secret; return True when it replaced an existing one."""
-    now = iso(tx.now)
-    existed = await tx.fetchone(
-        "SELECT 1 FROM secrets WHERE account = ? AND service = ? AND name = ?",
-        (account, service, name),
-    )
-    await tx.execute(
-        "INSERT INTO secrets(account, service, name, blob, key_fingerprint, created_by, "
-        "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
-        "ON CONFLICT(account, service, name) DO UPDATE SET blob = excluded.blob, "
-        "key_fingerprint = excluded.key_fingerprint, updated_at = excluded.updated_at",
-        (account, service, name, blob, fingerprint, actor, now, now),
-    )
-    return existed is not None
-
-
-async def delete_secret(tx: Transaction, account: str, service: str, name: str) -> bool:
-    """Delete a secret; return whether there was one."""
-    cur = await tx.execute(
-        "DELETE FROM secrets WHERE account = ? AND service = ? AND name = ?",
-        (account, service, name),
-    )
-    return bool(cur.rowcount)
-
-
-async def secret_blobs(
-    store: Store, account: str, service: str, names: Sequence[str]
-) -> dict[str, bytes]:
-    """Return the sealed blobs among ``names`` that exist."""
-    if not names:
-        return {}
-    marks = ", ".join("?" for _ in names)
-    rows = await store.read_all(
-        f"SELECT name, blob FROM secrets WHERE account = ? AND service = ? AND name IN ({marks})",
-        [account, service, *names],
-    )
-    return {r["name"]: bytes(r["blob"]) for r in rows}
-
-
-async def list_secrets(store: Store, account: str | None = None) -> list[dict[str, Any]]:
-    """Return secret names and metadata, never values."""
-    where, params = ("WHERE account = ?", [account]) if account else ("", [])
-    rows = await store.read_all(
-        "SELECT account, service, name, key_fingerprint, created_by, created_at, updated_at "
-        f"FROM secrets {where} ORDER BY account, service, name",
-        params,
-    )
-    keys = ("account", "service", "name", "key_fingerprint", "created_by", "created_at")
-    return [{**{k: r[k] for k in keys}, "updated_at": r["updated_at"]} for r in rows]

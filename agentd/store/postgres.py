@@ -34,10 +34,10 @@ from agentd.core.audit import (
     AuditRecord,
     chain_rows,
 )
+from agentd.core.timefmt import iso
 from agentd.errors import StoreError
 from agentd.store.audit_log import ChainedAuditReads, audit_record
 from agentd.store.base import StoreInfo
-from agentd.store.sqlite import iso
 
 if TYPE_CHECKING:
     import psycopg

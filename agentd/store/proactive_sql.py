@@ -1,21 +1,23 @@
-"""SQL for the proactive loop: interactions, patterns, goals, task runs, summaries.
+"""SQLite's proactive records (:class:`~agentd.store.api.ProactiveReads`): interactions,
+patterns, goals, task runs, summaries.
 
-Writes take a :class:`~agentd.store.sqlite.Tx`; reads take the store. The
-pattern scan is the exception: it reads every account's history, so it runs
-in a worker thread on a read-only connection of its own
-(:func:`iter_histories`) and streams rows in account order without holding
-them, while the daemon's connections stay free.
+The read class runs on any :class:`~agentd.store.rows.SqlReader`; the write
+class on a transaction. The pattern scan is the exception: it reads every
+account's history, so it runs in a worker thread on a read-only connection of
+its own (:func:`iter_histories`) and streams rows in account order without
+holding them, while the daemon's connections stay free.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+import anyio
 
 from agentd.core.goals import Goal, GoalStatus, GoalType, Verdict
 from agentd.core.interactions import (
@@ -26,7 +28,11 @@ from agentd.core.interactions import (
     KindCode,
 )
 from agentd.core.patterns import EngagementDirection, Pattern, PatternKind, RiskSeverity
-from agentd.store.sqlite import SqliteStore, Tx, iso
+from agentd.core.timefmt import iso
+from agentd.store.records import GoalRow
+from agentd.store.rows import Row, SqlReader, SqlWriter, row_dict
+
+T = TypeVar("T")
 
 INSERT_INTERACTION = (
     "INSERT OR IGNORE INTO interactions"
@@ -40,23 +46,6 @@ def interaction_row(item: Interaction, imported_at: str) -> tuple[Any, ...]:
     """Return the insert parameters of one interaction."""
     _, kind, inbound, at, sentiment = item.compact()
     return (item.account, at, item.id, kind, int(inbound), sentiment, item.summary, imported_at)
-
-
-async def account_ids(store: SqliteStore) -> set[str]:
-    """Return the ids of every known account."""
-    return {str(r[0]) for r in await store.read_all("SELECT id FROM accounts")}
-
-
-async def account_tenants(store: SqliteStore, accounts: Iterable[str]) -> dict[str, str]:
-    """Return ``{account: tenant}`` for the given accounts that exist."""
-    wanted = sorted(set(accounts))
-    out: dict[str, str] = {}
-    for n in range(0, len(wanted), 500):
-        chunk = wanted[n : n + 500]
-        marks = ",".join("?" * len(chunk))
-        rows = await store.read_all(f"SELECT id, tenant FROM accounts WHERE id IN ({marks})", chunk)
-        out.update({str(r[0]): str(r[1]) for r in rows})
-    return out
 
 
 # -- the scan (worker thread, own connection) ---------------------------------------
@@ -118,16 +107,7 @@ def _pattern_row(p: Pattern) -> tuple[Any, ...]:
     )
 
 
-async def insert_patterns(tx: Tx, patterns: Sequence[Pattern]) -> None:
-    """Store new patterns; a key already stored is left as it is."""
-    await tx.executemany(
-        "INSERT OR IGNORE INTO patterns(key, account, kind, severity, direction, summary, "
-        "rules, evidence, detected_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [_pattern_row(p) for p in patterns],
-    )
-
-
-def pattern_from_row(r: sqlite3.Row) -> Pattern:
+def pattern_from_row(r: Row) -> Pattern:
     """Rebuild a stored pattern."""
     return Pattern(
         account=r["account"],
@@ -158,78 +138,10 @@ def pattern_view(p: Pattern, planned_at: str | None = None) -> dict[str, Any]:
     }
 
 
-async def unplanned_patterns(store: SqliteStore, limit: int) -> list[Pattern]:
-    """Return patterns not yet planned for, oldest first."""
-    rows = await store.read_all(
-        "SELECT * FROM patterns WHERE planned_at IS NULL ORDER BY detected_at, key LIMIT ?",
-        (limit,),
-    )
-    return [pattern_from_row(r) for r in rows]
-
-
-async def mark_planned(tx: Tx, keys: Sequence[str], at: str) -> None:
-    """Record that these patterns were planned for."""
-    await tx.executemany(
-        "UPDATE patterns SET planned_at = ? WHERE key = ? AND planned_at IS NULL",
-        [(at, k) for k in keys],
-    )
-
-
-async def list_patterns(
-    store: SqliteStore, *, account: str | None, since: str | None, limit: int
-) -> list[dict[str, Any]]:
-    """Return stored patterns, newest first."""
-    where, params = ["1 = 1"], []
-    if account:
-        where.append("account = ?")
-        params.append(account)
-    if since:
-        where.append("detected_at >= ?")
-        params.append(since)
-    rows = await store.read_all(
-        f"SELECT * FROM patterns WHERE {' AND '.join(where)} "
-        "ORDER BY detected_at DESC, key LIMIT ?",
-        (*params, limit),
-    )
-    return [pattern_view(pattern_from_row(r), r["planned_at"]) for r in rows]
-
-
 # -- goals ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class GoalRow:
-    """A goal as stored, with the last progress written for it."""
-
-    goal: Goal
-    verdict: Verdict | None
-    current: float | None
-    progress_at: str | None
-    created_at: str
-    created_by: str
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return the protocol form."""
-        g = self.goal
-        return {
-            "id": g.id,
-            "tenant": g.tenant,
-            "type": g.goal_type.value,
-            "name": g.name,
-            "target": g.target,
-            "start": iso(g.start),
-            "end": iso(g.end),
-            "last_day": g.last_day.isoformat(),
-            "status": g.status.value,
-            "verdict": self.verdict.value if self.verdict else None,
-            "current": self.current,
-            "progress_at": self.progress_at,
-            "created_at": self.created_at,
-            "created_by": self.created_by,
-        }
-
-
-def _goal(r: sqlite3.Row) -> GoalRow:
+def _goal(r: Row) -> GoalRow:
     goal = Goal(
         id=r["id"],
         tenant=r["tenant"],
@@ -250,255 +162,367 @@ def _goal(r: sqlite3.Row) -> GoalRow:
     )
 
 
-async def insert_goal(tx: Tx, goal: Goal, actor: str) -> None:
-    """Store a new goal."""
-    at = iso(tx.now)
-    await tx.execute(
-        "INSERT INTO goals(id, tenant, goal_type, target, start_at, end_at, name, status, "
-        "created_at, created_by, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            goal.id,
-            goal.tenant,
-            goal.goal_type.value,
-            goal.target,
-            iso(goal.start),
-            iso(goal.end),
-            goal.name,
-            goal.status.value,
-            at,
-            actor,
-            at,
-        ),
-    )
-
-
-async def get_goal(store: SqliteStore, goal_id: str) -> GoalRow | None:
-    """Return one goal, or None."""
-    row = await store.read_one("SELECT * FROM goals WHERE id = ?", (goal_id,))
-    return _goal(row) if row else None
-
-
-async def list_goals(
-    store: SqliteStore, *, include_final: bool, tenant: str | None = None
-) -> list[GoalRow]:
-    """Return goals (active only unless ``include_final``), by tenant and end."""
-    where, params = ["1 = 1"], []
-    if not include_final:
-        where.append("status = 'active'")
-    if tenant:
-        where.append("tenant = ?")
-        params.append(tenant)
-    rows = await store.read_all(
-        f"SELECT * FROM goals WHERE {' AND '.join(where)} ORDER BY tenant, end_at, id", params
-    )
-    return [_goal(r) for r in rows]
-
-
-async def write_progress(tx: Tx, rows: Sequence[tuple[str, str, float, str]]) -> None:
-    """Store ``(goal id, status, current, verdict)`` as of the transaction's time."""
-    at = iso(tx.now)
-    await tx.executemany(
-        "UPDATE goals SET status = ?, current = ?, verdict = ?, progress_at = ?, updated_at = ? "
-        "WHERE id = ?",
-        [(status, current, verdict, at, at, gid) for gid, status, current, verdict in rows],
-    )
-
-
-async def metric_counts(
-    store: SqliteStore, tenant: str, since: datetime, until: datetime
-) -> dict[str, Any]:
-    """Return the raw counts behind :class:`~agentd.core.goals.MetricFacts`."""
-    since_ts, until_ts = since.timestamp(), until.timestamp()
-    row = await store.read_one(
-        "SELECT "
-        " (SELECT COUNT(*) FROM accounts WHERE tenant = ?"
-        "   AND stage IN ('discovery', 'evaluation', 'negotiation')),"
-        " (SELECT COUNT(*) FROM accounts WHERE tenant = ? AND stage = 'closed_won')",
-        (tenant, tenant),
-    )
-    inter = await store.read_one(
-        "SELECT COALESCE(SUM(i.inbound = 0), 0), COALESCE(SUM(i.sentiment IS NOT NULL), 0), "
-        "COALESCE(SUM(i.sentiment >= 0), 0) FROM accounts a "
-        "JOIN interactions i ON i.account = a.id AND i.at >= ? AND i.at < ? WHERE a.tenant = ?",
-        (since_ts, until_ts, tenant),
-    )
-    # Executions by when they finished (the audit's subject is the execution's
-    # id, not the intent's: the executions table is the record to count).
-    execs = await store.read_one(
-        "SELECT COALESCE(SUM(state = 'succeeded'), 0), COUNT(*) FROM executions "
-        "WHERE kind = 'change' AND state IN ('succeeded', 'failed') "
-        "AND finished_at >= ? AND finished_at < ? AND tenant = ?",
-        (iso(since), iso(until), tenant),
-    )
-    assert row is not None and inter is not None and execs is not None
-    return {
-        "pipeline_accounts": int(row[0]),
-        "closed_won_count": int(row[1]),
-        "outbound_interactions": int(inter[0]),
-        "rated_interactions": int(inter[1]),
-        "non_negative_interactions": int(inter[2]),
-        "executed_actions": int(execs[0]),
-        "executions_succeeded": int(execs[0]),
-        "executions_total": int(execs[1]),
-    }
-
-
-async def candidate_rows(store: SqliteStore, tenants: Sequence[str]) -> list[sqlite3.Row]:
-    """Return ``(tenant, id, stage, last interaction epoch)`` of the tenants' open accounts."""
-    if not tenants:
-        return []
-    marks = ",".join("?" * len(tenants))
-    return await store.read_all(
-        "SELECT a.tenant, a.id, a.stage, "
-        " (SELECT MAX(i.at) FROM interactions i WHERE i.account = a.id) "
-        f"FROM accounts a WHERE a.tenant IN ({marks}) "
-        "AND a.stage NOT IN ('closed_won', 'closed_lost')",
-        list(tenants),
-    )
-
-
-async def recent_contacts(
-    store: SqliteStore, accounts: Sequence[str], action_types: Iterable[str], since: datetime
-) -> list[tuple[str, str, str, bool, datetime | None]]:
-    """Return ``(tenant, account, action type, open, reached_at)`` of the accounts' contacts.
-
-    Intents of ``action_types`` that are still open (pending; approved and not
-    finished: queued, running or handed off), or whose execution finished
-    (succeeded or failed) at or after ``since``.
-    """
-    types = sorted(action_types)
-    out: list[tuple[str, str, str, bool, datetime | None]] = []
-    for n in range(0, len(accounts), 500):
-        chunk = list(accounts[n : n + 500])
-        rows = await store.read_all(
-            "SELECT i.tenant, i.account, i.action_type, i.status, e.state, e.finished_at "
-            "FROM intents i LEFT JOIN executions e ON e.intent_id = i.id AND e.kind = 'change' "
-            f"WHERE i.account IN ({','.join('?' * len(chunk))}) "
-            f"AND i.action_type IN ({','.join('?' * len(types))}) "
-            "AND (i.status = 'pending' OR (i.status = 'approved' AND (e.state IS NULL "
-            "OR e.state NOT IN ('succeeded', 'failed', 'refused') OR e.finished_at >= ?)))",
-            (*chunk, *types, iso(since)),
-        )
-        for r in rows:
-            finished = r["state"] in ("succeeded", "failed", "refused")
-            reached = (
-                datetime.fromisoformat(r["finished_at"])
-                if r["state"] in ("succeeded", "failed") and r["finished_at"]
-                else None
-            )
-            out.append((r["tenant"], r["account"], r["action_type"], not finished, reached))
-    return out
-
-
-async def intent_ids_known(store: SqliteStore, ids: Sequence[str]) -> set[str]:
-    """Return which of ``ids`` already name a stored intent."""
-    out: set[str] = set()
-    for n in range(0, len(ids), 500):
-        chunk = list(ids[n : n + 500])
-        marks = ",".join("?" * len(chunk))
-        rows = await store.read_all(f"SELECT id FROM intents WHERE id IN ({marks})", chunk)
-        out.update(str(r[0]) for r in rows)
-    return out
-
-
 # -- task runs -----------------------------------------------------------------------
-
-
-async def task_runs(store: SqliteStore) -> dict[str, sqlite3.Row]:
-    """Return every task's stored run record by name."""
-    return {str(r["name"]): r for r in await store.read_all("SELECT * FROM task_runs")}
-
-
-async def record_task_run(
-    tx: Tx, name: str, started: datetime, *, ok: bool, detail: str | None
-) -> None:
-    """Record a finished run of a task (its start is what schedules the next one)."""
-    await tx.execute(
-        "INSERT INTO task_runs(name, last_run_at, last_finished_at, last_result, last_detail, "
-        "runs, failures, consecutive_failures) VALUES (?, ?, ?, ?, ?, 1, ?, ?) "
-        "ON CONFLICT(name) DO UPDATE SET last_run_at = excluded.last_run_at, "
-        "last_finished_at = excluded.last_finished_at, last_result = excluded.last_result, "
-        "last_detail = excluded.last_detail, runs = runs + 1, "
-        "failures = failures + excluded.failures, "
-        "consecutive_failures = CASE WHEN excluded.failures = 0 THEN 0 "
-        "ELSE consecutive_failures + 1 END",
-        (
-            name,
-            iso(started),
-            iso(tx.now),
-            "ok" if ok else "failed",
-            detail,
-            0 if ok else 1,
-            0 if ok else 1,
-        ),
-    )
 
 
 # -- summaries -----------------------------------------------------------------------
 
 
-async def stale_accounts(
-    store: SqliteStore, *, since: float, refresh_before: str, limit: int
-) -> list[str]:
-    """Return accounts active since ``since`` whose summary is missing or out of date.
+class SqliteProactive:
+    """The reads of the proactive loop (:class:`~agentd.store.api.ProactiveReads`)."""
 
-    Out of date: an interaction newer than the one the summary covered, or a
-    summary generated before ``refresh_before``.
-    """
-    rows = await store.read_all(
-        "SELECT i.account FROM interactions i "
-        "LEFT JOIN account_summaries s ON s.account = i.account "
-        "WHERE i.at >= ? GROUP BY i.account "
-        "HAVING MAX(s.generated_at) IS NULL OR MAX(i.at) > MAX(s.last_interaction_at) "
-        " OR MAX(s.generated_at) < ? "
-        "ORDER BY MAX(i.at) DESC, i.account LIMIT ?",
-        (since, refresh_before, limit),
-    )
-    return [str(r[0]) for r in rows]
+    def __init__(self, db: SqlReader, path: Path) -> None:
+        self._db = db
+        self._path = path
 
+    async def scan_histories(
+        self,
+        since: float,
+        keys_since: str,
+        work: Callable[[set[str], Iterator[tuple[str, list[CompactInteraction]]]], T],
+    ) -> T:
+        """Run ``work`` on a worker thread over the interaction histories; return its result.
 
-async def recent_interactions(store: SqliteStore, account: str, since: float) -> list[Interaction]:
-    """Return an account's interactions since ``since``, oldest first."""
-    rows = await store.read_all(
-        "SELECT id, kind, inbound, at, sentiment, summary FROM interactions "
-        "WHERE account = ? AND at >= ? ORDER BY at, id",
-        (account, since),
-    )
-    return [
-        Interaction(
-            r[0],
-            account,
-            _KIND_BY_CODE[int(r[1])],
-            Direction.IN if r[2] else Direction.OUT,
-            datetime.fromtimestamp(r[3], UTC),
-            r[4],
-            r[5],
+        ``work`` gets the keys of patterns detected at or after ``keys_since`` and
+        an iterator of ``(account, interactions sorted by time)`` for the accounts
+        active since ``since`` (epoch seconds), one account at a time. It reads
+        the last committed state on a connection of its own, so neither the
+        event loop nor the writer waits for the scan.
+        """
+
+        def run() -> T:
+            conn = open_readonly(self._path)
+            try:
+                return work(known_keys(conn, keys_since), iter_histories(conn, since))
+            finally:
+                conn.close()
+
+        return await anyio.to_thread.run_sync(run)
+
+    async def recent_patterns(self, account: str, limit: int) -> list[Pattern]:
+        """Return an account's patterns, newest first."""
+        rows = await self._db.fetchall(
+            "SELECT * FROM patterns WHERE account = ? ORDER BY detected_at DESC LIMIT ?",
+            (account, limit),
         )
-        for r in rows
-    ]
+        return [pattern_from_row(r) for r in rows]
+
+    async def patterns_between(self, lo: str, hi: str, limit: int) -> tuple[list[Pattern], int]:
+        """Return the patterns detected in ``[lo, hi)``, newest first, and how many there were."""
+        rows = await self._db.fetchall(
+            "SELECT * FROM patterns WHERE detected_at >= ? AND detected_at < ? "
+            "ORDER BY detected_at DESC LIMIT ?",
+            (lo, hi, limit),
+        )
+        count = await self._db.fetchone(
+            "SELECT COUNT(*) FROM patterns WHERE detected_at >= ? AND detected_at < ?", (lo, hi)
+        )
+        return [pattern_from_row(r) for r in rows], int(count[0]) if count else 0
+
+    async def account_ids(self) -> set[str]:
+        """Return the ids of every known account."""
+        return {str(r[0]) for r in await self._db.fetchall("SELECT id FROM accounts")}
+
+    async def account_tenants(self, accounts: Iterable[str]) -> dict[str, str]:
+        """Return ``{account: tenant}`` for the given accounts that exist."""
+        wanted = sorted(set(accounts))
+        out: dict[str, str] = {}
+        for n in range(0, len(wanted), 500):
+            chunk = wanted[n : n + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = await self._db.fetchall(
+                f"SELECT id, tenant FROM accounts WHERE id IN ({marks})", chunk
+            )
+            out.update({str(r[0]): str(r[1]) for r in rows})
+        return out
+
+    async def unplanned_patterns(self, limit: int) -> list[Pattern]:
+        """Return patterns not yet planned for, oldest first."""
+        rows = await self._db.fetchall(
+            "SELECT * FROM patterns WHERE planned_at IS NULL ORDER BY detected_at, key LIMIT ?",
+            (limit,),
+        )
+        return [pattern_from_row(r) for r in rows]
+
+    async def list_patterns(
+        self, *, account: str | None, since: str | None, limit: int
+    ) -> list[dict[str, Any]]:
+        """Return stored patterns, newest first."""
+        where, params = ["1 = 1"], []
+        if account:
+            where.append("account = ?")
+            params.append(account)
+        if since:
+            where.append("detected_at >= ?")
+            params.append(since)
+        rows = await self._db.fetchall(
+            f"SELECT * FROM patterns WHERE {' AND '.join(where)} "
+            "ORDER BY detected_at DESC, key LIMIT ?",
+            (*params, limit),
+        )
+        return [pattern_view(pattern_from_row(r), r["planned_at"]) for r in rows]
+
+    async def get_goal(self, goal_id: str) -> GoalRow | None:
+        """Return one goal, or None."""
+        row = await self._db.fetchone("SELECT * FROM goals WHERE id = ?", (goal_id,))
+        return _goal(row) if row else None
+
+    async def list_goals(self, *, include_final: bool, tenant: str | None = None) -> list[GoalRow]:
+        """Return goals (active only unless ``include_final``), by tenant and end."""
+        where, params = ["1 = 1"], []
+        if not include_final:
+            where.append("status = 'active'")
+        if tenant:
+            where.append("tenant = ?")
+            params.append(tenant)
+        rows = await self._db.fetchall(
+            f"SELECT * FROM goals WHERE {' AND '.join(where)} ORDER BY tenant, end_at, id", params
+        )
+        return [_goal(r) for r in rows]
+
+    async def metric_counts(self, tenant: str, since: datetime, until: datetime) -> dict[str, Any]:
+        """Return the raw counts behind :class:`~agentd.core.goals.MetricFacts`."""
+        since_ts, until_ts = since.timestamp(), until.timestamp()
+        row = await self._db.fetchone(
+            "SELECT "
+            " (SELECT COUNT(*) FROM accounts WHERE tenant = ?"
+            "   AND stage IN ('discovery', 'evaluation', 'negotiation')),"
+            " (SELECT COUNT(*) FROM accounts WHERE tenant = ? AND stage = 'closed_won')",
+            (tenant, tenant),
+        )
+        inter = await self._db.fetchone(
+            "SELECT COALESCE(SUM(i.inbound = 0), 0), COALESCE(SUM(i.sentiment IS NOT NULL), 0), "
+            "COALESCE(SUM(i.sentiment >= 0), 0) FROM accounts a "
+            "JOIN interactions i ON i.account = a.id AND i.at >= ? AND i.at < ? WHERE a.tenant = ?",
+            (since_ts, until_ts, tenant),
+        )
+        # Executions by when they finished (the audit's subject is the execution's
+        # id, not the intent's: the executions table is the record to count).
+        execs = await self._db.fetchone(
+            "SELECT COALESCE(SUM(state = 'succeeded'), 0), COUNT(*) FROM executions "
+            "WHERE kind = 'change' AND state IN ('succeeded', 'failed') "
+            "AND finished_at >= ? AND finished_at < ? AND tenant = ?",
+            (iso(since), iso(until), tenant),
+        )
+        assert row is not None and inter is not None and execs is not None
+        return {
+            "pipeline_accounts": int(row[0]),
+            "closed_won_count": int(row[1]),
+            "outbound_interactions": int(inter[0]),
+            "rated_interactions": int(inter[1]),
+            "non_negative_interactions": int(inter[2]),
+            "executed_actions": int(execs[0]),
+            "executions_succeeded": int(execs[0]),
+            "executions_total": int(execs[1]),
+        }
+
+    async def candidate_rows(
+        self, tenants: Sequence[str]
+    ) -> list[tuple[str, str, str, float | None]]:
+        """Return ``(tenant, id, stage, last interaction epoch)`` of the tenants' open accounts."""
+        if not tenants:
+            return []
+        marks = ",".join("?" * len(tenants))
+        rows = await self._db.fetchall(
+            "SELECT a.tenant, a.id, a.stage, "
+            " (SELECT MAX(i.at) FROM interactions i WHERE i.account = a.id) "
+            f"FROM accounts a WHERE a.tenant IN ({marks}) "
+            "AND a.stage NOT IN ('closed_won', 'closed_lost')",
+            list(tenants),
+        )
+        return [(str(r[0]), str(r[1]), str(r[2]), r[3]) for r in rows]
+
+    async def recent_contacts(
+        self, accounts: Sequence[str], action_types: Iterable[str], since: datetime
+    ) -> list[tuple[str, str, str, bool, datetime | None]]:
+        """Return ``(tenant, account, action type, open, reached_at)`` of the accounts' contacts.
+
+        Intents of ``action_types`` that are still open (pending; approved and not
+        finished: queued, running or handed off), or whose execution finished
+        (succeeded or failed) at or after ``since``.
+        """
+        types = sorted(action_types)
+        out: list[tuple[str, str, str, bool, datetime | None]] = []
+        for n in range(0, len(accounts), 500):
+            chunk = list(accounts[n : n + 500])
+            rows = await self._db.fetchall(
+                "SELECT i.tenant, i.account, i.action_type, i.status, e.state, e.finished_at "
+                "FROM intents i LEFT JOIN executions e ON e.intent_id = i.id AND e.kind = 'change' "
+                f"WHERE i.account IN ({','.join('?' * len(chunk))}) "
+                f"AND i.action_type IN ({','.join('?' * len(types))}) "
+                "AND (i.status = 'pending' OR (i.status = 'approved' AND (e.state IS NULL "
+                "OR e.state NOT IN ('succeeded', 'failed', 'refused') OR e.finished_at >= ?)))",
+                (*chunk, *types, iso(since)),
+            )
+            for r in rows:
+                finished = r["state"] in ("succeeded", "failed", "refused")
+                reached = (
+                    datetime.fromisoformat(r["finished_at"])
+                    if r["state"] in ("succeeded", "failed") and r["finished_at"]
+                    else None
+                )
+                out.append((r["tenant"], r["account"], r["action_type"], not finished, reached))
+        return out
+
+    async def intent_ids_known(self, ids: Sequence[str]) -> set[str]:
+        """Return which of ``ids`` already name a stored intent."""
+        out: set[str] = set()
+        for n in range(0, len(ids), 500):
+            chunk = list(ids[n : n + 500])
+            marks = ",".join("?" * len(chunk))
+            rows = await self._db.fetchall(f"SELECT id FROM intents WHERE id IN ({marks})", chunk)
+            out.update(str(r[0]) for r in rows)
+        return out
+
+    async def task_runs(self) -> dict[str, dict[str, Any]]:
+        """Return every task's stored run record (column name to value) by name."""
+        rows = await self._db.fetchall("SELECT * FROM task_runs")
+        return {str(r["name"]): row_dict(r) for r in rows}
+
+    async def stale_accounts(self, *, since: float, refresh_before: str, limit: int) -> list[str]:
+        """Return accounts active since ``since`` whose summary is missing or out of date.
+
+        Out of date: an interaction newer than the one the summary covered, or a
+        summary generated before ``refresh_before``.
+        """
+        rows = await self._db.fetchall(
+            "SELECT i.account FROM interactions i "
+            "LEFT JOIN account_summaries s ON s.account = i.account "
+            "WHERE i.at >= ? GROUP BY i.account "
+            "HAVING MAX(s.generated_at) IS NULL OR MAX(i.at) > MAX(s.last_interaction_at) "
+            " OR MAX(s.generated_at) < ? "
+            "ORDER BY MAX(i.at) DESC, i.account LIMIT ?",
+            (since, refresh_before, limit),
+        )
+        return [str(r[0]) for r in rows]
+
+    async def recent_interactions(self, account: str, since: float) -> list[Interaction]:
+        """Return an account's interactions since ``since``, oldest first."""
+        rows = await self._db.fetchall(
+            "SELECT id, kind, inbound, at, sentiment, summary FROM interactions "
+            "WHERE account = ? AND at >= ? ORDER BY at, id",
+            (account, since),
+        )
+        return [
+            Interaction(
+                r[0],
+                account,
+                _KIND_BY_CODE[int(r[1])],
+                Direction.IN if r[2] else Direction.OUT,
+                datetime.fromtimestamp(r[3], UTC),
+                r[4],
+                r[5],
+            )
+            for r in rows
+        ]
+
+    async def get_summary(self, account: str) -> dict[str, Any] | None:
+        """Return an account's stored summary, or None."""
+        r = await self._db.fetchone("SELECT * FROM account_summaries WHERE account = ?", (account,))
+        if r is None:
+            return None
+        return {k: r[k] for k in r.keys()}
 
 
-async def upsert_summary(
-    tx: Tx,
-    account: str,
-    summary: str,
-    *,
-    method: str,
-    count: int,
-    last_at: float | None,
-    fallback_reason: str | None,
-) -> None:
-    """Store an account's summary, replacing the previous one."""
-    await tx.execute(
-        "INSERT OR REPLACE INTO account_summaries(account, summary, method, interactions, "
-        "last_interaction_at, generated_at, fallback_reason) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (account, summary, method, count, last_at, iso(tx.now), fallback_reason),
-    )
+class SqliteProactiveWrites(SqliteProactive):
+    """The reads and writes inside a transaction (:class:`~agentd.store.api.ProactiveRecords`)."""
 
+    def __init__(self, tx: SqlWriter, path: Path) -> None:
+        super().__init__(tx, path)
+        self._tx = tx
 
-async def get_summary(store: SqliteStore, account: str) -> dict[str, Any] | None:
-    """Return an account's stored summary, or None."""
-    r = await store.read_one("SELECT * FROM account_summaries WHERE account = ?", (account,))
-    if r is None:
-        return None
-    return {k: r[k] for k in r.keys()}
+    async def insert_interactions(self, items: Sequence[Interaction], imported_at: str) -> int:
+        """Store interactions; one already stored (same account and id) is skipped.
+
+        Return how many were new.
+        """
+        return await self._tx.executemany(
+            INSERT_INTERACTION, [interaction_row(item, imported_at) for item in items]
+        )
+
+    async def insert_patterns(self, patterns: Sequence[Pattern]) -> None:
+        """Store new patterns; a key already stored is left as it is."""
+        await self._tx.executemany(
+            "INSERT OR IGNORE INTO patterns(key, account, kind, severity, direction, summary, "
+            "rules, evidence, detected_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [_pattern_row(p) for p in patterns],
+        )
+
+    async def mark_planned(self, keys: Sequence[str], at: str) -> None:
+        """Record that these patterns were planned for."""
+        await self._tx.executemany(
+            "UPDATE patterns SET planned_at = ? WHERE key = ? AND planned_at IS NULL",
+            [(at, k) for k in keys],
+        )
+
+    async def insert_goal(self, goal: Goal, actor: str) -> None:
+        """Store a new goal."""
+        at = iso(self._tx.now)
+        await self._tx.execute(
+            "INSERT INTO goals(id, tenant, goal_type, target, start_at, end_at, name, status, "
+            "created_at, created_by, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                goal.id,
+                goal.tenant,
+                goal.goal_type.value,
+                goal.target,
+                iso(goal.start),
+                iso(goal.end),
+                goal.name,
+                goal.status.value,
+                at,
+                actor,
+                at,
+            ),
+        )
+
+    async def write_progress(self, rows: Sequence[tuple[str, str, float, str]]) -> None:
+        """Store ``(goal id, status, current, verdict)`` as of the transaction's time."""
+        at = iso(self._tx.now)
+        await self._tx.executemany(
+            "UPDATE goals SET status = ?, current = ?, verdict = ?, "
+            "progress_at = ?, updated_at = ? "
+            "WHERE id = ?",
+            [(status, current, verdict, at, at, gid) for gid, status, current, verdict in rows],
+        )
+
+    async def record_task_run(
+        self, name: str, started: datetime, *, ok: bool, detail: str | None
+    ) -> None:
+        """Record a finished run of a task (its start is what schedules the next one)."""
+        await self._tx.execute(
+            "INSERT INTO task_runs(name, last_run_at, last_finished_at, last_result, last_detail, "
+            "runs, failures, consecutive_failures) VALUES (?, ?, ?, ?, ?, 1, ?, ?) "
+            "ON CONFLICT(name) DO UPDATE SET last_run_at = excluded.last_run_at, "
+            "last_finished_at = excluded.last_finished_at, last_result = excluded.last_result, "
+            "last_detail = excluded.last_detail, runs = runs + 1, "
+            "failures = failures + excluded.failures, "
+            "consecutive_failures = CASE WHEN excluded.failures = 0 THEN 0 "
+            "ELSE consecutive_failures + 1 END",
+            (
+                name,
+                iso(started),
+                iso(self._tx.now),
+                "ok" if ok else "failed",
+                detail,
+                0 if ok else 1,
+                0 if ok else 1,
+            ),
+        )
+
+    async def upsert_summary(
+        self,
+        account: str,
+        summary: str,
+        *,
+        method: str,
+        count: int,
+        last_at: float | None,
+        fallback_reason: str | None,
+    ) -> None:
+        """Store an account's summary, replacing the previous one."""
+        await self._tx.execute(
+            "INSERT OR REPLACE INTO account_summaries(account, summary, method, interactions, "
+            "last_interaction_at, generated_at, fallback_reason) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (account, summary, method, count, last_at, iso(self._tx.now), fallback_reason),
+        )

@@ -33,9 +33,16 @@ from agentd.core.audit import (
     AuditRecord,
     chain_rows,
 )
+from agentd.core.timefmt import iso
 from agentd.errors import StoreError
 from agentd.store.audit_log import ChainedAuditReads
 from agentd.store.base import BlockTransaction, StoreInfo
+from agentd.store.digest_sql import SqliteDigest
+from agentd.store.exec_sql import SqliteExecutions, SqliteExecutionWrites
+from agentd.store.gate_sql import SqliteGate, SqliteGateBlock, SqliteGateWrites
+from agentd.store.gov_sql import SqliteGovernance, SqliteGovernanceWrites
+from agentd.store.ops_sql import SqliteOperations, SqliteOperationWrites
+from agentd.store.proactive_sql import SqliteProactive, SqliteProactiveWrites
 from agentd.store.wal import WRITER_AUTOCHECKPOINT, Checkpointer
 
 
@@ -56,13 +63,6 @@ MIGRATIONS = _migrations()
 LATEST_SCHEMA_VERSION = len(MIGRATIONS)
 
 
-def iso(dt: datetime) -> str:
-    """Return the stored form of a time: UTC, ISO 8601, microseconds."""
-    if dt.tzinfo is None:
-        raise ValueError("naive datetime")
-    return dt.astimezone(UTC).isoformat(timespec="microseconds")
-
-
 T = TypeVar("T")
 
 
@@ -80,12 +80,22 @@ async def _on_thread(conn: aiosqlite.Connection, fn: Callable[[sqlite3.Connectio
 
 
 class Tx:
-    """One write transaction: statements plus buffered audit events."""
+    """One write transaction: statements plus buffered audit events.
 
-    def __init__(self, conn: aiosqlite.Connection, now: datetime) -> None:
+    The statements are this adapter's own (its area classes run them); the
+    services see only the areas, bound to this transaction.
+    """
+
+    def __init__(self, conn: aiosqlite.Connection, now: datetime, path: Path) -> None:
         self.conn = conn
         self.now = now
         self._audit: list[AuditEvent] = []
+        self.gate = SqliteGateWrites(self)
+        self.execution = SqliteExecutionWrites(self)
+        self.ops = SqliteOperationWrites(self)
+        self.gov = SqliteGovernanceWrites(self)
+        self.proactive = SqliteProactiveWrites(self, path)
+        self.digest = SqliteDigest(self)
 
     async def execute(
         self, sql: str, params: Sequence[Any] | dict[str, Any] = ()
@@ -93,9 +103,10 @@ class Tx:
         """Run one statement inside the transaction."""
         return await self.conn.execute(sql, params)
 
-    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
-        """Run one statement for many rows inside the transaction."""
-        await self.conn.executemany(sql, rows)
+    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> int:
+        """Run one statement for many rows inside the transaction; return the rows changed."""
+        cur = await self.conn.executemany(sql, rows)
+        return max(0, int(cur.rowcount))
 
     async def execute_each(self, statements: Sequence[tuple[str, Iterable[Sequence[Any]]]]) -> None:
         """Run each statement for its rows, in order, inside the transaction."""
@@ -137,6 +148,7 @@ class BlockTx:
         self.raw = raw
         self.now = now
         self._audit: list[AuditEvent] = []
+        self.gate = SqliteGateBlock(self)
 
     def fetch_each(self, queries: Sequence[tuple[str, Sequence[Any]]]) -> list[list[sqlite3.Row]]:
         """Run each query, in order; return the rows of each (sees the block's writes)."""
@@ -176,6 +188,13 @@ class SqliteStore(ChainedAuditReads):
         self.writes_failing = False
         # Set when an integrity check found the file damaged: writes are refused.
         self.corrupt: str | None = None
+        # The areas, reading the last committed state on the reader connection.
+        self.gate = SqliteGate(self)
+        self.execution = SqliteExecutions(self)
+        self.ops = SqliteOperations(self)
+        self.gov = SqliteGovernance(self)
+        self.proactive = SqliteProactive(self, path)
+        self.digest = SqliteDigest(self)
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -316,7 +335,7 @@ class SqliteStore(ChainedAuditReads):
         """
         async with self._lock:
             conn = self._writable()
-            tx = Tx(conn, now or datetime.now(UTC))
+            tx = Tx(conn, now or datetime.now(UTC), self.path)
             try:
                 # Shielded: a cancel landing here must not leave the
                 # connection inside a transaction nobody owns.
@@ -474,6 +493,23 @@ class SqliteStore(ChainedAuditReads):
             return await self._read_one(sql, params)
         except sqlite3.Error as exc:
             raise StoreError(f"read failed: {exc}") from exc
+
+    # The committed-read side of :class:`~agentd.store.rows.SqlReader`, which
+    # the areas read through (a transaction is the other side).
+
+    async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Row | None:
+        """Read one row of the last committed state."""
+        return await self.read_one(sql, params)
+
+    async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        """Read rows of the last committed state."""
+        return await self.read_all(sql, params)
+
+    async def fetch_each(
+        self, queries: Sequence[tuple[str, Sequence[Any]]]
+    ) -> list[list[sqlite3.Row]]:
+        """Run each query, in order, on the last committed state; return the rows of each."""
+        return [await self.read_all(sql, params) for sql, params in queries]
 
     # -- meta ------------------------------------------------------------------
 

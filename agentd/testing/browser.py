@@ -37,7 +37,7 @@ from agentd.errors import NotFound
 if TYPE_CHECKING:
     from agentd.kb import Step
     from agentd.ops_config import BrowserSettings
-    from agentd.store.ops_sql import OperationRow
+    from agentd.store.records import OperationRow
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

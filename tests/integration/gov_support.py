@@ -14,9 +14,8 @@ import pytest
 
 from agentd.config import Settings, load_settings
 from agentd.core.breakers import BreakerEvent, BreakerEventKind
+from agentd.core.timefmt import iso
 from agentd.daemon import App
-from agentd.store import exec_sql
-from agentd.store.sqlite import iso
 
 BASE_CONFIG = '[autonomy]\nlevel = "L3+"\n[scheduler]\nenabled = false\n'
 KINDS = {
@@ -56,8 +55,7 @@ async def record_outcomes(
         for state, action_type in outcomes:
             exe = f"exe_{secrets.token_hex(8)}"
             ids.append(exe)
-            await exec_sql.insert_execution(
-                tx,
+            await tx.execution.insert_execution(
                 {
                     "id": exe,
                     "kind": kind,

@@ -27,7 +27,6 @@ from agentd.ops_config import BrowserSettings, ServiceConfig
 from agentd.services.consents import ConsentsService
 from agentd.services.operations import OperationsService
 from agentd.services.secrets import SecretsService
-from agentd.store import ops_sql
 from agentd.store.sqlite import SqliteStore
 from agentd.testing.anthropic_stub import AnthropicStub, Reply
 from agentd.vault import SecretValue, Vault
@@ -257,8 +256,7 @@ async def test_a_task_waiting_for_approval_when_the_daemon_died_is_interrupted(
 ) -> None:
     async with agent(tmp, site, shared_browser, stub) as a:
         async with a.store.write() as tx:
-            await ops_sql.insert_operation(
-                tx,
+            await tx.ops.insert_operation(
                 {
                     "id": "op_orphan",
                     "account": ACCOUNT,

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from agentd.backup import backup_database
 from agentd.core.audit import AuditEvent
 from agentd.errors import StoreError
+from agentd.store.backup import backup_database
 from agentd.store.sqlite import LATEST_SCHEMA_VERSION, SqliteStore
 
 

@@ -30,7 +30,6 @@ from agentd.ops_config import DEFAULT_CHROMIUM, BrowserSettings, ServiceConfig
 from agentd.services.consents import ConsentsService
 from agentd.services.operations import OperationsService
 from agentd.services.secrets import SecretsService
-from agentd.store import gate_sql
 from agentd.store.sqlite import SqliteStore
 from agentd.vault import SecretValue, Vault
 
@@ -102,8 +101,7 @@ class Harness:
 
 async def add_account(store: SqliteStore, hosts: list[str]) -> None:
     async with store.write() as tx:
-        await gate_sql.upsert_accounts(
-            tx,
+        await tx.gate.upsert_accounts(
             [
                 {
                     "id": ACCOUNT,

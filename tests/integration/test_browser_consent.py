@@ -11,7 +11,6 @@ import pytest
 from agentd.browser.playwright_browser import PlaywrightBrowser
 from agentd.demosite import DemoSite
 from agentd.errors import InvalidArgument
-from agentd.store import ops_sql
 from tests.integration import test_browser_agent as base
 from tests.integration.test_browser_agent import ACCOUNT, SERVICE, Harness, harness
 
@@ -149,7 +148,7 @@ async def test_an_operation_stored_with_another_accounts_parameter_never_opens_a
         op = await h.svc.start_operation("add_note", ACCOUNT, params={"note": "hijack"}, actor="t")
         async with h.store.write() as tx:
             params = json.dumps({"account": "globex", "note": "hijack"})
-            await ops_sql.update_operation(tx, op.id, {"params": params})
+            await tx.ops.update_operation(op.id, {"params": params})
         async with anyio.create_task_group() as tg:
             tg.start_soon(h.svc.run)
             done = await h.svc.wait(op.id, 60)

@@ -22,12 +22,12 @@ import pytest
 from agentd.config import Settings
 from agentd.core.audit import AuditEvent, AuditEventType
 from agentd.core.intents import parse_intent
+from agentd.core.timefmt import iso
 from agentd.policy import gate_policy
 from agentd.services.digest import DigestService
 from agentd.services.gate import GateService
 from agentd.services.goals import GoalService
-from agentd.store import exec_sql, ops_sql
-from agentd.store.sqlite import SqliteStore, iso
+from agentd.store.sqlite import SqliteStore
 
 DAY = date(2024, 6, 3)
 START = datetime(2024, 6, 3, tzinfo=UTC)
@@ -60,8 +60,7 @@ async def execution(
 ) -> str:
     exe = f"exe_{n:05d}"
     async with store.write(at) as tx:
-        await exec_sql.insert_execution(
-            tx,
+        await tx.execution.insert_execution(
             {
                 "id": exe,
                 "kind": "change",
@@ -139,8 +138,7 @@ async def failed_operation(
         }
     )
     async with store.write(at) as tx:
-        await ops_sql.insert_operation(
-            tx,
+        await tx.ops.insert_operation(
             {
                 "id": op_id,
                 "account": account,
@@ -160,7 +158,7 @@ async def failed_operation(
                 "finished_at": iso(at),
             },
         )
-        await ops_sql.insert_steps(tx, steps)
+        await tx.ops.insert_steps(steps)
         tx.audit(AuditEvent(AuditEventType.OPERATION_FAILED, "agentd", op_id, {}))
     return folder / f"{fail_at:03d}.png"
 

@@ -17,7 +17,7 @@ from agentd.core.intents import make_intent
 from agentd.errors import AgentdError, NotFound
 from agentd.policy import gate_policy
 from agentd.services.gate import GateService
-from agentd.store import gate_sql, sqlite
+from agentd.store import sqlite
 from agentd.store.sqlite import SqliteStore
 
 
@@ -44,8 +44,7 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
     gate = GateService(store, lambda: policy, approval_ttl=lambda _t: timedelta(hours=72))
     at = datetime.now(UTC).isoformat()
     async with store.write() as tx:
-        await gate_sql.upsert_accounts(
-            tx,
+        await tx.gate.upsert_accounts(
             [
                 {
                     "id": f"a{i}",

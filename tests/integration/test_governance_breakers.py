@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 from agentd.errors import AgentdError, ErrorCode
-from agentd.store import exec_sql
 from tests.integration.conftest import StartDaemon
 from tests.integration.gov_support import (
     audit_events,
@@ -55,7 +54,7 @@ async def test_error_rate_trip_demotes_to_l3_until_people_approve(
         assert (after["decision"], after["reason"]) == ("REQUIRE_APPROVAL", "AUTONOMY_LEVEL_L3")
 
         (incident,) = [
-            i for i in await exec_sql.list_incidents(d.app.store) if i.kind == "breaker_tripped"
+            i for i in await d.app.store.execution.list_incidents() if i.kind == "breaker_tripped"
         ]
         assert (incident.severity, incident.ref, incident.status) == (
             "critical",
@@ -148,7 +147,7 @@ async def test_repeated_failures_pause_one_action_type(
         paused = await d.check(CHAT)
         assert (paused["decision"], paused["reason"]) == ("REQUIRE_APPROVAL", "ACTION_TYPE_PAUSED")
         assert (await d.check(EMAIL))["decision"] == "AUTO_EXECUTE"
-        (incident,) = await exec_sql.list_incidents(d.app.store)
+        (incident,) = await d.app.store.execution.list_incidents()
         assert incident.severity == "high"
 
         reset = await d.ask(
@@ -174,7 +173,7 @@ async def test_alert_only_mode_changes_nothing_but_says_so(
         assert all(t["alert_only"] and t["effects"] == [] for t in status["tripped"])
         assert status["level"] == "L3+" and status["paused_action_types"] == []
         assert (await d.check(CHAT))["decision"] == "AUTO_EXECUTE"
-        assert len(await exec_sql.list_incidents(d.app.store)) == 2
+        assert len(await d.app.store.execution.list_incidents()) == 2
         assert (await d.ask("status"))["governance"]["breakers_tripped"] == keys
 
 

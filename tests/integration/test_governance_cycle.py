@@ -12,9 +12,8 @@ import pytest
 
 from agentd.core.governance import iso_week
 from agentd.core.readiness import ATTESTABLE_IDS
+from agentd.core.timefmt import iso
 from agentd.services.autonomy import LEVEL_SINCE
-from agentd.store import gov_sql
-from agentd.store.sqlite import iso
 from tests.integration.conftest import StartDaemon
 from tests.integration.gov_support import audit_events, configure, record_outcomes
 from tests.unit.test_report_chart import series_points
@@ -89,7 +88,7 @@ async def test_weekly_cycle_reports_and_proposes_when_ready(
         # exercised, every attestation recorded.
         async with app.store.write() as tx:
             since = iso(now - timedelta(days=200))
-            await gov_sql.set_meta(tx, LEVEL_SINCE, json.dumps({"level": "L3", "since": since}))
+            await tx.gov.set_meta(LEVEL_SINCE, json.dumps({"level": "L3", "since": since}))
         await d.ask("kill_switch.on", {"reason": "quarterly test"})
         await d.ask("kill_switch.off", {"reason": "test done"})
         await d.ask("task.run", {"name": "metrics_textfile", "wait": True})

@@ -13,9 +13,8 @@ from typing import Any
 
 import pytest
 
+from agentd.core.timefmt import iso
 from agentd.errors import AgentdError, ErrorCode
-from agentd.store import gov_sql
-from agentd.store.sqlite import iso
 from tests.integration.conftest import Daemon, StartDaemon
 from tests.integration.gov_support import audit_events, configure
 from tests.unit.test_metrics import parse_exposition
@@ -175,7 +174,7 @@ async def test_rejected_expired_or_unsafe_expansions_change_nothing(
         await alice.call("governance.approve", {"id": second})
         past = datetime.now(UTC) - timedelta(seconds=1)
         async with d.app.store.write() as tx:
-            await gov_sql.update_proposal(tx, second, {"expires_at": iso(past)})
+            await tx.gov.update_proposal(second, {"expires_at": iso(past)})
         await refused(bob.call("governance.approve", {"id": second}), ErrorCode.EXPIRED)
         assert (await d.ask("governance.show", {"id": second}))["status"] == "expired"
         assert (await d.ask("level"))["level"] == "L3+"

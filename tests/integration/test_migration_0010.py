@@ -5,7 +5,6 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from agentd.store import ops_sql
 from agentd.store.sqlite import LATEST_SCHEMA_VERSION, MIGRATIONS, SqliteStore
 
 AT = "2026-11-23T12:00:00.000000+00:00"
@@ -39,7 +38,7 @@ async def test_operations_keep_their_execution(tmp_path: Path) -> None:
     store = SqliteStore(path)
     await store.open()
     try:
-        rows = {op: await ops_sql.get_operation(store, op) for op in ("op_a", "op_b", "op_c")}
+        rows = {op: await store.ops.get_operation(op) for op in ("op_a", "op_b", "op_c")}
         found = await store.read_one(
             "SELECT id FROM operations WHERE execution_id = ? AND workflow = ?",
             ("exe_rollback", "read_contact"),

@@ -12,8 +12,7 @@ import pytest
 
 from agentd.core.audit import AuditEvent, canonical_data, record_hash
 from agentd.errors import StoreError
-from agentd.store.base import BlockTransaction
-from agentd.store.sqlite import LATEST_SCHEMA_VERSION, SqliteStore
+from agentd.store.sqlite import LATEST_SCHEMA_VERSION, BlockTx, SqliteStore
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
@@ -211,7 +210,7 @@ async def test_write_block_commits_reads_writes_and_audit_in_one_transaction(
 ) -> None:
     await store.append_audit([AuditEvent("BEFORE", "x")], NOW)
 
-    def block(tx: BlockTransaction) -> list[str]:
+    def block(tx: BlockTx) -> list[str]:
         tx.execute_each(
             [("INSERT INTO meta(key, value) VALUES (?, ?)", [("b1", "v1"), ("b2", "v2")])]
         )
@@ -230,7 +229,7 @@ async def test_write_block_commits_reads_writes_and_audit_in_one_transaction(
 
 
 async def test_write_block_that_raises_rolls_back_whole(store: SqliteStore) -> None:
-    def failing(tx: BlockTransaction) -> None:
+    def failing(tx: BlockTx) -> None:
         tx.execute_each([("INSERT INTO meta(key, value) VALUES ('half', 'written')", [()])])
         tx.audit(AuditEvent("LOST", "x"))
         raise RuntimeError("boom")
@@ -238,7 +237,7 @@ async def test_write_block_that_raises_rolls_back_whole(store: SqliteStore) -> N
     with pytest.raises(RuntimeError):
         await store.write_block(failing, NOW)
 
-    def bad_sql(tx: BlockTransaction) -> None:
+    def bad_sql(tx: BlockTx) -> None:
         tx.execute_each([("INSERT INTO no_such_table VALUES (1)", [()])])
 
     with pytest.raises(StoreError, match="no_such_table"):

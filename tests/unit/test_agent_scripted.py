@@ -19,7 +19,7 @@ from agentd.browser import StepProblem
 from agentd.browser.agent import BrowserAgent, StopSignal
 from agentd.kb import Action, KnowledgeBase, Step, Workflow
 from agentd.ops_config import BrowserSettings, ServiceConfig
-from agentd.store.ops_sql import OperationRow
+from agentd.store.records import OperationRow
 from agentd.testing.browser import (
     Event,
     MemoryOperationLog,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -10,13 +10,13 @@ import pytest
 
 from agentd.config import load_settings
 from agentd.core.breakers import DEFAULT_RULES
-from agentd.core.intents import make_intent
 from agentd.core.policy import AutonomyLevel
 from agentd.core.readiness import ReadinessPolicy
 from agentd.errors import ConfigInvalid
 from agentd.policy import gate_policy
-from agentd.services.autonomy import KEYS, AutonomySnapshot, AutonomyState, snapshot_from
-from agentd.services.gate_batch import BatchQuery
+from agentd.services.autonomy import AutonomySnapshot, AutonomyState, snapshot_from
+from agentd.services.gate_batch import batch_reads
+from agentd.store.records import GateBatchRows
 
 RULE = (
     '[[breakers.rules]]\nname = "r"\nmetric = "error_rate"\nthreshold = 0.1\nwindow = "5m"\n'
@@ -136,13 +136,8 @@ def test_the_gate_reads_the_state_governance_reads() -> None:
         "breakers.paused_action_types": '["send_chat_message"]',
         "governance.allowlist_additions": '["create_briefing"]',
     }
-    now = datetime(2026, 3, 4, tzinfo=UTC)
-    intent = make_intent(tenant="t1", account="a", action_type="send_chat_message")
-    query = BatchQuery([intent], "2026-03-04", now)
-    meta_sql = query.queries[0][0]
-    assert "FROM meta" in meta_sql and set(query.queries[0][1]) == set(KEYS)
-    rows = [[(k, v) for k, v in values.items()]] + [[] for _ in query.queries[1:]]
-    state = query.parse(rows).state  # type: ignore[arg-type]  # tuples index like rows
+    rows = GateBatchRows(meta=values, stored={}, idempotency={}, accounts={}, counters={}, goals={})
+    state = batch_reads(rows).state
     assert state == snapshot_from(values)
     assert (state.level_override, state.kill_switch, state.paused) == (
         AutonomyLevel.L4,

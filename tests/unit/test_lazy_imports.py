@@ -35,7 +35,7 @@ def _heavy_after(code: str, env: dict[str, str] | None = None) -> list[str]:
 
 
 def test_entry_points_import_neither_anthropic_nor_playwright() -> None:
-    code = "import agentd.daemon, agentd.cli, agentd.ctl.main, agentd.backup"
+    code = "import agentd.daemon, agentd.cli, agentd.ctl.main, agentd.store.backup"
     assert _heavy_after(code) == []
 
 

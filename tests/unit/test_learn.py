@@ -11,7 +11,7 @@ import pytest
 from agentd.errors import InvalidArgument, InvalidState
 from agentd.kb import extract_workflows
 from agentd.learn import learned_steps, lift, render_test
-from agentd.store.ops_sql import OperationRow, StepRow
+from agentd.store.records import OperationRow, StepRow
 
 OP = OperationRow(
     id="op_1",

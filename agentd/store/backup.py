@@ -1,4 +1,4 @@
-"""``agentd backup DEST``: an online, consistent copy of the store while the daemon runs.
+"""``agentd backup DEST``: an online, consistent copy of the SQLite store while the daemon runs.
 
 SQLite's online backup API copies the database page by page under its own
 locks, so the copy is consistent even with the daemon writing (WAL). The copy
