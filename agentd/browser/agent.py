@@ -86,6 +86,7 @@ from agentd.core.consent import (
     consent_shortfall,
     required_permission,
 )
+from agentd.core.states import OperationState
 from agentd.errors import AgentdError, Conflict, ExternalError, VaultError
 from agentd.kb import (
     ALLOWED_ACTIONS,
@@ -282,15 +283,15 @@ class BrowserAgent:
         try:
             await self._prepare(run)
             await self._steps(run, stop)
-            await self._finish(run, "completed", None, None)
+            await self._finish(run, OperationState.COMPLETED, None, None)
         except OperationEnded as end:
             await self._finish(run, end.state, end.reason, end.message)
         except Conflict:
             raise
         except CaptureRefused as exc:
-            await self._finish(run, "failed", "secret_visible", exc.message)
+            await self._finish(run, OperationState.FAILED, "secret_visible", exc.message)
         except AgentdError as exc:
-            await self._finish(run, "failed", "error", exc.message)
+            await self._finish(run, OperationState.FAILED, "error", exc.message)
         except Exception as exc:
             logger.opt(exception=exc).error("operation {} crashed", op.id)
             await self._finish(run, "failed", "internal", f"internal error: {type(exc).__name__}")

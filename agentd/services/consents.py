@@ -19,6 +19,7 @@ from loguru import logger
 from agentd.core.agent_mode import TASK_WORKFLOW
 from agentd.core.audit import AuditEvent, AuditEventType
 from agentd.core.consent import Permission, ShortfallReason, consent_shortfall, workflow_needs
+from agentd.core.states import OperationState
 from agentd.core.timefmt import iso
 from agentd.errors import AgentdError, InvalidArgument, NotFound
 from agentd.kb import KnowledgeBase
@@ -95,7 +96,9 @@ class ConsentsService:
             released = 0
             covered = [
                 op
-                for op in await tx.ops.operations_in_state(["awaiting_consent", "in_progress"])
+                for op in await tx.ops.operations_in_state(
+                    [OperationState.AWAITING_CONSENT, OperationState.IN_PROGRESS]
+                )
                 if op.account == account
                 and op.service == service
                 and operation in ("*", op.workflow)
@@ -104,12 +107,12 @@ class ConsentsService:
             for op in covered:
                 consent = await tx.ops.active_consent(account, service, op.workflow)
                 shortfall = consent_shortfall(consent, op.workflow, needs(op.workflow))
-                if op.state == "in_progress":
+                if op.state == OperationState.IN_PROGRESS:
                     if shortfall is not None:
                         narrowed.append((op.id, shortfall.message))
                 elif shortfall is None:
                     await tx.ops.update_operation(
-                        op.id, {"state": "pending", "updated_at": iso(tx.now)}
+                        op.id, {"state": OperationState.PENDING, "updated_at": iso(tx.now)}
                     )
                     released += 1
         # A grant that narrows the permissions stops what it no longer covers.
@@ -136,7 +139,7 @@ class ConsentsService:
                     details={"account": account, "service": service, "operation": operation},
                 )
             tx.audit(AuditEvent(AuditEventType.CONSENT_REVOKED, actor, account, row.to_dict()))
-            running = await tx.ops.operations_in_state(["in_progress"])
+            running = await tx.ops.operations_in_state([OperationState.IN_PROGRESS])
         needs = permission_lookup(self.knowledge_base)
         for op in running:
             if (

@@ -26,15 +26,16 @@ from agentd.browser.journal import (
     StepEntry,
 )
 from agentd.core.audit import AuditEvent, AuditEventType
+from agentd.core.states import OperationState
 from agentd.core.timefmt import iso
 from agentd.errors import Conflict, NotFound
 from agentd.store.base import Store
 from agentd.store.records import ConsentRow, OperationRow
 
-_END_EVENTS = {
-    "completed": OPERATION_COMPLETED,
-    "failed": OPERATION_FAILED,
-    "cancelled": OPERATION_CANCELLED,
+_END_EVENTS: dict[str, AuditEventType] = {
+    OperationState.COMPLETED: OPERATION_COMPLETED,
+    OperationState.FAILED: OPERATION_FAILED,
+    OperationState.CANCELLED: OPERATION_CANCELLED,
 }
 
 

@@ -219,7 +219,7 @@ class OperationsService:
         async with self.store.write(now) as tx:
             consent = await tx.ops.active_consent(account, service, workflow)
             shortfall = consent_shortfall(consent, workflow, needs)
-            state = "awaiting_consent" if shortfall else "pending"
+            state = OperationState.AWAITING_CONSENT if shortfall else OperationState.PENDING
             await tx.ops.insert_operation(
                 {
                     "id": op_id,
@@ -288,7 +288,7 @@ class OperationsService:
         async with self.store.write(now) as tx:
             consent = await tx.ops.active_consent(account, service, TASK_WORKFLOW)
             shortfall = consent_shortfall(consent, TASK_WORKFLOW, Permission.READ)
-            state = "awaiting_consent" if shortfall else "pending"
+            state = OperationState.AWAITING_CONSENT if shortfall else OperationState.PENDING
             await tx.ops.insert_operation(
                 {
                     "id": op_id,
@@ -373,8 +373,10 @@ class OperationsService:
                 raise NotFound(f"unknown operation {op_id!r}", details={"operation": op_id})
             if op.finished:
                 raise InvalidState(f"operation {op_id} has already ended ({op.state})")
-            if op.state in ("awaiting_consent", "pending"):
-                await self._end(tx, op, "cancelled", "cancelled", f"cancelled by {actor}", actor)
+            if op.state in (OperationState.AWAITING_CONSENT, OperationState.PENDING):
+                await self._end(
+                    tx, op, OperationState.CANCELLED, "cancelled", f"cancelled by {actor}", actor
+                )
         signal = self._running.get(op_id)
         if signal is not None:
             signal.set("cancelled", f"cancelled by {actor}")
@@ -402,7 +404,7 @@ class OperationsService:
                 "finished_at": iso(tx.now),
             },
         )
-        event = OPERATION_CANCELLED if state == "cancelled" else OPERATION_FAILED
+        event = OPERATION_CANCELLED if state == OperationState.CANCELLED else OPERATION_FAILED
         tx.audit(
             AuditEvent(event, actor, op.id, {"state": state, "reason": reason, "error": error})
         )
@@ -504,7 +506,7 @@ class OperationsService:
                     await tx.ops.update_operation(
                         op.id,
                         {
-                            "state": "pending",
+                            "state": OperationState.PENDING,
                             "step": 0,
                             "lease_owner": None,
                             "lease_until": None,
@@ -518,7 +520,7 @@ class OperationsService:
                     await self._end(
                         tx,
                         op,
-                        "failed",
+                        OperationState.FAILED,
                         "interrupted",
                         f"interrupted during step {began} of {op.total} (lease holder "
                         f"{op.lease_owner} is gone); it may have changed the site, so it is "
@@ -551,12 +553,12 @@ class OperationsService:
         now = _now()
         needs = permission_lookup(self.knowledge_base)
         async with self.store.write(now) as tx:
-            for op in (await tx.ops.operations_in_state(["pending"]))[:n]:
+            for op in (await tx.ops.operations_in_state([OperationState.PENDING]))[:n]:
                 consent = await tx.ops.active_consent(op.account, op.service, op.workflow)
                 shortfall = consent_shortfall(consent, op.workflow, needs(op.workflow))
                 if shortfall is not None:
                     await tx.ops.update_operation(
-                        op.id, {"state": "awaiting_consent", "updated_at": iso(now)}
+                        op.id, {"state": OperationState.AWAITING_CONSENT, "updated_at": iso(now)}
                     )
                     waiting = {"reason": shortfall.reason.value, "waiting_for": shortfall.message}
                     tx.audit(AuditEvent(OPERATION_AWAITING_CONSENT, ACTOR, op.id, waiting))
@@ -564,7 +566,7 @@ class OperationsService:
                 await tx.ops.update_operation(
                     op.id,
                     {
-                        "state": "in_progress",
+                        "state": OperationState.IN_PROGRESS,
                         "step": 0,
                         "attempts": op.attempts + 1,
                         "lease_owner": self.owner,

@@ -225,7 +225,7 @@ class RollbackService:
         return {
             "execution": exe.id,
             "type": str(RollbackType.ESCALATED_RESTORE),
-            "state": "escalated",
+            "state": TokenState.ESCALATED,
             "incident": incident,
             "detail": verdict.detail,
         }
