@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
+from loguru import logger
 
 from agentd.core.audit import (
     GENESIS,
@@ -38,6 +39,7 @@ from agentd.core.audit import (
     chain_rows,
 )
 from agentd.core.interactions import CompactInteraction
+from agentd.core.store_url import redact_url
 from agentd.core.timefmt import iso
 from agentd.errors import StoreError
 from agentd.store.audit_log import ChainedAuditReads, audit_record
@@ -298,7 +300,12 @@ class PostgresStore(ChainedAuditReads):
         # The last record this store appended (for verify_audit, as SQLite's).
         self._head_seq = 0
         self._head_hash = GENESIS
+        # Write failures, for status, as SQLite's store counts them.
+        self.write_errors = 0
+        self.last_write_error: tuple[datetime, str] | None = None
         self.writes_failing = False
+        # SQLite's damaged-file state; PostgreSQL keeps its own files sound.
+        self.corrupt: str | None = None
         # One writer at a time in this process, as SQLite's store promises.
         self._lock = anyio.Lock()
         # The areas, reading the last committed state on connections of the pool.
@@ -310,12 +317,12 @@ class PostgresStore(ChainedAuditReads):
         self.digest = SqliteDigest(self)
 
     def __repr__(self) -> str:
-        return f"PostgresStore({_redacted(self.url)!r})"
+        return f"PostgresStore({redact_url(self.url)!r})"
 
     @property
     def location(self) -> str:
         """Where the store is, without a password."""
-        return _redacted(self.url)
+        return redact_url(self.url)
 
     # -- lifecycle ----------------------------------------------------------------
 
@@ -436,9 +443,16 @@ class PostgresStore(ChainedAuditReads):
                             head = await self._append(conn, tx._audit, tx.now)
                         self._head_seq, self._head_hash = head
             except psycopg.Error as exc:
-                self.writes_failing = True
-                raise StoreError(f"write failed: {exc}") from exc
+                raise self._write_failed(f"write failed: {exc}") from exc
             self.writes_failing = False
+
+    def _write_failed(self, message: str) -> StoreError:
+        """Count and log a failed write; return the error to raise."""
+        self.write_errors += 1
+        self.last_write_error = (datetime.now(UTC), message)
+        self.writes_failing = True
+        logger.error("store: {} ({})", message, self.location)
+        return StoreError(message)
 
     async def write_block(
         self, block: Callable[[BlockTransaction], T], now: datetime | None = None
@@ -562,8 +576,3 @@ class PostgresStore(ChainedAuditReads):
             (last - len(events), last),
         )
         return [audit_record(r) for r in rows]
-
-
-def _redacted(url: str) -> str:
-    """Return ``url`` without its password."""
-    return re.sub(r"(://[^:/@]+):[^@/]*@", r"\1:***@", url)
