@@ -235,9 +235,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "backup",
         help="Copy the store while the daemon runs (SQLite online backup, or pg_dump).",
-        description="Write a consistent, verified copy of the database to DEST (atomically). "
-        "With [store] url set (PostgreSQL), DEST is a pg_dump archive in the custom format "
-        "(restore it with pg_restore). The vault key is not included: keep it apart.",
+        description="Write a consistent, verified copy of the database to DEST (atomically); "
+        "on PostgreSQL a pg_dump custom-format archive. The vault key is not included.",
         epilog="Example: agentd backup /var/backups/agentd/agentd-$(date +%%F).sqlite3",
     )
     p.add_argument("dest", metavar="DEST", help="backup file (or an existing folder)")

@@ -471,6 +471,11 @@ async def _watchdog(app: App, notifier: SystemdNotifier, interval: float) -> Non
 OPEN_EXTEND_EVERY_S = 10.0
 
 
+def _local_database(settings: Settings) -> Path | None:
+    """Return the SQLite file the state lock covers too; None on PostgreSQL (a shared database)."""
+    return None if settings.store.url else settings.database_path
+
+
 async def open_store(
     store: AnyStore, notifier: SystemdNotifier, every_s: float = OPEN_EXTEND_EVERY_S
 ) -> None:
@@ -539,8 +544,7 @@ async def run_daemon(  # noqa: PLR0915
         max_upload_bytes=control.max_upload_bytes,
     )
     # Before the store opens: a second daemon on this folder must not touch it.
-    # With PostgreSQL the database is shared; the lock guards the folder's own files.
-    lock = StateLock(settings.state_dir, None if settings.store.url else settings.database_path)
+    lock = StateLock(settings.state_dir, _local_database(settings))
     lock.acquire()
     try:
         notifier.notify(STATUS="checking the store")
