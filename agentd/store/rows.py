@@ -55,7 +55,7 @@ class SqlWriter(SqlReader, Protocol):
 
     now: datetime
 
-    async def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> Any:
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
         """Run one statement; return its cursor (``rowcount``)."""
         ...
 
