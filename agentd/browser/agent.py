@@ -327,6 +327,14 @@ class BrowserAgent:
             if shortfall.reason is ShortfallReason.PERMISSION_MISSING:
                 reason = "permission_revoked"  # it was granted when the operation was claimed
             raise OperationEnded("cancelled", reason, shortfall.message)
+        hosts, base_url = await self._target(op)
+        await self._start(run, hosts, base_url)
+
+    async def _target(self, op: Operation) -> tuple[Sequence[str], str]:
+        """Return the account's allowed hosts and the service's base URL.
+
+        :raises OperationEnded: unknown account, or a service with no base URL.
+        """
         hosts = await self.log.allowed_hosts(op.account)
         if hosts is None:
             raise OperationEnded("failed", "unknown_account", f"unknown account {op.account!r}")
@@ -337,13 +345,18 @@ class BrowserAgent:
                 "unknown_service",
                 f"service {op.service!r} has no [browser.services.{op.service}] base_url",
             )
+        return hosts, service.base_url
+
+    async def _start(self, run: _Run, hosts: Sequence[str], base_url: str) -> None:
+        """Open the run's browser session while its use of secrets is audited."""
+        assert run.workflow is not None  # set by the caller's preparation
         run.secrets = await self._credentials(run, run.workflow)
         run.folder.mkdir(parents=True, exist_ok=True)
         failures: list[AgentdError] = []
         async with anyio.create_task_group() as tg:
             # The audit of the secrets' use commits while the browser opens (and
             # before any step can type one).
-            tg.start_soon(self._open_session, run, hosts, service.base_url, failures)
+            tg.start_soon(self._open_session, run, hosts, base_url, failures)
             if run.secrets:
                 tg.start_soon(self._audit_secret_use, run, failures)
         if failures:

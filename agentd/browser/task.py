@@ -185,26 +185,11 @@ class TaskAgent(BrowserAgent):
         shortfall = consent_shortfall(consent, TASK_WORKFLOW, run.needs)
         if shortfall is not None:
             raise OperationEnded("cancelled", shortfall.reason.value, shortfall.message)
-        hosts = await self.log.allowed_hosts(op.account)
-        if hosts is None:
-            raise OperationEnded("failed", "unknown_account", f"unknown account {op.account!r}")
-        service = self.settings.services.get(op.service)
-        if service is None:
-            raise OperationEnded(
-                "failed", "unknown_service", f"service {op.service!r} has no base_url"
-            )
+        hosts, base_url = await self._target(op)
         names = tuple(await self.host.secret_names(op.account, op.service))
         run.workflow = Workflow(TASK_WORKFLOW, run.task, TASK_WORKFLOW, (), names, ())
         run.params = {"account": op.account}
-        run.secrets = await self._credentials(run, run.workflow)
-        run.folder.mkdir(parents=True, exist_ok=True)
-        failures: list[AgentdError] = []
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(self._open_session, run, hosts, service.base_url, failures)
-            if run.secrets:
-                tg.start_soon(self._audit_secret_use, run, failures)
-        if failures:
-            raise failures[0]
+        await self._start(run, hosts, base_url)
         run.started = time.monotonic()
 
     # -- the loop -------------------------------------------------------------------------
