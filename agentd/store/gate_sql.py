@@ -18,6 +18,7 @@ from agentd.core.gate import GateOutcome, IdempotencyState
 from agentd.core.goals import GoalFact, GoalType, Verdict
 from agentd.core.intents import ActionIntent, IntentSource
 from agentd.core.timefmt import iso
+from agentd.store.postgres import GATE_LOCK
 from agentd.store.records import (
     AccountRow,
     GateBatchRows,
@@ -255,6 +256,9 @@ ENQUEUE = (
     "SELECT id, ?2, ?3, ?3, seq FROM intents WHERE id = ?1 "
     "ON CONFLICT(intent_seq) DO NOTHING"
 )
+
+
+LOCK_GATE = "SELECT pg_advisory_xact_lock(?, ?)"
 
 
 RECORD_CONSUMPTION = (
@@ -583,9 +587,20 @@ class SqliteGateBlock:
         now: datetime,
         meta_keys: Sequence[str],
     ) -> GateBatchRows:
-        """Return what the decisions of ``intents`` on budget day ``day`` depend on."""
+        """Return what the decisions of ``intents`` on budget day ``day`` depend on.
+
+        On PostgreSQL the batch first takes the gate's transaction-level
+        advisory lock (held to its commit), so a batch of another daemon
+        cannot read the same budget counters or idempotency records before
+        this one's writes commit: budgets are consumed once, a duplicate is
+        seen as one. Within a daemon, batching keeps that to one lock per batch.
+        """
         batch = _BatchRead(intents, day, meta_keys)
-        return batch.rows(self._tx.fetch_each(batch.queries), now)
+        if self._tx.dialect == "postgresql":
+            rowsets = self._tx.fetch_each([(LOCK_GATE, GATE_LOCK), *batch.queries])[1:]
+        else:
+            rowsets = self._tx.fetch_each(batch.queries)
+        return batch.rows(rowsets, now)
 
     def write_batch(self, writes: GateBatchWrites) -> None:
         """Write a batch's decisions, budget consumption, idempotency records and hand-offs."""

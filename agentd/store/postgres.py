@@ -46,6 +46,9 @@ if TYPE_CHECKING:
 #: Advisory lock keys (any two 32-bit numbers; these spell "agen" "td…").
 MIGRATION_LOCK = (0x6167656E, 1)
 AUDIT_LOCK = (0x6167656E, 2)
+#: Taken first by each gate batch's transaction and held to its commit, so
+#: the decisions of several daemons read and write budgets one batch at a time.
+GATE_LOCK = (0x6167656E, 3)
 
 
 def _pg_migrations() -> list[tuple[int, str, str]]:
@@ -130,6 +133,8 @@ def _row_factory(cursor: Any) -> Any:
 
 class PgTx:
     """One write transaction on one connection of the pool; audit events commit with it."""
+
+    dialect = "postgresql"
 
     def __init__(self, conn: psycopg.AsyncConnection[Any], now: datetime) -> None:
         self._conn = conn
