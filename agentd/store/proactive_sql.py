@@ -495,10 +495,10 @@ class SqliteProactiveWrites(SqliteProactive):
             "runs, failures, consecutive_failures) VALUES (?, ?, ?, ?, ?, 1, ?, ?) "
             "ON CONFLICT(name) DO UPDATE SET last_run_at = excluded.last_run_at, "
             "last_finished_at = excluded.last_finished_at, last_result = excluded.last_result, "
-            "last_detail = excluded.last_detail, runs = runs + 1, "
-            "failures = failures + excluded.failures, "
+            "last_detail = excluded.last_detail, runs = task_runs.runs + 1, "
+            "failures = task_runs.failures + excluded.failures, "
             "consecutive_failures = CASE WHEN excluded.failures = 0 THEN 0 "
-            "ELSE consecutive_failures + 1 END, claimed_by = NULL, claim_until = NULL",
+            "ELSE task_runs.consecutive_failures + 1 END, claimed_by = NULL, claim_until = NULL",
             (
                 name,
                 iso(started),
