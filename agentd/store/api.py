@@ -290,8 +290,9 @@ class ExecutionRecords(ExecutionReads, Protocol):
         Free: no lease, an expired one (at the transaction's time), ``owner``'s
         own, or one held by a runner id that starts with ``mine`` (this
         daemon's earlier process; ``""`` when one daemon holds every lease).
-        Return them, oldest first, with their new lease. Rows another
-        daemon's transaction is claiming at the same time are passed over.
+        Return them, oldest first, as they were before this claim (their
+        ``lease_owner``: who held them). Rows another daemon's transaction is
+        claiming at the same time are passed over.
         """
         ...
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import replace
 from typing import Any
 
 from agentd.core.timefmt import iso
@@ -259,8 +258,9 @@ class SqliteExecutionWrites(SqliteExecutions):
         Free: no lease, an expired one (at the transaction's time), ``owner``'s
         own, or one held by a runner id that starts with ``mine`` (this
         daemon's earlier process; ``""`` when one daemon holds every lease).
-        Return them, oldest first, with their new lease. Rows another
-        daemon's transaction is claiming at the same time are passed over.
+        Return them, oldest first, as they were before this claim (their
+        ``lease_owner``: who held them). Rows another daemon's transaction is
+        claiming at the same time are passed over.
         """
         now = iso(self._tx.now)
         marks = ", ".join("?" for _ in states)
@@ -278,7 +278,7 @@ class SqliteExecutionWrites(SqliteExecutions):
                 f"WHERE id IN ({', '.join('?' for _ in chunk)})",
                 [owner, until, *chunk],
             )
-        return [replace(e, lease_owner=owner, lease_until=until) for e in found]
+        return found
 
     async def renew_leases(self, ids: Sequence[str], *, owner: str, until: str) -> set[str]:
         """Extend ``owner``'s leases on ``ids`` to ``until``; return the ids it still held."""

@@ -64,10 +64,7 @@ async def test_an_execution_lease_is_held_until_it_expires(store: Store) -> None
         await tx.execution.insert_execution(execution("exe_2", "int_2", state="running"))
         await tx.execution.insert_execution(execution("exe_3", "int_3", state="succeeded"))
         got = await tx.execution.claim_executions(OPEN, owner="a/1", mine="a/", until=until)
-    assert [(e.id, e.lease_owner, e.lease_until) for e in got] == [
-        ("exe_1", "a/1", until),
-        ("exe_2", "a/1", until),
-    ]
+    assert [(e.id, e.lease_owner) for e in got] == [("exe_1", None), ("exe_2", None)]
     stored = await store.execution.get_execution("exe_1")
     assert stored is not None and (stored.lease_owner, stored.lease_until) == ("a/1", until)
     # Another daemon finds nothing free while the lease runs; the holder finds its own.
@@ -80,7 +77,9 @@ async def test_an_execution_lease_is_held_until_it_expires(store: Store) -> None
         taken = await tx.execution.claim_executions(
             OPEN, owner="b/1", mine="b/", until=iso(NOW + timedelta(seconds=41))
         )
-        assert [(e.id, e.lease_owner) for e in taken] == [("exe_1", "b/1"), ("exe_2", "b/1")]
+        assert [(e.id, e.lease_owner) for e in taken] == [("exe_1", "a/1"), ("exe_2", "a/1")]
+    stored = await store.execution.get_execution("exe_2")
+    assert stored is not None and stored.lease_owner == "b/1"
 
 
 async def test_a_restarted_daemon_takes_its_own_leases_at_once(store: Store) -> None:
@@ -91,11 +90,12 @@ async def test_a_restarted_daemon_takes_its_own_leases_at_once(store: Store) -> 
     async with store.write(NOW) as tx:
         assert await tx.execution.claim_executions(OPEN, owner="b/1", mine="b/", until=until) == []
         again = await tx.execution.claim_executions(OPEN, owner="a/new", mine="a/", until=until)
-        assert [(e.id, e.lease_owner) for e in again] == [("exe_1", "a/new")]
+        assert [(e.id, e.lease_owner) for e in again] == [("exe_1", "a/old")]
     # One daemon holding every lease (mine = ""): any other runner is gone.
     async with store.write(NOW) as tx:
         alone = await tx.execution.claim_executions(OPEN, owner="c/1", mine="", until=until)
-        assert [e.lease_owner for e in alone] == ["c/1"]
+        assert [e.lease_owner for e in alone] == ["a/new"]
+    assert (await store.execution.get_execution("exe_1")).lease_owner == "c/1"  # type: ignore[union-attr]
 
 
 async def test_leases_are_renewed_and_released_by_their_holder_only(store: Store) -> None:
