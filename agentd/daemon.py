@@ -12,7 +12,7 @@ import gc
 import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ from agentd.config import Settings, load_settings
 from agentd.core.audit import AuditEvent, AuditEventType
 from agentd.core.policy import GatePolicy
 from agentd.errors import AgentdError, ConfigInvalid, StoreError, VaultError
+from agentd.identity import daemon_id, host_name, runner_id
 from agentd.kb import KnowledgeBase, load_knowledge_base
 from agentd.llm import make_model
 from agentd.notifiers import (
@@ -198,15 +199,19 @@ async def check_integrity_at_start(app: App) -> bool:
     return True
 
 
-def make_notifier(settings: Settings) -> FanoutNotifier:
-    """Return the configured notification channels: file, log, optional webhook."""
+def make_notifier(settings: Settings, origin: Mapping[str, str] | None = None) -> FanoutNotifier:
+    """Return the configured notification channels: file, log, optional webhook.
+
+    ``origin`` (host and daemon id) is stamped on every notification, where
+    several daemons share one store.
+    """
     notify = settings.notify
     channels: list[Notifier] = [FileNotifier(notify.resolved_folder(settings.state_dir))]
     if notify.log:
         channels.append(LogNotifier())
     if notify.webhook_url:
         channels.append(WebhookNotifier(notify.webhook_url, notify.webhook_timeout_s))
-    return FanoutNotifier(channels)
+    return FanoutNotifier(channels, origin)
 
 
 #: How long ``status`` lists a store write error that later writes got past.
@@ -222,6 +227,13 @@ class App:
         self.settings = settings
         self.store = store
         self.log_file = log_file
+        # Who this daemon is; with PostgreSQL several share the store, and
+        # each piece of work is leased to one daemon's runner (this process).
+        self.daemon_id = daemon_id(settings.store.daemon_id, settings.state_dir)
+        self.runner = runner_id(self.daemon_id)
+        self.shared_store = store.backend == "postgresql"
+        mine = f"{self.daemon_id}/" if self.shared_store else ""
+        self.origin = {"host": host_name(), "daemon": self.daemon_id}
         self.policy: GatePolicy = gate_policy(settings)
         self.gate = GateService(
             store,
@@ -230,7 +242,13 @@ class App:
             max_batch=settings.gate.max_batch,
         )
         model = make_model(settings.llm.llm_settings())
-        self.proactive = ProactiveLoop(store, self.gate, lambda: self.settings, model=model)
+        self.proactive = ProactiveLoop(
+            store,
+            self.gate,
+            lambda: self.settings,
+            model=model,
+            runner=self.runner if self.shared_store else None,
+        )
         browser = settings.browser
         vault = _vault(settings)
 
@@ -249,6 +267,8 @@ class App:
             browser=PlaywrightBrowser(browser),
             model=model,
             knowledge_base=knowledge_base,
+            owner=self.runner,
+            mine=mine,
             close_browser=True,
             agent_mode=_agent_mode(settings),
             level=lambda: self.governance.autonomy.snapshot.level,
@@ -256,7 +276,7 @@ class App:
         self.consents = ConsentsService(store, self.operations, knowledge_base=knowledge_base)
         self.secrets = SecretsService(store, vault)
         self.events = EventHub()
-        self.notifier = make_notifier(settings)
+        self.notifier = make_notifier(settings, self.origin if self.shared_store else None)
         self.incidents = IncidentService(store, self.notifier, self.events)
         self.execution = ExecutionService(
             store,
@@ -272,6 +292,8 @@ class App:
                 lambda: model,
                 clock=lambda: datetime.now(UTC),
             ),
+            runner=self.runner,
+            mine=mine,
         )
         self.rollback = RollbackService(self.execution)
         self.execution_views = ExecutionViews(store, self.operations)
@@ -570,6 +592,7 @@ async def run_daemon(  # noqa: PLR0915
                         "version": __version__,
                         "pid": os.getpid(),
                         "schema": info.schema_version,
+                        **({"runner": app.runner, **app.origin} if app.shared_store else {}),
                     },
                 )
             )

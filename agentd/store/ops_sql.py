@@ -260,7 +260,7 @@ class SqliteOperationWrites(SqliteOperations):
         marks = ", ".join("?" for _ in states)
         rows = await self._tx.fetchall(
             f"SELECT * FROM operations WHERE state IN ({marks}) AND (lease_owner IS NULL "
-            "OR lease_until IS NULL OR (lease_owner <> ? AND (lease_until <= ? "
+            "OR (lease_owner <> ? AND (lease_until IS NULL OR lease_until <= ? "
             "OR substr(lease_owner, 1, length(?)) = ?))) ORDER BY created_at, id"
             + skip_locked(self._tx),
             [*states, owner, iso(self._tx.now), mine, mine],
