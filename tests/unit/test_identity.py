@@ -33,7 +33,7 @@ def test_runner_ids_are_fresh_and_carry_the_daemon_id() -> None:
 
 @pytest.mark.parametrize("bad", ["a/b", "-x", "with space", "x" * 64, "é"])
 def test_a_daemon_id_that_could_pass_for_another_is_refused(tmp_path: Path, bad: str) -> None:
-    with pytest.raises((ConfigInvalid, ValueError), match="daemon_id|letters"):
+    with pytest.raises((ConfigInvalid, ValueError), match=r"daemon_id|letters"):
         Settings(state_dir=tmp_path, store={"daemon_id": bad})  # type: ignore[arg-type]
 
 
