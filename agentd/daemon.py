@@ -57,7 +57,10 @@ from agentd.services.rollback import RollbackService
 from agentd.services.scheduler import ProactiveLoop
 from agentd.services.scope import notify_quietly
 from agentd.services.secrets import SecretsService
+from agentd.services.state_watch import StateWatcher
 from agentd.statelock import StateLock
+from agentd.store.gov_sql import STATE_CHANNEL
+from agentd.store.postgres import ChangeListener, PostgresStore
 from agentd.store.sqlite import SqliteStore
 from agentd.vault import Vault, load_key
 
@@ -401,6 +404,17 @@ class App:
             out.append(self.vault_warning)
         return out
 
+    def state_watcher(self) -> StateWatcher | None:
+        """Return the watcher of the global state other daemons change (PostgreSQL), or None."""
+        if not isinstance(self.store, PostgresStore):
+            return None
+        return StateWatcher(
+            self.governance.autonomy,
+            on_change=self.governance_changed,
+            stop_all=self.operations.stop_all,
+            listener=ChangeListener(self.store.url, STATE_CHANNEL),
+        )
+
     def governance_changed(self) -> None:
         """Apply governance's level and allowlist to the gate's policy; refresh STATUS=."""
         self.policy = self.governance.autonomy.overlay(gate_policy(self.settings), self.settings)
@@ -651,6 +665,9 @@ async def _serve(
         await tg.start(app.proactive.run)
         tg.start_soon(app.operations.run)
         tg.start_soon(app.execution.run)
+        watcher = app.state_watcher()
+        if watcher is not None:
+            tg.start_soon(watcher.run)
         if notifier.watchdog_interval:
             tg.start_soon(_watchdog, app, notifier, notifier.watchdog_interval)
 

@@ -403,6 +403,55 @@ class PostgresStore(ChainedAuditReads):
         return [audit_record(r) for r in rows]
 
 
+class ChangeListener:
+    """Wait for the state changes other daemons announce (``LISTEN``, psycopg's ``notifies``).
+
+    One connection of its own, outside the pool, in autocommit. :meth:`wait`
+    returns the payloads that arrived within ``timeout_s`` (empty: none came,
+    or the connection is lost and is opened again at the next wait; the
+    caller's poll covers the gap).
+    """
+
+    def __init__(self, url: str, channel: str) -> None:
+        self.url = url
+        self.channel = channel
+        self._conn: psycopg.AsyncConnection[Any] | None = None
+
+    async def _connect(self) -> psycopg.AsyncConnection[Any]:
+        import psycopg
+        from psycopg import sql
+
+        if self._conn is None or self._conn.closed:
+            conn = await psycopg.AsyncConnection.connect(self.url, autocommit=True)
+            await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.channel)))
+            self._conn = conn
+        return self._conn
+
+    async def wait(self, timeout_s: float) -> list[str]:
+        """Return the payloads announced within ``timeout_s`` (at least the first one)."""
+        import anyio
+        import psycopg
+
+        got: list[str] = []
+        try:
+            conn = await self._connect()
+            async for note in conn.notifies(timeout=timeout_s, stop_after=1):
+                got.append(note.payload)
+            # Whatever else arrived with it, without waiting again.
+            async for note in conn.notifies(timeout=0.0):
+                got.append(note.payload)
+        except (psycopg.Error, OSError):
+            await self.close()
+            await anyio.sleep(timeout_s)
+        return got
+
+    async def close(self) -> None:
+        """Close the connection; safe to call twice."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            await conn.close()
+
+
 def _redacted(url: str) -> str:
     """Return ``url`` without its password."""
     return re.sub(r"(://[^:/@]+):[^@/]*@", r"\1:***@", url)
