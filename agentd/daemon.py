@@ -29,7 +29,7 @@ from agentd.config import Settings, load_settings
 from agentd.core.audit import AuditEvent, AuditEventType
 from agentd.core.policy import GatePolicy
 from agentd.errors import AgentdError, ConfigInvalid, StoreError, VaultError
-from agentd.identity import daemon_id, host_name, runner_id
+from agentd.identity import identify
 from agentd.kb import KnowledgeBase, load_knowledge_base
 from agentd.llm import make_model
 from agentd.notifiers import (
@@ -59,6 +59,7 @@ from agentd.services.scope import notify_quietly
 from agentd.services.secrets import SecretsService
 from agentd.services.state_watch import StateWatcher
 from agentd.statelock import StateLock
+from agentd.store.base import StoreInfo
 from agentd.store.gov_sql import STATE_CHANNEL
 from agentd.store.postgres import ChangeListener, PostgresStore
 from agentd.store.sqlite import SqliteStore
@@ -230,13 +231,11 @@ class App:
         self.settings = settings
         self.store = store
         self.log_file = log_file
-        # Who this daemon is; with PostgreSQL several share the store, and
-        # each piece of work is leased to one daemon's runner (this process).
-        self.daemon_id = daemon_id(settings.store.daemon_id, settings.state_dir)
-        self.runner = runner_id(self.daemon_id)
-        self.shared_store = store.backend == "postgresql"
-        mine = f"{self.daemon_id}/" if self.shared_store else ""
-        self.origin = {"host": host_name(), "daemon": self.daemon_id}
+        # With PostgreSQL several daemons share the store: work is leased to a runner.
+        me = identify(
+            settings.store.daemon_id, settings.state_dir, shared=store.backend != "sqlite"
+        )
+        self.identity = me
         self.policy: GatePolicy = gate_policy(settings)
         self.gate = GateService(
             store,
@@ -245,12 +244,9 @@ class App:
             max_batch=settings.gate.max_batch,
         )
         model = make_model(settings.llm.llm_settings())
+        settings_now = lambda: self.settings  # noqa: E731
         self.proactive = ProactiveLoop(
-            store,
-            self.gate,
-            lambda: self.settings,
-            model=model,
-            runner=self.runner if self.shared_store else None,
+            store, self.gate, settings_now, model=model, runner=me.claimer
         )
         browser = settings.browser
         vault = _vault(settings)
@@ -270,8 +266,8 @@ class App:
             browser=PlaywrightBrowser(browser),
             model=model,
             knowledge_base=knowledge_base,
-            owner=self.runner,
-            mine=mine,
+            owner=me.runner,
+            mine=me.mine,
             close_browser=True,
             agent_mode=_agent_mode(settings),
             level=lambda: self.governance.autonomy.snapshot.level,
@@ -279,25 +275,9 @@ class App:
         self.consents = ConsentsService(store, self.operations, knowledge_base=knowledge_base)
         self.secrets = SecretsService(store, vault)
         self.events = EventHub()
-        self.notifier = make_notifier(settings, self.origin if self.shared_store else None)
+        self.notifier = make_notifier(settings, me.origin if me.shared else None)
         self.incidents = IncidentService(store, self.notifier, self.events)
-        self.execution = ExecutionService(
-            store,
-            self.operations,
-            self.incidents,
-            self.events,
-            config=lambda: self.settings.execution,
-            policy=lambda: self.policy,
-            service=lambda: self.settings.browser.default_service,
-            briefings=BriefingWriter(
-                store,
-                lambda: self.settings.state_dir / "briefings",
-                lambda: model,
-                clock=lambda: datetime.now(UTC),
-            ),
-            runner=self.runner,
-            mine=mine,
-        )
+        self.execution = self._execution(store, model)
         self.rollback = RollbackService(self.execution)
         self.execution_views = ExecutionViews(store, self.operations)
         # Governance: breakers hear every published outcome; its tasks join the scheduler.
@@ -321,6 +301,27 @@ class App:
         self.integrity: dict[str, Any] = {"state": "not checked"}
         self.vault_warning: str | None = None
         self._stop = anyio.Event()
+
+    def _execution(self, store: SqliteStore, model: Any) -> ExecutionService:
+        """Return the execution engine, its runner this process (see :mod:`agentd.identity`)."""
+        me = self.identity
+        return ExecutionService(
+            store,
+            self.operations,
+            self.incidents,
+            self.events,
+            config=lambda: self.settings.execution,
+            policy=lambda: self.policy,
+            service=lambda: self.settings.browser.default_service,
+            briefings=BriefingWriter(
+                store,
+                lambda: self.settings.state_dir / "briefings",
+                lambda: model,
+                clock=lambda: datetime.now(UTC),
+            ),
+            runner=me.runner,
+            mine=me.mine,
+        )
 
     def _approval_ttl(self, tenant: str) -> timedelta:
         return timedelta(hours=self.settings.autonomy.approval_ttl_hours)
@@ -403,6 +404,13 @@ class App:
         if self.vault_warning:
             out.append(self.vault_warning)
         return out
+
+    def started(self, info: StoreInfo) -> dict[str, Any]:
+        """Return what the start record says besides version and pid: schema, and who."""
+        me = self.identity
+        return {"schema": info.schema_version} | (
+            {"runner": me.runner, **me.origin} if me.shared else {}
+        )
 
     def state_watcher(self) -> StateWatcher | None:
         """Return the watcher of the global state other daemons change (PostgreSQL), or None."""
@@ -602,12 +610,7 @@ async def run_daemon(  # noqa: PLR0915
                 AuditEvent(
                     AuditEventType.DAEMON_STARTED,
                     actor="agentd",
-                    data={
-                        "version": __version__,
-                        "pid": os.getpid(),
-                        "schema": info.schema_version,
-                        **({"runner": app.runner, **app.origin} if app.shared_store else {}),
-                    },
+                    data={"version": __version__, "pid": os.getpid(), **app.started(info)},
                 )
             )
             app.state = "running"

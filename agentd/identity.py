@@ -15,6 +15,7 @@ import hashlib
 import re
 import secrets
 import socket
+from dataclasses import dataclass
 from pathlib import Path
 
 #: What a configured daemon id may hold (``/`` separates it from a runner's suffix).
@@ -38,3 +39,34 @@ def daemon_id(configured: str, state_dir: Path) -> str:
 def runner_id(daemon: str) -> str:
     """Return a fresh runner id for this process of ``daemon``."""
     return f"{daemon}/{secrets.token_hex(4)}"
+
+
+@dataclass(frozen=True)
+class Identity:
+    """This daemon and process, and whether other daemons share its store."""
+
+    daemon: str
+    runner: str
+    host: str
+    shared: bool
+
+    @property
+    def mine(self) -> str:
+        """Return the prefix of this daemon's runner ids ("" when no other daemon shares)."""
+        return f"{self.daemon}/" if self.shared else ""
+
+    @property
+    def claimer(self) -> str | None:
+        """Return who claims scheduled runs (None when no other daemon shares the store)."""
+        return self.runner if self.shared else None
+
+    @property
+    def origin(self) -> dict[str, str]:
+        """Return what notifications and the start record say of their writer."""
+        return {"host": self.host, "daemon": self.daemon}
+
+
+def identify(configured: str, state_dir: Path, *, shared: bool) -> Identity:
+    """Return this process's identity (see the module)."""
+    daemon = daemon_id(configured, state_dir)
+    return Identity(daemon, runner_id(daemon), host_name(), shared)
