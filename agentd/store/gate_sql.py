@@ -18,7 +18,6 @@ from agentd.core.gate import GateOutcome, IdempotencyState
 from agentd.core.goals import GoalFact, GoalType, Verdict
 from agentd.core.intents import ActionIntent, IntentSource
 from agentd.core.timefmt import iso
-from agentd.store.postgres import GATE_LOCK
 from agentd.store.records import (
     AccountRow,
     GateBatchRows,
@@ -258,6 +257,10 @@ ENQUEUE = (
 )
 
 
+#: Taken first by each gate batch's transaction on PostgreSQL and held to its
+#: commit, so the batches of several daemons read and write budgets one at a
+#: time (an advisory lock key, beside agentd.store.postgres's).
+GATE_LOCK = (0x6167656E, 3)
 LOCK_GATE = "SELECT pg_advisory_xact_lock(?, ?)"
 
 

@@ -46,9 +46,7 @@ if TYPE_CHECKING:
 #: Advisory lock keys (any two 32-bit numbers; these spell "agen" "td…").
 MIGRATION_LOCK = (0x6167656E, 1)
 AUDIT_LOCK = (0x6167656E, 2)
-#: Taken first by each gate batch's transaction and held to its commit, so
-#: the decisions of several daemons read and write budgets one batch at a time.
-GATE_LOCK = (0x6167656E, 3)
+#: The gate batch's key (0x6167656E, 3) is ``agentd.store.gate_sql.GATE_LOCK``.
 
 
 def _pg_migrations() -> list[tuple[int, str, str]]:
