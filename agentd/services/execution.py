@@ -207,10 +207,18 @@ class ExecutionService:
                 OPEN_EXECUTION_STATES, owner=self.runner, mine=self.mine, until=until
             )
         held = {r.id for r in rows}
-        for exe_id, scope in list(self._drives.items()):
-            if exe_id not in held:
+        for exe_id in [i for i in self._drives if i not in held]:
+            # Not claimable: it left the open states (handed off, ended), or another
+            # daemon's runner holds it now.
+            current = await self.store.execution.get_execution(exe_id)
+            if (
+                current is not None
+                and current.state in OPEN_EXECUTION_STATES
+                and current.lease_owner not in (None, self.runner)
+                and exe_id in self._drives
+            ):
                 logger.error("execution {}: its lease was taken over; stopping here", exe_id)
-                scope.cancel()
+                self._drives[exe_id].cancel()
         return [
             r
             for r in rows
