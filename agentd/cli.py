@@ -74,6 +74,7 @@ def cmd_check_config(ns: argparse.Namespace) -> int:
     import json
 
     from agentd.config import check_host
+    from agentd.core.store_url import redact_url
 
     settings = _load(ns.config)
     check_host(settings)
@@ -82,7 +83,11 @@ def cmd_check_config(ns: argparse.Namespace) -> int:
     data["config_file"] = str(settings.config_file) if settings.config_file else None
     data["socket_path"] = str(settings.resolved_socket_path)
     data["log_dir"] = str(settings.resolved_log_dir)
-    data["database"] = str(settings.database_path)
+    # A password in the store URL is never printed.
+    data["store"]["url"] = redact_url(settings.store.url)
+    data["database"] = (
+        redact_url(settings.store.url) if settings.store.url else str(settings.database_path)
+    )
     # A file mode reads as octal, as it is written in TOML (0o660), not as 432.
     data["control"]["socket_mode"] = f"0o{settings.control.socket_mode:o}"
     print(json.dumps(data, indent=2), flush=True)
@@ -103,11 +108,20 @@ def cmd_backup(ns: argparse.Namespace) -> int:
     from pathlib import Path
 
     from agentd.store.backup import backup_database
+    from agentd.store.pg_backup import backup_postgres
 
     settings = _load(ns.config)
-    result = backup_database(settings.database_path, Path(ns.dest), progress=not ns.json)
+    if settings.store.url:
+        result = backup_postgres(settings.store.url, Path(ns.dest))
+    else:
+        result = backup_database(settings.database_path, Path(ns.dest), progress=not ns.json)
     if ns.json:
         print(json.dumps(result, indent=2))
+    elif settings.store.url:
+        print(
+            f"backed up {result['source']} to {result['backup']} ({result['bytes']} bytes, "
+            f"{result['format']})"
+        )
     else:
         print(
             f"backed up {result['source']} to {result['backup']} ({result['bytes']} bytes, "
@@ -220,9 +234,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "backup",
-        help="Copy the store (SQLite online backup) while the daemon runs.",
-        description="Write a consistent, verified copy of the database to DEST (atomically). "
-        "The vault key is not included: keep it apart.",
+        help="Copy the store while the daemon runs (SQLite online backup, or pg_dump).",
+        description="Write a consistent, verified copy of the database to DEST (atomically); "
+        "on PostgreSQL a pg_dump custom-format archive. The vault key is not included.",
         epilog="Example: agentd backup /var/backups/agentd/agentd-$(date +%%F).sqlite3",
     )
     p.add_argument("dest", metavar="DEST", help="backup file (or an existing folder)")

@@ -33,6 +33,7 @@ from agentd.core.guardrails import (
     DEFAULT_HARD_STOP,
 )
 from agentd.core.risk import DEFAULT_HIGH_CHANGE_TYPES, DEFAULT_MEDIUM_MIN_ITEMS
+from agentd.core.store_url import check_store_url, redact_url
 from agentd.errors import ConfigInvalid, InvalidArgument
 from agentd.exec_config import ExecutionConfig, NotifyConfig
 from agentd.gov_config import BreakersConfig, GovernanceConfig
@@ -129,10 +130,20 @@ class ControlSettings(Section):
 
 
 class StoreSettings(Section):
-    """The SQLite store."""
+    """The store: a SQLite file in the state folder (the default), or a PostgreSQL database."""
 
+    url: str = Field(
+        "",
+        description=(
+            "PostgreSQL database to keep everything in, as a libpq URL "
+            "(postgresql://USER@HOST:PORT/DB, or postgresql://USER@/DB?host=/run/postgresql "
+            "for a Unix socket); several daemons may share one. Empty (default): the SQLite "
+            "file at path. Keep the password in ~/.pgpass or PGPASSFILE rather than here; "
+            "one given here is shown as *** in logs, status and errors."
+        ),
+    )
     path: Path | None = Field(
-        None, description="Database file (default: STATE_DIR/agentd.sqlite3)."
+        None, description="SQLite database file (default: STATE_DIR/agentd.sqlite3)."
     )
     synchronous: Literal["FULL", "NORMAL"] = Field(
         "FULL",
@@ -162,6 +173,16 @@ class StoreSettings(Section):
                 "must be 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit"
             )
         return value
+
+    @field_validator("url")
+    @classmethod
+    def _store_url(cls, value: str) -> str:
+        return check_store_url(value)
+
+    @property
+    def engine(self) -> str:
+        """Return ``postgresql`` when a URL is set, else ``sqlite``."""
+        return "postgresql" if self.url else "sqlite"
 
 
 class LogSettings(Section):
@@ -496,7 +517,10 @@ def _describe(exc: ValidationError, path: Path | None, data: dict[str, Any]) -> 
         else:
             what = err["msg"]
             if "input" in err and not isinstance(err["input"], dict):
-                what += f" (got {err['input']!r})"
+                got = err["input"]
+                # A URL may carry a password: never shown.
+                shown = redact_url(got) if isinstance(got, str) else got
+                what += f" (got {shown!r})"
         lines.append(f"{source}: {key}: {what}")
         problems.append({"source": source, "key": key, "problem": what})
     message = "invalid configuration:\n  " + "\n  ".join(lines)

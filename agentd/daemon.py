@@ -60,6 +60,7 @@ from agentd.services.secrets import SecretsService
 from agentd.services.state_watch import StateWatcher
 from agentd.statelock import StateLock
 from agentd.store.base import StoreInfo
+from agentd.store.engines import AnyStore, make_store
 from agentd.store.gov_sql import STATE_CHANNEL
 from agentd.store.postgres import ChangeListener, PostgresStore
 from agentd.store.sqlite import SqliteStore
@@ -147,10 +148,15 @@ async def check_integrity(app: App) -> list[str]:
     A damaged store is put in a state that refuses every write (reads and
     status go on), and the damage is logged and notified.
     """
+    store = app.store
+    if not isinstance(store, SqliteStore):
+        # PostgreSQL checks its own pages; there is no file of agentd's to check.
+        app.integrity = {"state": "ok", "checked_at": None, "problems": [], "by": store.backend}
+        return []
     began = time.monotonic()
     app.integrity = {"state": "running", "started_at": datetime.now(UTC).isoformat()}
     try:
-        problems = await app.store.quick_check()
+        problems = await store.quick_check()
     except StoreError as exc:
         app.integrity = {"state": "failed", "error": exc.message}
         logger.error("integrity check: {}", exc.message)
@@ -163,19 +169,17 @@ async def check_integrity(app: App) -> list[str]:
     }
     if problems:
         damage = _damage_text(problems)
-        app.store.corrupt = damage
-        logger.critical("database {} is damaged, writes are refused: {}", app.store.path, damage)
+        store.corrupt = damage
+        logger.critical("database {} is damaged, writes are refused: {}", store.path, damage)
         await notify_quietly(
             app.notifier,
             Severity.CRITICAL,
             NotificationKind.STORE,
-            f"agentd's database {app.store.path} is damaged; writes are refused",
+            f"agentd's database {store.path} is damaged; writes are refused",
             f"PRAGMA quick_check found: {damage}. Stop agentd and restore a backup.",
         )
     else:
-        logger.info(
-            "integrity check of {}: ok in {:.2f} s", app.store.path, app.integrity["took_s"]
-        )
+        logger.info("integrity check of {}: ok in {:.2f} s", store.path, app.integrity["took_s"])
     return problems
 
 
@@ -184,6 +188,9 @@ async def check_integrity_at_start(app: App) -> bool:
 
     :raises StoreError: the store is damaged (start-up is refused: nothing was written).
     """
+    if not isinstance(app.store, SqliteStore):
+        await check_integrity(app)
+        return True
     path = app.store.path
     try:
         size = path.stat().st_size
@@ -226,7 +233,7 @@ class App:
     """Everything a command handler or a worker may need, in one place."""
 
     def __init__(
-        self, settings: Settings, store: SqliteStore, *, log_file: Path | None = None
+        self, settings: Settings, store: AnyStore, *, log_file: Path | None = None
     ) -> None:
         self.settings = settings
         self.store = store
@@ -302,7 +309,7 @@ class App:
         self.vault_warning: str | None = None
         self._stop = anyio.Event()
 
-    def _execution(self, store: SqliteStore, model: Any) -> ExecutionService:
+    def _execution(self, store: AnyStore, model: Any) -> ExecutionService:
         """Return the execution engine, its runner this process (see :mod:`agentd.identity`)."""
         me = self.identity
         return ExecutionService(
@@ -464,7 +471,8 @@ def _agent_mode(settings: Settings) -> AgentModeSettings:
 
 def build_app(settings: Settings, *, log_file: Path | None = None) -> App:
     """Create the app and its adapters (nothing is opened yet)."""
-    store = SqliteStore(
+    store = make_store(
+        settings.store.url,
         settings.database_path,
         synchronous=settings.store.synchronous,
         busy_timeout_ms=settings.store.busy_timeout_ms,
@@ -507,8 +515,13 @@ async def _watchdog(app: App, notifier: SystemdNotifier, interval: float) -> Non
 OPEN_EXTEND_EVERY_S = 10.0
 
 
+def _local_database(settings: Settings) -> Path | None:
+    """Return the SQLite file the state lock covers too; None on PostgreSQL (a shared database)."""
+    return None if settings.store.url else settings.database_path
+
+
 async def open_store(
-    store: SqliteStore, notifier: SystemdNotifier, every_s: float = OPEN_EXTEND_EVERY_S
+    store: AnyStore, notifier: SystemdNotifier, every_s: float = OPEN_EXTEND_EVERY_S
 ) -> None:
     """Open ``store``; while that takes long, keep asking for more start-up time.
 
@@ -575,7 +588,7 @@ async def run_daemon(  # noqa: PLR0915
         max_upload_bytes=control.max_upload_bytes,
     )
     # Before the store opens: a second daemon on this folder must not touch it.
-    lock = StateLock(settings.state_dir, settings.database_path)
+    lock = StateLock(settings.state_dir, _local_database(settings))
     lock.acquire()
     try:
         notifier.notify(STATUS="checking the store")

@@ -121,8 +121,29 @@ def _literal(text: str, *, docstring: bool = False) -> str:
     return repr(text)
 
 
+def _read_learnable_pg(url: str, op_id: str) -> tuple[OperationRow, list[StepRow]] | None:
+    """Return an operation and its steps from the PostgreSQL store at ``url``, or None.
+
+    :raises StoreError: the database cannot be reached.
+    """
+    import anyio
+
+    from agentd.store.postgres import PostgresStore
+
+    async def read() -> tuple[OperationRow, list[StepRow]] | None:
+        store = PostgresStore(url, pool_size=1)
+        await store.open()
+        try:
+            op = await store.ops.get_operation(op_id)
+            return None if op is None else (op, await store.ops.list_steps(op_id))
+        finally:
+            await store.close()
+
+    return anyio.run(read)
+
+
 def learn(
-    database: Path,
+    database: Path | str,
     op_id: str,
     name: str,
     folder: Path,
@@ -143,12 +164,15 @@ def learn(
     for key, value in params.items():
         if not re.fullmatch(r"[a-z_][a-z0-9_]*", key) or not value:
             raise InvalidArgument(f"--param {key}={value!r}: a lowercase name and a value")
-    if not database.is_file():
+    if isinstance(database, str):
+        found = _read_learnable_pg(database, op_id)
+    elif not database.is_file():
         raise NotFound(f"no store at {database}")
-    try:
-        found = read_learnable(str(database), op_id)
-    except Exception as exc:  # sqlite3.Error, and a store of another schema
-        raise InvalidArgument(f"cannot read operations from {database}: {exc}") from exc
+    else:
+        try:
+            found = read_learnable(str(database), op_id)
+        except Exception as exc:  # sqlite3.Error, and a store of another schema
+            raise InvalidArgument(f"cannot read operations from {database}: {exc}") from exc
     if found is None:
         raise NotFound(f"unknown operation {op_id!r}")
     op, rows = found
@@ -207,7 +231,8 @@ def main(args: argparse.Namespace) -> int:
             raise InvalidArgument(
                 "no workflows folder: set [browser] workflow_dirs or give --into DIR"
             )
-        path = learn(settings.database_path, args.op_id, args.name, Path(folder), params)
+        store = settings.store.url or settings.database_path
+        path = learn(store, args.op_id, args.name, Path(folder), params)
     except AgentdError as exc:
         print(f"agentd kb learn: error: {exc.message}", file=sys.stderr)
         return 1

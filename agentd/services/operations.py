@@ -60,7 +60,7 @@ from agentd.core.consent import (
 from agentd.core.policy import AutonomyLevel
 from agentd.core.states import RUNNING_OPERATION_STATES, OperationState
 from agentd.core.timefmt import iso
-from agentd.errors import AgentdError, Conflict, InvalidArgument, InvalidState, NotFound
+from agentd.errors import AgentdError, Conflict, InvalidArgument, InvalidState, NotFound, StoreError
 from agentd.kb import KnowledgeBase, Step, bind_account
 from agentd.llm import ModelUnavailable, StepPlanner, TaskPlanner
 from agentd.ops_config import BrowserSettings
@@ -176,6 +176,7 @@ class OperationsService:
                 on_change=self._notify,
             )
         self._running: dict[str, StopSignal] = {}
+        self._claim_failing = False  # the last claim found the store refusing writes
         self._wake = anyio.Event()
         self._changed = anyio.Event()
         self._closed = False
@@ -547,7 +548,7 @@ class OperationsService:
                     if self.mine:
                         await self._take_over()
                     free = int(limiter.available_tokens)
-                    for op in await self._claim(free) if free else []:
+                    for op in await self._claim_or_wait(free) if free else []:
                         await limiter.acquire_on_behalf_of(op.id)
                         tg.start_soon(self._run_one, op, limiter)
                     with anyio.move_on_after(self.settings.lease_s / 2):
@@ -569,6 +570,23 @@ class OperationsService:
             return
         for op in settled:
             logger.warning("op {} taken over from a runner that is gone: {}", op.id, op.state)
+
+    async def _claim_or_wait(self, n: int) -> list[OperationRow]:
+        """Claim up to ``n`` pending operations; none while the store refuses writes.
+
+        A store that refuses writes (a full disk, a damaged file) must not
+        bring the daemon down: status reports it, and claiming resumes at the
+        next tick once writes are accepted again.
+        """
+        try:
+            claimed = await self._claim(n)
+        except StoreError as exc:
+            if not self._claim_failing:
+                logger.error("operations are not started: {}", exc.message)
+            self._claim_failing = True
+            return []
+        self._claim_failing = False
+        return claimed
 
     async def _claim(self, n: int) -> list[OperationRow]:
         claimed: list[str] = []

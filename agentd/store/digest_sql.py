@@ -185,7 +185,7 @@ class SqliteDigest:
             for r in rows
         ]
         counted = await self._db.fetchone(
-            f"SELECT COUNT(*), COALESCE(SUM(e.state = 'handed_off'), 0) {_HANDOFFS}", (lo, hi)
+            f"SELECT COUNT(*), COUNT(*) FILTER (WHERE e.state = 'handed_off') {_HANDOFFS}", (lo, hi)
         )
         assert counted is not None
         return items, int(counted[0]), int(counted[1])
@@ -252,7 +252,7 @@ class SqliteDigest:
                 )
             )
         counted = await self._db.fetchone(
-            f"SELECT COUNT(*), COALESCE(SUM(a.event = 'PROPOSAL_APPROVED'), 0) {where}",
+            f"SELECT COUNT(*), COUNT(*) FILTER (WHERE a.event = 'PROPOSAL_APPROVED') {where}",
             (*names, lo, hi),
         )
         assert counted is not None

@@ -67,6 +67,14 @@ def _bounds(start: datetime | None, end: datetime | None) -> tuple[str, str]:
     return (iso(start) if start else "", iso(end) if end else "9999")
 
 
+def _emergency_abort(event: str, data: str) -> bool:
+    """Return whether an audit record turned the kill switch on or tripped a (stopping) breaker."""
+    values = json.loads(data or "{}")
+    if event == "KILL_SWITCH_CHANGED":
+        return bool(values.get("on") == 1)
+    return bool(values.get("alert_only") == 0)
+
+
 class SqliteGovernance:
     """The reads of governance (:class:`~agentd.store.api.GovernanceReads`)."""
 
@@ -144,26 +152,28 @@ class SqliteGovernance:
         marks = ",".join("?" for _ in SAFETY_REASONS)
         (i,) = await self._db.fetchall(
             "SELECT COUNT(*), "
-            "COALESCE(SUM(approval_source = 'POLICY'), 0), "
-            "COALESCE(SUM(approval_source = 'HUMAN'), 0), "
-            "COALESCE(SUM(status = 'rejected'), 0), "
-            "COALESCE(SUM(decision = 'BLOCKED'), 0), "
-            "COALESCE(SUM(status = 'expired'), 0), "
-            f"COALESCE(SUM(reason IN ({marks})), 0) "
+            "COUNT(*) FILTER (WHERE approval_source = 'POLICY'), "
+            "COUNT(*) FILTER (WHERE approval_source = 'HUMAN'), "
+            "COUNT(*) FILTER (WHERE status = 'rejected'), "
+            "COUNT(*) FILTER (WHERE decision = 'BLOCKED'), "
+            "COUNT(*) FILTER (WHERE status = 'expired'), "
+            f"COUNT(*) FILTER (WHERE reason IN ({marks})) "
             "FROM intents WHERE created_at >= ? AND created_at < ?",
             (*SAFETY_REASONS, lo, hi),
         )
         (e,) = await self._db.fetchall(
-            "SELECT COALESCE(SUM(state = 'succeeded'), 0), COALESCE(SUM(state = 'failed'), 0), "
-            "COALESCE(SUM(state = 'succeeded' AND EXISTS (SELECT 1 FROM executions r "
-            "WHERE r.rollback_of = e.id AND r.kind = 'rollback' AND r.state = 'succeeded')), 0) "
+            "SELECT COUNT(*) FILTER (WHERE state = 'succeeded'), "
+            "COUNT(*) FILTER (WHERE state = 'failed'), "
+            "COUNT(*) FILTER (WHERE state = 'succeeded' AND EXISTS (SELECT 1 FROM executions r "
+            "WHERE r.rollback_of = e.id AND r.kind = 'rollback' AND r.state = 'succeeded')) "
             "FROM executions e WHERE e.kind = 'change' AND e.finished_at >= "
             "? AND e.finished_at < ?",
             (lo, hi),
         )
         (h,) = await self._db.fetchall(
-            "SELECT COALESCE(SUM(state = 'handed_off'), 0), COALESCE(SUM(state = 'succeeded'), 0), "
-            "COALESCE(SUM(state = 'failed'), 0) FROM executions WHERE kind = 'change' "
+            "SELECT COUNT(*) FILTER (WHERE state = 'handed_off'), "
+            "COUNT(*) FILTER (WHERE state = 'succeeded'), "
+            "COUNT(*) FILTER (WHERE state = 'failed') FROM executions WHERE kind = 'change' "
             "AND executor = 'handoff' AND started_at >= ? AND started_at < ?",
             (lo, hi),
         )
@@ -176,13 +186,16 @@ class SqliteGovernance:
         ):
             severity[row[0]] = int(row[1])
             autonomous += int(row[2])
-        (a,) = await self._db.fetchall(
-            "SELECT "
-            "COALESCE(SUM(event IN ('OPERATION_REFUSED_COMMAND', 'APPROVAL_REFUSED')), 0), "
-            "COALESCE(SUM((event = 'KILL_SWITCH_CHANGED' AND json_extract(data, '$.on') = 1) "
-            "OR (event = 'BREAKER_TRIPPED' AND json_extract(data, '$.alert_only') = 0)), 0) "
-            "FROM audit WHERE event IN ('OPERATION_REFUSED_COMMAND', 'APPROVAL_REFUSED', "
-            "'KILL_SWITCH_CHANGED', 'BREAKER_TRIPPED') AND at >= ? AND at < ?",
+        (refused,) = await self._db.fetchall(
+            "SELECT COUNT(*) FROM audit WHERE event IN "
+            "('OPERATION_REFUSED_COMMAND', 'APPROVAL_REFUSED') AND at >= ? AND at < ?",
+            (lo, hi),
+        )
+        # Which of these were emergency aborts is in their JSON data, read here
+        # rather than in SQL, whose JSON functions differ between databases.
+        aborts = await self._db.fetchall(
+            "SELECT event, data FROM audit WHERE event IN "
+            "('KILL_SWITCH_CHANGED', 'BREAKER_TRIPPED') AND at >= ? AND at < ?",
             (lo, hi),
         )
         return MetricCounts(
@@ -200,18 +213,18 @@ class SqliteGovernance:
             handoffs_failed=int(h[2]),
             incidents_by_severity=severity,
             incidents_from_autonomous=autonomous,
-            constraint_violations=int(a[0]),
-            emergency_aborts=int(a[1]),
+            constraint_violations=int(refused[0]),
+            emergency_aborts=sum(_emergency_abort(r[0], r[1]) for r in aborts),
             gate_triggers=int(i[6]),
         )
 
     async def human_action_stats(self, start: datetime, end: datetime) -> dict[str, ActionStats]:
         """Return, per action type, how human-approved change executions finished in the period."""
         rows = await self._db.fetchall(
-            "SELECT action_type, COALESCE(SUM(state = 'succeeded'), 0), "
-            "COALESCE(SUM(state = 'failed'), 0), "
-            "COALESCE(SUM(state = 'succeeded' AND EXISTS (SELECT 1 FROM executions r "
-            "WHERE r.rollback_of = e.id AND r.kind = 'rollback' AND r.state = 'succeeded')), 0) "
+            "SELECT action_type, COUNT(*) FILTER (WHERE state = 'succeeded'), "
+            "COUNT(*) FILTER (WHERE state = 'failed'), "
+            "COUNT(*) FILTER (WHERE state = 'succeeded' AND EXISTS (SELECT 1 FROM executions r "
+            "WHERE r.rollback_of = e.id AND r.kind = 'rollback' AND r.state = 'succeeded')) "
             "FROM executions e WHERE e.kind = 'change' AND e.autonomous = 0 "
             "AND e.finished_at >= ? AND e.finished_at < ? GROUP BY action_type",
             (iso(start), iso(end)),

@@ -22,11 +22,15 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from importlib import resources
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import anyio
+from loguru import logger
 
 from agentd.core.audit import (
     GENESIS,
@@ -34,10 +38,25 @@ from agentd.core.audit import (
     AuditRecord,
     chain_rows,
 )
+from agentd.core.interactions import CompactInteraction
+from agentd.core.store_url import redact_url
 from agentd.core.timefmt import iso
 from agentd.errors import StoreError
 from agentd.store.audit_log import ChainedAuditReads, audit_record
-from agentd.store.base import StoreInfo
+from agentd.store.base import BlockTransaction, StoreInfo
+from agentd.store.digest_sql import SqliteDigest
+from agentd.store.exec_sql import SqliteExecutions, SqliteExecutionWrites
+from agentd.store.gate_sql import SqliteGate, SqliteGateBlock, SqliteGateWrites
+from agentd.store.gov_sql import SqliteGovernance, SqliteGovernanceWrites
+from agentd.store.ops_sql import SqliteOperations, SqliteOperationWrites
+from agentd.store.proactive_sql import (
+    HISTORIES,
+    KNOWN_KEYS,
+    SqliteProactive,
+    SqliteProactiveWrites,
+    group_histories,
+)
+from agentd.store.rows import SqlReader, SqlWriter
 
 if TYPE_CHECKING:
     import psycopg
@@ -47,6 +66,8 @@ if TYPE_CHECKING:
 MIGRATION_LOCK = (0x6167656E, 1)
 AUDIT_LOCK = (0x6167656E, 2)
 #: The gate batch's key (0x6167656E, 3) is ``agentd.store.gate_sql.GATE_LOCK``.
+
+T = TypeVar("T")
 
 
 def _pg_migrations() -> list[tuple[int, str, str]]:
@@ -134,23 +155,33 @@ class PgTx:
 
     dialect = "postgresql"
 
-    def __init__(self, conn: psycopg.AsyncConnection[Any], now: datetime) -> None:
+    def __init__(self, conn: psycopg.AsyncConnection[Any], now: datetime, url: str) -> None:
         self._conn = conn
         self.now = now
         self._audit: list[AuditEvent] = []
+        # The areas: the same classes as SQLite's, their SQL being portable.
+        self.gate = SqliteGateWrites(self)
+        self.execution = SqliteExecutionWrites(self)
+        self.ops = SqliteOperationWrites(self)
+        self.gov = SqliteGovernanceWrites(self)
+        self.proactive = PgProactiveWrites(self, url)
+        self.digest = SqliteDigest(self)
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
         """Run one statement; return its cursor."""
         text, order = to_format(sql)
         return await self._conn.execute(text, _params(order, params))
 
-    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
-        """Run one statement for many rows (pipelined by psycopg)."""
+    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> int:
+        """Run one statement for many rows (pipelined by psycopg); return the rows changed."""
         text, order = to_format(sql)
         batch = [_params(order, r) for r in rows]
-        if batch:
-            async with self._conn.cursor() as cur:
-                await cur.executemany(text, batch)
+        if not batch:
+            return 0
+        async with self._conn.cursor() as cur:
+            await cur.executemany(text, batch)
+            # psycopg sums the rows each execution changed.
+            return max(0, int(cur.rowcount))
 
     async def execute_each(self, statements: Sequence[tuple[str, Iterable[Sequence[Any]]]]) -> None:
         """Run each ``(sql, rows)`` statement for its rows, in order."""
@@ -177,6 +208,90 @@ class PgTx:
         self._audit.append(event)
 
 
+class PgBlockTx:
+    """The gate block's transaction: plain code on a worker thread, statements on the loop.
+
+    psycopg's connection is asynchronous: the block (see ``Store.write_block``)
+    runs on a worker thread, and each of its reads and writes (one
+    ``fetch_each`` and one ``execute_each`` per batch) is handed back to the
+    event loop, to run on the transaction's connection.
+    """
+
+    dialect = "postgresql"
+
+    def __init__(self, tx: PgTx) -> None:
+        self._tx = tx
+        self.now = tx.now
+        self.gate = SqliteGateBlock(self)
+
+    def fetch_each(self, queries: Sequence[tuple[str, Sequence[Any]]]) -> list[list[PgRow]]:
+        """Run each query, in order; return the rows of each (sees the block's writes)."""
+        return anyio.from_thread.run(self._tx.fetch_each, queries)
+
+    def execute_each(self, statements: Sequence[tuple[str, Iterable[Sequence[Any]]]]) -> None:
+        """Run each statement for its rows, in order."""
+        anyio.from_thread.run(self._tx.execute_each, statements)
+
+    def audit(self, event: AuditEvent) -> None:
+        """Append an audit event when the transaction commits."""
+        self._tx.audit(event)
+
+
+def _scan(
+    url: str,
+    since: float,
+    keys_since: str,
+    work: Callable[[set[str], Iterator[tuple[str, list[CompactInteraction]]]], T],
+) -> T:
+    """Run ``work`` over the interaction histories read on a connection of its own.
+
+    A server-side cursor hands the rows over in slices, so one account's
+    history is held at a time, as SQLite's scan does.
+    """
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        conn.read_only = True
+        keys = {str(r[0]) for r in conn.execute(to_format(KNOWN_KEYS)[0], (keys_since,))}
+        with conn.cursor(name="agentd_histories") as cur:
+            cur.execute(to_format(HISTORIES)[0], (since,))
+            return work(keys, group_histories(cur))
+
+
+class PgProactive(SqliteProactive):
+    """The proactive reads; the history scan reads on a connection of its own."""
+
+    def __init__(self, db: SqlReader, url: str) -> None:
+        super().__init__(db, Path())
+        self._url = url
+
+    async def scan_histories(
+        self,
+        since: float,
+        keys_since: str,
+        work: Callable[[set[str], Iterator[tuple[str, list[CompactInteraction]]]], T],
+    ) -> T:
+        """Run ``work`` on a worker thread over the interaction histories; return its result."""
+        return await anyio.to_thread.run_sync(_scan, self._url, since, keys_since, work)
+
+
+class PgProactiveWrites(SqliteProactiveWrites):
+    """The proactive records inside a transaction; the scan as :class:`PgProactive`'s."""
+
+    def __init__(self, tx: SqlWriter, url: str) -> None:
+        super().__init__(tx, Path())
+        self._url = url
+
+    async def scan_histories(
+        self,
+        since: float,
+        keys_since: str,
+        work: Callable[[set[str], Iterator[tuple[str, list[CompactInteraction]]]], T],
+    ) -> T:
+        """Run ``work`` on a worker thread over the interaction histories; return its result."""
+        return await anyio.to_thread.run_sync(_scan, self._url, since, keys_since, work)
+
+
 class PostgresStore(ChainedAuditReads):
     """The store on a PostgreSQL database that several daemons may share (see the module)."""
 
@@ -190,15 +305,29 @@ class PostgresStore(ChainedAuditReads):
         # The last record this store appended (for verify_audit, as SQLite's).
         self._head_seq = 0
         self._head_hash = GENESIS
+        # Write failures, for status, as SQLite's store counts them.
+        self.write_errors = 0
+        self.last_write_error: tuple[datetime, str] | None = None
         self.writes_failing = False
+        # SQLite's damaged-file state; PostgreSQL keeps its own files sound.
+        self.corrupt: str | None = None
+        # One writer at a time in this process, as SQLite's store promises.
+        self._lock = anyio.Lock()
+        # The areas, reading the last committed state on connections of the pool.
+        self.gate = SqliteGate(self)
+        self.execution = SqliteExecutions(self)
+        self.ops = SqliteOperations(self)
+        self.gov = SqliteGovernance(self)
+        self.proactive = PgProactive(self, url)
+        self.digest = SqliteDigest(self)
 
     def __repr__(self) -> str:
-        return f"PostgresStore({_redacted(self.url)!r})"
+        return f"PostgresStore({redact_url(self.url)!r})"
 
     @property
     def location(self) -> str:
         """Where the store is, without a password."""
-        return _redacted(self.url)
+        return redact_url(self.url)
 
     # -- lifecycle ----------------------------------------------------------------
 
@@ -308,17 +437,44 @@ class PostgresStore(ChainedAuditReads):
         """
         import psycopg
 
-        try:
-            async with self._pool_or_fail().connection() as conn, conn.transaction():
-                tx = PgTx(conn, now or datetime.now(UTC))
-                yield tx
-                if tx._audit:
-                    head = await self._append(conn, tx._audit, tx.now)
-                    self._head_seq, self._head_hash = head
-        except psycopg.Error as exc:
-            self.writes_failing = True
-            raise StoreError(f"write failed: {exc}") from exc
-        self.writes_failing = False
+        async with self._lock:
+            try:
+                async with self._pool_or_fail().connection() as conn, conn.transaction():
+                    tx = PgTx(conn, now or datetime.now(UTC), self.url)
+                    yield tx
+                    if tx._audit:
+                        # A commit in flight finishes even if our caller is cancelled.
+                        with anyio.CancelScope(shield=True):
+                            head = await self._append(conn, tx._audit, tx.now)
+                        self._head_seq, self._head_hash = head
+            except psycopg.Error as exc:
+                raise self._write_failed(f"write failed: {exc}") from exc
+            self.writes_failing = False
+
+    def _write_failed(self, message: str) -> StoreError:
+        """Count and log a failed write; return the error to raise."""
+        self.write_errors += 1
+        self.last_write_error = (datetime.now(UTC), message)
+        self.writes_failing = True
+        logger.error("store: {} ({})", message, self.location)
+        return StoreError(message)
+
+    async def write_block(
+        self, block: Callable[[BlockTransaction], T], now: datetime | None = None
+    ) -> T:
+        """Run ``block`` as one write transaction; return its result.
+
+        The block runs on a worker thread with a :class:`PgBlockTx`, whose
+        statements run on the transaction's connection; see
+        ``Store.write_block``.
+
+        :raises StoreError: the store is closed or PostgreSQL refused the write.
+        """
+        async with self.write(now) as tx:
+            # Shielded: the block finishes (or fails) whole, as SQLite's does.
+            with anyio.CancelScope(shield=True):
+                result = await anyio.to_thread.run_sync(block, PgBlockTx(tx))
+        return result
 
     async def _append(
         self, conn: psycopg.AsyncConnection[Any], events: Sequence[AuditEvent], now: datetime
@@ -366,6 +522,32 @@ class PostgresStore(ChainedAuditReads):
     async def read_one(self, sql: str, params: Sequence[Any] = ()) -> PgRow | None:
         """Read the first row from the last committed state."""
         return next(iter(await self.read_all(sql, params)), None)
+
+    # The committed-read side of :class:`~agentd.store.rows.SqlReader`, which
+    # the areas read through (a transaction is the other side).
+
+    async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> PgRow | None:
+        """Read one row of the last committed state."""
+        return await self.read_one(sql, params)
+
+    async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[PgRow]:
+        """Read rows of the last committed state."""
+        return await self.read_all(sql, params)
+
+    async def fetch_each(self, queries: Sequence[tuple[str, Sequence[Any]]]) -> list[list[PgRow]]:
+        """Run each query, in order, on one snapshot of the committed state."""
+        import psycopg
+
+        try:
+            async with self._pool_or_fail().connection() as conn:
+                await conn.set_isolation_level(psycopg.IsolationLevel.REPEATABLE_READ)
+                try:
+                    return await PgTx(conn, datetime.now(UTC), self.url).fetch_each(queries)
+                finally:
+                    await conn.rollback()
+                    await conn.set_isolation_level(None)
+        except psycopg.Error as exc:
+            raise StoreError(f"read failed: {exc}") from exc
 
     # -- meta ------------------------------------------------------------------------
 
@@ -448,8 +630,3 @@ class ChangeListener:
         conn, self._conn = self._conn, None
         if conn is not None:
             await conn.close()
-
-
-def _redacted(url: str) -> str:
-    """Return ``url`` without its password."""
-    return re.sub(r"(://[^:/@]+):[^@/]*@", r"\1:***@", url)

@@ -15,7 +15,7 @@ import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import anyio
 
@@ -35,9 +35,9 @@ from agentd.store.rows import Row, SqlReader, SqlWriter, row_dict
 T = TypeVar("T")
 
 INSERT_INTERACTION = (
-    "INSERT OR IGNORE INTO interactions"
+    "INSERT INTO interactions"
     "(account, at, id, kind, inbound, sentiment, summary, imported_at) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
 )
 _KIND_BY_CODE = {int(KindCode[k.name]): k for k in InteractionKind}
 
@@ -49,6 +49,15 @@ def interaction_row(item: Interaction, imported_at: str) -> tuple[Any, ...]:
 
 
 # -- the scan (worker thread, own connection) ---------------------------------------
+
+
+#: The histories' read, in one pass in primary-key order.
+HISTORIES = (
+    "SELECT account, id, kind, inbound, at, sentiment FROM interactions "
+    "WHERE at >= ? ORDER BY account, at, id"
+)
+#: The read of the keys of patterns detected at or after a time.
+KNOWN_KEYS = "SELECT key FROM patterns WHERE detected_at >= ?"
 
 
 def open_readonly(path: Path) -> sqlite3.Connection:
@@ -66,11 +75,19 @@ def iter_histories(
     Only interactions at or after ``since`` (epoch seconds) are read, in one
     pass in primary-key order; one account's list is held at a time.
     """
-    cur = conn.execute(
-        "SELECT account, id, kind, inbound, at, sentiment FROM interactions "
-        "WHERE at >= ? ORDER BY account, at, id",
-        (since,),
-    )
+    return group_histories(conn.execute(HISTORIES, (since,)))
+
+
+class Fetcher(Protocol):
+    """A cursor that hands its rows over in slices."""
+
+    def fetchmany(self, size: int) -> Sequence[Any]:
+        """Return up to ``size`` more rows (none at the end)."""
+        ...
+
+
+def group_histories(cur: Fetcher) -> Iterator[tuple[str, list[CompactInteraction]]]:
+    """Yield ``(account, interactions)`` from the rows of :data:`HISTORIES`, one account at once."""
     current: str | None = None
     items: list[CompactInteraction] = []
     while True:
@@ -90,7 +107,7 @@ def iter_histories(
 
 def known_keys(conn: sqlite3.Connection, since: str) -> set[str]:
     """Return the keys of patterns detected at or after ``since`` (ISO time)."""
-    return {r[0] for r in conn.execute("SELECT key FROM patterns WHERE detected_at >= ?", (since,))}
+    return {r[0] for r in conn.execute(KNOWN_KEYS, (since,))}
 
 
 def _pattern_row(p: Pattern) -> tuple[Any, ...]:
@@ -291,15 +308,16 @@ class SqliteProactive:
             (tenant, tenant),
         )
         inter = await self._db.fetchone(
-            "SELECT COALESCE(SUM(i.inbound = 0), 0), COALESCE(SUM(i.sentiment IS NOT NULL), 0), "
-            "COALESCE(SUM(i.sentiment >= 0), 0) FROM accounts a "
+            "SELECT COUNT(*) FILTER (WHERE i.inbound = 0), "
+            "COUNT(*) FILTER (WHERE i.sentiment IS NOT NULL), "
+            "COUNT(*) FILTER (WHERE i.sentiment >= 0) FROM accounts a "
             "JOIN interactions i ON i.account = a.id AND i.at >= ? AND i.at < ? WHERE a.tenant = ?",
             (since_ts, until_ts, tenant),
         )
         # Executions by when they finished (the audit's subject is the execution's
         # id, not the intent's: the executions table is the record to count).
         execs = await self._db.fetchone(
-            "SELECT COALESCE(SUM(state = 'succeeded'), 0), COUNT(*) FROM executions "
+            "SELECT COUNT(*) FILTER (WHERE state = 'succeeded'), COUNT(*) FROM executions "
             "WHERE kind = 'change' AND state IN ('succeeded', 'failed') "
             "AND finished_at >= ? AND finished_at < ? AND tenant = ?",
             (iso(since), iso(until), tenant),
@@ -443,8 +461,9 @@ class SqliteProactiveWrites(SqliteProactive):
     async def insert_patterns(self, patterns: Sequence[Pattern]) -> None:
         """Store new patterns; a key already stored is left as it is."""
         await self._tx.executemany(
-            "INSERT OR IGNORE INTO patterns(key, account, kind, severity, direction, summary, "
-            "rules, evidence, detected_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO patterns(key, account, kind, severity, direction, summary, "
+            "rules, evidence, detected_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT DO NOTHING",
             [_pattern_row(p) for p in patterns],
         )
 
@@ -543,7 +562,11 @@ class SqliteProactiveWrites(SqliteProactive):
     ) -> None:
         """Store an account's summary, replacing the previous one."""
         await self._tx.execute(
-            "INSERT OR REPLACE INTO account_summaries(account, summary, method, interactions, "
-            "last_interaction_at, generated_at, fallback_reason) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO account_summaries(account, summary, method, interactions, "
+            "last_interaction_at, generated_at, fallback_reason) VALUES (?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT(account) DO UPDATE SET summary = excluded.summary, "
+            "method = excluded.method, interactions = excluded.interactions, "
+            "last_interaction_at = excluded.last_interaction_at, "
+            "generated_at = excluded.generated_at, fallback_reason = excluded.fallback_reason",
             (account, summary, method, count, last_at, iso(self._tx.now), fallback_reason),
         )

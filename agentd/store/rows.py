@@ -57,7 +57,7 @@ class SqlWriter(SqlReader, Protocol):
     #: ``sqlite`` or ``postgresql``: the few statements that differ (row locks) ask.
     dialect: str
 
-    async def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> Any:
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
         """Run one statement; return its cursor (``rowcount``)."""
         ...
 

@@ -446,3 +446,44 @@ async def test_the_digest_reads_the_first_audit_record(store: Store) -> None:
     await store.append_audit([AuditEvent("B", "bob")], NOW + timedelta(hours=1))
     assert await store.digest.first_audit_at() == NOW
     assert await store.gov.first_audit_at() == iso(NOW)
+
+
+async def test_counts_over_a_period_read_states_and_audit_data(store: Store) -> None:
+    # The counts that sum conditions and read the audit records' JSON data.
+    done = iso(NOW + timedelta(minutes=5))
+    async with store.write(NOW) as tx:
+        await tx.gate.upsert_accounts([account("globex")], iso(NOW))
+        rows = [
+            execution("exe_1", "int_1", state="succeeded", finished_at=done, autonomous=False),
+            execution("exe_2", "int_2", state="failed", finished_at=done, autonomous=False),
+            execution("exe_3", "int_3", state="succeeded", finished_at=done),
+            execution("exe_4", "int_4", state="handed_off", executor="handoff", started_at=done),
+        ]
+        for row in rows:
+            await tx.execution.insert_execution(row)
+        tx.audit(AuditEvent("KILL_SWITCH_CHANGED", "alice", data={"on": True}))
+        tx.audit(AuditEvent("KILL_SWITCH_CHANGED", "alice", data={"on": False}))
+        tx.audit(AuditEvent("BREAKER_TRIPPED", "agentd", data={"alert_only": False}))
+        tx.audit(AuditEvent("BREAKER_TRIPPED", "agentd", data={"alert_only": True}))
+        tx.audit(AuditEvent("APPROVAL_REFUSED", "mallory"))
+    period = (NOW - timedelta(hours=1), NOW + timedelta(hours=1))
+    counts = await store.gov.metric_counts(*period)
+    assert (counts.executions_succeeded, counts.executions_failed) == (2, 1)
+    assert (counts.handoffs_open, counts.handoffs_done) == (1, 0)
+    assert (counts.emergency_aborts, counts.constraint_violations) == (2, 1)
+    stats = await store.gov.human_action_stats(*period)
+    assert stats["send_follow_up_email"].succeeded == 1
+    assert stats["send_follow_up_email"].failed == 1
+    facts = await store.proactive.metric_counts("t1", *period)
+    assert (facts["executions_succeeded"], facts["executions_total"]) == (2, 3)
+    assert facts["pipeline_accounts"] == 1
+    handoffs, total, still_open = await store.digest.handoffs(iso(period[0]), iso(period[1]), 10)
+    assert [h.execution_id for h in handoffs] == ["exe_4"] and (total, still_open) == (1, 1)
+
+
+async def test_task_runs_count_runs_and_failures(store: Store) -> None:
+    for ok in (False, False, True):
+        async with store.write(NOW) as tx:
+            await tx.proactive.record_task_run("digest", NOW, ok=ok, detail=None)
+    run = (await store.proactive.task_runs())["digest"]
+    assert (run["runs"], run["failures"], run["consecutive_failures"]) == (3, 2, 0)

@@ -61,6 +61,11 @@ async def test_a_large_store_is_checked_after_ready_and_refuses_writes_when_dama
         assert status["store"]["writes_refused"] is True
         assert any("database is damaged, writes are refused" in p for p in status["problems"])
         assert status["state"] == "running"  # it still answers: reads, status
+        # The operations runner's next claim is a write the store refuses: it
+        # must wait for the store, not bring the daemon down.
+        app.operations._wake.set()
+        await anyio.sleep(0.5)
+        assert (await ask(sock, "status"))["state"] == "running"
         assert (await ask(sock, "intents.list", {})) == {"intents": []}
         with pytest.raises(AgentdError) as refused:
             await ask(sock, "accounts.import", {"name": "b.csv"}, upload=accounts_csv(1))

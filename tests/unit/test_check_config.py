@@ -62,3 +62,38 @@ def test_a_missing_group_from_the_environment_names_the_variable(
     assert cli.main(["check-config"]) == cli.EXIT_CONFIG
     err = capsys.readouterr().err
     assert "environment variable AGENTD_CONTROL__GROUP: control.group: no group" in err
+
+
+def test_a_postgresql_url_is_shown_without_its_password(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = _config(tmp_path, '[store]\nurl = "postgresql://agentd:s3cret@db.internal:5432/agentd"\n')
+    assert cli.main(["check-config", "--config", cfg]) == 0
+    out, _ = capsys.readouterr()
+    data = json.loads(out)
+    assert data["store"]["url"] == "postgresql://agentd:***@db.internal:5432/agentd"
+    assert data["database"] == "postgresql://agentd:***@db.internal:5432/agentd"
+    assert "s3cret" not in out
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("mysql://agentd:s3cret@db/agentd", "must start with postgresql://"),
+        ("postgresql://agentd:s3cret@db:54x2/agentd", "is not a valid URL"),
+        ("postgresql://agentd:s3cret@[::1/agentd", "is not a valid URL"),
+    ],
+)
+def test_a_bad_store_url_is_refused_without_showing_its_password(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    url: str,
+    problem: str,
+) -> None:
+    monkeypatch.setenv("AGENTD_STORE__URL", url)
+    assert cli.main(["check-config"]) != 0
+    _, err = capsys.readouterr()
+    assert "environment variable AGENTD_STORE__URL: store.url" in err
+    assert problem in err
+    assert "s3cret" not in err and "agentd:***@" in err
