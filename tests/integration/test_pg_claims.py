@@ -13,19 +13,21 @@ from __future__ import annotations
 import itertools
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import anyio
 import psycopg
 import pytest
 
+from agentd.config import AutonomyConfig, Settings
+from agentd.core.intents import ActionIntent, make_intent
 from agentd.core.timefmt import iso
-from agentd.store.exec_sql import SqliteExecutionWrites
-from agentd.store.ops_sql import SqliteOperationWrites
+from agentd.policy import gate_policy
+from agentd.services.gate import GateService
 from agentd.store.postgres import PgTx, PostgresStore
-from agentd.store.proactive_sql import SqliteProactiveWrites
 from agentd.testing.pgcluster import PgCluster
-from tests.conformance.test_store_areas import execution
+from tests.conformance.test_store_areas import account, execution
 from tests.conformance.test_store_core import operation
 
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
@@ -51,18 +53,6 @@ async def two(cluster: PgCluster) -> AsyncIterator[tuple[PostgresStore, Postgres
     finally:
         await a.close()
         await b.close()
-
-
-def executions(tx: PgTx) -> SqliteExecutionWrites:
-    return SqliteExecutionWrites(tx)  # type: ignore[arg-type]
-
-
-def operations(tx: PgTx) -> SqliteOperationWrites:
-    return SqliteOperationWrites(tx)  # type: ignore[arg-type]
-
-
-def proactive(tx: PgTx) -> SqliteProactiveWrites:
-    return SqliteProactiveWrites(tx, None)  # type: ignore[arg-type]
 
 
 async def queue_intents(store: PostgresStore, n: int) -> list[str]:
@@ -113,9 +103,9 @@ async def side_by_side(
 
 
 async def take_queue(tx: PgTx, size: int) -> list[str]:
-    rows = await executions(tx).claim_queued(size)
+    rows = await tx.execution.claim_queued(size)
     for row in rows:
-        await executions(tx).mark_queue(row["intent_id"], "taken")
+        await tx.execution.mark_queue(row["intent_id"], "taken")
     return [str(r["intent_id"]) for r in rows]
 
 
@@ -146,7 +136,7 @@ async def test_without_the_row_locks_both_daemons_take_the_same_handoff(
     await queue_intents(a, 3)
 
     async def unlocked(tx: PgTx, size: int) -> list[str]:
-        rows = await executions(tx).queued_intents(size)  # a plain read, no claim
+        rows = await tx.execution.queued_intents(size)  # a plain read, no claim
         return [str(r["intent_id"]) for r in rows]
 
     got_a, got_b = await side_by_side(a, b, unlocked)
@@ -159,11 +149,11 @@ async def test_two_daemons_lease_disjoint_executions(
     a, b = two
     async with a.write(NOW) as tx:
         for i in range(8):
-            await executions(tx).insert_execution(execution(f"exe_{i}", f"int_{i}"))
+            await tx.execution.insert_execution(execution(f"exe_{i}", f"int_{i}"))
     until = iso(NOW + timedelta(seconds=30))
 
     async def lease(tx: PgTx, owner: str) -> list[str]:
-        rows = await executions(tx).claim_executions(
+        rows = await tx.execution.claim_executions(
             ["queued"], owner=owner, mine=owner.split("/")[0] + "/", until=until
         )
         return [e.id for e in rows]
@@ -187,10 +177,10 @@ async def test_two_daemons_lease_disjoint_executions(
     for e in await a.read_all("SELECT id, lease_owner FROM executions"):
         assert (e[0] in got["a"]) == (e[1] == "a/1")
     async with b.write(NOW + timedelta(seconds=10)) as tx:
-        assert set(await executions(tx).renew_leases(got["a"], owner="b/1", until=until)) == set()
+        assert set(await tx.execution.renew_leases(got["a"], owner="b/1", until=until)) == set()
     # Daemon a dies: after its leases expire, b takes its executions over.
     async with b.write(NOW + timedelta(seconds=31)) as tx:
-        taken = await executions(tx).claim_executions(
+        taken = await tx.execution.claim_executions(
             ["queued"], owner="b/1", mine="b/", until=iso(NOW + timedelta(seconds=61))
         )
     assert sorted(e.id for e in taken) == [f"exe_{i}" for i in range(8)]
@@ -203,12 +193,12 @@ async def test_two_daemons_start_disjoint_operations(
     async with a.write(NOW) as tx:
         for i in range(6):
             created = iso(NOW + timedelta(seconds=i))
-            await operations(tx).insert_operation(operation(f"op_{i}", created_at=created))
+            await tx.ops.insert_operation(operation(f"op_{i}", created_at=created))
 
     async def start(tx: PgTx, size: int) -> list[str]:
-        ops = await operations(tx).claim_pending(size)
+        ops = await tx.ops.claim_pending(size)
         for op in ops:
-            await operations(tx).update_operation(op.id, {"state": "in_progress"})
+            await tx.ops.update_operation(op.id, {"state": "in_progress"})
         return [op.id for op in ops]
 
     got_a, got_b = await side_by_side(a, b, start, size=3)
@@ -224,7 +214,7 @@ async def test_a_task_runs_once_per_interval_whichever_daemon_ticks(
 
     async def tick(store: PostgresStore, me: str) -> None:
         async with store.write(NOW) as tx:
-            if await proactive(tx).claim_task_run(
+            if await tx.proactive.claim_task_run(
                 "scan", owner=me, due_before=NOW, until=NOW + timedelta(minutes=5)
             ):
                 wins.append(me)
@@ -236,9 +226,62 @@ async def test_a_task_runs_once_per_interval_whichever_daemon_ticks(
             tg.start_soon(tick, b, "b")
         assert len(wins) == 1, wins
         async with a.write(NOW) as tx:
-            await proactive(tx).record_task_run(
-                "scan", NOW - timedelta(hours=1), ok=True, detail=""
-            )
+            await tx.proactive.record_task_run("scan", NOW - timedelta(hours=1), ok=True, detail="")
         wins.clear()
     row = await a.read_one("SELECT runs FROM task_runs WHERE name = 'scan'")
     assert row is not None and int(row[0]) == 3
+
+
+async def test_two_daemons_gates_consume_each_budget_once(
+    two: tuple[PostgresStore, PostgresStore], tmp_path: Path
+) -> None:
+    """Both daemons decide the same intents at once, under one tenant's budget of 10."""
+    a, b = two
+    settings = Settings(
+        state_dir=tmp_path,
+        autonomy=AutonomyConfig(level="L3+"),
+        budget={"per_tenant_daily": 10, "per_account_daily": 100},  # type: ignore[arg-type]
+    )
+    policy = gate_policy(settings)
+    gates = [
+        GateService(
+            s, lambda: policy, approval_ttl=lambda _t: timedelta(hours=1), clock=lambda: NOW
+        )
+        for s in (a, b)
+    ]
+    async with a.write(NOW) as tx:
+        await tx.gate.upsert_accounts([account("globex")], iso(NOW))
+    intents = [
+        make_intent(
+            tenant="t1",
+            account="globex",
+            action_type="send_follow_up_email",
+            rationale=f"r{i}",
+            source="operator",
+        )
+        for i in range(30)
+    ]
+    answers: dict[str, set[str]] = {}
+
+    async def submit(gate: GateService, intent: ActionIntent) -> None:
+        r = await gate.submit(intent, "tester")
+        answers.setdefault(r["intent_id"], set()).add(r["decision"])
+
+    async with anyio.create_task_group() as tg:
+        for g in gates:
+            tg.start_soon(g.run)
+        async with anyio.create_task_group() as subs:
+            for intent in intents:  # each to both daemons at once
+                for g in gates:
+                    subs.start_soon(submit, g, intent)
+        tg.cancel_scope.cancel()
+    for g in gates:
+        g.close()
+    # One decision per intent, whichever daemon answered; the budget consumed once each.
+    assert len(answers) == 30 and all(len(d) == 1 for d in answers.values())
+    auto = [i for i, d in answers.items() if d == {"AUTO_EXECUTE"}]
+    consumed = [r[0] for r in await a.read_all("SELECT intent_id FROM budget_consumption")]
+    assert sorted(consumed) == sorted(auto) and len(auto) == 10
+    used = await a.read_one("SELECT used FROM budget_usage WHERE scope = 'tenant'")
+    assert used is not None and int(used[0]) == 10
+    assert (await a.verify_audit()).intact

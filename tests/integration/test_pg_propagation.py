@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
 
 import anyio
 import psycopg
@@ -22,7 +21,7 @@ import pytest
 from agentd.config import Settings
 from agentd.services.autonomy import KILL_SWITCH, KILL_SWITCH_CHANGED, LEVEL, AutonomyState
 from agentd.services.state_watch import POLL_S, StateWatcher
-from agentd.store.gov_sql import STATE_CHANNEL, SqliteGovernance, SqliteGovernanceWrites
+from agentd.store.gov_sql import STATE_CHANNEL
 from agentd.store.postgres import ChangeListener, PostgresStore
 from agentd.testing.pgcluster import PgCluster
 
@@ -43,26 +42,11 @@ async def url(cluster: PgCluster) -> AsyncIterator[str]:
     yield cluster.url_for(name)
 
 
-class Committed:
-    """Daemon B's committed reads of the governance area, on a PostgresStore."""
-
-    def __init__(self, store: PostgresStore) -> None:
-        self.store = store
-        self.gov = SqliteGovernance(self)  # type: ignore[arg-type]
-
-    async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
-        return await self.store.read_all(sql, params)
-
-    async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        return await self.store.read_one(sql, params)
-
-
 async def set_state(store: PostgresStore, values: dict[str, str]) -> None:
     """Daemon A: change the global state in one transaction."""
     async with store.write() as tx:
-        gov = SqliteGovernanceWrites(tx)  # type: ignore[arg-type]
         for key, value in values.items():
-            await gov.set_meta(key, value)
+            await tx.gov.set_meta(key, value)
 
 
 async def watch_until_changed(
@@ -73,7 +57,7 @@ async def watch_until_changed(
     await b.open()
     stopped: list[tuple[str, str]] = []
     changed = anyio.Event()
-    autonomy = AutonomyState(Committed(b), lambda: Settings(state_dir=tmp_path))  # type: ignore[arg-type]
+    autonomy = AutonomyState(b, lambda: Settings(state_dir=tmp_path))
     await autonomy.load()
     watcher = StateWatcher(
         autonomy,
