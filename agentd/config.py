@@ -154,6 +154,25 @@ class StoreSettings(Section):
         ),
     )
     busy_timeout_ms: int = Field(5000, ge=0, le=600_000, description="Wait this long for a lock.")
+    daemon_id: str = Field(
+        "",
+        description=(
+            "This daemon's id where several share one PostgreSQL database: it names the "
+            "holder of leases and the writer of notifications (empty: the host name and a "
+            "hash of the state folder). Letters, digits, '.', '_', '-'; unique per daemon."
+        ),
+    )
+
+    @field_validator("daemon_id")
+    @classmethod
+    def _daemon_id(cls, value: str) -> str:
+        from agentd.identity import DAEMON_ID
+
+        if value and not DAEMON_ID.fullmatch(value):
+            raise ValueError(
+                "must be 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit"
+            )
+        return value
 
     @field_validator("url")
     @classmethod

@@ -12,7 +12,7 @@ import gc
 import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ from agentd.config import Settings, load_settings
 from agentd.core.audit import AuditEvent, AuditEventType
 from agentd.core.policy import GatePolicy
 from agentd.errors import AgentdError, ConfigInvalid, StoreError, VaultError
+from agentd.identity import identify
 from agentd.kb import KnowledgeBase, load_knowledge_base
 from agentd.llm import make_model
 from agentd.notifiers import (
@@ -56,8 +57,12 @@ from agentd.services.rollback import RollbackService
 from agentd.services.scheduler import ProactiveLoop
 from agentd.services.scope import notify_quietly
 from agentd.services.secrets import SecretsService
+from agentd.services.state_watch import StateWatcher
 from agentd.statelock import StateLock
+from agentd.store.base import StoreInfo
 from agentd.store.engines import AnyStore, make_store
+from agentd.store.gov_sql import STATE_CHANNEL
+from agentd.store.postgres import ChangeListener, PostgresStore
 from agentd.store.sqlite import SqliteStore
 from agentd.vault import Vault, load_key
 
@@ -205,15 +210,19 @@ async def check_integrity_at_start(app: App) -> bool:
     return True
 
 
-def make_notifier(settings: Settings) -> FanoutNotifier:
-    """Return the configured notification channels: file, log, optional webhook."""
+def make_notifier(settings: Settings, origin: Mapping[str, str] | None = None) -> FanoutNotifier:
+    """Return the configured notification channels: file, log, optional webhook.
+
+    ``origin`` (host and daemon id) is stamped on every notification, where
+    several daemons share one store.
+    """
     notify = settings.notify
     channels: list[Notifier] = [FileNotifier(notify.resolved_folder(settings.state_dir))]
     if notify.log:
         channels.append(LogNotifier())
     if notify.webhook_url:
         channels.append(WebhookNotifier(notify.webhook_url, notify.webhook_timeout_s))
-    return FanoutNotifier(channels)
+    return FanoutNotifier(channels, origin)
 
 
 #: How long ``status`` lists a store write error that later writes got past.
@@ -229,6 +238,11 @@ class App:
         self.settings = settings
         self.store = store
         self.log_file = log_file
+        # With PostgreSQL several daemons share the store: work is leased to a runner.
+        me = identify(
+            settings.store.daemon_id, settings.state_dir, shared=store.backend != "sqlite"
+        )
+        self.identity = me
         self.policy: GatePolicy = gate_policy(settings)
         self.gate = GateService(
             store,
@@ -237,7 +251,10 @@ class App:
             max_batch=settings.gate.max_batch,
         )
         model = make_model(settings.llm.llm_settings())
-        self.proactive = ProactiveLoop(store, self.gate, lambda: self.settings, model=model)
+        settings_now = lambda: self.settings  # noqa: E731
+        self.proactive = ProactiveLoop(
+            store, self.gate, settings_now, model=model, runner=me.claimer
+        )
         browser = settings.browser
         vault = _vault(settings)
 
@@ -256,6 +273,8 @@ class App:
             browser=PlaywrightBrowser(browser),
             model=model,
             knowledge_base=knowledge_base,
+            owner=me.runner,
+            mine=me.mine,
             close_browser=True,
             agent_mode=_agent_mode(settings),
             level=lambda: self.governance.autonomy.snapshot.level,
@@ -263,23 +282,9 @@ class App:
         self.consents = ConsentsService(store, self.operations, knowledge_base=knowledge_base)
         self.secrets = SecretsService(store, vault)
         self.events = EventHub()
-        self.notifier = make_notifier(settings)
+        self.notifier = make_notifier(settings, me.origin if me.shared else None)
         self.incidents = IncidentService(store, self.notifier, self.events)
-        self.execution = ExecutionService(
-            store,
-            self.operations,
-            self.incidents,
-            self.events,
-            config=lambda: self.settings.execution,
-            policy=lambda: self.policy,
-            service=lambda: self.settings.browser.default_service,
-            briefings=BriefingWriter(
-                store,
-                lambda: self.settings.state_dir / "briefings",
-                lambda: model,
-                clock=lambda: datetime.now(UTC),
-            ),
-        )
+        self.execution = self._execution(store, model)
         self.rollback = RollbackService(self.execution)
         self.execution_views = ExecutionViews(store, self.operations)
         # Governance: breakers hear every published outcome; its tasks join the scheduler.
@@ -303,6 +308,27 @@ class App:
         self.integrity: dict[str, Any] = {"state": "not checked"}
         self.vault_warning: str | None = None
         self._stop = anyio.Event()
+
+    def _execution(self, store: AnyStore, model: Any) -> ExecutionService:
+        """Return the execution engine, its runner this process (see :mod:`agentd.identity`)."""
+        me = self.identity
+        return ExecutionService(
+            store,
+            self.operations,
+            self.incidents,
+            self.events,
+            config=lambda: self.settings.execution,
+            policy=lambda: self.policy,
+            service=lambda: self.settings.browser.default_service,
+            briefings=BriefingWriter(
+                store,
+                lambda: self.settings.state_dir / "briefings",
+                lambda: model,
+                clock=lambda: datetime.now(UTC),
+            ),
+            runner=me.runner,
+            mine=me.mine,
+        )
 
     def _approval_ttl(self, tenant: str) -> timedelta:
         return timedelta(hours=self.settings.autonomy.approval_ttl_hours)
@@ -385,6 +411,24 @@ class App:
         if self.vault_warning:
             out.append(self.vault_warning)
         return out
+
+    def started(self, info: StoreInfo) -> dict[str, Any]:
+        """Return what the start record says besides version and pid: schema, and who."""
+        me = self.identity
+        return {"schema": info.schema_version} | (
+            {"runner": me.runner, **me.origin} if me.shared else {}
+        )
+
+    def state_watcher(self) -> StateWatcher | None:
+        """Return the watcher of the global state other daemons change (PostgreSQL), or None."""
+        if not isinstance(self.store, PostgresStore):
+            return None
+        return StateWatcher(
+            self.governance.autonomy,
+            on_change=self.governance_changed,
+            stop_all=self.operations.stop_all,
+            listener=ChangeListener(self.store.url, STATE_CHANNEL),
+        )
 
     def governance_changed(self) -> None:
         """Apply governance's level and allowlist to the gate's policy; refresh STATUS=."""
@@ -579,11 +623,7 @@ async def run_daemon(  # noqa: PLR0915
                 AuditEvent(
                     AuditEventType.DAEMON_STARTED,
                     actor="agentd",
-                    data={
-                        "version": __version__,
-                        "pid": os.getpid(),
-                        "schema": info.schema_version,
-                    },
+                    data={"version": __version__, "pid": os.getpid(), **app.started(info)},
                 )
             )
             app.state = "running"
@@ -641,6 +681,9 @@ async def _serve(
         await tg.start(app.proactive.run)
         tg.start_soon(app.operations.run)
         tg.start_soon(app.execution.run)
+        watcher = app.state_watcher()
+        if watcher is not None:
+            tg.start_soon(watcher.run)
         if notifier.watchdog_interval:
             tg.start_soon(_watchdog, app, notifier, notifier.watchdog_interval)
 

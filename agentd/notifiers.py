@@ -14,7 +14,7 @@ import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -66,6 +66,9 @@ class Notification:
     # Structured content for a machine reading the notification (a hand-off's
     # approved intent); left out of the JSON form when empty.
     data: Mapping[str, Any] = field(default_factory=dict)
+    # Which daemon wrote it (``host``, ``daemon``), where several share one store;
+    # stamped by :class:`FanoutNotifier`, left out of the JSON form when empty.
+    origin: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.id:
@@ -112,6 +115,8 @@ class Notification:
         }
         if self.data:
             out["data"] = dict(self.data)
+        if self.origin:
+            out["origin"] = dict(self.origin)
         return out
 
 
@@ -278,11 +283,16 @@ class FanoutNotifier:
 
     name = "fanout"
 
-    def __init__(self, notifiers: Sequence[Notifier]) -> None:
+    def __init__(
+        self, notifiers: Sequence[Notifier], origin: Mapping[str, str] | None = None
+    ) -> None:
         self.notifiers = list(notifiers)
+        self.origin = dict(origin or {})
 
     async def deliver(self, n: Notification) -> list[Delivery]:
-        """Send ``n`` to all notifiers and return, in order, who failed and why."""
+        """Send ``n`` (stamped with :attr:`origin`) to all notifiers; return who failed and why."""
+        if self.origin and not n.origin:
+            n = replace(n, origin=self.origin)
         results: list[Exception | None] = [None] * len(self.notifiers)
 
         async def one(index: int, notifier: Notifier) -> None:

@@ -31,7 +31,7 @@ CEILINGS = {
     "agentd/services/rollback.py::RollbackService._undo": 81,
     "agentd/browser/agent.py::BrowserAgent._step": 108,
     "agentd/ctl/gate.py::register": 106,
-    "agentd/daemon.py::run_daemon": 104,
+    "agentd/daemon.py::run_daemon": 100,
     "agentd/ctl/governance.py::register": 104,
     "agentd/services/governance.py::GovernanceService.kill_switch": 96,
     "agentd/services/breakers.py::BreakerService._record": 89,

@@ -141,8 +141,15 @@ class ExecutionService:
         service: Callable[[], str],
         clock: Callable[[], datetime] = _now,
         briefings: BriefingWriter | None = None,
+        runner: str = ACTOR,
+        mine: str = "",
     ) -> None:
         self.store = store
+        # Leases (several daemons on one store): this process's runner id, and the
+        # prefix of this daemon's runner ids ("" when one daemon holds every lease).
+        self.runner = runner
+        self.mine = mine
+        self._drives: dict[str, anyio.CancelScope] = {}
         self.operations = operations
         self.incidents = incidents
         self.events = events
@@ -172,6 +179,8 @@ class ExecutionService:
                 config = self.config()
                 if config.enabled:
                     try:
+                        if self.mine:
+                            await self.recover()  # take over what a dead daemon left
                         await self.take_queue()
                         for exe in await self._due():
                             self._active.add(exe.id)
@@ -181,10 +190,35 @@ class ExecutionService:
                 with anyio.move_on_after(config.poll_interval_s):
                     await self._wake.wait()
 
+    def lease_s(self) -> float:
+        """Return how long a lease lasts: three looks at the queue, and at least 30 s."""
+        return max(30.0, 3 * self.config().poll_interval_s)
+
     async def _due(self) -> list[ExecutionRow]:
+        """Lease the open executions no live runner holds (renewing this one's); return those due.
+
+        A drive whose lease another daemon has taken since (this one was
+        stalled past the lease) is cancelled: an execution runs on one daemon.
+        """
         now = self.clock()
+        until = iso(now + timedelta(seconds=self.lease_s()))
         async with self.store.write(now) as tx:
-            rows = await tx.execution.executions_in_state(OPEN_EXECUTION_STATES)
+            rows = await tx.execution.claim_executions(
+                OPEN_EXECUTION_STATES, owner=self.runner, mine=self.mine, until=until
+            )
+        held = {r.id for r in rows}
+        for exe_id in [i for i in self._drives if i not in held]:
+            # Not claimable: it left the open states (handed off, ended), or another
+            # daemon's runner holds it now.
+            current = await self.store.execution.get_execution(exe_id)
+            if (
+                current is not None
+                and current.state in OPEN_EXECUTION_STATES
+                and current.lease_owner not in (None, self.runner)
+                and exe_id in self._drives
+            ):
+                logger.error("execution {}: its lease was taken over; stopping here", exe_id)
+                self._drives[exe_id].cancel()
         return [
             r
             for r in rows
@@ -195,7 +229,8 @@ class ExecutionService:
 
     async def _drive_guarded(self, exe_id: str) -> None:
         try:
-            exe = await self.drive(exe_id)
+            with anyio.CancelScope() as self._drives[exe_id]:
+                exe = await self.drive(exe_id)
             if exe.state in (
                 ExecutionState.SNAPSHOT,
                 ExecutionState.READY,
@@ -208,6 +243,7 @@ class ExecutionService:
         except AgentdError as exc:
             logger.error("execution {} stopped: {}", exe_id, exc.message)
         finally:
+            self._drives.pop(exe_id, None)
             self._active.discard(exe_id)
             self.notify_changed()
 
@@ -243,7 +279,7 @@ class ExecutionService:
         mapping, registry = config.executors, config.registry()
         default = config.default_executor
         async with self.store.write(now) as tx:
-            for row in await tx.execution.queued_intents(_TAKE_BATCH):
+            for row in await tx.execution.claim_queued(_TAKE_BATCH):
                 exe_id = f"exe_{token.token_hex(8)}"
                 intent = IntentView(
                     intent_id=row["intent_id"],
@@ -982,6 +1018,9 @@ class ExecutionService:
     async def recover(self) -> list[str]:
         """Settle executions a stopped process left mid-way; return their ids.
 
+        Only those no live runner holds: with several daemons on one store,
+        another daemon's executions wait until its lease has expired (a dead
+        daemon's work is taken over then; the loop looks each time round).
         Read-only phases restart; a ``ready`` execution goes back to its checks
         (its snapshot may be stale); ``running`` ones adopt their operation
         when the loop drives them. A rollback left running is failed
@@ -989,15 +1028,21 @@ class ExecutionService:
         """
         now = self.clock()
         touched: list[str] = []
+        until = iso(now + timedelta(seconds=self.lease_s()))
         async with self.store.write(now) as tx:
-            for exe in await tx.execution.executions_in_state(
+            for exe in await tx.execution.claim_executions(
                 (
                     ExecutionState.READY,
                     ExecutionState.SNAPSHOT,
                     ExecutionState.VERIFYING,
                     ExecutionState.RUNNING,
                 ),
+                owner=self.runner,
+                mine=self.mine,
+                until=until,
             ):
+                if exe.id in self._active or exe.lease_owner == self.runner:
+                    continue  # this process drives it now
                 if exe.kind == "rollback":
                     await self.set_state(
                         tx,

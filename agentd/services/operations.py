@@ -131,6 +131,7 @@ class OperationsService:
         browser: Browser,
         model: StepPlanner | None = None,
         owner: str | None = None,
+        mine: str = "",
         close_browser: bool = False,
         agent_mode: AgentModeSettings | None = None,
         level: Callable[[], AutonomyLevel] = lambda: AutonomyLevel.L3,
@@ -140,6 +141,9 @@ class OperationsService:
         self.knowledge_base = knowledge_base
         self.vault = vault
         self.owner = owner or f"agentd-{token.token_hex(6)}"
+        # The prefix of this daemon's runner ids when several daemons share the
+        # store ("" when this one runs every operation): see :meth:`recover`.
+        self.mine = mine
         self.folder = settings.resolved_screenshots_dir(state_dir)
         self.browser = browser
         self._own_browser = close_browser
@@ -482,11 +486,15 @@ class OperationsService:
 
     # -- running --------------------------------------------------------------------------
 
-    async def recover(self) -> list[OperationRow]:
+    async def recover(self, states: Sequence[str] = RUNNING_OPERATION_STATES) -> list[OperationRow]:
         """Settle operations left ``in_progress`` by a process that is gone; return them.
 
-        At start-up this process is the only runner, so every ``in_progress``
-        operation owned by another is orphaned, whatever its lease says.
+        With one daemon on the store, at start-up this process is the only
+        runner, so every ``in_progress`` operation owned by another is
+        orphaned, whatever its lease says. With several (``mine`` set), only
+        this daemon's earlier process's and those whose lease expired: the
+        run loop looks again each time round, so a dead daemon's operations
+        are taken over once their lease runs out.
         """
         try:
             kb: KnowledgeBase | None = self.knowledge_base()
@@ -495,9 +503,7 @@ class OperationsService:
             kb = None
         settled: list[str] = []
         async with self.store.write() as tx:
-            for op in await tx.ops.operations_in_state(RUNNING_OPERATION_STATES):
-                if op.lease_owner == self.owner:
-                    continue
+            for op in await tx.ops.orphaned_operations(states, owner=self.owner, mine=self.mine):
                 steps = None
                 if kb is not None and op.workflow in kb.names and op.workflow != TASK_WORKFLOW:
                     steps = kb.workflow(op.workflow).steps
@@ -539,6 +545,8 @@ class OperationsService:
             async with anyio.create_task_group() as tg:
                 while True:
                     self._wake = anyio.Event()
+                    if self.mine:
+                        await self._take_over()
                     free = int(limiter.available_tokens)
                     for op in await self._claim_or_wait(free) if free else []:
                         await limiter.acquire_on_behalf_of(op.id)
@@ -548,6 +556,20 @@ class OperationsService:
         finally:
             for signal in self._running.values():
                 signal.set("shutdown", "the daemon stopped")
+
+    async def _take_over(self) -> None:
+        """Settle the operations of a daemon that is gone (see :meth:`recover`).
+
+        Only those ``in_progress``: a task waiting for a person's approval of
+        its next step holds no browser, and is settled when a daemon starts.
+        """
+        try:
+            settled = await self.recover((OperationState.IN_PROGRESS,))
+        except AgentdError as exc:
+            logger.error("taking over operations failed: {}", exc.message)
+            return
+        for op in settled:
+            logger.warning("op {} taken over from a runner that is gone: {}", op.id, op.state)
 
     async def _claim_or_wait(self, n: int) -> list[OperationRow]:
         """Claim up to ``n`` pending operations; none while the store refuses writes.
@@ -571,7 +593,7 @@ class OperationsService:
         now = _now()
         needs = permission_lookup(self.knowledge_base)
         async with self.store.write(now) as tx:
-            for op in (await tx.ops.operations_in_state([OperationState.PENDING]))[:n]:
+            for op in await tx.ops.claim_pending(n):
                 consent = await tx.ops.active_consent(op.account, op.service, op.workflow)
                 shortfall = consent_shortfall(consent, op.workflow, needs(op.workflow))
                 if shortfall is not None:

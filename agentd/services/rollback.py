@@ -16,7 +16,7 @@ a stopped process left running and makes its token available again.
 from __future__ import annotations
 
 import secrets as token
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from loguru import logger
@@ -301,6 +301,9 @@ class RollbackService:
                     "created_at": iso(tx.now),
                     "updated_at": iso(tx.now),
                     "started_at": iso(tx.now),
+                    # This process runs it: leased from the start (renewed by the engine's loop).
+                    "lease_owner": self.engine.runner,
+                    "lease_until": iso(tx.now + timedelta(seconds=self.engine.lease_s())),
                 },
             )
         return await self.engine.get(rb_id)

@@ -56,6 +56,10 @@ from agentd.store.base import Store
 START_DELAY = timedelta(seconds=0.2)
 
 
+#: The shortest claim on a scheduled run (several daemons; see TaskScheduler._claim).
+CLAIM_AT_LEAST = timedelta(minutes=15)
+
+
 @dataclass(frozen=True)
 class TaskSpec:
     """One scheduled task: its name, interval and what it runs.
@@ -89,8 +93,13 @@ class TaskScheduler:
         drain_timeout: float = 30.0,
         enabled: bool = True,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        runner: str | None = None,
     ) -> None:
         self.store = store
+        # Several daemons on one store: each scheduled run is claimed in the
+        # store by ``runner`` (this process), so it runs once per interval
+        # whichever daemon ticks first. None: one daemon, nothing to claim.
+        self.runner = runner
         self.tasks = {t.name: t for t in tasks}
         self.misfire_grace_time = int(misfire_grace_time)
         self.drain_timeout = drain_timeout
@@ -177,9 +186,35 @@ class TaskScheduler:
         if self._tg is None or state.lock.locked():
             logger.info("task {} is still running; skipping this tick", name)
             return
+        if self.runner is not None and not await self._claim(name):
+            logger.debug("task {}: this interval's run is another daemon's; skipping", name)
+            return
         done = anyio.Event()
         self._tg.start_soon(self._execute, name, "schedule", done)
         await done.wait()
+
+    async def _claim(self, name: str) -> bool:
+        """Claim this interval's run of ``name`` in the store (several daemons).
+
+        Due when no run started in the last nine tenths of the interval (a
+        tick of another daemon, whose clock runs in another phase, may come
+        a little early); the claim holds for the interval, at least 15
+        minutes, so a daemon that dies mid-run blocks no more than that.
+        """
+        assert self.runner is not None
+        now = self.clock()
+        interval = self.tasks[name].interval()
+        try:
+            async with self.store.write(now) as tx:
+                return await tx.proactive.claim_task_run(
+                    name,
+                    owner=self.runner,
+                    due_before=now - interval * 0.9,
+                    until=now + max(interval, CLAIM_AT_LEAST),
+                )
+        except AgentdError as exc:
+            logger.error("task {}: its run could not be claimed: {}", name, exc.message)
+            return False
 
     # -- running -------------------------------------------------------------------------
 
@@ -358,6 +393,7 @@ class ProactiveLoop:
         *,
         model: Summarizer | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        runner: str | None = None,
     ) -> None:
         self.store = store
         self.gate = gate
@@ -406,6 +442,7 @@ class ProactiveLoop:
             drain_timeout=cfg.drain_timeout_s,
             enabled=cfg.enabled,
             clock=clock,
+            runner=runner,
         )
 
     @property

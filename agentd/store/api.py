@@ -274,6 +274,36 @@ class ExecutionRecords(ExecutionReads, Protocol):
         """Move a hand-off row to ``state`` (taken: an execution row now owns it)."""
         ...
 
+    async def claim_queued(self, limit: int) -> list[dict[str, Any]]:
+        """Return queued hand-offs as :meth:`queued_intents` does, claimed for this transaction.
+
+        Another daemon's claim skips them until this transaction ends (by
+        which time they are ``taken``, or queued again after a rollback).
+        """
+        ...
+
+    async def claim_executions(
+        self, states: Sequence[str], *, owner: str, mine: str, until: str
+    ) -> list[ExecutionRow]:
+        """Lease to ``owner`` until ``until`` the executions in ``states`` no live runner holds.
+
+        Free: no lease, an expired one (at the transaction's time), ``owner``'s
+        own, or one held by a runner id that starts with ``mine`` (this
+        daemon's earlier process; ``""`` when one daemon holds every lease).
+        Return them, oldest first, as they were before this claim (their
+        ``lease_owner``: who held them). Rows another daemon's transaction is
+        claiming at the same time are passed over.
+        """
+        ...
+
+    async def renew_leases(self, ids: Sequence[str], *, owner: str, until: str) -> set[str]:
+        """Extend ``owner``'s leases on ``ids`` to ``until``; return the ids it still held."""
+        ...
+
+    async def release_lease(self, exe_id: str, *, owner: str) -> bool:
+        """Give up ``owner``'s lease on an execution; return whether it held it."""
+        ...
+
     async def insert_token(self, values: dict[str, Any]) -> None:
         """Insert a rollback token."""
         ...
@@ -364,6 +394,25 @@ class OperationRecords(OperationReads, Protocol):
 
     async def insert_operation(self, values: dict[str, Any]) -> None:
         """Insert a new operation (``params`` and ``result`` as Python objects)."""
+        ...
+
+    async def claim_pending(self, limit: int) -> list[OperationRow]:
+        """Return up to ``limit`` pending operations, oldest first, claimed for this transaction.
+
+        Another daemon's claim skips them until this transaction ends (by
+        which time this one has started them, or left them pending).
+        """
+        ...
+
+    async def orphaned_operations(
+        self, states: Sequence[str], *, owner: str, mine: str
+    ) -> list[OperationRow]:
+        """Return the operations in ``states`` whose runner is gone, claimed for this transaction.
+
+        Gone: no lease, an expired one (at the transaction's time), or one held
+        by a runner id other than ``owner`` that starts with ``mine`` (this
+        daemon's earlier process; ``""`` when one daemon runs every operation).
+        """
         ...
 
     async def update_operation(self, op_id: str, changes: dict[str, Any]) -> None:
@@ -651,7 +700,21 @@ class ProactiveRecords(ProactiveReads, Protocol):
     async def record_task_run(
         self, name: str, started: datetime, *, ok: bool, detail: str | None
     ) -> None:
-        """Record a finished run of a task (its start is what schedules the next one)."""
+        """Record a finished run of a task (its start is what schedules the next one).
+
+        A claim on the task (:meth:`claim_task_run`) ends with it.
+        """
+        ...
+
+    async def claim_task_run(
+        self, name: str, *, owner: str, due_before: datetime, until: datetime
+    ) -> bool:
+        """Claim the run of a task starting at the transaction's time for ``owner``.
+
+        Refused (False) while another claim holds it (until its ``until``), or
+        when a run started after ``due_before`` (this interval's run has been
+        done, or is being done, by whichever daemon ticked first).
+        """
         ...
 
     async def upsert_summary(

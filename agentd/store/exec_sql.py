@@ -13,7 +13,29 @@ from typing import Any
 
 from agentd.core.timefmt import iso
 from agentd.store.records import ExecutionRow, IncidentRow, TokenRow
-from agentd.store.rows import Row, SqlReader, SqlWriter, insert_row, row_dict, update_row
+from agentd.store.rows import (
+    Row,
+    SqlReader,
+    SqlWriter,
+    insert_row,
+    row_dict,
+    skip_locked,
+    update_row,
+)
+
+_QUEUED = (
+    "SELECT q.intent_id, q.approval_source, i.tenant, i.account, i.action_type, "
+    "i.domain, i.change_type, i.diff, i.rationale, i.status, i.risk_level "
+    "FROM execution_queue q JOIN intents i ON i.seq = q.intent_seq "
+    "WHERE q.state = 'queued' ORDER BY q.seq LIMIT ?"
+)
+
+#: A lease another runner may take: none, expired, or held by a runner of
+#: ``mine`` (the same daemon before a restart: the prefix of its runner ids).
+_FREE_LEASE = (
+    "(lease_owner IS NULL OR lease_until IS NULL OR lease_until <= ? "
+    "OR substr(lease_owner, 1, length(?)) = ?)"
+)
 
 _JSON_COLUMNS = ("checks", "params", "before", "after", "diff", "result")
 
@@ -116,13 +138,7 @@ class SqliteExecutions:
         """
         return [
             {**row_dict(r), "diff": _object(r["diff"])}
-            for r in await self._db.fetchall(
-                "SELECT q.intent_id, q.approval_source, i.tenant, i.account, i.action_type, "
-                "i.domain, i.change_type, i.diff, i.rationale, i.status, i.risk_level "
-                "FROM execution_queue q JOIN intents i ON i.seq = q.intent_seq "
-                "WHERE q.state = 'queued' ORDER BY q.seq LIMIT ?",
-                (limit,),
-            )
+            for r in await self._db.fetchall(_QUEUED, (limit,))
         ]
 
     async def get_token(self, token: str) -> TokenRow | None:
@@ -222,6 +238,69 @@ class SqliteExecutionWrites(SqliteExecutions):
             "WHERE intent_seq = (SELECT seq FROM intents WHERE id = ?)",
             (state, iso(self._tx.now), intent_id),
         )
+
+    async def claim_queued(self, limit: int) -> list[dict[str, Any]]:
+        """Return queued hand-offs as :meth:`queued_intents` does, claimed for this transaction.
+
+        Another daemon's claim skips them until this transaction ends (by
+        which time they are ``taken``, or queued again after a rollback).
+        """
+        return [
+            {**row_dict(r), "diff": _object(r["diff"])}
+            for r in await self._tx.fetchall(_QUEUED + skip_locked(self._tx, "q"), (limit,))
+        ]
+
+    async def claim_executions(
+        self, states: Sequence[str], *, owner: str, mine: str, until: str
+    ) -> list[ExecutionRow]:
+        """Lease to ``owner`` until ``until`` the executions in ``states`` no live runner holds.
+
+        Free: no lease, an expired one (at the transaction's time), ``owner``'s
+        own, or one held by a runner id that starts with ``mine`` (this
+        daemon's earlier process; ``""`` when one daemon holds every lease).
+        Return them, oldest first, as they were before this claim (their
+        ``lease_owner``: who held them). Rows another daemon's transaction is
+        claiming at the same time are passed over.
+        """
+        now = iso(self._tx.now)
+        marks = ", ".join("?" for _ in states)
+        rows = await self._tx.fetchall(
+            f"SELECT * FROM executions WHERE state IN ({marks}) "
+            f"AND (lease_owner = ? OR {_FREE_LEASE}) ORDER BY created_at, id"
+            + skip_locked(self._tx),
+            [*states, owner, now, mine, mine],
+        )
+        found = [_execution(r) for r in rows]
+        for start in range(0, len(found), 500):
+            chunk = [e.id for e in found[start : start + 500]]
+            await self._tx.execute(
+                "UPDATE executions SET lease_owner = ?, lease_until = ? "
+                f"WHERE id IN ({', '.join('?' for _ in chunk)})",
+                [owner, until, *chunk],
+            )
+        return found
+
+    async def renew_leases(self, ids: Sequence[str], *, owner: str, until: str) -> set[str]:
+        """Extend ``owner``'s leases on ``ids`` to ``until``; return the ids it still held."""
+        held: set[str] = set()
+        for start in range(0, len(ids), 500):
+            chunk = list(ids[start : start + 500])
+            rows = await self._tx.fetchall(
+                "UPDATE executions SET lease_until = ? WHERE lease_owner = ? "
+                f"AND id IN ({', '.join('?' for _ in chunk)}) RETURNING id",
+                [until, owner, *chunk],
+            )
+            held.update(str(r[0]) for r in rows)
+        return held
+
+    async def release_lease(self, exe_id: str, *, owner: str) -> bool:
+        """Give up ``owner``'s lease on an execution; return whether it held it."""
+        cur = await self._tx.execute(
+            "UPDATE executions SET lease_owner = NULL, lease_until = NULL "
+            "WHERE id = ? AND lease_owner = ?",
+            (exe_id, owner),
+        )
+        return bool(cur.rowcount)
 
     async def insert_token(self, values: dict[str, Any]) -> None:
         """Insert a rollback token."""

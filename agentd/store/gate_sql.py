@@ -257,6 +257,13 @@ ENQUEUE = (
 )
 
 
+#: Taken first by each gate batch's transaction on PostgreSQL and held to its
+#: commit, so the batches of several daemons read and write budgets one at a
+#: time (an advisory lock key, beside agentd.store.postgres's).
+GATE_LOCK = (0x6167656E, 3)
+LOCK_GATE = "SELECT pg_advisory_xact_lock(?, ?)"
+
+
 RECORD_CONSUMPTION = (
     "INSERT INTO budget_consumption(intent_id, day, at, intent_seq) "
     "SELECT id, ?2, ?3, seq FROM intents WHERE id = ?1"
@@ -583,9 +590,20 @@ class SqliteGateBlock:
         now: datetime,
         meta_keys: Sequence[str],
     ) -> GateBatchRows:
-        """Return what the decisions of ``intents`` on budget day ``day`` depend on."""
+        """Return what the decisions of ``intents`` on budget day ``day`` depend on.
+
+        On PostgreSQL the batch first takes the gate's transaction-level
+        advisory lock (held to its commit), so a batch of another daemon
+        cannot read the same budget counters or idempotency records before
+        this one's writes commit: budgets are consumed once, a duplicate is
+        seen as one. Within a daemon, batching keeps that to one lock per batch.
+        """
         batch = _BatchRead(intents, day, meta_keys)
-        return batch.rows(self._tx.fetch_each(batch.queries), now)
+        if self._tx.dialect == "postgresql":
+            rowsets = self._tx.fetch_each([(LOCK_GATE, GATE_LOCK), *batch.queries])[1:]
+        else:
+            rowsets = self._tx.fetch_each(batch.queries)
+        return batch.rows(rowsets, now)
 
     def write_batch(self, writes: GateBatchWrites) -> None:
         """Write a batch's decisions, budget consumption, idempotency records and hand-offs."""

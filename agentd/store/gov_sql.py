@@ -20,6 +20,10 @@ from agentd.core.timefmt import iso
 from agentd.store.records import AttestationRow, ProposalRow, TripRow
 from agentd.store.rows import Row, SqlReader, SqlWriter, insert_row, row_dict, update_row
 
+#: The PostgreSQL channel on which a global state change (kill switch, level,
+#: paused action types, breaker trips) is announced to every daemon at commit.
+STATE_CHANNEL = "agentd_state"
+
 # Reasons for which the gate held an intent back for safety (metrics' gate triggers).
 SAFETY_REASONS = (
     "HARD_STOP",
@@ -294,6 +298,12 @@ class SqliteGovernanceWrites(SqliteGovernance):
             "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
             (key, value),
         )
+        await self._changed(key)
+
+    async def _changed(self, what: str) -> None:
+        """Tell the other daemons on the store, when this transaction commits, what changed."""
+        if self._tx.dialect == "postgresql":
+            await self._tx.execute("SELECT pg_notify(?, ?)", (STATE_CHANNEL, what))
 
     async def insert_trip(self, values: dict[str, Any]) -> None:
         """Insert a trip."""
@@ -301,6 +311,7 @@ class SqliteGovernanceWrites(SqliteGovernance):
         data["alert_only"] = int(bool(data["alert_only"]))
         data["effects"] = json.dumps(data.get("effects", []))
         await insert_row(self._tx, "breaker_trips", data)
+        await self._changed("breaker_trips")
 
     async def reset_trips(self, ids: Iterable[str], at: datetime, by: str, reason: str) -> None:
         """Mark trips reset."""
@@ -308,6 +319,7 @@ class SqliteGovernanceWrites(SqliteGovernance):
             "UPDATE breaker_trips SET reset_at = ?, reset_by = ?, reset_reason = ? WHERE id = ?",
             [(iso(at), by, reason, trip_id) for trip_id in ids],
         )
+        await self._changed("breaker_trips")
 
     async def insert_attestation(self, values: dict[str, Any]) -> None:
         """Insert an attestation."""

@@ -15,7 +15,7 @@ from typing import Any
 from agentd.core.agent_mode import Spend
 from agentd.core.timefmt import iso
 from agentd.store.records import ConsentRow, OperationRow, StepRow
-from agentd.store.rows import Row, SqlReader, SqlWriter, insert_row, update_row
+from agentd.store.rows import Row, SqlReader, SqlWriter, insert_row, skip_locked, update_row
 
 
 def _operation(row: Row) -> OperationRow:
@@ -234,6 +234,38 @@ class SqliteOperationWrites(SqliteOperations):
         """Insert a new operation (``params`` and ``result`` as Python objects)."""
         data = {**values, "params": json.dumps(values.get("params") or {}, sort_keys=True)}
         await insert_row(self._tx, "operations", data)
+
+    async def claim_pending(self, limit: int) -> list[OperationRow]:
+        """Return up to ``limit`` pending operations, oldest first, claimed for this transaction.
+
+        Another daemon's claim skips them until this transaction ends (by
+        which time this one has started them, or left them pending).
+        """
+        rows = await self._tx.fetchall(
+            "SELECT * FROM operations WHERE state = 'pending' ORDER BY created_at, id LIMIT ?"
+            + skip_locked(self._tx),
+            (limit,),
+        )
+        return [_operation(r) for r in rows]
+
+    async def orphaned_operations(
+        self, states: Sequence[str], *, owner: str, mine: str
+    ) -> list[OperationRow]:
+        """Return the operations in ``states`` whose runner is gone, claimed for this transaction.
+
+        Gone: no lease, an expired one (at the transaction's time), or one held
+        by a runner id other than ``owner`` that starts with ``mine`` (this
+        daemon's earlier process; ``""`` when one daemon runs every operation).
+        """
+        marks = ", ".join("?" for _ in states)
+        rows = await self._tx.fetchall(
+            f"SELECT * FROM operations WHERE state IN ({marks}) AND (lease_owner IS NULL "
+            "OR (lease_owner <> ? AND (lease_until IS NULL OR lease_until <= ? "
+            "OR substr(lease_owner, 1, length(?)) = ?))) ORDER BY created_at, id"
+            + skip_locked(self._tx),
+            [*states, owner, iso(self._tx.now), mine, mine],
+        )
+        return [_operation(r) for r in rows]
 
     async def update_operation(self, op_id: str, changes: dict[str, Any]) -> None:
         """Set columns of one operation (column names come from the caller, never a client)."""

@@ -65,6 +65,7 @@ if TYPE_CHECKING:
 #: Advisory lock keys (any two 32-bit numbers; these spell "agen" "td…").
 MIGRATION_LOCK = (0x6167656E, 1)
 AUDIT_LOCK = (0x6167656E, 2)
+#: The gate batch's key (0x6167656E, 3) is ``agentd.store.gate_sql.GATE_LOCK``.
 
 T = TypeVar("T")
 
@@ -152,6 +153,8 @@ def _row_factory(cursor: Any) -> Any:
 class PgTx:
     """One write transaction on one connection of the pool; audit events commit with it."""
 
+    dialect = "postgresql"
+
     def __init__(self, conn: psycopg.AsyncConnection[Any], now: datetime, url: str) -> None:
         self._conn = conn
         self.now = now
@@ -213,6 +216,8 @@ class PgBlockTx:
     ``fetch_each`` and one ``execute_each`` per batch) is handed back to the
     event loop, to run on the transaction's connection.
     """
+
+    dialect = "postgresql"
 
     def __init__(self, tx: PgTx) -> None:
         self._tx = tx
@@ -576,3 +581,52 @@ class PostgresStore(ChainedAuditReads):
             (last - len(events), last),
         )
         return [audit_record(r) for r in rows]
+
+
+class ChangeListener:
+    """Wait for the state changes other daemons announce (``LISTEN``, psycopg's ``notifies``).
+
+    One connection of its own, outside the pool, in autocommit. :meth:`wait`
+    returns the payloads that arrived within ``timeout_s`` (empty: none came,
+    or the connection is lost and is opened again at the next wait; the
+    caller's poll covers the gap).
+    """
+
+    def __init__(self, url: str, channel: str) -> None:
+        self.url = url
+        self.channel = channel
+        self._conn: psycopg.AsyncConnection[Any] | None = None
+
+    async def _connect(self) -> psycopg.AsyncConnection[Any]:
+        import psycopg
+        from psycopg import sql
+
+        if self._conn is None or self._conn.closed:
+            conn = await psycopg.AsyncConnection.connect(self.url, autocommit=True)
+            await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.channel)))
+            self._conn = conn
+        return self._conn
+
+    async def wait(self, timeout_s: float) -> list[str]:
+        """Return the payloads announced within ``timeout_s`` (at least the first one)."""
+        import anyio
+        import psycopg
+
+        got: list[str] = []
+        try:
+            conn = await self._connect()
+            async for note in conn.notifies(timeout=timeout_s, stop_after=1):
+                got.append(note.payload)
+            # Whatever else arrived with it, without waiting again.
+            async for note in conn.notifies(timeout=0.0):
+                got.append(note.payload)
+        except (psycopg.Error, OSError):
+            await self.close()
+            await anyio.sleep(timeout_s)
+        return got
+
+    async def close(self) -> None:
+        """Close the connection; safe to call twice."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            await conn.close()

@@ -517,7 +517,7 @@ class SqliteProactiveWrites(SqliteProactive):
             "last_detail = excluded.last_detail, runs = task_runs.runs + 1, "
             "failures = task_runs.failures + excluded.failures, "
             "consecutive_failures = CASE WHEN excluded.failures = 0 THEN 0 "
-            "ELSE task_runs.consecutive_failures + 1 END",
+            "ELSE task_runs.consecutive_failures + 1 END, claimed_by = NULL, claim_until = NULL",
             (
                 name,
                 iso(started),
@@ -528,6 +528,27 @@ class SqliteProactiveWrites(SqliteProactive):
                 0 if ok else 1,
             ),
         )
+
+    async def claim_task_run(
+        self, name: str, *, owner: str, due_before: datetime, until: datetime
+    ) -> bool:
+        """Claim the run of a task starting at the transaction's time for ``owner``.
+
+        Refused (False) while another claim holds it (until its ``until``), or
+        when a run started after ``due_before`` (this interval's run has been
+        done, or is being done, by whichever daemon ticked first).
+        """
+        now, due = iso(self._tx.now), iso(due_before)
+        rows = await self._tx.fetchall(
+            "INSERT INTO task_runs(name, claimed_by, claimed_at, claim_until) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT(name) DO UPDATE SET claimed_by = excluded.claimed_by, "
+            "claimed_at = excluded.claimed_at, claim_until = excluded.claim_until "
+            "WHERE (task_runs.claim_until IS NULL OR task_runs.claim_until <= ?) "
+            "AND (task_runs.claimed_at IS NULL OR task_runs.claimed_at <= ?) "
+            "AND (task_runs.last_run_at IS NULL OR task_runs.last_run_at <= ?) RETURNING name",
+            (name, owner, now, iso(until), now, due, due),
+        )
+        return bool(rows)
 
     async def upsert_summary(
         self,

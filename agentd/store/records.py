@@ -135,6 +135,9 @@ class ExecutionRow:
     updated_at: str
     started_at: str | None
     finished_at: str | None
+    #: The runner driving it (a daemon's runner id) and until when, or None.
+    lease_owner: str | None = None
+    lease_until: str | None = None
 
     @property
     def finished(self) -> bool:

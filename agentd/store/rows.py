@@ -54,6 +54,8 @@ class SqlWriter(SqlReader, Protocol):
     """A write transaction's statements (its reads see its own writes)."""
 
     now: datetime
+    #: ``sqlite`` or ``postgresql``: the few statements that differ (row locks) ask.
+    dialect: str
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
         """Run one statement; return its cursor (``rowcount``)."""
@@ -74,6 +76,9 @@ class SqlWriter(SqlReader, Protocol):
 
 class SqlBlock(Protocol):
     """A write transaction's statements for plain code on the writer's thread."""
+
+    #: ``sqlite`` or ``postgresql`` (see :attr:`SqlWriter.dialect`).
+    dialect: str
 
     def fetch_each(self, queries: Sequence[tuple[str, Sequence[Any]]]) -> Sequence[Sequence[Row]]:
         """Run each query, in order; return the rows of each (sees the block's writes)."""
@@ -97,6 +102,20 @@ async def update_row(
     """Set ``changes`` on the row of ``table`` whose ``key_column`` is ``key``."""
     sets = ", ".join(f"{column} = ?" for column in changes)
     await tx.execute(f"UPDATE {table} SET {sets} WHERE {key_column} = ?", [*changes.values(), key])
+
+
+def skip_locked(tx: SqlWriter | SqlBlock, of: str = "") -> str:
+    """Return the clause that claims the selected rows for ``tx`` alone.
+
+    On PostgreSQL, where several daemons write at once, ``FOR UPDATE SKIP
+    LOCKED``: the rows are locked until ``tx`` ends, and another daemon's
+    claim passes over them instead of waiting. SQLite has one writer at a
+    time, so the transaction already holds every row it reads: nothing.
+    ``of`` names the table whose rows are locked when the query joins others.
+    """
+    if tx.dialect != "postgresql":
+        return ""
+    return f" FOR UPDATE OF {of} SKIP LOCKED" if of else " FOR UPDATE SKIP LOCKED"
 
 
 def row_dict(row: Row) -> dict[str, Any]:

@@ -86,6 +86,8 @@ class Tx:
     services see only the areas, bound to this transaction.
     """
 
+    dialect = "sqlite"
+
     def __init__(self, conn: aiosqlite.Connection, now: datetime, path: Path) -> None:
         self.conn = conn
         self.now = now
@@ -143,6 +145,8 @@ class Tx:
 
 class BlockTx:
     """A write transaction for plain code on the writer's thread (see ``write_block``)."""
+
+    dialect = "sqlite"
 
     def __init__(self, raw: sqlite3.Connection, now: datetime) -> None:
         self.raw = raw

@@ -232,3 +232,36 @@ async def test_one_info_line_per_task_run_and_apscheduler_chatter_at_debug(
     assert len(failed) == table["broken"]["failures"] == table["broken"]["runs"]
     assert all(re.search(r"failed after \d+\.\d\d s \(schedule\).*boom", m) for m in failed)
     assert len(info) == table["quick"]["runs"], info
+
+
+async def test_two_daemons_ticking_run_each_interval_once(store: SqliteStore) -> None:
+    """Several daemons on one store: a scheduled run is claimed, so one of them does it."""
+    ran: list[str] = []
+    now = [NOW]
+
+    def spec(who: str) -> TaskSpec:
+        async def run() -> str:
+            ran.append(who)
+            await anyio.sleep(0.05)
+            return "ok"
+
+        return TaskSpec("scan", lambda: timedelta(hours=1), run)
+
+    a = TaskScheduler(store, [spec("a")], clock=lambda: now[0], runner="a/1")
+    b = TaskScheduler(store, [spec("b")], clock=lambda: now[0], runner="b/1")
+    async with anyio.create_task_group() as tg:
+        a._tg = b._tg = tg
+        # Both tick at once, and again a minute later: one run in the interval.
+        async with anyio.create_task_group() as ticks:
+            ticks.start_soon(a._fire, "scan")
+            ticks.start_soon(b._fire, "scan")
+        now[0] = NOW + timedelta(minutes=1)
+        await b._fire("scan")
+        assert len(ran) == 1
+        # The next interval: whichever ticks first runs it, the other does not.
+        now[0] = NOW + timedelta(hours=1)
+        await b._fire("scan")
+        await a._fire("scan")
+        assert ran[1:] == ["b"]
+    runs = await store.proactive.task_runs()
+    assert runs["scan"]["runs"] == 2 and runs["scan"]["claim_until"] is None
