@@ -146,12 +146,20 @@ SECRET_FIELD_SCRIPT = f"""(el, anyField) => {{
   return secret;
 }}"""
 # Before a capture, in one round trip: the text the page shows outside masked
-# elements, and the values of the form fields not masked yet (``[index, value]``),
-# as one JSON text (Playwright passes a string back ten times faster than arrays).
+# elements, the values of the form fields not masked yet (``[index, value]``),
+# and where the viewport is (what a scaled capture clips to, as CDP's
+# ``cssVisualViewport`` says it), as one JSON text (Playwright passes a string
+# back ten times faster than arrays).
 PAGE_TEXT_SCRIPT = f"""() => {{
   const masked = '{SECRET_SELECTOR}';
+  const vv = window.visualViewport;
+  const view = vv
+    ? {{ pageX: vv.pageLeft, pageY: vv.pageTop, clientWidth: vv.width, clientHeight: vv.height }}
+    : {{ pageX: window.scrollX, pageY: window.scrollY,
+        clientWidth: document.documentElement.clientWidth,
+        clientHeight: document.documentElement.clientHeight }};
   const root = document.body || document.documentElement;
-  if (!root) return JSON.stringify({{ text: '', fields: [] }});
+  if (!root) return JSON.stringify({{ text: '', fields: [], view }});
   const hidden = new Set(['SCRIPT', 'STYLE', 'NOSCRIPT', 'TEMPLATE']);
   const parts = [];
   const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
@@ -163,12 +171,13 @@ PAGE_TEXT_SCRIPT = f"""() => {{
   document.querySelectorAll('input, textarea, select').forEach((el, i) => {{
     if (el.value && !el.matches(masked)) fields.push([i, el.value]);
   }});
-  return JSON.stringify({{ text: parts.join(''), fields }});
+  return JSON.stringify({{ text: parts.join(''), fields, view }});
 }}"""
 MARK_FIELDS_SCRIPT = f"""(indexes) => {{
   const all = document.querySelectorAll('input, textarea, select');
   for (const i of indexes) if (all[i]) all[i].setAttribute('{TYPED_MARK}', '');
 }}"""
+_VIEW = ("pageX", "pageY", "clientWidth", "clientHeight")
 JPEG_QUALITY = 60
 CAPTURE_ATTEMPTS = 3
 SELECTOR_ACTIONS = frozenset(
@@ -434,12 +443,15 @@ class BrowserSession:
             params["quality"] = JPEG_QUALITY
         for attempt in range(CAPTURE_ATTEMPTS):
             try:
-                await self._guard()
+                view = await self._guard()
                 if self._cdp is None:
                     self._cdp = await self.context.new_cdp_session(self.page)
                 if scale < 1:
-                    # A clip is in page coordinates: the viewport is where it is scrolled to.
-                    view = (await self._cdp.send("Page.getLayoutMetrics"))["cssVisualViewport"]
+                    # A clip is in page coordinates: the viewport is where it is scrolled to
+                    # (the guard read it, when it ran).
+                    if view is None:
+                        metrics = await self._cdp.send("Page.getLayoutMetrics")
+                        view = metrics["cssVisualViewport"]
                     params["clip"] = {
                         "x": view["pageX"],
                         "y": view["pageY"],
@@ -468,18 +480,23 @@ class BrowserSession:
         """
         self._vault = {name: value for name, value in secrets.items() if value}
 
-    async def _guard(self) -> None:
+    async def _guard(self) -> dict[str, float] | None:
         """Mask the fields that hold a vault value; refuse a page whose text shows one.
+
+        Return where the viewport is (``pageX``, ``pageY``, ``clientWidth``,
+        ``clientHeight``, CSS pixels), read in the same round trip; None when
+        the session holds no vault value (nothing is checked or read).
 
         :raises CaptureRefused: the page's text shows a credential.
         :raises PlaywrightError: the page could not be read (a navigation in flight).
         """
         if not self._vault:
-            return
+            return None
         page = self.page
         try:
             found = json.loads(await page.evaluate(PAGE_TEXT_SCRIPT))
             text, fields = str(found["text"]), [(int(i), str(v)) for i, v in found["fields"]]
+            view = {k: float(found["view"][k]) for k in _VIEW}
         except (TypeError, KeyError, ValueError) as exc:
             raise ExternalError("cannot read the page to check it for secrets") from exc
         values = tuple(self._vault.values())
@@ -494,6 +511,7 @@ class BrowserSession:
                 f"shows the secret {', '.join(visible)}",
                 names=visible,
             )
+        return view
 
     async def masked_screenshot(self, kind: Literal["png", "jpeg"] = "png") -> bytes:
         """Return a screenshot through Playwright with its ``mask`` over secret fields.
@@ -679,6 +697,23 @@ class BrowserSession:
                 f"within {self.settings.step_timeout_s:g}s",
             ) from None
 
+    async def _evaluate(self, target: str, script: str, arg: Any = None) -> Any:
+        """Run ``script`` on the one element ``target`` names, as ``Locator.evaluate`` does.
+
+        One round trip when the element is there already (a locator's evaluate
+        takes three: wait for it, evaluate, let go of the handle); when it is
+        not (or the page is between documents), the locator's, which waits for
+        it up to the step timeout and fails as before. The selector is resolved
+        the same way (strict: more than one match is an error; frames entered).
+        """
+        frames, inner = frame_parts(target)
+        if not frames:
+            try:
+                return await self.page.main_frame.eval_on_selector(inner, script, arg, strict=True)
+            except PlaywrightError as exc:
+                logger.debug("evaluating on {} at once failed: {}", target, exc.message)
+        return await self._locate(target).evaluate(script, arg)
+
     def _locate(self, target: str) -> Locator:
         """Return the element a step's selector names (entering its iframes, if any)."""
         frames, inner = frame_parts(target)
@@ -708,7 +743,7 @@ class BrowserSession:
                     raise StepFailed(StepProblem.NAVIGATION, f"goto {s.target} answered {status}")
             case Action.FILL:
                 # Typed only into a document from an allowed host, checked just before.
-                where = await locator.evaluate("el => el.ownerDocument.location.href")
+                where = await self._evaluate(s.target, "el => el.ownerDocument.location.href")
                 left = self._left()
                 if left or not host_allowed(str(where), self.allowed_hosts):
                     raise left or StepFailed(
@@ -738,7 +773,7 @@ class BrowserSession:
     async def _secret_field(
         self, target: str, names: Sequence[str], only: bool, sign_in: bool
     ) -> None:
-        secret = await self._locate(target).evaluate(SECRET_FIELD_SCRIPT, not only)
+        secret = await self._evaluate(target, SECRET_FIELD_SCRIPT, not only)
         if secret:
             return
         if only:
@@ -751,8 +786,8 @@ class BrowserSession:
             self._shown.update(names)
 
     async def _extract(self, target: str) -> str:
-        # One round trip: the locator waits for the element, the script reads it.
-        found = await self._locate(target).evaluate(EXTRACT_SCRIPT)
+        # The script reads the element (see _evaluate).
+        found = await self._evaluate(target, EXTRACT_SCRIPT)
         if found is None:
             # Secrets are shown once for a person; an agent never reads them back.
             raise StepFailed(

@@ -11,6 +11,7 @@ redirects, messages and all. Tests read and check Oscar's own database file.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -30,6 +31,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 PYTHON = REPO / ".venv-oscar" / "bin" / "python"
 INSTALL = REPO / "scripts" / "install-backoffice"
+LOCK = REPO / ".venv-oscar.lock"
 
 
 def ensure_installed() -> Path:
@@ -60,13 +62,35 @@ class StoreTemplate:
         ``.venv-oscar/cache`` under a hash of what made it (the pins, the seed,
         the settings) and copied; each copy gets a new random staff password.
         """
-        python = ensure_installed()
         made_by = hashlib.sha256()
         for name in ("requirements.txt", "seed.py", "oscar_site/settings.py"):
             made_by.update((HERE / name).read_bytes())
         cache = PYTHON.parent.parent / "cache" / made_by.hexdigest()[:16]
-        if not (cache / "seed.json").is_file():
+        # Test processes running side by side (pytest -n) install and seed it once
+        # between them: the lock sits beside the environment, which the install replaces.
+        with LOCK.open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            python = ensure_installed()
             cache.mkdir(parents=True, exist_ok=True)
+            made = cls._seeded(python, cache)
+        db = folder / "template.sqlite3"
+        shutil.copyfile(cache / "template.sqlite3", db)
+        password = secrets.token_urlsafe(12)
+        _set_password(db, made["staff_username"], password)
+        return cls(
+            db,
+            made["staff_username"],
+            password,
+            made["products"],
+            made["page_id"],
+            made["order_number"],
+            made["customer_id"],
+        )
+
+    @staticmethod
+    def _seeded(python: Path, cache: Path) -> dict[str, Any]:
+        """Return what the seed made, migrating and seeding ``cache`` first if it is new."""
+        if not (cache / "seed.json").is_file():
             db = cache / "template.sqlite3"
             db.unlink(missing_ok=True)
             env = {
@@ -85,20 +109,8 @@ class StoreTemplate:
             if done.returncode != 0:
                 raise RuntimeError(f"seeding the store failed:\n{done.stderr}")
             (cache / "seed.json").write_text(done.stdout.strip().splitlines()[-1])
-        made = json.loads((cache / "seed.json").read_text())
-        db = folder / "template.sqlite3"
-        shutil.copyfile(cache / "template.sqlite3", db)
-        password = secrets.token_urlsafe(12)
-        _set_password(db, made["staff_username"], password)
-        return cls(
-            db,
-            made["staff_username"],
-            password,
-            made["products"],
-            made["page_id"],
-            made["order_number"],
-            made["customer_id"],
-        )
+        made: dict[str, Any] = json.loads((cache / "seed.json").read_text())
+        return made
 
 
 def _set_password(db: Path, username: str, password: str) -> None:

@@ -73,6 +73,10 @@ async def test_a_large_store_is_checked_after_ready_and_refuses_writes_when_dama
         assert "writes are refused" in refused.value.message
         assert "restore a backup" in refused.value.message
         folder = settings.notify.resolved_folder(settings.state_dir)
+        # The damage is in the status before its notification is written.
+        with anyio.move_on_after(10):
+            while not any(folder.glob("*.json")):
+                await anyio.sleep(0.05)
         notes = [json.loads(p.read_text()) for p in folder.glob("*.json")]
         assert [n["kind"] for n in notes] == ["store"], notes
         assert notes[0]["severity"] == "critical" and "damaged" in notes[0]["title"]
