@@ -36,7 +36,6 @@ from agentd.ops_config import BrowserSettings, ServiceConfig
 from agentd.services.consents import ConsentsService
 from agentd.services.operations import OperationsService
 from agentd.services.secrets import SecretsService
-from agentd.store import gate_sql
 from agentd.store.sqlite import SqliteStore
 from agentd.testing.task_model import ScriptedTaskModel, add_note_script
 from agentd.vault import SecretValue, Vault
@@ -97,7 +96,7 @@ async def main() -> None:
                 row = {"id": ACCOUNT, "tenant": "t1", "name": "Acme", "stage": "discovery"}
                 row |= {"trusted_mode": "ACTIVE", "domains": ["SALES"]}
                 row["allowed_hosts"] = [f"127.0.0.1:{site.port}"]
-                await gate_sql.upsert_accounts(tx, [row], tx.now.isoformat())
+                await tx.gate.upsert_accounts([row], tx.now.isoformat())
             secret = SecretValue(site.admin_password)
             await SecretsService(store, vault).set_secret(
                 ACCOUNT, SERVICE, "admin_password", secret, actor="bench"

@@ -42,7 +42,6 @@ from agentd.ops_config import BrowserSettings, ServiceConfig
 from agentd.services.consents import ConsentsService
 from agentd.services.operations import OperationsService
 from agentd.services.secrets import SecretsService
-from agentd.store import gate_sql
 from agentd.store.sqlite import SqliteStore
 from agentd.vault import SecretValue, Vault
 from tests.backoffice.store import Store, StoreTemplate
@@ -113,8 +112,7 @@ async def main(runs: int) -> int:
     agent_times: list[float] = []
     try:
         async with db.write() as tx:
-            await gate_sql.upsert_accounts(
-                tx,
+            await tx.gate.upsert_accounts(
                 [
                     {
                         "id": "brightside",
