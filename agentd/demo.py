@@ -157,6 +157,18 @@ def _free_port() -> int:
     return port
 
 
+
+def site_args(port: int, password: str, token: str, extra_accounts: list[str]) -> list[str]:
+    """Return the ``agentd demo-site`` arguments; each secret is one ``--opt=value`` word,
+    since a generated secret may begin with ``-`` and would otherwise read as an option."""
+    return [
+        "--port",
+        str(port),
+        f"--admin-password={password}",
+        f"--control-token={token}",
+        *extra_accounts,
+    ]
+
 class _Site:
     """The demo back-office, served by ``agentd demo-site`` in a child process."""
 
@@ -178,13 +190,7 @@ class _Site:
                 "-m",
                 "agentd",
                 "demo-site",
-                "--port",
-                str(self.port),
-                "--admin-password",
-                self.password,
-                "--control-token",
-                self.token,
-                *extra_accounts,
+                *site_args(self.port, self.password, self.token, extra_accounts),
             ],
             stdout=self.log,
             stderr=self.log,
