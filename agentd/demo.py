@@ -157,7 +157,6 @@ def _free_port() -> int:
     return port
 
 
-
 def site_args(port: int, password: str, token: str, extra_accounts: list[str]) -> list[str]:
     """Return the ``agentd demo-site`` arguments; each secret is one ``--opt=value`` word,
     since a generated secret may begin with ``-`` and would otherwise read as an option."""
@@ -168,6 +167,7 @@ def site_args(port: int, password: str, token: str, extra_accounts: list[str]) -
         f"--control-token={token}",
         *extra_accounts,
     ]
+
 
 class _Site:
     """The demo back-office, served by ``agentd demo-site`` in a child process."""
