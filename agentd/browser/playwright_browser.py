@@ -60,6 +60,7 @@ if TYPE_CHECKING:
         Page,
         Playwright,
         Request,
+        Response,
         Route,
         async_playwright,
         expect,
@@ -326,6 +327,11 @@ class BrowserSession:
         # redirect chain is a request of its own); ``_left_seen`` of them reported.
         self.left_for: list[str] = []
         self._left_seen = 0
+        # The status and path of the main frame's document when the site answered
+        # it with an error (None once a document answers without one).
+        self._error_document: tuple[int, str] | None = None
+        # The path and the reason of the main frame's last navigation that failed.
+        self._failed_load: tuple[str, str] | None = None
         self._page: Page | None = None
         self._armed: tuple[str, asyncio.Future[None]] | None = None
         self._dialog_problem: str | None = None
@@ -357,6 +363,8 @@ class BrowserSession:
         self._page = await self.context.new_page()
         self._page.on("dialog", self._on_dialog)
         self._page.on("request", self._on_request)
+        self._page.on("response", self._on_response)
+        self._page.on("requestfailed", self._on_request_failed)
         self._cdp = await self.context.new_cdp_session(self._page)
 
     async def _start_trace(self) -> None:
@@ -383,13 +391,58 @@ class BrowserSession:
         return sorted({*self.blocked, *self.left_for, *refused})
 
     def _on_request(self, request: Request) -> None:
-        if (
+        if self._main_navigation(request) and not host_allowed(request.url, self.allowed_hosts):
+            self.left_for.append(_host(request.url))
+
+    def _main_navigation(self, request: Request) -> bool:
+        return (
             request.is_navigation_request()
             and self._page is not None
             and request.frame == self._page.main_frame
-            and not host_allowed(request.url, self.allowed_hosts)
-        ):
-            self.left_for.append(_host(request.url))
+        )
+
+    def _on_response(self, response: Response) -> None:
+        if self._main_navigation(response.request):
+            status = response.status
+            path = urlsplit(response.url).path or "/"
+            self._error_document = (status, path) if status >= 400 else None
+
+    def _on_request_failed(self, request: Request) -> None:
+        if self._main_navigation(request):
+            self._failed_load = (urlsplit(request.url).path or "/", request.failure or "failed")
+
+    async def _not_on_error_page(self, s: Step) -> None:
+        """Fail at once a step that waits for what an error page will not show.
+
+        When the page the step acts on could not be loaded (Chromium shows its
+        own error page), or the site answered it with an error (a 500 after a
+        click, say) and the step's target is not on it, waiting out the step
+        timeout would change nothing. A target the error page does show (a form
+        sent back with a 422) is acted on as usual.
+        """
+        if s.action not in SELECTOR_ACTIONS and s.action is not Action.EXPECT_URL:
+            return
+        if self.page.url.startswith("chrome-error:"):
+            path, why = self._failed_load or ("the page", "failed")
+            raise StepFailed(
+                StepProblem.NAVIGATION,
+                f"{path} could not be loaded ({why}): {s.action} {s.target} cannot run",
+            )
+        if self._error_document is None:
+            return
+        status, path = self._error_document
+        if s.action is Action.EXPECT_URL:
+            present = path == s.target
+        else:
+            try:
+                present = bool(await self._locate(s.target).count())
+            except PlaywrightError:
+                return  # between documents: the step waits, as any step does
+        if not present:
+            raise StepFailed(
+                StepProblem.NAVIGATION,
+                f"{path} answered {status}: {s.action} target {s.target} is not on the page",
+            )
 
     def _left(self) -> StepFailed | None:
         """Return the failure for the page setting out off the allowlist since the last one."""
@@ -659,6 +712,7 @@ class BrowserSession:
         if left := self._left():
             raise left  # since the previous step ended
         try:
+            await self._not_on_error_page(step)
             if secrets and step.action is Action.FILL:
                 await self._secret_field(step.target, secrets, secret_field_only, sign_in)
             extracted = await self._perform(step, ready or _at_once)

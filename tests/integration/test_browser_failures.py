@@ -141,6 +141,50 @@ async def test_site_down(tmp: Path, site: DemoSite, shared_browser: PlaywrightBr
         assert (again.state, again.error) == ("completed", None)
 
 
+# Longer than the site needs: a step that waited it out would show in its duration.
+PATIENT_TIMEOUT_S = 10.0
+
+
+@pytest.mark.parametrize(
+    ("mode", "words"),
+    [("error", "/admin/products answered 500"), ("down", "/admin/products could not be loaded")],
+    ids=["error-page", "connection-dropped"],
+)
+async def test_a_click_onto_a_broken_page_fails_the_next_step_at_once(
+    tmp: Path, site: DemoSite, shared_browser: PlaywrightBrowser, mode: str, words: str
+) -> None:
+    site.fail("/admin/products", mode=mode)
+    kb = flow(
+        "broken",
+        ("Open the products", Action.CLICK, '[data-testid="nav-products"]', None, None),
+        ("Edit a product", Action.CLICK, '[data-testid="edit-product-101"]', None, None),
+    )
+    async with harness(tmp, site, shared_browser, kb=kb, step_timeout_s=PATIENT_TIMEOUT_S) as h:
+        op = await h.run("broken")
+        await assert_failed_with_evidence(h, op, "step_failed", words)
+        assert op.step == len(LOGIN) + 1  # the click went through; the next step failed
+        (failed,) = [s for s in await h.svc.steps(op.id) if s.status == "failed"]
+        assert failed.idx == len(LOGIN) + 2
+        assert failed.duration_ms < PATIENT_TIMEOUT_S * 1000 / 2, "it waited out the timeout"
+        assert "not on the page" in (op.error or "") or "cannot run" in (op.error or "")
+
+
+async def test_an_error_page_that_shows_the_target_is_acted_on(
+    tmp: Path, site: DemoSite, shared_browser: PlaywrightBrowser
+) -> None:
+    site.fail("/admin/products", status=503)
+    kb = flow(
+        "apology",
+        ("Open the products", Action.CLICK, '[data-testid="nav-products"]', None, None),
+        ("Read the apology", Action.EXPECT_TEXT, '[data-testid="error-page"]', None, "Reference"),
+        ("Go back", Action.CLICK, '[data-testid="back-home"]', None, None),
+        ("Back home", Action.EXPECT_URL, "/admin", None, None),
+    )
+    async with harness(tmp, site, shared_browser, kb=kb, step_timeout_s=STEP_TIMEOUT_S) as h:
+        op = await h.run("apology")
+        assert (op.state, op.error) == ("completed", None)
+
+
 @pytest.mark.parametrize(
     ("vault", "reason", "words"),
     [
