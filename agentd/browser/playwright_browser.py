@@ -29,7 +29,7 @@ import os
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from urllib.parse import urljoin, urlsplit
 
 from loguru import logger
@@ -56,6 +56,7 @@ if TYPE_CHECKING:
         BrowserContext,
         CDPSession,
         Dialog,
+        Frame,
         Locator,
         Page,
         Playwright,
@@ -179,6 +180,18 @@ MARK_FIELDS_SCRIPT = f"""(indexes) => {{
   for (const i of indexes) if (all[i]) all[i].setAttribute('{TYPED_MARK}', '');
 }}"""
 _VIEW = ("pageX", "pageY", "clientWidth", "clientHeight")
+# The HTTP status the shown document was answered with (0 when the browser does
+# not say), once the document is parsed.
+DOCUMENT_STATUS_SCRIPT = """() => new Promise((resolve) => {
+  const answer = () => {
+    const nav = performance.getEntriesByType('navigation')[0];
+    resolve(nav && nav.responseStatus ? nav.responseStatus : 0);
+  };
+  if (document.readyState === 'loading') {
+    document.addEventListener('DOMContentLoaded', answer, { once: true });
+  } else answer();
+})"""
+_T = TypeVar("_T")
 JPEG_QUALITY = 60
 CAPTURE_ATTEMPTS = 3
 SELECTOR_ACTIONS = frozenset(
@@ -332,6 +345,7 @@ class BrowserSession:
         self._error_document: tuple[int, str] | None = None
         # The path and the reason of the main frame's last navigation that failed.
         self._failed_load: tuple[str, str] | None = None
+        self._committed = asyncio.Event()  # set when the main frame shows a new document
         self._page: Page | None = None
         self._armed: tuple[str, asyncio.Future[None]] | None = None
         self._dialog_problem: str | None = None
@@ -365,6 +379,7 @@ class BrowserSession:
         self._page.on("request", self._on_request)
         self._page.on("response", self._on_response)
         self._page.on("requestfailed", self._on_request_failed)
+        self._page.on("framenavigated", self._on_navigated)
         self._cdp = await self.context.new_cdp_session(self._page)
 
     async def _start_trace(self) -> None:
@@ -408,21 +423,28 @@ class BrowserSession:
             self._error_document = (status, path) if status >= 400 else None
 
     def _on_request_failed(self, request: Request) -> None:
-        if self._main_navigation(request):
+        if self._main_navigation(request) and request.failure != "net::ERR_ABORTED":
             self._failed_load = (urlsplit(request.url).path or "/", request.failure or "failed")
 
-    async def _not_on_error_page(self, s: Step) -> None:
-        """Fail at once a step that waits for what an error page will not show.
+    def _on_navigated(self, frame: Frame) -> None:
+        if self._page is not None and frame == self._page.main_frame:
+            self._committed.set()
 
-        When the page the step acts on could not be loaded (Chromium shows its
-        own error page), or the site answered it with an error (a 500 after a
-        click, say) and the step's target is not on it, waiting out the step
-        timeout would change nothing. A target the error page does show (a form
-        sent back with a 422) is acted on as usual.
+    async def _check_document(self, s: Step) -> None:
+        """Fail at once a step that waits for what a broken page will not show.
+
+        When the page could not be loaded (Chromium shows its own error page),
+        or the site answered it with an error (a 500 after a click, say) and
+        the step's target is not on it, waiting out the step timeout would
+        change nothing. A target the error page does show (a form sent back
+        with a 422) is acted on as usual. The status is the shown document's
+        own (read once it is parsed), so a page still on its way is not judged
+        by the one before it. Costs nothing until a navigation went wrong.
         """
         if s.action not in SELECTOR_ACTIONS and s.action is not Action.EXPECT_URL:
             return
-        if self.page.url.startswith("chrome-error:"):
+        page = self.page
+        if page.url.startswith("chrome-error:"):
             path, why = self._failed_load or ("the page", "failed")
             raise StepFailed(
                 StepProblem.NAVIGATION,
@@ -430,19 +452,48 @@ class BrowserSession:
             )
         if self._error_document is None:
             return
-        status, path = self._error_document
-        if s.action is Action.EXPECT_URL:
-            present = path == s.target
-        else:
-            try:
+        try:
+            status = int(
+                await asyncio.wait_for(
+                    page.evaluate(DOCUMENT_STATUS_SCRIPT), self.settings.step_timeout_s
+                )
+            )
+            if status < 400:
+                return
+            path = urlsplit(page.url).path or "/"
+            if s.action is Action.EXPECT_URL:
+                present = path == s.target
+            else:
                 present = bool(await self._locate(s.target).count())
-            except PlaywrightError:
-                return  # between documents: the step waits, as any step does
+        except (PlaywrightError, ValueError, TypeError, TimeoutError):
+            return  # between documents: the step waits, as any step does
         if not present:
             raise StepFailed(
                 StepProblem.NAVIGATION,
                 f"{path} answered {status}: {s.action} target {s.target} is not on the page",
             )
+
+    async def _unless_broken(self, s: Step, waiting: Awaitable[_T]) -> _T:
+        """Await ``waiting`` (a step waiting for its target or its page), failing
+        the step as soon as the main frame shows a broken page instead (see
+        :meth:`_check_document`); the pages shown before it were checked already."""
+        work = asyncio.ensure_future(waiting)
+        watch = asyncio.ensure_future(self._watch_documents(s))
+        try:
+            await asyncio.wait((work, watch), return_when=asyncio.FIRST_COMPLETED)
+            if not work.done():
+                watch.result()  # the StepFailed it ended with
+            return work.result()
+        finally:
+            for task in (work, watch):
+                task.cancel()
+            await asyncio.gather(work, watch, return_exceptions=True)
+
+    async def _watch_documents(self, s: Step) -> None:
+        while True:
+            await self._committed.wait()
+            self._committed.clear()
+            await self._check_document(s)
 
     def _left(self) -> StepFailed | None:
         """Return the failure for the page setting out off the allowlist since the last one."""
@@ -712,9 +763,12 @@ class BrowserSession:
         if left := self._left():
             raise left  # since the previous step ended
         try:
-            await self._not_on_error_page(step)
+            self._committed.clear()
+            await self._check_document(step)
             if secrets and step.action is Action.FILL:
-                await self._secret_field(step.target, secrets, secret_field_only, sign_in)
+                await self._unless_broken(
+                    step, self._secret_field(step.target, secrets, secret_field_only, sign_in)
+                )
             extracted = await self._perform(step, ready or _at_once)
             if step.expect and step.action is not Action.EXPECT_TEXT:
                 await expect(self.page.locator("body")).to_contain_text(
@@ -783,7 +837,7 @@ class BrowserSession:
         locator = self._locate(s.target)
         if s.action is Action.CLICK:
             # Checked while the caller gets ready (its screenshot), then clicked as checked.
-            await locator.click(trial=True)
+            await self._unless_broken(s, locator.click(trial=True))
             await ready()
             await locator.click(force=True)
             return None
@@ -797,7 +851,9 @@ class BrowserSession:
                     raise StepFailed(StepProblem.NAVIGATION, f"goto {s.target} answered {status}")
             case Action.FILL:
                 # Typed only into a document from an allowed host, checked just before.
-                where = await self._evaluate(s.target, "el => el.ownerDocument.location.href")
+                where = await self._unless_broken(
+                    s, self._evaluate(s.target, "el => el.ownerDocument.location.href")
+                )
                 left = self._left()
                 if left or not host_allowed(str(where), self.allowed_hosts):
                     raise left or StepFailed(
@@ -813,13 +869,17 @@ class BrowserSession:
             case Action.PRESS:
                 await locator.press(s.value or "")
             case Action.WAIT_FOR:
-                await locator.wait_for(state="visible")
+                await self._unless_broken(s, locator.wait_for(state="visible"))
             case Action.EXPECT_TEXT:
-                await expect(locator).to_contain_text(s.expect or "", timeout=self.timeout_ms)
+                await self._unless_broken(
+                    s, expect(locator).to_contain_text(s.expect or "", timeout=self.timeout_ms)
+                )
             case Action.EXPECT_URL:
-                await page.wait_for_url(lambda url: urlsplit(url).path == s.target)
+                await self._unless_broken(
+                    s, page.wait_for_url(lambda url: urlsplit(url).path == s.target)
+                )
             case Action.EXTRACT:
-                return await self._extract(s.target)
+                return await self._unless_broken(s, self._extract(s.target))
             case Action.ACCEPT_DIALOG:
                 self._armed = (s.target, asyncio.get_running_loop().create_future())
         return None
