@@ -17,6 +17,11 @@ runs from start_operation until the operation is reported ended, by which
 time its context is closed and its trace saved. Runs alternate between the
 sides; the medians (with the fastest and slowest run) and their ratio are
 printed, and the median of each agent run's ratio to the plain run before it.
+
+Last, the floor a capture before each click sets: on the settled product
+page, the median time of one step capture as the agent takes it (same
+format, scale and Chromium call), times the workflow's clicks and presses
+(each waits for its capture before it acts), as a share of the plain run.
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agentd.browser.playwright_browser import CHROMIUM_ARGS, PlaywrightBrowser
 from agentd.demosite import DemoSite
-from agentd.kb import load_knowledge_base
+from agentd.kb import Action, load_knowledge_base
 from agentd.ops_config import BrowserSettings, ServiceConfig
 from agentd.services.consents import ConsentsService
 from agentd.services.operations import OperationsService
@@ -170,6 +175,9 @@ async def main(
                         plain_times.append(plain)
                         agent_times.append(agent)
                 tg.cancel_scope.cancel()
+            context = await chromium.new_context(viewport=size)  # type: ignore[arg-type]
+            capture_ms = await capture_time(await context.new_page(), site, settings)
+            await context.close()
             await chromium.close()
     finally:
         await svc.close()
@@ -194,7 +202,41 @@ async def main(
         f"ratio, run by run:       {statistics.median(pairs):8.2f}x "
         f"(median; {pairs[0]:.2f}-{pairs[-1]:.2f}x)"
     )
+    workflow = kb.workflow("product_seo_update")
+    clicks = sum(1 for s in workflow.steps if s.action in (Action.CLICK, Action.PRESS))
+    floor = clicks * capture_ms
+    print(f"one step capture:        {capture_ms:8.1f} ms (median of {CAPTURES}, settled page)")
+    print(
+        f"captures before clicks:  {clicks} x {capture_ms:.1f} ms = {floor:.0f} ms = "
+        f"{floor / plain_ms:.2f} of the plain run: the agent's floor is "
+        f"{(plain_ms + floor) / plain_ms:.2f}x before any other guarantee"
+    )
     return 0
+
+
+CAPTURES = 40
+
+
+async def capture_time(page: Page, site: DemoSite, settings: BrowserSettings) -> float:
+    """Return the median time of one step capture (the agent's Chromium call) in ms."""
+    await plain_run(page, site, params(0))
+    cdp = await page.context.new_cdp_session(page)
+    shot: dict[str, object] = {"format": settings.screenshot_format, "optimizeForSpeed": True}
+    if settings.screenshot_scale < 1:
+        view = (await cdp.send("Page.getLayoutMetrics"))["cssVisualViewport"]
+        shot["clip"] = {
+            "x": view["pageX"],
+            "y": view["pageY"],
+            "width": view["clientWidth"],
+            "height": view["clientHeight"],
+            "scale": settings.screenshot_scale,
+        }
+    times = []
+    for _ in range(CAPTURES):
+        started = time.perf_counter()
+        await cdp.send("Page.captureScreenshot", shot)
+        times.append(time.perf_counter() - started)
+    return statistics.median(times) * 1000
 
 
 def spread(times: list[float]) -> str:

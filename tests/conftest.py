@@ -10,6 +10,23 @@ from pathlib import Path
 import pytest
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Put the slowest modules first (their ``slow(seconds)`` mark), the rest as collected.
+
+    scripts/test hands the files to the workers in this order, each taking the
+    next when it is free: the longest go first and none is left running alone
+    at the end.
+    """
+    items.sort(key=lambda item: -_expected_seconds(item))
+
+
+def _expected_seconds(item: pytest.Item) -> float:
+    mark = item.get_closest_marker("slow")
+    if mark is None:
+        return 0.0
+    return float(mark.args[0]) if mark.args else 1.0
+
+
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"

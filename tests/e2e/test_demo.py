@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow(75)
+
 
 # The whole loop with real Chromium: about two minutes on a quiet machine.
 @pytest.mark.timeout(900)

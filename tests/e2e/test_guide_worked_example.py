@@ -28,7 +28,7 @@ from tests.backoffice.store import Store, StoreTemplate
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.slow,
+    pytest.mark.slow(30),
     pytest.mark.skipif(not DEFAULT_CHROMIUM.is_file(), reason="Chromium is not installed"),
 ]
 

@@ -30,6 +30,8 @@ from agentd.supervise import DaemonProcess
 from agentd.testing.pgcluster import PgCluster
 from tests.e2e.test_gate_crash import ACCOUNTS, ACTIONS, intents
 
+pytestmark = pytest.mark.slow(10)
+
 CONFIG = """
 [store]
 url = "{url}"

@@ -29,7 +29,7 @@ from agentd.vault import generate_key_file
 from tests.helpers import ask, serving
 from tests.integration import test_browser_agent as base
 
-pytestmark = base.pytestmark
+pytestmark = base.BROWSER_MARKS
 
 ACCOUNTS = """id,tenant,name,stage,trusted_mode,domains,allowed_hosts
 acme,t1,Acme,discovery,ACTIVE,SALES;SEO,127.0.0.1

@@ -33,7 +33,7 @@ from agentd.vault import SecretValue, Vault
 from tests.integration import test_browser_agent as base
 from tests.integration.test_browser_agent import ACCOUNT, SERVICE, add_account, workflow_kb
 
-pytestmark = base.pytestmark
+pytestmark = base.BROWSER_MARKS
 anyio_backend = base.anyio_backend
 shared_browser = base.shared_browser
 site = base.site

@@ -39,10 +39,12 @@ ACCOUNT = "brightside"
 SERVICE = "backoffice"
 MAGENTA = (255, 0, 255)
 
-pytestmark = [
+# The marks of every module that drives Chromium (the modules built on this one take them).
+BROWSER_MARKS = [
     pytest.mark.browser,
     pytest.mark.skipif(not DEFAULT_CHROMIUM.is_file(), reason="Chromium is not installed"),
 ]
+pytestmark = [*BROWSER_MARKS, pytest.mark.slow(20)]
 
 
 @pytest.fixture(scope="module")

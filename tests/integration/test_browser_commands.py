@@ -18,7 +18,7 @@ from agentd.errors import InvalidArgument, NotFound
 from tests.integration import test_browser_agent as base
 from tests.integration.test_browser_agent import ACCOUNT, SERVICE, harness
 
-pytestmark = base.pytestmark
+pytestmark = base.BROWSER_MARKS
 anyio_backend = base.anyio_backend
 shared_browser = base.shared_browser
 site = base.site

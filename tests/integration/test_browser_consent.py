@@ -14,7 +14,7 @@ from agentd.errors import InvalidArgument
 from tests.integration import test_browser_agent as base
 from tests.integration.test_browser_agent import ACCOUNT, SERVICE, Harness, harness
 
-pytestmark = base.pytestmark
+pytestmark = base.BROWSER_MARKS
 anyio_backend = base.anyio_backend
 shared_browser = base.shared_browser
 site = base.site

@@ -26,7 +26,7 @@ from tests.integration.test_browser_agent import (
 )
 
 # The shared fixtures (one Chromium per module).
-pytestmark = base.pytestmark
+pytestmark = base.BROWSER_MARKS
 anyio_backend = base.anyio_backend
 shared_browser = base.shared_browser
 site = base.site

@@ -27,7 +27,7 @@ from agentd.ops_config import BrowserSettings
 from tests.integration import test_browser_agent as base
 from tests.integration.test_browser_agent import harness
 
-pytestmark = base.pytestmark
+pytestmark = base.BROWSER_MARKS
 anyio_backend = base.anyio_backend
 shared_browser = base.shared_browser
 tmp = base.tmp

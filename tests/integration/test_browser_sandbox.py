@@ -30,7 +30,7 @@ from agentd.errors import ExternalError
 from agentd.ops_config import FULL_CHROMIUM, BrowserSettings
 from tests.integration import test_browser_agent as base
 
-pytestmark = base.pytestmark
+pytestmark = base.BROWSER_MARKS
 anyio_backend = base.anyio_backend
 
 REPO = Path(__file__).resolve().parents[2]

@@ -27,7 +27,7 @@ from agentd.vault import SecretValue
 from tests.integration import test_browser_agent as base
 from tests.integration.test_browser_agent import ACCOUNT, SERVICE, Harness, harness, workflow_kb
 
-pytestmark = base.pytestmark
+pytestmark = [*base.BROWSER_MARKS, pytest.mark.slow(15)]
 anyio_backend = base.anyio_backend
 shared_browser = base.shared_browser
 site = base.site

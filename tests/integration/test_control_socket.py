@@ -29,6 +29,7 @@ from tests import flood_peer
 from tests.helpers import ask, serving
 from tests.integration.conftest import Daemon, StartDaemon
 
+pytestmark = pytest.mark.slow(15)
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to connect as another uid")
 
 

@@ -23,6 +23,8 @@ from playwright.sync_api import Browser, Dialog, Page, sync_playwright
 from agentd.demosite import DemoSite
 from agentd.errors import InvalidArgument, InvalidState
 
+pytestmark = pytest.mark.slow(10)
+
 REPO = Path(__file__).resolve().parents[2]
 PASSWORD = "correct horse battery"
 

@@ -33,6 +33,7 @@ from tests.integration.test_execution import (
 __all__ = ["execution_daemon", "site"]  # the fixtures
 
 pytestmark = [
+    pytest.mark.slow(90),
     pytest.mark.browser,
     pytest.mark.skipif(not DEFAULT_CHROMIUM.is_file(), reason="Chromium is not installed"),
 ]

@@ -29,10 +29,12 @@ from agentd.vault import generate_key_file
 from tests.helpers import ask
 from tests.integration.conftest import StartDaemon
 
-pytestmark = [
+# The marks of every module that drives Chromium (the modules built on this one take them).
+BROWSER_MARKS = [
     pytest.mark.browser,
     pytest.mark.skipif(not DEFAULT_CHROMIUM.is_file(), reason="Chromium is not installed"),
 ]
+pytestmark = [*BROWSER_MARKS, pytest.mark.slow(45)]
 
 ACCOUNTS = """id,tenant,name,stage,trusted_mode,domains,allowed_hosts
 acme,t1,Acme,discovery,ACTIVE,SALES;SEO,127.0.0.1

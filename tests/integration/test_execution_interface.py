@@ -8,6 +8,7 @@ import json
 from typing import Any
 
 import anyio
+import pytest
 
 from agentd.ctl.main import main as agentctl
 from agentd.demosite import DemoSite
@@ -15,7 +16,7 @@ from tests.helpers import ask
 from tests.integration import test_execution as base
 from tests.integration.test_execution import ExecutionDaemon, finished, held, propose
 
-pytestmark = base.pytestmark
+pytestmark = [*base.BROWSER_MARKS, pytest.mark.slow(10)]
 site = base.site
 execution_daemon = base.execution_daemon
 

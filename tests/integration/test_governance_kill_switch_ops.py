@@ -15,7 +15,7 @@ from agentd.services.incidents import EventHub, IncidentService
 from tests.integration import test_browser_agent as base
 from tests.integration.test_browser_agent import ACCOUNT, harness
 
-pytestmark = base.pytestmark
+pytestmark = base.BROWSER_MARKS
 anyio_backend = base.anyio_backend
 shared_browser = base.shared_browser
 site = base.site

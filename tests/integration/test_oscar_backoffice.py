@@ -27,7 +27,7 @@ from tests.e2e.test_daemon_process import BIN, REPO
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.slow,
+    pytest.mark.slow(45),
     pytest.mark.skipif(not DEFAULT_CHROMIUM.is_file(), reason="Chromium is not installed"),
 ]
 

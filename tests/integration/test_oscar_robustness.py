@@ -33,6 +33,7 @@ from tests.backoffice.store import Store, StoreTemplate
 from tests.integration.test_browser_agent import png_pixels
 
 pytestmark = [
+    pytest.mark.slow(20),
     pytest.mark.browser,
     pytest.mark.skipif(not DEFAULT_CHROMIUM.is_file(), reason="Chromium is not installed"),
 ]

@@ -17,6 +17,8 @@ from store_steps import sign_in
 from agentd.workflow_steps import WorkflowRun, step
 from tests.backoffice.store import Store
 
+pytestmark = pytest.mark.slow(15)
+
 EMAIL = "agentd-integration@brightside.test"
 PASSWORD = secrets.token_urlsafe(16)
 
