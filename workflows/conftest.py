@@ -14,9 +14,11 @@ import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from agentd.demosite import DemoSite
+from agentd.ops_config import DEFAULT_CHROMIUM
 from workflows.steps import WorkflowRun
 
-CHROMIUM = os.environ.get("AGENTD_CHROMIUM", "/usr/lib/chromium/chromium")
+# The daemon's default browser (Debian's chromium-headless-shell): the one the agents use.
+CHROMIUM = os.environ.get("AGENTD_CHROMIUM", str(DEFAULT_CHROMIUM))
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",

@@ -22,6 +22,7 @@ from playwright.sync_api import Browser, Dialog, Page, sync_playwright
 
 from agentd.demosite import DemoSite
 from agentd.errors import InvalidArgument, InvalidState
+from agentd.ops_config import DEFAULT_CHROMIUM
 
 pytestmark = pytest.mark.slow(10)
 
@@ -524,7 +525,7 @@ def test_control_endpoint_refuses_malformed_json(site: DemoSite) -> None:
 
 # -- in a real browser ---------------------------------------------------------------------------
 
-CHROMIUM = os.environ.get("AGENTD_CHROMIUM", "/usr/lib/chromium/chromium")
+CHROMIUM = os.environ.get("AGENTD_CHROMIUM", str(DEFAULT_CHROMIUM))
 
 
 @pytest.fixture(scope="module")

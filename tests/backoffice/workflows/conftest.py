@@ -9,15 +9,15 @@ knowledge base beside the bundled ones.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
+from agentd.ops_config import DEFAULT_CHROMIUM
 from agentd.workflow_steps import WorkflowRun
 from tests.backoffice.store import Store, StoreTemplate
 
-CHROMIUM = Path("/usr/lib/chromium/chromium")
+CHROMIUM = DEFAULT_CHROMIUM  # the agents' browser
 STEP_TIMEOUT_MS = 10_000
 
 
