@@ -122,7 +122,7 @@ async def test_dialog_that_never_appears(
 async def test_page_that_never_loads(
     tmp: Path, site: DemoSite, shared_browser: PlaywrightBrowser
 ) -> None:
-    site.fail("/admin/products", mode="slow", delay_s=5)
+    site.fail("/admin/products", mode="slow", delay_s=3)
     kb = flow("slow", ("Open the products", Action.GOTO, "/admin/products", None, None))
     async with harness(tmp, site, shared_browser, kb=kb, step_timeout_s=STEP_TIMEOUT_S) as h:
         op = await h.run("slow")

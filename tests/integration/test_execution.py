@@ -107,7 +107,9 @@ def execution_daemon(
             '[autonomy]\nlevel = "L3+"\n'
             "[scheduler]\nenabled = false\n"
             f'[vault]\nkey_file = "{key}"\n'
-            "[browser]\nstep_timeout_s = 5.0\ntrace = false\n"
+            # Step captures at a quarter of the viewport: these tests check what the
+            # back-office holds, not the images, and Chromium does half the work per capture.
+            "[browser]\nstep_timeout_s = 5.0\ntrace = false\nscreenshot_scale = 0.25\n"
             f'[browser.services.backoffice]\nbase_url = "{site.url}"\n'
             + (f'[notify]\nwebhook_url = "{webhook}"\n' if webhook else "")
             + "[execution]\npoll_interval_s = 0.2\noperation_timeout_s = 60.0\n"
