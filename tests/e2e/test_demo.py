@@ -15,7 +15,7 @@ import pytest
 pytestmark = pytest.mark.slow(75)
 
 
-# The whole loop with real Chromium: about two minutes on a quiet machine.
+# The whole loop with real Chromium: about a minute on a quiet machine.
 @pytest.mark.timeout(900)
 def test_demo_runs_and_its_summary_matches_the_store(short_tmp: Path) -> None:
     folder = short_tmp / "demo"
