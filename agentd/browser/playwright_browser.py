@@ -181,16 +181,20 @@ MARK_FIELDS_SCRIPT = f"""(indexes) => {{
 }}"""
 _VIEW = ("pageX", "pageY", "clientWidth", "clientHeight")
 # The HTTP status the shown document was answered with (0 when the browser does
-# not say), once the document is parsed.
+# not say), once the document has loaded.
 DOCUMENT_STATUS_SCRIPT = """() => new Promise((resolve) => {
   const answer = () => {
     const nav = performance.getEntriesByType('navigation')[0];
     resolve(nav && nav.responseStatus ? nav.responseStatus : 0);
   };
-  if (document.readyState === 'loading') {
-    document.addEventListener('DOMContentLoaded', answer, { once: true });
+  if (document.readyState !== 'complete') {
+    window.addEventListener('load', answer, { once: true });
   } else answer();
 })"""
+# A document answered with a server error: its page is the server's apology.
+# (A 4xx page may be an application that renders itself, such as a single-page
+# app's fallback served as a 404: its steps wait as usual.)
+SERVER_ERROR = 500
 _T = TypeVar("_T")
 JPEG_QUALITY = 60
 CAPTURE_ATTEMPTS = 3
@@ -341,7 +345,7 @@ class BrowserSession:
         self.left_for: list[str] = []
         self._left_seen = 0
         # The status and path of the main frame's document when the site answered
-        # it with an error (None once a document answers without one).
+        # it with a server error (None once a document answers without one).
         self._error_document: tuple[int, str] | None = None
         # The path and the reason of the main frame's last navigation that failed.
         self._failed_load: tuple[str, str] | None = None
@@ -420,7 +424,7 @@ class BrowserSession:
         if self._main_navigation(response.request):
             status = response.status
             path = urlsplit(response.url).path or "/"
-            self._error_document = (status, path) if status >= 400 else None
+            self._error_document = (status, path) if status >= SERVER_ERROR else None
 
     def _on_request_failed(self, request: Request) -> None:
         if self._main_navigation(request) and request.failure != "net::ERR_ABORTED":
@@ -434,12 +438,12 @@ class BrowserSession:
         """Fail at once a step that waits for what a broken page will not show.
 
         When the page could not be loaded (Chromium shows its own error page),
-        or the site answered it with an error (a 500 after a click, say) and
-        the step's target is not on it, waiting out the step timeout would
-        change nothing. A target the error page does show (a form sent back
-        with a 422) is acted on as usual. The status is the shown document's
-        own (read once it is parsed), so a page still on its way is not judged
-        by the one before it. Costs nothing until a navigation went wrong.
+        or the site answered it with a server error (a 500 after a click, say)
+        and the step's target is not on it, waiting out the step timeout would
+        change nothing. A target the error page does show is acted on as usual.
+        The status is the shown document's own (read once it has loaded), so a
+        page still on its way is not judged by the one before it. Costs nothing
+        until a navigation went wrong.
         """
         if s.action not in SELECTOR_ACTIONS and s.action is not Action.EXPECT_URL:
             return
@@ -458,7 +462,7 @@ class BrowserSession:
                     page.evaluate(DOCUMENT_STATUS_SCRIPT), self.settings.step_timeout_s
                 )
             )
-            if status < 400:
+            if status < SERVER_ERROR:
                 return
             path = urlsplit(page.url).path or "/"
             if s.action is Action.EXPECT_URL:

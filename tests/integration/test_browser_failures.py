@@ -180,6 +180,22 @@ async def test_a_click_onto_a_broken_page_fails_the_next_step_at_once(
         assert failed.duration_ms < PATIENT_TIMEOUT_S * 1000 / 2, "it waited out the timeout"
 
 
+async def test_a_client_error_page_is_waited_on_as_any_page(
+    tmp: Path, site: DemoSite, shared_browser: PlaywrightBrowser
+) -> None:
+    # A 4xx page may be an application that renders itself (a single-page app's
+    # fallback served as a 404): only a server error fails a step at once.
+    site.fail("/admin/products", status=404)
+    kb = flow(
+        "missing",
+        ("Open the products", Action.CLICK, '[data-testid="nav-products"]', None, None),
+        ("Edit a product", Action.CLICK, '[data-testid="edit-product-101"]', None, None),
+    )
+    async with harness(tmp, site, shared_browser, kb=kb, step_timeout_s=STEP_TIMEOUT_S) as h:
+        op = await h.run("missing")
+        await assert_failed_with_evidence(h, op, "step_failed", "matched nothing in 2s")
+
+
 async def test_an_error_page_that_shows_the_target_is_acted_on(
     tmp: Path, site: DemoSite, shared_browser: PlaywrightBrowser
 ) -> None:
