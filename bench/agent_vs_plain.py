@@ -19,8 +19,8 @@ sides; the medians (with the fastest and slowest run) and their ratio are
 printed, and the median of each agent run's ratio to the plain run before it.
 
 Last, the floor a capture before each click sets: on the settled product
-page, the median time of one step capture as the agent takes it (same
-format, scale and Chromium call), times the workflow's clicks and presses
+page, the median time of one step capture taken by the agent's own browser
+session (its secret scan and capture), times the workflow's clicks and presses
 (each waits for its capture before it acts), as a share of the plain run.
 """
 
@@ -175,10 +175,8 @@ async def main(
                         plain_times.append(plain)
                         agent_times.append(agent)
                 tg.cancel_scope.cancel()
-            context = await chromium.new_context(viewport=size)  # type: ignore[arg-type]
-            capture_ms = await capture_time(await context.new_page(), site, settings)
-            await context.close()
             await chromium.close()
+        capture_ms = await capture_time(browser, site, tmp, settings)
     finally:
         await svc.close()
         await store.close()
@@ -217,25 +215,29 @@ async def main(
 CAPTURES = 40
 
 
-async def capture_time(page: Page, site: DemoSite, settings: BrowserSettings) -> float:
-    """Return the median time of one step capture (the agent's Chromium call) in ms."""
-    await plain_run(page, site, params(0))
-    cdp = await page.context.new_cdp_session(page)
-    shot: dict[str, object] = {"format": settings.screenshot_format, "optimizeForSpeed": True}
-    if settings.screenshot_scale < 1:
-        view = (await cdp.send("Page.getLayoutMetrics"))["cssVisualViewport"]
-        shot["clip"] = {
-            "x": view["pageX"],
-            "y": view["pageY"],
-            "width": view["clientWidth"],
-            "height": view["clientHeight"],
-            "scale": settings.screenshot_scale,
-        }
-    times = []
-    for _ in range(CAPTURES):
-        started = time.perf_counter()
-        await cdp.send("Page.captureScreenshot", shot)
-        times.append(time.perf_counter() - started)
+async def capture_time(
+    browser: PlaywrightBrowser, site: DemoSite, tmp: Path, settings: BrowserSettings
+) -> float:
+    """Return the median time of one step capture in ms, taken by the agent's own
+    session (its secret scan, then Chromium's capture at the configured scale)."""
+    session = await browser.new_session(
+        [f"127.0.0.1:{site.port}"],
+        tmp / "capture",
+        base_url=site.url,
+        settings=settings.model_copy(update={"trace": False}),  # not measured
+    )
+    try:
+        await session.open()
+        # The password: the sign-in name is on the page (the agent lets it show).
+        session.protect({"admin_password": site.admin_password})
+        await plain_run(session.page, site, params(0))
+        times = []
+        for _ in range(CAPTURES):
+            started = time.perf_counter()
+            await session.screenshot()
+            times.append(time.perf_counter() - started)
+    finally:
+        await session.close()
     return statistics.median(times) * 1000
 
 

@@ -344,9 +344,9 @@ class BrowserSession:
         # redirect chain is a request of its own); ``_left_seen`` of them reported.
         self.left_for: list[str] = []
         self._left_seen = 0
-        # The status and path of the main frame's document when the site answered
-        # it with a server error (None once a document answers without one).
-        self._error_document: tuple[int, str] | None = None
+        # Whether the site answered the main frame's last document with a server error
+        # (the shown document's own status is read when it matters).
+        self._server_error = False
         # The path and the reason of the main frame's last navigation that failed.
         self._failed_load: tuple[str, str] | None = None
         self._committed = asyncio.Event()  # set when the main frame shows a new document
@@ -422,9 +422,7 @@ class BrowserSession:
 
     def _on_response(self, response: Response) -> None:
         if self._main_navigation(response.request):
-            status = response.status
-            path = urlsplit(response.url).path or "/"
-            self._error_document = (status, path) if status >= SERVER_ERROR else None
+            self._server_error = response.status >= SERVER_ERROR
 
     def _on_request_failed(self, request: Request) -> None:
         if self._main_navigation(request) and request.failure != "net::ERR_ABORTED":
@@ -454,7 +452,7 @@ class BrowserSession:
                 StepProblem.NAVIGATION,
                 f"{path} could not be loaded ({why}): {s.action} {s.target} cannot run",
             )
-        if self._error_document is None:
+        if not self._server_error:
             return
         try:
             status = int(

@@ -143,6 +143,11 @@ async def test_site_down(tmp: Path, site: DemoSite, shared_browser: PlaywrightBr
 
 # Longer than the site needs: a step that waited it out would show in its duration.
 PATIENT_TIMEOUT_S = 10.0
+# Two clicks after signing in: the products list, then a product's form.
+INTO_A_PRODUCT = (
+    ("Open the products", Action.CLICK, '[data-testid="nav-products"]', None, None),
+    ("Edit a product", Action.CLICK, '[data-testid="edit-product-101"]', None, None),
+)
 
 
 @pytest.mark.parametrize(
@@ -166,11 +171,7 @@ async def test_a_click_onto_a_broken_page_fails_the_next_step_at_once(
     failing: int,
 ) -> None:
     site.fail(path, mode=mode)
-    kb = flow(
-        "broken",
-        ("Open the products", Action.CLICK, '[data-testid="nav-products"]', None, None),
-        ("Edit a product", Action.CLICK, '[data-testid="edit-product-101"]', None, None),
-    )
+    kb = flow("broken", *INTO_A_PRODUCT)
     async with harness(tmp, site, shared_browser, kb=kb, step_timeout_s=PATIENT_TIMEOUT_S) as h:
         op = await h.run("broken")
         await assert_failed_with_evidence(h, op, "step_failed", words)
@@ -186,11 +187,7 @@ async def test_a_client_error_page_is_waited_on_as_any_page(
     # A 4xx page may be an application that renders itself (a single-page app's
     # fallback served as a 404): only a server error fails a step at once.
     site.fail("/admin/products", status=404)
-    kb = flow(
-        "missing",
-        ("Open the products", Action.CLICK, '[data-testid="nav-products"]', None, None),
-        ("Edit a product", Action.CLICK, '[data-testid="edit-product-101"]', None, None),
-    )
+    kb = flow("missing", *INTO_A_PRODUCT)
     async with harness(tmp, site, shared_browser, kb=kb, step_timeout_s=STEP_TIMEOUT_S) as h:
         op = await h.run("missing")
         await assert_failed_with_evidence(h, op, "step_failed", "matched nothing in 2s")
