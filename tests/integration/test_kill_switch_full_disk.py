@@ -14,6 +14,7 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+import anyio
 import pytest
 
 from tests.integration.conftest import StartDaemon
@@ -39,7 +40,12 @@ def small_disk(short_tmp: Path) -> Iterator[Path]:
 
 
 def fill(disk: Path, db: Path) -> Path:
-    """Give the WAL back to the disk, then take every free byte; return the filler file."""
+    """Give the WAL back to the disk, then take every free byte; return the filler file.
+
+    Blocking: run it on a worker thread. The daemon serves in this process, and
+    its event loop must go on meanwhile, so that a write a background task has under way
+    commits and lets the checkpoint finish.
+    """
     with contextlib.closing(sqlite3.connect(db)) as conn:
         busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
         assert busy == 0
@@ -66,7 +72,7 @@ async def test_kill_switch_on_a_full_disk_holds_in_memory_then_is_saved(
     settings = configure(short_tmp, monkeypatch)
     async with daemon(settings, accounts=True) as d:
         assert (await d.check())["decision"] == "AUTO_EXECUTE"
-        filler = fill(small_disk, settings.database_path)
+        filler = await anyio.to_thread.run_sync(fill, small_disk, settings.database_path)
 
         on = await d.ask("kill_switch.on", {"reason": "runaway agent"})
         assert on["kill_switch"] is True and on["saved"] is False
