@@ -432,26 +432,33 @@ async def test_audit_verify_fails_when_the_trail_is_cut_under_the_running_daemon
         )
     db_path = running.app.settings.database_path
     assert (await ask(running.sock, "audit.verify"))["intact"] is True
-    raw = sqlite3.connect(db_path)
-    top = raw.execute("SELECT max(seq) FROM audit").fetchone()[0]
-    keep = top - 3
-    # Rewriting in place is refused even with the delete trigger gone.
-    raw.execute("DROP TRIGGER audit_no_delete")
-    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
-        raw.execute(
-            "INSERT OR REPLACE INTO audit SELECT seq, at, event, 'mallory', subject, data, "
-            f"prev_hash, hash FROM audit WHERE seq = {keep}"
-        )
-    raw.execute(f"DELETE FROM audit WHERE seq > {keep}")
-    raw.execute("DROP TRIGGER audit_no_update")
-    seq, at, event, subject, data, prev = raw.execute(
-        f"SELECT seq, at, event, subject, data, prev_hash FROM audit WHERE seq = {keep}"
-    ).fetchone()
-    digest = record_hash(prev, seq, at, event, "mallory", subject, data)
-    raw.execute(f"UPDATE audit SET actor = 'mallory', hash = ? WHERE seq = {keep}", (digest,))
-    raw.execute("UPDATE meta SET value = ? WHERE key = 'audit.head'", (f"{keep}:{digest}",))
-    raw.commit()
-    raw.close()
+
+    def cut() -> tuple[int, int]:
+        # On a worker thread: the daemon serves in this process, and a write on
+        # the event loop would hold up a transaction it has under way.
+        raw = sqlite3.connect(db_path)
+        top = raw.execute("SELECT max(seq) FROM audit").fetchone()[0]
+        keep = top - 3
+        # Rewriting in place is refused even with the delete trigger gone.
+        raw.execute("DROP TRIGGER audit_no_delete")
+        with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+            raw.execute(
+                "INSERT OR REPLACE INTO audit SELECT seq, at, event, 'mallory', subject, data, "
+                f"prev_hash, hash FROM audit WHERE seq = {keep}"
+            )
+        raw.execute(f"DELETE FROM audit WHERE seq > {keep}")
+        raw.execute("DROP TRIGGER audit_no_update")
+        seq, at, event, subject, data, prev = raw.execute(
+            f"SELECT seq, at, event, subject, data, prev_hash FROM audit WHERE seq = {keep}"
+        ).fetchone()
+        digest = record_hash(prev, seq, at, event, "mallory", subject, data)
+        raw.execute(f"UPDATE audit SET actor = 'mallory', hash = ? WHERE seq = {keep}", (digest,))
+        raw.execute("UPDATE meta SET value = ? WHERE key = 'audit.head'", (f"{keep}:{digest}",))
+        raw.commit()
+        raw.close()
+        return top, keep
+
+    top, keep = await anyio.to_thread.run_sync(cut)
     verdict = await ask(running.sock, "audit.verify")
     assert verdict["intact"] is False
     assert verdict["first_broken_seq"] == keep + 1

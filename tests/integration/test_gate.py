@@ -57,6 +57,24 @@ class Gate:
     async def call(self, cmd: str, args: dict[str, Any] | None = None, **kw: Any) -> Any:
         return await ask(self.socket, cmd, args, **kw)
 
+    async def tamper(self, sql: str, params: tuple[Any, ...] = ()) -> None:
+        """Write to the file behind the daemon's back, on a worker thread.
+
+        The daemon serves in this process: a write made on the event loop
+        would freeze it, and a transaction it has under way, until SQLite's
+        busy timeout gives up ("database is locked").
+        """
+
+        def run() -> None:
+            con = sqlite3.connect(self.db)
+            try:
+                con.execute(sql, params)
+                con.commit()
+            finally:
+                con.close()
+
+        await anyio.to_thread.run_sync(run)
+
     def count(self, sql: str, params: tuple[Any, ...] = ()) -> int:
         con = sqlite3.connect(self.db)
         try:
@@ -349,10 +367,10 @@ async def test_approve_records_human_and_hands_off(gate: Gate) -> None:
     await expect_error(
         gate.call("reject", {"id": r["intent_id"], "reason": "late"}), ErrorCode.INVALID_STATE
     )
-    con = sqlite3.connect(gate.db)
     with pytest.raises(sqlite3.IntegrityError, match="written once"):
-        con.execute("UPDATE intents SET approval_source='POLICY' WHERE id=?", (r["intent_id"],))
-    con.close()
+        await gate.tamper(
+            "UPDATE intents SET approval_source='POLICY' WHERE id=?", (r["intent_id"],)
+        )
 
 
 async def test_blocked_cannot_be_approved_and_refusal_is_audited(gate: Gate) -> None:
@@ -414,14 +432,11 @@ async def test_pending_approvals_expire_fail_closed(
 
 async def test_crash_between_reserve_and_publish_is_finished(gate: Gate) -> None:
     r = await gate.call("propose", intent(action="send_proposal"))
-    con = sqlite3.connect(gate.db)
-    con.execute(
+    await gate.tamper(
         "INSERT INTO idempotency(intent_id, state, updated_at, intent_seq) "
         "SELECT id, 'RESERVED', '2026-01-01T00:00:00+00:00', seq FROM intents WHERE id = ?",
         (r["intent_id"],),
     )
-    con.commit()
-    con.close()
     assert await gate.app.gate.recover() == 1
     assert (
         gate.count("SELECT count(*) FROM execution_queue WHERE intent_id = ?", (r["intent_id"],))
@@ -471,10 +486,7 @@ async def test_idempotency_records_pruned_after_retention(gate: Gate) -> None:
     from datetime import timedelta
 
     r = await gate.call("propose", intent(rationale="old"))
-    con = sqlite3.connect(gate.db)
-    con.execute("UPDATE idempotency SET updated_at = '2020-01-01T00:00:00+00:00'")
-    con.commit()
-    con.close()
+    await gate.tamper("UPDATE idempotency SET updated_at = '2020-01-01T00:00:00+00:00'")
     await gate.call("propose", intent(rationale="fresh"))
     assert await gate.app.gate.prune_idempotency(timedelta(days=90)) == 1
     assert gate.count("SELECT count(*) FROM idempotency") == 1
